@@ -1,0 +1,90 @@
+//! `ioc`: the IOC Console engine on the command line.
+//!
+//! ```text
+//! ioc serve [--listen ADDR] [--data DIR] [--config FILE] [--no-demo]
+//! ioc import basemap FILE [--data DIR] [--config FILE]
+//! ioc bench ingest [-n N]
+//! ioc demo places GEOJSON > assets/demo/nghe-an-communes.csv
+//! ```
+
+mod bench;
+mod demo;
+mod import;
+mod serve;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "ioc", version, about = "IOC Console: engine, server and tools")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the engine keeps its data and how it is configured.
+#[derive(Args, Clone, Debug)]
+pub struct Common {
+    /// Data folder (database, imported basemap). Default: the user's data folder.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Configuration file (TOML). Default: built-in defaults (the Nghệ An demo).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl Common {
+    /// The configuration with command-line overrides applied.
+    pub fn load(&self) -> anyhow::Result<ioc_engine::Config> {
+        let mut config = ioc_engine::Config::load(self.config.as_deref())?;
+        if let Some(d) = &self.data {
+            config.paths.data = Some(d.clone());
+        }
+        Ok(config)
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the engine and serve the API, the live feed and the UI over HTTP.
+    Serve(serve::ServeArgs),
+    /// Import data files.
+    #[command(subcommand)]
+    Import(import::ImportCommand),
+    /// Measure the engine against a baseline on this machine.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// Tools for the built-in demo scenario.
+    #[command(subcommand)]
+    Demo(demo::DemoCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(a) => serve::run(a).await,
+            Command::Import(c) => import::run(c).await,
+            Command::Bench(c) => bench::run(c).await,
+            Command::Demo(c) => demo::run(c),
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! `ioc serve`.
+
+use crate::Common;
+use clap::Args;
+use ioc_engine::Engine;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1:8080; port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Run without the built-in Nghệ An simulator.
+    #[arg(long)]
+    no_demo: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = args.common.load()?;
+    if let Some(l) = args.listen {
+        config.server.listen = l;
+    }
+    if args.no_demo {
+        config = config.without_demo();
+    }
+    let listen = config.server.listen;
+    let listener = ioc_server::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let engine = Arc::new(Engine::start(config).await?);
+    let addr = listener.local_addr()?;
+    // Tests and scripts read this line to find the port.
+    println!("IOC Console listening on http://{addr}");
+    tracing::info!("data in {}", engine.data_dir().display());
+    ioc_server::serve(engine.clone(), listener, shutdown_signal()).await?;
+    tracing::info!("stopping: committing what was accepted");
+    engine.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,602 @@
+//! The one TOML configuration file. Every key has a default good enough for the Nghệ An demo,
+//! so no file is needed to start; a wrong key or value is refused with its name and position.
+//!
+//! ```toml
+//! [paths]
+//! data = "/var/lib/ioc"          # default: the user's data folder
+//!
+//! [server]
+//! listen = "127.0.0.1:8080"
+//!
+//! [[source]]                     # no [[source]] at all: the demo simulator
+//! name = "demo"
+//! kind = "simulator"
+//! interval = "5s"
+//!
+//! [[rule]]                       # no [[rule]] at all: the demo rules below
+//! name = "pm25-high"
+//! when = "metric == 'pm25' && value > 150.0"
+//! for = "10m"
+//! severity = "major"
+//! message = "PM2.5 {value} µg/m³ tại {entity.name}"
+//! ```
+
+use ioc_model::{Domain, Severity};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub paths: Paths,
+    pub server: ServerConfig,
+    pub display: DisplayConfig,
+    pub store: StoreConfig,
+    pub hub: HubConfig,
+    /// `[[source]]` tables. Absent: the Nghệ An demo simulator.
+    pub sources: Option<Vec<SourceConfig>>,
+    /// `[[rule]]` tables. Absent: the demo rules ([`default_rules`]).
+    pub rules: Option<Vec<RuleConfig>>,
+}
+
+/// The file as written. Sources are read in a second step, by their `kind`, so that an error
+/// inside one names the source, its line and the key.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    paths: Paths,
+    server: ServerConfig,
+    display: DisplayConfig,
+    store: StoreConfig,
+    hub: HubConfig,
+    #[serde(rename = "source")]
+    sources: Option<Vec<toml::Spanned<toml::Table>>>,
+    /// `[[rule]]` tables. Absent: the demo rules ([`default_rules`]).
+    #[serde(rename = "rule")]
+    rules: Option<Vec<RuleConfig>>,
+}
+
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Paths {
+    /// Folder for the database and imported files. Default: `<user data dir>/ioc-console`.
+    pub data: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Serve the UI from this folder instead of the copy built into the binary.
+    pub ui_dir: Option<PathBuf>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            ui_dir: None,
+        }
+    }
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct DisplayConfig {
+    /// IANA time zone times are shown in.
+    pub timezone: String,
+    /// Default UI language: `vi` or `en`.
+    pub language: String,
+}
+
+impl Default for DisplayConfig {
+    fn default() -> Self {
+        DisplayConfig {
+            timezone: "Asia/Ho_Chi_Minh".into(),
+            language: "vi".into(),
+        }
+    }
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// How long raw observations are kept; 1-minute rollups are kept for good.
+    #[serde(with = "humantime_serde")]
+    pub raw_retention: Duration,
+    /// Most observations written in one transaction.
+    pub batch_max: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            raw_retention: Duration::from_secs(30 * 86_400),
+            batch_max: 8192,
+        }
+    }
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubConfig {
+    /// Changes kept for clients that reconnect; older ones get a snapshot instead.
+    pub log_capacity: usize,
+    /// Shortest time between two frames to one client (coalescing window).
+    #[serde(with = "humantime_serde")]
+    pub frame_interval: Duration,
+    /// A heartbeat is sent after this long without changes.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            log_capacity: 200_000,
+            frame_interval: Duration::from_millis(100),
+            heartbeat: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One `[[source]]` table; `kind` selects the variant.
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    Simulator(SimulatorConfig),
+}
+
+/// The values `kind` can take.
+pub const SOURCE_KINDS: &[&str] = &["simulator"];
+
+impl SourceConfig {
+    /// Reads one `[[source]]` table by its `kind`.
+    fn from_table(mut table: toml::Table) -> Result<SourceConfig, String> {
+        let kind = match table.remove("kind") {
+            Some(toml::Value::String(k)) => k,
+            Some(other) => return Err(format!("`kind` must be a string, not {other}")),
+            None => {
+                return Err(format!(
+                    "missing `kind` (one of {})",
+                    SOURCE_KINDS.join(", ")
+                ))
+            }
+        };
+        let value = toml::Value::Table(table);
+        match kind.as_str() {
+            "simulator" => SimulatorConfig::deserialize(value)
+                .map(SourceConfig::Simulator)
+                .map_err(|e| e.to_string()),
+            other => Err(format!(
+                "unknown kind {other:?} (one of {})",
+                SOURCE_KINDS.join(", ")
+            )),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            SourceConfig::Simulator(c) => &c.name,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceConfig::Simulator(_) => "simulator",
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        match self {
+            SourceConfig::Simulator(c) => c.enabled,
+        }
+    }
+}
+
+/// The Nghệ An demo scenario (`kind = "simulator"`): about 300 stations, gauges, counters and
+/// cameras at real places, with daily cycles and occasional episodes that make rules fire.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulatorConfig {
+    pub name: String,
+    pub enabled: bool,
+    /// Every entity reports once per interval.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Random seed: the same seed places the same entities.
+    pub seed: u64,
+    /// Multiplies the number of entities (1.0 ≈ 300).
+    pub scale: f64,
+    /// Mean time between two episodes (pollution spike, rising river, camera down, …).
+    #[serde(with = "humantime_serde")]
+    pub episode_every: Duration,
+    /// Mean length of an episode.
+    #[serde(with = "humantime_serde")]
+    pub episode_length: Duration,
+    /// On first start (or after a gap), history generated back to this long ago.
+    #[serde(with = "humantime_serde")]
+    pub backfill: Duration,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        SimulatorConfig {
+            name: "demo".into(),
+            enabled: true,
+            interval: Duration::from_secs(5),
+            seed: 40,
+            scale: 1.0,
+            episode_every: Duration::from_secs(4 * 60),
+            episode_length: Duration::from_secs(25 * 60),
+            backfill: Duration::from_secs(6 * 3600),
+        }
+    }
+}
+
+/// One `[[rule]]` table.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    pub name: String,
+    /// CEL condition over `metric`, `value`, `time` and `entity`.
+    pub when: String,
+    /// How long the condition must hold before the alert is raised.
+    #[serde(rename = "for", default, with = "humantime_serde")]
+    pub for_: Duration,
+    pub severity: Severity,
+    /// Shown in the queue; `{value}`, `{metric}`, `{uom}`, `{entity.name}`, `{entity.id}`,
+    /// `{unit}` are replaced.
+    pub message: String,
+    /// Kind of event, e.g. `air_quality`, `flood`; default: the rule's name.
+    #[serde(default)]
+    pub category: Option<String>,
+    /// Domain of the alert; default: the entity's.
+    #[serde(default)]
+    pub domain: Option<Domain>,
+    /// Resolve an acknowledged alert by itself once the condition clears.
+    #[serde(default = "yes")]
+    pub auto_resolve: bool,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Config {
+    /// Reads the file, or the defaults when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config = Config::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })?;
+        Ok(config)
+    }
+
+    /// Parses TOML text; errors name the key and its line.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let parse_err = |message: String| ConfigError::Parse {
+            path: PathBuf::from("<config>"),
+            message,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+        let sources = match raw.sources {
+            None => None,
+            Some(tables) => {
+                let mut out = Vec::new();
+                for (i, spanned) in tables.into_iter().enumerate() {
+                    let line = text[..spanned.span().start.min(text.len())]
+                        .matches('\n')
+                        .count()
+                        + 1;
+                    let table = spanned.into_inner();
+                    let name = table
+                        .get("name")
+                        .and_then(|n| n.as_str())
+                        .map(|n| format!("{n:?}"))
+                        .unwrap_or_else(|| format!("#{}", i + 1));
+                    out.push(SourceConfig::from_table(table).map_err(|e| {
+                        let e = e.trim().replace('\n', " ");
+                        parse_err(format!("[[source]] {name} (line {line}): {e}"))
+                    })?);
+                }
+                Some(out)
+            }
+        };
+        let config = Config {
+            paths: raw.paths,
+            server: raw.server,
+            display: raw.display,
+            store: raw.store,
+            hub: raw.hub,
+            sources,
+            rules: raw.rules,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !matches!(self.display.language.as_str(), "vi" | "en") {
+            return Err(ConfigError::Invalid(format!(
+                "display.language must be \"vi\" or \"en\", not {:?}",
+                self.display.language
+            )));
+        }
+        if self.store.batch_max == 0 {
+            return Err(ConfigError::Invalid(
+                "store.batch_max must be at least 1".into(),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for s in self.sources.iter().flatten() {
+            if s.name().is_empty() {
+                return Err(ConfigError::Invalid(
+                    "a [[source]] has an empty name".into(),
+                ));
+            }
+            if !names.insert(s.name()) {
+                return Err(ConfigError::Invalid(format!(
+                    "two [[source]] tables are named {:?}",
+                    s.name()
+                )));
+            }
+            match s {
+                SourceConfig::Simulator(c) => {
+                    if c.interval.is_zero() {
+                        return Err(ConfigError::Invalid(format!(
+                            "source {:?}: interval must be more than 0",
+                            c.name
+                        )));
+                    }
+                    if !(c.scale > 0.0 && c.scale <= 100.0) {
+                        return Err(ConfigError::Invalid(format!(
+                            "source {:?}: scale must be in (0, 100]",
+                            c.name
+                        )));
+                    }
+                }
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for r in self.rules.iter().flatten() {
+            if !names.insert(r.name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "two [[rule]] tables are named {:?}",
+                    r.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The sources to run: the configured ones, or the demo simulator.
+    pub fn effective_sources(&self) -> Vec<SourceConfig> {
+        match &self.sources {
+            Some(s) => s.iter().filter(|s| s.enabled()).cloned().collect(),
+            None => vec![SourceConfig::Simulator(SimulatorConfig::default())],
+        }
+    }
+
+    /// The rules to load: the configured ones, or [`default_rules`].
+    pub fn effective_rules(&self) -> Vec<RuleConfig> {
+        match &self.rules {
+            Some(r) => r.iter().filter(|r| r.enabled).cloned().collect(),
+            None => default_rules(),
+        }
+    }
+
+    /// Drops every simulator source (`--no-demo`).
+    pub fn without_demo(mut self) -> Config {
+        let sources = self
+            .effective_sources()
+            .into_iter()
+            .filter(|s| !matches!(s, SourceConfig::Simulator(_)))
+            .collect();
+        self.sources = Some(sources);
+        self
+    }
+
+    /// The data folder: configured, or `<user data dir>/ioc-console`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.paths.data.clone().unwrap_or_else(default_data_dir)
+    }
+}
+
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("ioc-console")
+}
+
+/// The rules the demo runs with when the config names none. Thresholds follow Vietnamese
+/// practice: PM2.5 above 150 µg/m³ is "very unhealthy" (VN_AQI > 200 band), river gauges carry
+/// their alarm levels I/II/III (báo động 1/2/3) as attributes.
+pub fn default_rules() -> Vec<RuleConfig> {
+    let rule = |name: &str,
+                when: &str,
+                for_secs: u64,
+                severity: Severity,
+                category: &str,
+                message: &str| RuleConfig {
+        name: name.into(),
+        when: when.into(),
+        for_: Duration::from_secs(for_secs),
+        severity,
+        message: message.into(),
+        category: Some(category.into()),
+        domain: None,
+        auto_resolve: true,
+        enabled: true,
+    };
+    vec![
+        rule(
+            "pm25-very-unhealthy",
+            "metric == 'pm25' && value > 150.0",
+            600,
+            Severity::Major,
+            "air_quality",
+            "PM2.5 {value} µg/m³ > 150 µg/m³ quá 10 phút",
+        ),
+        rule(
+            "pm25-hazardous",
+            "metric == 'pm25' && value > 250.0",
+            300,
+            Severity::Critical,
+            "air_quality",
+            "PM2.5 {value} µg/m³ ở mức nguy hại (> 250 µg/m³)",
+        ),
+        rule(
+            "water-alarm-1",
+            "metric == 'water_level' && value >= entity.attributes.alarm_1 && value < entity.attributes.alarm_2",
+            0,
+            Severity::Warning,
+            "flood",
+            "Mực nước {value} m vượt báo động I",
+        ),
+        rule(
+            "water-alarm-2",
+            "metric == 'water_level' && value >= entity.attributes.alarm_2 && value < entity.attributes.alarm_3",
+            0,
+            Severity::Major,
+            "flood",
+            "Mực nước {value} m vượt báo động II",
+        ),
+        rule(
+            "water-alarm-3",
+            "metric == 'water_level' && value >= entity.attributes.alarm_3",
+            0,
+            Severity::Critical,
+            "flood",
+            "Mực nước {value} m vượt báo động III",
+        ),
+        rule(
+            "camera-offline",
+            "metric == 'online' && value < 0.5",
+            300,
+            Severity::Major,
+            "camera",
+            "Camera mất kết nối quá 5 phút",
+        ),
+        rule(
+            "rain-heavy",
+            "metric == 'rain_1h' && value >= 50.0",
+            0,
+            Severity::Major,
+            "rain",
+            "Mưa rất to: {value} mm/giờ",
+        ),
+        rule(
+            "traffic-jam",
+            "metric == 'speed' && value < 10.0",
+            600,
+            Severity::Warning,
+            "traffic",
+            "Ùn tắc: tốc độ trung bình {value} km/h quá 10 phút",
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_demo() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.effective_sources().len(), 1);
+        assert!(!c.effective_rules().is_empty());
+        assert_eq!(c.without_demo().effective_sources().len(), 0);
+    }
+
+    #[test]
+    fn full_file_parses() {
+        let c = Config::parse(
+            r#"
+            [paths]
+            data = "/tmp/x"
+            [server]
+            listen = "127.0.0.1:9000"
+            [[source]]
+            name = "fast"
+            kind = "simulator"
+            interval = "200ms"
+            episode_every = "5s"
+            [[rule]]
+            name = "r"
+            when = "metric == 'pm25' && value > 150.0"
+            for = "10m"
+            severity = "major"
+            message = "m"
+            "#,
+        )
+        .unwrap();
+        let SourceConfig::Simulator(s) = &c.effective_sources()[0];
+        assert_eq!(s.interval, Duration::from_millis(200));
+        assert_eq!(c.effective_rules()[0].for_, Duration::from_secs(600));
+        assert_eq!(c.data_dir(), PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = Config::parse("[server]\nlisten = 'nowhere'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listen"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+        let e = Config::parse("[server]\nlistn = '127.0.0.1:1'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listn"), "{e}");
+        let e = Config::parse("[[rule]]\nname='a'\nwhen='true'\nseverity='huge'\nmessage=''\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("huge") && e.contains("severity"), "{e}");
+        let e =
+            Config::parse("[server]\n\n[[source]]\nname='a'\nkind='simulator'\ninterval='soon'\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            e.contains("interval") && e.contains("\"a\"") && e.contains("line 3"),
+            "{e}"
+        );
+        let e = Config::parse("[[source]]\nname='a'\nkind='simulator'\nintervl='5s'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("intervl"), "{e}");
+        let e = Config::parse("[display]\nlanguage='fr'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("display.language"), "{e}");
+        let e = Config::parse("[[source]]\nname='a'\nkind='telepathy'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("telepathy"), "{e}");
+    }
+}

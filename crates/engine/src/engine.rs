@@ -1,0 +1,327 @@
+//! Assembling an engine: open the store, load what it holds, compile the rules, start the
+//! writer, the pipeline and the sources. [`Engine::shutdown`] stops them in the reverse order
+//! so that everything accepted is committed before the process exits.
+
+use crate::alerts::AlertError;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::pipeline::{Command, IngestSender, Pipeline, PipelineStats};
+use crate::rules::{RuleError, RuleSet};
+use crate::sources::{self, SourceCtx};
+use crate::store::{self, Reader, StoreError, Writer};
+use chrono::{DateTime, Utc};
+use ioc_model::{Alert, AlertState, Entity, Health, Reading, SeriesResponse, Unit};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the engine has stopped")]
+    Closed,
+    #[error(transparent)]
+    Alert(#[from] AlertError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub struct Engine {
+    config: Arc<Config>,
+    clock: Arc<dyn Clock>,
+    hub: Arc<Hub>,
+    reader: Arc<Reader>,
+    writer: Arc<Writer>,
+    sender: IngestSender,
+    stats: Arc<PipelineStats>,
+    data_dir: PathBuf,
+    db_path: PathBuf,
+    started_at: DateTime<Utc>,
+    rule_errors: Vec<RuleError>,
+    /// Stops the sources.
+    cancel: CancellationToken,
+    /// Stops the pipeline once it has taken what is queued.
+    stop: CancellationToken,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    pipeline: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// Starts an engine on the wall clock.
+    pub async fn start(config: Config) -> Result<Engine, EngineError> {
+        Engine::start_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    pub async fn start_with_clock(
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Engine, EngineError> {
+        let data_dir = config.data_dir();
+        let (db_path, reader, loaded) = {
+            let data_dir = data_dir.clone();
+            tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+                let db = store::open(&data_dir)?;
+                let reader = Reader::new(&db);
+                let loaded = reader.load_state()?;
+                Ok((db, reader, loaded))
+            })
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??
+        };
+
+        let (rules, rule_errors) = RuleSet::compile(&config.effective_rules());
+        for e in &rule_errors {
+            tracing::error!("{e}; the other rules run");
+        }
+
+        let writer = Arc::new(Writer::spawn(
+            &db_path,
+            config.store.batch_max,
+            config.store.raw_retention,
+            clock.clone(),
+        )?);
+
+        let hub = Arc::new(Hub::new(config.hub.clone(), clock.clone()));
+        hub.load(hub_entities(&loaded), loaded.open_alerts.clone());
+        tracing::info!(
+            "store {}: {} entities, {} open alerts",
+            db_path.display(),
+            loaded.entities.len(),
+            loaded.open_alerts.len()
+        );
+
+        let stats = Arc::new(PipelineStats::default());
+        let (tx, rx) = mpsc::channel(256);
+        let stop = CancellationToken::new();
+        let pipeline = Pipeline::new(
+            rx,
+            writer.clone(),
+            hub.clone(),
+            clock.clone(),
+            rules,
+            loaded,
+            stats.clone(),
+            config.store.batch_max,
+            stop.clone(),
+        );
+        let pipeline = tokio::spawn(pipeline.run());
+        let sender = IngestSender { tx };
+        let cancel = CancellationToken::new();
+
+        let engine = Engine {
+            config: Arc::new(config),
+            clock,
+            hub,
+            reader: Arc::new(reader),
+            writer,
+            sender,
+            stats,
+            data_dir,
+            db_path,
+            started_at: Utc::now(),
+            rule_errors,
+            cancel,
+            stop,
+            tasks: Mutex::new(Vec::new()),
+            pipeline: Mutex::new(Some(pipeline)),
+        };
+        for source in engine.config.effective_sources() {
+            let ctx = SourceCtx {
+                name: Arc::from(source.name()),
+                sender: engine.sender.clone(),
+                hub: engine.hub.clone(),
+                clock: engine.clock.clone(),
+                cancel: engine.cancel.child_token(),
+            };
+            tracing::info!("source {:?} ({}) starting", source.name(), source.kind());
+            engine
+                .tasks
+                .lock()
+                .unwrap()
+                .push(sources::spawn(&source, ctx));
+        }
+        Ok(engine)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    pub fn reader(&self) -> &Arc<Reader> {
+        &self.reader
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Where sources (and tests) send data.
+    pub fn sender(&self) -> IngestSender {
+        self.sender.clone()
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn db_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    /// Rules that did not compile at start.
+    pub fn rule_errors(&self) -> &[RuleError] {
+        &self.rule_errors
+    }
+
+    pub fn health(&self) -> Health {
+        let store_error = self.writer.status().error.lock().unwrap().clone();
+        let (entities, open_alerts) = self.hub.counts();
+        Health {
+            status: if store_error.is_some() {
+                "degraded"
+            } else {
+                "ok"
+            }
+            .into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            started_at: self.started_at,
+            seq: self.hub.seq(),
+            entities,
+            open_alerts,
+            observations: self.writer.status().observations.load(Ordering::Relaxed),
+            rejected: self.stats.rejected.load(Ordering::Relaxed),
+            store_error,
+            timezone: self.config.display.timezone.clone(),
+            language: self.config.display.language.clone(),
+        }
+    }
+
+    /// Acknowledges an open alert; answers once the change is committed and published.
+    pub async fn acknowledge(
+        &self,
+        id: i64,
+        actor: &str,
+        comment: Option<String>,
+    ) -> Result<Alert, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.sender
+            .tx
+            .send(Command::Ack {
+                id,
+                actor: actor.to_string(),
+                comment,
+                reply,
+            })
+            .await
+            .map_err(|_| EngineError::Closed)?;
+        Ok(rx.await.map_err(|_| EngineError::Closed)??)
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Reader) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, EngineError> {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || f(&reader))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .map_err(EngineError::from)
+    }
+
+    /// One alert with its timeline (open or not).
+    pub async fn alert(&self, id: i64) -> Result<Option<Alert>, EngineError> {
+        self.blocking(move |r| r.alert(id)).await
+    }
+
+    /// Alerts in the given states, newest first, from the store.
+    pub async fn alerts(
+        &self,
+        states: Vec<AlertState>,
+        limit: usize,
+    ) -> Result<Vec<Alert>, EngineError> {
+        self.blocking(move |r| r.alerts(&states, limit)).await
+    }
+
+    pub async fn units(&self) -> Result<Vec<Unit>, EngineError> {
+        self.blocking(|r| r.units()).await
+    }
+
+    /// A chart's worth of one metric of one entity, from the 1-minute rollups.
+    pub async fn series(
+        &self,
+        entity: String,
+        metric: String,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Option<SeriesResponse>, EngineError> {
+        // At most ~720 points, in whole minutes.
+        let span_s = (to - from).num_seconds().max(60) as u64;
+        let step_s = (span_s / 720).div_ceil(60).max(1) * 60;
+        let (e, m) = (entity.clone(), metric.clone());
+        let points = self
+            .blocking(move |r| {
+                r.series(
+                    &e,
+                    &m,
+                    from.timestamp_millis(),
+                    to.timestamp_millis(),
+                    step_s,
+                )
+            })
+            .await?;
+        Ok(points.map(|points| SeriesResponse {
+            uom: ioc_model::metric::uom(&metric).to_string(),
+            entity,
+            metric,
+            step_seconds: step_s,
+            points,
+        }))
+    }
+
+    /// Stops the sources, lets the pipeline commit everything already queued, stops the
+    /// writer. Safe to call more than once.
+    pub async fn shutdown(&self) {
+        self.cancel.cancel();
+        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().unwrap());
+        for t in tasks {
+            let _ = t.await;
+        }
+        self.stop.cancel();
+        let pipeline = self.pipeline.lock().unwrap().take();
+        if let Some(p) = pipeline {
+            let _ = p.await;
+        }
+        let writer = self.writer.clone();
+        let _ = tokio::task::spawn_blocking(move || writer.close()).await;
+    }
+}
+
+/// Entities with their latest values, as the hub starts from.
+fn hub_entities(loaded: &store::LoadedState) -> Vec<Entity> {
+    let mut by_id: HashMap<i64, Entity> = loaded
+        .entities
+        .iter()
+        .map(|(id, e)| (*id, e.clone()))
+        .collect();
+    for (sid, eid, metric) in &loaded.series {
+        let (Some(e), Some(&(ts, value))) = (by_id.get_mut(eid), loaded.latest.get(sid)) else {
+            continue;
+        };
+        let time = store::from_ms(ts);
+        e.latest.insert(metric.clone(), Reading { value, time });
+        if e.last_seen.is_none_or(|t| t < time) {
+            e.last_seen = Some(time);
+        }
+    }
+    by_id.into_values().collect()
+}

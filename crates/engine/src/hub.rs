@@ -1,0 +1,461 @@
+//! The hub: the current state every screen shows (entities with their latest values, open
+//! alerts), a sequence number, and a bounded log of what changed at each number. A client that
+//! reconnects with the last number it saw gets only what changed since, coalesced; one that
+//! fell too far behind (or saw another run of the server) gets a fresh snapshot.
+
+use crate::clock::Clock;
+use crate::config::HubConfig;
+use chrono::{DateTime, Utc};
+use ioc_model::{Alert, Entity, Reading, ServerMsg, ValueUpdate};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// A new value: entity id, metric, time, value.
+pub type Value = (Arc<str>, Arc<str>, DateTime<Utc>, f64);
+
+/// What the pipeline hands the hub after a commit.
+#[derive(Default, Debug)]
+pub struct Publish {
+    /// Entities added or changed (their `latest` is ignored: the hub keeps its own).
+    pub entities: Vec<Entity>,
+    pub values: Vec<Value>,
+    pub alerts: Vec<Alert>,
+}
+
+impl Publish {
+    pub fn is_empty(&self) -> bool {
+        self.entities.is_empty() && self.values.is_empty() && self.alerts.is_empty()
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Change {
+    Entity(Arc<str>),
+    Value(Arc<str>, Arc<str>),
+    Alert(Arc<Alert>),
+}
+
+struct State {
+    seq: u64,
+    entities: HashMap<Arc<str>, Entity>,
+    alerts: HashMap<i64, Alert>,
+    log: VecDeque<(u64, Change)>,
+}
+
+/// Result of [`Hub::since`].
+#[derive(Debug)]
+pub enum Catchup {
+    UpToDate,
+    Delta(ServerMsg),
+    Snapshot(ServerMsg),
+}
+
+pub struct Hub {
+    state: Mutex<State>,
+    seq_tx: watch::Sender<u64>,
+    config: HubConfig,
+    clock: Arc<dyn Clock>,
+    epoch: String,
+}
+
+impl Hub {
+    pub fn new(config: HubConfig, clock: Arc<dyn Clock>) -> Hub {
+        let epoch = format!(
+            "{:x}-{:x}",
+            clock.now().timestamp_millis(),
+            rand::random::<u32>()
+        );
+        Hub {
+            state: Mutex::new(State {
+                seq: 0,
+                entities: HashMap::new(),
+                alerts: HashMap::new(),
+                log: VecDeque::new(),
+            }),
+            seq_tx: watch::channel(0).0,
+            config,
+            clock,
+            epoch,
+        }
+    }
+
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    /// Sets the state the engine starts from (no log entries: clients get a snapshot anyway).
+    pub fn load(&self, entities: Vec<Entity>, alerts: Vec<Alert>) {
+        let mut st = self.state.lock().unwrap();
+        for e in entities {
+            st.entities.insert(Arc::from(e.id.as_str()), e);
+        }
+        for a in alerts.into_iter().filter(|a| a.state.is_open()) {
+            st.alerts.insert(a.id, a);
+        }
+    }
+
+    /// Applies what a committed batch changed and wakes the clients.
+    pub fn publish(&self, p: Publish) {
+        if p.is_empty() {
+            return;
+        }
+        let seq = {
+            let mut st = self.state.lock().unwrap();
+            let st = &mut *st;
+            for mut e in p.entities {
+                let id: Arc<str> = Arc::from(e.id.as_str());
+                if let Some(old) = st.entities.remove(&id) {
+                    e.latest = old.latest;
+                    e.last_seen = old.last_seen.max(e.last_seen);
+                }
+                st.entities.insert(id.clone(), e);
+                st.seq += 1;
+                st.log.push_back((st.seq, Change::Entity(id)));
+            }
+            for (entity, metric, time, value) in p.values {
+                let Some(e) = st.entities.get_mut(&entity) else {
+                    continue;
+                };
+                if e.last_seen.is_none_or(|t| t < time) {
+                    e.last_seen = Some(time);
+                }
+                match e.latest.get_mut(&*metric) {
+                    Some(r) if r.time > time => continue, // late data: history only
+                    Some(r) => *r = Reading { value, time },
+                    None => {
+                        e.latest.insert(metric.to_string(), Reading { value, time });
+                    }
+                }
+                st.seq += 1;
+                st.log.push_back((st.seq, Change::Value(entity, metric)));
+            }
+            for a in p.alerts {
+                if a.state.is_open() {
+                    st.alerts.insert(a.id, a.clone());
+                } else {
+                    st.alerts.remove(&a.id);
+                }
+                st.seq += 1;
+                st.log.push_back((st.seq, Change::Alert(Arc::new(a))));
+            }
+            while st.log.len() > self.config.log_capacity {
+                st.log.pop_front();
+            }
+            st.seq
+        };
+        self.seq_tx.send_replace(seq);
+    }
+
+    /// Notified with the new sequence number after every publish.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.seq_tx.subscribe()
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.state.lock().unwrap().seq
+    }
+
+    /// Everything, for a client that has nothing.
+    pub fn snapshot(&self) -> ServerMsg {
+        let st = self.state.lock().unwrap();
+        let mut entities: Vec<Entity> = st.entities.values().cloned().collect();
+        let mut alerts: Vec<Alert> = st.alerts.values().cloned().collect();
+        let seq = st.seq;
+        drop(st);
+        entities.sort_by(|a, b| a.id.cmp(&b.id));
+        alerts.sort_by(Alert::queue_cmp);
+        ServerMsg::Snapshot {
+            epoch: self.epoch.clone(),
+            seq,
+            time: self.clock.now(),
+            entities,
+            alerts,
+        }
+    }
+
+    /// What a client that has seen everything up to `seq` of run `epoch` needs next.
+    pub fn since(&self, epoch: Option<&str>, seq: u64) -> Catchup {
+        if epoch != Some(self.epoch.as_str()) {
+            return Catchup::Snapshot(self.snapshot());
+        }
+        let st = self.state.lock().unwrap();
+        if seq == st.seq {
+            return Catchup::UpToDate;
+        }
+        let oldest = st.log.front().map(|(s, _)| *s).unwrap_or(st.seq + 1);
+        if seq > st.seq || seq + 1 < oldest {
+            drop(st);
+            return Catchup::Snapshot(self.snapshot());
+        }
+        let start = st.log.partition_point(|(s, _)| *s <= seq);
+        let mut entity_ids: Vec<Arc<str>> = Vec::new();
+        let mut seen_entities = HashSet::new();
+        let mut values: Vec<(Arc<str>, Arc<str>)> = Vec::new();
+        let mut seen_values = HashSet::new();
+        let mut alerts: HashMap<i64, Arc<Alert>> = HashMap::new();
+        for (_, change) in st.log.range(start..) {
+            match change {
+                Change::Entity(id) => {
+                    if seen_entities.insert(id.clone()) {
+                        entity_ids.push(id.clone());
+                    }
+                }
+                Change::Value(e, m) => {
+                    if seen_values.insert((e.clone(), m.clone())) {
+                        values.push((e.clone(), m.clone()));
+                    }
+                }
+                Change::Alert(a) => {
+                    alerts.insert(a.id, a.clone());
+                }
+            }
+        }
+        let entities: Vec<Entity> = entity_ids
+            .iter()
+            .filter_map(|id| st.entities.get(id).cloned())
+            .collect();
+        let values: Vec<ValueUpdate> = values
+            .into_iter()
+            .filter(|(e, _)| !seen_entities.contains(e))
+            .filter_map(|(e, m)| {
+                let r = st.entities.get(&e)?.latest.get(&*m)?;
+                Some(ValueUpdate {
+                    entity: e.to_string(),
+                    metric: m.to_string(),
+                    time: r.time,
+                    value: r.value,
+                })
+            })
+            .collect();
+        let last = st.seq;
+        drop(st);
+        let mut alerts: Vec<Alert> = alerts.into_values().map(Arc::unwrap_or_clone).collect();
+        alerts.sort_by_key(|a| a.id);
+        Catchup::Delta(ServerMsg::Delta {
+            from: seq + 1,
+            seq: last,
+            time: self.clock.now(),
+            entities,
+            values,
+            alerts,
+        })
+    }
+
+    pub fn entities(&self) -> Vec<Entity> {
+        let mut v: Vec<Entity> = self
+            .state
+            .lock()
+            .unwrap()
+            .entities
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    pub fn entity(&self, id: &str) -> Option<Entity> {
+        self.state.lock().unwrap().entities.get(id).cloned()
+    }
+
+    /// Open alerts in queue order.
+    pub fn open_alerts(&self) -> Vec<Alert> {
+        let mut v: Vec<Alert> = self
+            .state
+            .lock()
+            .unwrap()
+            .alerts
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by(Alert::queue_cmp);
+        v
+    }
+
+    pub fn counts(&self) -> (usize, usize) {
+        let st = self.state.lock().unwrap();
+        (st.entities.len(), st.alerts.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use ioc_model::{AlertState, Domain, Severity};
+
+    fn hub(cap: usize) -> Hub {
+        Hub::new(
+            HubConfig {
+                log_capacity: cap,
+                ..Default::default()
+            },
+            Arc::new(SystemClock),
+        )
+    }
+
+    fn entity(id: &str) -> Entity {
+        Entity {
+            id: id.into(),
+            kind: "RainGauge".into(),
+            name: id.into(),
+            lon: 105.0,
+            lat: 19.0,
+            unit: None,
+            unit_name: None,
+            domain: Domain::Water,
+            attributes: Default::default(),
+            status: Default::default(),
+            last_seen: None,
+            latest: Default::default(),
+        }
+    }
+
+    fn alert(id: i64, state: AlertState) -> Alert {
+        let t = Utc::now();
+        Alert {
+            id,
+            rule: "r".into(),
+            entity: "e1".into(),
+            entity_name: "e1".into(),
+            unit: None,
+            unit_name: None,
+            domain: Domain::Water,
+            category: "rain".into(),
+            severity: Severity::Major,
+            state,
+            active: true,
+            message: "m".into(),
+            metric: None,
+            value: None,
+            raised_at: t,
+            updated_at: t,
+            cleared_at: None,
+            acked_at: None,
+            acked_by: None,
+            count: 1,
+            events: vec![],
+        }
+    }
+
+    fn value(e: &str, m: &str, secs: i64, v: f64) -> Value {
+        (
+            Arc::from(e),
+            Arc::from(m),
+            DateTime::from_timestamp(1_790_000_000 + secs, 0).unwrap(),
+            v,
+        )
+    }
+
+    #[test]
+    fn reconnecting_client_gets_only_what_it_missed_coalesced() {
+        let hub = hub(1000);
+        hub.publish(Publish {
+            entities: vec![entity("e1"), entity("e2")],
+            ..Default::default()
+        });
+        let ServerMsg::Snapshot { epoch, seq, .. } = hub.snapshot() else {
+            panic!()
+        };
+        assert_eq!(seq, 2);
+        // While the client is away: three values for e1, one for e2, an alert twice.
+        hub.publish(Publish {
+            values: vec![
+                value("e1", "rain_1h", 1, 1.0),
+                value("e1", "rain_1h", 2, 2.0),
+                value("e2", "rain_1h", 2, 7.0),
+                value("e1", "rain_1h", 3, 3.0),
+            ],
+            alerts: vec![alert(1, AlertState::New)],
+            ..Default::default()
+        });
+        hub.publish(Publish {
+            alerts: vec![alert(1, AlertState::Acknowledged)],
+            ..Default::default()
+        });
+        let Catchup::Delta(ServerMsg::Delta {
+            from,
+            seq: last,
+            values,
+            alerts,
+            entities,
+            ..
+        }) = hub.since(Some(&epoch), seq)
+        else {
+            panic!("expected a delta")
+        };
+        assert_eq!(from, 3);
+        assert_eq!(last, hub.seq());
+        assert!(entities.is_empty());
+        assert_eq!(values.len(), 2, "one per entity and metric");
+        let e1 = values.iter().find(|v| v.entity == "e1").unwrap();
+        assert_eq!(e1.value, 3.0, "the newest value");
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].state, AlertState::Acknowledged);
+        assert!(matches!(hub.since(Some(&epoch), last), Catchup::UpToDate));
+        assert_eq!(hub.open_alerts().len(), 1);
+    }
+
+    #[test]
+    fn too_far_behind_or_other_epoch_gets_a_snapshot() {
+        let hub = hub(3);
+        hub.publish(Publish {
+            entities: vec![entity("e1")],
+            ..Default::default()
+        });
+        let epoch = hub.epoch().to_string();
+        for i in 0..10 {
+            hub.publish(Publish {
+                values: vec![value("e1", "rain_1h", i, i as f64)],
+                ..Default::default()
+            });
+        }
+        assert!(matches!(hub.since(Some(&epoch), 1), Catchup::Snapshot(_)));
+        assert!(matches!(hub.since(Some(&epoch), 8), Catchup::Delta(_)));
+        assert!(matches!(
+            hub.since(Some("other-run"), 8),
+            Catchup::Snapshot(_)
+        ));
+        assert!(matches!(hub.since(None, 8), Catchup::Snapshot(_)));
+        assert!(matches!(hub.since(Some(&epoch), 999), Catchup::Snapshot(_)));
+    }
+
+    #[test]
+    fn late_values_do_not_replace_newer_ones() {
+        let hub = hub(100);
+        hub.publish(Publish {
+            entities: vec![entity("e1")],
+            ..Default::default()
+        });
+        hub.publish(Publish {
+            values: vec![
+                value("e1", "rain_1h", 10, 5.0),
+                value("e1", "rain_1h", 5, 1.0),
+            ],
+            ..Default::default()
+        });
+        assert_eq!(hub.entity("e1").unwrap().latest["rain_1h"].value, 5.0);
+    }
+
+    #[test]
+    fn resolved_alerts_leave_the_open_set() {
+        let hub = hub(100);
+        hub.publish(Publish {
+            alerts: vec![alert(1, AlertState::New), alert(2, AlertState::New)],
+            ..Default::default()
+        });
+        hub.publish(Publish {
+            alerts: vec![alert(1, AlertState::Resolved)],
+            ..Default::default()
+        });
+        assert_eq!(
+            hub.open_alerts().iter().map(|a| a.id).collect::<Vec<_>>(),
+            [2]
+        );
+    }
+}

@@ -1,0 +1,27 @@
+//! The IOC engine: everything between a data source and a screen, with no HTTP and no UI.
+//!
+//! ```text
+//! sources ─► pipeline (normalize ─► rules ─► alerts) ─► store writer (one SQLite transaction)
+//!                                                   └──► hub (after commit) ─► WebSocket clients
+//! ```
+//!
+//! An [`Engine`] is a value, not a global: tests start one per test on a temporary directory.
+
+pub mod alerts;
+pub mod basemap;
+pub mod bench;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod engine;
+pub mod hub;
+pub mod pipeline;
+pub mod rules;
+pub mod sources;
+pub mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::Config;
+pub use engine::{Engine, EngineError};
+pub use hub::Hub;
+pub use pipeline::{Ingest, IngestSender, Item, Obs};

@@ -1,0 +1,631 @@
+//! The ingest pipeline: one task that owns the entity registry, the rule timers and the alert
+//! book. It takes what sources send, normalizes and checks it, runs the rules, hands the
+//! result to the store writer as one batch and, once that batch is committed, publishes it to
+//! the hub and answers whoever is waiting. Up to [`MAX_IN_FLIGHT`] batches are being committed
+//! while the next is prepared, so rules and decoding overlap with SQLite.
+
+use crate::alerts::{AlertBook, AlertError, RaiseSpec};
+use crate::clock::Clock;
+use crate::hub::{Hub, Publish};
+use crate::rules::{entity_value, render_message, EntityVal, EvalInput, RuleSet, Signal, Timers};
+use crate::store::{
+    from_ms, to_ms, EntityRow, LoadedState, ObsRow, WriteBatch, WriteOutcome, Writer,
+};
+use chrono::{DateTime, Utc};
+use futures_util::stream::{FuturesOrdered, StreamExt};
+use ioc_model::{Alert, Entity, EntityStatus, Unit};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Batches being committed while the next one is prepared.
+pub const MAX_IN_FLIGHT: usize = 4;
+
+/// Observations further in the future than this are refused (a clock or unit error upstream).
+const MAX_FUTURE: chrono::Duration = chrono::Duration::minutes(5);
+
+/// A timer whose last observation is older than this is not assumed to still hold.
+const STALE_MS: i64 = 10 * 60_000;
+
+/// One measured value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Obs {
+    /// External id of the entity.
+    pub entity: Arc<str>,
+    pub metric: Arc<str>,
+    pub time: DateTime<Utc>,
+    pub value: f64,
+}
+
+/// Something a source sends.
+#[derive(Clone, Debug)]
+pub enum Item {
+    Obs(Obs),
+    /// Register or update an entity (its `latest` is ignored).
+    Entity(Box<Entity>),
+    Unit(Unit),
+}
+
+/// Why an item was refused.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rejection {
+    /// Position of the item in its [`Ingest`].
+    pub index: usize,
+    pub reason: String,
+}
+
+/// What became of an [`Ingest`], sent once it is committed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IngestReport {
+    pub accepted: usize,
+    pub rejected: Vec<Rejection>,
+}
+
+/// A message from a source.
+pub struct Ingest {
+    pub source: Arc<str>,
+    pub items: Vec<Item>,
+    /// Answered after the commit; an MQTT source acknowledges its broker only then.
+    pub done: Option<oneshot::Sender<IngestReport>>,
+}
+
+pub(crate) enum Command {
+    Ingest(Ingest),
+    Ack {
+        id: i64,
+        actor: String,
+        comment: Option<String>,
+        reply: oneshot::Sender<Result<Alert, AlertError>>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the engine has stopped")]
+pub struct EngineClosed;
+
+/// The way into the pipeline. Cheap to clone; the pipeline stops when every clone is gone.
+#[derive(Clone)]
+pub struct IngestSender {
+    pub(crate) tx: mpsc::Sender<Command>,
+}
+
+impl IngestSender {
+    /// Queues items; waits while the pipeline is saturated (back-pressure).
+    pub async fn send(&self, ingest: Ingest) -> Result<(), EngineClosed> {
+        self.tx
+            .send(Command::Ingest(ingest))
+            .await
+            .map_err(|_| EngineClosed)
+    }
+
+    /// Sends items and waits until they are committed and published.
+    pub async fn ingest(
+        &self,
+        source: &str,
+        items: Vec<Item>,
+    ) -> Result<IngestReport, EngineClosed> {
+        let (done, rx) = oneshot::channel();
+        self.send(Ingest {
+            source: Arc::from(source),
+            items,
+            done: Some(done),
+        })
+        .await?;
+        rx.await.map_err(|_| EngineClosed)
+    }
+}
+
+/// Counters shown in `/api/health`.
+#[derive(Debug, Default)]
+pub struct PipelineStats {
+    pub accepted: AtomicU64,
+    pub rejected: AtomicU64,
+    pub rule_errors: AtomicU64,
+    /// Rules whose evaluation failed, with the last error (shown once in the log).
+    pub rule_error_messages: Mutex<HashMap<String, String>>,
+}
+
+struct EntityRec {
+    ext: Arc<str>,
+    entity: Entity,
+    cel: EntityVal,
+    series: HashMap<Arc<str>, i64>,
+}
+
+#[derive(Default)]
+struct Registry {
+    by_ext: HashMap<Arc<str>, i64>,
+    recs: HashMap<i64, EntityRec>,
+    units: HashMap<String, String>,
+    next_entity: i64,
+    next_series: i64,
+}
+
+enum Reply {
+    Ingest(oneshot::Sender<IngestReport>, IngestReport),
+    Ack(oneshot::Sender<Result<Alert, AlertError>>, Box<Alert>),
+}
+
+/// A prepared batch: what to write, what to publish after, whom to answer.
+#[derive(Default)]
+struct Prepared {
+    write: WriteBatch,
+    publish: Publish,
+    replies: Vec<Reply>,
+    accepted: u64,
+}
+
+pub(crate) struct Pipeline {
+    rx: mpsc::Receiver<Command>,
+    writer: Arc<Writer>,
+    hub: Arc<Hub>,
+    clock: Arc<dyn Clock>,
+    rules: RuleSet,
+    timers: Timers,
+    alerts: AlertBook,
+    reg: Registry,
+    stats: Arc<PipelineStats>,
+    batch_max: usize,
+    tick: Duration,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Pipeline {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        rx: mpsc::Receiver<Command>,
+        writer: Arc<Writer>,
+        hub: Arc<Hub>,
+        clock: Arc<dyn Clock>,
+        rules: RuleSet,
+        loaded: LoadedState,
+        stats: Arc<PipelineStats>,
+        batch_max: usize,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> Pipeline {
+        let mut reg = Registry {
+            next_entity: 1,
+            next_series: 1,
+            ..Default::default()
+        };
+        for u in &loaded.units {
+            reg.units.insert(u.code.clone(), u.name.clone());
+        }
+        for (id, e) in loaded.entities {
+            let ext: Arc<str> = Arc::from(e.id.as_str());
+            reg.next_entity = reg.next_entity.max(id + 1);
+            reg.by_ext.insert(ext.clone(), id);
+            reg.recs.insert(
+                id,
+                EntityRec {
+                    ext,
+                    cel: entity_value(&e),
+                    entity: e,
+                    series: HashMap::new(),
+                },
+            );
+        }
+        for (sid, eid, metric) in loaded.series {
+            reg.next_series = reg.next_series.max(sid + 1);
+            if let Some(rec) = reg.recs.get_mut(&eid) {
+                rec.series.insert(Arc::from(metric.as_str()), sid);
+            }
+        }
+        let mut timers = Timers::default();
+        for a in loaded.open_alerts.iter().filter(|a| a.active) {
+            let (Some((idx, _)), Some(&eid)) =
+                (rules.by_name(&a.rule), reg.by_ext.get(a.entity.as_str()))
+            else {
+                continue;
+            };
+            let metric: Arc<str> = Arc::from(a.metric.as_deref().unwrap_or(""));
+            timers.resume_firing(idx, eid, metric, to_ms(a.raised_at));
+        }
+        let alerts = AlertBook::new(loaded.open_alerts, loaded.next_alert_id);
+        Pipeline {
+            rx,
+            writer,
+            hub,
+            clock,
+            rules,
+            timers,
+            alerts,
+            reg,
+            stats,
+            batch_max,
+            tick: Duration::from_secs(1),
+            stop,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        type Done = (Result<WriteOutcome, oneshot::error::RecvError>, Prepared);
+        let mut in_flight: FuturesOrdered<
+            std::pin::Pin<Box<dyn std::future::Future<Output = Done> + Send>>,
+        > = FuturesOrdered::new();
+        let mut tick = tokio::time::interval(self.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut open = true;
+        let mut stopping = false;
+        while open || !in_flight.is_empty() {
+            let prepared = tokio::select! {
+                biased;
+                Some((outcome, prepared)) = in_flight.next(), if !in_flight.is_empty() => {
+                    self.complete(outcome, prepared);
+                    continue;
+                }
+                cmd = self.rx.recv(), if open && in_flight.len() < MAX_IN_FLIGHT => {
+                    match cmd {
+                        Some(cmd) => self.prepare(cmd),
+                        None => { open = false; continue; }
+                    }
+                }
+                _ = tick.tick(), if open => self.on_tick(),
+                _ = self.stop.cancelled(), if open && !stopping => {
+                    // Take no more, but process what is already queued.
+                    self.rx.close();
+                    stopping = true;
+                    continue;
+                }
+            };
+            if prepared.write.is_empty() && prepared.publish.is_empty() {
+                // Nothing to store (e.g. everything was rejected): answer at once.
+                self.complete(Ok(WriteOutcome::default()), prepared);
+                continue;
+            }
+            let mut prepared = prepared;
+            let write = std::mem::take(&mut prepared.write);
+            match self.writer.submit(write).await {
+                Ok(rx) => in_flight.push_back(Box::pin(async move { (rx.await, prepared) })),
+                Err(e) => {
+                    tracing::error!("pipeline: {e}; stopping");
+                    break;
+                }
+            }
+        }
+        tracing::debug!("pipeline stopped");
+    }
+
+    fn complete(
+        &self,
+        outcome: Result<WriteOutcome, oneshot::error::RecvError>,
+        prepared: Prepared,
+    ) {
+        if outcome.is_err() {
+            tracing::error!("store writer went away before committing a batch");
+            return; // nobody is answered: the sources will retry or resend
+        }
+        self.stats
+            .accepted
+            .fetch_add(prepared.accepted, Ordering::Relaxed);
+        self.hub.publish(prepared.publish);
+        for r in prepared.replies {
+            match r {
+                Reply::Ingest(tx, report) => {
+                    let _ = tx.send(report);
+                }
+                Reply::Ack(tx, alert) => {
+                    let _ = tx.send(Ok(*alert));
+                }
+            }
+        }
+    }
+
+    /// Takes `first` and whatever else is already queued, up to `batch_max` items.
+    fn prepare(&mut self, first: Command) -> Prepared {
+        let mut p = Prepared::default();
+        let mut count = self.handle(first, &mut p);
+        while count < self.batch_max {
+            match self.rx.try_recv() {
+                Ok(cmd) => count += self.handle(cmd, &mut p),
+                Err(_) => break,
+            }
+        }
+        p
+    }
+
+    fn handle(&mut self, cmd: Command, p: &mut Prepared) -> usize {
+        match cmd {
+            Command::Ingest(ingest) => {
+                let n = ingest.items.len();
+                let mut report = IngestReport::default();
+                let mut signals = Vec::new();
+                for (index, item) in ingest.items.into_iter().enumerate() {
+                    let result = match item {
+                        Item::Obs(o) => self.observation(o, p, &mut signals),
+                        Item::Entity(e) => self.entity(*e, &ingest.source, p),
+                        Item::Unit(u) => self.unit(u, p),
+                    };
+                    match result {
+                        Ok(()) => report.accepted += 1,
+                        Err(reason) => {
+                            let total = self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                            if total < 20 || total.is_multiple_of(1000) {
+                                tracing::warn!(
+                                    "rejected from source {:?}: {reason} ({} rejected so far)",
+                                    ingest.source,
+                                    total + 1
+                                );
+                            }
+                            report.rejected.push(Rejection { index, reason });
+                        }
+                    }
+                }
+                for s in signals {
+                    self.signal(s, p);
+                }
+                p.accepted += report.accepted as u64;
+                if let Some(done) = ingest.done {
+                    p.replies.push(Reply::Ingest(done, report));
+                }
+                n
+            }
+            Command::Ack {
+                id,
+                actor,
+                comment,
+                reply,
+            } => {
+                let auto_resolve = self.auto_resolve_of(id);
+                match self
+                    .alerts
+                    .acknowledge(id, &actor, comment, self.clock.now(), auto_resolve)
+                {
+                    Ok(change) => {
+                        for ev in change.events {
+                            p.write.alert_events.push((id, ev));
+                        }
+                        p.write.alerts.push(change.alert.clone());
+                        p.publish.alerts.push(change.alert.clone());
+                        p.replies.push(Reply::Ack(reply, Box::new(change.alert)));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+                1
+            }
+        }
+    }
+
+    fn auto_resolve_of(&self, alert_id: i64) -> bool {
+        self.alerts
+            .get(alert_id)
+            .and_then(|a| self.rules.by_name(&a.rule))
+            .map(|(_, r)| r.config.auto_resolve)
+            .unwrap_or(false)
+    }
+
+    fn unit(&mut self, u: Unit, p: &mut Prepared) -> Result<(), String> {
+        if u.code.trim().is_empty() || u.name.trim().is_empty() {
+            return Err("a unit needs a code and a name".into());
+        }
+        if self.reg.units.get(&u.code) != Some(&u.name) {
+            self.reg.units.insert(u.code.clone(), u.name.clone());
+        }
+        p.write.units.push(u);
+        Ok(())
+    }
+
+    fn entity(&mut self, mut e: Entity, source: &Arc<str>, p: &mut Prepared) -> Result<(), String> {
+        if e.id.trim().is_empty() {
+            return Err("entity without an id".into());
+        }
+        if !(e.lon.is_finite() && e.lat.is_finite() && e.lon.abs() <= 180.0 && e.lat.abs() <= 90.0)
+        {
+            return Err(format!(
+                "entity {:?}: location {}, {} is not on Earth",
+                e.id, e.lon, e.lat
+            ));
+        }
+        if e.name.trim().is_empty() {
+            e.name = e.id.clone();
+        }
+        if e.unit_name.is_none() {
+            e.unit_name = e.unit.as_ref().and_then(|u| self.reg.units.get(u).cloned());
+        }
+        e.latest.clear();
+        e.last_seen = None;
+        let id = match self.reg.by_ext.get(e.id.as_str()) {
+            Some(&id) => {
+                let rec = self.reg.recs.get_mut(&id).expect("registry consistent");
+                // The status is the engine's to keep unless the source says something.
+                if e.status == EntityStatus::Unknown {
+                    e.status = rec.entity.status;
+                }
+                if rec.entity == e {
+                    return Ok(()); // nothing new
+                }
+                rec.cel = entity_value(&e);
+                rec.entity = e.clone();
+                id
+            }
+            None => {
+                let id = self.reg.next_entity;
+                self.reg.next_entity += 1;
+                let ext: Arc<str> = Arc::from(e.id.as_str());
+                self.reg.by_ext.insert(ext.clone(), id);
+                self.reg.recs.insert(
+                    id,
+                    EntityRec {
+                        ext,
+                        cel: entity_value(&e),
+                        entity: e.clone(),
+                        series: HashMap::new(),
+                    },
+                );
+                id
+            }
+        };
+        p.write.entities.push(EntityRow {
+            id,
+            entity: e.clone(),
+            source: Some(source.to_string()),
+            updated_at: to_ms(self.clock.now()),
+        });
+        p.publish.entities.push(e);
+        Ok(())
+    }
+
+    fn observation(
+        &mut self,
+        o: Obs,
+        p: &mut Prepared,
+        signals: &mut Vec<Signal>,
+    ) -> Result<(), String> {
+        if !o.value.is_finite() {
+            return Err(format!(
+                "{}/{}: value is not a finite number",
+                o.entity, o.metric
+            ));
+        }
+        if o.metric.is_empty() {
+            return Err(format!("{}: observation without a metric", o.entity));
+        }
+        if o.time > self.clock.now() + MAX_FUTURE {
+            return Err(format!(
+                "{}/{}: time {} is in the future",
+                o.entity, o.metric, o.time
+            ));
+        }
+        let Some(&eid) = self.reg.by_ext.get(&*o.entity) else {
+            return Err(format!("unknown entity {:?}", o.entity));
+        };
+        let rec = self.reg.recs.get_mut(&eid).expect("registry consistent");
+        let series = match rec.series.get(&*o.metric) {
+            Some(&s) => s,
+            None => {
+                let s = self.reg.next_series;
+                self.reg.next_series += 1;
+                rec.series.insert(o.metric.clone(), s);
+                p.write.series.push((s, eid, o.metric.to_string()));
+                s
+            }
+        };
+        let ts = to_ms(o.time);
+        p.write.observations.push(ObsRow {
+            series,
+            ts,
+            value: o.value,
+        });
+        p.publish
+            .values
+            .push((rec.ext.clone(), o.metric.clone(), o.time, o.value));
+
+        // Device status: cameras and devices report `online`; anything reporting is alive.
+        let status = if &*o.metric == "online" {
+            if o.value >= 0.5 {
+                EntityStatus::Online
+            } else {
+                EntityStatus::Offline
+            }
+        } else if rec.entity.status == EntityStatus::Unknown {
+            EntityStatus::Online
+        } else {
+            rec.entity.status
+        };
+        if status != rec.entity.status {
+            rec.entity.status = status;
+            rec.cel = entity_value(&rec.entity);
+            p.write.entities.push(EntityRow {
+                id: eid,
+                entity: rec.entity.clone(),
+                source: None,
+                updated_at: ts,
+            });
+            p.publish.entities.push(rec.entity.clone());
+        }
+
+        for idx in self.rules.candidates(&o.metric) {
+            let input = EvalInput {
+                metric: &o.metric,
+                value: o.value,
+                time: o.time,
+                entity: &rec.cel,
+            };
+            let holds = match self.rules.holds(idx, &input) {
+                Ok(h) => h,
+                Err(e) => {
+                    self.stats.rule_errors.fetch_add(1, Ordering::Relaxed);
+                    let name = self.rules.get(idx).name().to_string();
+                    let mut msgs = self.stats.rule_error_messages.lock().unwrap();
+                    if !msgs.contains_key(&name) {
+                        tracing::warn!("rule {name:?} failed on {}: {e}", o.entity);
+                    }
+                    msgs.insert(name, format!("{}: {e}", o.entity));
+                    false
+                }
+            };
+            let for_ms = self.rules.get(idx).for_ms;
+            if let Some(s) = self
+                .timers
+                .observe(idx, for_ms, eid, &o.metric, holds, o.value, ts)
+            {
+                signals.push(s);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_tick(&mut self) -> Prepared {
+        let mut p = Prepared::default();
+        let rules = &self.rules;
+        let signals = self.timers.tick(
+            to_ms(self.clock.now()),
+            |idx| rules.get(idx).for_ms,
+            STALE_MS,
+        );
+        for s in signals {
+            self.signal(s, &mut p);
+        }
+        p
+    }
+
+    fn signal(&mut self, s: Signal, p: &mut Prepared) {
+        let change = match s {
+            Signal::Raise {
+                rule,
+                entity,
+                metric,
+                value,
+                at,
+            } => {
+                let Some(rec) = self.reg.recs.get(&entity) else {
+                    return;
+                };
+                let r = self.rules.get(rule);
+                self.alerts.raise(
+                    &rec.entity,
+                    RaiseSpec {
+                        rule: r.name(),
+                        category: &r.category,
+                        severity: r.config.severity,
+                        domain: r.config.domain,
+                        message: render_message(&r.config.message, &rec.entity, &metric, value),
+                        metric: &metric,
+                        value,
+                        at: from_ms(at),
+                    },
+                )
+            }
+            Signal::Clear { rule, entity, at } => {
+                let Some(rec) = self.reg.recs.get(&entity) else {
+                    return;
+                };
+                let r = self.rules.get(rule);
+                self.alerts
+                    .clear(r.name(), &rec.entity.id, from_ms(at), r.config.auto_resolve)
+            }
+        };
+        if let Some(change) = change {
+            let id = change.alert.id;
+            for ev in change.events {
+                p.write.alert_events.push((id, ev));
+            }
+            p.write.alerts.push(change.alert.clone());
+            p.publish.alerts.push(change.alert);
+        }
+    }
+}

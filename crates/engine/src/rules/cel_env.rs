@@ -1,0 +1,227 @@
+//! The CEL environment rules run in: `metric` (string), `value` (double), `time` (timestamp)
+//! and `entity` (map: `id`, `type`, `name`, `unit`, `unit_name`, `domain`, `status`, `lon`,
+//! `lat`, `attributes`). Numbers in attributes are doubles, so `value > entity.attributes.x`
+//! compares like with like.
+//!
+//! The entity map is converted to a CEL value once per entity version and borrowed by every
+//! evaluation, so checking a rule costs no allocation for the entity.
+
+use cel::common::ast::{operators, Expr, IdedExpr, LiteralValue};
+use cel::common::types::{CelDouble, CelString, CelTimestamp};
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
+use chrono::{DateTime, Utc};
+use ioc_model::Entity;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// An entity as a CEL map, built once per entity version.
+#[derive(Debug)]
+pub struct EntityVal(Box<dyn Val + 'static>);
+
+/// What one evaluation sees.
+pub struct EvalInput<'a> {
+    pub metric: &'a str,
+    pub value: f64,
+    pub time: DateTime<Utc>,
+    pub entity: &'a EntityVal,
+}
+
+fn json_to_cel(v: &serde_json::Value) -> cel::Value {
+    match v {
+        serde_json::Value::Null => cel::Value::Null,
+        serde_json::Value::Bool(b) => cel::Value::Bool(*b),
+        serde_json::Value::Number(n) => cel::Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        serde_json::Value::String(s) => cel::Value::String(Arc::new(s.clone())),
+        serde_json::Value::Array(a) => {
+            cel::Value::List(Arc::new(a.iter().map(json_to_cel).collect()))
+        }
+        serde_json::Value::Object(o) => {
+            let map: HashMap<String, cel::Value> =
+                o.iter().map(|(k, v)| (k.clone(), json_to_cel(v))).collect();
+            cel::Value::from(map)
+        }
+    }
+}
+
+/// Builds the CEL view of an entity.
+pub fn entity_value(e: &Entity) -> EntityVal {
+    let opt = |s: &Option<String>| match s {
+        Some(s) => cel::Value::String(Arc::new(s.clone())),
+        None => cel::Value::Null,
+    };
+    let mut map: HashMap<String, cel::Value> = HashMap::new();
+    map.insert("id".into(), cel::Value::String(Arc::new(e.id.clone())));
+    map.insert("type".into(), cel::Value::String(Arc::new(e.kind.clone())));
+    map.insert("name".into(), cel::Value::String(Arc::new(e.name.clone())));
+    map.insert("unit".into(), opt(&e.unit));
+    map.insert("unit_name".into(), opt(&e.unit_name));
+    map.insert(
+        "domain".into(),
+        cel::Value::String(Arc::new(e.domain.as_str().into())),
+    );
+    map.insert(
+        "status".into(),
+        cel::Value::String(Arc::new(e.status.as_str().into())),
+    );
+    map.insert("lon".into(), cel::Value::Float(e.lon));
+    map.insert("lat".into(), cel::Value::Float(e.lat));
+    map.insert(
+        "attributes".into(),
+        json_to_cel(&serde_json::Value::Object(e.attributes.clone())),
+    );
+    let value = cel::Value::from(map);
+    EntityVal(
+        value
+            .try_into()
+            .expect("a map of plain values converts to a CEL value"),
+    )
+}
+
+struct Vars<'a, 'i>(&'a EvalInput<'i>);
+
+impl VariableResolver for Vars<'_, '_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        match variable {
+            "metric" => Some(CowVal::owned(CelString::from(self.0.metric))),
+            "value" => Some(CowVal::owned(CelDouble::from(self.0.value))),
+            "time" => Some(CowVal::owned(CelTimestamp::from(
+                self.0.time.fixed_offset(),
+            ))),
+            "entity" => Some(CowVal::Borrowed(&*self.0.entity.0)),
+            _ => None,
+        }
+    }
+}
+
+pub(super) fn evaluate(
+    env: &Arc<cel::Env>,
+    program: &cel::Program,
+    input: &EvalInput<'_>,
+) -> Result<bool, String> {
+    let vars = Vars(input);
+    let mut ctx = cel::Context::with_env(env.clone());
+    ctx.set_variable_resolver(&vars);
+    match program.execute(&ctx) {
+        Ok(cel::Value::Bool(b)) => Ok(b),
+        Ok(other) => Err(format!("the condition gave {other:?}, not true or false")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn string_literal(e: &IdedExpr) -> Option<String> {
+    match &e.expr {
+        Expr::Literal(LiteralValue::String(s)) => Some(s.inner().to_string()),
+        _ => None,
+    }
+}
+
+fn is_metric(e: &IdedExpr) -> bool {
+    matches!(&e.expr, Expr::Ident(name) if name == "metric")
+}
+
+/// The metrics an expression can only be true for, read from `metric == '…'` and
+/// `metric in ['…', …]` terms combined by `&&` / `||`. `None` when it could match any metric.
+pub(super) fn metrics_named(e: &IdedExpr) -> Option<Vec<String>> {
+    let Expr::Call(call) = &e.expr else {
+        return None;
+    };
+    match (call.func_name.as_str(), call.args.as_slice()) {
+        (operators::EQUALS, [a, b]) => {
+            if is_metric(a) {
+                string_literal(b).map(|m| vec![m])
+            } else if is_metric(b) {
+                string_literal(a).map(|m| vec![m])
+            } else {
+                None
+            }
+        }
+        (operators::IN, [a, b]) if is_metric(a) => match &b.expr {
+            Expr::List(list) => list.elements.iter().map(string_literal).collect(),
+            _ => None,
+        },
+        (operators::LOGICAL_AND, [a, b]) => match (metrics_named(a), metrics_named(b)) {
+            (Some(x), Some(y)) => Some(x.into_iter().filter(|m| y.contains(m)).collect()),
+            (Some(x), None) | (None, Some(x)) => Some(x),
+            (None, None) => None,
+        },
+        (operators::LOGICAL_OR, [a, b]) => {
+            let mut x = metrics_named(a)?;
+            for m in metrics_named(b)? {
+                if !x.contains(&m) {
+                    x.push(m);
+                }
+            }
+            Some(x)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{tests::rule, RuleSet};
+    use super::*;
+    use ioc_model::Domain;
+
+    fn gauge() -> Entity {
+        let mut attributes = serde_json::Map::new();
+        attributes.insert("alarm_1".into(), 3.into());
+        attributes.insert("river".into(), "Cả".into());
+        Entity {
+            id: "wl-1".into(),
+            kind: "WaterLevelGauge".into(),
+            name: "Nam Đàn".into(),
+            lon: 105.5,
+            lat: 18.7,
+            unit: Some("17935".into()),
+            unit_name: Some("Nam Đàn".into()),
+            domain: Domain::Water,
+            attributes,
+            status: Default::default(),
+            last_seen: None,
+            latest: Default::default(),
+        }
+    }
+
+    #[test]
+    fn conditions_see_metric_value_time_and_entity() {
+        let (set, errors) = RuleSet::compile(&[
+            rule(
+                "a",
+                "metric == 'water_level' && value >= entity.attributes.alarm_1",
+                0,
+            ),
+            rule(
+                "b",
+                "entity.type == 'WaterLevelGauge' && entity.attributes.river == 'Cả'",
+                0,
+            ),
+            rule(
+                "c",
+                "time > timestamp('2026-01-01T00:00:00Z') && entity.unit == '17935'",
+                0,
+            ),
+            rule(
+                "d",
+                "metric == 'water_level' && value > entity.attributes.missing",
+                0,
+            ),
+            rule("e", "value + 1.0", 0),
+        ]);
+        assert!(errors.is_empty(), "{errors:?}");
+        let ev = entity_value(&gauge());
+        let input = |value| EvalInput {
+            metric: "water_level",
+            value,
+            time: "2026-11-26T10:00:00Z".parse().unwrap(),
+            entity: &ev,
+        };
+        assert_eq!(set.holds(0, &input(3.2)), Ok(true));
+        assert_eq!(set.holds(0, &input(2.9)), Ok(false));
+        assert_eq!(set.holds(1, &input(0.0)), Ok(true));
+        assert_eq!(set.holds(2, &input(0.0)), Ok(true));
+        assert!(set.holds(3, &input(1.0)).unwrap_err().contains("missing"));
+        assert!(set.holds(4, &input(1.0)).is_err());
+    }
+}

@@ -1,0 +1,67 @@
+//! Alert messages: `{value}`, `{metric}`, `{uom}`, `{entity.name}`, `{entity.id}`, `{unit}`
+//! are replaced; anything else in braces is left as written.
+
+use ioc_model::{metric, Entity};
+
+pub fn render_message(template: &str, entity: &Entity, metric_name: &str, value: f64) -> String {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let key = &after[..end];
+        match key {
+            "value" => out.push_str(&metric::format_value(metric_name, value)),
+            "metric" => out.push_str(metric_name),
+            "uom" => out.push_str(metric::uom(metric_name)),
+            "entity.name" => out.push_str(&entity.name),
+            "entity.id" => out.push_str(&entity.id),
+            "unit" => out.push_str(entity.unit_name.as_deref().unwrap_or("")),
+            _ => {
+                out.push('{');
+                out.push_str(key);
+                out.push('}');
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ioc_model::Domain;
+
+    #[test]
+    fn placeholders_are_replaced() {
+        let e = Entity {
+            id: "aq-1".into(),
+            kind: "AirQualityStation".into(),
+            name: "Trạm Vinh".into(),
+            lon: 105.7,
+            lat: 18.7,
+            unit: Some("16681".into()),
+            unit_name: Some("Thành Vinh".into()),
+            domain: Domain::Environment,
+            attributes: Default::default(),
+            status: Default::default(),
+            last_seen: None,
+            latest: Default::default(),
+        };
+        assert_eq!(
+            render_message(
+                "{metric} {value} {uom} at {entity.name} ({unit}) {x} {",
+                &e,
+                "pm25",
+                151.26
+            ),
+            "pm25 151.3 µg/m³ at Trạm Vinh (Thành Vinh) {x} {"
+        );
+    }
+}

@@ -1,0 +1,32 @@
+//! Sources: where data comes from. Each runs as its own task and talks to the pipeline only
+//! through an [`IngestSender`]; a source never touches the store, the rules or the hub.
+
+pub mod simulator;
+
+use crate::clock::Clock;
+use crate::config::SourceConfig;
+use crate::hub::Hub;
+use crate::pipeline::IngestSender;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// What a running source gets.
+#[derive(Clone)]
+pub struct SourceCtx {
+    pub name: Arc<str>,
+    pub sender: IngestSender,
+    pub hub: Arc<Hub>,
+    pub clock: Arc<dyn Clock>,
+    pub cancel: CancellationToken,
+}
+
+/// Starts the task of one configured source.
+pub fn spawn(config: &SourceConfig, ctx: SourceCtx) -> JoinHandle<()> {
+    match config {
+        SourceConfig::Simulator(c) => {
+            let c = c.clone();
+            tokio::spawn(async move { simulator::run(c, ctx).await })
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The local cache: SQLite in WAL mode, one writer thread that batches everything the pipeline
+//! commits into transactions, and readers on their own connections.
+//!
+//! Observations are stored raw (`observations`, kept for `store.raw_retention`) and as 1-minute
+//! rollups (`rollup_1m`: count/min/max/sum/last) that charts and restarts read instead of raw rows.
+//! Series (entity × metric) get small integer ids so raw rows stay narrow.
+
+mod read;
+mod schema;
+mod time;
+mod write;
+
+pub use read::{LoadedState, Reader};
+pub use time::{from_ms, to_ms};
+pub use write::{EntityRow, ObsRow, WriteBatch, WriteOutcome, Writer, WriterStatus};
+
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create data folder {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("database {path}: schema migration failed: {message}")]
+    Migration { path: PathBuf, message: String },
+    #[error("database: {0}")]
+    Query(#[from] rusqlite::Error),
+    #[error("the store writer has stopped")]
+    WriterGone,
+}
+
+/// Name of the database file inside the data folder.
+pub const DB_FILE: &str = "ioc.db";
+
+/// Opens (creating if needed) the database in `data_dir` and brings its schema up to date.
+/// Returns the path of the database file.
+pub fn open(data_dir: &Path) -> Result<PathBuf, StoreError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| StoreError::CreateDir {
+        path: data_dir.to_owned(),
+        source,
+    })?;
+    let path = data_dir.join(DB_FILE);
+    let mut conn = connect(&path)?;
+    schema::migrate(&mut conn).map_err(|e| StoreError::Migration {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(path)
+}
+
+/// A connection with the pragmas every connection of ours uses.
+pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let wrap = |source| StoreError::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(wrap)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(wrap)?;
+    // FULL: a committed batch survives power loss too, not only a crash of the process. With
+    // one commit per batch this costs one fsync per batch, not per observation.
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(wrap)?;
+    conn.pragma_update(None, "foreign_keys", "OFF")
+        .map_err(wrap)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(wrap)?;
+    Ok(conn)
+}
+
+/// Creates the schema on an open connection (used by the ingest benchmark's baseline so that
+/// both sides write the very same table).
+pub fn migrate_connection(conn: &mut Connection) -> Result<(), String> {
+    schema::migrate(conn).map_err(|e| e.to_string())
+}

@@ -1,0 +1,374 @@
+//! Reads: the state the engine starts from, and the queries behind the HTTP API. Each reader
+//! connection is separate from the writer's, so reads never wait for a commit (WAL).
+
+use super::{connect, time::from_ms, StoreError};
+use ioc_model::{
+    Alert, AlertEvent, AlertEventKind, AlertState, Domain, Entity, EntityStatus, SeriesPoint,
+    Severity, Unit,
+};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// What the engine needs in memory to resume after a restart.
+#[derive(Debug, Default)]
+pub struct LoadedState {
+    pub units: Vec<Unit>,
+    /// (internal id, entity) — `latest` is not filled here.
+    pub entities: Vec<(i64, Entity)>,
+    /// (series id, entity id, metric).
+    pub series: Vec<(i64, i64, String)>,
+    /// Newest (time ms, value) per series.
+    pub latest: HashMap<i64, (i64, f64)>,
+    pub open_alerts: Vec<Alert>,
+    pub next_alert_id: i64,
+}
+
+/// A small pool of read-only connections.
+pub struct Reader {
+    path: PathBuf,
+    pool: Mutex<Vec<Connection>>,
+}
+
+pub(crate) fn event_kind_str(k: AlertEventKind) -> &'static str {
+    match k {
+        AlertEventKind::Raised => "raised",
+        AlertEventKind::Cleared => "cleared",
+        AlertEventKind::Reactivated => "reactivated",
+        AlertEventKind::Transition => "transition",
+        AlertEventKind::Comment => "comment",
+    }
+}
+
+fn parse_event_kind(s: &str) -> AlertEventKind {
+    match s {
+        "raised" => AlertEventKind::Raised,
+        "cleared" => AlertEventKind::Cleared,
+        "reactivated" => AlertEventKind::Reactivated,
+        "comment" => AlertEventKind::Comment,
+        _ => AlertEventKind::Transition,
+    }
+}
+
+const ALERT_COLUMNS: &str = "id, rule, entity, entity_name, unit, unit_name, domain, category,
+    severity, state, active, message, metric, value, raised_at, updated_at, cleared_at,
+    acked_at, acked_by, count";
+
+fn alert_from_row(r: &Row<'_>) -> rusqlite::Result<Alert> {
+    let domain: String = r.get(6)?;
+    let severity: String = r.get(8)?;
+    let state: String = r.get(9)?;
+    Ok(Alert {
+        id: r.get(0)?,
+        rule: r.get(1)?,
+        entity: r.get(2)?,
+        entity_name: r.get(3)?,
+        unit: r.get(4)?,
+        unit_name: r.get(5)?,
+        domain: Domain::parse(&domain).unwrap_or(Domain::Other),
+        category: r.get(7)?,
+        severity: Severity::parse(&severity).unwrap_or(Severity::Warning),
+        state: AlertState::parse(&state).unwrap_or(AlertState::New),
+        active: r.get(10)?,
+        message: r.get(11)?,
+        metric: r.get(12)?,
+        value: r.get(13)?,
+        raised_at: from_ms(r.get(14)?),
+        updated_at: from_ms(r.get(15)?),
+        cleared_at: r.get::<_, Option<i64>>(16)?.map(from_ms),
+        acked_at: r.get::<_, Option<i64>>(17)?.map(from_ms),
+        acked_by: r.get(18)?,
+        count: r.get(19)?,
+        events: Vec::new(),
+    })
+}
+
+impl Reader {
+    pub fn new(path: &Path) -> Reader {
+        Reader {
+            path: path.to_owned(),
+            pool: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `f` on a pooled connection. Blocking: call from `spawn_blocking` in async code.
+    pub fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = match self.pool.lock().unwrap().pop() {
+            Some(c) => c,
+            None => {
+                let c = connect(&self.path)?;
+                c.pragma_update(None, "query_only", true)?;
+                c
+            }
+        };
+        let result = f(&conn);
+        let mut pool = self.pool.lock().unwrap();
+        if pool.len() < 4 {
+            pool.push(conn);
+        }
+        result
+    }
+
+    pub fn load_state(&self) -> Result<LoadedState, StoreError> {
+        self.with(|c| {
+            let mut st = LoadedState {
+                units: units(c)?,
+                ..Default::default()
+            };
+            let mut stmt = c.prepare(
+                "SELECT id, ext_id, type, name, lon, lat, unit, unit_name, domain, attributes,
+                        status FROM entities ORDER BY id",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                let domain: String = r.get(8)?;
+                let attributes: String = r.get(9)?;
+                let status: String = r.get(10)?;
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    Entity {
+                        id: r.get(1)?,
+                        kind: r.get(2)?,
+                        name: r.get(3)?,
+                        lon: r.get(4)?,
+                        lat: r.get(5)?,
+                        unit: r.get(6)?,
+                        unit_name: r.get(7)?,
+                        domain: Domain::parse(&domain).unwrap_or(Domain::Other),
+                        attributes: serde_json::from_str(&attributes).unwrap_or_default(),
+                        status: EntityStatus::parse(&status).unwrap_or_default(),
+                        last_seen: None,
+                        latest: Default::default(),
+                    },
+                ))
+            })?;
+            st.entities = rows.collect::<Result<_, _>>()?;
+
+            let mut stmt = c.prepare("SELECT id, entity, metric FROM series ORDER BY id")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            st.series = rows.collect::<Result<_, _>>()?;
+
+            // One index seek per series: cheap however long the history is.
+            let mut last = c.prepare(
+                "SELECT last_ts, last FROM rollup_1m WHERE series = ?1
+                 ORDER BY bucket DESC LIMIT 1",
+            )?;
+            for (id, _, _) in &st.series {
+                if let Some(v) = last
+                    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?
+                {
+                    st.latest.insert(*id, v);
+                }
+            }
+
+            let mut stmt = c.prepare(&format!(
+                "SELECT {ALERT_COLUMNS} FROM alerts
+                 WHERE state NOT IN ('resolved', 'closed') ORDER BY id"
+            ))?;
+            st.open_alerts = stmt
+                .query_map([], alert_from_row)?
+                .collect::<Result<_, _>>()?;
+            st.next_alert_id =
+                c.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM alerts", [], |r| {
+                    r.get(0)
+                })?;
+            Ok(st)
+        })
+    }
+
+    pub fn units(&self) -> Result<Vec<Unit>, StoreError> {
+        self.with(units)
+    }
+
+    /// One alert with its whole timeline.
+    pub fn alert(&self, id: i64) -> Result<Option<Alert>, StoreError> {
+        self.with(|c| {
+            let Some(mut alert) = c
+                .query_row(
+                    &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"),
+                    [id],
+                    alert_from_row,
+                )
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let mut stmt = c.prepare(
+                "SELECT at, actor, kind, from_state, to_state, comment, value
+                 FROM alert_events WHERE alert = ?1 ORDER BY id",
+            )?;
+            alert.events = stmt
+                .query_map([id], |r| {
+                    let kind: String = r.get(2)?;
+                    let from: Option<String> = r.get(3)?;
+                    let to: Option<String> = r.get(4)?;
+                    Ok(AlertEvent {
+                        at: from_ms(r.get(0)?),
+                        actor: r.get(1)?,
+                        kind: parse_event_kind(&kind),
+                        from: from.as_deref().and_then(AlertState::parse),
+                        to: to.as_deref().and_then(AlertState::parse),
+                        comment: r.get(5)?,
+                        value: r.get(6)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(Some(alert))
+        })
+    }
+
+    /// Alerts in the given states (all states when empty), newest first.
+    pub fn alerts(&self, states: &[AlertState], limit: usize) -> Result<Vec<Alert>, StoreError> {
+        self.with(|c| {
+            let filter = if states.is_empty() {
+                String::new()
+            } else {
+                let list: Vec<String> =
+                    states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+                format!("WHERE state IN ({})", list.join(","))
+            };
+            let mut stmt = c.prepare(&format!(
+                "SELECT {ALERT_COLUMNS} FROM alerts {filter} ORDER BY raised_at DESC, id DESC
+                 LIMIT ?1"
+            ))?;
+            let rows = stmt
+                .query_map([limit as i64], alert_from_row)?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Buckets of `step_s` seconds (a multiple of 60) over `[from, to)`, built from the
+    /// 1-minute rollups. `None` when the entity or metric is unknown.
+    pub fn series(
+        &self,
+        entity: &str,
+        metric: &str,
+        from: i64,
+        to: i64,
+        step_s: u64,
+    ) -> Result<Option<Vec<SeriesPoint>>, StoreError> {
+        let step_min = (step_s / 60).max(1) as i64;
+        self.with(|c| {
+            let Some(series) = series_id(c, entity, metric)? else {
+                return Ok(None);
+            };
+            let mut stmt = c.prepare_cached(
+                "SELECT bucket, count, min, max, sum, last FROM rollup_1m
+                 WHERE series = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY bucket",
+            )?;
+            let rows = stmt.query_map(
+                params![series, from.div_euclid(60_000), to.div_euclid(60_000) + 1],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, f64>(2)?,
+                        r.get::<_, f64>(3)?,
+                        r.get::<_, f64>(4)?,
+                        r.get::<_, f64>(5)?,
+                    ))
+                },
+            )?;
+            let mut out: Vec<(i64, SeriesPoint, f64)> = Vec::new();
+            for row in rows {
+                let (bucket, count, min, max, sum, last) = row?;
+                let b = bucket.div_euclid(step_min) * step_min;
+                match out.last_mut() {
+                    Some((ob, p, s)) if *ob == b => {
+                        p.count += count as u64;
+                        p.min = p.min.min(min);
+                        p.max = p.max.max(max);
+                        *s += sum;
+                        p.last = last;
+                    }
+                    _ => out.push((
+                        b,
+                        SeriesPoint {
+                            t: from_ms(b * 60_000),
+                            min,
+                            max,
+                            avg: 0.0,
+                            last,
+                            count: count as u64,
+                        },
+                        sum,
+                    )),
+                }
+            }
+            Ok(Some(
+                out.into_iter()
+                    .map(|(_, mut p, sum)| {
+                        p.avg = sum / p.count.max(1) as f64;
+                        p
+                    })
+                    .collect(),
+            ))
+        })
+    }
+
+    /// Raw observations of one series in `[from, to)`, oldest first.
+    pub fn raw(
+        &self,
+        entity: &str,
+        metric: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, f64)>, StoreError> {
+        self.with(|c| {
+            let Some(series) = series_id(c, entity, metric)? else {
+                return Ok(Vec::new());
+            };
+            let mut stmt = c.prepare_cached(
+                "SELECT ts, value FROM observations WHERE series = ?1 AND ts >= ?2 AND ts < ?3
+                 ORDER BY ts LIMIT ?4",
+            )?;
+            let rows = stmt
+                .query_map(params![series, from_ms, to_ms, limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Number of raw observations stored.
+    pub fn count_observations(&self) -> Result<u64, StoreError> {
+        self.with(|c| {
+            let n: i64 = c.query_row("SELECT COUNT(*) FROM observations", [], |r| r.get(0))?;
+            Ok(n as u64)
+        })
+    }
+}
+
+fn series_id(c: &Connection, entity: &str, metric: &str) -> Result<Option<i64>, StoreError> {
+    Ok(c.prepare_cached(
+        "SELECT s.id FROM series s JOIN entities e ON e.id = s.entity
+         WHERE e.ext_id = ?1 AND s.metric = ?2",
+    )?
+    .query_row(params![entity, metric], |r| r.get(0))
+    .optional()?)
+}
+
+fn units(c: &Connection) -> Result<Vec<Unit>, StoreError> {
+    let mut stmt =
+        c.prepare("SELECT code, name, full_name, parent, lon, lat FROM units ORDER BY code")?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(Unit {
+                code: r.get(0)?,
+                name: r.get(1)?,
+                full_name: r.get(2)?,
+                parent: r.get(3)?,
+                lon: r.get(4)?,
+                lat: r.get(5)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}

@@ -1,0 +1,119 @@
+//! Versioned schema migrations (`PRAGMA user_version`). Append new migrations; never edit one
+//! that has shipped.
+
+use rusqlite::Connection;
+use rusqlite_migration::{Migrations, M};
+
+const V1: &str = r#"
+CREATE TABLE units (
+    code TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    full_name TEXT,
+    parent TEXT,
+    lon REAL,
+    lat REAL
+);
+
+CREATE TABLE entities (
+    id INTEGER PRIMARY KEY,
+    ext_id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    name TEXT NOT NULL,
+    lon REAL NOT NULL,
+    lat REAL NOT NULL,
+    unit TEXT,
+    unit_name TEXT,
+    domain TEXT NOT NULL,
+    attributes TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL DEFAULT 'unknown',
+    source TEXT,
+    updated_at INTEGER NOT NULL
+);
+
+-- One row per (entity, metric): raw rows and rollups refer to it by a small integer.
+CREATE TABLE series (
+    id INTEGER PRIMARY KEY,
+    entity INTEGER NOT NULL,
+    metric TEXT NOT NULL,
+    UNIQUE (entity, metric)
+);
+
+-- Raw observations. The key also removes duplicates (same series, same time).
+CREATE TABLE observations (
+    series INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (series, ts)
+) WITHOUT ROWID;
+
+CREATE TABLE rollup_1m (
+    series INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,  -- minutes since the epoch
+    count INTEGER NOT NULL,
+    min REAL NOT NULL,
+    max REAL NOT NULL,
+    sum REAL NOT NULL,
+    last REAL NOT NULL,
+    last_ts INTEGER NOT NULL,
+    PRIMARY KEY (series, bucket)
+) WITHOUT ROWID;
+
+CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY,
+    rule TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    entity_name TEXT NOT NULL,
+    unit TEXT,
+    unit_name TEXT,
+    domain TEXT NOT NULL,
+    category TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    state TEXT NOT NULL,
+    active INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    metric TEXT,
+    value REAL,
+    raised_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    cleared_at INTEGER,
+    acked_at INTEGER,
+    acked_by TEXT,
+    count INTEGER NOT NULL
+);
+CREATE INDEX alerts_by_state ON alerts (state, raised_at);
+
+-- Append-only timeline of every alert.
+CREATE TABLE alert_events (
+    id INTEGER PRIMARY KEY,
+    alert INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    from_state TEXT,
+    to_state TEXT,
+    comment TEXT,
+    value REAL
+);
+CREATE INDEX alert_events_by_alert ON alert_events (alert, id);
+
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#;
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(V1)])
+}
+
+pub fn migrate(conn: &mut Connection) -> Result<(), rusqlite_migration::Error> {
+    migrations().to_latest(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_valid() {
+        super::migrations().validate().unwrap();
+    }
+}

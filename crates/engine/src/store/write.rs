@@ -1,0 +1,445 @@
+//! The single writer. The pipeline hands it [`WriteBatch`]es; it drains whatever is queued into
+//! one transaction (observations, their 1-minute rollups, entities, alerts and alert events
+//! together, so an alert is never stored without the data that raised it), commits, and only
+//! then answers each batch. A failed commit (disk full, I/O error) is retried until it works:
+//! nothing is acknowledged that is not on disk, and the error is visible in `/api/health`.
+
+use super::{connect, time::to_ms, StoreError};
+use crate::clock::Clock;
+use ioc_model::{Alert, AlertEvent, Entity, Unit};
+use rusqlite::{params, Connection};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// An entity to insert or update, with its internal id.
+#[derive(Clone, Debug)]
+pub struct EntityRow {
+    pub id: i64,
+    pub entity: Entity,
+    pub source: Option<String>,
+    /// When this version was accepted (ms since the epoch).
+    pub updated_at: i64,
+}
+
+/// One raw observation of a series.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ObsRow {
+    pub series: i64,
+    pub ts: i64,
+    pub value: f64,
+}
+
+/// Everything one pipeline batch changes, written atomically.
+#[derive(Default, Debug)]
+pub struct WriteBatch {
+    pub units: Vec<Unit>,
+    pub entities: Vec<EntityRow>,
+    /// New series: (series id, entity id, metric).
+    pub series: Vec<(i64, i64, String)>,
+    pub observations: Vec<ObsRow>,
+    /// Alerts to insert or update (without their events).
+    pub alerts: Vec<Alert>,
+    pub alert_events: Vec<(i64, AlertEvent)>,
+}
+
+impl WriteBatch {
+    pub fn is_empty(&self) -> bool {
+        self.units.is_empty()
+            && self.entities.is_empty()
+            && self.series.is_empty()
+            && self.observations.is_empty()
+            && self.alerts.is_empty()
+            && self.alert_events.is_empty()
+    }
+
+    fn weight(&self) -> usize {
+        self.observations.len() + self.entities.len() + self.alerts.len() + 1
+    }
+}
+
+/// What a committed batch did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Observations stored.
+    pub inserted: usize,
+    /// Observations already stored (same series and time), skipped.
+    pub duplicates: usize,
+}
+
+/// Shared, readable state of the writer.
+#[derive(Debug, Default)]
+pub struct WriterStatus {
+    /// The last commit error, cleared by the next successful commit.
+    pub error: Mutex<Option<String>>,
+    pub observations: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub commits: AtomicU64,
+}
+
+enum Job {
+    Write(WriteBatch, oneshot::Sender<WriteOutcome>),
+}
+
+/// Handle to the writer thread. [`Writer::close`] (or dropping the handle) stops the thread
+/// after it has committed what was queued.
+pub struct Writer {
+    tx: Mutex<Option<mpsc::Sender<Job>>>,
+    status: Arc<WriterStatus>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Writer {
+    /// Starts the writer thread on the database at `path` (already migrated by `store::open`).
+    pub fn spawn(
+        path: &Path,
+        batch_max: usize,
+        raw_retention: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Writer, StoreError> {
+        let conn = connect(path)?;
+        let (tx, rx) = mpsc::channel(8);
+        let status = Arc::new(WriterStatus::default());
+        let thread_status = status.clone();
+        let thread = std::thread::Builder::new()
+            .name("ioc-store-writer".into())
+            .spawn(move || {
+                WriterThread {
+                    conn,
+                    rx,
+                    status: thread_status,
+                    batch_max,
+                    raw_retention,
+                    clock,
+                    last_retention: Instant::now(),
+                }
+                .run()
+            })
+            .expect("spawn store writer thread");
+        Ok(Writer {
+            tx: Mutex::new(Some(tx)),
+            status,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Queues a batch; the returned receiver answers once it is committed. Waits while the
+    /// writer's queue is full (back-pressure up to the sources).
+    pub async fn submit(
+        &self,
+        batch: WriteBatch,
+    ) -> Result<oneshot::Receiver<WriteOutcome>, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let tx = self
+            .tx
+            .lock()
+            .unwrap()
+            .clone()
+            .ok_or(StoreError::WriterGone)?;
+        tx.send(Job::Write(batch, reply))
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        Ok(rx)
+    }
+
+    /// Writes a batch and waits for the commit.
+    pub async fn write(&self, batch: WriteBatch) -> Result<WriteOutcome, StoreError> {
+        self.submit(batch)
+            .await?
+            .await
+            .map_err(|_| StoreError::WriterGone)
+    }
+
+    pub fn status(&self) -> &Arc<WriterStatus> {
+        &self.status
+    }
+
+    /// Stops accepting batches, commits what is queued and waits for the thread to end.
+    /// Blocking: call from `spawn_blocking` in async code.
+    pub fn close(&self) {
+        drop(self.tx.lock().unwrap().take());
+        if let Some(t) = self.thread.lock().unwrap().take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct WriterThread {
+    conn: Connection,
+    rx: mpsc::Receiver<Job>,
+    status: Arc<WriterStatus>,
+    batch_max: usize,
+    raw_retention: Duration,
+    clock: Arc<dyn Clock>,
+    last_retention: Instant,
+}
+
+#[derive(Clone, Copy)]
+struct Agg {
+    count: i64,
+    min: f64,
+    max: f64,
+    sum: f64,
+    last: f64,
+    last_ts: i64,
+}
+
+impl WriterThread {
+    fn run(mut self) {
+        while let Some(first) = self.rx.blocking_recv() {
+            let mut jobs = vec![first];
+            let mut weight = job_weight(&jobs[0]);
+            while weight < self.batch_max {
+                match self.rx.try_recv() {
+                    Ok(job) => {
+                        weight += job_weight(&job);
+                        jobs.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let outcomes = self.commit_until_done(&jobs);
+            for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                let Job::Write(_, reply) = job;
+                let _ = reply.send(outcome);
+            }
+            if self.last_retention.elapsed() > Duration::from_secs(3600) {
+                self.last_retention = Instant::now();
+                if let Err(e) = self.apply_retention() {
+                    tracing::warn!("store retention failed: {e}");
+                }
+            }
+        }
+        tracing::debug!("store writer stopped");
+    }
+
+    /// Commits, retrying with back-off until the disk takes it.
+    fn commit_until_done(&mut self, jobs: &[Job]) -> Vec<WriteOutcome> {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match write_jobs(&mut self.conn, jobs) {
+                Ok(outcomes) => {
+                    let mut err = self.status.error.lock().unwrap();
+                    if err.take().is_some() {
+                        tracing::info!("store writes again");
+                    }
+                    drop(err);
+                    let (ins, dup) = outcomes
+                        .iter()
+                        .fold((0, 0), |(i, d), o| (i + o.inserted, d + o.duplicates));
+                    self.status
+                        .observations
+                        .fetch_add(ins as u64, Ordering::Relaxed);
+                    self.status
+                        .duplicates
+                        .fetch_add(dup as u64, Ordering::Relaxed);
+                    self.status.commits.fetch_add(1, Ordering::Relaxed);
+                    return outcomes;
+                }
+                Err(e) => {
+                    tracing::error!("store commit failed, retrying in {delay:?}: {e}");
+                    *self.status.error.lock().unwrap() = Some(e.to_string());
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// Deletes raw observations older than the retention, series by series (each delete is a
+    /// range on the primary key). Rollups stay.
+    fn apply_retention(&mut self) -> rusqlite::Result<()> {
+        let cutoff = to_ms(self.clock.now())
+            - i64::try_from(self.raw_retention.as_millis()).unwrap_or(i64::MAX);
+        let series: Vec<i64> = {
+            let mut stmt = self.conn.prepare("SELECT id FROM series")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut deleted = 0;
+        for chunk in series.chunks(256) {
+            let tx = self.conn.transaction()?;
+            {
+                let mut del =
+                    tx.prepare_cached("DELETE FROM observations WHERE series = ?1 AND ts < ?2")?;
+                for s in chunk {
+                    deleted += del.execute(params![s, cutoff])?;
+                }
+            }
+            tx.commit()?;
+        }
+        if deleted > 0 {
+            tracing::info!("store retention: deleted {deleted} raw observations");
+        }
+        Ok(())
+    }
+}
+
+fn job_weight(job: &Job) -> usize {
+    match job {
+        Job::Write(b, _) => b.weight(),
+    }
+}
+
+fn write_jobs(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<WriteOutcome>> {
+    let tx = conn.transaction()?;
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    {
+        let mut rollups: HashMap<(i64, i64), Agg> = HashMap::new();
+        let mut ins_unit = tx.prepare_cached(
+            "INSERT INTO units (code, name, full_name, parent, lon, lat)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (code) DO UPDATE SET name = excluded.name,
+               full_name = excluded.full_name, parent = excluded.parent,
+               lon = excluded.lon, lat = excluded.lat",
+        )?;
+        let mut ins_entity = tx.prepare_cached(
+            "INSERT INTO entities (id, ext_id, type, name, lon, lat, unit, unit_name, domain,
+                                   attributes, status, source, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             ON CONFLICT (id) DO UPDATE SET type = excluded.type, name = excluded.name,
+               lon = excluded.lon, lat = excluded.lat, unit = excluded.unit,
+               unit_name = excluded.unit_name, domain = excluded.domain,
+               attributes = excluded.attributes, status = excluded.status,
+               source = excluded.source, updated_at = excluded.updated_at",
+        )?;
+        let mut ins_series =
+            tx.prepare_cached("INSERT INTO series (id, entity, metric) VALUES (?1, ?2, ?3)")?;
+        let mut ins_obs = tx.prepare_cached(
+            "INSERT OR IGNORE INTO observations (series, ts, value) VALUES (?1, ?2, ?3)",
+        )?;
+        let mut ins_alert = tx.prepare_cached(
+            "INSERT INTO alerts (id, rule, entity, entity_name, unit, unit_name, domain, category,
+                                 severity, state, active, message, metric, value, raised_at,
+                                 updated_at, cleared_at, acked_at, acked_by, count)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                     ?18, ?19, ?20)
+             ON CONFLICT (id) DO UPDATE SET severity = excluded.severity,
+               state = excluded.state, active = excluded.active, message = excluded.message,
+               value = excluded.value, updated_at = excluded.updated_at,
+               cleared_at = excluded.cleared_at, acked_at = excluded.acked_at,
+               acked_by = excluded.acked_by, count = excluded.count",
+        )?;
+        let mut ins_event = tx.prepare_cached(
+            "INSERT INTO alert_events (alert, at, actor, kind, from_state, to_state, comment, value)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+
+        for job in jobs {
+            let Job::Write(b, _) = job;
+            for u in &b.units {
+                ins_unit.execute(params![u.code, u.name, u.full_name, u.parent, u.lon, u.lat])?;
+            }
+            for e in &b.entities {
+                let en = &e.entity;
+                ins_entity.execute(params![
+                    e.id,
+                    en.id,
+                    en.kind,
+                    en.name,
+                    en.lon,
+                    en.lat,
+                    en.unit,
+                    en.unit_name,
+                    en.domain.as_str(),
+                    serde_json::Value::Object(en.attributes.clone()).to_string(),
+                    en.status.as_str(),
+                    e.source,
+                    e.updated_at,
+                ])?;
+            }
+            for (id, entity, metric) in &b.series {
+                ins_series.execute(params![id, entity, metric])?;
+            }
+            let mut outcome = WriteOutcome::default();
+            for o in &b.observations {
+                if ins_obs.execute(params![o.series, o.ts, o.value])? == 1 {
+                    outcome.inserted += 1;
+                    let bucket = o.ts.div_euclid(60_000);
+                    rollups
+                        .entry((o.series, bucket))
+                        .and_modify(|a| {
+                            a.count += 1;
+                            a.min = a.min.min(o.value);
+                            a.max = a.max.max(o.value);
+                            a.sum += o.value;
+                            if o.ts >= a.last_ts {
+                                a.last = o.value;
+                                a.last_ts = o.ts;
+                            }
+                        })
+                        .or_insert(Agg {
+                            count: 1,
+                            min: o.value,
+                            max: o.value,
+                            sum: o.value,
+                            last: o.value,
+                            last_ts: o.ts,
+                        });
+                } else {
+                    outcome.duplicates += 1;
+                }
+            }
+            for a in &b.alerts {
+                ins_alert.execute(params![
+                    a.id,
+                    a.rule,
+                    a.entity,
+                    a.entity_name,
+                    a.unit,
+                    a.unit_name,
+                    a.domain.as_str(),
+                    a.category,
+                    a.severity.as_str(),
+                    a.state.as_str(),
+                    a.active,
+                    a.message,
+                    a.metric,
+                    a.value,
+                    to_ms(a.raised_at),
+                    to_ms(a.updated_at),
+                    a.cleared_at.map(to_ms),
+                    a.acked_at.map(to_ms),
+                    a.acked_by,
+                    a.count,
+                ])?;
+            }
+            for (alert, ev) in &b.alert_events {
+                ins_event.execute(params![
+                    alert,
+                    to_ms(ev.at),
+                    ev.actor,
+                    super::read::event_kind_str(ev.kind),
+                    ev.from.map(|s| s.as_str()),
+                    ev.to.map(|s| s.as_str()),
+                    ev.comment,
+                    ev.value,
+                ])?;
+            }
+            outcomes.push(outcome);
+        }
+
+        let mut up_rollup = tx.prepare_cached(
+            "INSERT INTO rollup_1m (series, bucket, count, min, max, sum, last, last_ts)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (series, bucket) DO UPDATE SET
+               count = rollup_1m.count + excluded.count,
+               min = min(rollup_1m.min, excluded.min),
+               max = max(rollup_1m.max, excluded.max),
+               sum = rollup_1m.sum + excluded.sum,
+               last = CASE WHEN excluded.last_ts >= rollup_1m.last_ts
+                           THEN excluded.last ELSE rollup_1m.last END,
+               last_ts = max(rollup_1m.last_ts, excluded.last_ts)",
+        )?;
+        for ((series, bucket), a) in rollups {
+            up_rollup.execute(params![
+                series, bucket, a.count, a.min, a.max, a.sum, a.last, a.last_ts
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(outcomes)
+}

@@ -1,0 +1,98 @@
+//! HTTP API request and response bodies (see `docs/api.md`).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// `GET /api/health`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Health {
+    /// `ok`, or `degraded` when the store cannot write (the reason is in `store_error`).
+    pub status: String,
+    pub version: String,
+    pub started_at: DateTime<Utc>,
+    pub seq: u64,
+    pub entities: usize,
+    pub open_alerts: usize,
+    /// Observations committed to the store since start.
+    pub observations: u64,
+    /// Inputs rejected since start (malformed, unknown entity, …).
+    pub rejected: u64,
+    #[serde(default)]
+    pub store_error: Option<String>,
+    /// Display time zone (IANA name).
+    pub timezone: String,
+    /// Default UI language (`vi` or `en`).
+    pub language: String,
+}
+
+/// `POST /api/alerts/{id}/ack` body (optional).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct AckRequest {
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// An administrative or organisational unit (province, commune/ward, …).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Unit {
+    pub code: String,
+    pub name: String,
+    #[serde(default)]
+    pub full_name: Option<String>,
+    #[serde(default)]
+    pub parent: Option<String>,
+    #[serde(default)]
+    pub lon: Option<f64>,
+    #[serde(default)]
+    pub lat: Option<f64>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BasemapKind {
+    None,
+    Geojson,
+    Pmtiles,
+}
+
+/// `GET /api/basemap`: what the map should draw under the markers.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct BasemapInfo {
+    pub kind: BasemapKind,
+    /// Where to fetch it (`/api/basemap/file`), absent for `none`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// `[west, south, east, north]`.
+    #[serde(default)]
+    pub bounds: Option<[f64; 4]>,
+    /// Vector tile layer holding the boundaries (PMTiles only).
+    #[serde(default)]
+    pub layer: Option<String>,
+    /// Property holding the unit's display name.
+    #[serde(default)]
+    pub name_field: Option<String>,
+    #[serde(default)]
+    pub features: Option<usize>,
+}
+
+/// One bucket of a time series.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct SeriesPoint {
+    /// Start of the bucket.
+    pub t: DateTime<Utc>,
+    pub min: f64,
+    pub max: f64,
+    pub avg: f64,
+    pub last: f64,
+    pub count: u64,
+}
+
+/// `GET /api/entities/{id}/series?metric=M&from=T&to=T`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct SeriesResponse {
+    pub entity: String,
+    pub metric: String,
+    pub uom: String,
+    pub step_seconds: u64,
+    pub points: Vec<SeriesPoint>,
+}

@@ -1,0 +1,133 @@
+//! Entities: the sensors, cameras and stations an operator sees on the map.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The sector an entity or alert belongs to; dashboards and queues filter on it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Domain {
+    Environment,
+    Water,
+    Traffic,
+    Safety,
+    Health,
+    Education,
+    Tourism,
+    Agriculture,
+    Planning,
+    Other,
+}
+
+impl Domain {
+    pub const ALL: [Domain; 10] = [
+        Domain::Environment,
+        Domain::Water,
+        Domain::Traffic,
+        Domain::Safety,
+        Domain::Health,
+        Domain::Education,
+        Domain::Tourism,
+        Domain::Agriculture,
+        Domain::Planning,
+        Domain::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Domain::Environment => "environment",
+            Domain::Water => "water",
+            Domain::Traffic => "traffic",
+            Domain::Safety => "safety",
+            Domain::Health => "health",
+            Domain::Education => "education",
+            Domain::Tourism => "tourism",
+            Domain::Agriculture => "agriculture",
+            Domain::Planning => "planning",
+            Domain::Other => "other",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Domain> {
+        Domain::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+/// Whether the device itself works, independent of what it measures.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EntityStatus {
+    Online,
+    Offline,
+    Fault,
+    /// Never heard from since it was registered.
+    #[default]
+    Unknown,
+}
+
+impl EntityStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityStatus::Online => "online",
+            EntityStatus::Offline => "offline",
+            EntityStatus::Fault => "fault",
+            EntityStatus::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EntityStatus> {
+        [
+            EntityStatus::Online,
+            EntityStatus::Offline,
+            EntityStatus::Fault,
+            EntityStatus::Unknown,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+}
+
+/// The latest value of one metric of an entity.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Reading {
+    pub value: f64,
+    pub time: DateTime<Utc>,
+}
+
+/// A sensor, camera, device, station or asset.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Entity {
+    /// Stable external id (e.g. `urn:ngsi-ld:AirQualityObserved:…` or `aq-vinh-01`).
+    pub id: String,
+    /// What it is: `AirQualityStation`, `WaterLevelGauge`, `RainGauge`, `TrafficCounter`,
+    /// `Camera`, or a Smart Data Models type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub lon: f64,
+    pub lat: f64,
+    /// Code of the administrative unit (commune/ward) it belongs to.
+    #[serde(default)]
+    pub unit: Option<String>,
+    #[serde(default)]
+    pub unit_name: Option<String>,
+    pub domain: Domain,
+    /// Static properties, e.g. a gauge's alarm levels (`alarm_1`, `alarm_2`, `alarm_3`).
+    #[serde(default)]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub status: EntityStatus,
+    #[serde(default)]
+    pub last_seen: Option<DateTime<Utc>>,
+    /// Latest value per metric.
+    #[serde(default)]
+    pub latest: BTreeMap<String, Reading>,
+}
+
+impl Entity {
+    /// A number among the attributes, if it is one.
+    pub fn attr_f64(&self, key: &str) -> Option<f64> {
+        self.attributes.get(key).and_then(|v| v.as_f64())
+    }
+}

@@ -1,0 +1,14 @@
+//! The types that cross the wire between the IOC engine/server and every client (the Leptos UI,
+//! the CLI, tests, other IOCs). Both sides compile this one crate, so a field renamed here is
+//! renamed everywhere; it compiles for native and `wasm32` and knows nothing about I/O.
+
+pub mod alert;
+pub mod api;
+pub mod entity;
+pub mod metric;
+pub mod ws;
+
+pub use alert::{Alert, AlertEvent, AlertEventKind, AlertState, Severity};
+pub use api::{AckRequest, BasemapInfo, BasemapKind, Health, SeriesPoint, SeriesResponse, Unit};
+pub use entity::{Domain, Entity, EntityStatus, Reading};
+pub use ws::{ServerMsg, ValueUpdate};

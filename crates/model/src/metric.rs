@@ -1,0 +1,86 @@
+//! The metrics the console knows how to label, with their units of measure. Metrics outside
+//! this list still flow through the system; they are shown by their raw name.
+
+/// Known metric: id, unit of measure, decimals to show.
+pub struct MetricInfo {
+    pub id: &'static str,
+    pub uom: &'static str,
+    pub decimals: usize,
+}
+
+pub const METRICS: &[MetricInfo] = &[
+    MetricInfo {
+        id: "pm25",
+        uom: "µg/m³",
+        decimals: 1,
+    },
+    MetricInfo {
+        id: "pm10",
+        uom: "µg/m³",
+        decimals: 1,
+    },
+    MetricInfo {
+        id: "temperature",
+        uom: "°C",
+        decimals: 1,
+    },
+    MetricInfo {
+        id: "humidity",
+        uom: "%",
+        decimals: 0,
+    },
+    MetricInfo {
+        id: "water_level",
+        uom: "m",
+        decimals: 2,
+    },
+    MetricInfo {
+        id: "rain_1h",
+        uom: "mm",
+        decimals: 1,
+    },
+    MetricInfo {
+        id: "intensity",
+        uom: "xe/h",
+        decimals: 0,
+    },
+    MetricInfo {
+        id: "speed",
+        uom: "km/h",
+        decimals: 0,
+    },
+    MetricInfo {
+        id: "online",
+        uom: "",
+        decimals: 0,
+    },
+];
+
+pub fn info(metric: &str) -> Option<&'static MetricInfo> {
+    METRICS.iter().find(|m| m.id == metric)
+}
+
+/// Unit of measure of a metric, or "" when unknown.
+pub fn uom(metric: &str) -> &'static str {
+    info(metric).map(|m| m.uom).unwrap_or("")
+}
+
+/// A value formatted with the metric's usual number of decimals.
+pub fn format_value(metric: &str, value: f64) -> String {
+    let decimals = info(metric).map(|m| m.decimals).unwrap_or(2);
+    format!("{value:.decimals$}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_with_known_decimals() {
+        assert_eq!(format_value("pm25", 151.26), "151.3");
+        assert_eq!(format_value("water_level", 3.1), "3.10");
+        assert_eq!(format_value("something_else", 1.0), "1.00");
+        assert_eq!(uom("pm10"), "µg/m³");
+        assert_eq!(uom("nope"), "");
+    }
+}

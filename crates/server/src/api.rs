@@ -1,0 +1,171 @@
+//! JSON handlers. Reads of live state come from the hub (memory); history comes from the
+//! store on a blocking thread; changes go through the engine's pipeline.
+
+use crate::{ApiError, AppState};
+use axum::extract::{Path, Query, State};
+use axum::http::Uri;
+use axum::Json;
+use chrono::{DateTime, Duration, Utc};
+use ioc_model::{AckRequest, Alert, AlertState, Entity, Health, SeriesResponse, Unit};
+use serde::{Deserialize, Serialize};
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+pub async fn health(State(st): State<AppState>) -> Json<Health> {
+    Json(st.engine.health())
+}
+
+pub async fn entities(State(st): State<AppState>) -> Json<Vec<Entity>> {
+    Json(st.engine.hub().entities())
+}
+
+pub async fn entity(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Entity> {
+    st.engine
+        .hub()
+        .entity(&id)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no entity {id:?}")))
+}
+
+#[derive(Deserialize)]
+pub struct SeriesQuery {
+    metric: String,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+}
+
+/// `?metric=pm25[&from=RFC3339][&to=RFC3339]`; default: the last 6 hours.
+pub async fn series(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<SeriesQuery>,
+) -> ApiResult<SeriesResponse> {
+    let to = q.to.unwrap_or_else(|| st.engine.clock().now());
+    let from = q.from.unwrap_or(to - Duration::hours(6));
+    if from >= to {
+        return Err(ApiError::bad_request("`from` must be before `to`"));
+    }
+    if to - from > Duration::days(400) {
+        return Err(ApiError::bad_request("at most 400 days at once"));
+    }
+    st.engine
+        .series(id.clone(), q.metric.clone(), from, to)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no series {}/{}", id, q.metric)))
+}
+
+#[derive(Deserialize)]
+pub struct AlertsQuery {
+    state: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `?state=open` (default; live, from the hub), `all`, or a comma-separated list of states.
+pub async fn alerts(
+    State(st): State<AppState>,
+    Query(q): Query<AlertsQuery>,
+) -> ApiResult<Vec<Alert>> {
+    let limit = q.limit.unwrap_or(500).min(10_000);
+    let state = q.state.as_deref().unwrap_or("open");
+    if state == "open" {
+        let mut open = st.engine.hub().open_alerts();
+        open.truncate(limit);
+        return Ok(Json(open));
+    }
+    let states = if state == "all" {
+        Vec::new()
+    } else {
+        state
+            .split(',')
+            .map(|s| {
+                AlertState::parse(s.trim()).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "unknown state {s:?} (open, all, new, acknowledged, assigned, \
+                         in_progress, shelved, resolved, closed)"
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?
+    };
+    Ok(Json(st.engine.alerts(states, limit).await?))
+}
+
+pub async fn alert(State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Alert> {
+    st.engine
+        .alert(id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no alert {id}")))
+}
+
+/// Body optional: `{"comment": "…"}`.
+pub async fn ack(
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    body: Option<Json<AckRequest>>,
+) -> ApiResult<Alert> {
+    let comment = body
+        .and_then(|Json(b)| b.comment)
+        .filter(|c| !c.trim().is_empty());
+    // Until sign-in exists every action is the console operator's.
+    let alert = st.engine.acknowledge(id, "operator", comment).await?;
+    Ok(Json(alert))
+}
+
+pub async fn units(State(st): State<AppState>) -> ApiResult<Vec<Unit>> {
+    Ok(Json(st.engine.units().await?))
+}
+
+#[derive(Serialize)]
+pub struct RuleInfo {
+    name: String,
+    when: String,
+    #[serde(rename = "for")]
+    for_: String,
+    severity: ioc_model::Severity,
+    category: Option<String>,
+    message: String,
+}
+
+#[derive(Serialize)]
+pub struct RulesResponse {
+    rules: Vec<RuleInfo>,
+    /// Rules that did not compile, with line and column.
+    errors: Vec<String>,
+}
+
+pub async fn rules(State(st): State<AppState>) -> Json<RulesResponse> {
+    let config = st.engine.config();
+    let failed: Vec<&str> = st
+        .engine
+        .rule_errors()
+        .iter()
+        .map(|e| e.rule.as_str())
+        .collect();
+    Json(RulesResponse {
+        rules: config
+            .effective_rules()
+            .into_iter()
+            .filter(|r| !failed.contains(&r.name.as_str()))
+            .map(|r| RuleInfo {
+                name: r.name,
+                when: r.when,
+                for_: humantime::format_duration(r.for_).to_string(),
+                severity: r.severity,
+                category: r.category,
+                message: r.message,
+            })
+            .collect(),
+        errors: st
+            .engine
+            .rule_errors()
+            .iter()
+            .map(|e| e.to_string())
+            .collect(),
+    })
+}
+
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no such API route: {}", uri.path()))
+}

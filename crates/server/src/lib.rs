@@ -1,0 +1,69 @@
+//! The HTTP + WebSocket face of an engine: the JSON API (`docs/api.md`), the live feed at
+//! `/ws`, the basemap, and the built UI. The same server runs inside the desktop app (on a
+//! free loopback port) and as `ioc serve` (for a browser, a video wall or a leader's laptop).
+
+mod api;
+mod basemap;
+mod error;
+mod ui;
+mod ws;
+
+use axum::routing::{get, post};
+use axum::Router;
+use ioc_engine::Engine;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+pub use error::ApiError;
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    tiles: Arc<basemap::TileCache>,
+    ui: Arc<ui::Ui>,
+}
+
+/// The whole application: API, WebSocket, basemap and UI.
+pub fn router(engine: Arc<Engine>) -> Router {
+    let ui = Arc::new(ui::Ui::new(engine.config().server.ui_dir.clone()));
+    let state = AppState {
+        engine,
+        tiles: Arc::new(basemap::TileCache::default()),
+        ui,
+    };
+    Router::new()
+        .route("/api/health", get(api::health))
+        .route("/api/entities", get(api::entities))
+        .route("/api/entities/{id}", get(api::entity))
+        .route("/api/entities/{id}/series", get(api::series))
+        .route("/api/alerts", get(api::alerts))
+        .route("/api/alerts/{id}", get(api::alert))
+        .route("/api/alerts/{id}/ack", post(api::ack))
+        .route("/api/units", get(api::units))
+        .route("/api/rules", get(api::rules))
+        .route("/api/basemap", get(basemap::info))
+        .route("/api/basemap/file", get(basemap::file))
+        .route("/api/basemap/tiles/{z}/{x}/{y}", get(basemap::tile))
+        .route("/api/{*rest}", get(api::not_found).post(api::not_found))
+        .route("/ws", get(ws::upgrade))
+        .fallback(ui::serve)
+        .with_state(state)
+}
+
+/// Binds `addr`; port 0 picks a free one.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    engine: Arc<Engine>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(engine))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
