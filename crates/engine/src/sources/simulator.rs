@@ -4,6 +4,10 @@
 //! rising river, a cloudburst, a jam, a camera going offline) pushes one entity past the demo
 //! rules' thresholds for a while. On first start it fills in the last hours of history so
 //! that charts have something to show.
+//!
+//! Episodes are a function of the clock and the seed, not of the process: time is cut into
+//! slots of `episode_every`, and each slot's episodes are drawn from a generator seeded by the
+//! slot's number. A restarted app therefore sees the very same episodes continue.
 
 use super::SourceCtx;
 use crate::config::SimulatorConfig;
@@ -52,7 +56,6 @@ struct State {
     spec: DemoEntity,
     noise: f64,
     shower: f64,
-    episode: Option<Episode>,
 }
 
 /// The simulation, separate from the task so it can be tested without time passing.
@@ -60,9 +63,15 @@ pub struct Simulation {
     entities: Vec<State>,
     ids: Vec<Arc<str>>,
     metrics: Vec<Vec<Arc<str>>>,
+    by_kind: Vec<(Kind, Vec<usize>)>,
     rng: SmallRng,
-    episode_every_s: f64,
+    seed: u64,
+    episode_every_ms: i64,
     episode_length_s: f64,
+    /// Episodes of recent slots, by slot number.
+    slots: std::collections::BTreeMap<i64, Vec<(usize, Episode)>>,
+    /// Episodes started by hand (tests).
+    manual: Vec<(usize, Episode)>,
     last_step: Option<DateTime<Utc>>,
 }
 
@@ -96,6 +105,24 @@ impl Simulation {
             .iter()
             .map(|d| d.kind.metrics().iter().map(|m| Arc::from(*m)).collect())
             .collect();
+        let by_kind = [
+            Kind::AirQuality,
+            Kind::WaterLevel,
+            Kind::Camera,
+            Kind::Rain,
+            Kind::Traffic,
+        ]
+        .into_iter()
+        .map(|k| {
+            let idx = specs
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| d.kind == k)
+                .map(|(i, _)| i)
+                .collect();
+            (k, idx)
+        })
+        .collect();
         Simulation {
             entities: specs
                 .into_iter()
@@ -103,14 +130,17 @@ impl Simulation {
                     spec,
                     noise: 0.0,
                     shower: 0.0,
-                    episode: None,
                 })
                 .collect(),
             ids,
             metrics,
+            by_kind,
             rng: SmallRng::seed_from_u64(config.seed ^ start.timestamp() as u64),
-            episode_every_s: config.episode_every.as_secs_f64().max(0.001),
+            seed: config.seed,
+            episode_every_ms: (config.episode_every.as_millis() as i64).max(1),
             episode_length_s: config.episode_length.as_secs_f64().max(1.0),
+            slots: Default::default(),
+            manual: Vec::new(),
             last_step: None,
         }
     }
@@ -139,56 +169,119 @@ impl Simulation {
         &self.ids
     }
 
-    /// Starts an episode on entity `idx` now (tests and the first live tick use it).
-    pub fn start_episode(&mut self, idx: usize, t: DateTime<Utc>) {
-        let len = self.episode_length_s * self.rng.random_range(0.6..1.4);
-        let kind = self.entities[idx].spec.kind;
-        let peak = match kind {
-            Kind::AirQuality => self.rng.random_range(180.0..330.0),
-            Kind::WaterLevel => self.rng.random_range(1.7..3.9),
-            Kind::Rain => self.rng.random_range(55.0..95.0),
-            Kind::Traffic => self.rng.random_range(3.0..8.0),
+    fn peak(kind: Kind, rng: &mut SmallRng) -> f64 {
+        match kind {
+            Kind::AirQuality => rng.random_range(180.0..330.0),
+            Kind::WaterLevel => rng.random_range(1.7..3.9),
+            Kind::Rain => rng.random_range(55.0..95.0),
+            Kind::Traffic => rng.random_range(3.0..8.0),
             Kind::Camera => 0.0,
-        };
-        self.entities[idx].episode = Some(Episode {
-            start: t,
-            end: t + ChronoDuration::milliseconds((len * 1000.0) as i64),
-            peak,
-        });
+        }
     }
 
-    fn maybe_start_episodes(&mut self, t: DateTime<Utc>, dt_s: f64) {
-        // Poisson arrivals: several may start in a long step.
-        let mut expected = dt_s / self.episode_every_s;
-        while expected > 0.0 {
-            let p = expected.min(1.0);
-            expected -= 1.0;
-            if self.rng.random::<f64>() >= p {
-                continue;
-            }
-            // Pick a kind by weight, then a calm entity of that kind.
-            let r = self.rng.random::<f64>();
-            let kind = match r {
+    /// Starts an episode on entity `idx` at `t` (tests).
+    pub fn start_episode(&mut self, idx: usize, t: DateTime<Utc>) {
+        let len = self.episode_length_s * self.rng.random_range(0.6..1.4);
+        let peak = Self::peak(self.entities[idx].spec.kind, &mut self.rng);
+        self.manual.push((
+            idx,
+            Episode {
+                start: t,
+                end: t + ChronoDuration::milliseconds((len * 1000.0) as i64),
+                peak,
+            },
+        ));
+    }
+
+    /// The episodes that start in slot `k`: as many as a Poisson draw with mean one gives,
+    /// each on an entity of a kind chosen by weight.
+    fn draw_slot(&self, k: i64) -> Vec<(usize, Episode)> {
+        let mut rng = SmallRng::seed_from_u64(
+            self.seed
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .wrapping_add(k as u64),
+        );
+        // Poisson(1) by inversion.
+        let u = rng.random::<f64>();
+        let (mut n, mut p) = (0, (-1f64).exp());
+        let mut cum = p;
+        while u > cum && n < 6 {
+            n += 1;
+            p /= n as f64;
+            cum += p;
+        }
+        let slot_start = k * self.episode_every_ms;
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let kind = match rng.random::<f64>() {
                 r if r < 0.32 => Kind::AirQuality,
                 r if r < 0.52 => Kind::WaterLevel,
                 r if r < 0.72 => Kind::Camera,
                 r if r < 0.84 => Kind::Rain,
                 _ => Kind::Traffic,
             };
-            let calm: Vec<usize> = (0..self.entities.len())
-                .filter(|&i| {
-                    self.entities[i].spec.kind == kind && self.entities[i].episode.is_none()
-                })
-                .collect();
-            if calm.is_empty() {
+            let Some((_, candidates)) = self.by_kind.iter().find(|(kd, _)| *kd == kind) else {
+                continue;
+            };
+            if candidates.is_empty() {
                 continue;
             }
-            let idx = calm[self.rng.random_range(0..calm.len())];
-            self.start_episode(idx, t);
+            let idx = candidates[rng.random_range(0..candidates.len())];
+            let start = slot_start + rng.random_range(0..self.episode_every_ms);
+            let len = self.episode_length_s * rng.random_range(0.6..1.4);
+            let peak = Self::peak(kind, &mut rng);
+            let start = DateTime::from_timestamp_millis(start).unwrap_or_default();
+            out.push((
+                idx,
+                Episode {
+                    start,
+                    end: start + ChronoDuration::milliseconds((len * 1000.0) as i64),
+                    peak,
+                },
+            ));
         }
+        out
     }
 
-    /// Every entity's values at time `t`. `eventful` lets new episodes start.
+    /// (shape, peak) of the strongest episode of each entity at `t`; `scheduled` includes the
+    /// clock's episodes, otherwise only those started by hand.
+    fn episodes_at(&mut self, t: DateTime<Utc>, scheduled: bool) -> Vec<(f64, f64)> {
+        let mut eps = vec![(0.0, 0.0); self.entities.len()];
+        let t_ms = t.timestamp_millis();
+        let longest = (self.episode_length_s * 1400.0) as i64;
+        let first = (t_ms - longest).div_euclid(self.episode_every_ms);
+        let last = t_ms.div_euclid(self.episode_every_ms);
+        if scheduled {
+            while self
+                .slots
+                .first_key_value()
+                .is_some_and(|(k, _)| *k < first)
+            {
+                self.slots.pop_first();
+            }
+            for k in first..=last {
+                if !self.slots.contains_key(&k) {
+                    let drawn = self.draw_slot(k);
+                    self.slots.insert(k, drawn);
+                }
+            }
+        }
+        let from_clock = self
+            .slots
+            .range(first..=last)
+            .filter(|_| scheduled)
+            .flat_map(|(_, v)| v.iter());
+        for (idx, e) in from_clock.chain(self.manual.iter()) {
+            let shape = e.shape(t);
+            let (cur_shape, cur_peak) = eps[*idx];
+            if shape > 0.0 && shape * e.peak.max(1.0) >= cur_shape * f64::max(cur_peak, 1.0) {
+                eps[*idx] = (shape, e.peak);
+            }
+        }
+        eps
+    }
+
+    /// Every entity's values at time `t`; with `eventful`, the clock's episodes play out.
     pub fn step(&mut self, t: DateTime<Utc>, eventful: bool) -> Vec<Item> {
         let dt_s = self
             .last_step
@@ -196,14 +289,7 @@ impl Simulation {
             .unwrap_or(0.0)
             .max(0.0);
         self.last_step = Some(t);
-        for s in &mut self.entities {
-            if s.episode.as_ref().is_some_and(|e| t >= e.end) {
-                s.episode = None;
-            }
-        }
-        if eventful {
-            self.maybe_start_episodes(t, dt_s);
-        }
+        let episodes = self.episodes_at(t, eventful);
         let h = local_hour(t);
         // AR(1) noise, its memory independent of the step length.
         let keep = (-dt_s / 600.0).exp();
@@ -211,11 +297,7 @@ impl Simulation {
         for (i, s) in self.entities.iter_mut().enumerate() {
             let n: f64 = self.rng.random_range(-1.0..1.0);
             s.noise = keep * s.noise + (1.0 - keep * keep).sqrt() * n;
-            let ep = s
-                .episode
-                .as_ref()
-                .map(|e| (e.shape(t), e.peak))
-                .unwrap_or((0.0, 0.0));
+            let ep = episodes[i];
             let mut emit = |m: usize, v: f64| {
                 items.push(Item::Obs(Obs {
                     entity: self.ids[i].clone(),
@@ -451,6 +533,15 @@ mod tests {
         assert!(values(&after, "online").iter().all(|&v| v == 1.0));
     }
 
+    fn under_way(sim: &mut Simulation, t: DateTime<Utc>) -> Vec<usize> {
+        sim.episodes_at(t, true)
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.0 > 0.0)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
     #[test]
     fn episodes_start_at_the_configured_rate() {
         let cfg = SimulatorConfig {
@@ -460,16 +551,27 @@ mod tests {
         };
         let start = t("2026-11-26T03:00:00Z");
         let mut sim = Simulation::new(&cfg, start);
-        let mut started = 0;
-        sim.step(start, true);
-        for i in 1..=600 {
-            let now = start + ChronoDuration::seconds(i * 10);
-            let before = sim.entities.iter().filter(|s| s.episode.is_some()).count();
-            sim.step(now, true);
-            let after = sim.entities.iter().filter(|s| s.episode.is_some()).count();
-            started += after.saturating_sub(before);
-        }
-        // 100 minutes at one a minute: about 100, allowing for chance and overlaps.
-        assert!((60..=140).contains(&started), "{started} episodes");
+        let drawn: usize = (0..100).map(|k| sim.draw_slot(29_650_000 + k).len()).sum();
+        // 100 minutes at one a minute: about 100.
+        assert!((70..=130).contains(&drawn), "{drawn} episodes");
+        // At any moment about length/every of them are under way.
+        let busy: usize = (0..100)
+            .map(|i| under_way(&mut sim, start + ChronoDuration::seconds(i * 60 + 7)).len())
+            .sum();
+        assert!((20..=90).contains(&busy), "{busy}");
+    }
+
+    #[test]
+    fn a_restarted_simulation_continues_the_same_episodes() {
+        let cfg = SimulatorConfig::default();
+        let t0 = t("2026-11-26T03:00:00Z");
+        let mut first = Simulation::new(&cfg, t0);
+        let later = t0 + ChronoDuration::minutes(37);
+        let mut restarted = Simulation::new(&cfg, t0 + ChronoDuration::minutes(30));
+        let a = under_way(&mut first, later);
+        assert!(!a.is_empty(), "some episode is under way");
+        assert_eq!(a, under_way(&mut restarted, later));
+        let mut other_seed = Simulation::new(&SimulatorConfig { seed: 7, ..cfg }, t0);
+        assert_ne!(a, under_way(&mut other_seed, later));
     }
 }

@@ -1,0 +1,116 @@
+//! IOC Console on the desktop: the engine and its HTTP/WebSocket server run in this process
+//! on a free loopback port, and a native window shows the same UI a browser would get from
+//! `ioc serve`. The window loads the UI from that server, so the UI has one way to data in
+//! every setting (no Tauri IPC for data).
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+use clap::Parser;
+use ioc_engine::{Config, Engine};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tauri::{WebviewUrl, WebviewWindowBuilder};
+
+#[derive(Parser, Debug)]
+#[command(name = "ioc-desktop", version, about = "IOC Console desktop app")]
+struct Args {
+    /// Data folder (database, imported basemap). Default: the user's data folder.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Configuration file (TOML). Default: built-in defaults (the Nghệ An demo).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Run without the built-in Nghệ An simulator.
+    #[arg(long)]
+    no_demo: bool,
+    /// Close by itself after this many seconds (smoke tests).
+    #[arg(long, value_name = "SECONDS")]
+    exit_after: Option<u64>,
+}
+
+fn config(args: &Args) -> anyhow::Result<Config> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(d) = &args.data {
+        config.paths.data = Some(d.clone());
+    }
+    if args.no_demo {
+        config = config.without_demo();
+    }
+    Ok(config)
+}
+
+/// Starts the engine and serves it on a free loopback port.
+async fn start(config: Config) -> anyhow::Result<(Arc<Engine>, SocketAddr)> {
+    let listener = ioc_server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let addr = listener.local_addr()?;
+    let engine = Arc::new(Engine::start(config).await?);
+    let served = engine.clone();
+    tokio::spawn(async move {
+        if let Err(e) = ioc_server::serve(served, listener, std::future::pending()).await {
+            tracing::error!("the in-process server stopped: {e}");
+        }
+    });
+    Ok((engine, addr))
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_target(false)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    tauri::async_runtime::set(runtime.handle().clone());
+    let started = config(&args).and_then(|c| runtime.block_on(start(c)));
+    let (engine, addr) = match started {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("IOC Console cannot start: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let url = format!("http://{addr}/");
+    tracing::info!(
+        "console UI at {url} (data in {})",
+        engine.data_dir().display()
+    );
+
+    let exit_after = args.exit_after;
+    let app = tauri::Builder::default()
+        .setup(move |app| {
+            WebviewWindowBuilder::new(app, "console", WebviewUrl::External(url.parse()?))
+                .title("IOC Console — Nghệ An")
+                .inner_size(1600.0, 900.0)
+                .min_inner_size(1024.0, 640.0)
+                .maximized(true)
+                .build()?;
+            if let Some(secs) = exit_after {
+                let handle = app.handle().clone();
+                tauri::async_runtime::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
+                    handle.exit(0);
+                });
+            }
+            Ok(())
+        })
+        .build(tauri::tauri_build_context!());
+    let app = match app {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("IOC Console cannot open its window: {e}");
+            runtime.block_on(engine.shutdown());
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let handle = runtime.handle().clone();
+    app.run(move |_app, event| {
+        if let tauri::RunEvent::Exit = event {
+            tracing::info!("closing: committing what was accepted");
+            handle.block_on(engine.shutdown());
+        }
+    });
+    std::process::ExitCode::SUCCESS
+}

@@ -1,0 +1,366 @@
+//! Helpers for the end-to-end tests: start the real `ioc` server and the real desktop app,
+//! the WebDriver servers (chromedriver, tauri-driver) in their own process groups so nothing
+//! outlives a test, and poll until something shows up or a deadline passes.
+//!
+//! The binaries must be built first (`cargo xtask test` does it): `target/debug/ioc`,
+//! `target/debug/ioc-desktop` and the UI in `ui/dist`.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use fantoccini;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the workspace")
+        .to_path_buf()
+}
+
+/// `../shared/data` (real reference data), when it is next to the project.
+pub fn shared_data() -> Option<PathBuf> {
+    let p = std::env::var_os("IOC_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/data"));
+    p.is_dir().then_some(p)
+}
+
+/// A built binary of the workspace.
+pub fn bin(name: &str) -> PathBuf {
+    let p = root().join("target/debug").join(name);
+    assert!(
+        p.exists(),
+        "{} is not built: run `cargo xtask test` (it builds the binaries and the UI first)",
+        p.display()
+    );
+    p
+}
+
+/// Where screenshots and logs go (kept as CI artifacts).
+pub fn artifacts() -> PathBuf {
+    let p = root().join("target/e2e");
+    std::fs::create_dir_all(&p).expect("create target/e2e");
+    p
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A child process in its own process group; dropping it stops the whole group.
+pub struct Proc {
+    child: Child,
+    name: String,
+}
+
+impl Proc {
+    pub fn spawn(mut cmd: Command, name: &str) -> Proc {
+        cmd.process_group(0);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc {
+            child,
+            name: name.to_string(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn signal_group(&self, sig: i32) {
+        // SAFETY: kill(2) with a negative pid signals the process group we created.
+        unsafe {
+            libc::kill(-(self.child.id() as i32), sig);
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`. Returns whether it exited by itself in time.
+    pub fn stop(&mut self, grace: Duration) -> bool {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return true;
+        }
+        self.signal_group(libc::SIGTERM);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                self.signal_group(libc::SIGKILL); // leftovers of the group
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("{} did not stop in {grace:?}; killing it", self.name);
+        self.signal_group(libc::SIGKILL);
+        let _ = self.child.wait();
+        false
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(5));
+    }
+}
+
+/// A config for tests: a small, fast Nghệ An demo (≈90 entities reporting twice a second,
+/// an episode every few seconds) and the demo rules with durations of seconds.
+pub fn fast_config(dir: &Path) -> PathBuf {
+    let path = dir.join("fast.toml");
+    std::fs::write(
+        &path,
+        r#"
+[hub]
+frame_interval = "100ms"
+heartbeat = "1s"
+
+[[source]]
+name = "demo"
+kind = "simulator"
+interval = "500ms"
+scale = 0.3
+episode_every = "3s"
+episode_length = "25s"
+backfill = "10m"
+
+[[rule]]
+name = "pm25-very-unhealthy"
+when = "metric == 'pm25' && value > 150.0"
+for = "2s"
+severity = "major"
+category = "air_quality"
+message = "PM2.5 {value} µg/m³ > 150"
+
+[[rule]]
+name = "water-alarm-2"
+when = "metric == 'water_level' && value >= entity.attributes.alarm_2"
+severity = "critical"
+category = "flood"
+message = "Mực nước {value} m vượt báo động II"
+
+[[rule]]
+name = "camera-offline"
+when = "metric == 'online' && value < 0.5"
+for = "2s"
+severity = "major"
+category = "camera"
+message = "Camera mất kết nối"
+
+[[rule]]
+name = "rain-heavy"
+when = "metric == 'rain_1h' && value >= 50.0"
+severity = "warning"
+category = "rain"
+message = "Mưa rất to: {value} mm/giờ"
+"#,
+    )
+    .expect("write config");
+    path
+}
+
+/// `ioc serve` on a loopback port.
+pub struct Server {
+    proc: Proc,
+    pub addr: SocketAddr,
+    pub data: PathBuf,
+}
+
+impl Server {
+    /// Starts `ioc serve --data DATA --config CONFIG` on `port` (0: any free port) and waits
+    /// until it listens. Its log goes to `target/e2e/NAME.log`.
+    pub fn start(name: &str, data: &Path, config: &Path, port: u16) -> Server {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(artifacts().join(format!("{name}.log")))
+            .expect("log file");
+        let mut cmd = Command::new(bin("ioc"));
+        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data")
+            .arg(data)
+            .arg("--config")
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(log);
+        let mut proc = Proc::spawn(cmd, "ioc serve");
+        let stdout = proc.child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("IOC Console listening on http://") {
+                    let _ = tx.send(url.trim().to_string());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("ioc serve did not start; see target/e2e/{name}.log"))
+            .parse()
+            .expect("an address");
+        Server {
+            proc,
+            addr,
+            data: data.to_owned(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stops it the way an operator's Ctrl-C would; panics if it does not exit cleanly.
+    pub fn stop(mut self) {
+        assert!(
+            self.proc.stop(Duration::from_secs(20)),
+            "ioc serve did not shut down within 20 s"
+        );
+    }
+}
+
+/// Imports the real Nghệ An boundaries into `data`, when the shared data is present.
+pub fn import_basemap(data: &Path) -> bool {
+    let Some(shared) = shared_data() else {
+        eprintln!("../shared/data not found: running without a basemap");
+        return false;
+    };
+    let status = Command::new(bin("ioc"))
+        .args(["import", "basemap"])
+        .arg(shared.join("geo/nghe-an-boundaries.pmtiles"))
+        .arg("--data")
+        .arg(data)
+        .status()
+        .expect("run ioc import basemap");
+    assert!(status.success(), "ioc import basemap failed");
+    true
+}
+
+pub async fn get_json(url: &str) -> serde_json::Value {
+    let resp = reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
+    resp.json().await.expect("JSON")
+}
+
+/// Polls `f` every 200 ms until it gives a value; panics after `timeout` saying what it
+/// waited for.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A WebDriver server (chromedriver or tauri-driver) on a free port.
+pub struct WebDriver {
+    _proc: Proc,
+    pub url: String,
+}
+
+impl WebDriver {
+    async fn start(mut cmd: Command, name: &str, port: u16) -> WebDriver {
+        let log = std::fs::File::create(artifacts().join(format!("{name}.log"))).expect("log");
+        cmd.stdout(log.try_clone().expect("log")).stderr(log);
+        let proc = Proc::spawn(cmd, name);
+        let url = format!("http://127.0.0.1:{port}");
+        let status = format!("{url}/status");
+        wait_for(
+            &format!("{name} to listen"),
+            Duration::from_secs(30),
+            || {
+                let status = status.clone();
+                async move { reqwest::get(&status).await.ok().map(|_| ()) }
+            },
+        )
+        .await;
+        WebDriver { _proc: proc, url }
+    }
+
+    pub async fn chromedriver() -> WebDriver {
+        let port = free_port();
+        let mut cmd = Command::new("chromedriver");
+        cmd.arg(format!("--port={port}"));
+        WebDriver::start(cmd, "chromedriver", port).await
+    }
+
+    pub async fn tauri_driver() -> WebDriver {
+        let (port, native) = (free_port(), free_port());
+        let mut cmd = Command::new("tauri-driver");
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--native-port",
+            &native.to_string(),
+        ]);
+        WebDriver::start(cmd, "tauri-driver", port).await
+    }
+
+    /// A session in headless Chromium (software WebGL, 1600×900).
+    pub async fn chrome_session(&self) -> fantoccini::Client {
+        let caps = serde_json::json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--use-angle=swiftshader",
+                    "--enable-unsafe-swiftshader", "--window-size=1600,900",
+                ]
+            }
+        });
+        self.session(caps).await
+    }
+
+    pub async fn session(&self, caps: serde_json::Value) -> fantoccini::Client {
+        // Two TLS stacks are linked in (reqwest's, fantoccini's); pick one. Only loopback
+        // HTTP is used, but the client insists on having a provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let caps = caps
+            .as_object()
+            .expect("an object")
+            .clone()
+            .into_iter()
+            .collect();
+        fantoccini::ClientBuilder::rustls()
+            .expect("TLS")
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver session at {}: {e}", self.url))
+    }
+}
+
+/// Saves a screenshot to `target/e2e/NAME.png`.
+pub async fn screenshot(client: &fantoccini::Client, name: &str) {
+    let png = client.screenshot().await.expect("screenshot");
+    let path = artifacts().join(format!("{name}.png"));
+    std::fs::write(&path, png).expect("write screenshot");
+    eprintln!("screenshot: {}", path.display());
+}
+
+/// Runs a script in the page and returns its result.
+pub async fn js(client: &fantoccini::Client, script: &str) -> serde_json::Value {
+    client
+        .execute(script, vec![])
+        .await
+        .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+}

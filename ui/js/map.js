@@ -1,0 +1,255 @@
+// The map, drawn by MapLibre GL JS (bundled under /vendor, never fetched from the internet).
+// Leptos drives it through these few functions; it knows nothing about the server.
+//
+// Markers are one GeoJSON source: a circle coloured by feature-state `level` (so a status
+// change costs a setFeatureState, not a source rebuild) and a white symbol per device kind.
+
+import * as maplibregl from '/vendor/maplibre-gl.mjs';
+
+const NGHE_AN = [[103.85, 18.53], [105.98, 20.02]];
+const LEVEL_COLORS = [
+  'match', ['coalesce', ['feature-state', 'level'], 'unknown'],
+  'critical', '#ff453a',
+  'major', '#ff9f0a',
+  'warning', '#ffd60a',
+  'info', '#64d2ff',
+  'offline', '#6e7681',
+  'fault', '#bf5af2',
+  'normal', '#30d158',
+  '#8b949e',
+];
+const FONT = 'Be Vietnam Pro';
+
+let map = null;
+let ready = null;
+let shown = new Map(); // id -> level
+let selected = null;
+
+function fontFaces() {
+  const f = (subset, range) => ({
+    url: `${location.origin}/fonts/be-vietnam-pro-${subset}-400-normal.woff2`,
+    'unicode-range': range,
+  });
+  return {
+    [FONT]: [
+      f('vietnamese', ['U+0102-0103', 'U+0110-0111', 'U+0128-0129', 'U+0168-0169', 'U+01A0-01A1',
+        'U+01AF-01B0', 'U+0300-0301', 'U+0303-0304', 'U+0308-0309', 'U+0323', 'U+0329',
+        'U+1EA0-1EF9', 'U+20AB']),
+      f('latin-ext', ['U+0100-02BA', 'U+1E00-1E9F']),
+      f('latin', ['U+0000-00FF']),
+    ],
+  };
+}
+
+// White pictograms for each kind, drawn once on a canvas.
+function icon(kind) {
+  const s = 32, c = document.createElement('canvas');
+  c.width = c.height = s;
+  const g = c.getContext('2d');
+  g.strokeStyle = g.fillStyle = '#ffffff';
+  g.lineWidth = 3; g.lineCap = g.lineJoin = 'round';
+  g.beginPath();
+  switch (kind) {
+    case 'AirQualityStation': // wind
+      g.moveTo(6, 11); g.lineTo(21, 11); g.arc(21, 8, 3, Math.PI / 2, -Math.PI / 1.2, true);
+      g.moveTo(6, 17); g.lineTo(25, 17);
+      g.moveTo(6, 23); g.lineTo(18, 23); g.arc(18, 26, 3, -Math.PI / 2, Math.PI / 1.2);
+      g.stroke(); break;
+    case 'WaterLevelGauge': // waves
+      for (const y of [11, 18, 25]) {
+        g.moveTo(5, y);
+        g.bezierCurveTo(9, y - 4, 12, y + 4, 16, y);
+        g.bezierCurveTo(20, y - 4, 23, y + 4, 27, y);
+      }
+      g.stroke(); break;
+    case 'RainGauge': // drop
+      g.moveTo(16, 5); g.bezierCurveTo(10, 14, 8, 18, 8, 21);
+      g.arc(16, 21, 8, Math.PI, 0, true); g.bezierCurveTo(24, 18, 22, 14, 16, 5);
+      g.fill(); break;
+    case 'TrafficCounter': // car
+      g.moveTo(6, 20); g.lineTo(8, 12); g.lineTo(24, 12); g.lineTo(26, 20); g.closePath();
+      g.fill(); g.beginPath(); g.arc(10.5, 22, 3, 0, 2 * Math.PI); g.arc(21.5, 22, 3, 0, 2 * Math.PI);
+      g.fill(); break;
+    case 'Camera': // camera
+      g.fillRect(5, 11, 16, 11);
+      g.moveTo(21, 14); g.lineTo(27, 10); g.lineTo(27, 23); g.lineTo(21, 19); g.closePath(); g.fill();
+      break;
+    default:
+      g.arc(16, 16, 5, 0, 2 * Math.PI); g.fill();
+  }
+  return g.getImageData(0, 0, s, s);
+}
+
+export function mapInit(container, onSelect) {
+  map = new maplibregl.Map({
+    container,
+    bounds: NGHE_AN,
+    fitBoundsOptions: { padding: 20 },
+    attributionControl: false,
+    dragRotate: false,
+    pitchWithRotate: false,
+    style: {
+      version: 8,
+      'font-faces': fontFaces(),
+      sources: {
+        entities: { type: 'geojson', data: { type: 'FeatureCollection', features: [] }, promoteId: 'id' },
+      },
+      layers: [
+        { id: 'background', type: 'background', paint: { 'background-color': '#0b1219' } },
+        {
+          id: 'halo', type: 'circle', source: 'entities',
+          filter: ['in', ['get', 'kind'], ['literal', ['AirQualityStation', 'WaterLevelGauge', 'RainGauge', 'TrafficCounter', 'Camera']]],
+          paint: {
+            'circle-radius': ['interpolate', ['linear'], ['zoom'], 6, 9, 12, 20],
+            'circle-color': LEVEL_COLORS,
+            'circle-blur': 0.6,
+            'circle-opacity': ['match', ['coalesce', ['feature-state', 'level'], ''],
+              ['critical', 'major'], 0.55, 'warning', 0.35, 0],
+          },
+        },
+        {
+          id: 'markers', type: 'circle', source: 'entities',
+          paint: {
+            'circle-radius': ['interpolate', ['linear'], ['zoom'], 6, 5, 10, 8, 14, 12],
+            'circle-color': LEVEL_COLORS,
+            'circle-stroke-color': ['case', ['boolean', ['feature-state', 'selected'], false], '#ffffff', '#0b1219'],
+            'circle-stroke-width': ['case', ['boolean', ['feature-state', 'selected'], false], 3, 1.5],
+          },
+        },
+        {
+          id: 'kinds', type: 'symbol', source: 'entities',
+          minzoom: 9.5,
+          layout: {
+            'icon-image': ['get', 'kind'],
+            'icon-size': ['interpolate', ['linear'], ['zoom'], 9.5, 0.35, 14, 0.55],
+            'icon-allow-overlap': true,
+            'icon-ignore-placement': true,
+          },
+        },
+        {
+          id: 'names', type: 'symbol', source: 'entities',
+          minzoom: 12.5,
+          layout: {
+            'text-field': ['get', 'name'],
+            'text-font': [FONT],
+            'text-size': 12,
+            'text-offset': [0, 1.3],
+            'text-anchor': 'top',
+            'text-optional': true,
+          },
+          paint: { 'text-color': '#c9d1d9', 'text-halo-color': '#0b1219', 'text-halo-width': 1.5 },
+        },
+      ],
+    },
+  });
+  map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'bottom-right');
+  map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-left');
+  ready = new Promise((resolve) => map.on('load', resolve));
+  ready.then(() => {
+    for (const k of ['AirQualityStation', 'WaterLevelGauge', 'RainGauge', 'TrafficCounter', 'Camera']) {
+      map.addImage(k, icon(k), { pixelRatio: 1 });
+    }
+  });
+  const pick = (e) => {
+    const f = e.features && e.features[0];
+    if (f) onSelect(String(f.properties.id));
+  };
+  map.on('click', 'markers', pick);
+  map.on('mouseenter', 'markers', () => { map.getCanvas().style.cursor = 'pointer'; });
+  map.on('mouseleave', 'markers', () => { map.getCanvas().style.cursor = ''; });
+  const tip = new maplibregl.Popup({ closeButton: false, closeOnClick: false, className: 'map-tip', offset: 10 });
+  map.on('mousemove', 'markers', (e) => {
+    const f = e.features && e.features[0];
+    if (!f) return;
+    tip.setLngLat(f.geometry.coordinates).setText(f.properties.name).addTo(map);
+  });
+  map.on('mouseleave', 'markers', () => tip.remove());
+  new ResizeObserver(() => map.resize()).observe(container);
+  window.__iocMap = map; // for end-to-end tests and debugging
+}
+
+// The boundaries under the markers: GeoJSON served whole, or PMTiles served as z/x/y tiles.
+export async function mapSetBasemap(infoJson) {
+  const info = JSON.parse(infoJson);
+  await ready;
+  if (info.kind === 'none') return;
+  if (info.kind === 'geojson') {
+    map.addSource('basemap', { type: 'geojson', data: `${location.origin}${info.url}` });
+  } else {
+    map.addSource('basemap', {
+      type: 'vector',
+      tiles: [`${location.origin}${info.url}`],
+      minzoom: info.min_zoom ?? 0,
+      maxzoom: info.max_zoom ?? 14,
+      bounds: info.bounds ?? undefined,
+    });
+  }
+  const layer = info.kind === 'pmtiles' ? { 'source-layer': info.layer } : {};
+  const name = info.name_field || 'name';
+  map.addLayer({ id: 'units-fill', type: 'fill', source: 'basemap', ...layer,
+    paint: { 'fill-color': '#142233', 'fill-opacity': 0.85 } }, 'halo');
+  map.addLayer({ id: 'units-line', type: 'line', source: 'basemap', ...layer,
+    paint: { 'line-color': '#2f4a66', 'line-width': ['interpolate', ['linear'], ['zoom'], 6, 0.6, 12, 1.6] } }, 'halo');
+  map.addLayer({ id: 'units-label', type: 'symbol', source: 'basemap', ...layer, minzoom: 8.5,
+    layout: { 'text-field': ['get', name], 'text-font': [FONT], 'text-size': 11, 'symbol-placement': 'point' },
+    paint: { 'text-color': '#6f8aa6', 'text-halo-color': '#0b1219', 'text-halo-width': 1 } }, 'halo');
+}
+
+// Replaces every marker: [{id, name, kind, lon, lat, level}].
+export async function mapSetEntities(json) {
+  const list = JSON.parse(json);
+  await ready;
+  const features = list.map((e) => ({
+    type: 'Feature',
+    geometry: { type: 'Point', coordinates: [e.lon, e.lat] },
+    properties: { id: e.id, name: e.name, kind: e.kind },
+  }));
+  map.getSource('entities').setData({ type: 'FeatureCollection', features });
+  shown = new Map();
+  map.removeFeatureState({ source: 'entities' });
+  for (const e of list) setLevel(e.id, e.level);
+  if (selected) map.setFeatureState({ source: 'entities', id: selected }, { selected: true });
+  summarize();
+}
+
+// A cheap summary for tests and the status line: markers drawn and how many per level.
+function summarize() {
+  const counts = {};
+  for (const l of shown.values()) counts[l] = (counts[l] || 0) + 1;
+  const c = container();
+  c.dataset.markers = String(shown.size);
+  c.dataset.levels = JSON.stringify(counts);
+}
+
+function container() {
+  return map.getContainer();
+}
+
+function setLevel(id, level) {
+  map.setFeatureState({ source: 'entities', id }, { level });
+  shown.set(id, level);
+}
+
+// Changes the colour of some markers: [{id, level}].
+export async function mapUpdate(json) {
+  const list = JSON.parse(json);
+  await ready;
+  for (const e of list) {
+    if (shown.get(e.id) !== e.level) setLevel(e.id, e.level);
+  }
+  summarize();
+}
+
+// Highlights one marker; flies to it when `fly`.
+export async function mapSelect(id, lon, lat, fly) {
+  await ready;
+  if (selected) map.setFeatureState({ source: 'entities', id: selected }, { selected: false });
+  selected = id || null;
+  if (!selected) return;
+  map.setFeatureState({ source: 'entities', id: selected }, { selected: true });
+  if (fly) map.flyTo({ center: [lon, lat], zoom: Math.max(map.getZoom(), 12), speed: 1.6 });
+}
+
+export function mapHome() {
+  if (map) map.fitBounds(NGHE_AN, { padding: 20 });
+}

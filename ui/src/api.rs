@@ -1,0 +1,72 @@
+//! The HTTP half of the UI's only way to data: the server's JSON API, same origin.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Request, RequestInit, Response};
+
+async fn send(req: Request) -> Result<String, String> {
+    let window = web_sys::window().ok_or("no window")?;
+    let resp = JsFuture::from(window.fetch_with_request(&req))
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    let resp: Response = resp.dyn_into().map_err(|_| "not a response")?;
+    let text = JsFuture::from(resp.text().map_err(|e| format!("{e:?}"))?)
+        .await
+        .map_err(|e| format!("{e:?}"))?
+        .as_string()
+        .unwrap_or_default();
+    if !resp.ok() {
+        // The API answers errors as {"error": "…"}.
+        let msg = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or(text);
+        return Err(format!("{} {}", resp.status(), msg));
+    }
+    Ok(text)
+}
+
+pub async fn get<T: DeserializeOwned>(url: &str) -> Result<T, String> {
+    let req = Request::new_with_str(url).map_err(|e| format!("{e:?}"))?;
+    let text = send(req).await?;
+    serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
+pub async fn post<B: Serialize, T: DeserializeOwned>(url: &str, body: &B) -> Result<T, String> {
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_body(
+        &serde_json::to_string(body)
+            .map_err(|e| e.to_string())?
+            .into(),
+    );
+    let req = Request::new_with_str_and_init(url, &init).map_err(|e| format!("{e:?}"))?;
+    req.headers()
+        .set("Content-Type", "application/json")
+        .map_err(|e| format!("{e:?}"))?;
+    let text = send(req).await?;
+    serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
+/// Percent-encodes a path segment or query value.
+pub fn enc(s: &str) -> String {
+    js_sys::encode_uri_component(s).into()
+}
+
+pub fn local_storage_get(key: &str) -> Option<String> {
+    web_sys::window()?
+        .local_storage()
+        .ok()??
+        .get_item(key)
+        .ok()?
+}
+
+pub fn local_storage_set(key: &str, value: &str) -> Option<()> {
+    web_sys::window()?
+        .local_storage()
+        .ok()??
+        .set_item(key, value)
+        .ok()
+}

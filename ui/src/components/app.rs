@@ -1,0 +1,254 @@
+//! The operations screen: top bar, map with the detail panel, alert queue; keyboard first.
+
+use super::detail::DetailPanel;
+use super::help::HelpOverlay;
+use super::map_view::MapView;
+use super::queue::AlertQueue;
+use super::topbar::TopBar;
+use crate::api;
+use crate::feed;
+use crate::format;
+use crate::i18n::{I18n, Lang};
+use crate::map;
+use crate::state::{Live, Selection, Settings};
+use chrono::{DateTime, Utc};
+use ioc_model::{AckRequest, Alert, Health};
+use leptos::ev;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use std::time::Duration;
+use wasm_bindgen::JsCast;
+
+/// The browser's clock, ticking once a second, for ages and the top-bar clock.
+#[derive(Clone, Copy)]
+pub struct Now(pub RwSignal<DateTime<Utc>>);
+
+/// Alerts in queue order (most urgent first).
+#[derive(Clone, Copy)]
+pub struct Queue(pub Memo<Vec<Alert>>);
+
+/// The operator's actions. Fetched from the context while rendering (event handlers run
+/// outside the reactive owner, where contexts cannot be looked up).
+#[derive(Clone, Copy)]
+pub struct Ops {
+    live: Live,
+    sel: Selection,
+    i18n: I18n,
+}
+
+impl Ops {
+    pub fn get() -> Ops {
+        expect_context::<Ops>()
+    }
+
+    /// Opens an entity's details and highlights it on the map.
+    pub fn select_entity(&self, id: Option<String>, fly: bool) {
+        self.sel.entity.set(id.clone());
+        match id {
+            Some(id) => {
+                let pos = self
+                    .live
+                    .entities
+                    .with_untracked(|m| m.get(&id).map(|e| (e.lon, e.lat)));
+                if let Some((lon, lat)) = pos {
+                    map::map_select(&id, lon, lat, fly);
+                }
+            }
+            None => map::map_select("", 0.0, 0.0, false),
+        }
+    }
+
+    /// Shows a short message for a few seconds.
+    pub fn toast(&self, text: String, error: bool) {
+        let sel = self.sel;
+        sel.toast.set(Some((text.clone(), error)));
+        set_timeout(
+            move || {
+                if sel.toast.get_untracked().is_some_and(|(t, _)| t == text) {
+                    sel.toast.set(None);
+                }
+            },
+            Duration::from_secs(4),
+        );
+    }
+
+    /// Acknowledges an alert through the API; the answer is applied at once (the feed
+    /// confirms it a moment later).
+    pub fn acknowledge(&self, id: i64) {
+        let ops = *self;
+        spawn_local(async move {
+            let url = format!("/api/alerts/{id}/ack");
+            match api::post::<_, Alert>(&url, &AckRequest::default()).await {
+                Ok(alert) => {
+                    ops.live.alerts.update(|m| {
+                        if alert.state.is_open() {
+                            m.insert(alert.id, alert);
+                        } else {
+                            m.remove(&id);
+                        }
+                    });
+                    ops.toast(ops.i18n.tr_n("ack-done", "id", id), false);
+                }
+                Err(e) => ops.toast(ops.i18n.tr_n("ack-failed", "error", e), true),
+            }
+        });
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    let stored_lang = api::local_storage_get("ioc.lang").and_then(|s| Lang::parse(&s));
+    let i18n = I18n {
+        lang: RwSignal::new(stored_lang.unwrap_or(Lang::Vi)),
+    };
+    provide_context(i18n);
+    let live = Live::new();
+    provide_context(live);
+    let sel = Selection {
+        entity: RwSignal::new(None),
+        alert: RwSignal::new(None),
+        help: RwSignal::new(false),
+        toast: RwSignal::new(None),
+    };
+    provide_context(sel);
+    let settings = Settings {
+        timezone: RwSignal::new("Asia/Ho_Chi_Minh".to_string()),
+    };
+    provide_context(settings);
+    let now = Now(RwSignal::new(format::now()));
+    provide_context(now);
+    set_interval(move || now.0.set(format::now()), Duration::from_secs(1));
+
+    let queue = Queue(Memo::new(move |_| {
+        let mut v: Vec<Alert> = live.alerts.with(|m| m.values().cloned().collect());
+        v.sort_by(Alert::queue_cmp);
+        v
+    }));
+    provide_context(queue);
+    let ops = Ops { live, sel, i18n };
+    provide_context(ops);
+
+    spawn_local(async move {
+        if let Ok(h) = api::get::<Health>("/api/health").await {
+            settings.timezone.set(h.timezone);
+            if stored_lang.is_none() {
+                if let Some(l) = Lang::parse(&h.language) {
+                    i18n.lang.set(l);
+                }
+            }
+        }
+    });
+    feed::start(live);
+
+    // The focused alert follows the queue: when it leaves (resolved), focus its neighbour.
+    Effect::new(move |prev: Option<Vec<i64>>| {
+        let ids: Vec<i64> = queue.0.with(|q| q.iter().map(|a| a.id).collect());
+        if let Some(cur) = sel.alert.get_untracked() {
+            if !ids.contains(&cur) {
+                let pos = prev
+                    .as_ref()
+                    .and_then(|p| p.iter().position(|&x| x == cur))
+                    .unwrap_or(0);
+                sel.alert
+                    .set(ids.get(pos.min(ids.len().saturating_sub(1))).copied());
+            }
+        }
+        ids
+    });
+
+    let _keys = window_event_listener(ev::keydown, move |e: web_sys::KeyboardEvent| {
+        if e.ctrl_key() || e.meta_key() || e.alt_key() {
+            return;
+        }
+        let typing = e
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok())
+            .is_some_and(|el| matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT"));
+        if typing {
+            return;
+        }
+        let ids: Vec<i64> = queue.0.with_untracked(|q| q.iter().map(|a| a.id).collect());
+        let pos = sel
+            .alert
+            .get_untracked()
+            .and_then(|id| ids.iter().position(|&x| x == id));
+        let handled = match e.key().as_str() {
+            "j" | "ArrowDown" => {
+                let next = pos
+                    .map(|p| (p + 1).min(ids.len().saturating_sub(1)))
+                    .unwrap_or(0);
+                sel.alert.set(ids.get(next).copied());
+                true
+            }
+            "k" | "ArrowUp" => {
+                let prev = pos.map(|p| p.saturating_sub(1)).unwrap_or(0);
+                sel.alert.set(ids.get(prev).copied());
+                true
+            }
+            "a" => {
+                if let Some(id) = sel.alert.get_untracked() {
+                    ops.acknowledge(id);
+                }
+                true
+            }
+            "Enter" => {
+                if let Some(id) = sel.alert.get_untracked() {
+                    let entity = live
+                        .alerts
+                        .with_untracked(|m| m.get(&id).map(|a| a.entity.clone()));
+                    ops.select_entity(entity, true);
+                }
+                true
+            }
+            "Escape" => {
+                if sel.help.get_untracked() {
+                    sel.help.set(false);
+                } else if sel.entity.get_untracked().is_some() {
+                    ops.select_entity(None, false);
+                } else {
+                    sel.alert.set(None);
+                }
+                true
+            }
+            "?" => {
+                sel.help.update(|h| *h = !*h);
+                true
+            }
+            "l" => {
+                i18n.toggle();
+                true
+            }
+            "h" => {
+                map::map_home();
+                true
+            }
+            _ => false,
+        };
+        if handled {
+            e.prevent_default();
+        }
+    });
+
+    view! {
+        <div class="app">
+            <TopBar/>
+            <main class="main">
+                <section class="map-area">
+                    <MapView/>
+                    <DetailPanel/>
+                </section>
+                <AlertQueue/>
+            </main>
+            <HelpOverlay/>
+            <Show when=move || sel.toast.get().is_some()>
+                <div
+                    class="toast"
+                    class:error=move || sel.toast.get().is_some_and(|(_, e)| e)
+                    role="status"
+                >
+                    {move || sel.toast.get().map(|(t, _)| t).unwrap_or_default()}
+                </div>
+            </Show>
+        </div>
+    }
+}

@@ -1,0 +1,90 @@
+//! Title, clock, feed status (with a "data stale since …" warning), alert counts, language.
+
+use super::app::{Now, Queue};
+use crate::format;
+use crate::i18n::use_i18n;
+use crate::state::{Conn, Live, Selection, Settings};
+use chrono::DateTime;
+use ioc_model::{AlertState, Severity};
+use leptos::prelude::*;
+
+#[component]
+pub fn TopBar() -> impl IntoView {
+    let i18n = use_i18n();
+    let live = expect_context::<Live>();
+    let sel = expect_context::<Selection>();
+    let settings = expect_context::<Settings>();
+    let now = expect_context::<Now>();
+    let queue = expect_context::<Queue>();
+
+    let clock = move || format::time(now.0.get(), &settings.timezone.get(), i18n.lang.get());
+    let stale = move || {
+        now.0.track();
+        live.conn.get() != Conn::Live || format::now_ms() - live.last_message.get() > 15_000.0
+    };
+    let status_text = move || {
+        let tz = settings.timezone.get();
+        let lang = i18n.lang.get();
+        if stale() {
+            let since = live.last_message.get();
+            if since > 0.0 {
+                let t = DateTime::from_timestamp_millis(since as i64).unwrap_or_default();
+                let mut args = fluent_bundle::FluentArgs::new();
+                args.set("time", format::time(t, &tz, lang));
+                crate::i18n::translate(lang, "data-stale", Some(&args))
+            } else {
+                i18n.tr("conn-connecting")
+            }
+        } else {
+            i18n.tr("conn-live")
+        }
+    };
+    let count = move |sev: Severity| {
+        queue
+            .0
+            .with(|q| q.iter().filter(|a| a.severity == sev).count())
+    };
+    let new_count = move || {
+        queue
+            .0
+            .with(|q| q.iter().filter(|a| a.state == AlertState::New).count())
+    };
+
+    view! {
+        <header class="topbar">
+            <div class="brand">
+                <span class="logo" aria-hidden="true">"◉"</span>
+                <div>
+                    <div class="title">{move || i18n.tr("app-title")}</div>
+                    <div class="subtitle">
+                        {move || i18n.tr_n("entities-count", "count", live.entities.with(|e| e.len()))}
+                    </div>
+                </div>
+            </div>
+            <div class="counts">
+                <span class="count critical" title=move || i18n.tr("sev-critical")>
+                    {move || count(Severity::Critical)}
+                </span>
+                <span class="count major" title=move || i18n.tr("sev-major")>
+                    {move || count(Severity::Major)}
+                </span>
+                <span class="count warning" title=move || i18n.tr("sev-warning")>
+                    {move || count(Severity::Warning)}
+                </span>
+                <span class="count new">{move || i18n.tr_n("queue-new", "count", new_count())}</span>
+            </div>
+            <div class="spacer"></div>
+            <div class="feed" class:stale=stale id="feed-status">
+                <i class="pulse"></i>
+                {status_text}
+            </div>
+            <div class="clock">{clock}</div>
+            <button class="lang" on:click=move |_| i18n.toggle() title="L">
+                {move || i18n.tr("lang-switch")}
+            </button>
+            <button class="help-btn" on:click=move |_| sel.help.update(|h| *h = !*h) title="?">
+                "?"
+            </button>
+        </header>
+    }
+}

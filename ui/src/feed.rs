@@ -1,0 +1,243 @@
+//! The WebSocket half of the UI's only way to data. Connects to `/ws`, applies snapshots and
+//! deltas to [`Live`], pushes marker colours to the map, and reconnects by itself with
+//! back-off, resuming from the last sequence number it saw so only what was missed is sent.
+//! A connection that goes silent (no message, not even a heartbeat, for 15 s) is treated as
+//! dead and replaced.
+
+use crate::format::now_ms;
+use crate::map;
+use crate::state::{Conn, Live};
+use ioc_model::ServerMsg;
+use leptos::prelude::*;
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::time::Duration;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{MessageEvent, WebSocket};
+
+/// No message for this long means the connection is dead.
+const SILENCE_MS: f64 = 15_000.0;
+
+struct Socket {
+    ws: WebSocket,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_open: Closure<dyn FnMut()>,
+    _on_close: Closure<dyn FnMut()>,
+}
+
+#[derive(Default)]
+struct FeedState {
+    socket: Option<Socket>,
+    epoch: Option<String>,
+    seq: u64,
+    backoff_ms: u32,
+    reconnect_pending: bool,
+}
+
+thread_local! {
+    static FEED: RefCell<FeedState> = RefCell::new(FeedState::default());
+}
+
+/// Starts the feed and its watchdog.
+pub fn start(live: Live) {
+    connect(live);
+    set_interval(
+        move || {
+            let silent = now_ms() - live.last_message.get_untracked() > SILENCE_MS;
+            if silent && live.conn.get_untracked() == Conn::Live {
+                live.conn.set(Conn::Lost);
+                close_and_retry(live);
+            }
+        },
+        Duration::from_secs(1),
+    );
+}
+
+fn ws_url() -> String {
+    let loc = web_sys::window().expect("window").location();
+    let proto = if loc.protocol().unwrap_or_default() == "https:" {
+        "wss"
+    } else {
+        "ws"
+    };
+    let host = loc.host().unwrap_or_default();
+    FEED.with(|f| {
+        let f = f.borrow();
+        match &f.epoch {
+            Some(e) => format!(
+                "{proto}://{host}/ws?epoch={}&since={}",
+                crate::api::enc(e),
+                f.seq
+            ),
+            None => format!("{proto}://{host}/ws"),
+        }
+    })
+}
+
+fn connect(live: Live) {
+    let Ok(ws) = WebSocket::new(&ws_url()) else {
+        schedule_reconnect(live);
+        return;
+    };
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+        live.last_message.set(now_ms());
+        let Some(text) = e.data().as_string() else {
+            return;
+        };
+        match serde_json::from_str::<ServerMsg>(&text) {
+            Ok(msg) => apply(live, msg),
+            Err(err) => web_sys::console::warn_1(&format!("bad message from server: {err}").into()),
+        }
+    });
+    let on_open = Closure::<dyn FnMut()>::new(move || {
+        live.conn.set(Conn::Live);
+        live.last_message.set(now_ms());
+        FEED.with(|f| f.borrow_mut().backoff_ms = 0);
+    });
+    let on_close = Closure::<dyn FnMut()>::new(move || {
+        if live.conn.get_untracked() != Conn::Connecting {
+            live.conn.set(Conn::Lost);
+        }
+        schedule_reconnect(live);
+    });
+    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    FEED.with(|f| {
+        f.borrow_mut().socket = Some(Socket {
+            ws,
+            _on_message: on_message,
+            _on_open: on_open,
+            _on_close: on_close,
+        })
+    });
+}
+
+fn close_and_retry(live: Live) {
+    let old = FEED.with(|f| f.borrow_mut().socket.take());
+    if let Some(s) = old {
+        s.ws.set_onclose(None);
+        s.ws.set_onmessage(None);
+        let _ = s.ws.close();
+    }
+    schedule_reconnect(live);
+}
+
+fn schedule_reconnect(live: Live) {
+    let delay = FEED.with(|f| {
+        let mut f = f.borrow_mut();
+        if f.reconnect_pending {
+            return None;
+        }
+        f.reconnect_pending = true;
+        f.backoff_ms = (f.backoff_ms * 2).clamp(500, 10_000);
+        Some(f.backoff_ms)
+    });
+    let Some(delay) = delay else { return };
+    set_timeout(
+        move || {
+            FEED.with(|f| {
+                let mut f = f.borrow_mut();
+                f.reconnect_pending = false;
+                if let Some(s) = f.socket.take() {
+                    s.ws.set_onclose(None);
+                    s.ws.set_onmessage(None);
+                    let _ = s.ws.close();
+                }
+            });
+            connect(live);
+        },
+        Duration::from_millis(delay as u64),
+    );
+}
+
+/// Applies one server message to the live picture and the map.
+fn apply(live: Live, msg: ServerMsg) {
+    match msg {
+        ServerMsg::Snapshot {
+            epoch,
+            seq,
+            time,
+            entities,
+            alerts,
+        } => {
+            FEED.with(|f| {
+                let mut f = f.borrow_mut();
+                f.epoch = Some(epoch);
+                f.seq = seq;
+            });
+            live.entities
+                .set(entities.into_iter().map(|e| (e.id.clone(), e)).collect());
+            live.alerts.set(
+                alerts
+                    .into_iter()
+                    .filter(|a| a.state.is_open())
+                    .map(|a| (a.id, a))
+                    .collect(),
+            );
+            live.data_time.set(Some(time));
+            live.entities
+                .with_untracked(|e| live.alerts.with_untracked(|a| map::set_all(e, a)));
+        }
+        ServerMsg::Delta {
+            seq,
+            time,
+            entities,
+            values,
+            alerts,
+            ..
+        } => {
+            FEED.with(|f| f.borrow_mut().seq = seq);
+            let mut touched: HashSet<String> = HashSet::new();
+            let mut new_entity = false;
+            if !entities.is_empty() || !values.is_empty() {
+                live.entities.update(|map| {
+                    for e in entities {
+                        touched.insert(e.id.clone());
+                        new_entity |= map.insert(e.id.clone(), e).is_none();
+                    }
+                    for v in values {
+                        if let Some(e) = map.get_mut(&v.entity) {
+                            e.latest.insert(
+                                v.metric,
+                                ioc_model::Reading {
+                                    value: v.value,
+                                    time: v.time,
+                                },
+                            );
+                            if e.last_seen.is_none_or(|t| t < v.time) {
+                                e.last_seen = Some(v.time);
+                            }
+                        }
+                    }
+                });
+            }
+            if !alerts.is_empty() {
+                live.alerts.update(|map| {
+                    for a in alerts {
+                        touched.insert(a.entity.clone());
+                        if a.state.is_open() {
+                            map.insert(a.id, a);
+                        } else {
+                            map.remove(&a.id);
+                        }
+                    }
+                });
+            }
+            live.data_time.set(Some(time));
+            live.entities.with_untracked(|e| {
+                live.alerts.with_untracked(|a| {
+                    if new_entity {
+                        map::set_all(e, a)
+                    } else if !touched.is_empty() {
+                        map::update(touched.iter().map(String::as_str), e, a)
+                    }
+                })
+            });
+        }
+        // A heartbeat carries the sequence number this connection is at: nothing to apply.
+        ServerMsg::Heartbeat { .. } => {}
+    }
+    live.revision.update(|r| *r += 1);
+}

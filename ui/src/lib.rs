@@ -1,0 +1,20 @@
+//! The IOC Console user interface: Leptos compiled to WebAssembly. It reaches data only
+//! through the server's HTTP API ([`api`]) and WebSocket feed ([`feed`]), so the very same
+//! build runs in the desktop window, in a browser and on a video wall.
+
+mod api;
+mod chart;
+mod components;
+mod feed;
+mod format;
+mod i18n;
+mod map;
+mod state;
+
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(components::app::App);
+}
