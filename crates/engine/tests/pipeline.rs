@@ -1,0 +1,356 @@
+//! The engine end to end on a temporary folder: observations go in, alerts come out after
+//! their `for` duration (once), acknowledgements are kept, and a restart on the same folder
+//! resumes exactly where it stopped.
+
+use chrono::{DateTime, Duration, Utc};
+use ioc_engine::config::RuleConfig;
+use ioc_engine::{Config, Engine, Item, ManualClock, Obs};
+use ioc_model::{AlertEventKind, AlertState, Domain, Entity, EntityStatus, Severity};
+use std::path::Path;
+use std::sync::Arc;
+
+fn t0() -> DateTime<Utc> {
+    "2026-11-26T03:00:00Z".parse().unwrap()
+}
+
+fn config(dir: &Path) -> Config {
+    let mut c = Config::default().without_demo();
+    c.paths.data = Some(dir.to_owned());
+    c.rules = Some(vec![
+        RuleConfig {
+            name: "pm25-high".into(),
+            when: "metric == 'pm25' && value > 150.0".into(),
+            for_: std::time::Duration::from_secs(600),
+            severity: Severity::Major,
+            message: "PM2.5 {value} at {entity.name}".into(),
+            category: Some("air_quality".into()),
+            domain: None,
+            auto_resolve: true,
+            enabled: true,
+        },
+        RuleConfig {
+            name: "level".into(),
+            when: "metric == 'water_level' && value >= entity.attributes.alarm_1".into(),
+            for_: std::time::Duration::ZERO,
+            severity: Severity::Warning,
+            message: "level {value}".into(),
+            category: Some("flood".into()),
+            domain: None,
+            auto_resolve: true,
+            enabled: true,
+        },
+        RuleConfig {
+            name: "broken".into(),
+            when: "metric == ".into(),
+            for_: std::time::Duration::ZERO,
+            severity: Severity::Info,
+            message: "never".into(),
+            category: None,
+            domain: None,
+            auto_resolve: true,
+            enabled: true,
+        },
+    ]);
+    c
+}
+
+fn station(id: &str) -> Item {
+    Item::Entity(Box::new(Entity {
+        id: id.into(),
+        kind: "AirQualityStation".into(),
+        name: format!("Trạm {id}"),
+        lon: 105.68,
+        lat: 18.67,
+        unit: Some("16681".into()),
+        unit_name: Some("Thành Vinh".into()),
+        domain: Domain::Environment,
+        attributes: Default::default(),
+        status: EntityStatus::Unknown,
+        last_seen: None,
+        latest: Default::default(),
+    }))
+}
+
+fn gauge(id: &str) -> Item {
+    let mut attributes = serde_json::Map::new();
+    attributes.insert("alarm_1".into(), 3.0.into());
+    Item::Entity(Box::new(Entity {
+        id: id.into(),
+        kind: "WaterLevelGauge".into(),
+        name: format!("Gauge {id}"),
+        lon: 105.5,
+        lat: 18.7,
+        unit: None,
+        unit_name: None,
+        domain: Domain::Water,
+        attributes,
+        status: EntityStatus::Unknown,
+        last_seen: None,
+        latest: Default::default(),
+    }))
+}
+
+fn obs(entity: &str, metric: &str, minute: i64, value: f64) -> Item {
+    Item::Obs(Obs {
+        entity: Arc::from(entity),
+        metric: Arc::from(metric),
+        time: t0() + Duration::minutes(minute),
+        value,
+    })
+}
+
+async fn start(dir: &Path, clock: &Arc<ManualClock>) -> Engine {
+    Engine::start_with_clock(config(dir), clock.clone())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn alert_after_for_duration_once_then_acknowledged_and_kept_across_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(t0() + Duration::hours(1)));
+    let engine = start(dir.path(), &clock).await;
+    assert_eq!(engine.rule_errors().len(), 1, "the broken rule is refused");
+    assert_eq!(engine.rule_errors()[0].rule, "broken");
+    let tx = engine.sender();
+    tx.ingest("test", vec![station("aq-1"), station("aq-2")])
+        .await
+        .unwrap();
+
+    // PM2.5 above 150 from minute 0; the alert comes at minute 10, not before.
+    for m in 0..10 {
+        let r = tx
+            .ingest("test", vec![obs("aq-1", "pm25", m, 160.0 + m as f64)])
+            .await
+            .unwrap();
+        assert_eq!(r.accepted, 1);
+        assert!(
+            engine.hub().open_alerts().is_empty(),
+            "no alert at minute {m}"
+        );
+    }
+    tx.ingest("test", vec![obs("aq-1", "pm25", 10, 175.0)])
+        .await
+        .unwrap();
+    let open = engine.hub().open_alerts();
+    assert_eq!(open.len(), 1);
+    let alert = &open[0];
+    assert_eq!(
+        (alert.rule.as_str(), alert.entity.as_str()),
+        ("pm25-high", "aq-1")
+    );
+    assert_eq!(alert.state, AlertState::New);
+    assert_eq!(alert.raised_at, t0() + Duration::minutes(10));
+    assert_eq!(alert.message, "PM2.5 175.0 at Trạm aq-1");
+    assert_eq!(alert.unit_name.as_deref(), Some("Thành Vinh"));
+    // Still high: no second alert. Another station is independent.
+    for m in 11..20 {
+        tx.ingest(
+            "test",
+            vec![obs("aq-1", "pm25", m, 180.0), obs("aq-2", "pm25", m, 20.0)],
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(engine.hub().open_alerts().len(), 1);
+
+    let id = alert.id;
+    let acked = engine
+        .acknowledge(id, "op-vinh", Some("đã thấy".into()))
+        .await
+        .unwrap();
+    assert_eq!(acked.state, AlertState::Acknowledged);
+    assert_eq!(acked.acked_by.as_deref(), Some("op-vinh"));
+    let again = engine.acknowledge(id, "op-vinh", None).await;
+    assert!(again.is_err(), "acknowledging twice is refused");
+    let latest_before = engine.hub().entity("aq-1").unwrap().latest["pm25"].clone();
+    engine.shutdown().await;
+
+    // Restart on the same folder.
+    let engine = start(dir.path(), &clock).await;
+    let open = engine.hub().open_alerts();
+    assert_eq!(open.len(), 1, "the open alert is still open");
+    assert_eq!(open[0].id, id);
+    assert_eq!(open[0].state, AlertState::Acknowledged);
+    let aq1 = engine.hub().entity("aq-1").unwrap();
+    assert_eq!(aq1.latest["pm25"], latest_before, "latest values survive");
+    assert_eq!(aq1.status, EntityStatus::Online);
+    assert_eq!(engine.hub().entities().len(), 2);
+    let full = engine.alert(id).await.unwrap().unwrap();
+    let kinds: Vec<_> = full
+        .events
+        .iter()
+        .map(|e| (e.kind, e.to, e.actor.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (AlertEventKind::Raised, Some(AlertState::New), "system"),
+            (
+                AlertEventKind::Transition,
+                Some(AlertState::Acknowledged),
+                "op-vinh"
+            ),
+        ]
+    );
+    assert_eq!(full.events[1].comment.as_deref(), Some("đã thấy"));
+
+    // Still above the threshold after the restart: no duplicate. Then it clears and the
+    // acknowledged alert resolves by itself.
+    let tx = engine.sender();
+    tx.ingest("test", vec![obs("aq-1", "pm25", 40, 190.0)])
+        .await
+        .unwrap();
+    assert_eq!(engine.hub().open_alerts().len(), 1);
+    tx.ingest("test", vec![obs("aq-1", "pm25", 41, 40.0)])
+        .await
+        .unwrap();
+    assert!(engine.hub().open_alerts().is_empty());
+    let resolved = engine.alert(id).await.unwrap().unwrap();
+    assert_eq!(resolved.state, AlertState::Resolved);
+    assert!(!resolved.active);
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn cleared_unacknowledged_alert_waits_for_the_operator() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(t0() + Duration::hours(1)));
+    let engine = start(dir.path(), &clock).await;
+    let tx = engine.sender();
+    tx.ingest("test", vec![gauge("wl-1")]).await.unwrap();
+    tx.ingest("test", vec![obs("wl-1", "water_level", 0, 3.2)])
+        .await
+        .unwrap();
+    tx.ingest("test", vec![obs("wl-1", "water_level", 1, 2.1)])
+        .await
+        .unwrap();
+    let open = engine.hub().open_alerts();
+    assert_eq!(open.len(), 1);
+    assert!(!open[0].active, "cleared");
+    assert_eq!(
+        open[0].state,
+        AlertState::New,
+        "but still waiting for an operator"
+    );
+    // Rises again: the same alert, counted twice.
+    tx.ingest("test", vec![obs("wl-1", "water_level", 2, 3.5)])
+        .await
+        .unwrap();
+    let open = engine.hub().open_alerts();
+    assert_eq!(open.len(), 1);
+    assert!(open[0].active);
+    assert_eq!(open[0].count, 2);
+    tx.ingest("test", vec![obs("wl-1", "water_level", 3, 1.0)])
+        .await
+        .unwrap();
+    let acked = engine.acknowledge(open[0].id, "op", None).await.unwrap();
+    assert_eq!(
+        acked.state,
+        AlertState::Resolved,
+        "acknowledging a cleared alert resolves it"
+    );
+    assert!(engine.hub().open_alerts().is_empty());
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn store_keeps_raw_rows_and_rollups_and_skips_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(t0() + Duration::hours(1)));
+    let engine = start(dir.path(), &clock).await;
+    let tx = engine.sender();
+    tx.ingest("test", vec![station("aq-1")]).await.unwrap();
+    // Two per minute for 3 minutes, then the same rows again (an at-least-once source).
+    let rows: Vec<Item> = (0..6)
+        .map(|i| {
+            Item::Obs(Obs {
+                entity: Arc::from("aq-1"),
+                metric: Arc::from("pm10"),
+                time: t0() + Duration::seconds(30 * i),
+                value: 10.0 * (i + 1) as f64,
+            })
+        })
+        .collect();
+    tx.ingest("test", rows.clone()).await.unwrap();
+    tx.ingest("test", rows).await.unwrap();
+    let reader = engine.reader().clone();
+    let raw = reader.raw("aq-1", "pm10", 0, i64::MAX, 100).unwrap();
+    assert_eq!(raw.len(), 6, "duplicates are stored once");
+    let series = engine
+        .series(
+            "aq-1".into(),
+            "pm10".into(),
+            t0(),
+            t0() + Duration::minutes(3),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(series.step_seconds, 60);
+    let got: Vec<(u64, f64, f64, f64, f64)> = series
+        .points
+        .iter()
+        .map(|p| (p.count, p.min, p.max, p.avg, p.last))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (2, 10.0, 20.0, 15.0, 20.0),
+            (2, 30.0, 40.0, 35.0, 40.0),
+            (2, 50.0, 60.0, 55.0, 60.0)
+        ],
+        "1-minute rollups, not double-counted"
+    );
+    assert!(engine
+        .series(
+            "aq-1".into(),
+            "nope".into(),
+            t0(),
+            t0() + Duration::minutes(3)
+        )
+        .await
+        .unwrap()
+        .is_none());
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_a_reason_and_the_rest_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(t0() + Duration::hours(1)));
+    let engine = start(dir.path(), &clock).await;
+    let tx = engine.sender();
+    let mut bad_place = station("nowhere");
+    if let Item::Entity(e) = &mut bad_place {
+        e.lat = 123.0;
+    }
+    let r = tx
+        .ingest(
+            "test",
+            vec![
+                station("aq-1"),
+                bad_place,
+                obs("aq-1", "pm25", 0, 12.0),
+                obs("ghost", "pm25", 0, 12.0),
+                obs("aq-1", "pm25", 1, f64::NAN),
+                obs("aq-1", "pm25", 24 * 60, 12.0),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.accepted, 2);
+    let reasons: Vec<(usize, &str)> = r
+        .rejected
+        .iter()
+        .map(|x| (x.index, x.reason.as_str()))
+        .collect();
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    assert!(reasons[0].1.contains("not on Earth"), "{reasons:?}");
+    assert!(reasons[1].1.contains("unknown entity"), "{reasons:?}");
+    assert!(reasons[2].1.contains("finite"), "{reasons:?}");
+    assert!(reasons[3].1.contains("future"), "{reasons:?}");
+    assert_eq!(engine.health().rejected, 4);
+    assert_eq!(engine.health().status, "ok");
+    engine.shutdown().await;
+}

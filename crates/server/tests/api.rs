@@ -1,0 +1,275 @@
+//! The HTTP API and the WebSocket feed over real sockets: a client that reconnects with its
+//! last sequence number gets only what it missed.
+
+use futures_util::StreamExt;
+use ioc_engine::{Config, Engine, Item, Obs};
+use ioc_model::{Domain, Entity, ServerMsg};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+async fn start() -> (tempfile::TempDir, Arc<Engine>, SocketAddr) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default().without_demo();
+    config.paths.data = Some(dir.path().to_owned());
+    config.hub.frame_interval = Duration::from_millis(20);
+    config.hub.heartbeat = Duration::from_millis(300);
+    let engine = Arc::new(Engine::start(config).await.unwrap());
+    let listener = ioc_server::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(ioc_server::serve(
+        engine.clone(),
+        listener,
+        std::future::pending(),
+    ));
+    (dir, engine, addr)
+}
+
+fn gauge(id: &str) -> Item {
+    let mut attributes = serde_json::Map::new();
+    attributes.insert("alarm_1".into(), 3.0.into());
+    attributes.insert("alarm_2".into(), 4.0.into());
+    attributes.insert("alarm_3".into(), 5.0.into());
+    Item::Entity(Box::new(Entity {
+        id: id.into(),
+        kind: "WaterLevelGauge".into(),
+        name: format!("Thủy văn {id}"),
+        lon: 105.5,
+        lat: 18.7,
+        unit: None,
+        unit_name: None,
+        domain: Domain::Water,
+        attributes,
+        status: Default::default(),
+        last_seen: None,
+        latest: Default::default(),
+    }))
+}
+
+fn level(id: &str, secs: i64, v: f64) -> Item {
+    Item::Obs(Obs {
+        entity: Arc::from(id),
+        metric: Arc::from("water_level"),
+        time: chrono::Utc::now() - chrono::Duration::seconds(100 - secs),
+        value: v,
+    })
+}
+
+async fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
+    let r = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn post(addr: SocketAddr, path: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}{path}"))
+        .json(&serde_json::json!({"comment": "on it"}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Next data message (heartbeats skipped).
+async fn next(ws: &mut Ws) -> ServerMsg {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("open")
+            .expect("ok");
+        if let Message::Text(t) = msg {
+            let m: ServerMsg = serde_json::from_str(&t).unwrap();
+            if !matches!(m, ServerMsg::Heartbeat { .. }) {
+                return m;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rest_api_answers_and_acknowledges() {
+    let (_dir, engine, addr) = start().await;
+    let tx = engine.sender();
+    tx.ingest(
+        "t",
+        vec![
+            gauge("wl-1"),
+            gauge("wl-2"),
+            level("wl-2", 0, 3.2),
+            level("wl-1", 0, 4.2),
+        ],
+    )
+    .await
+    .unwrap();
+
+    let (s, health) = get(addr, "/api/health").await;
+    assert_eq!(s, 200);
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["entities"], 2);
+
+    let (_, entities) = get(addr, "/api/entities").await;
+    let e = &entities[0];
+    assert_eq!(e["id"], "wl-1");
+    assert_eq!(e["type"], "WaterLevelGauge");
+    assert_eq!(e["status"], "online");
+    assert_eq!(e["latest"]["water_level"]["value"], 4.2);
+    assert!(e["lon"].is_number() && e["lat"].is_number());
+
+    let (_, open) = get(addr, "/api/alerts?state=open").await;
+    let open = open.as_array().unwrap();
+    assert_eq!(open.len(), 2, "alarm I on wl-2, alarm II on wl-1: {open:?}");
+    let id = open[0]["id"].as_i64().unwrap();
+    assert_eq!(open[0]["severity"], "major", "most severe first");
+    assert_eq!(open[0]["entity"], "wl-1");
+    assert_eq!(open[1]["severity"], "warning");
+
+    let (s, acked) = post(addr, &format!("/api/alerts/{id}/ack")).await;
+    assert_eq!(s, 200);
+    assert_eq!(acked["state"], "acknowledged");
+    let (s, err) = post(addr, &format!("/api/alerts/{id}/ack")).await;
+    assert_eq!(s, 409, "{err}");
+    assert!(err["error"].as_str().unwrap().contains("acknowledged"));
+    let (s, _) = post(addr, "/api/alerts/999999/ack").await;
+    assert_eq!(s, 404);
+
+    let (s, one) = get(addr, &format!("/api/alerts/{id}")).await;
+    assert_eq!(s, 200);
+    let events = one["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1]["actor"], "operator");
+    assert_eq!(events[1]["comment"], "on it");
+
+    let (s, _) = get(addr, "/api/alerts?state=bogus").await;
+    assert_eq!(s, 400);
+    let (_, all) = get(addr, "/api/alerts?state=all").await;
+    assert_eq!(all.as_array().unwrap().len(), 2);
+
+    let (s, series) = get(addr, "/api/entities/wl-1/series?metric=water_level").await;
+    assert_eq!(s, 200);
+    assert_eq!(series["points"][0]["last"], 4.2);
+    let (s, _) = get(addr, "/api/entities/wl-1/series?metric=nothing").await;
+    assert_eq!(s, 404);
+    let (s, body) = get(addr, "/api/nothing-here").await;
+    assert_eq!(s, 404);
+    assert!(body["error"].is_string());
+    let (_, basemap) = get(addr, "/api/basemap").await;
+    assert_eq!(basemap["kind"], "none");
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn websocket_snapshot_deltas_and_catch_up_after_reconnect() {
+    let (_dir, engine, addr) = start().await;
+    let tx = engine.sender();
+    tx.ingest(
+        "t",
+        vec![gauge("wl-1"), gauge("wl-2"), level("wl-1", 0, 1.0)],
+    )
+    .await
+    .unwrap();
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .unwrap();
+    let ServerMsg::Snapshot {
+        epoch,
+        seq,
+        entities,
+        ..
+    } = next(&mut ws).await
+    else {
+        panic!("a snapshot first")
+    };
+    assert_eq!(entities.len(), 2);
+    assert_eq!(entities[0].latest["water_level"].value, 1.0);
+
+    tx.ingest("t", vec![level("wl-1", 1, 1.5)]).await.unwrap();
+    let ServerMsg::Delta {
+        from,
+        seq: seq2,
+        values,
+        ..
+    } = next(&mut ws).await
+    else {
+        panic!("a delta")
+    };
+    assert_eq!(from, seq + 1);
+    assert_eq!(values.len(), 1);
+    assert_eq!(values[0].value, 1.5);
+    drop(ws);
+
+    // While disconnected: three values for wl-1, one for wl-2, an alert.
+    tx.ingest(
+        "t",
+        vec![
+            level("wl-1", 2, 2.0),
+            level("wl-2", 2, 0.5),
+            level("wl-1", 3, 2.5),
+            level("wl-1", 4, 3.5),
+        ],
+    )
+    .await
+    .unwrap();
+
+    let url = format!("ws://{addr}/ws?epoch={epoch}&since={seq2}");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let ServerMsg::Delta {
+        from,
+        values,
+        alerts,
+        entities,
+        ..
+    } = next(&mut ws).await
+    else {
+        panic!("a delta, not a snapshot, after reconnecting")
+    };
+    assert_eq!(from, seq2 + 1, "starts right after what the client had");
+    // wl-2 came online meanwhile, so it comes whole (with its latest values); wl-1 as a value.
+    let mut got: Vec<(String, f64)> = values
+        .iter()
+        .map(|v| (v.entity.clone(), v.value))
+        .chain(
+            entities
+                .iter()
+                .map(|e| (e.id.clone(), e.latest["water_level"].value)),
+        )
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        got,
+        vec![("wl-1".into(), 3.5), ("wl-2".into(), 0.5)],
+        "coalesced"
+    );
+    assert_eq!(alerts.len(), 1, "the alert raised meanwhile");
+
+    // A client from another run of the server (or too far behind) gets a snapshot.
+    let (mut ws2, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/ws?epoch=old&since=5"))
+            .await
+            .unwrap();
+    assert!(matches!(next(&mut ws2).await, ServerMsg::Snapshot { .. }));
+
+    // A quiet feed sends heartbeats.
+    let hb = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(Ok(Message::Text(t))) = ws.next().await {
+                if t.contains("\"heartbeat\"") {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(hb.is_ok(), "a heartbeat while nothing changes");
+    engine.shutdown().await;
+}
