@@ -324,6 +324,9 @@ impl WebDriver {
                     "--disable-background-networking", "--disable-component-update",
                     "--disable-sync", "--no-first-run", "--use-angle=swiftshader",
                     "--enable-unsafe-swiftshader", "--window-size=1600,900",
+                    // Talk to the browser over a pipe, not a DevTools port on "localhost"
+                    // (which a bare chroot may not even resolve).
+                    "--remote-debugging-pipe",
                 ]
             }
         });
