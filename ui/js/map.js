@@ -250,6 +250,38 @@ export async function mapSelect(id, lon, lat, fly) {
   if (fly) map.flyTo({ center: [lon, lat], zoom: Math.max(map.getZoom(), 12), speed: 1.6 });
 }
 
+// Areas of received alerts (CAP polygons/circles): a FeatureCollection.
+export async function mapSetAreas(json) {
+  const fc = JSON.parse(json);
+  await ready;
+  if (!map.getSource('alert-areas')) {
+    map.addSource('alert-areas', { type: 'geojson', data: fc });
+    const color = ['match', ['get', 'severity'], 'critical', '#ff453a', 'major', '#ff9f0a',
+      'warning', '#ffd60a', '#64d2ff'];
+    map.addLayer({ id: 'alert-areas-fill', type: 'fill', source: 'alert-areas',
+      paint: { 'fill-color': color, 'fill-opacity': ['case', ['get', 'active'], 0.22, 0.08] } }, 'halo');
+    map.addLayer({ id: 'alert-areas-line', type: 'line', source: 'alert-areas',
+      paint: { 'line-color': color, 'line-width': 2, 'line-dasharray': [2, 1] } }, 'halo');
+  } else {
+    map.getSource('alert-areas').setData(fc);
+  }
+  container().dataset.areas = String(fc.features.length);
+}
+
+// Fits the view to a GeoJSON geometry.
+export async function mapFitGeometry(json) {
+  const g = JSON.parse(json);
+  await ready;
+  let w = 180, s = 90, e = -180, n = -90;
+  const walk = (c) => {
+    if (typeof c[0] === 'number') {
+      w = Math.min(w, c[0]); e = Math.max(e, c[0]); s = Math.min(s, c[1]); n = Math.max(n, c[1]);
+    } else c.forEach(walk);
+  };
+  walk(g.coordinates);
+  if (w <= e) map.fitBounds([[w, s], [e, n]], { padding: 60, maxZoom: 13 });
+}
+
 export function mapHome() {
   if (map) map.fitBounds(NGHE_AN, { padding: 20 });
 }

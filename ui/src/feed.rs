@@ -177,8 +177,12 @@ fn apply(live: Live, msg: ServerMsg) {
                     .collect(),
             );
             live.data_time.set(Some(time));
-            live.entities
-                .with_untracked(|e| live.alerts.with_untracked(|a| map::set_all(e, a)));
+            live.entities.with_untracked(|e| {
+                live.alerts.with_untracked(|a| {
+                    map::set_all(e, a);
+                    map::set_areas(a);
+                })
+            });
         }
         ServerMsg::Delta {
             seq,
@@ -191,6 +195,7 @@ fn apply(live: Live, msg: ServerMsg) {
             FEED.with(|f| f.borrow_mut().seq = seq);
             let mut touched: HashSet<String> = HashSet::new();
             let mut new_entity = false;
+            let mut areas_changed = false;
             if !entities.is_empty() || !values.is_empty() {
                 live.entities.update(|map| {
                     for e in entities {
@@ -216,7 +221,10 @@ fn apply(live: Live, msg: ServerMsg) {
             if !alerts.is_empty() {
                 live.alerts.update(|map| {
                     for a in alerts {
-                        touched.insert(a.entity.clone());
+                        areas_changed |= a.area.is_some();
+                        if let Some(e) = &a.entity {
+                            touched.insert(e.clone());
+                        }
                         if a.state.is_open() {
                             map.insert(a.id, a);
                         } else {
@@ -232,6 +240,9 @@ fn apply(live: Live, msg: ServerMsg) {
                         map::set_all(e, a)
                     } else if !touched.is_empty() {
                         map::update(touched.iter().map(String::as_str), e, a)
+                    }
+                    if areas_changed {
+                        map::set_areas(a);
                     }
                 })
             });

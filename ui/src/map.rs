@@ -21,6 +21,33 @@ extern "C" {
     pub fn map_select(id: &str, lon: f64, lat: f64, fly: bool);
     #[wasm_bindgen(js_name = mapHome)]
     pub fn map_home();
+    #[wasm_bindgen(js_name = mapSetAreas)]
+    fn map_set_areas(json: &str);
+    #[wasm_bindgen(js_name = mapFitGeometry)]
+    pub fn map_fit_geometry(json: &str);
+}
+
+/// Draws the areas of open alerts that have one (CAP polygons and circles), coloured by
+/// severity; cleared ones fade.
+pub fn set_areas(alerts: &HashMap<i64, Alert>) {
+    let features: Vec<serde_json::Value> = alerts
+        .values()
+        .filter_map(|a| {
+            let g = a.area.as_ref()?;
+            Some(serde_json::json!({
+                "type": "Feature",
+                "geometry": g,
+                "properties": {
+                    "id": a.id,
+                    "severity": a.severity.as_str(),
+                    "active": a.active,
+                    "name": a.message,
+                }
+            }))
+        })
+        .collect();
+    let fc = serde_json::json!({"type": "FeatureCollection", "features": features});
+    map_set_areas(&fc.to_string());
 }
 
 #[derive(Serialize)]
@@ -39,24 +66,31 @@ struct LevelChange<'a> {
     level: &'static str,
 }
 
-/// Draws every entity.
+fn level_of(e: &Entity, by_entity: &HashMap<&str, Vec<&Alert>>) -> &'static str {
+    level(
+        e,
+        by_entity
+            .get(e.id.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or(&[]),
+    )
+}
+
+/// Draws every entity that has a position.
 pub fn set_all(entities: &HashMap<String, Entity>, alerts: &HashMap<i64, Alert>) {
     let by_entity = alerts_by_entity(alerts);
     let markers: Vec<Marker> = entities
         .values()
-        .map(|e| Marker {
-            id: &e.id,
-            name: &e.name,
-            kind: &e.kind,
-            lon: e.lon,
-            lat: e.lat,
-            level: level(
-                e,
-                by_entity
-                    .get(e.id.as_str())
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[]),
-            ),
+        .filter_map(|e| {
+            let (lon, lat) = e.position()?;
+            Some(Marker {
+                id: &e.id,
+                name: &e.name,
+                kind: &e.kind,
+                lon,
+                lat,
+                level: level_of(e, &by_entity),
+            })
         })
         .collect();
     map_set_entities(&serde_json::to_string(&markers).unwrap_or_default());
@@ -71,15 +105,10 @@ pub fn update<'a>(
     let by_entity = alerts_by_entity(alerts);
     let changes: Vec<LevelChange> = ids
         .filter_map(|id| entities.get(id))
+        .filter(|e| e.position().is_some())
         .map(|e| LevelChange {
             id: &e.id,
-            level: level(
-                e,
-                by_entity
-                    .get(e.id.as_str())
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[]),
-            ),
+            level: level_of(e, &by_entity),
         })
         .collect();
     map_update(&serde_json::to_string(&changes).unwrap_or_default());

@@ -85,7 +85,9 @@ pub fn level(entity: &Entity, alerts: &[&Alert]) -> &'static str {
 pub fn alerts_by_entity(alerts: &HashMap<i64, Alert>) -> HashMap<&str, Vec<&Alert>> {
     let mut m: HashMap<&str, Vec<&Alert>> = HashMap::new();
     for a in alerts.values() {
-        m.entry(a.entity.as_str()).or_default().push(a);
+        if let Some(e) = &a.entity {
+            m.entry(e.as_str()).or_default().push(a);
+        }
     }
     m
 }

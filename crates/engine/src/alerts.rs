@@ -3,6 +3,7 @@
 //! counts the repeat instead of opening a second one. Every change produces the events to
 //! append to the alert's timeline; the caller persists and publishes them together.
 
+use crate::pipeline::ExternalAlert;
 use chrono::{DateTime, Utc};
 use ioc_model::{Alert, AlertEvent, AlertEventKind, AlertState, Domain, Entity, Severity};
 use std::collections::HashMap;
@@ -60,6 +61,15 @@ fn event(at: DateTime<Utc>, actor: &str, kind: AlertEventKind) -> AlertEvent {
     }
 }
 
+/// What an open alert is unique by, with its rule: the entity for a rule's alert, the
+/// issuer's id for a received one.
+fn subject(a: &Alert) -> String {
+    a.external_id
+        .clone()
+        .or_else(|| a.entity.clone())
+        .unwrap_or_default()
+}
+
 impl AlertBook {
     /// Starts from the open alerts found in the store.
     pub fn new(open_alerts: Vec<Alert>, next_id: i64) -> AlertBook {
@@ -68,7 +78,7 @@ impl AlertBook {
             ..Default::default()
         };
         for a in open_alerts {
-            book.by_key.insert((a.rule.clone(), a.entity.clone()), a.id);
+            book.by_key.insert((a.rule.clone(), subject(&a)), a.id);
             book.next_id = book.next_id.max(a.id + 1);
             book.open.insert(a.id, a);
         }
@@ -115,7 +125,7 @@ impl AlertBook {
         let alert = Alert {
             id,
             rule: spec.rule.to_string(),
-            entity: entity.id.clone(),
+            entity: Some(entity.id.clone()),
             entity_name: entity.name.clone(),
             unit: entity.unit.clone(),
             unit_name: entity.unit_name.clone(),
@@ -133,6 +143,10 @@ impl AlertBook {
             acked_at: None,
             acked_by: None,
             count: 1,
+            external_id: None,
+            area: None,
+            description: None,
+            expires_at: None,
             events: Vec::new(),
         };
         let mut ev = event(spec.at, SYSTEM, AlertEventKind::Raised);
@@ -144,6 +158,111 @@ impl AlertBook {
             alert,
             events: vec![ev],
         })
+    }
+
+    /// An alert received from outside (CAP, NGSI): a new one opens an alert; a new version
+    /// of one already open updates it; a cancellation resolves it. Returns `None` when there
+    /// is nothing to do (a cancellation of an alert that is not open, an unchanged repeat).
+    pub fn external(&mut self, ext: &ExternalAlert, now: DateTime<Utc>) -> Option<AlertChange> {
+        let actor = format!("source:{}", ext.source);
+        let active = !ext.cancelled && ext.expires.is_none_or(|e| e > now);
+        let key = (ext.source.clone(), ext.key.clone());
+        if let Some(&id) = self.by_key.get(&key) {
+            return self
+                .apply(id, |a, events| {
+                    let before = a.clone();
+                    a.severity = ext.severity;
+                    a.category = ext.category.clone();
+                    a.message = ext.headline.clone();
+                    a.description = ext.description.clone();
+                    a.area = ext.area.clone();
+                    a.expires_at = ext.expires;
+                    a.active = active;
+                    if let Some(n) = &ext.area_desc {
+                        a.entity_name = n.clone();
+                    }
+                    if ext.cancelled {
+                        a.cleared_at = Some(ext.sent);
+                        let mut ev = event(ext.sent, &actor, AlertEventKind::Cleared);
+                        ev.comment = Some("cancelled by the issuer".into());
+                        events.push(ev);
+                        events.push(transition(a, AlertState::Resolved, &actor, None, ext.sent)?);
+                    } else if *a != before {
+                        a.updated_at = ext.sent.max(a.updated_at);
+                        events.push(event(ext.sent, &actor, AlertEventKind::Updated));
+                    }
+                    Ok(())
+                })
+                .ok()
+                .filter(|c| !c.events.is_empty());
+        }
+        if ext.cancelled {
+            return None;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let alert = Alert {
+            id,
+            rule: ext.source.clone(),
+            entity: ext.entity.clone(),
+            entity_name: ext
+                .area_desc
+                .clone()
+                .unwrap_or_else(|| ext.headline.clone()),
+            unit: None,
+            unit_name: ext.area_desc.clone(),
+            domain: ext.domain,
+            category: ext.category.clone(),
+            severity: ext.severity,
+            state: AlertState::New,
+            active,
+            message: ext.headline.clone(),
+            metric: None,
+            value: None,
+            raised_at: ext.sent,
+            updated_at: ext.sent,
+            cleared_at: (!active).then_some(now),
+            acked_at: None,
+            acked_by: None,
+            count: 1,
+            external_id: Some(ext.key.clone()),
+            area: ext.area.clone(),
+            description: ext.description.clone(),
+            expires_at: ext.expires,
+            events: Vec::new(),
+        };
+        let mut ev = event(ext.sent, &actor, AlertEventKind::Raised);
+        ev.to = Some(AlertState::New);
+        self.by_key.insert(key, id);
+        self.open.insert(id, alert.clone());
+        Some(AlertChange {
+            alert,
+            events: vec![ev],
+        })
+    }
+
+    /// Received alerts whose validity ended by `now` stop being active.
+    pub fn expire(&mut self, now: DateTime<Utc>) -> Vec<AlertChange> {
+        let due: Vec<i64> = self
+            .open
+            .values()
+            .filter(|a| a.active && a.expires_at.is_some_and(|e| e <= now))
+            .map(|a| a.id)
+            .collect();
+        due.into_iter()
+            .filter_map(|id| {
+                self.apply(id, |a, events| {
+                    a.active = false;
+                    a.cleared_at = Some(now);
+                    a.updated_at = now;
+                    let mut ev = event(now, SYSTEM, AlertEventKind::Cleared);
+                    ev.comment = Some("expired".into());
+                    events.push(ev);
+                    Ok(())
+                })
+                .ok()
+            })
+            .collect()
     }
 
     /// A rule's condition stopped holding. An alert an operator has already taken in hand is
@@ -228,7 +347,7 @@ impl AlertBook {
             self.open.insert(id, a.clone());
         } else {
             self.open.remove(&id);
-            self.by_key.remove(&(a.rule.clone(), a.entity.clone()));
+            self.by_key.remove(&(a.rule.clone(), subject(&a)));
         }
         Ok(AlertChange { alert: a, events })
     }
@@ -263,20 +382,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn entity(id: &str) -> Entity {
-        Entity {
-            id: id.into(),
-            kind: "AirQualityStation".into(),
-            name: format!("Trạm {id}"),
-            lon: 105.68,
-            lat: 18.67,
-            unit: Some("16681".into()),
-            unit_name: Some("Thành Vinh".into()),
-            domain: Domain::Environment,
-            attributes: Default::default(),
-            status: Default::default(),
-            last_seen: None,
-            latest: Default::default(),
-        }
+        Entity::new(
+            id,
+            "AirQualityStation",
+            &format!("Trạm {id}"),
+            Domain::Environment,
+        )
+        .in_unit("16681", "Thành Vinh")
     }
 
     fn t(min: i64) -> DateTime<Utc> {
@@ -428,7 +540,8 @@ mod tests {
                 for a in book.open_alerts() {
                     prop_assert!(a.state.is_open());
                     prop_assert!(keys.insert((a.rule.clone(), a.entity.clone())));
-                    prop_assert_eq!(book.find(&a.rule, &a.entity).map(|x| x.id), Some(a.id));
+                    let entity = a.entity.clone().unwrap();
+                    prop_assert_eq!(book.find(&a.rule, &entity).map(|x| x.id), Some(a.id));
                 }
             }
         }

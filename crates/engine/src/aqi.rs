@@ -40,7 +40,11 @@ pub fn nowcast(hourly: &[Option<f64>], p: Pollutant) -> Option<f64> {
     let (min, max) = valid.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &c| {
         (lo.min(c), hi.max(c))
     });
-    let w = if max <= 0.0 { 1.0 } else { (min / max).max(0.5) };
+    let w = if max <= 0.0 {
+        1.0
+    } else {
+        (min / max).max(0.5)
+    };
     let (mut num, mut den, mut wi) = (0.0, 0.0, 1.0);
     for c in &hours {
         if let Some(c) = c {
@@ -96,7 +100,7 @@ const US_PM10: &[Band] = &[
 /// (the EPA reports "beyond the AQI" there).
 pub fn aqi_us(concentration: f64, p: Pollutant, table: UsTable) -> Option<u32> {
     let c = truncate(concentration, p);
-    if !(c >= 0.0) {
+    if c.is_nan() || c < 0.0 {
         return None;
     }
     let bands = match (p, table) {
@@ -154,7 +158,7 @@ const VN_PM10: [f64; 8] = [0.0, 50.0, 150.0, 250.0, 350.0, 420.0, 500.0, 600.0];
 /// Hourly VN_AQI of one particulate from its NowCast concentration, rounded to an integer as
 /// the decision prescribes; above the last breakpoint the index is capped at 500.
 pub fn vn_aqi(nowcast: f64, p: Pollutant) -> Option<u32> {
-    if !(nowcast >= 0.0) {
+    if nowcast.is_nan() || nowcast < 0.0 {
         return None;
     }
     let bp = match p {
@@ -165,7 +169,8 @@ pub fn vn_aqi(nowcast: f64, p: Pollutant) -> Option<u32> {
         return Some(500);
     }
     let i = (0..7).find(|&i| nowcast < bp[i + 1]).unwrap_or(6);
-    let aqi = (VN_INDEX[i + 1] - VN_INDEX[i]) / (bp[i + 1] - bp[i]) * (nowcast - bp[i]) + VN_INDEX[i];
+    let aqi =
+        (VN_INDEX[i + 1] - VN_INDEX[i]) / (bp[i + 1] - bp[i]) * (nowcast - bp[i]) + VN_INDEX[i];
     Some(aqi.round() as u32)
 }
 
@@ -223,7 +228,9 @@ mod tests {
     #[test]
     fn nowcast_follows_the_epa_worked_example() {
         // 12 hours newest first; w* = 13.5/55.5 < 0.5 so w = 0.5: Σ 0.5^(i-1) c_i / Σ 0.5^(i-1).
-        let hours = [13.5, 21.6, 41.6, 55.5, 49.2, 40.3, 37.3, 32.8, 28.9, 27.8, 27.6, 27.1];
+        let hours = [
+            13.5, 21.6, 41.6, 55.5, 49.2, 40.3, 37.3, 32.8, 28.9, 27.8, 27.6, 27.1,
+        ];
         let h: Vec<Option<f64>> = hours.iter().map(|&c| Some(c)).collect();
         assert_eq!(nowcast(&h, Pollutant::Pm25), Some(23.5));
         // Missing hours keep their weight position; two of the last three are required.
@@ -269,5 +276,95 @@ mod tests {
         assert_eq!(VnCategory::of(125), VnCategory::Kem);
         assert_eq!(VnCategory::of(125).label(), "Kém");
         assert_eq!(VnCategory::of(301), VnCategory::NguyHai);
+    }
+}
+
+/// Hourly averages of one pollutant at one station over the last twelve hours, fed one
+/// observation at a time; the hour in progress counts with its average so far.
+#[derive(Debug, Default, Clone)]
+pub struct HourlyWindow {
+    /// (hour since the epoch, sum, count), oldest first.
+    hours: std::collections::VecDeque<(i64, f64, u32)>,
+}
+
+impl HourlyWindow {
+    /// Adds a value at `t_ms`. Values older than the window are ignored.
+    pub fn push(&mut self, t_ms: i64, value: f64) {
+        let h = t_ms.div_euclid(3_600_000);
+        if let Some(&(newest, _, _)) = self.hours.back() {
+            if h <= newest - 12 {
+                return;
+            }
+        }
+        match self.hours.iter_mut().find(|(hh, _, _)| *hh == h) {
+            Some(b) => {
+                b.1 += value;
+                b.2 += 1;
+            }
+            None => {
+                let at = self.hours.partition_point(|(hh, _, _)| *hh < h);
+                self.hours.insert(at, (h, value, 1));
+            }
+        }
+        let newest = self.hours.back().map(|b| b.0).unwrap_or(h);
+        while self.hours.front().is_some_and(|b| b.0 <= newest - 12) {
+            self.hours.pop_front();
+        }
+    }
+
+    /// Adds an hour's aggregate (restoring the window after a restart).
+    pub fn add_hour(&mut self, hour: i64, sum: f64, count: u32) {
+        if count == 0 {
+            return;
+        }
+        let at = self.hours.partition_point(|(hh, _, _)| *hh < hour);
+        match self.hours.get_mut(at) {
+            Some(b) if b.0 == hour => {
+                b.1 += sum;
+                b.2 += count;
+            }
+            _ => self.hours.insert(at, (hour, sum, count)),
+        }
+    }
+
+    /// NowCast over the window, newest hour first.
+    pub fn nowcast(&self, p: Pollutant) -> Option<f64> {
+        let newest = self.hours.back()?.0;
+        let by_hour: Vec<Option<f64>> = (0..12)
+            .map(|i| {
+                self.hours
+                    .iter()
+                    .find(|(h, _, _)| *h == newest - i)
+                    .map(|(_, s, c)| s / *c as f64)
+            })
+            .collect();
+        nowcast(&by_hour, p)
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+
+    #[test]
+    fn hourly_window_averages_hours_and_keeps_twelve() {
+        let mut w = HourlyWindow::default();
+        let h = 3_600_000;
+        w.push(0, 10.0);
+        w.push(h / 2, 20.0);
+        assert_eq!(w.nowcast(Pollutant::Pm25), None, "one hour is not enough");
+        w.push(h, 15.0);
+        // Two hours, both 15 on average: NowCast 15.
+        assert_eq!(w.nowcast(Pollutant::Pm25), Some(15.0));
+        for i in 2..30 {
+            w.push(i * h, 15.0);
+        }
+        assert_eq!(w.hours.len(), 12);
+        w.push(0, 1000.0); // far too old: ignored
+        assert_eq!(w.nowcast(Pollutant::Pm25), Some(15.0));
+        let mut restored = HourlyWindow::default();
+        restored.add_hour(5, 30.0, 2);
+        restored.add_hour(4, 15.0, 1);
+        assert_eq!(restored.nowcast(Pollutant::Pm25), Some(15.0));
     }
 }

@@ -61,24 +61,19 @@ const METRICS: [&str; 4] = ["pm25", "pm10", "water_level", "speed"];
 
 fn entity(i: usize) -> Entity {
     let kind = ["AirQualityStation", "WaterLevelGauge", "TrafficCounter"][i % 3];
-    let mut attributes = serde_json::Map::new();
-    attributes.insert("alarm_1".into(), 3.0.into());
-    attributes.insert("alarm_2".into(), 4.0.into());
-    attributes.insert("alarm_3".into(), 5.0.into());
-    Entity {
-        id: format!("bench-{i:05}"),
-        kind: kind.into(),
-        name: format!("Bench {i}"),
-        lon: 105.0 + (i % 100) as f64 * 0.01,
-        lat: 18.6 + (i / 100) as f64 * 0.01,
-        unit: None,
-        unit_name: None,
-        domain: Domain::Environment,
-        attributes,
-        status: Default::default(),
-        last_seen: None,
-        latest: Default::default(),
-    }
+    Entity::new(
+        &format!("bench-{i:05}"),
+        kind,
+        &format!("Bench {i}"),
+        Domain::Environment,
+    )
+    .at(
+        105.0 + (i % 100) as f64 * 0.01,
+        18.6 + (i / 100) as f64 * 0.01,
+    )
+    .with_attr("alarm_1", 3.0)
+    .with_attr("alarm_2", 4.0)
+    .with_attr("alarm_3", 5.0)
 }
 
 /// The synthetic messages: `n` observations over `entities` entities and 4 metrics, one
@@ -195,13 +190,9 @@ pub async fn ingest(dir: &Path, n: usize) -> anyhow::Result<IngestBench> {
         async move {
             let sent = Instant::now();
             let (done, rx) = tokio::sync::oneshot::channel();
-            sender
-                .send(Ingest {
-                    source,
-                    items,
-                    done: Some(done),
-                })
-                .await?;
+            let mut ingest = Ingest::new(source, items);
+            ingest.done = Some(done);
+            sender.send(ingest).await?;
             anyhow::Ok(tokio::spawn(async move {
                 let r = rx.await;
                 (sent.elapsed().as_secs_f64() * 1000.0, r)

@@ -42,6 +42,7 @@ pub enum ConfigError {
 
 #[derive(Debug, Clone, Default)]
 pub struct Config {
+    pub organisation: OrganisationConfig,
     pub paths: Paths,
     pub server: ServerConfig,
     pub display: DisplayConfig,
@@ -58,6 +59,7 @@ pub struct Config {
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields, default)]
 struct RawConfig {
+    organisation: OrganisationConfig,
     paths: Paths,
     server: ServerConfig,
     display: DisplayConfig,
@@ -68,6 +70,24 @@ struct RawConfig {
     /// `[[rule]]` tables. Absent: the demo rules ([`default_rules`]).
     #[serde(rename = "rule")]
     rules: Option<Vec<RuleConfig>>,
+}
+
+/// Who runs this console: named in exported CAP messages.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrganisationConfig {
+    pub name: String,
+    /// CAP `sender`: an address that identifies the issuer.
+    pub cap_sender: String,
+}
+
+impl Default for OrganisationConfig {
+    fn default() -> Self {
+        OrganisationConfig {
+            name: "Trung tâm Điều hành thông minh tỉnh Nghệ An".into(),
+            cap_sender: "ioc@nghean.gov.vn".into(),
+        }
+    }
 }
 
 #[derive(Deserialize, Debug, Clone, Default)]
@@ -329,6 +349,7 @@ impl Config {
             }
         };
         let config = Config {
+            organisation: raw.organisation,
             paths: raw.paths,
             server: raw.server,
             display: raw.display,

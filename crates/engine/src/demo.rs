@@ -5,7 +5,7 @@
 //! dense in Vinh, Cửa Lò and the towns, river gauges along the Cả (Lam) and Hiếu rivers, rain
 //! gauges across the western uplands.
 
-use ioc_model::{Domain, Entity, EntityStatus, Unit};
+use ioc_model::{Domain, Entity, Unit};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -201,21 +201,13 @@ impl Placer {
         };
         self.out.push(DemoEntity {
             entity: Entity {
-                id,
-                kind: kind.type_name().into(),
-                name,
-                lon,
-                lat,
-                unit: Some(p.code.clone()),
-                unit_name: Some(p.name.clone()),
-                domain,
                 attributes: match attributes {
                     serde_json::Value::Object(m) => m,
                     _ => Default::default(),
                 },
-                status: EntityStatus::Unknown,
-                last_seen: None,
-                latest: Default::default(),
+                ..Entity::new(&id, kind.type_name(), &name, domain)
+                    .at(lon, lat)
+                    .in_unit(&p.code, &p.name)
             },
             kind,
             base,
@@ -431,8 +423,9 @@ mod tests {
             );
         }
         for d in &e {
-            assert!((103.7..106.0).contains(&d.entity.lon), "{:?}", d.entity);
-            assert!((18.4..20.2).contains(&d.entity.lat), "{:?}", d.entity);
+            let (lon, lat) = d.entity.position().unwrap();
+            assert!((103.7..106.0).contains(&lon), "{:?}", d.entity);
+            assert!((18.4..20.2).contains(&lat), "{:?}", d.entity);
         }
         // Deterministic.
         let again = entities(40, 1.0);

@@ -8,10 +8,13 @@ use crate::config::Config;
 use crate::hub::Hub;
 use crate::pipeline::{Command, IngestSender, Pipeline, PipelineStats};
 use crate::rules::{RuleError, RuleSet};
+use crate::sources::health::{SourceHealth, SourceRegistry};
 use crate::sources::{self, SourceCtx};
 use crate::store::{self, Reader, StoreError, Writer};
 use chrono::{DateTime, Utc};
-use ioc_model::{Alert, AlertState, Entity, Health, Reading, SeriesResponse, Unit};
+use ioc_model::{
+    Alert, AlertState, DeadLetter, Entity, Health, Reading, SeriesResponse, SourceStatus, Unit,
+};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -40,6 +43,7 @@ pub struct Engine {
     writer: Arc<Writer>,
     sender: IngestSender,
     stats: Arc<PipelineStats>,
+    sources: Arc<SourceRegistry>,
     data_dir: PathBuf,
     db_path: PathBuf,
     started_at: DateTime<Utc>,
@@ -65,10 +69,11 @@ impl Engine {
         let data_dir = config.data_dir();
         let (db_path, reader, loaded) = {
             let data_dir = data_dir.clone();
+            let now_ms = clock.now().timestamp_millis();
             tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
                 let db = store::open(&data_dir)?;
                 let reader = Reader::new(&db);
-                let loaded = reader.load_state()?;
+                let loaded = reader.load_state(now_ms)?;
                 Ok((db, reader, loaded))
             })
             .await
@@ -97,6 +102,7 @@ impl Engine {
         );
 
         let stats = Arc::new(PipelineStats::default());
+        let source_registry = Arc::new(SourceRegistry::default());
         let (tx, rx) = mpsc::channel(256);
         let stop = CancellationToken::new();
         let pipeline = Pipeline::new(
@@ -107,6 +113,7 @@ impl Engine {
             rules,
             loaded,
             stats.clone(),
+            source_registry.clone(),
             config.store.batch_max,
             stop.clone(),
         );
@@ -122,6 +129,7 @@ impl Engine {
             writer,
             sender,
             stats,
+            sources: source_registry,
             data_dir,
             db_path,
             started_at: Utc::now(),
@@ -132,12 +140,19 @@ impl Engine {
             pipeline: Mutex::new(Some(pipeline)),
         };
         for source in engine.config.effective_sources() {
+            let health = Arc::new(SourceHealth::new(
+                source.name(),
+                source.kind(),
+                sources::detail(&source),
+            ));
+            engine.sources.add(health.clone());
             let ctx = SourceCtx {
                 name: Arc::from(source.name()),
                 sender: engine.sender.clone(),
                 hub: engine.hub.clone(),
                 clock: engine.clock.clone(),
                 cancel: engine.cancel.child_token(),
+                health,
             };
             tracing::info!("source {:?} ({}) starting", source.name(), source.kind());
             engine
@@ -146,6 +161,18 @@ impl Engine {
                 .unwrap()
                 .push(sources::spawn(&source, ctx));
         }
+        // Message rates for /api/sources.
+        let registry = engine.sources.clone();
+        let cancel = engine.cancel.child_token();
+        engine.tasks.lock().unwrap().push(tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(2));
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = every.tick() => registry.sample(2.0),
+                }
+            }
+        }));
         Ok(engine)
     }
 
@@ -176,6 +203,27 @@ impl Engine {
 
     pub fn db_path(&self) -> &Path {
         &self.db_path
+    }
+
+    /// Every source's health, in configuration order.
+    pub fn sources(&self) -> Vec<SourceStatus> {
+        self.sources.statuses()
+    }
+
+    /// The health of a source (registering one for an ad-hoc source such as an import).
+    pub fn source_health(&self, name: &str, kind: &str) -> Arc<SourceHealth> {
+        self.sources.get_or_add(name, kind)
+    }
+
+    /// Refused inputs, newest first.
+    pub async fn dead_letters(
+        &self,
+        source: Option<String>,
+        text: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, EngineError> {
+        self.blocking(move |r| r.dead_letters(source.as_deref(), text.as_deref(), limit))
+            .await
     }
 
     /// Rules that did not compile at start.
@@ -250,6 +298,31 @@ impl Engine {
         limit: usize,
     ) -> Result<Vec<Alert>, EngineError> {
         self.blocking(move |r| r.alerts(&states, limit)).await
+    }
+
+    /// Any alert as CAP 1.2 XML; a received CAP alert as it was received. `None`: no alert.
+    pub async fn alert_cap(&self, id: i64) -> Result<Option<String>, EngineError> {
+        let Some(alert) = self.alert(id).await? else {
+            return Ok(None);
+        };
+        let raw = self.blocking(move |r| r.alert_raw(id)).await?;
+        let position = alert
+            .entity
+            .as_deref()
+            .and_then(|e| self.hub.entity(e))
+            .and_then(|e| e.position());
+        let org = &self.config.organisation;
+        let issuer = crate::decode::cap::Issuer {
+            sender: &org.cap_sender,
+            name: &org.name,
+        };
+        let raw = raw.filter(|(f, _)| f == "cap").map(|(_, body)| body);
+        Ok(Some(crate::decode::cap::to_cap(
+            &alert,
+            position,
+            &issuer,
+            raw.as_deref(),
+        )))
     }
 
     pub async fn units(&self) -> Result<Vec<Unit>, EngineError> {

@@ -300,20 +300,7 @@ mod tests {
     }
 
     fn entity(id: &str) -> Entity {
-        Entity {
-            id: id.into(),
-            kind: "RainGauge".into(),
-            name: id.into(),
-            lon: 105.0,
-            lat: 19.0,
-            unit: None,
-            unit_name: None,
-            domain: Domain::Water,
-            attributes: Default::default(),
-            status: Default::default(),
-            last_seen: None,
-            latest: Default::default(),
-        }
+        Entity::new(id, "RainGauge", id, Domain::Water).at(105.0, 19.0)
     }
 
     fn alert(id: i64, state: AlertState) -> Alert {
@@ -321,7 +308,7 @@ mod tests {
         Alert {
             id,
             rule: "r".into(),
-            entity: "e1".into(),
+            entity: Some("e1".into()),
             entity_name: "e1".into(),
             unit: None,
             unit_name: None,
@@ -339,6 +326,10 @@ mod tests {
             acked_at: None,
             acked_by: None,
             count: 1,
+            external_id: None,
+            area: None,
+            description: None,
+            expires_at: None,
             events: vec![],
         }
     }

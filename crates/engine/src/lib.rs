@@ -8,10 +8,12 @@
 //! An [`Engine`] is a value, not a global: tests start one per test on a temporary directory.
 
 pub mod alerts;
+pub mod aqi;
 pub mod basemap;
 pub mod bench;
 pub mod clock;
 pub mod config;
+pub mod decode;
 pub mod demo;
 pub mod engine;
 pub mod hub;

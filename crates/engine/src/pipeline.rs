@@ -5,15 +5,17 @@
 //! while the next is prepared, so rules and decoding overlap with SQLite.
 
 use crate::alerts::{AlertBook, AlertError, RaiseSpec};
+use crate::aqi::{self, HourlyWindow, Pollutant, UsTable};
 use crate::clock::Clock;
 use crate::hub::{Hub, Publish};
 use crate::rules::{entity_value, render_message, EntityVal, EvalInput, RuleSet, Signal, Timers};
+use crate::sources::health::SourceRegistry;
 use crate::store::{
-    from_ms, to_ms, EntityRow, LoadedState, ObsRow, WriteBatch, WriteOutcome, Writer,
+    from_ms, to_ms, DeadLetterRow, EntityRow, LoadedState, ObsRow, WriteBatch, WriteOutcome, Writer,
 };
 use chrono::{DateTime, Utc};
 use futures_util::stream::{FuturesOrdered, StreamExt};
-use ioc_model::{Alert, Entity, EntityStatus, Unit};
+use ioc_model::{Alert, Domain, Entity, EntityStatus, Severity, Unit};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,6 +41,33 @@ pub struct Obs {
     pub value: f64,
 }
 
+/// An alert issued elsewhere (a CAP message, an NGSI `Alert`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExternalAlert {
+    /// Its id at the issuer, unique within the source (CAP `identifier`…). A later message
+    /// with the same key updates or cancels it.
+    pub key: String,
+    /// The source it came through.
+    pub source: String,
+    pub category: String,
+    pub domain: Domain,
+    pub severity: Severity,
+    pub headline: String,
+    pub description: Option<String>,
+    /// The area in words (CAP `areaDesc`).
+    pub area_desc: Option<String>,
+    /// The area as a GeoJSON geometry.
+    pub area: Option<serde_json::Value>,
+    /// An entity of ours it is about.
+    pub entity: Option<String>,
+    pub sent: DateTime<Utc>,
+    pub expires: Option<DateTime<Utc>>,
+    /// The issuer withdrew it (CAP `msgType` Cancel).
+    pub cancelled: bool,
+    /// The message as received (CAP XML), kept for export.
+    pub raw: Option<String>,
+}
+
 /// Something a source sends.
 #[derive(Clone, Debug)]
 pub enum Item {
@@ -46,6 +75,9 @@ pub enum Item {
     /// Register or update an entity (its `latest` is ignored).
     Entity(Box<Entity>),
     Unit(Unit),
+    Alert(Box<ExternalAlert>),
+    /// The source could not decode a payload: recorded as a dead letter with this reason.
+    Rejected(String),
 }
 
 /// Why an item was refused.
@@ -69,6 +101,23 @@ pub struct Ingest {
     pub items: Vec<Item>,
     /// Answered after the commit; an MQTT source acknowledges its broker only then.
     pub done: Option<oneshot::Sender<IngestReport>>,
+    /// The payload the items came from, kept with any refusal in the dead letters.
+    pub payload: Option<Arc<[u8]>>,
+    /// Topic, URL or file it came from.
+    pub origin: Option<Arc<str>>,
+}
+
+impl Ingest {
+    /// Items with nothing attached.
+    pub fn new(source: Arc<str>, items: Vec<Item>) -> Ingest {
+        Ingest {
+            source,
+            items,
+            done: None,
+            payload: None,
+            origin: None,
+        }
+    }
 }
 
 pub(crate) enum Command {
@@ -107,12 +156,9 @@ impl IngestSender {
         items: Vec<Item>,
     ) -> Result<IngestReport, EngineClosed> {
         let (done, rx) = oneshot::channel();
-        self.send(Ingest {
-            source: Arc::from(source),
-            items,
-            done: Some(done),
-        })
-        .await?;
+        let mut ingest = Ingest::new(Arc::from(source), items);
+        ingest.done = Some(done);
+        self.send(ingest).await?;
         rx.await.map_err(|_| EngineClosed)
     }
 }
@@ -132,6 +178,16 @@ struct EntityRec {
     entity: Entity,
     cel: EntityVal,
     series: HashMap<Arc<str>, i64>,
+    /// PM2.5 and PM10 windows for the NowCast, and the minute derived values were last given.
+    particulates: Option<Box<Particulates>>,
+}
+
+#[derive(Default)]
+struct Particulates {
+    pm25: HourlyWindow,
+    pm10: HourlyWindow,
+    /// Minute derived values were last given, per pollutant.
+    last_minute: [i64; 2],
 }
 
 #[derive(Default)]
@@ -146,6 +202,36 @@ struct Registry {
 enum Reply {
     Ingest(oneshot::Sender<IngestReport>, IngestReport),
     Ack(oneshot::Sender<Result<Alert, AlertError>>, Box<Alert>),
+}
+
+/// A source may send only part of what we know about an entity (an NGSI partial update, a
+/// JSON feed that names the station by id only): what it leaves out is kept, what it says
+/// wins. Attributes are merged key by key.
+fn merge_known(incoming: &mut Entity, known: &Entity) {
+    if incoming.position().is_none() {
+        incoming.lon = known.lon;
+        incoming.lat = known.lat;
+    }
+    if incoming.unit.is_none() {
+        incoming.unit = known.unit.clone();
+        incoming.unit_name = known.unit_name.clone();
+    }
+    if incoming.name == incoming.id {
+        incoming.name = known.name.clone();
+    }
+    if incoming.domain == Domain::Other {
+        incoming.domain = known.domain;
+    }
+    // The status is the engine's to keep unless the source says something.
+    if incoming.status == EntityStatus::Unknown {
+        incoming.status = known.status;
+    }
+    for (k, v) in &known.attributes {
+        incoming
+            .attributes
+            .entry(k.clone())
+            .or_insert_with(|| v.clone());
+    }
 }
 
 /// A prepared batch: what to write, what to publish after, whom to answer.
@@ -167,6 +253,7 @@ pub(crate) struct Pipeline {
     alerts: AlertBook,
     reg: Registry,
     stats: Arc<PipelineStats>,
+    sources: Arc<SourceRegistry>,
     batch_max: usize,
     tick: Duration,
     stop: tokio_util::sync::CancellationToken,
@@ -182,6 +269,7 @@ impl Pipeline {
         rules: RuleSet,
         loaded: LoadedState,
         stats: Arc<PipelineStats>,
+        sources: Arc<SourceRegistry>,
         batch_max: usize,
         stop: tokio_util::sync::CancellationToken,
     ) -> Pipeline {
@@ -204,6 +292,7 @@ impl Pipeline {
                     cel: entity_value(&e),
                     entity: e,
                     series: HashMap::new(),
+                    particulates: None,
                 },
             );
         }
@@ -213,11 +302,23 @@ impl Pipeline {
                 rec.series.insert(Arc::from(metric.as_str()), sid);
             }
         }
+        for (eid, metric, hour, sum, count) in loaded.particulate_hours {
+            if let Some(rec) = reg.recs.get_mut(&eid) {
+                let pm = rec.particulates.get_or_insert_with(Default::default);
+                let w = if metric == "pm25" {
+                    &mut pm.pm25
+                } else {
+                    &mut pm.pm10
+                };
+                w.add_hour(hour, sum, count);
+            }
+        }
         let mut timers = Timers::default();
         for a in loaded.open_alerts.iter().filter(|a| a.active) {
-            let (Some((idx, _)), Some(&eid)) =
-                (rules.by_name(&a.rule), reg.by_ext.get(a.entity.as_str()))
-            else {
+            let (Some((idx, _)), Some(&eid)) = (
+                rules.by_name(&a.rule),
+                a.entity.as_deref().and_then(|e| reg.by_ext.get(e)),
+            ) else {
                 continue;
             };
             let metric: Arc<str> = Arc::from(a.metric.as_deref().unwrap_or(""));
@@ -234,6 +335,7 @@ impl Pipeline {
             alerts,
             reg,
             stats,
+            sources,
             batch_max,
             tick: Duration::from_secs(1),
             stop,
@@ -337,6 +439,8 @@ impl Pipeline {
                         Item::Obs(o) => self.observation(o, p, &mut signals),
                         Item::Entity(e) => self.entity(*e, &ingest.source, p),
                         Item::Unit(u) => self.unit(u, p),
+                        Item::Alert(a) => self.external_alert(*a, p),
+                        Item::Rejected(reason) => Err(reason),
                     };
                     match result {
                         Ok(()) => report.accepted += 1,
@@ -349,9 +453,21 @@ impl Pipeline {
                                     total + 1
                                 );
                             }
+                            p.write.dead_letters.push(DeadLetterRow::new(
+                                &ingest.source,
+                                to_ms(self.clock.now()),
+                                ingest.origin.as_deref(),
+                                &reason,
+                                ingest.payload.as_deref(),
+                            ));
                             report.rejected.push(Rejection { index, reason });
                         }
                     }
+                }
+                if !report.rejected.is_empty() {
+                    self.sources
+                        .get_or_add(&ingest.source, "unknown")
+                        .rejected(report.rejected.len() as u64);
                 }
                 for s in signals {
                     self.signal(s, p);
@@ -374,12 +490,9 @@ impl Pipeline {
                     .acknowledge(id, &actor, comment, self.clock.now(), auto_resolve)
                 {
                     Ok(change) => {
-                        for ev in change.events {
-                            p.write.alert_events.push((id, ev));
-                        }
-                        p.write.alerts.push(change.alert.clone());
-                        p.publish.alerts.push(change.alert.clone());
-                        p.replies.push(Reply::Ack(reply, Box::new(change.alert)));
+                        let alert = change.alert.clone();
+                        self.record(change, p);
+                        p.replies.push(Reply::Ack(reply, Box::new(alert)));
                     }
                     Err(e) => {
                         let _ = reply.send(Err(e));
@@ -390,10 +503,17 @@ impl Pipeline {
         }
     }
 
+    /// Whether acknowledging an alert whose condition has cleared resolves it: as its rule
+    /// says; always for a received alert that expired or was withdrawn.
     fn auto_resolve_of(&self, alert_id: i64) -> bool {
-        self.alerts
-            .get(alert_id)
-            .and_then(|a| self.rules.by_name(&a.rule))
+        let Some(a) = self.alerts.get(alert_id) else {
+            return false;
+        };
+        if a.external_id.is_some() {
+            return true;
+        }
+        self.rules
+            .by_name(&a.rule)
             .map(|(_, r)| r.config.auto_resolve)
             .unwrap_or(false)
     }
@@ -413,12 +533,19 @@ impl Pipeline {
         if e.id.trim().is_empty() {
             return Err("entity without an id".into());
         }
-        if !(e.lon.is_finite() && e.lat.is_finite() && e.lon.abs() <= 180.0 && e.lat.abs() <= 90.0)
-        {
-            return Err(format!(
-                "entity {:?}: location {}, {} is not on Earth",
-                e.id, e.lon, e.lat
-            ));
+        match (e.lon, e.lat) {
+            (None, None) => {}
+            (Some(lon), Some(lat))
+                if lon.is_finite()
+                    && lat.is_finite()
+                    && lon.abs() <= 180.0
+                    && lat.abs() <= 90.0 => {}
+            (lon, lat) => {
+                return Err(format!(
+                    "entity {:?}: location {lon:?}, {lat:?} is not on Earth",
+                    e.id
+                ))
+            }
         }
         if e.name.trim().is_empty() {
             e.name = e.id.clone();
@@ -431,10 +558,7 @@ impl Pipeline {
         let id = match self.reg.by_ext.get(e.id.as_str()) {
             Some(&id) => {
                 let rec = self.reg.recs.get_mut(&id).expect("registry consistent");
-                // The status is the engine's to keep unless the source says something.
-                if e.status == EntityStatus::Unknown {
-                    e.status = rec.entity.status;
-                }
+                merge_known(&mut e, &rec.entity);
                 if rec.entity == e {
                     return Ok(()); // nothing new
                 }
@@ -454,6 +578,7 @@ impl Pipeline {
                         cel: entity_value(&e),
                         entity: e.clone(),
                         series: HashMap::new(),
+                        particulates: None,
                     },
                 );
                 id
@@ -566,11 +691,109 @@ impl Pipeline {
                 signals.push(s);
             }
         }
+        let pollutant = match &*o.metric {
+            "pm25" => Some(Pollutant::Pm25),
+            "pm10" => Some(Pollutant::Pm10),
+            _ => None,
+        };
+        if let Some(pollutant) = pollutant {
+            for derived in self.air_quality(eid, pollutant, &o) {
+                self.observation(derived, p, signals)?;
+            }
+        }
         Ok(())
+    }
+
+    /// NowCast, US AQI and VN_AQI of a station measuring particulates, given along with its
+    /// PM values at most once a minute (they move slowly; storing them with every value would
+    /// double the rows).
+    fn air_quality(&mut self, eid: i64, pollutant: Pollutant, o: &Obs) -> Vec<Obs> {
+        let Some(rec) = self.reg.recs.get_mut(&eid) else {
+            return Vec::new();
+        };
+        let pm = rec.particulates.get_or_insert_with(Default::default);
+        let ts = to_ms(o.time);
+        match pollutant {
+            Pollutant::Pm25 => pm.pm25.push(ts, o.value),
+            Pollutant::Pm10 => pm.pm10.push(ts, o.value),
+        }
+        let minute = ts.div_euclid(60_000);
+        let slot = &mut pm.last_minute[pollutant as usize];
+        if minute <= *slot {
+            return Vec::new();
+        }
+        *slot = minute;
+        let pm25 = pm.pm25.nowcast(Pollutant::Pm25);
+        let pm10 = pm.pm10.nowcast(Pollutant::Pm10);
+        let mut out = Vec::new();
+        let mut add = |metric: &str, value: f64| {
+            out.push(Obs {
+                entity: o.entity.clone(),
+                metric: Arc::from(metric),
+                time: o.time,
+                value,
+            })
+        };
+        match pollutant {
+            Pollutant::Pm25 => {
+                let Some(nc) = pm25 else { return out };
+                add("pm25_nowcast", nc);
+                if let Some(aqi) = aqi::aqi_us(nc, Pollutant::Pm25, UsTable::Epa2024) {
+                    add("aqi_us", aqi as f64);
+                }
+            }
+            Pollutant::Pm10 => {
+                let Some(nc) = pm10 else { return out };
+                add("pm10_nowcast", nc);
+            }
+        }
+        // VN_AQI is the worse of the two particulates' indices.
+        let vn = [
+            pm25.and_then(|c| aqi::vn_aqi(c, Pollutant::Pm25)),
+            pm10.and_then(|c| aqi::vn_aqi(c, Pollutant::Pm10)),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        if let Some(vn) = vn {
+            add("vn_aqi", vn as f64);
+        }
+        out
+    }
+
+    fn external_alert(&mut self, a: ExternalAlert, p: &mut Prepared) -> Result<(), String> {
+        if a.key.trim().is_empty() {
+            return Err("an alert without an identifier".into());
+        }
+        if a.sent > self.clock.now() + MAX_FUTURE {
+            return Err(format!(
+                "alert {:?}: sent {} is in the future",
+                a.key, a.sent
+            ));
+        }
+        if let Some(change) = self.alerts.external(&a, self.clock.now()) {
+            if let Some(raw) = a.raw {
+                p.write.alert_raw.push((change.alert.id, "cap", raw));
+            }
+            self.record(change, p);
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, change: crate::alerts::AlertChange, p: &mut Prepared) {
+        let id = change.alert.id;
+        for ev in change.events {
+            p.write.alert_events.push((id, ev));
+        }
+        p.write.alerts.push(change.alert.clone());
+        p.publish.alerts.push(change.alert);
     }
 
     fn on_tick(&mut self) -> Prepared {
         let mut p = Prepared::default();
+        for change in self.alerts.expire(self.clock.now()) {
+            self.record(change, &mut p);
+        }
         let rules = &self.rules;
         let signals = self.timers.tick(
             to_ms(self.clock.now()),
@@ -620,12 +843,7 @@ impl Pipeline {
             }
         };
         if let Some(change) = change {
-            let id = change.alert.id;
-            for ev in change.events {
-                p.write.alert_events.push((id, ev));
-            }
-            p.write.alerts.push(change.alert.clone());
-            p.publish.alerts.push(change.alert);
+            self.record(change, p);
         }
     }
 }

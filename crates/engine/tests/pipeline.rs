@@ -55,39 +55,18 @@ fn config(dir: &Path) -> Config {
 }
 
 fn station(id: &str) -> Item {
-    Item::Entity(Box::new(Entity {
-        id: id.into(),
-        kind: "AirQualityStation".into(),
-        name: format!("Trạm {id}"),
-        lon: 105.68,
-        lat: 18.67,
-        unit: Some("16681".into()),
-        unit_name: Some("Thành Vinh".into()),
-        domain: Domain::Environment,
-        attributes: Default::default(),
-        status: EntityStatus::Unknown,
-        last_seen: None,
-        latest: Default::default(),
-    }))
+    let e = Entity::new(
+        id,
+        "AirQualityStation",
+        &format!("Trạm {id}"),
+        Domain::Environment,
+    );
+    Item::Entity(Box::new(e.at(105.68, 18.67).in_unit("16681", "Thành Vinh")))
 }
 
 fn gauge(id: &str) -> Item {
-    let mut attributes = serde_json::Map::new();
-    attributes.insert("alarm_1".into(), 3.0.into());
-    Item::Entity(Box::new(Entity {
-        id: id.into(),
-        kind: "WaterLevelGauge".into(),
-        name: format!("Gauge {id}"),
-        lon: 105.5,
-        lat: 18.7,
-        unit: None,
-        unit_name: None,
-        domain: Domain::Water,
-        attributes,
-        status: EntityStatus::Unknown,
-        last_seen: None,
-        latest: Default::default(),
-    }))
+    let e = Entity::new(id, "WaterLevelGauge", &format!("Gauge {id}"), Domain::Water);
+    Item::Entity(Box::new(e.at(105.5, 18.7).with_attr("alarm_1", 3.0)))
 }
 
 fn obs(entity: &str, metric: &str, minute: i64, value: f64) -> Item {
@@ -136,7 +115,7 @@ async fn alert_after_for_duration_once_then_acknowledged_and_kept_across_restart
     assert_eq!(open.len(), 1);
     let alert = &open[0];
     assert_eq!(
-        (alert.rule.as_str(), alert.entity.as_str()),
+        (alert.rule.as_str(), alert.entity.as_deref().unwrap()),
         ("pm25-high", "aq-1")
     );
     assert_eq!(alert.state, AlertState::New);
@@ -323,7 +302,7 @@ async fn bad_input_is_refused_with_a_reason_and_the_rest_accepted() {
     let tx = engine.sender();
     let mut bad_place = station("nowhere");
     if let Item::Entity(e) = &mut bad_place {
-        e.lat = 123.0;
+        e.lat = Some(123.0);
     }
     let r = tx
         .ingest(
@@ -352,5 +331,44 @@ async fn bad_input_is_refused_with_a_reason_and_the_rest_accepted() {
     assert!(reasons[3].1.contains("future"), "{reasons:?}");
     assert_eq!(engine.health().rejected, 4);
     assert_eq!(engine.health().status, "ok");
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn pm25_stations_carry_nowcast_us_aqi_and_vn_aqi() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(t0() + Duration::hours(13)));
+    let engine = start(dir.path(), &clock).await;
+    let tx = engine.sender();
+    tx.ingest("test", vec![station("aq-1")]).await.unwrap();
+    // Twelve hours at 40 µg/m³ PM2.5 and 100 µg/m³ PM10, one value every 10 minutes.
+    let mut items = Vec::new();
+    for i in 0..72 {
+        items.push(obs("aq-1", "pm25", i * 10, 40.0));
+        items.push(obs("aq-1", "pm10", i * 10, 100.0));
+    }
+    tx.ingest("test", items).await.unwrap();
+    let e = engine.hub().entity("aq-1").unwrap();
+    assert_eq!(e.latest["pm25_nowcast"].value, 40.0);
+    assert_eq!(e.latest["pm10_nowcast"].value, 100.0);
+    // US AQI (2024) of 40.0 µg/m³: 101 + (150-101)/(55.4-35.5)·(40.0-35.5) = 112.
+    assert_eq!(e.latest["aqi_us"].value, 112.0);
+    // VN_AQI: PM2.5 40 → 80, PM10 100 → 75; the worse one.
+    assert_eq!(e.latest["vn_aqi"].value, 80.0);
+    engine.shutdown().await;
+
+    // After a restart the windows resume from the store: one more value keeps the NowCast.
+    let engine = start(dir.path(), &clock).await;
+    engine
+        .sender()
+        .ingest("test", vec![obs("aq-1", "pm25", 12 * 60 + 5, 40.0)])
+        .await
+        .unwrap();
+    let e = engine.hub().entity("aq-1").unwrap();
+    assert_eq!(e.latest["pm25_nowcast"].value, 40.0);
+    assert_eq!(
+        e.latest["pm25_nowcast"].time,
+        t0() + Duration::minutes(12 * 60 + 5)
+    );
     engine.shutdown().await;
 }

@@ -110,6 +110,8 @@ pub enum AlertEventKind {
     /// An operator or the system moved the alert to another state.
     Transition,
     Comment,
+    /// The issuer sent a new version (an updated CAP message, a changed NGSI alert).
+    Updated,
 }
 
 /// One entry of an alert's timeline.
@@ -128,14 +130,16 @@ pub struct AlertEvent {
     pub value: Option<f64>,
 }
 
-/// An alert, raised by a rule (or, later, received from CAP or an upstream IOC).
+/// An alert, raised by a rule or received from outside (CAP, an NGSI `Alert`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Alert {
     pub id: i64,
-    /// Name of the rule that raised it.
+    /// Name of the rule that raised it; for a received alert, the source it came from.
     pub rule: String,
-    /// External id of the entity it is about.
-    pub entity: String,
+    /// External id of the entity it is about, if it is about one.
+    #[serde(default)]
+    pub entity: Option<String>,
+    /// What it is about, for people: the entity's name, or the area of a received alert.
     pub entity_name: String,
     #[serde(default)]
     pub unit: Option<String>,
@@ -164,6 +168,17 @@ pub struct Alert {
     pub acked_by: Option<String>,
     /// How many times the condition was raised while this alert stayed open.
     pub count: u32,
+    /// For a received alert: its id at the issuer (CAP `identifier`, NGSI id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// The area it concerns, as a GeoJSON geometry (CAP `polygon`/`circle`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// When the issuer says it stops being valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
     /// The timeline; only filled by `GET /api/alerts/{id}`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<AlertEvent>,

@@ -25,6 +25,64 @@ pub struct Health {
     pub language: String,
 }
 
+/// How a source is doing (`GET /api/sources`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceState {
+    Connected,
+    Connecting,
+    Disconnected,
+    Error,
+}
+
+impl SourceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceState::Connected => "connected",
+            SourceState::Connecting => "connecting",
+            SourceState::Disconnected => "disconnected",
+            SourceState::Error => "error",
+        }
+    }
+}
+
+/// One configured source and its live health.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct SourceStatus {
+    pub name: String,
+    pub kind: String,
+    pub state: SourceState,
+    #[serde(default)]
+    pub last_message_at: Option<DateTime<Utc>>,
+    /// Messages received since start.
+    pub messages: u64,
+    /// Messages (or items in them) refused since start; each is in the dead letters.
+    pub rejected: u64,
+    /// Messages per second over the last few seconds.
+    pub rate: f64,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Where it reads from (URL, topic filters, file…), for people.
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// A refused input (`GET /api/deadletters`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub source: String,
+    pub received_at: DateTime<Utc>,
+    /// Topic, URL or file it came from.
+    #[serde(default)]
+    pub origin: Option<String>,
+    pub reason: String,
+    /// The payload as text (invalid UTF-8 replaced), truncated to a few kilobytes.
+    pub payload: String,
+    /// Its size before truncation.
+    pub size: usize,
+}
+
 /// `POST /api/alerts/{id}/ack` body (optional).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct AckRequest {

@@ -105,8 +105,12 @@ pub struct Entity {
     #[serde(rename = "type")]
     pub kind: String,
     pub name: String,
-    pub lon: f64,
-    pub lat: f64,
+    /// WGS 84 position; absent for entities with no place of their own (a KPI, a device
+    /// known only by id), which are then not drawn on the map.
+    #[serde(default)]
+    pub lon: Option<f64>,
+    #[serde(default)]
+    pub lat: Option<f64>,
     /// Code of the administrative unit (commune/ward) it belongs to.
     #[serde(default)]
     pub unit: Option<String>,
@@ -126,6 +130,49 @@ pub struct Entity {
 }
 
 impl Entity {
+    /// An entity with no location, unit, attributes or values yet.
+    pub fn new(id: &str, kind: &str, name: &str, domain: Domain) -> Entity {
+        Entity {
+            id: id.into(),
+            kind: kind.into(),
+            name: name.into(),
+            lon: None,
+            lat: None,
+            unit: None,
+            unit_name: None,
+            domain,
+            attributes: Default::default(),
+            status: EntityStatus::Unknown,
+            last_seen: None,
+            latest: BTreeMap::new(),
+        }
+    }
+
+    /// The same entity placed at `lon`, `lat`.
+    pub fn at(mut self, lon: f64, lat: f64) -> Entity {
+        self.lon = Some(lon);
+        self.lat = Some(lat);
+        self
+    }
+
+    /// The same entity in administrative unit `code`.
+    pub fn in_unit(mut self, code: &str, name: &str) -> Entity {
+        self.unit = Some(code.into());
+        self.unit_name = Some(name.into());
+        self
+    }
+
+    /// The same entity with one more attribute.
+    pub fn with_attr(mut self, key: &str, value: impl Into<serde_json::Value>) -> Entity {
+        self.attributes.insert(key.into(), value.into());
+        self
+    }
+
+    /// Its position, when it has one.
+    pub fn position(&self) -> Option<(f64, f64)> {
+        Some((self.lon?, self.lat?))
+    }
+
     /// A number among the attributes, if it is one.
     pub fn attr_f64(&self, key: &str) -> Option<f64> {
         self.attributes.get(key).and_then(|v| v.as_f64())

@@ -9,6 +9,9 @@ pub mod metric;
 pub mod ws;
 
 pub use alert::{Alert, AlertEvent, AlertEventKind, AlertState, Severity};
-pub use api::{AckRequest, BasemapInfo, BasemapKind, Health, SeriesPoint, SeriesResponse, Unit};
+pub use api::{
+    AckRequest, BasemapInfo, BasemapKind, DeadLetter, Health, SeriesPoint, SeriesResponse,
+    SourceState, SourceStatus, Unit,
+};
 pub use entity::{Domain, Entity, EntityStatus, Reading};
 pub use ws::{ServerMsg, ValueUpdate};

@@ -8,52 +8,25 @@ pub struct MetricInfo {
     pub decimals: usize,
 }
 
+const fn m(id: &'static str, uom: &'static str, decimals: usize) -> MetricInfo {
+    MetricInfo { id, uom, decimals }
+}
+
+/// In the order the entity panel lists them.
 pub const METRICS: &[MetricInfo] = &[
-    MetricInfo {
-        id: "pm25",
-        uom: "µg/m³",
-        decimals: 1,
-    },
-    MetricInfo {
-        id: "pm10",
-        uom: "µg/m³",
-        decimals: 1,
-    },
-    MetricInfo {
-        id: "temperature",
-        uom: "°C",
-        decimals: 1,
-    },
-    MetricInfo {
-        id: "humidity",
-        uom: "%",
-        decimals: 0,
-    },
-    MetricInfo {
-        id: "water_level",
-        uom: "m",
-        decimals: 2,
-    },
-    MetricInfo {
-        id: "rain_1h",
-        uom: "mm",
-        decimals: 1,
-    },
-    MetricInfo {
-        id: "intensity",
-        uom: "xe/h",
-        decimals: 0,
-    },
-    MetricInfo {
-        id: "speed",
-        uom: "km/h",
-        decimals: 0,
-    },
-    MetricInfo {
-        id: "online",
-        uom: "",
-        decimals: 0,
-    },
+    m("pm25", "µg/m³", 1),
+    m("pm10", "µg/m³", 1),
+    m("vn_aqi", "", 0),
+    m("aqi_us", "", 0),
+    m("pm25_nowcast", "µg/m³", 1),
+    m("pm10_nowcast", "µg/m³", 0),
+    m("temperature", "°C", 1),
+    m("humidity", "%", 0),
+    m("water_level", "m", 2),
+    m("rain_1h", "mm", 1),
+    m("intensity", "xe/h", 0),
+    m("speed", "km/h", 0),
+    m("online", "", 0),
 ];
 
 pub fn info(metric: &str) -> Option<&'static MetricInfo> {

@@ -3,10 +3,14 @@
 
 use crate::{ApiError, AppState};
 use axum::extract::{Path, Query, State};
+use axum::http::header;
 use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
-use ioc_model::{AckRequest, Alert, AlertState, Entity, Health, SeriesResponse, Unit};
+use ioc_model::{
+    AckRequest, Alert, AlertState, DeadLetter, Entity, Health, SeriesResponse, SourceStatus, Unit,
+};
 use serde::{Deserialize, Serialize};
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
@@ -99,6 +103,29 @@ pub async fn alert(State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult
         .ok_or_else(|| ApiError::not_found(format!("no alert {id}")))
 }
 
+/// The alert as CAP 1.2 XML.
+pub async fn alert_cap(
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    let xml = st
+        .engine
+        .alert_cap(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no alert {id}")))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/cap+xml; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                &format!("inline; filename=\"alert-{id}.cap.xml\"") as &str,
+            ),
+        ],
+        xml,
+    )
+        .into_response())
+}
+
 /// Body optional: `{"comment": "…"}`.
 pub async fn ack(
     State(st): State<AppState>,
@@ -111,6 +138,69 @@ pub async fn ack(
     // Until sign-in exists every action is the console operator's.
     let alert = st.engine.acknowledge(id, "operator", comment).await?;
     Ok(Json(alert))
+}
+
+pub async fn sources(State(st): State<AppState>) -> Json<Vec<SourceStatus>> {
+    Json(st.engine.sources())
+}
+
+#[derive(Deserialize)]
+pub struct DeadLettersQuery {
+    source: Option<String>,
+    q: Option<String>,
+    limit: Option<usize>,
+    format: Option<String>,
+}
+
+/// `?source=NAME&q=TEXT&limit=N&format=json|csv`, newest first.
+pub async fn dead_letters(
+    State(st): State<AppState>,
+    Query(q): Query<DeadLettersQuery>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(200).min(100_000);
+    let text = q.q.filter(|t| !t.trim().is_empty());
+    let rows: Vec<DeadLetter> = st.engine.dead_letters(q.source, text, limit).await?;
+    match q.format.as_deref() {
+        None | Some("json") => Ok(Json(rows).into_response()),
+        Some("csv") => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            let _ = w.write_record([
+                "id",
+                "source",
+                "received_at",
+                "origin",
+                "reason",
+                "size",
+                "payload",
+            ]);
+            for d in &rows {
+                let _ = w.write_record([
+                    d.id.to_string(),
+                    d.source.clone(),
+                    d.received_at.to_rfc3339(),
+                    d.origin.clone().unwrap_or_default(),
+                    d.reason.clone(),
+                    d.size.to_string(),
+                    d.payload.clone(),
+                ]);
+            }
+            let body = w.into_inner().unwrap_or_default();
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        "attachment; filename=\"dead-letters.csv\"",
+                    ),
+                ],
+                body,
+            )
+                .into_response())
+        }
+        Some(other) => Err(ApiError::bad_request(format!(
+            "format {other:?}: json or csv"
+        ))),
+    }
 }
 
 pub async fn units(State(st): State<AppState>) -> ApiResult<Vec<Unit>> {

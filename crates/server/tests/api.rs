@@ -30,24 +30,17 @@ async fn start() -> (tempfile::TempDir, Arc<Engine>, SocketAddr) {
 }
 
 fn gauge(id: &str) -> Item {
-    let mut attributes = serde_json::Map::new();
-    attributes.insert("alarm_1".into(), 3.0.into());
-    attributes.insert("alarm_2".into(), 4.0.into());
-    attributes.insert("alarm_3".into(), 5.0.into());
-    Item::Entity(Box::new(Entity {
-        id: id.into(),
-        kind: "WaterLevelGauge".into(),
-        name: format!("Thủy văn {id}"),
-        lon: 105.5,
-        lat: 18.7,
-        unit: None,
-        unit_name: None,
-        domain: Domain::Water,
-        attributes,
-        status: Default::default(),
-        last_seen: None,
-        latest: Default::default(),
-    }))
+    let e = Entity::new(
+        id,
+        "WaterLevelGauge",
+        &format!("Thủy văn {id}"),
+        Domain::Water,
+    )
+    .at(105.5, 18.7)
+    .with_attr("alarm_1", 3.0)
+    .with_attr("alarm_2", 4.0)
+    .with_attr("alarm_3", 5.0);
+    Item::Entity(Box::new(e))
 }
 
 fn level(id: &str, secs: i64, v: f64) -> Item {

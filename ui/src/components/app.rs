@@ -49,12 +49,23 @@ impl Ops {
                 let pos = self
                     .live
                     .entities
-                    .with_untracked(|m| m.get(&id).map(|e| (e.lon, e.lat)));
+                    .with_untracked(|m| m.get(&id).and_then(|e| e.position()));
                 if let Some((lon, lat)) = pos {
                     map::map_select(&id, lon, lat, fly);
                 }
             }
             None => map::map_select("", 0.0, 0.0, false),
+        }
+    }
+
+    /// Shows what an alert is about: its entity, or the area of a received alert.
+    pub fn focus_alert(&self, a: &Alert) {
+        self.sel.alert.set(Some(a.id));
+        if a.entity.is_some() {
+            self.select_entity(a.entity.clone(), true);
+        } else if let Some(g) = &a.area {
+            self.select_entity(None, false);
+            map::map_fit_geometry(&g.to_string());
         }
     }
 
@@ -193,10 +204,9 @@ pub fn App() -> impl IntoView {
             }
             "Enter" => {
                 if let Some(id) = sel.alert.get_untracked() {
-                    let entity = live
-                        .alerts
-                        .with_untracked(|m| m.get(&id).map(|a| a.entity.clone()));
-                    ops.select_entity(entity, true);
+                    if let Some(a) = live.alerts.with_untracked(|m| m.get(&id).cloned()) {
+                        ops.focus_alert(&a);
+                    }
                 }
                 true
             }

@@ -167,9 +167,12 @@ pub fn DetailPanel() -> impl IntoView {
         let Some(id) = sel.entity.get() else {
             return Vec::new();
         };
-        let mut v: Vec<Alert> = live
-            .alerts
-            .with(|m| m.values().filter(|a| a.entity == id).cloned().collect());
+        let mut v: Vec<Alert> = live.alerts.with(|m| {
+            m.values()
+                .filter(|a| a.entity.as_deref() == Some(id.as_str()))
+                .cloned()
+                .collect()
+        });
         v.sort_by(Alert::queue_cmp);
         v
     });
@@ -207,7 +210,11 @@ pub fn DetailPanel() -> impl IntoView {
                                     .unwrap_or_else(|| "—".into())}
                             </dd>
                             <dt>{i18n.tr("detail-location")}</dt>
-                            <dd>{format!("{:.5}, {:.5}", e.lat, e.lon)}</dd>
+                            <dd>
+                                {e.position()
+                                    .map(|(lon, lat)| format!("{lat:.5}, {lon:.5}"))
+                                    .unwrap_or_else(|| "—".into())}
+                            </dd>
                         </dl>
                         <h3>{i18n.tr("detail-latest")}</h3>
                         {if metrics.is_empty() {

@@ -51,7 +51,7 @@ fn AlertRow(alert: Alert) -> impl IntoView {
             }
         }
     });
-    let entity = alert.entity.clone();
+    let focus_target = alert.clone();
     let severity = alert.severity.as_str();
     let state = alert.state;
     let raised = alert.raised_at;
@@ -69,7 +69,7 @@ fn AlertRow(alert: Alert) -> impl IntoView {
             data-state=state.as_str()
             on:click=move |_| {
                 sel.alert.set(Some(id));
-                ops.select_entity(Some(entity.clone()), true);
+                ops.focus_alert(&focus_target);
             }
         >
             <div class="alert-head">

@@ -64,8 +64,9 @@ pub fn entity_value(e: &Entity) -> EntityVal {
         "status".into(),
         cel::Value::String(Arc::new(e.status.as_str().into())),
     );
-    map.insert("lon".into(), cel::Value::Float(e.lon));
-    map.insert("lat".into(), cel::Value::Float(e.lat));
+    let num = |v: Option<f64>| v.map(cel::Value::Float).unwrap_or(cel::Value::Null);
+    map.insert("lon".into(), num(e.lon));
+    map.insert("lat".into(), num(e.lat));
     map.insert(
         "attributes".into(),
         json_to_cel(&serde_json::Value::Object(e.attributes.clone())),
@@ -165,23 +166,11 @@ mod tests {
     use ioc_model::Domain;
 
     fn gauge() -> Entity {
-        let mut attributes = serde_json::Map::new();
-        attributes.insert("alarm_1".into(), 3.into());
-        attributes.insert("river".into(), "Cả".into());
-        Entity {
-            id: "wl-1".into(),
-            kind: "WaterLevelGauge".into(),
-            name: "Nam Đàn".into(),
-            lon: 105.5,
-            lat: 18.7,
-            unit: Some("17935".into()),
-            unit_name: Some("Nam Đàn".into()),
-            domain: Domain::Water,
-            attributes,
-            status: Default::default(),
-            last_seen: None,
-            latest: Default::default(),
-        }
+        Entity::new("wl-1", "WaterLevelGauge", "Nam Đàn", Domain::Water)
+            .at(105.5, 18.7)
+            .in_unit("17935", "Nam Đàn")
+            .with_attr("alarm_1", 3)
+            .with_attr("river", "Cả")
     }
 
     #[test]

@@ -40,20 +40,13 @@ mod tests {
 
     #[test]
     fn placeholders_are_replaced() {
-        let e = Entity {
-            id: "aq-1".into(),
-            kind: "AirQualityStation".into(),
-            name: "Trạm Vinh".into(),
-            lon: 105.7,
-            lat: 18.7,
-            unit: Some("16681".into()),
-            unit_name: Some("Thành Vinh".into()),
-            domain: Domain::Environment,
-            attributes: Default::default(),
-            status: Default::default(),
-            last_seen: None,
-            latest: Default::default(),
-        };
+        let e = Entity::new(
+            "aq-1",
+            "AirQualityStation",
+            "Trạm Vinh",
+            Domain::Environment,
+        )
+        .in_unit("16681", "Thành Vinh");
         assert_eq!(
             render_message(
                 "{metric} {value} {uom} at {entity.name} ({unit}) {x} {",

@@ -1,12 +1,14 @@
 //! Sources: where data comes from. Each runs as its own task and talks to the pipeline only
 //! through an [`IngestSender`]; a source never touches the store, the rules or the hub.
 
+pub mod health;
 pub mod simulator;
 
 use crate::clock::Clock;
 use crate::config::SourceConfig;
 use crate::hub::Hub;
 use crate::pipeline::IngestSender;
+use health::SourceHealth;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +21,17 @@ pub struct SourceCtx {
     pub hub: Arc<Hub>,
     pub clock: Arc<dyn Clock>,
     pub cancel: CancellationToken,
+    pub health: Arc<SourceHealth>,
+}
+
+/// What `/api/sources` shows as where a source reads from.
+pub fn detail(config: &SourceConfig) -> Option<String> {
+    match config {
+        SourceConfig::Simulator(c) => Some(format!(
+            "Nghệ An demo, every {}",
+            humantime::format_duration(c.interval)
+        )),
+    }
 }
 
 /// Starts the task of one configured source.

@@ -378,6 +378,7 @@ pub async fn run(config: SimulatorConfig, ctx: SourceCtx) {
         sim.len(),
         config.interval
     );
+    ctx.health.set_state(ioc_model::SourceState::Connected);
     match ctx.sender.ingest(&ctx.name, sim.registrations()).await {
         Ok(r) if !r.rejected.is_empty() => {
             tracing::warn!("simulator: {} registrations refused", r.rejected.len())
@@ -416,7 +417,10 @@ pub async fn run(config: SimulatorConfig, ctx: SourceCtx) {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = ctx.cancel.cancelled() => break,
+            _ = ctx.cancel.cancelled() => {
+                ctx.health.set_state(ioc_model::SourceState::Disconnected);
+                break;
+            }
             _ = interval.tick() => {
                 let items = sim.step(ctx.clock.now(), true);
                 if send(&ctx, items).await.is_err() {
@@ -428,12 +432,9 @@ pub async fn run(config: SimulatorConfig, ctx: SourceCtx) {
 }
 
 async fn send(ctx: &SourceCtx, items: Vec<Item>) -> Result<(), ()> {
+    ctx.health.message(ctx.clock.now());
     ctx.sender
-        .send(Ingest {
-            source: ctx.name.clone(),
-            items,
-            done: None,
-        })
+        .send(Ingest::new(ctx.name.clone(), items))
         .await
         .map_err(|_| ())
 }

@@ -12,7 +12,10 @@ mod write;
 
 pub use read::{LoadedState, Reader};
 pub use time::{from_ms, to_ms};
-pub use write::{EntityRow, ObsRow, WriteBatch, WriteOutcome, Writer, WriterStatus};
+pub use write::{
+    DeadLetterRow, EntityRow, ObsRow, WriteBatch, WriteOutcome, Writer, WriterStatus,
+    DEAD_LETTER_PAYLOAD,
+};
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};

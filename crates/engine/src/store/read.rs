@@ -3,8 +3,8 @@
 
 use super::{connect, time::from_ms, StoreError};
 use ioc_model::{
-    Alert, AlertEvent, AlertEventKind, AlertState, Domain, Entity, EntityStatus, SeriesPoint,
-    Severity, Unit,
+    Alert, AlertEvent, AlertEventKind, AlertState, DeadLetter, Domain, Entity, EntityStatus,
+    SeriesPoint, Severity, Unit,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::collections::HashMap;
@@ -23,6 +23,9 @@ pub struct LoadedState {
     pub latest: HashMap<i64, (i64, f64)>,
     pub open_alerts: Vec<Alert>,
     pub next_alert_id: i64,
+    /// Hourly (entity id, metric, hour since the epoch, sum, count) of PM2.5 and PM10 over the
+    /// last 13 hours, to resume the NowCast windows.
+    pub particulate_hours: Vec<(i64, String, i64, f64, u32)>,
 }
 
 /// A small pool of read-only connections.
@@ -38,6 +41,7 @@ pub(crate) fn event_kind_str(k: AlertEventKind) -> &'static str {
         AlertEventKind::Reactivated => "reactivated",
         AlertEventKind::Transition => "transition",
         AlertEventKind::Comment => "comment",
+        AlertEventKind::Updated => "updated",
     }
 }
 
@@ -47,13 +51,14 @@ fn parse_event_kind(s: &str) -> AlertEventKind {
         "cleared" => AlertEventKind::Cleared,
         "reactivated" => AlertEventKind::Reactivated,
         "comment" => AlertEventKind::Comment,
+        "updated" => AlertEventKind::Updated,
         _ => AlertEventKind::Transition,
     }
 }
 
 const ALERT_COLUMNS: &str = "id, rule, entity, entity_name, unit, unit_name, domain, category,
     severity, state, active, message, metric, value, raised_at, updated_at, cleared_at,
-    acked_at, acked_by, count";
+    acked_at, acked_by, count, external_id, area, description, expires_at";
 
 fn alert_from_row(r: &Row<'_>) -> rusqlite::Result<Alert> {
     let domain: String = r.get(6)?;
@@ -80,6 +85,12 @@ fn alert_from_row(r: &Row<'_>) -> rusqlite::Result<Alert> {
         acked_at: r.get::<_, Option<i64>>(17)?.map(from_ms),
         acked_by: r.get(18)?,
         count: r.get(19)?,
+        external_id: r.get(20)?,
+        area: r
+            .get::<_, Option<String>>(21)?
+            .and_then(|s| serde_json::from_str(&s).ok()),
+        description: r.get(22)?,
+        expires_at: r.get::<_, Option<i64>>(23)?.map(from_ms),
         events: Vec::new(),
     })
 }
@@ -113,7 +124,8 @@ impl Reader {
         result
     }
 
-    pub fn load_state(&self) -> Result<LoadedState, StoreError> {
+    /// Everything the engine keeps in memory, as of `now_ms`.
+    pub fn load_state(&self, now_ms: i64) -> Result<LoadedState, StoreError> {
         self.with(|c| {
             let mut st = LoadedState {
                 units: units(c)?,
@@ -133,8 +145,8 @@ impl Reader {
                         id: r.get(1)?,
                         kind: r.get(2)?,
                         name: r.get(3)?,
-                        lon: r.get(4)?,
-                        lat: r.get(5)?,
+                        lon: r.get::<_, Option<f64>>(4)?,
+                        lat: r.get::<_, Option<f64>>(5)?,
                         unit: r.get(6)?,
                         unit_name: r.get(7)?,
                         domain: Domain::parse(&domain).unwrap_or(Domain::Other),
@@ -176,6 +188,17 @@ impl Reader {
                 c.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM alerts", [], |r| {
                     r.get(0)
                 })?;
+            let mut stmt = c.prepare(
+                "SELECT s.entity, s.metric, r.bucket / 60 AS hour, SUM(r.sum), SUM(r.count)
+                 FROM rollup_1m r JOIN series s ON s.id = r.series
+                 WHERE s.metric IN ('pm25', 'pm10') AND r.bucket >= ?1
+                 GROUP BY s.entity, s.metric, hour",
+            )?;
+            st.particulate_hours = stmt
+                .query_map([(now_ms - 13 * 3_600_000).div_euclid(60_000)], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect::<Result<_, _>>()?;
             Ok(st)
         })
     }
@@ -218,6 +241,18 @@ impl Reader {
                 })?
                 .collect::<Result<_, _>>()?;
             Ok(Some(alert))
+        })
+    }
+
+    /// The message a received alert came as: (format, body).
+    pub fn alert_raw(&self, id: i64) -> Result<Option<(String, String)>, StoreError> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT format, body FROM alert_raw WHERE alert = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
         })
     }
 
@@ -331,6 +366,41 @@ impl Reader {
             let rows = stmt
                 .query_map(params![series, from_ms, to_ms, limit as i64], |r| {
                     Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Dead letters, newest first: of one source, and/or whose reason, origin or payload
+    /// contains `text` (case-insensitive).
+    pub fn dead_letters(
+        &self,
+        source: Option<&str>,
+        text: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        self.with(|c| {
+            let like = text.map(|t| format!("%{}%", t.replace('%', "\\%").replace('_', "\\_")));
+            let mut stmt = c.prepare_cached(
+                "SELECT id, source, received_at, origin, reason, payload, size FROM dead_letters
+                 WHERE (?1 IS NULL OR source = ?1)
+                   AND (?2 IS NULL OR reason LIKE ?2 ESCAPE '\\' OR origin LIKE ?2 ESCAPE '\\'
+                        OR CAST(payload AS TEXT) LIKE ?2 ESCAPE '\\')
+                 ORDER BY id DESC LIMIT ?3",
+            )?;
+            let rows = stmt
+                .query_map(params![source, like, limit as i64], |r| {
+                    let payload: Vec<u8> = r.get(5)?;
+                    Ok(DeadLetter {
+                        id: r.get(0)?,
+                        source: r.get(1)?,
+                        received_at: from_ms(r.get(2)?),
+                        origin: r.get(3)?,
+                        reason: r.get(4)?,
+                        payload: String::from_utf8_lossy(&payload).into_owned(),
+                        size: r.get::<_, i64>(6)? as usize,
+                    })
                 })?
                 .collect::<Result<_, _>>()?;
             Ok(rows)

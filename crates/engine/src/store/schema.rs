@@ -19,8 +19,8 @@ CREATE TABLE entities (
     ext_id TEXT NOT NULL UNIQUE,
     type TEXT NOT NULL,
     name TEXT NOT NULL,
-    lon REAL NOT NULL,
-    lat REAL NOT NULL,
+    lon REAL,
+    lat REAL,
     unit TEXT,
     unit_name TEXT,
     domain TEXT NOT NULL,
@@ -61,7 +61,7 @@ CREATE TABLE rollup_1m (
 CREATE TABLE alerts (
     id INTEGER PRIMARY KEY,
     rule TEXT NOT NULL,
-    entity TEXT NOT NULL,
+    entity TEXT,
     entity_name TEXT NOT NULL,
     unit TEXT,
     unit_name TEXT,
@@ -78,7 +78,11 @@ CREATE TABLE alerts (
     cleared_at INTEGER,
     acked_at INTEGER,
     acked_by TEXT,
-    count INTEGER NOT NULL
+    count INTEGER NOT NULL,
+    external_id TEXT,
+    area TEXT,            -- GeoJSON geometry
+    description TEXT,
+    expires_at INTEGER
 );
 CREATE INDEX alerts_by_state ON alerts (state, raised_at);
 
@@ -95,6 +99,25 @@ CREATE TABLE alert_events (
     value REAL
 );
 CREATE INDEX alert_events_by_alert ON alert_events (alert, id);
+
+-- The message a received alert came as (CAP XML), for export as received.
+CREATE TABLE alert_raw (
+    alert INTEGER PRIMARY KEY,
+    format TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+
+-- Refused inputs, with the reason and the start of the payload.
+CREATE TABLE dead_letters (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    origin TEXT,
+    reason TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    size INTEGER NOT NULL
+);
+CREATE INDEX dead_letters_by_source ON dead_letters (source, id);
 
 CREATE TABLE meta (
     key TEXT PRIMARY KEY,

@@ -33,6 +33,40 @@ pub struct ObsRow {
     pub value: f64,
 }
 
+/// Most bytes of a refused payload kept in the dead letters.
+pub const DEAD_LETTER_PAYLOAD: usize = 4096;
+
+/// A refused input, with (the start of) its payload.
+#[derive(Clone, Debug)]
+pub struct DeadLetterRow {
+    pub source: String,
+    pub received_at: i64,
+    pub origin: Option<String>,
+    pub reason: String,
+    pub payload: Vec<u8>,
+    pub size: usize,
+}
+
+impl DeadLetterRow {
+    pub fn new(
+        source: &str,
+        received_at: i64,
+        origin: Option<&str>,
+        reason: &str,
+        payload: Option<&[u8]>,
+    ) -> DeadLetterRow {
+        let payload = payload.unwrap_or_default();
+        DeadLetterRow {
+            source: source.into(),
+            received_at,
+            origin: origin.map(str::to_string),
+            reason: reason.into(),
+            payload: payload[..payload.len().min(DEAD_LETTER_PAYLOAD)].to_vec(),
+            size: payload.len(),
+        }
+    }
+}
+
 /// Everything one pipeline batch changes, written atomically.
 #[derive(Default, Debug)]
 pub struct WriteBatch {
@@ -44,6 +78,9 @@ pub struct WriteBatch {
     /// Alerts to insert or update (without their events).
     pub alerts: Vec<Alert>,
     pub alert_events: Vec<(i64, AlertEvent)>,
+    /// The message a received alert came as (format, body), kept for export.
+    pub alert_raw: Vec<(i64, &'static str, String)>,
+    pub dead_letters: Vec<DeadLetterRow>,
 }
 
 impl WriteBatch {
@@ -54,10 +91,16 @@ impl WriteBatch {
             && self.observations.is_empty()
             && self.alerts.is_empty()
             && self.alert_events.is_empty()
+            && self.dead_letters.is_empty()
+            && self.alert_raw.is_empty()
     }
 
     fn weight(&self) -> usize {
-        self.observations.len() + self.entities.len() + self.alerts.len() + 1
+        self.observations.len()
+            + self.entities.len()
+            + self.alerts.len()
+            + self.dead_letters.len()
+            + 1
     }
 }
 
@@ -274,6 +317,16 @@ impl WriterThread {
         if deleted > 0 {
             tracing::info!("store retention: deleted {deleted} raw observations");
         }
+        // Dead letters: 30 days, and never more than the newest 100 000.
+        let dl_cutoff = to_ms(self.clock.now()) - 30 * 86_400_000;
+        let n = self.conn.execute(
+            "DELETE FROM dead_letters WHERE received_at < ?1
+               OR id <= (SELECT MAX(id) FROM dead_letters) - 100000",
+            params![dl_cutoff],
+        )?;
+        if n > 0 {
+            tracing::info!("store retention: deleted {n} dead letters");
+        }
         Ok(())
     }
 }
@@ -314,14 +367,21 @@ fn write_jobs(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<Write
         let mut ins_alert = tx.prepare_cached(
             "INSERT INTO alerts (id, rule, entity, entity_name, unit, unit_name, domain, category,
                                  severity, state, active, message, metric, value, raised_at,
-                                 updated_at, cleared_at, acked_at, acked_by, count)
+                                 updated_at, cleared_at, acked_at, acked_by, count, external_id,
+                                 area, description, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                     ?18, ?19, ?20)
+                     ?18, ?19, ?20, ?21, ?22, ?23, ?24)
              ON CONFLICT (id) DO UPDATE SET severity = excluded.severity,
+               entity_name = excluded.entity_name, category = excluded.category,
                state = excluded.state, active = excluded.active, message = excluded.message,
                value = excluded.value, updated_at = excluded.updated_at,
                cleared_at = excluded.cleared_at, acked_at = excluded.acked_at,
-               acked_by = excluded.acked_by, count = excluded.count",
+               acked_by = excluded.acked_by, count = excluded.count, area = excluded.area,
+               description = excluded.description, expires_at = excluded.expires_at",
+        )?;
+        let mut ins_dead = tx.prepare_cached(
+            "INSERT INTO dead_letters (source, received_at, origin, reason, payload, size)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         let mut ins_event = tx.prepare_cached(
             "INSERT INTO alert_events (alert, at, actor, kind, from_state, to_state, comment, value)
@@ -405,6 +465,10 @@ fn write_jobs(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<Write
                     a.acked_at.map(to_ms),
                     a.acked_by,
                     a.count,
+                    a.external_id,
+                    a.area.as_ref().map(|g| g.to_string()),
+                    a.description,
+                    a.expires_at.map(to_ms),
                 ])?;
             }
             for (alert, ev) in &b.alert_events {
@@ -417,6 +481,24 @@ fn write_jobs(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<Write
                     ev.to.map(|s| s.as_str()),
                     ev.comment,
                     ev.value,
+                ])?;
+            }
+            for (alert, format, body) in &b.alert_raw {
+                tx.prepare_cached(
+                    "INSERT INTO alert_raw (alert, format, body) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (alert) DO UPDATE SET format = excluded.format,
+                       body = excluded.body",
+                )?
+                .execute(params![alert, format, body])?;
+            }
+            for d in &b.dead_letters {
+                ins_dead.execute(params![
+                    d.source,
+                    d.received_at,
+                    d.origin,
+                    d.reason,
+                    d.payload,
+                    d.size as i64
                 ])?;
             }
             outcomes.push(outcome);

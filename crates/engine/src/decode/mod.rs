@@ -1,0 +1,134 @@
+//! Decoders: bytes from a source become [`Item`]s (entities, observations, alerts) or a
+//! reason why not. A decoder never panics on input and never drops part of a payload
+//! silently: a payload is either decoded whole or refused with the reason, which goes to the
+//! dead-letter table with the bytes.
+
+pub mod cap;
+pub mod ngsi_ld;
+
+use crate::pipeline::Item;
+use chrono::{DateTime, Utc};
+
+/// Payloads larger than this are refused before parsing.
+pub const MAX_PAYLOAD: usize = 4 * 1024 * 1024;
+
+/// Where a payload came from.
+#[derive(Clone, Debug)]
+pub struct DecodeCtx<'a> {
+    pub source: &'a str,
+    /// MQTT topic, HTTP URL, file name…
+    pub origin: Option<&'a str>,
+    /// When it arrived: the time of observations that carry none.
+    pub received_at: DateTime<Utc>,
+}
+
+/// A decoder by its configured name.
+pub trait Decoder: Send + Sync {
+    fn decode(&self, payload: &[u8], ctx: &DecodeCtx<'_>) -> Result<Vec<Item>, String>;
+}
+
+/// The decoders that can be named in `[[source]] decoder = "…"`.
+pub const DECODERS: &[&str] = &["ngsi-ld"];
+
+/// Parses a payload as UTF-8 JSON with the common checks (size, encoding).
+pub fn json(payload: &[u8]) -> Result<serde_json::Value, String> {
+    if payload.len() > MAX_PAYLOAD {
+        return Err(format!(
+            "payload of {} bytes is larger than the {} byte limit",
+            payload.len(),
+            MAX_PAYLOAD
+        ));
+    }
+    let text = std::str::from_utf8(payload)
+        .map_err(|e| format!("payload is not UTF-8 (byte {}): {e}", e.valid_up_to()))?;
+    serde_json::from_str(text).map_err(|e| format!("payload is not valid JSON: {e}"))
+}
+
+/// Reads a time as sent by the many systems out there: RFC 3339, or ISO 8601 without an
+/// offset (taken as UTC), with optional fractional seconds; `a/b` intervals give `b`.
+pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    let s = s.rsplit_once('/').map(|(_, end)| end).unwrap_or(s);
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(t.and_utc());
+        }
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+}
+
+/// A representative point of a GeoJSON geometry: the point itself, or a point inside a
+/// polygon, or the centroid of anything else.
+pub fn geometry_point(g: &serde_json::Value) -> Option<(f64, f64)> {
+    use geo::{Centroid, InteriorPoint};
+    let gj: geojson::Geometry = serde_json::from_value(g.clone()).ok()?;
+    let geom: geo::Geometry<f64> = geo::Geometry::try_from(gj).ok()?;
+    let p = match &geom {
+        geo::Geometry::Point(p) => Some(*p),
+        geo::Geometry::Polygon(_) | geo::Geometry::MultiPolygon(_) => geom.interior_point(),
+        _ => geom.centroid(),
+    }?;
+    (p.x().is_finite() && p.y().is_finite()).then_some((p.x(), p.y()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_in_the_forms_seen_in_the_wild() {
+        let t = |s| parse_time(s).map(|t| t.to_rfc3339());
+        assert_eq!(
+            t("2016-03-15T11:00:00Z").unwrap(),
+            "2016-03-15T11:00:00+00:00"
+        );
+        assert_eq!(
+            t("2020-09-16T13:30:00+05:30").unwrap(),
+            "2020-09-16T08:00:00+00:00"
+        );
+        assert_eq!(
+            t("2016-03-15T11:00:00").unwrap(),
+            "2016-03-15T11:00:00+00:00"
+        );
+        assert_eq!(
+            t("2016-11-30T07:00:00.00Z").unwrap(),
+            "2016-11-30T07:00:00+00:00"
+        );
+        assert_eq!(
+            t("2016-12-07T11:10:00/2016-12-07T11:15:00").unwrap(),
+            "2016-12-07T11:15:00+00:00"
+        );
+        assert_eq!(t("2016-07-31").unwrap(), "2016-07-31T00:00:00+00:00");
+        assert!(t("yesterday").is_none());
+    }
+
+    #[test]
+    fn junk_is_refused_with_a_reason() {
+        assert!(json(&[0xff, 0xfe]).unwrap_err().contains("UTF-8"));
+        assert!(json(b"{\"a\":").unwrap_err().contains("not valid JSON"));
+        assert!(json(&vec![b' '; MAX_PAYLOAD + 1])
+            .unwrap_err()
+            .contains("limit"));
+    }
+
+    #[test]
+    fn geometry_points() {
+        let p = serde_json::json!({"type": "Point", "coordinates": [105.7, 18.7]});
+        assert_eq!(geometry_point(&p), Some((105.7, 18.7)));
+        let poly = serde_json::json!({"type": "Polygon", "coordinates": [[[105.0, 18.0], [106.0, 18.0], [106.0, 19.0], [105.0, 19.0], [105.0, 18.0]]]});
+        let (x, y) = geometry_point(&poly).unwrap();
+        assert!((105.0..106.0).contains(&x) && (18.0..19.0).contains(&y));
+        assert_eq!(geometry_point(&serde_json::json!({"type": "Point"})), None);
+    }
+}
