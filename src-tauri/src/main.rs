@@ -73,6 +73,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     let url = format!("http://{addr}/");
+    engine.announce(&format!("http://{addr}"));
     tracing::info!(
         "console UI at {url} (data in {})",
         engine.data_dir().display()

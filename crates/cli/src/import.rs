@@ -1,58 +1,348 @@
-//! `ioc import …`.
+//! `ioc import …`: files into the engine. When an engine already runs on the data folder (the
+//! desktop app, `ioc serve`), the files go to it through its API, so what it shows stays
+//! true; otherwise an engine is started here just for the import.
 
 use crate::Common;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 use ioc_engine::clock::SystemClock;
+use ioc_engine::decode::csv::{CsvDecoder, CsvMapping, Row};
 use ioc_engine::store::{self, WriteBatch, Writer};
-use std::path::PathBuf;
+use ioc_engine::{Engine, Ingest, Item};
+use ioc_model::{ImportRejection, ImportReport};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+#[derive(Args)]
+pub struct Files {
+    /// Files to import.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Source name to record the data under (shown in /api/sources and the dead letters).
+    #[arg(long, default_value = "import")]
+    source: String,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+pub struct MappedFiles {
+    /// The mapping (TOML: the keys of a `[source.mapping]` table).
+    #[arg(long, value_name = "FILE")]
+    mapping: PathBuf,
+    #[command(flatten)]
+    files: Files,
+}
+
+#[derive(Args)]
+pub struct GeoJsonFiles {
+    /// Entity type for every feature (default: the property "type", else "Asset").
+    #[arg(long)]
+    kind: Option<String>,
+    /// Property holding the id (default: the feature id, then "id").
+    #[arg(long)]
+    id_field: Option<String>,
+    /// Property holding the name (default "name").
+    #[arg(long)]
+    name_field: Option<String>,
+    /// Domain (environment, water, traffic, safety, …).
+    #[arg(long)]
+    domain: Option<String>,
+    /// Prepended to every id.
+    #[arg(long)]
+    id_prefix: Option<String>,
+    #[command(flatten)]
+    files: Files,
+}
 
 #[derive(Subcommand)]
 pub enum ImportCommand {
-    /// Import the map's boundaries (GeoJSON or PMTiles); GeoJSON also registers the units.
+    /// The map's boundaries (GeoJSON or PMTiles); GeoJSON also registers the units.
     Basemap {
         /// A GeoJSON FeatureCollection of (multi)polygons, or a PMTiles vector archive.
         file: PathBuf,
         #[command(flatten)]
         common: Common,
     },
+    /// CAP 1.2 alerts (XML), one message per file.
+    Cap(Files),
+    /// NGSI-LD / FIWARE Smart Data Models entities (any form).
+    #[command(alias = "ngsi-ld")]
+    Ngsi(Files),
+    /// GeoJSON features as entities (cameras, stations, assets).
+    Geojson(GeoJsonFiles),
+    /// JSON through a mapping (see `decode::json`).
+    Json(MappedFiles),
+    /// CSV time series through a mapping (see `decode::csv`), streamed with a progress bar.
+    Csv(MappedFiles),
 }
 
 pub async fn run(cmd: ImportCommand) -> anyhow::Result<()> {
     match cmd {
-        ImportCommand::Basemap { file, common } => {
-            let config = common.load()?;
-            let data = config.data_dir();
-            let imported = ioc_engine::basemap::import(&data, &file).await?;
-            let units = imported.units.len();
-            if units > 0 {
-                let db = store::open(&data)?;
-                let writer =
-                    Writer::spawn(&db, 1024, config.store.raw_retention, Arc::new(SystemClock))?;
-                writer
-                    .write(WriteBatch {
-                        units: imported.units,
-                        ..Default::default()
-                    })
-                    .await?;
-                tokio::task::spawn_blocking(move || writer.close()).await?;
-            }
-            let info = imported.info;
-            println!(
-                "basemap imported into {}: {:?}, bounds {:?}{}{}",
-                data.display(),
-                info.kind,
-                info.bounds.unwrap_or_default(),
-                info.features
-                    .map(|n| format!(", {n} polygons"))
-                    .unwrap_or_default(),
-                if units > 0 {
-                    format!(", {units} units registered")
-                } else {
-                    String::new()
+        ImportCommand::Basemap { file, common } => basemap(file, common).await,
+        ImportCommand::Cap(f) => files(f, "cap", None).await,
+        ImportCommand::Ngsi(f) => files(f, "ngsi-ld", None).await,
+        ImportCommand::Geojson(g) => {
+            let mut t = toml::Table::new();
+            for (k, v) in [
+                ("kind", g.kind),
+                ("id", g.id_field),
+                ("name", g.name_field),
+                ("domain", g.domain),
+                ("id_prefix", g.id_prefix),
+            ] {
+                if let Some(v) = v {
+                    t.insert(k.into(), toml::Value::String(v));
                 }
-            );
-            Ok(())
+            }
+            files(g.files, "geojson", Some(toml::Value::Table(t))).await
+        }
+        ImportCommand::Json(m) => {
+            let mapping = read_mapping(&m.mapping)?;
+            files(m.files, "json", Some(mapping)).await
+        }
+        ImportCommand::Csv(m) => {
+            let mapping = read_mapping(&m.mapping)?;
+            files(m.files, "csv", Some(mapping)).await
         }
     }
+}
+
+fn read_mapping(path: &Path) -> anyhow::Result<toml::Value> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read mapping {}: {e}", path.display()))?;
+    let v: toml::Value = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("invalid mapping {}: {e}", path.display()))?;
+    Ok(v)
+}
+
+fn bar(len: u64) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {eta} {msg}")
+            .expect("valid template"),
+    );
+    pb
+}
+
+/// Imports files with one decoder, through a running engine's API or a local engine.
+async fn files(f: Files, format: &str, mapping: Option<toml::Value>) -> anyhow::Result<()> {
+    let mut config = f.common.load()?;
+    config.sources = Some(Vec::new());
+    let data = config.data_dir();
+    let total: u64 = f
+        .files
+        .iter()
+        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let pb = bar(total);
+    let mut reports = Vec::new();
+    if let Some(url) = ioc_engine::engine::running_server(&data) {
+        pb.println(format!(
+            "an engine runs on {}: importing through {url}",
+            data.display()
+        ));
+        let client = reqwest::Client::new();
+        for path in &f.files {
+            let body = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            let len = body.len() as u64;
+            let mut req = client.post(format!("{url}/api/import")).query(&[
+                ("format", format),
+                ("source", f.source.as_str()),
+                ("name", &path.display().to_string()),
+            ]);
+            if let Some(m) = &mapping {
+                req = req.query(&[("mapping", toml::to_string(m)?)]);
+            }
+            let resp = req.body(body).send().await?;
+            if !resp.status().is_success() {
+                let status = resp.status();
+                anyhow::bail!(
+                    "{}: {status}: {}",
+                    path.display(),
+                    resp.text().await.unwrap_or_default()
+                );
+            }
+            reports.push((path.clone(), resp.json::<ImportReport>().await?));
+            pb.inc(len);
+        }
+    } else {
+        let engine = Engine::start(config).await?;
+        for path in &f.files {
+            let report = if format == "csv" {
+                import_csv(&engine, &f.source, path, mapping.as_ref(), &pb).await
+            } else {
+                let body = std::fs::read(path)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+                let len = body.len() as u64;
+                let r = engine
+                    .import(
+                        &f.source,
+                        format,
+                        mapping.as_ref(),
+                        Some(&path.display().to_string()),
+                        body,
+                    )
+                    .await;
+                pb.inc(len);
+                r.map_err(anyhow::Error::from)
+            };
+            match report {
+                Ok(r) => reports.push((path.clone(), r)),
+                Err(e) => {
+                    engine.shutdown().await;
+                    return Err(e);
+                }
+            }
+        }
+        engine.shutdown().await;
+    }
+    pb.finish_and_clear();
+    let mut refused = 0;
+    for (path, r) in &reports {
+        println!(
+            "{}: {} accepted, {} refused ({})",
+            path.display(),
+            r.accepted,
+            r.rejected.len(),
+            r.format
+        );
+        for x in r.rejected.iter().take(10) {
+            println!("  refused: {}", x.reason);
+        }
+        if r.rejected.len() > 10 {
+            println!(
+                "  … and {} more (all in the dead letters)",
+                r.rejected.len() - 10
+            );
+        }
+        refused += r.rejected.len();
+    }
+    if refused > 0 {
+        anyhow::bail!("{refused} item(s) refused; see above");
+    }
+    Ok(())
+}
+
+/// A CSV file row by row, in chunks, so a large file shows its progress and never sits
+/// whole in memory.
+async fn import_csv(
+    engine: &Engine,
+    source: &str,
+    path: &Path,
+    mapping: Option<&toml::Value>,
+    pb: &ProgressBar,
+) -> anyhow::Result<ImportReport> {
+    let mapping: CsvMapping = mapping
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("CSV needs --mapping"))?
+        .try_into()
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("mapping: {e}"))?;
+    let decoder = CsvDecoder::new(mapping).map_err(anyhow::Error::msg)?;
+    let file = std::fs::File::open(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let mut rdr = decoder.reader(std::io::BufReader::new(file));
+    let header = rdr.headers()?.clone();
+    let cols = decoder.columns(&header).map_err(anyhow::Error::msg)?;
+    let origin: Arc<str> = Arc::from(path.display().to_string());
+    let source: Arc<str> = Arc::from(source);
+    engine
+        .source_health(&source, "file")
+        .message(chrono::Utc::now());
+    let mut report = ImportReport {
+        format: "csv".into(),
+        ..Default::default()
+    };
+    let mut chunk: Vec<Item> = decoder.station().into_iter().collect();
+    let mut waits = Vec::new();
+    let mut last_pos = 0;
+    let mut record = csv::StringRecord::new();
+    let mut line = 1;
+    loop {
+        let more = match rdr.read_record(&mut record) {
+            Ok(more) => more,
+            Err(e) => {
+                chunk.push(Item::Rejected(format!("line {}: {e}", line + 1)));
+                true
+            }
+        };
+        if !more {
+            break;
+        }
+        line += 1;
+        match decoder.row(line, &cols, &record) {
+            Row::Items(items) => chunk.extend(items),
+            Row::Skipped => {}
+            Row::Refused(reason) => chunk.push(Item::Rejected(reason)),
+        }
+        if chunk.len() >= 5000 {
+            waits.push(send(engine, &source, &origin, std::mem::take(&mut chunk)).await?);
+            let pos = rdr.position().byte();
+            pb.inc(pos - last_pos);
+            last_pos = pos;
+        }
+    }
+    if !chunk.is_empty() {
+        waits.push(send(engine, &source, &origin, chunk).await?);
+    }
+    pb.inc(rdr.position().byte().saturating_sub(last_pos));
+    for rx in waits {
+        let r = rx.await?;
+        report.accepted += r.accepted;
+        report.rejected.extend(
+            r.rejected
+                .into_iter()
+                .map(|x| ImportRejection { reason: x.reason }),
+        );
+    }
+    Ok(report)
+}
+
+async fn send(
+    engine: &Engine,
+    source: &Arc<str>,
+    origin: &Arc<str>,
+    items: Vec<Item>,
+) -> anyhow::Result<tokio::sync::oneshot::Receiver<ioc_engine::pipeline::IngestReport>> {
+    let (done, rx) = tokio::sync::oneshot::channel();
+    let mut ingest = Ingest::new(source.clone(), items);
+    ingest.done = Some(done);
+    ingest.origin = Some(origin.clone());
+    engine.sender().send(ingest).await?;
+    Ok(rx)
+}
+
+async fn basemap(file: PathBuf, common: Common) -> anyhow::Result<()> {
+    let config = common.load()?;
+    let data = config.data_dir();
+    let imported = ioc_engine::basemap::import(&data, &file).await?;
+    let units = imported.units.len();
+    if units > 0 {
+        let db = store::open(&data)?;
+        let writer = Writer::spawn(&db, 1024, config.store.raw_retention, Arc::new(SystemClock))?;
+        writer
+            .write(WriteBatch {
+                units: imported.units,
+                ..Default::default()
+            })
+            .await?;
+        tokio::task::spawn_blocking(move || writer.close()).await?;
+    }
+    let info = imported.info;
+    println!(
+        "basemap imported into {}: {:?}, bounds {:?}{}{}",
+        data.display(),
+        info.kind,
+        info.bounds.unwrap_or_default(),
+        info.features
+            .map(|n| format!(", {n} polygons"))
+            .unwrap_or_default(),
+        if units > 0 {
+            format!(", {units} units registered")
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
 }

@@ -61,9 +61,12 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Imports and benchmarks report what matters themselves; the server logs its life.
+    let quiet = matches!(cli.command, Command::Import(_) | Command::Bench(_));
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| if quiet { "error" } else { "info" }.into()),
         )
         .with_target(false)
         .with_writer(std::io::stderr)

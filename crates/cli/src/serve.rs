@@ -34,6 +34,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     // Tests and scripts read this line to find the port.
     println!("IOC Console listening on http://{addr}");
+    engine.announce(&format!("http://{addr}"));
     tracing::info!("data in {}", engine.data_dir().display());
     ioc_server::serve(engine.clone(), listener, shutdown_signal()).await?;
     tracing::info!("stopping: committing what was accepted");

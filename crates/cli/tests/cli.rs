@@ -108,3 +108,148 @@ fn bench_prints_the_summary_line() {
         "{last}"
     );
 }
+
+fn shared() -> Option<std::path::PathBuf> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    p.is_dir().then_some(p)
+}
+
+#[test]
+fn imports_of_the_reference_files() {
+    let Some(shared) = shared() else {
+        eprintln!("../shared/data not found");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+
+    // CAP: the 1.2 messages go in, the others are refused with the reason (exit 1).
+    let mut cmd = ioc();
+    cmd.args(["import", "cap"]).arg("--data").arg(&data);
+    for f in std::fs::read_dir(shared.join("cap")).unwrap() {
+        let f = f.unwrap().path();
+        if f.extension().is_some_and(|e| e == "xml") {
+            cmd.arg(f);
+        }
+    }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "some files are not CAP 1.2");
+    assert_eq!(text.matches("1 accepted, 0 refused").count(), 10, "{text}");
+    assert!(text.contains("refused: not CAP 1.2"), "{text}");
+
+    // JSON through a mapping: 721 cameras of Hồ Chí Minh City.
+    let mapping = dir.path().join("cameras.toml");
+    std::fs::write(
+        &mapping,
+        r#"
+id = "id"
+id_prefix = "hcmc-cam-"
+name = "name"
+lon = "longitude"
+lat = "latitude"
+kind = "Camera"
+domain = "safety"
+status = "status"
+attributes = { code = "code", ptz = "ptz" }
+"#,
+    )
+    .unwrap();
+    let out = ioc()
+        .args(["import", "json", "--mapping"])
+        .arg(&mapping)
+        .arg(shared.join("cameras/hcmc-cameras-raw.json"))
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("721 accepted, 0 refused"), "{text}");
+
+    // CSV with a described station: three years of hourly PM2.5.
+    let mapping = dir.path().join("airnow.toml");
+    std::fs::write(
+        &mapping,
+        r#"
+entity_id = "us-embassy-hanoi"
+station = { name = "Đại sứ quán Hoa Kỳ, Hà Nội", kind = "AirQualityStation", lon = 105.8465, lat = 21.0226 }
+time = "Date (LT)"
+time_format = "%Y-%m-%d %I:%M %p"
+timezone = "Asia/Ho_Chi_Minh"
+metrics = { pm25 = "Raw Conc." }
+require = { "QC Name" = "Valid" }
+"#,
+    )
+    .unwrap();
+    let out = ioc()
+        .args(["import", "csv", "--mapping"])
+        .arg(&mapping)
+        .arg(shared.join("airnow-hanoi/Hanoi_PM2.5_2018_YTD.csv"))
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("refused (csv)") && text.contains(" 0 refused"),
+        "{text}"
+    );
+
+    // With a server running on the folder, the import goes through it and shows at once.
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_ioc"))
+        .args(["serve", "--no-demo", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(server.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    let out = ioc()
+        .args(["import", "ngsi"])
+        .arg(shared.join("ngsi-ld/WaterObserved/example.json"))
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let get = |path: &str| {
+        let url = format!("{url}{path}");
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(async move { reqwest::get(url).await.unwrap().text().await.unwrap() })
+    };
+    let body = get("/api/entities/WaterObserved:MNCA-001");
+    assert!(body.contains("\"waterLevel\""), "{body}");
+    assert!(get("/api/sources").contains("\"import\""));
+    // And a second engine on the same folder is refused.
+    let out = ioc()
+        .args(["serve", "--no-demo", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another IOC engine"));
+    // SAFETY: signalling the child we started.
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let _ = server.wait();
+}

@@ -6,14 +6,15 @@ use crate::alerts::AlertError;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::hub::Hub;
-use crate::pipeline::{Command, IngestSender, Pipeline, PipelineStats};
+use crate::pipeline::{Command, Ingest, IngestSender, Item, Pipeline, PipelineStats};
 use crate::rules::{RuleError, RuleSet};
 use crate::sources::health::{SourceHealth, SourceRegistry};
 use crate::sources::{self, SourceCtx};
 use crate::store::{self, Reader, StoreError, Writer};
 use chrono::{DateTime, Utc};
 use ioc_model::{
-    Alert, AlertState, DeadLetter, Entity, Health, Reading, SeriesResponse, SourceStatus, Unit,
+    Alert, AlertState, DeadLetter, Entity, Health, ImportRejection, ImportReport, Reading,
+    SeriesResponse, SourceStatus, Unit,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,8 +24,18 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// The file in the data folder an engine holds locked while it runs.
+pub const LOCK_FILE: &str = "engine.lock";
+/// Written next to it by whoever serves the engine over HTTP: `{"url": …}`.
+pub const SERVER_FILE: &str = "server.json";
+
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    #[error(
+        "another IOC engine is already using {0} (the desktop app or `ioc serve`); \
+         stop it first, or send data to it through its API"
+    )]
+    Busy(PathBuf),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the engine has stopped")]
@@ -33,6 +44,8 @@ pub enum EngineError {
     Alert(#[from] AlertError),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("{0}")]
+    BadInput(String),
 }
 
 pub struct Engine {
@@ -54,6 +67,46 @@ pub struct Engine {
     stop: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     pipeline: Mutex<Option<JoinHandle<()>>>,
+    /// Held for the engine's life: one engine per data folder.
+    _lock: std::fs::File,
+}
+
+/// Locks the data folder for this engine.
+fn lock(data_dir: &Path) -> Result<std::fs::File, EngineError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| {
+        EngineError::Store(StoreError::CreateDir {
+            path: data_dir.to_owned(),
+            source,
+        })
+    })?;
+    let path = data_dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| EngineError::Internal(format!("{}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::Busy(data_dir.to_owned())),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(EngineError::Internal(format!("{}: {e}", path.display())))
+        }
+    }
+}
+
+/// The URL of the server running the engine that holds `data_dir`, if one does.
+pub fn running_server(data_dir: &Path) -> Option<String> {
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(data_dir.join(LOCK_FILE))
+        .ok()?;
+    if f.try_lock().is_ok() {
+        return None; // nobody holds it
+    }
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data_dir.join(SERVER_FILE)).ok()?).ok()?;
+    info["url"].as_str().map(str::to_string)
 }
 
 impl Engine {
@@ -67,6 +120,7 @@ impl Engine {
         clock: Arc<dyn Clock>,
     ) -> Result<Engine, EngineError> {
         let data_dir = config.data_dir();
+        let lock = lock(&data_dir)?;
         let (db_path, reader, loaded) = {
             let data_dir = data_dir.clone();
             let now_ms = clock.now().timestamp_millis();
@@ -138,6 +192,7 @@ impl Engine {
             stop,
             tasks: Mutex::new(Vec::new()),
             pipeline: Mutex::new(Some(pipeline)),
+            _lock: lock,
         };
         for source in engine.config.effective_sources() {
             let health = Arc::new(SourceHealth::new(
@@ -361,6 +416,73 @@ impl Engine {
         }))
     }
 
+    /// Imports a file (CAP, NGSI-LD, GeoJSON, CSV, JSON with a mapping): decodes it, sends it
+    /// through the pipeline in chunks and waits until every chunk is committed. `format`
+    /// `auto` picks the decoder from the name and the content.
+    pub async fn import(
+        &self,
+        source: &str,
+        format: &str,
+        mapping: Option<&toml::Value>,
+        name: Option<&str>,
+        payload: Vec<u8>,
+    ) -> Result<ImportReport, EngineError> {
+        let format = if format == "auto" {
+            crate::decode::detect(name, &payload)
+        } else {
+            format
+        };
+        let decoder = crate::decode::build(format, mapping).map_err(EngineError::BadInput)?;
+        let health = self.source_health(source, "file");
+        health.message(self.clock.now());
+        let ctx = crate::decode::DecodeCtx {
+            source,
+            origin: name,
+            received_at: self.clock.now(),
+        };
+        let items = match decoder.decode(&payload, &ctx) {
+            Ok(items) => items,
+            Err(reason) => vec![Item::Rejected(reason)],
+        };
+        let payload: Arc<[u8]> = Arc::from(payload);
+        let mut report = ImportReport {
+            format: format.to_string(),
+            ..Default::default()
+        };
+        let mut waits = Vec::new();
+        let mut rest = items;
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(5000));
+            let chunk = std::mem::replace(&mut rest, tail);
+            let (done, rx) = oneshot::channel();
+            let mut ingest = Ingest::new(Arc::from(source), chunk);
+            ingest.done = Some(done);
+            ingest.payload = Some(payload.clone());
+            ingest.origin = name.map(Arc::from);
+            self.sender
+                .send(ingest)
+                .await
+                .map_err(|_| EngineError::Closed)?;
+            waits.push(rx);
+        }
+        for rx in waits {
+            let r = rx.await.map_err(|_| EngineError::Closed)?;
+            report.accepted += r.accepted;
+            report.rejected.extend(
+                r.rejected
+                    .into_iter()
+                    .map(|x| ImportRejection { reason: x.reason }),
+            );
+        }
+        Ok(report)
+    }
+
+    /// Records where this engine is served, for `ioc import` and other tools.
+    pub fn announce(&self, url: &str) {
+        let body = serde_json::json!({"url": url, "pid": std::process::id()});
+        let _ = std::fs::write(self.data_dir.join(SERVER_FILE), body.to_string());
+    }
+
     /// Stops the sources, lets the pipeline commit everything already queued, stops the
     /// writer. Safe to call more than once.
     pub async fn shutdown(&self) {
@@ -376,6 +498,7 @@ impl Engine {
         }
         let writer = self.writer.clone();
         let _ = tokio::task::spawn_blocking(move || writer.close()).await;
+        let _ = std::fs::remove_file(self.data_dir.join(SERVER_FILE));
     }
 }
 

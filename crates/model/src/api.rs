@@ -83,6 +83,22 @@ pub struct DeadLetter {
     pub size: usize,
 }
 
+/// What an import did (`POST /api/import`, `ioc import`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct ImportReport {
+    /// The decoder used.
+    pub format: String,
+    /// Items (entities, observations, alerts) taken in.
+    pub accepted: usize,
+    /// Refusals, each with the reason (also in the dead letters).
+    pub rejected: Vec<ImportRejection>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ImportRejection {
+    pub reason: String,
+}
+
 /// `POST /api/alerts/{id}/ack` body (optional).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct AckRequest {

@@ -10,8 +10,8 @@ pub mod ws;
 
 pub use alert::{Alert, AlertEvent, AlertEventKind, AlertState, Severity};
 pub use api::{
-    AckRequest, BasemapInfo, BasemapKind, DeadLetter, Health, SeriesPoint, SeriesResponse,
-    SourceState, SourceStatus, Unit,
+    AckRequest, BasemapInfo, BasemapKind, DeadLetter, Health, ImportRejection, ImportReport,
+    SeriesPoint, SeriesResponse, SourceState, SourceStatus, Unit,
 };
 pub use entity::{Domain, Entity, EntityStatus, Reading};
 pub use ws::{ServerMsg, ValueUpdate};

@@ -140,6 +140,44 @@ pub async fn ack(
     Ok(Json(alert))
 }
 
+#[derive(Deserialize)]
+pub struct ImportQuery {
+    /// `auto` (default), `cap`, `ngsi-ld`, `geojson`, `json`, `csv`.
+    format: Option<String>,
+    /// File name (for the dead letters, and for `auto`).
+    name: Option<String>,
+    /// The mapping of `json`/`csv`/`geojson`, as TOML.
+    mapping: Option<String>,
+    /// Source name to record it under (default `import`).
+    source: Option<String>,
+}
+
+/// `POST /api/import?format=…&name=…` with the file as the body.
+pub async fn import(
+    State(st): State<AppState>,
+    Query(q): Query<ImportQuery>,
+    body: axum::body::Bytes,
+) -> ApiResult<ioc_model::ImportReport> {
+    let mapping = match q.mapping.as_deref() {
+        Some(t) => Some(
+            toml::from_str::<toml::Value>(t)
+                .map_err(|e| ApiError::bad_request(format!("mapping: {}", e.to_string().trim())))?,
+        ),
+        None => None,
+    };
+    let report = st
+        .engine
+        .import(
+            q.source.as_deref().unwrap_or("import"),
+            q.format.as_deref().unwrap_or("auto"),
+            mapping.as_ref(),
+            q.name.as_deref(),
+            body.to_vec(),
+        )
+        .await?;
+    Ok(Json(report))
+}
+
 pub async fn sources(State(st): State<AppState>) -> Json<Vec<SourceStatus>> {
     Json(st.engine.sources())
 }

@@ -48,6 +48,7 @@ impl From<EngineError> for ApiError {
             EngineError::Alert(AlertError::NotFound(_)) => StatusCode::NOT_FOUND,
             EngineError::Alert(AlertError::InvalidTransition { .. }) => StatusCode::CONFLICT,
             EngineError::Closed => StatusCode::SERVICE_UNAVAILABLE,
+            EngineError::BadInput(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())

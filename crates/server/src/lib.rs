@@ -45,6 +45,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/api/units", get(api::units))
         .route("/api/sources", get(api::sources))
         .route("/api/deadletters", get(api::dead_letters))
+        .route("/api/import", post(api::import))
         .route("/api/rules", get(api::rules))
         .route("/api/basemap", get(basemap::info))
         .route("/api/basemap/file", get(basemap::file))
@@ -52,6 +53,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/api/{*rest}", get(api::not_found).post(api::not_found))
         .route("/ws", get(ws::upgrade))
         .fallback(ui::serve)
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
         .with_state(state)
 }
 

@@ -4,13 +4,17 @@
 //! dead-letter table with the bytes.
 
 pub mod cap;
+pub mod csv;
+pub mod geojson;
+pub mod json;
 pub mod ngsi_ld;
 
 use crate::pipeline::Item;
 use chrono::{DateTime, Utc};
 
-/// Payloads larger than this are refused before parsing.
-pub const MAX_PAYLOAD: usize = 4 * 1024 * 1024;
+/// Payloads larger than this are refused before parsing (files larger than this are
+/// imported row by row by `ioc import csv`).
+pub const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
 
 /// Where a payload came from.
 #[derive(Clone, Debug)]
@@ -28,7 +32,75 @@ pub trait Decoder: Send + Sync {
 }
 
 /// The decoders that can be named in `[[source]] decoder = "…"`.
-pub const DECODERS: &[&str] = &["ngsi-ld"];
+pub const DECODERS: &[&str] = &["ngsi-ld", "cap", "json", "geojson", "csv"];
+
+/// The decoder for a file, from its name and first bytes: `.xml`/`.cap` CAP, `.geojson`
+/// GeoJSON entities, `.csv` CSV, other JSON NGSI-LD.
+pub fn detect(name: Option<&str>, payload: &[u8]) -> &'static str {
+    let ext = name
+        .and_then(|n| n.rsplit_once('.'))
+        .map(|(_, e)| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("xml" | "cap") => "cap",
+        Some("geojson") => "geojson",
+        Some("csv") => "csv",
+        Some("json" | "jsonld") => "ngsi-ld",
+        _ => {
+            let first = payload.iter().find(|b| !b.is_ascii_whitespace());
+            if first == Some(&b'<') {
+                "cap"
+            } else {
+                "ngsi-ld"
+            }
+        }
+    }
+}
+
+/// A decoder's configuration: its name and, for `json`, `geojson` and `csv`, the mapping
+/// (a TOML table, `[source.mapping]`).
+pub fn build(
+    name: &str,
+    mapping: Option<&toml::Value>,
+) -> Result<std::sync::Arc<dyn Decoder>, String> {
+    use std::sync::Arc;
+    let parse = |what: &str| -> Result<toml::Value, String> {
+        mapping
+            .cloned()
+            .ok_or_else(|| format!("decoder {what:?} needs a [source.mapping] table"))
+    };
+    Ok(match name {
+        "ngsi-ld" | "ngsi" => Arc::new(ngsi_ld::NgsiLd),
+        "cap" => Arc::new(cap::Cap),
+        "json" => {
+            let m: json::JsonMapping = parse(name)?
+                .try_into()
+                .map_err(|e: toml::de::Error| format!("mapping: {}", e.to_string().trim()))?;
+            Arc::new(json::JsonDecoder::new(m)?)
+        }
+        "csv" => {
+            let m: self::csv::CsvMapping = parse(name)?
+                .try_into()
+                .map_err(|e: toml::de::Error| format!("mapping: {}", e.to_string().trim()))?;
+            Arc::new(self::csv::CsvDecoder::new(m)?)
+        }
+        "geojson" => {
+            let m: geojson::GeoJsonMapping = match mapping {
+                Some(v) => v
+                    .clone()
+                    .try_into()
+                    .map_err(|e: toml::de::Error| format!("mapping: {}", e.to_string().trim()))?,
+                None => Default::default(),
+            };
+            Arc::new(geojson::GeoJsonDecoder { mapping: m })
+        }
+        other => {
+            return Err(format!(
+                "unknown decoder {other:?} (one of {})",
+                DECODERS.join(", ")
+            ))
+        }
+    })
+}
 
 /// Parses a payload as UTF-8 JSON with the common checks (size, encoding).
 pub fn json(payload: &[u8]) -> Result<serde_json::Value, String> {
@@ -72,7 +144,7 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 /// polygon, or the centroid of anything else.
 pub fn geometry_point(g: &serde_json::Value) -> Option<(f64, f64)> {
     use geo::{Centroid, InteriorPoint};
-    let gj: geojson::Geometry = serde_json::from_value(g.clone()).ok()?;
+    let gj: ::geojson::Geometry = serde_json::from_value(g.clone()).ok()?;
     let geom: geo::Geometry<f64> = geo::Geometry::try_from(gj).ok()?;
     let p = match &geom {
         geo::Geometry::Point(p) => Some(*p),

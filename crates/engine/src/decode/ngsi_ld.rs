@@ -250,6 +250,7 @@ fn attributes(e: &Map<String, Value>, id: &str) -> Result<(Vec<Attr>, bool), Str
 pub fn domain_of(kind: &str) -> Domain {
     match kind {
         "AirQualityObserved"
+        | "AirQualityStation"
         | "AirQualityForecast"
         | "AirQualityMonitoring"
         | "WeatherObserved"
@@ -267,11 +268,14 @@ pub fn domain_of(kind: &str) -> Domain {
         | "TrafficEnvironmentImpact"
         | "TrafficEnvironmentImpactForecast" => Domain::Environment,
         "WaterObserved"
+        | "WaterLevelGauge"
+        | "RainGauge"
         | "FloodMonitoring"
         | "RainFallRadarObserved"
         | "PhreaticObserved"
         | "SeaConditions" => Domain::Water,
         "TrafficFlowObserved"
+        | "TrafficCounter"
         | "RoadAccident"
         | "RoadSegment"
         | "Road"
