@@ -67,8 +67,8 @@ pub struct Engine {
     stop: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     pipeline: Mutex<Option<JoinHandle<()>>>,
-    /// Held for the engine's life: one engine per data folder.
-    _lock: std::fs::File,
+    /// Held until shutdown: one engine per data folder.
+    lock: Mutex<Option<std::fs::File>>,
 }
 
 /// Locks the data folder for this engine.
@@ -192,7 +192,7 @@ impl Engine {
             stop,
             tasks: Mutex::new(Vec::new()),
             pipeline: Mutex::new(Some(pipeline)),
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
         };
         for source in engine.config.effective_sources() {
             let health = Arc::new(SourceHealth::new(
@@ -499,6 +499,7 @@ impl Engine {
         let writer = self.writer.clone();
         let _ = tokio::task::spawn_blocking(move || writer.close()).await;
         let _ = std::fs::remove_file(self.data_dir.join(SERVER_FILE));
+        drop(self.lock.lock().unwrap().take());
     }
 }
 
