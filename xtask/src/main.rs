@@ -31,6 +31,9 @@ const APT_BUILD: &[&str] = &[
 
 /// Extra packages for the test suite: browsers, WebDriver servers, a virtual display.
 const APT_TEST: &[&str] = &[
+    "mosquitto",
+    "mosquitto-clients",
+    "libxml2-utils",
     "xvfb",
     "xauth",
     "webkit2gtk-driver",

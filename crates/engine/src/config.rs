@@ -178,10 +178,11 @@ impl Default for HubConfig {
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
     Simulator(SimulatorConfig),
+    Mqtt(crate::sources::mqtt::MqttConfig),
 }
 
 /// The values `kind` can take.
-pub const SOURCE_KINDS: &[&str] = &["simulator"];
+pub const SOURCE_KINDS: &[&str] = &["simulator", "mqtt"];
 
 impl SourceConfig {
     /// Reads one `[[source]]` table by its `kind`.
@@ -201,6 +202,12 @@ impl SourceConfig {
             "simulator" => SimulatorConfig::deserialize(value)
                 .map(SourceConfig::Simulator)
                 .map_err(|e| e.to_string()),
+            "mqtt" => {
+                let c = crate::sources::mqtt::MqttConfig::deserialize(value)
+                    .map_err(|e| e.to_string())?;
+                c.validate()?;
+                Ok(SourceConfig::Mqtt(c))
+            }
             other => Err(format!(
                 "unknown kind {other:?} (one of {})",
                 SOURCE_KINDS.join(", ")
@@ -211,18 +218,21 @@ impl SourceConfig {
     pub fn name(&self) -> &str {
         match self {
             SourceConfig::Simulator(c) => &c.name,
+            SourceConfig::Mqtt(c) => &c.name,
         }
     }
 
     pub fn kind(&self) -> &'static str {
         match self {
             SourceConfig::Simulator(_) => "simulator",
+            SourceConfig::Mqtt(_) => "mqtt",
         }
     }
 
     pub fn enabled(&self) -> bool {
         match self {
             SourceConfig::Simulator(c) => c.enabled,
+            SourceConfig::Mqtt(c) => c.enabled,
         }
     }
 }
@@ -388,6 +398,7 @@ impl Config {
                 )));
             }
             match s {
+                SourceConfig::Mqtt(_) => {} // checked when read
                 SourceConfig::Simulator(c) => {
                     if c.interval.is_zero() {
                         return Err(ConfigError::Invalid(format!(
@@ -578,7 +589,9 @@ mod tests {
             "#,
         )
         .unwrap();
-        let SourceConfig::Simulator(s) = &c.effective_sources()[0];
+        let SourceConfig::Simulator(s) = &c.effective_sources()[0] else {
+            panic!("a simulator")
+        };
         assert_eq!(s.interval, Duration::from_millis(200));
         assert_eq!(c.effective_rules()[0].for_, Duration::from_secs(600));
         assert_eq!(c.data_dir(), PathBuf::from("/tmp/x"));

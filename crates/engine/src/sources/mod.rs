@@ -2,6 +2,7 @@
 //! through an [`IngestSender`]; a source never touches the store, the rules or the hub.
 
 pub mod health;
+pub mod mqtt;
 pub mod simulator;
 
 use crate::clock::Clock;
@@ -31,6 +32,7 @@ pub fn detail(config: &SourceConfig) -> Option<String> {
             "Nghệ An demo, every {}",
             humantime::format_duration(c.interval)
         )),
+        SourceConfig::Mqtt(c) => Some(format!("{} {}", c.url, c.topics.join(" "))),
     }
 }
 
@@ -40,6 +42,10 @@ pub fn spawn(config: &SourceConfig, ctx: SourceCtx) -> JoinHandle<()> {
         SourceConfig::Simulator(c) => {
             let c = c.clone();
             tokio::spawn(async move { simulator::run(c, ctx).await })
+        }
+        SourceConfig::Mqtt(c) => {
+            let c = c.clone();
+            tokio::spawn(async move { mqtt::run(c, ctx).await })
         }
     }
 }
