@@ -179,10 +179,12 @@ impl Default for HubConfig {
 pub enum SourceConfig {
     Simulator(SimulatorConfig),
     Mqtt(crate::sources::mqtt::MqttConfig),
+    Http(crate::sources::http::HttpConfig),
+    Websocket(crate::sources::websocket::WebsocketConfig),
 }
 
 /// The values `kind` can take.
-pub const SOURCE_KINDS: &[&str] = &["simulator", "mqtt"];
+pub const SOURCE_KINDS: &[&str] = &["simulator", "mqtt", "http", "websocket"];
 
 impl SourceConfig {
     /// Reads one `[[source]]` table by its `kind`.
@@ -208,6 +210,18 @@ impl SourceConfig {
                 c.validate()?;
                 Ok(SourceConfig::Mqtt(c))
             }
+            "http" => {
+                let c = crate::sources::http::HttpConfig::deserialize(value)
+                    .map_err(|e| e.to_string())?;
+                c.validate()?;
+                Ok(SourceConfig::Http(c))
+            }
+            "websocket" => {
+                let c = crate::sources::websocket::WebsocketConfig::deserialize(value)
+                    .map_err(|e| e.to_string())?;
+                c.validate()?;
+                Ok(SourceConfig::Websocket(c))
+            }
             other => Err(format!(
                 "unknown kind {other:?} (one of {})",
                 SOURCE_KINDS.join(", ")
@@ -219,6 +233,8 @@ impl SourceConfig {
         match self {
             SourceConfig::Simulator(c) => &c.name,
             SourceConfig::Mqtt(c) => &c.name,
+            SourceConfig::Http(c) => &c.name,
+            SourceConfig::Websocket(c) => &c.name,
         }
     }
 
@@ -226,6 +242,8 @@ impl SourceConfig {
         match self {
             SourceConfig::Simulator(_) => "simulator",
             SourceConfig::Mqtt(_) => "mqtt",
+            SourceConfig::Http(_) => "http",
+            SourceConfig::Websocket(_) => "websocket",
         }
     }
 
@@ -233,6 +251,8 @@ impl SourceConfig {
         match self {
             SourceConfig::Simulator(c) => c.enabled,
             SourceConfig::Mqtt(c) => c.enabled,
+            SourceConfig::Http(c) => c.enabled,
+            SourceConfig::Websocket(c) => c.enabled,
         }
     }
 }
@@ -398,7 +418,7 @@ impl Config {
                 )));
             }
             match s {
-                SourceConfig::Mqtt(_) => {} // checked when read
+                SourceConfig::Mqtt(_) | SourceConfig::Http(_) | SourceConfig::Websocket(_) => {} // checked when read
                 SourceConfig::Simulator(c) => {
                     if c.interval.is_zero() {
                         return Err(ConfigError::Invalid(format!(

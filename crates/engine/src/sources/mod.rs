@@ -1,9 +1,12 @@
 //! Sources: where data comes from. Each runs as its own task and talks to the pipeline only
 //! through an [`IngestSender`]; a source never touches the store, the rules or the hub.
 
+pub mod backoff;
 pub mod health;
+pub mod http;
 pub mod mqtt;
 pub mod simulator;
+pub mod websocket;
 
 use crate::clock::Clock;
 use crate::config::SourceConfig;
@@ -33,6 +36,12 @@ pub fn detail(config: &SourceConfig) -> Option<String> {
             humantime::format_duration(c.interval)
         )),
         SourceConfig::Mqtt(c) => Some(format!("{} {}", c.url, c.topics.join(" "))),
+        SourceConfig::Http(c) => Some(format!(
+            "{} every {}",
+            c.url,
+            humantime::format_duration(c.interval)
+        )),
+        SourceConfig::Websocket(c) => Some(c.url.clone()),
     }
 }
 
@@ -46,6 +55,14 @@ pub fn spawn(config: &SourceConfig, ctx: SourceCtx) -> JoinHandle<()> {
         SourceConfig::Mqtt(c) => {
             let c = c.clone();
             tokio::spawn(async move { mqtt::run(c, ctx).await })
+        }
+        SourceConfig::Http(c) => {
+            let c = c.clone();
+            tokio::spawn(async move { http::run(c, ctx).await })
+        }
+        SourceConfig::Websocket(c) => {
+            let c = c.clone();
+            tokio::spawn(async move { websocket::run(c, ctx).await })
         }
     }
 }

@@ -25,6 +25,7 @@
 //! that cannot be decoded is committed as a dead letter and then acknowledged: it is kept,
 //! not redelivered forever.
 
+use super::backoff::Backoff;
 use super::SourceCtx;
 use crate::decode::{self, DecodeCtx, Decoder};
 use crate::pipeline::{Ingest, IngestReport, Item};
@@ -240,26 +241,6 @@ pub async fn run(cfg: MqttConfig, ctx: SourceCtx) {
     }
 }
 
-/// Waits after a failed connection: 1 s, doubling, at most 30 s.
-struct Backoff(Duration);
-
-impl Backoff {
-    fn new() -> Backoff {
-        Backoff(Duration::from_secs(1))
-    }
-    fn reset(&mut self) {
-        self.0 = Duration::from_secs(1);
-    }
-    async fn wait(&mut self, cancel: &tokio_util::sync::CancellationToken) -> bool {
-        let d = self.0;
-        self.0 = (self.0 * 2).min(Duration::from_secs(30));
-        tokio::select! {
-            _ = cancel.cancelled() => false,
-            _ = tokio::time::sleep(d) => true,
-        }
-    }
-}
-
 /// What the session loop needs of a protocol version; rumqttc has one API per version.
 trait Proto {
     type Client: Clone + Send + Sync + 'static;
@@ -316,7 +297,7 @@ async fn session<P: Proto>(
         }
     });
     ctx.health.set_state(SourceState::Connecting);
-    let mut backoff = Backoff::new();
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     loop {
         let event = tokio::select! {
             _ = ctx.cancel.cancelled() => break,
