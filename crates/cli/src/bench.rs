@@ -14,6 +14,13 @@ pub enum BenchCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Observations through a real mosquitto broker into the hub, next to what the broker
+    /// delivers to a plain subscriber.
+    Mqtt {
+        /// Number of messages.
+        #[arg(short, default_value_t = 50_000)]
+        n: usize,
+    },
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -38,6 +45,26 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 r.baseline_rows_per_s
             );
             println!("{}", r.summary());
+            Ok(())
+        }
+        BenchCommand::Mqtt { n } => {
+            let r = crate::bench_mqtt::run(n).await?;
+            println!("messages: {}", r.n);
+            println!(
+                "pipeline (mosquitto → engine → hub): {:.0} obs/s, p50 {:.1} ms, p99 {:.1} ms",
+                r.pipeline_per_s, r.p50_ms, r.p99_ms
+            );
+            println!(
+                "baseline (mosquitto → plain subscriber): {:.0} msg/s",
+                r.baseline_per_s
+            );
+            println!(
+                "mqtt: {:.0} obs/s, p99 {:.1} ms, baseline {:.0} msg/s, ratio {:.2}",
+                r.pipeline_per_s,
+                r.p99_ms,
+                r.baseline_per_s,
+                r.pipeline_per_s / r.baseline_per_s
+            );
             Ok(())
         }
     }

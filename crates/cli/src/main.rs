@@ -8,6 +8,7 @@
 //! ```
 
 mod bench;
+mod bench_mqtt;
 mod demo;
 mod import;
 mod serve;

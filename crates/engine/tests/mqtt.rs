@@ -130,3 +130,62 @@ async fn mqtt_3_1_1() {
 async fn mqtt_5() {
     scenario("5").await;
 }
+
+/// A burst much larger than any internal queue: everything arrives (a regression test for a
+/// deadlock between the acknowledgements and the event loop that carries them).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_burst_arrives_whole() {
+    use std::io::Write;
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(config(dir.path(), &broker.url(), "3.1.1"))
+        .await
+        .unwrap();
+    wait_for("the source to connect", || {
+        (engine.sources()[0].state == SourceState::Connected).then_some(())
+    })
+    .await;
+    const N: usize = 20_000;
+    let t0 = chrono::Utc::now() - chrono::Duration::hours(1);
+    let mut publisher = std::process::Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port.to_string(),
+            "-q",
+            "1",
+            "-t",
+            "ioc/burst",
+            "-l",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = publisher.stdin.take().unwrap();
+        for i in 0..N {
+            let t = (t0 + chrono::Duration::milliseconds(i as i64)).to_rfc3339();
+            writeln!(
+                stdin,
+                r#"{{"id": "burst", "type": "Device", "dateObserved": "{t}", "seq": {i}}}"#
+            )
+            .unwrap();
+        }
+    }
+    assert!(publisher.wait().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = engine
+            .hub()
+            .entity("burst")
+            .and_then(|e| e.latest.get("seq").map(|r| r.value));
+        if seen == Some((N - 1) as f64) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "stuck at {seen:?} of {N}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(engine.health().observations, N as u64);
+    engine.shutdown().await;
+}

@@ -283,18 +283,24 @@ async fn session<P: Proto>(
     ctx: &SourceCtx,
 ) -> Result<(), String> {
     let (client, mut events) = P::connect(cfg, broker, client_id)?;
-    // Acknowledge in arrival order, each once its batch is committed.
-    let (ack_tx, mut ack_rx) = mpsc::channel::<(P::Publish, oneshot::Receiver<IngestReport>)>(4096);
+    // Acknowledge in arrival order, each once its batch is committed. Unbounded on purpose:
+    // the acknowledgements go out through the event loop this task polls, so this task must
+    // never wait on them (back-pressure comes from the pipeline, in `deliver`).
+    let (ack_tx, mut ack_rx) =
+        mpsc::unbounded_channel::<(P::Publish, oneshot::Receiver<IngestReport>)>();
     let acker = client.clone();
     let acks = tokio::spawn(async move {
         while let Some((publish, committed)) = ack_rx.recv().await {
             if committed.await.is_err() {
+                tracing::debug!("mqtt: engine stopping, leaving a message unacknowledged");
                 break; // engine stopping: unacknowledged, the broker keeps it
             }
-            if P::ack(&acker, &publish).await.is_err() {
+            if let Err(e) = P::ack(&acker, &publish).await {
+                tracing::debug!("mqtt: cannot acknowledge: {e}");
                 break;
             }
         }
+        tracing::debug!("mqtt: acknowledger stopped");
     });
     ctx.health.set_state(SourceState::Connecting);
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
@@ -324,7 +330,7 @@ async fn session<P: Proto>(
                 else {
                     break; // engine stopping
                 };
-                if !P::is_qos0(&publish) && ack_tx.send((publish, committed)).await.is_err() {
+                if !P::is_qos0(&publish) && ack_tx.send((publish, committed)).is_err() {
                     break;
                 }
             }
