@@ -187,6 +187,23 @@ pub enum SourceConfig {
 pub const SOURCE_KINDS: &[&str] = &["simulator", "mqtt", "http", "websocket"];
 
 impl SourceConfig {
+    /// Reads one source from the keys of a `[[source]]` table written on their own (the
+    /// admin screen's form): errors name the key.
+    pub fn parse(text: &str) -> Result<SourceConfig, String> {
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| e.to_string().trim().replace('\n', " "))?;
+        let name = table
+            .get("name")
+            .and_then(|n| n.as_str())
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .ok_or("missing `name`")?
+            .to_string();
+        let c = SourceConfig::from_table(table)?;
+        debug_assert_eq!(c.name(), name);
+        Ok(c)
+    }
+
     /// Reads one `[[source]]` table by its `kind`.
     fn from_table(mut table: toml::Table) -> Result<SourceConfig, String> {
         let kind = match table.remove("kind") {

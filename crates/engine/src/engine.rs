@@ -4,7 +4,7 @@
 
 use crate::alerts::AlertError;
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::config::{Config, SourceConfig};
 use crate::hub::Hub;
 use crate::pipeline::{Command, Ingest, IngestSender, Item, Pipeline, PipelineStats};
 use crate::rules::{RuleError, RuleSet};
@@ -46,6 +46,8 @@ pub enum EngineError {
     Internal(String),
     #[error("{0}")]
     BadInput(String),
+    #[error("{0}")]
+    NotFound(String),
 }
 
 pub struct Engine {
@@ -66,6 +68,8 @@ pub struct Engine {
     /// Stops the pipeline once it has taken what is queued.
     stop: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Running sources by name: their own stop token and task.
+    running: Mutex<HashMap<String, (CancellationToken, JoinHandle<()>)>>,
     pipeline: Mutex<Option<JoinHandle<()>>>,
     /// Held until shutdown: one engine per data folder.
     lock: Mutex<Option<std::fs::File>>,
@@ -121,14 +125,15 @@ impl Engine {
     ) -> Result<Engine, EngineError> {
         let data_dir = config.data_dir();
         let lock = lock(&data_dir)?;
-        let (db_path, reader, loaded) = {
+        let (db_path, reader, loaded, managed) = {
             let data_dir = data_dir.clone();
             let now_ms = clock.now().timestamp_millis();
             tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
                 let db = store::open(&data_dir)?;
                 let reader = Reader::new(&db);
                 let loaded = reader.load_state(now_ms)?;
-                Ok((db, reader, loaded))
+                let managed = reader.managed_sources()?;
+                Ok((db, reader, loaded, managed))
             })
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??
@@ -191,30 +196,24 @@ impl Engine {
             cancel,
             stop,
             tasks: Mutex::new(Vec::new()),
+            running: Mutex::new(HashMap::new()),
             pipeline: Mutex::new(Some(pipeline)),
             lock: Mutex::new(Some(lock)),
         };
         for source in engine.config.effective_sources() {
-            let health = Arc::new(SourceHealth::new(
-                source.name(),
-                source.kind(),
-                sources::detail(&source),
-            ));
-            engine.sources.add(health.clone());
-            let ctx = SourceCtx {
-                name: Arc::from(source.name()),
-                sender: engine.sender.clone(),
-                hub: engine.hub.clone(),
-                clock: engine.clock.clone(),
-                cancel: engine.cancel.child_token(),
-                health,
-            };
-            tracing::info!("source {:?} ({}) starting", source.name(), source.kind());
-            engine
-                .tasks
-                .lock()
-                .unwrap()
-                .push(sources::spawn(&source, ctx));
+            engine.start_source(&source, None);
+        }
+        for (name, text) in managed {
+            match SourceConfig::parse(&text) {
+                Ok(c) if engine.sources.get(c.name()).is_none() => {
+                    engine.start_source(&c, Some(text));
+                }
+                Ok(_) => tracing::warn!(
+                    "source {name:?} of the admin screen has the name of a configured one; \
+                     the configured one runs"
+                ),
+                Err(e) => tracing::error!("source {name:?} of the admin screen: {e}"),
+            }
         }
         // Message rates for /api/sources.
         let registry = engine.sources.clone();
@@ -258,6 +257,96 @@ impl Engine {
 
     pub fn db_path(&self) -> &Path {
         &self.db_path
+    }
+
+    /// Starts one source; `managed` is its TOML when it comes from the admin screen.
+    fn start_source(&self, source: &SourceConfig, managed: Option<String>) {
+        let mut health = SourceHealth::new(source.name(), source.kind(), sources::detail(source));
+        if let Some(text) = managed {
+            health = health.managed(text);
+        }
+        let health = Arc::new(health);
+        self.sources.add(health.clone());
+        let cancel = self.cancel.child_token();
+        let ctx = SourceCtx {
+            name: Arc::from(source.name()),
+            sender: self.sender.clone(),
+            hub: self.hub.clone(),
+            clock: self.clock.clone(),
+            cancel: cancel.clone(),
+            health,
+        };
+        tracing::info!("source {:?} ({}) starting", source.name(), source.kind());
+        let task = sources::spawn(source, ctx);
+        self.running
+            .lock()
+            .unwrap()
+            .insert(source.name().to_string(), (cancel, task));
+    }
+
+    /// Adds (or replaces) a source from the admin screen: checked, kept in the store, started.
+    /// A source of the config file cannot be replaced from here.
+    pub async fn put_source(&self, text: &str) -> Result<SourceStatus, EngineError> {
+        let config = SourceConfig::parse(text).map_err(EngineError::BadInput)?;
+        let name = config.name().to_string();
+        if let Some(existing) = self.sources.get(&name) {
+            if !existing.status().managed {
+                return Err(EngineError::BadInput(format!(
+                    "{name:?} is a source of the configuration file; change it there"
+                )));
+            }
+            self.stop_source(&name).await;
+        }
+        self.writer
+            .write(crate::store::WriteBatch {
+                managed_sources: vec![(
+                    name.clone(),
+                    Some(text.to_string()),
+                    self.clock.now().timestamp_millis(),
+                )],
+                ..Default::default()
+            })
+            .await?;
+        self.start_source(&config, Some(text.to_string()));
+        Ok(self
+            .sources
+            .get(&name)
+            .map(|h| h.status())
+            .expect("just started"))
+    }
+
+    /// Stops and forgets a source added from the admin screen.
+    pub async fn delete_source(&self, name: &str) -> Result<(), EngineError> {
+        match self.sources.get(name) {
+            None => return Err(EngineError::NotFound(format!("no source {name:?}"))),
+            Some(h) if !h.status().managed => {
+                return Err(EngineError::BadInput(format!(
+                    "{name:?} is a source of the configuration file; remove it there"
+                )))
+            }
+            Some(_) => {}
+        }
+        self.stop_source(name).await;
+        self.sources.remove(name);
+        self.writer
+            .write(crate::store::WriteBatch {
+                managed_sources: vec![(
+                    name.to_string(),
+                    None,
+                    self.clock.now().timestamp_millis(),
+                )],
+                ..Default::default()
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn stop_source(&self, name: &str) {
+        let running = self.running.lock().unwrap().remove(name);
+        if let Some((cancel, task)) = running {
+            cancel.cancel();
+            let _ = task.await;
+        }
     }
 
     /// Every source's health, in configuration order.
@@ -487,7 +576,8 @@ impl Engine {
     /// writer. Safe to call more than once.
     pub async fn shutdown(&self) {
         self.cancel.cancel();
-        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().unwrap());
+        let mut tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().unwrap());
+        tasks.extend(self.running.lock().unwrap().drain().map(|(_, (_, t))| t));
         for t in tasks {
             let _ = t.await;
         }

@@ -65,6 +65,13 @@ pub struct SourceStatus {
     /// Where it reads from (URL, topic filters, file…), for people.
     #[serde(default)]
     pub detail: Option<String>,
+    /// Added from the admin screen (and so editable there); sources of the config file are
+    /// changed in the file.
+    #[serde(default)]
+    pub managed: bool,
+    /// Its configuration as TOML, for a managed source.
+    #[serde(default)]
+    pub config: Option<String>,
 }
 
 /// A refused input (`GET /api/deadletters`).

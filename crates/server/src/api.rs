@@ -182,6 +182,20 @@ pub async fn sources(State(st): State<AppState>) -> Json<Vec<SourceStatus>> {
     Json(st.engine.sources())
 }
 
+/// Body: the keys of a `[[source]]` table, as TOML. Adds the source, or replaces the one of
+/// the admin screen with that name.
+pub async fn put_source(State(st): State<AppState>, body: String) -> ApiResult<SourceStatus> {
+    Ok(Json(st.engine.put_source(&body).await?))
+}
+
+pub async fn delete_source(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    st.engine.delete_source(&name).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
 #[derive(Deserialize)]
 pub struct DeadLettersQuery {
     source: Option<String>,

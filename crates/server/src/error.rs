@@ -49,6 +49,8 @@ impl From<EngineError> for ApiError {
             EngineError::Alert(AlertError::InvalidTransition { .. }) => StatusCode::CONFLICT,
             EngineError::Closed => StatusCode::SERVICE_UNAVAILABLE,
             EngineError::BadInput(_) => StatusCode::BAD_REQUEST,
+            EngineError::NotFound(_) => StatusCode::NOT_FOUND,
+            EngineError::Busy(_) => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())

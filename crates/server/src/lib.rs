@@ -43,7 +43,11 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/api/alerts/{id}/ack", post(api::ack))
         .route("/api/alerts/{id}/cap", get(api::alert_cap))
         .route("/api/units", get(api::units))
-        .route("/api/sources", get(api::sources))
+        .route("/api/sources", get(api::sources).post(api::put_source))
+        .route(
+            "/api/sources/{name}",
+            axum::routing::delete(api::delete_source),
+        )
         .route("/api/deadletters", get(api::dead_letters))
         .route("/api/import", post(api::import))
         .route("/api/rules", get(api::rules))

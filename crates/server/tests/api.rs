@@ -266,3 +266,47 @@ async fn websocket_snapshot_deltas_and_catch_up_after_reconnect() {
     assert!(hb.is_ok(), "a heartbeat while nothing changes");
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sources_are_added_checked_kept_and_removed_from_the_admin_screen() {
+    let (dir, engine, addr) = start().await;
+    let client = reqwest::Client::new();
+    let put = |body: &'static str| {
+        let client = client.clone();
+        async move {
+            let r = client
+                .post(format!("http://{addr}/api/sources"))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (s, err) = put("name = \"x\"\nkind = \"mqtt\"\nurl = \"mqtt://127.0.0.1:1\"\ntopics = [\"a/#\"]\nqos = \"one\"\n").await;
+    assert_eq!(s, 400);
+    assert!(err["error"].as_str().unwrap().contains("qos"), "{err}");
+    let (s, err) = put("kind = \"mqtt\"").await;
+    assert_eq!(s, 400, "{err}");
+
+    let (s, status) = put("name = \"field-broker\"\nkind = \"mqtt\"\nurl = \"mqtt://127.0.0.1:1\"\ntopics = [\"a/#\"]\n").await;
+    assert_eq!(s, 200, "{status}");
+    assert_eq!(status["managed"], true);
+    assert_eq!(status["kind"], "mqtt");
+    let (_, list) = get(addr, "/api/sources").await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    engine.shutdown().await;
+    drop(engine);
+
+    // Kept across a restart.
+    let mut config = Config::default().without_demo();
+    config.paths.data = Some(dir.path().to_owned());
+    let engine = Arc::new(Engine::start(config).await.unwrap());
+    let names: Vec<String> = engine.sources().into_iter().map(|s| s.name).collect();
+    assert_eq!(names, ["field-broker"]);
+    engine.delete_source("field-broker").await.unwrap();
+    assert!(engine.sources().is_empty());
+    assert!(engine.delete_source("field-broker").await.is_err());
+    engine.shutdown().await;
+}

@@ -22,6 +22,8 @@ pub struct SourceHealth {
     name: String,
     kind: String,
     detail: Option<String>,
+    /// The TOML of a source added from the admin screen.
+    managed: Option<String>,
     messages: AtomicU64,
     rejected: AtomicU64,
     inner: Mutex<Inner>,
@@ -33,6 +35,7 @@ impl SourceHealth {
             name: name.into(),
             kind: kind.into(),
             detail,
+            managed: None,
             messages: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             inner: Mutex::new(Inner {
@@ -46,6 +49,12 @@ impl SourceHealth {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Marks it as added from the admin screen, with its configuration.
+    pub fn managed(mut self, config: String) -> SourceHealth {
+        self.managed = Some(config);
+        self
     }
 
     pub fn set_state(&self, state: SourceState) {
@@ -95,6 +104,8 @@ impl SourceHealth {
             rate: i.sample.1,
             last_error: i.last_error.clone(),
             detail: self.detail.clone(),
+            managed: self.managed.is_some(),
+            config: self.managed.clone(),
         }
     }
 }
@@ -118,6 +129,11 @@ impl SourceRegistry {
         {
             self.order.write().unwrap().push(name);
         }
+    }
+
+    pub fn remove(&self, name: &str) {
+        self.by_name.write().unwrap().remove(name);
+        self.order.write().unwrap().retain(|n| n != name);
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<SourceHealth>> {

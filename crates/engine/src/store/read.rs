@@ -244,6 +244,17 @@ impl Reader {
         })
     }
 
+    /// Sources added from the admin screen: (name, TOML).
+    pub fn managed_sources(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT name, config FROM managed_sources ORDER BY name")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+    }
+
     /// The message a received alert came as: (format, body).
     pub fn alert_raw(&self, id: i64) -> Result<Option<(String, String)>, StoreError> {
         self.with(|c| {

@@ -119,6 +119,13 @@ CREATE TABLE dead_letters (
 );
 CREATE INDEX dead_letters_by_source ON dead_letters (source, id);
 
+-- Sources added from the admin screen (the config file's stay in the file).
+CREATE TABLE managed_sources (
+    name TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+
 CREATE TABLE meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL

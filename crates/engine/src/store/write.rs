@@ -81,6 +81,8 @@ pub struct WriteBatch {
     /// The message a received alert came as (format, body), kept for export.
     pub alert_raw: Vec<(i64, &'static str, String)>,
     pub dead_letters: Vec<DeadLetterRow>,
+    /// Sources of the admin screen: (name, its TOML, or `None` to delete it).
+    pub managed_sources: Vec<(String, Option<String>, i64)>,
 }
 
 impl WriteBatch {
@@ -93,6 +95,7 @@ impl WriteBatch {
             && self.alert_events.is_empty()
             && self.dead_letters.is_empty()
             && self.alert_raw.is_empty()
+            && self.managed_sources.is_empty()
     }
 
     fn weight(&self) -> usize {
@@ -490,6 +493,21 @@ fn write_jobs(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<Write
                        body = excluded.body",
                 )?
                 .execute(params![alert, format, body])?;
+            }
+            for (name, config, at) in &b.managed_sources {
+                match config {
+                    Some(c) => tx
+                        .prepare_cached(
+                            "INSERT INTO managed_sources (name, config, updated_at)
+                             VALUES (?1, ?2, ?3)
+                             ON CONFLICT (name) DO UPDATE SET config = excluded.config,
+                               updated_at = excluded.updated_at",
+                        )?
+                        .execute(params![name, c, at])?,
+                    None => tx
+                        .prepare_cached("DELETE FROM managed_sources WHERE name = ?1")?
+                        .execute(params![name])?,
+                };
             }
             for d in &b.dead_letters {
                 ins_dead.execute(params![
