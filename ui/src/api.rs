@@ -50,6 +50,35 @@ pub async fn post<B: Serialize, T: DeserializeOwned>(url: &str, body: &B) -> Res
     serde_json::from_str(&text).map_err(|e| e.to_string())
 }
 
+/// POSTs raw bytes (a file) and reads a JSON answer.
+pub async fn post_bytes<T: DeserializeOwned>(url: &str, body: Vec<u8>) -> Result<T, String> {
+    let init = RequestInit::new();
+    init.set_method("POST");
+    let array = js_sys::Uint8Array::from(body.as_slice());
+    init.set_body(&array.into());
+    let req = Request::new_with_str_and_init(url, &init).map_err(|e| format!("{e:?}"))?;
+    let text = send(req).await?;
+    serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
+/// POSTs text and reads a JSON answer.
+pub async fn post_text<T: DeserializeOwned>(url: &str, body: &str) -> Result<T, String> {
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&body.into());
+    let req = Request::new_with_str_and_init(url, &init).map_err(|e| format!("{e:?}"))?;
+    let text = send(req).await?;
+    serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
+/// DELETE; the answer's body is ignored.
+pub async fn delete(url: &str) -> Result<(), String> {
+    let init = RequestInit::new();
+    init.set_method("DELETE");
+    let req = Request::new_with_str_and_init(url, &init).map_err(|e| format!("{e:?}"))?;
+    send(req).await.map(|_| ())
+}
+
 /// Percent-encodes a path segment or query value.
 pub fn enc(s: &str) -> String {
     js_sys::encode_uri_component(s).into()

@@ -96,6 +96,15 @@ impl I18n {
         translate(self.lang.get(), key, Some(&args))
     }
 
+    /// With several arguments.
+    pub fn tr_with(&self, key: &str, args: &[(&str, FluentValue<'static>)]) -> String {
+        let mut a = FluentArgs::new();
+        for (k, v) in args {
+            a.set(k.to_string(), v.clone());
+        }
+        translate(self.lang.get(), key, Some(&a))
+    }
+
     pub fn toggle(&self) {
         self.lang.update(|l| {
             *l = match l {

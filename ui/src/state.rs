@@ -40,9 +40,20 @@ impl Live {
     }
 }
 
+/// The screens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    Operations,
+    Sources,
+    DeadLetters,
+}
+
 /// What the operator is looking at.
 #[derive(Clone, Copy)]
 pub struct Selection {
+    pub view: RwSignal<View>,
+    /// Dead letters of this source only (from the sources screen).
+    pub dead_source: RwSignal<Option<String>>,
     /// Entity whose details are open.
     pub entity: RwSignal<Option<String>>,
     /// Alert the keyboard cursor is on.

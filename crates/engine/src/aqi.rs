@@ -187,12 +187,12 @@ pub enum VnCategory {
 
 impl VnCategory {
     pub fn of(aqi: u32) -> VnCategory {
-        match aqi {
-            0..=50 => VnCategory::Tot,
-            51..=100 => VnCategory::TrungBinh,
-            101..=150 => VnCategory::Kem,
-            151..=200 => VnCategory::Xau,
-            201..=300 => VnCategory::RatXau,
+        match ioc_model::metric::vn_aqi_band(aqi as f64) {
+            1 => VnCategory::Tot,
+            2 => VnCategory::TrungBinh,
+            3 => VnCategory::Kem,
+            4 => VnCategory::Xau,
+            5 => VnCategory::RatXau,
             _ => VnCategory::NguyHai,
         }
     }

@@ -33,6 +33,19 @@ pub fn info(metric: &str) -> Option<&'static MetricInfo> {
     METRICS.iter().find(|m| m.id == metric)
 }
 
+/// The VN_AQI band (1 Tốt … 6 Nguy hại) of an index value, as Decision 1459/QĐ-TCMT defines
+/// them: 0–50, 51–100, 101–150, 151–200, 201–300, above 300.
+pub fn vn_aqi_band(aqi: f64) -> u8 {
+    match aqi.round() as i64 {
+        i64::MIN..=50 => 1,
+        51..=100 => 2,
+        101..=150 => 3,
+        151..=200 => 4,
+        201..=300 => 5,
+        _ => 6,
+    }
+}
+
 /// Unit of measure of a metric, or "" when unknown.
 pub fn uom(metric: &str) -> &'static str {
     info(metric).map(|m| m.uom).unwrap_or("")

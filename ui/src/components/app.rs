@@ -10,7 +10,7 @@ use crate::feed;
 use crate::format;
 use crate::i18n::{I18n, Lang};
 use crate::map;
-use crate::state::{Live, Selection, Settings};
+use crate::state::{Live, Selection, Settings, View};
 use chrono::{DateTime, Utc};
 use ioc_model::{AckRequest, Alert, Health};
 use leptos::ev;
@@ -36,9 +36,40 @@ pub struct Ops {
     i18n: I18n,
 }
 
+thread_local! {
+    static OPS: std::cell::Cell<Option<Ops>> = const { std::cell::Cell::new(None) };
+}
+
 impl Ops {
     pub fn get() -> Ops {
         expect_context::<Ops>()
+    }
+
+    /// For handlers attached outside any component (window events).
+    pub fn get_untracked() -> Ops {
+        OPS.with(|o| o.get()).expect("the app has started")
+    }
+
+    /// Reports a finished import.
+    pub fn import_result(&self, name: &str, r: Result<ioc_model::ImportReport, String>) {
+        match r {
+            Ok(r) => self.toast(
+                self.i18n.tr_with(
+                    "import-done",
+                    &[
+                        ("name", name.to_string().into()),
+                        ("accepted", r.accepted.into()),
+                        ("rejected", r.rejected.len().into()),
+                    ],
+                ),
+                !r.rejected.is_empty(),
+            ),
+            Err(e) => self.toast(
+                self.i18n
+                    .tr_with("import-failed", &[("name", name.to_string().into()), ("error", e.into())]),
+                true,
+            ),
+        }
     }
 
     /// Opens an entity's details and highlights it on the map.
@@ -116,6 +147,8 @@ pub fn App() -> impl IntoView {
     let live = Live::new();
     provide_context(live);
     let sel = Selection {
+        view: RwSignal::new(View::Operations),
+        dead_source: RwSignal::new(None),
         entity: RwSignal::new(None),
         alert: RwSignal::new(None),
         help: RwSignal::new(false),
@@ -138,6 +171,7 @@ pub fn App() -> impl IntoView {
     provide_context(queue);
     let ops = Ops { live, sel, i18n };
     provide_context(ops);
+    OPS.with(|o| o.set(Some(ops)));
 
     spawn_local(async move {
         if let Ok(h) = api::get::<Health>("/api/health").await {
@@ -232,6 +266,18 @@ pub fn App() -> impl IntoView {
                 map::map_home();
                 true
             }
+            "1" => {
+                sel.view.set(View::Operations);
+                true
+            }
+            "2" => {
+                sel.view.set(View::Sources);
+                true
+            }
+            "3" => {
+                sel.view.set(View::DeadLetters);
+                true
+            }
             _ => false,
         };
         if handled {
@@ -240,15 +286,23 @@ pub fn App() -> impl IntoView {
     });
 
     view! {
-        <div class="app">
+        <div class="app" on:dragover=super::import::on_drag_over on:drop=super::import::on_drop>
             <TopBar/>
-            <main class="main">
+            // The operations screen stays mounted (the map keeps its state); the others sit on top.
+            <main class="main" class:hidden=move || sel.view.get() != View::Operations>
                 <section class="map-area">
                     <MapView/>
                     <DetailPanel/>
                 </section>
                 <AlertQueue/>
             </main>
+            <Show when=move || sel.view.get() == View::Sources>
+                <super::sources::SourcesView/>
+            </Show>
+            <Show when=move || sel.view.get() == View::DeadLetters>
+                <super::deadletters::DeadLettersView/>
+            </Show>
+            <super::import::DropZone/>
             <HelpOverlay/>
             <Show when=move || sel.toast.get().is_some()>
                 <div

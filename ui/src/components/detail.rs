@@ -237,8 +237,18 @@ pub fn DetailPanel() -> impl IntoView {
                                                 >
                                                     <span class="metric-name">{i18n.tr_or(&format!("metric-{m}"), m)}</span>
                                                     <span class="metric-value">
-                                                        {r.map(|r| format::value(m, r.value)).unwrap_or_default()}
+                                                        {r.as_ref().map(|r| format::value(m, r.value)).unwrap_or_default()}
                                                     </span>
+                                                    {(m == "vn_aqi")
+                                                        .then(|| r.as_ref().map(|r| metric::vn_aqi_band(r.value)))
+                                                        .flatten()
+                                                        .map(|band| {
+                                                            view! {
+                                                                <span class=format!("aqi-band b{band}")>
+                                                                    {i18n.tr(&format!("vnaqi-{band}"))}
+                                                                </span>
+                                                            }
+                                                        })}
                                                 </button>
                                             }
                                         })

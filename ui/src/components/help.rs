@@ -16,6 +16,7 @@ pub fn HelpOverlay() -> impl IntoView {
         ("Esc", "help-close"),
         ("h", "help-map"),
         ("l", "help-lang"),
+        ("1 / 2 / 3", "help-views"),
         ("?", "help-help"),
     ];
     view! {

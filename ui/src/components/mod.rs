@@ -1,4 +1,7 @@
 pub mod app;
+pub mod deadletters;
+pub mod import;
+pub mod sources;
 pub mod detail;
 pub mod help;
 pub mod map_view;

@@ -3,7 +3,7 @@
 use super::app::{Now, Queue};
 use crate::format;
 use crate::i18n::use_i18n;
-use crate::state::{Conn, Live, Selection, Settings};
+use crate::state::{Conn, Live, Selection, Settings, View};
 use chrono::DateTime;
 use ioc_model::{AlertState, Severity};
 use leptos::prelude::*;
@@ -73,6 +73,23 @@ pub fn TopBar() -> impl IntoView {
                 </span>
                 <span class="count new">{move || i18n.tr_n("queue-new", "count", new_count())}</span>
             </div>
+            <nav class="views">
+                {[(View::Operations, "view-ops", "1"), (View::Sources, "view-sources", "2"), (View::DeadLetters, "view-dead", "3")]
+                    .into_iter()
+                    .map(|(v, key, k)| {
+                        view! {
+                            <button
+                                class="view-tab"
+                                class:active=move || sel.view.get() == v
+                                title=k
+                                on:click=move |_| sel.view.set(v)
+                            >
+                                {move || i18n.tr(key)}
+                            </button>
+                        }
+                    })
+                    .collect_view()}
+            </nav>
             <div class="spacer"></div>
             <div class="feed" class:stale=stale id="feed-status">
                 <i class="pulse"></i>
