@@ -36,7 +36,10 @@ async fn e2e_browser_sources_dead_letters_and_import() {
     let c = driver.chrome_session().await;
     c.goto(&server.url("/")).await.unwrap();
     let body = c.find(Locator::Css("body")).await.unwrap();
-    wait_for("the app", T, || async { (!text(&c, ".topbar .title").await.is_empty()).then_some(()) }).await;
+    wait_for("the app", T, || async {
+        (!text(&c, ".topbar .title").await.is_empty()).then_some(())
+    })
+    .await;
 
     // Sources screen (key 2): the simulator and the MQTT source, connected.
     body.send_keys("2").await.unwrap();
@@ -58,11 +61,21 @@ async fn e2e_browser_sources_dead_letters_and_import() {
     .await;
 
     // Adding a source from the form: a mistake is explained, then it saves.
-    c.find(Locator::Css("#sources-page .page-actions .btn.primary")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#sources-page .page-actions .btn.primary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let area = c.find(Locator::Css("#source-toml")).await.unwrap();
     area.clear().await.unwrap();
     area.send_keys("name = \"field\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/x\"\ninterval = \"often\"\ndecoder = \"ngsi-ld\"\n").await.unwrap();
-    c.find(Locator::Css("#source-save")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#source-save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let err = wait_for("the form's error", T, || async {
         let t = text(&c, "#source-error").await;
         (!t.is_empty()).then_some(t)
@@ -71,7 +84,12 @@ async fn e2e_browser_sources_dead_letters_and_import() {
     assert!(err.contains("interval"), "{err}");
     area.clear().await.unwrap();
     area.send_keys("name = \"field\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/x\"\ninterval = \"5s\"\ndecoder = \"ngsi-ld\"\n").await.unwrap();
-    c.find(Locator::Css("#source-save")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#source-save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for("the new source, failing visibly", T, || async {
         let state = js(&c, "const r = document.querySelector('#sources-table tr[data-source=\"field\"]'); return r ? r.dataset.state : null;").await;
         (state == "error").then_some(())
@@ -80,37 +98,91 @@ async fn e2e_browser_sources_dead_letters_and_import() {
     screenshot(&c, "browser-sources").await;
 
     // Refused data (from the count): filtered to the source, searchable, exportable.
-    c.find(Locator::Css("#sources-table tr[data-source=\"province-mqtt\"] a")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css(
+        "#sources-table tr[data-source=\"province-mqtt\"] a",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
     wait_for("the refused message", T, || async {
         let t = text(&c, "#dead-table tbody").await;
         t.contains("entity id must be a string").then_some(())
     })
     .await;
-    c.find(Locator::Css("#dead-search")).await.unwrap().send_keys("nothing-like-this").await.unwrap();
+    c.find(Locator::Css("#dead-search"))
+        .await
+        .unwrap()
+        .send_keys("nothing-like-this")
+        .await
+        .unwrap();
     wait_for("the search to filter", T, || async {
-        js(&c, "return document.querySelectorAll('#dead-table tbody tr').length").await.as_u64().filter(|n| *n == 0).map(|_| ())
+        js(
+            &c,
+            "return document.querySelectorAll('#dead-table tbody tr').length",
+        )
+        .await
+        .as_u64()
+        .filter(|n| *n == 0)
+        .map(|_| ())
     })
     .await;
     let href = js(&c, "return document.getElementById('dead-export').href").await;
-    let csv = reqwest::get(href.as_str().unwrap().replace("nothing-like-this", "string")).await.unwrap().text().await.unwrap();
-    assert!(csv.starts_with("id,source,received_at,origin,reason,size,payload"), "{csv}");
-    assert!(csv.contains("province-mqtt") && csv.contains("entity id must be a string"), "{csv}");
-    c.find(Locator::Css("#dead-search")).await.unwrap().clear().await.unwrap();
-    c.find(Locator::Css("#dead-search")).await.unwrap().send_keys("string").await.unwrap();
+    let csv = reqwest::get(
+        href.as_str()
+            .unwrap()
+            .replace("nothing-like-this", "string"),
+    )
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        csv.starts_with("id,source,received_at,origin,reason,size,payload"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("province-mqtt") && csv.contains("entity id must be a string"),
+        "{csv}"
+    );
+    c.find(Locator::Css("#dead-search"))
+        .await
+        .unwrap()
+        .clear()
+        .await
+        .unwrap();
+    c.find(Locator::Css("#dead-search"))
+        .await
+        .unwrap()
+        .send_keys("string")
+        .await
+        .unwrap();
     wait_for("the row again", T, || async {
-        text(&c, "#dead-table tbody").await.contains("entity id must be a string").then_some(())
+        text(&c, "#dead-table tbody")
+            .await
+            .contains("entity id must be a string")
+            .then_some(())
     })
     .await;
     let shown = js(&c, "const s = document.querySelector('#dead-page select'); return s.options[s.selectedIndex].value").await;
-    assert_eq!(shown, "province-mqtt", "the filter shows the source it came from");
+    assert_eq!(
+        shown, "province-mqtt",
+        "the filter shows the source it came from"
+    );
     screenshot(&c, "browser-dead-letters").await;
 
     // Importing a CAP file through the picker: its alert and its area appear.
     body.send_keys("2").await.unwrap();
     let cap = dir.path().join("flood.xml");
     let sent = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S+00:00");
-    let expires = (chrono::Utc::now() + chrono::Duration::hours(6)).format("%Y-%m-%dT%H:%M:%S+00:00");
-    std::fs::write(&cap, format!(r#"<?xml version="1.0" encoding="UTF-8"?>
+    let expires =
+        (chrono::Utc::now() + chrono::Duration::hours(6)).format("%Y-%m-%dT%H:%M:%S+00:00");
+    std::fs::write(
+        &cap,
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
 <alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
   <identifier>KTTV-NA-2026-0001</identifier><sender>kttv@nghean.gov.vn</sender>
   <sent>{sent}</sent><status>Actual</status><msgType>Alert</msgType><scope>Public</scope>
@@ -120,8 +192,16 @@ async fn e2e_browser_sources_dead_letters_and_import() {
     <area><areaDesc>Nam Đàn</areaDesc>
       <polygon>18.62,105.42 18.78,105.42 18.78,105.60 18.62,105.60 18.62,105.42</polygon></area>
   </info>
-</alert>"#)).unwrap();
-    c.find(Locator::Css("#import-input")).await.unwrap().send_keys(cap.to_str().unwrap()).await.unwrap();
+</alert>"#
+        ),
+    )
+    .unwrap();
+    c.find(Locator::Css("#import-input"))
+        .await
+        .unwrap()
+        .send_keys(cap.to_str().unwrap())
+        .await
+        .unwrap();
     wait_for("the import's message", T, || async {
         let t = text(&c, ".toast").await;
         t.contains("1").then_some(())
@@ -129,19 +209,46 @@ async fn e2e_browser_sources_dead_letters_and_import() {
     .await;
     body.send_keys("1").await.unwrap();
     wait_for("the CAP alert in the queue", T, || async {
-        text(&c, "#alert-list").await.contains("Lũ báo động III trên sông Cả").then_some(())
+        text(&c, "#alert-list")
+            .await
+            .contains("Lũ báo động III trên sông Cả")
+            .then_some(())
     })
     .await;
     wait_for("its area on the map", T, || async {
-        js(&c, "return document.getElementById('map').dataset.areas").await.as_str().filter(|n| *n == "1").map(|_| ())
+        js(&c, "return document.getElementById('map').dataset.areas")
+            .await
+            .as_str()
+            .filter(|n| *n == "1")
+            .map(|_| ())
     })
     .await;
     let alerts = get_json(&server.url("/api/alerts?state=open")).await;
-    let id = alerts.as_array().unwrap().iter().find(|a| a["external_id"] == "KTTV-NA-2026-0001").unwrap()["id"].as_i64().unwrap();
-    let cap_back = reqwest::get(server.url(&format!("/api/alerts/{id}/cap"))).await.unwrap().text().await.unwrap();
-    assert!(cap_back.contains("KTTV-NA-2026-0001"), "exported as received");
+    let id = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["external_id"] == "KTTV-NA-2026-0001")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let cap_back = reqwest::get(server.url(&format!("/api/alerts/{id}/cap")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        cap_back.contains("KTTV-NA-2026-0001"),
+        "exported as received"
+    );
     // Click it: the map fits the area.
-    c.find(Locator::Css(&format!("#alert-list li[data-id=\"{id}\"]"))).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css(&format!("#alert-list li[data-id=\"{id}\"]")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     screenshot(&c, "browser-cap-area").await;
     c.close().await.unwrap();

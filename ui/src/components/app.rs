@@ -65,8 +65,10 @@ impl Ops {
                 !r.rejected.is_empty(),
             ),
             Err(e) => self.toast(
-                self.i18n
-                    .tr_with("import-failed", &[("name", name.to_string().into()), ("error", e.into())]),
+                self.i18n.tr_with(
+                    "import-failed",
+                    &[("name", name.to_string().into()), ("error", e.into())],
+                ),
                 true,
             ),
         }

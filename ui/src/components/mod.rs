@@ -1,9 +1,9 @@
 pub mod app;
 pub mod deadletters;
-pub mod import;
-pub mod sources;
 pub mod detail;
 pub mod help;
+pub mod import;
 pub mod map_view;
 pub mod queue;
+pub mod sources;
 pub mod topbar;

@@ -53,7 +53,9 @@ pub fn SourcesView() -> impl IntoView {
     let form = RwSignal::new(None::<String>);
     let form_error = RwSignal::new(None::<String>);
     let save = move |_| {
-        let Some(text) = form.get_untracked() else { return };
+        let Some(text) = form.get_untracked() else {
+            return;
+        };
         spawn_local(async move {
             match api::post_text::<SourceStatus>("/api/sources", &text).await {
                 Ok(s) => {
