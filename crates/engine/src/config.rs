@@ -264,6 +264,17 @@ impl SourceConfig {
         }
     }
 
+    /// How old an observation from this source may be; none for the simulator, which
+    /// back-fills history on purpose.
+    pub fn max_age(&self) -> Option<Duration> {
+        match self {
+            SourceConfig::Simulator(_) => None,
+            SourceConfig::Mqtt(c) => Some(c.max_age),
+            SourceConfig::Http(c) => Some(c.max_age),
+            SourceConfig::Websocket(c) => Some(c.max_age),
+        }
+    }
+
     pub fn enabled(&self) -> bool {
         match self {
             SourceConfig::Simulator(c) => c.enabled,

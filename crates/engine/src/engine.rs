@@ -275,6 +275,9 @@ impl Engine {
             clock: self.clock.clone(),
             cancel: cancel.clone(),
             health,
+            max_age: source
+                .max_age()
+                .and_then(|a| chrono::Duration::from_std(a).ok()),
         };
         tracing::info!("source {:?} ({}) starting", source.name(), source.kind());
         let task = sources::spawn(source, ctx);

@@ -105,6 +105,9 @@ pub struct Ingest {
     pub payload: Option<Arc<[u8]>>,
     /// Topic, URL or file it came from.
     pub origin: Option<Arc<str>>,
+    /// Observations older than this are refused (a live source's `max_age`): a gateway
+    /// replaying a year-old buffer or a clock reset to 1970 must not rewrite history.
+    pub max_age: Option<chrono::Duration>,
 }
 
 impl Ingest {
@@ -116,6 +119,7 @@ impl Ingest {
             done: None,
             payload: None,
             origin: None,
+            max_age: None,
         }
     }
 }
@@ -436,7 +440,16 @@ impl Pipeline {
                 let mut signals = Vec::new();
                 for (index, item) in ingest.items.into_iter().enumerate() {
                     let result = match item {
-                        Item::Obs(o) => self.observation(o, p, &mut signals),
+                        Item::Obs(o) => match ingest.max_age {
+                            Some(age) if o.time < self.clock.now() - age => Err(format!(
+                                "{}/{}: time {} is older than the source's max_age ({})",
+                                o.entity,
+                                o.metric,
+                                o.time,
+                                humantime::format_duration(age.to_std().unwrap_or_default())
+                            )),
+                            _ => self.observation(o, p, &mut signals),
+                        },
                         Item::Entity(e) => self.entity(*e, &ingest.source, p),
                         Item::Unit(u) => self.unit(u, p),
                         Item::Alert(a) => self.external_alert(*a, p),

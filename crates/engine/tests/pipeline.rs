@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use ioc_engine::config::RuleConfig;
+use ioc_engine::pipeline::Ingest;
 use ioc_engine::{Config, Engine, Item, ManualClock, Obs};
 use ioc_model::{AlertEventKind, AlertState, Domain, Entity, EntityStatus, Severity};
 use std::path::Path;
@@ -331,6 +332,44 @@ async fn bad_input_is_refused_with_a_reason_and_the_rest_accepted() {
     assert!(reasons[3].1.contains("future"), "{reasons:?}");
     assert_eq!(engine.health().rejected, 4);
     assert_eq!(engine.health().status, "ok");
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_live_source_refuses_observations_older_than_its_max_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(t0() + Duration::days(8)));
+    let engine = start(dir.path(), &clock).await;
+    let tx = engine.sender();
+    tx.ingest("test", vec![station("aq-1")]).await.unwrap();
+    let (done, rx) = tokio::sync::oneshot::channel();
+    let mut ingest = Ingest::new(
+        Arc::from("gateway"),
+        vec![
+            obs("aq-1", "pm25", 0, 12.0),
+            obs("aq-1", "pm25", 2 * 24 * 60, 13.0),
+        ],
+    );
+    ingest.max_age = Some(Duration::days(7));
+    ingest.done = Some(done);
+    tx.send(ingest).await.unwrap();
+    let r = rx.await.unwrap();
+    assert_eq!(r.accepted, 1);
+    assert_eq!(r.rejected.len(), 1);
+    assert_eq!(r.rejected[0].index, 0);
+    assert!(
+        r.rejected[0]
+            .reason
+            .contains("older than the source's max_age (7days)"),
+        "{:?}",
+        r.rejected
+    );
+    // An import (no max_age) takes history of any age.
+    let r = tx
+        .ingest("import", vec![obs("aq-1", "pm25", 0, 12.0)])
+        .await
+        .unwrap();
+    assert_eq!(r.accepted, 1);
     engine.shutdown().await;
 }
 

@@ -25,7 +25,7 @@
 use super::backoff::Backoff;
 use super::SourceCtx;
 use crate::decode::{self, DecodeCtx, Decoder};
-use crate::pipeline::{Ingest, Item};
+use crate::pipeline::Item;
 use chrono::{DateTime, Utc};
 use ioc_model::SourceState;
 use serde::Deserialize;
@@ -74,6 +74,9 @@ pub struct HttpConfig {
     pub max_pages: usize,
     #[serde(default = "thirty", with = "humantime_serde")]
     pub timeout: Duration,
+    /// Observations dated further back than this are refused (default a week).
+    #[serde(default = "super::week", with = "humantime_serde")]
+    pub max_age: Duration,
 }
 
 impl HttpConfig {
@@ -158,9 +161,7 @@ async fn poll(
         let items = decoder
             .decode(&body, &dctx)
             .unwrap_or_else(|reason| vec![Item::Rejected(reason)]);
-        let mut ingest = Ingest::new(ctx.name.clone(), items);
-        ingest.payload = Some(Arc::from(&body[..]));
-        ingest.origin = Some(Arc::from(origin.as_str()));
+        let ingest = ctx.ingest(items, &body, Some(&origin));
         ctx.sender.send(ingest).await.map_err(|e| e.to_string())?;
         match next_page(cfg, &url, link.as_deref(), &body) {
             Some(n) if n != url => url = n,
@@ -230,6 +231,7 @@ mod tests {
             next: next.map(str::to_string),
             max_pages: 10,
             timeout: Duration::from_secs(5),
+            max_age: super::super::week(),
         }
     }
 

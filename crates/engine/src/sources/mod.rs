@@ -11,7 +11,7 @@ pub mod websocket;
 use crate::clock::Clock;
 use crate::config::SourceConfig;
 use crate::hub::Hub;
-use crate::pipeline::IngestSender;
+use crate::pipeline::{Ingest, IngestSender, Item};
 use health::SourceHealth;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -26,6 +26,24 @@ pub struct SourceCtx {
     pub clock: Arc<dyn Clock>,
     pub cancel: CancellationToken,
     pub health: Arc<SourceHealth>,
+    /// See [`crate::pipeline::Ingest::max_age`].
+    pub max_age: Option<chrono::Duration>,
+}
+
+impl SourceCtx {
+    /// A message from this source, with its payload and origin kept for the dead letters.
+    pub fn ingest(&self, items: Vec<Item>, payload: &[u8], origin: Option<&str>) -> Ingest {
+        let mut ingest = Ingest::new(self.name.clone(), items);
+        ingest.payload = Some(Arc::from(payload));
+        ingest.origin = origin.map(Arc::from);
+        ingest.max_age = self.max_age;
+        ingest
+    }
+}
+
+/// The default `max_age` of live sources: a week.
+pub fn week() -> std::time::Duration {
+    std::time::Duration::from_secs(7 * 24 * 3600)
 }
 
 /// What `/api/sources` shows as where a source reads from.

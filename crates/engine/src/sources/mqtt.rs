@@ -28,7 +28,7 @@
 use super::backoff::Backoff;
 use super::SourceCtx;
 use crate::decode::{self, DecodeCtx, Decoder};
-use crate::pipeline::{Ingest, IngestReport, Item};
+use crate::pipeline::{IngestReport, Item};
 use ioc_model::SourceState;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -83,6 +83,9 @@ pub struct MqttConfig {
     pub keep_alive: Duration,
     #[serde(default)]
     pub clean_session: bool,
+    /// Observations dated further back than this are refused (default a week).
+    #[serde(default = "super::week", with = "humantime_serde")]
+    pub max_age: Duration,
 }
 
 /// Where to connect, read from the URL.
@@ -209,10 +212,8 @@ async fn deliver(
         .decode(payload, &dctx)
         .unwrap_or_else(|reason| vec![Item::Rejected(reason)]);
     let (done, rx) = oneshot::channel();
-    let mut ingest = Ingest::new(ctx.name.clone(), items);
+    let mut ingest = ctx.ingest(items, payload, Some(topic));
     ingest.done = Some(done);
-    ingest.payload = Some(Arc::from(payload));
-    ingest.origin = Some(Arc::from(topic));
     ctx.sender.send(ingest).await.ok()?;
     Some(rx)
 }

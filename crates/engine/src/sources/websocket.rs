@@ -17,13 +17,12 @@
 use super::backoff::Backoff;
 use super::SourceCtx;
 use crate::decode::{self, DecodeCtx};
-use crate::pipeline::{Ingest, Item};
+use crate::pipeline::Item;
 use chrono::{DateTime, Utc};
 use futures_util::{SinkExt, StreamExt};
 use ioc_model::SourceState;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -52,6 +51,9 @@ pub struct WebsocketConfig {
     pub resume_param: Option<String>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Observations dated further back than this are refused (default a week).
+    #[serde(default = "super::week", with = "humantime_serde")]
+    pub max_age: Duration,
 }
 
 impl WebsocketConfig {
@@ -156,9 +158,7 @@ pub async fn run(cfg: WebsocketConfig, ctx: SourceCtx) {
             let items = decoder
                 .decode(&payload, &dctx)
                 .unwrap_or_else(|reason| vec![Item::Rejected(reason)]);
-            let mut ingest = Ingest::new(ctx.name.clone(), items);
-            ingest.payload = Some(Arc::from(payload));
-            ingest.origin = Some(Arc::from(cfg.url.as_str()));
+            let ingest = ctx.ingest(items, &payload, Some(&cfg.url));
             if ctx.sender.send(ingest).await.is_err() {
                 break 'outer;
             }
