@@ -8,6 +8,7 @@ pub mod csv;
 pub mod geojson;
 pub mod json;
 pub mod ngsi_ld;
+pub mod sensorthings;
 
 use crate::pipeline::Item;
 use chrono::{DateTime, Utc};
@@ -32,7 +33,7 @@ pub trait Decoder: Send + Sync {
 }
 
 /// The decoders that can be named in `[[source]] decoder = "…"`.
-pub const DECODERS: &[&str] = &["ngsi-ld", "cap", "json", "geojson", "csv"];
+pub const DECODERS: &[&str] = &["ngsi-ld", "sensorthings", "cap", "json", "geojson", "csv"];
 
 /// The decoder for a file, from its name and first bytes: `.xml`/`.cap` CAP, `.geojson`
 /// GeoJSON entities, `.csv` CSV, other JSON NGSI-LD.
@@ -92,6 +93,16 @@ pub fn build(
                 None => Default::default(),
             };
             Arc::new(geojson::GeoJsonDecoder { mapping: m })
+        }
+        "sensorthings" => {
+            let m: sensorthings::SensorThingsMapping = match mapping {
+                Some(v) => v
+                    .clone()
+                    .try_into()
+                    .map_err(|e: toml::de::Error| format!("mapping: {}", e.to_string().trim()))?,
+                None => Default::default(),
+            };
+            Arc::new(sensorthings::SensorThingsDecoder { mapping: m })
         }
         other => {
             return Err(format!(
