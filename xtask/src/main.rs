@@ -40,6 +40,8 @@ const APT_TEST: &[&str] = &[
     "chromium",
     "chromium-driver",
     "imagemagick",
+    "python3",
+    "python3-venv",
 ];
 
 const TAURI_DRIVER: &str = "2.1.0";
@@ -161,6 +163,7 @@ fn setup(for_tests: bool) -> Result {
     npm_packages()?;
     if for_tests {
         tauri_driver()?;
+        sensorthings_server()?;
     }
     Ok(())
 }
@@ -269,6 +272,28 @@ fn npm_packages() -> Result {
     }
     step("installing npm packages (MapLibre GL JS, fonts)");
     sh_in(&ui, "npm", &["ci", "--no-audit", "--no-fund"], &[])
+}
+
+/// A real OGC SensorThings server (django-ogc-sensorthings from PyPI, pinned) in a venv
+/// under target/, for the sensorthings source test; reinstalled when the pins change.
+fn sensorthings_server() -> Result {
+    let reqs = root().join("crates/engine/tests/sensorthings/requirements.txt");
+    let venv = root().join("target/py-sensorthings");
+    let stamp = venv.join("installed-requirements.txt");
+    let wanted = std::fs::read_to_string(&reqs).map_err(|e| format!("{}: {e}", reqs.display()))?;
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        return Ok(());
+    }
+    step("installing a SensorThings server (django-ogc-sensorthings) for the tests");
+    let _ = std::fs::remove_dir_all(&venv);
+    let venv_s = venv.to_string_lossy();
+    sh("python3", &["-m", "venv", &venv_s])?;
+    let pip = venv.join("bin/pip");
+    sh(
+        &pip.to_string_lossy(),
+        &["install", "-q", "--no-deps", "-r", &reqs.to_string_lossy()],
+    )?;
+    std::fs::write(&stamp, wanted).map_err(|e| format!("{}: {e}", stamp.display()))
 }
 
 fn tauri_driver() -> Result {

@@ -181,10 +181,11 @@ pub enum SourceConfig {
     Mqtt(crate::sources::mqtt::MqttConfig),
     Http(crate::sources::http::HttpConfig),
     Websocket(crate::sources::websocket::WebsocketConfig),
+    SensorThings(crate::sources::sensorthings::SensorThingsConfig),
 }
 
 /// The values `kind` can take.
-pub const SOURCE_KINDS: &[&str] = &["simulator", "mqtt", "http", "websocket"];
+pub const SOURCE_KINDS: &[&str] = &["simulator", "mqtt", "http", "websocket", "sensorthings"];
 
 impl SourceConfig {
     /// Reads one source from the keys of a `[[source]]` table written on their own (the
@@ -239,6 +240,12 @@ impl SourceConfig {
                 c.validate()?;
                 Ok(SourceConfig::Websocket(c))
             }
+            "sensorthings" => {
+                let c = crate::sources::sensorthings::SensorThingsConfig::deserialize(value)
+                    .map_err(|e| e.to_string())?;
+                c.validate()?;
+                Ok(SourceConfig::SensorThings(c))
+            }
             other => Err(format!(
                 "unknown kind {other:?} (one of {})",
                 SOURCE_KINDS.join(", ")
@@ -252,6 +259,7 @@ impl SourceConfig {
             SourceConfig::Mqtt(c) => &c.name,
             SourceConfig::Http(c) => &c.name,
             SourceConfig::Websocket(c) => &c.name,
+            SourceConfig::SensorThings(c) => &c.name,
         }
     }
 
@@ -261,6 +269,7 @@ impl SourceConfig {
             SourceConfig::Mqtt(_) => "mqtt",
             SourceConfig::Http(_) => "http",
             SourceConfig::Websocket(_) => "websocket",
+            SourceConfig::SensorThings(_) => "sensorthings",
         }
     }
 
@@ -272,6 +281,7 @@ impl SourceConfig {
             SourceConfig::Mqtt(c) => Some(c.max_age),
             SourceConfig::Http(c) => Some(c.max_age),
             SourceConfig::Websocket(c) => Some(c.max_age),
+            SourceConfig::SensorThings(c) => Some(c.max_age),
         }
     }
 
@@ -281,6 +291,7 @@ impl SourceConfig {
             SourceConfig::Mqtt(c) => c.enabled,
             SourceConfig::Http(c) => c.enabled,
             SourceConfig::Websocket(c) => c.enabled,
+            SourceConfig::SensorThings(c) => c.enabled,
         }
     }
 }
@@ -446,7 +457,11 @@ impl Config {
                 )));
             }
             match s {
-                SourceConfig::Mqtt(_) | SourceConfig::Http(_) | SourceConfig::Websocket(_) => {} // checked when read
+                // Checked when read.
+                SourceConfig::Mqtt(_)
+                | SourceConfig::Http(_)
+                | SourceConfig::Websocket(_)
+                | SourceConfig::SensorThings(_) => {}
                 SourceConfig::Simulator(c) => {
                     if c.interval.is_zero() {
                         return Err(ConfigError::Invalid(format!(

@@ -192,6 +192,10 @@ struct Particulates {
     pm10: HourlyWindow,
     /// Minute derived values were last given, per pollutant.
     last_minute: [i64; 2],
+    /// Time of the newest value, per pollutant.
+    newest: [i64; 2],
+    /// Changed in the message being handled: [pollutant] = (changed, by a late value).
+    changed: [(bool, bool); 2],
 }
 
 #[derive(Default)]
@@ -258,6 +262,8 @@ pub(crate) struct Pipeline {
     reg: Registry,
     stats: Arc<PipelineStats>,
     sources: Arc<SourceRegistry>,
+    /// Entities whose particulate windows changed in the message being handled.
+    aq_changed: Vec<i64>,
     batch_max: usize,
     tick: Duration,
     stop: tokio_util::sync::CancellationToken,
@@ -340,6 +346,7 @@ impl Pipeline {
             reg,
             stats,
             sources,
+            aq_changed: Vec::new(),
             batch_max,
             tick: Duration::from_secs(1),
             stop,
@@ -482,6 +489,7 @@ impl Pipeline {
                         .get_or_add(&ingest.source, "unknown")
                         .rejected(report.rejected.len() as u64);
                 }
+                self.flush_air_quality(p, &mut signals);
                 for s in signals {
                     self.signal(s, p);
                 }
@@ -710,32 +718,65 @@ impl Pipeline {
             _ => None,
         };
         if let Some(pollutant) = pollutant {
-            for derived in self.air_quality(eid, pollutant, &o) {
-                self.observation(derived, p, signals)?;
+            let pm = rec.particulates.get_or_insert_with(Default::default);
+            match pollutant {
+                Pollutant::Pm25 => pm.pm25.push(ts, o.value),
+                Pollutant::Pm10 => pm.pm10.push(ts, o.value),
             }
+            let i = pollutant as usize;
+            let late = ts < pm.newest[i];
+            pm.newest[i] = pm.newest[i].max(ts);
+            if !pm.changed[0].0 && !pm.changed[1].0 {
+                self.aq_changed.push(eid);
+            }
+            pm.changed[i].0 = true;
+            pm.changed[i].1 |= late;
         }
         Ok(())
     }
 
-    /// NowCast, US AQI and VN_AQI of a station measuring particulates, given along with its
-    /// PM values at most once a minute (they move slowly; storing them with every value would
-    /// double the rows).
-    fn air_quality(&mut self, eid: i64, pollutant: Pollutant, o: &Obs) -> Vec<Obs> {
+    /// Derived air-quality values of the stations whose particulates changed in a message,
+    /// computed once the whole message is in (a backfill may come newest first).
+    fn flush_air_quality(&mut self, p: &mut Prepared, signals: &mut Vec<Signal>) {
+        for eid in std::mem::take(&mut self.aq_changed) {
+            for pollutant in [Pollutant::Pm25, Pollutant::Pm10] {
+                for derived in self.air_quality(eid, pollutant) {
+                    if let Err(e) = self.observation(derived, p, signals) {
+                        tracing::warn!("a derived air-quality value was refused: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// NowCast, US AQI and VN_AQI of a station measuring particulates, at the time of its
+    /// newest PM value, given at most once a minute (they move slowly; storing them with
+    /// every value would double the rows), and again when late values changed the window.
+    fn air_quality(&mut self, eid: i64, pollutant: Pollutant) -> Vec<Obs> {
         let Some(rec) = self.reg.recs.get_mut(&eid) else {
             return Vec::new();
         };
-        let pm = rec.particulates.get_or_insert_with(Default::default);
-        let ts = to_ms(o.time);
-        match pollutant {
-            Pollutant::Pm25 => pm.pm25.push(ts, o.value),
-            Pollutant::Pm10 => pm.pm10.push(ts, o.value),
-        }
-        let minute = ts.div_euclid(60_000);
-        let slot = &mut pm.last_minute[pollutant as usize];
-        if minute <= *slot {
+        let Some(pm) = rec.particulates.as_mut() else {
+            return Vec::new();
+        };
+        let i = pollutant as usize;
+        let (changed, late) = std::mem::take(&mut pm.changed[i]);
+        if !changed {
             return Vec::new();
         }
-        *slot = minute;
+        let ts = pm.newest[i];
+        let minute = ts.div_euclid(60_000);
+        let slot = &mut pm.last_minute[i];
+        if minute <= *slot && !late {
+            return Vec::new();
+        }
+        *slot = (*slot).max(minute);
+        let o = Obs {
+            entity: rec.ext.clone(),
+            metric: Arc::from(""),
+            time: from_ms(ts),
+            value: 0.0,
+        };
         let pm25 = pm.pm25.nowcast(Pollutant::Pm25);
         let pm10 = pm.pm10.nowcast(Pollutant::Pm10);
         let mut out = Vec::new();

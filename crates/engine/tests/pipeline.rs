@@ -336,6 +336,37 @@ async fn bad_input_is_refused_with_a_reason_and_the_rest_accepted() {
 }
 
 #[tokio::test]
+async fn a_backfill_newest_first_gets_the_nowcast_of_the_whole_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(t0() + Duration::hours(13)));
+    let engine = start(dir.path(), &clock).await;
+    let tx = engine.sender();
+    tx.ingest("test", vec![station("aq-1")]).await.unwrap();
+    // Twelve hours, newest first (as many servers page), the newest hour at 60, others 40.
+    let items: Vec<Item> = (0..12)
+        .rev()
+        .map(|h| obs("aq-1", "pm25", h * 60, if h == 11 { 60.0 } else { 40.0 }))
+        .collect();
+    tx.ingest("test", items).await.unwrap();
+    let e = engine.hub().entity("aq-1").unwrap();
+    let nc = &e.latest["pm25_nowcast"];
+    assert_eq!(nc.time, t0() + Duration::hours(11));
+    // w = 40/60; (60 + 40·Σ_{i=1..11} w^i) / Σ_{i=0..11} w^i = 46.7
+    assert!((nc.value - 46.7).abs() < 0.05, "{}", nc.value);
+    // A late value for an hour already counted changes the window: given again at once.
+    tx.ingest("test", vec![obs("aq-1", "pm25", 10 * 60 + 30, 400.0)])
+        .await
+        .unwrap();
+    let e = engine.hub().entity("aq-1").unwrap();
+    assert!(
+        e.latest["pm25_nowcast"].value > 60.0,
+        "{:?}",
+        e.latest["pm25_nowcast"]
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_live_source_refuses_observations_older_than_its_max_age() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(t0() + Duration::days(8)));

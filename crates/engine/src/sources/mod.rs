@@ -5,6 +5,7 @@ pub mod backoff;
 pub mod health;
 pub mod http;
 pub mod mqtt;
+pub mod sensorthings;
 pub mod simulator;
 pub mod websocket;
 
@@ -60,6 +61,11 @@ pub fn detail(config: &SourceConfig) -> Option<String> {
             humantime::format_duration(c.interval)
         )),
         SourceConfig::Websocket(c) => Some(c.url.clone()),
+        SourceConfig::SensorThings(c) => Some(format!(
+            "{} every {}",
+            c.url,
+            humantime::format_duration(c.interval)
+        )),
     }
 }
 
@@ -81,6 +87,10 @@ pub fn spawn(config: &SourceConfig, ctx: SourceCtx) -> JoinHandle<()> {
         SourceConfig::Websocket(c) => {
             let c = c.clone();
             tokio::spawn(async move { websocket::run(c, ctx).await })
+        }
+        SourceConfig::SensorThings(c) => {
+            let c = c.clone();
+            tokio::spawn(async move { sensorthings::run(c, ctx).await })
         }
     }
 }
