@@ -182,10 +182,18 @@ pub enum SourceConfig {
     Http(crate::sources::http::HttpConfig),
     Websocket(crate::sources::websocket::WebsocketConfig),
     SensorThings(crate::sources::sensorthings::SensorThingsConfig),
+    File(crate::sources::file::FileConfig),
 }
 
 /// The values `kind` can take.
-pub const SOURCE_KINDS: &[&str] = &["simulator", "mqtt", "http", "websocket", "sensorthings"];
+pub const SOURCE_KINDS: &[&str] = &[
+    "simulator",
+    "mqtt",
+    "http",
+    "websocket",
+    "sensorthings",
+    "file",
+];
 
 impl SourceConfig {
     /// Reads one source from the keys of a `[[source]]` table written on their own (the
@@ -246,6 +254,12 @@ impl SourceConfig {
                 c.validate()?;
                 Ok(SourceConfig::SensorThings(c))
             }
+            "file" => {
+                let c = crate::sources::file::FileConfig::deserialize(value)
+                    .map_err(|e| e.to_string())?;
+                c.validate()?;
+                Ok(SourceConfig::File(c))
+            }
             other => Err(format!(
                 "unknown kind {other:?} (one of {})",
                 SOURCE_KINDS.join(", ")
@@ -260,6 +274,7 @@ impl SourceConfig {
             SourceConfig::Http(c) => &c.name,
             SourceConfig::Websocket(c) => &c.name,
             SourceConfig::SensorThings(c) => &c.name,
+            SourceConfig::File(c) => &c.name,
         }
     }
 
@@ -270,11 +285,12 @@ impl SourceConfig {
             SourceConfig::Http(_) => "http",
             SourceConfig::Websocket(_) => "websocket",
             SourceConfig::SensorThings(_) => "sensorthings",
+            SourceConfig::File(_) => "file",
         }
     }
 
     /// How old an observation from this source may be; none for the simulator, which
-    /// back-fills history on purpose.
+    /// back-fills history on purpose, and for files, which are often history.
     pub fn max_age(&self) -> Option<Duration> {
         match self {
             SourceConfig::Simulator(_) => None,
@@ -282,6 +298,7 @@ impl SourceConfig {
             SourceConfig::Http(c) => Some(c.max_age),
             SourceConfig::Websocket(c) => Some(c.max_age),
             SourceConfig::SensorThings(c) => Some(c.max_age),
+            SourceConfig::File(_) => None,
         }
     }
 
@@ -292,6 +309,7 @@ impl SourceConfig {
             SourceConfig::Http(c) => c.enabled,
             SourceConfig::Websocket(c) => c.enabled,
             SourceConfig::SensorThings(c) => c.enabled,
+            SourceConfig::File(c) => c.enabled,
         }
     }
 }
@@ -461,7 +479,8 @@ impl Config {
                 SourceConfig::Mqtt(_)
                 | SourceConfig::Http(_)
                 | SourceConfig::Websocket(_)
-                | SourceConfig::SensorThings(_) => {}
+                | SourceConfig::SensorThings(_)
+                | SourceConfig::File(_) => {}
                 SourceConfig::Simulator(c) => {
                     if c.interval.is_zero() {
                         return Err(ConfigError::Invalid(format!(

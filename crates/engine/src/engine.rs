@@ -6,7 +6,7 @@ use crate::alerts::AlertError;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, SourceConfig};
 use crate::hub::Hub;
-use crate::pipeline::{Command, Ingest, IngestSender, Item, Pipeline, PipelineStats};
+use crate::pipeline::{Command, IngestSender, Item, Pipeline, PipelineStats};
 use crate::rules::{RuleError, RuleSet};
 use crate::sources::health::{SourceHealth, SourceRegistry};
 use crate::sources::{self, SourceCtx};
@@ -536,37 +536,19 @@ impl Engine {
             Ok(items) => items,
             Err(reason) => vec![Item::Rejected(reason)],
         };
-        let payload: Arc<[u8]> = Arc::from(payload);
-        let mut report = ImportReport {
-            format: format.to_string(),
-            ..Default::default()
-        };
-        let mut waits = Vec::new();
-        let mut rest = items;
-        while !rest.is_empty() {
-            let tail = rest.split_off(rest.len().min(5000));
-            let chunk = std::mem::replace(&mut rest, tail);
-            let (done, rx) = oneshot::channel();
-            let mut ingest = Ingest::new(Arc::from(source), chunk);
-            ingest.done = Some(done);
-            ingest.payload = Some(payload.clone());
-            ingest.origin = name.map(Arc::from);
-            self.sender
-                .send(ingest)
+        let report =
+            crate::pipeline::ingest_file(&self.sender, source, name, items, Arc::from(payload))
                 .await
                 .map_err(|_| EngineError::Closed)?;
-            waits.push(rx);
-        }
-        for rx in waits {
-            let r = rx.await.map_err(|_| EngineError::Closed)?;
-            report.accepted += r.accepted;
-            report.rejected.extend(
-                r.rejected
-                    .into_iter()
-                    .map(|x| ImportRejection { reason: x.reason }),
-            );
-        }
-        Ok(report)
+        Ok(ImportReport {
+            format: format.to_string(),
+            accepted: report.accepted,
+            rejected: report
+                .rejected
+                .into_iter()
+                .map(|x| ImportRejection { reason: x.reason })
+                .collect(),
+        })
     }
 
     /// Records where this engine is served, for `ioc import` and other tools.

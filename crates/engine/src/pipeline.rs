@@ -124,6 +124,45 @@ impl Ingest {
     }
 }
 
+/// Sends a whole file's items through the pipeline in chunks (one huge message would hold
+/// the pipeline up) and waits until every chunk is committed.
+pub async fn ingest_file(
+    sender: &IngestSender,
+    source: &str,
+    origin: Option<&str>,
+    items: Vec<Item>,
+    payload: Arc<[u8]>,
+) -> Result<IngestReport, EngineClosed> {
+    let mut report = IngestReport::default();
+    let mut waits = Vec::new();
+    let mut rest = items;
+    let mut offset = 0;
+    while !rest.is_empty() {
+        let tail = rest.split_off(rest.len().min(5000));
+        let chunk = std::mem::replace(&mut rest, tail);
+        let n = chunk.len();
+        let (done, rx) = oneshot::channel();
+        let mut ingest = Ingest::new(Arc::from(source), chunk);
+        ingest.done = Some(done);
+        ingest.payload = Some(payload.clone());
+        ingest.origin = origin.map(Arc::from);
+        sender.send(ingest).await?;
+        waits.push((offset, rx));
+        offset += n;
+    }
+    for (offset, rx) in waits {
+        let r = rx.await.map_err(|_| EngineClosed)?;
+        report.accepted += r.accepted;
+        report
+            .rejected
+            .extend(r.rejected.into_iter().map(|x| Rejection {
+                index: offset + x.index,
+                reason: x.reason,
+            }));
+    }
+    Ok(report)
+}
+
 pub(crate) enum Command {
     Ingest(Ingest),
     Ack {

@@ -2,6 +2,7 @@
 //! through an [`IngestSender`]; a source never touches the store, the rules or the hub.
 
 pub mod backoff;
+pub mod file;
 pub mod health;
 pub mod http;
 pub mod mqtt;
@@ -61,6 +62,10 @@ pub fn detail(config: &SourceConfig) -> Option<String> {
             humantime::format_duration(c.interval)
         )),
         SourceConfig::Websocket(c) => Some(c.url.clone()),
+        SourceConfig::File(c) => c.dir().ok().map(|d| {
+            let pattern = c.pattern.as_deref().unwrap_or("*");
+            format!("{}/{pattern}", d.display())
+        }),
         SourceConfig::SensorThings(c) => Some(format!(
             "{} every {}",
             c.url,
@@ -87,6 +92,10 @@ pub fn spawn(config: &SourceConfig, ctx: SourceCtx) -> JoinHandle<()> {
         SourceConfig::Websocket(c) => {
             let c = c.clone();
             tokio::spawn(async move { websocket::run(c, ctx).await })
+        }
+        SourceConfig::File(c) => {
+            let c = c.clone();
+            tokio::spawn(async move { file::run(c, ctx).await })
         }
         SourceConfig::SensorThings(c) => {
             let c = c.clone();
