@@ -189,3 +189,69 @@ async fn a_large_burst_arrives_whole() {
     assert_eq!(engine.health().observations, N as u64);
     engine.shutdown().await;
 }
+
+fn tls_config(dir: &std::path::Path, url: &str, ca_file: &std::path::Path) -> Config {
+    let mut c = Config::parse(&format!(
+        r#"
+        [[source]]
+        name = "province-mqtts"
+        kind = "mqtt"
+        url = "{url}"
+        topics = ["ioc/#"]
+        decoder = "ngsi-ld"
+        ca_file = "{}"
+        keep_alive = "5s"
+        "#,
+        ca_file.display()
+    ))
+    .unwrap();
+    c.paths.data = Some(dir.to_owned());
+    c
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_with_the_brokers_ca_and_refused_with_another() {
+    let broker = Mosquitto::start_tls();
+    let ca = broker.ca_file.clone().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(tls_config(dir.path(), &broker.url(), &ca))
+        .await
+        .unwrap();
+    wait_for("the TLS source to connect", || {
+        (engine.sources()[0].state == SourceState::Connected).then_some(())
+    })
+    .await;
+    let now = chrono::Utc::now().to_rfc3339();
+    broker.publish("ioc/vinh/aq", ENTITY.replace("TIME", &now).as_bytes());
+    let e = wait_for("the entity over TLS", || {
+        engine
+            .hub()
+            .entity("urn:ngsi-ld:AirQualityObserved:vinh-01")
+            .filter(|e| e.latest.contains_key("pm25"))
+    })
+    .await;
+    assert_eq!(e.latest["pm25"].value, 55.5);
+    engine.shutdown().await;
+
+    // A client that trusts another CA does not connect, and says why.
+    let other = Mosquitto::start_tls();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(tls_config(
+        dir.path(),
+        &broker.url(),
+        other.ca_file.as_ref().unwrap(),
+    ))
+    .await
+    .unwrap();
+    let err = wait_for("the TLS error", || {
+        let s = engine.sources().remove(0);
+        (s.state == SourceState::Error).then_some(s.last_error)
+    })
+    .await
+    .unwrap_or_default();
+    assert!(
+        err.to_lowercase().contains("certificate") || err.contains("Tls"),
+        "{err}"
+    );
+    engine.shutdown().await;
+}

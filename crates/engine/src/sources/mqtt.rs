@@ -337,7 +337,24 @@ async fn session<P: Proto>(
             }
             Ok(Incoming::Other) => {}
             Err(e) => {
-                ctx.health.error(SourceState::Disconnected, e.clone());
+                // A broker that refuses us (certificate, credentials) will not change its
+                // mind by itself: that is an error to fix, not a dropped connection.
+                let lower = e.to_lowercase();
+                let state = if [
+                    "certificate",
+                    "tls",
+                    "not authorized",
+                    "bad user",
+                    "password",
+                ]
+                .iter()
+                .any(|w| lower.contains(w))
+                {
+                    SourceState::Error
+                } else {
+                    SourceState::Disconnected
+                };
+                ctx.health.error(state, e.clone());
                 tracing::warn!("mqtt {:?}: {e}; reconnecting", cfg.name);
                 if !backoff.wait(&ctx.cancel).await {
                     break;

@@ -12,6 +12,8 @@ pub struct Mosquitto {
     child: Option<Child>,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// CA file clients trust, when the listener speaks TLS.
+    pub ca_file: Option<PathBuf>,
 }
 
 fn free_port() -> u16 {
@@ -39,6 +41,41 @@ impl Mosquitto {
             child: None,
             port: free_port(),
             dir,
+            ca_file: None,
+        };
+        m.spawn();
+        m
+    }
+
+    /// A broker whose listener speaks TLS with a certificate for 127.0.0.1 signed by a CA of
+    /// its own (`ca_file`).
+    pub fn start_tls() -> Mosquitto {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "IOC test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "127.0.0.1");
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+        std::fs::write(dir.path().join("server.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
+        let mut m = Mosquitto {
+            child: None,
+            port: free_port(),
+            dir,
+            ca_file: Some(ca_file),
         };
         m.spawn();
         m
@@ -51,9 +88,16 @@ impl Mosquitto {
             format!(
                 "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\n\
                  persistence_location {}/\nmax_inflight_messages 1000\n\
-                 max_queued_messages 1000000\nautosave_interval 1\n",
+                 max_queued_messages 1000000\nautosave_interval 1\n{}",
                 self.port,
-                self.dir.path().display()
+                self.dir.path().display(),
+                match &self.ca_file {
+                    Some(_) => format!(
+                        "cafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\n",
+                        self.dir.path().display()
+                    ),
+                    None => String::new(),
+                }
             ),
         )
         .unwrap();
@@ -73,7 +117,12 @@ impl Mosquitto {
     }
 
     pub fn url(&self) -> String {
-        format!("mqtt://127.0.0.1:{}", self.port)
+        let scheme = if self.ca_file.is_some() {
+            "mqtts"
+        } else {
+            "mqtt"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Stops the broker (like a crash or an operator restart), keeping its port and state.
@@ -104,6 +153,11 @@ impl Mosquitto {
                 topic,
                 "-s",
             ])
+            .args(
+                self.ca_file
+                    .iter()
+                    .flat_map(|f| [std::ffi::OsStr::new("--cafile"), f.as_os_str()]),
+            )
             .stdin(Stdio::piped())
             .spawn()
             .expect("mosquitto_pub (Debian package mosquitto-clients)");
