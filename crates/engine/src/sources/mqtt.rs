@@ -364,13 +364,28 @@ async fn session<P: Proto>(
         }
     }
     drop(ack_tx);
-    // Let the acknowledgements already committed go out, then leave cleanly.
-    let _ = tokio::time::timeout(Duration::from_secs(5), acks).await;
-    P::disconnect(&client).await;
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while P::poll(&mut events).await.is_ok() {}
+    // Let the acknowledgements already committed go out, then leave cleanly. They and the
+    // disconnect travel through the event loop, so it is polled meanwhile (waiting for them
+    // without polling it would wait for ever once its request queue is full).
+    let stop_acks = acks.abort_handle();
+    let drain = async {
+        let _ = acks.await;
+        P::disconnect(&client).await;
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        tokio::pin!(drain);
+        let mut connected = true;
+        loop {
+            tokio::select! {
+                _ = &mut drain => break,
+                e = P::poll(&mut events), if connected => connected = e.is_ok(),
+            }
+        }
+        // Until the broker closes the connection after the disconnect.
+        while connected && P::poll(&mut events).await.is_ok() {}
     })
     .await;
+    stop_acks.abort();
     Ok(())
 }
 
