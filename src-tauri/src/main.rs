@@ -72,10 +72,18 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let url = format!("http://{addr}/");
+    // The window is the person at this computer: once accounts exist, it gets a session of
+    // its own (in memory only, gone with the app) in the URL's fragment, which the UI keeps
+    // and removes from the address; a fragment never reaches the server's logs.
+    let url = if engine.auth().sign_in_required() {
+        let who = std::env::var("USER").unwrap_or_else(|_| "desktop".into());
+        format!("http://{addr}/#token={}", engine.auth().local_session(&who))
+    } else {
+        format!("http://{addr}/")
+    };
     engine.announce(&format!("http://{addr}"));
     tracing::info!(
-        "console UI at {url} (data in {})",
+        "console UI at http://{addr}/ (data in {})",
         engine.data_dir().display()
     );
 

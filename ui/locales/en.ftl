@@ -130,3 +130,15 @@ vnaqi-3 = Poor
 vnaqi-4 = Bad
 vnaqi-5 = Very bad
 vnaqi-6 = Hazardous
+
+login-title = Sign in
+login-username = User name
+login-password = Password
+login-submit = Sign in
+login-wrong = Wrong user name or password
+sign-out = Sign out
+role-operator = Operator
+role-supervisor = Shift supervisor
+role-leader = Leader
+role-admin = Administrator
+role-oc_staff = Local OC staff

@@ -130,3 +130,15 @@ vnaqi-3 = Kém
 vnaqi-4 = Xấu
 vnaqi-5 = Rất xấu
 vnaqi-6 = Nguy hại
+
+login-title = Đăng nhập
+login-username = Tên đăng nhập
+login-password = Mật khẩu
+login-submit = Đăng nhập
+login-wrong = Sai tên đăng nhập hoặc mật khẩu
+sign-out = Đăng xuất
+role-operator = Điều hành viên
+role-supervisor = Trưởng ca
+role-leader = Lãnh đạo
+role-admin = Quản trị
+role-oc_staff = Cán bộ TTĐH cơ sở

@@ -8,6 +8,11 @@ use web_sys::{Request, RequestInit, Response};
 
 async fn send(req: Request) -> Result<String, String> {
     let window = web_sys::window().ok_or("no window")?;
+    if let Some(t) = crate::session::token() {
+        req.headers()
+            .set("Authorization", &format!("Bearer {t}"))
+            .map_err(|e| format!("{e:?}"))?;
+    }
     let resp = JsFuture::from(window.fetch_with_request(&req))
         .await
         .map_err(|e| format!("{e:?}"))?;
@@ -17,6 +22,9 @@ async fn send(req: Request) -> Result<String, String> {
         .map_err(|e| format!("{e:?}"))?
         .as_string()
         .unwrap_or_default();
+    if resp.status() == 401 {
+        crate::session::signed_out();
+    }
     if !resp.ok() {
         // The API answers errors as {"error": "…"}.
         let msg = serde_json::from_str::<serde_json::Value>(&text)
@@ -77,6 +85,18 @@ pub async fn delete(url: &str) -> Result<(), String> {
     init.set_method("DELETE");
     let req = Request::new_with_str_and_init(url, &init).map_err(|e| format!("{e:?}"))?;
     send(req).await.map(|_| ())
+}
+
+/// A download link (CSV, CAP) that carries the session, since a plain link cannot send a
+/// header.
+pub fn with_token(url: &str) -> String {
+    match crate::session::token() {
+        Some(t) => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}token={}", enc(&t))
+        }
+        None => url.to_string(),
+    }
 }
 
 /// Percent-encodes a path segment or query value.

@@ -9,6 +9,7 @@ mod feed;
 mod format;
 mod i18n;
 mod map;
+mod session;
 mod state;
 
 use wasm_bindgen::prelude::*;
@@ -16,5 +17,6 @@ use wasm_bindgen::prelude::*;
 #[wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();
-    leptos::mount::mount_to_body(components::app::App);
+    session::init();
+    leptos::mount::mount_to_body(components::login::Root);
 }

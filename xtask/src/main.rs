@@ -527,8 +527,9 @@ fn test() -> Result {
 }
 
 fn bench() -> Result {
-    step("ingest benchmark (release build)");
+    step("benchmarks (release build): ingest, then MQTT through mosquitto");
     sh("cargo", &["build", "--release", "-p", "ioc"])?;
     let bin = root().join("target/release/ioc");
-    sh(bin.to_str().unwrap(), &["bench", "ingest"])
+    sh(bin.to_str().unwrap(), &["bench", "ingest"])?;
+    sh(bin.to_str().unwrap(), &["bench", "mqtt"])
 }

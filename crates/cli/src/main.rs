@@ -5,6 +5,8 @@
 //! ioc import basemap FILE [--data DIR] [--config FILE]
 //! ioc bench ingest [-n N]
 //! ioc demo places GEOJSON > assets/demo/nghe-an-communes.csv
+//! ioc user add NAME --role ROLE [--unit CODE]... --password-stdin [--data DIR]
+//! ioc audit verify [--data DIR]
 //! ```
 
 mod bench;
@@ -12,6 +14,7 @@ mod bench_mqtt;
 mod demo;
 mod import;
 mod serve;
+mod user;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -58,12 +61,21 @@ enum Command {
     /// Tools for the built-in demo scenario.
     #[command(subcommand)]
     Demo(demo::DemoCommand),
+    /// User accounts (the first one switches sign-in on).
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(user::AuditCommand),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // Imports and benchmarks report what matters themselves; the server logs its life.
-    let quiet = matches!(cli.command, Command::Import(_) | Command::Bench(_));
+    let quiet = matches!(
+        cli.command,
+        Command::Import(_) | Command::Bench(_) | Command::User(_) | Command::Audit(_)
+    );
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -82,6 +94,8 @@ fn main() -> std::process::ExitCode {
             Command::Import(c) => import::run(c).await,
             Command::Bench(c) => bench::run(c).await,
             Command::Demo(c) => demo::run(c),
+            Command::User(c) => user::run_user(c),
+            Command::Audit(c) => user::run_audit(c),
         }
     });
     match result {

@@ -27,6 +27,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         config = config.without_demo();
     }
     let listen = config.server.listen;
+    if !listen.ip().is_loopback() && !any_account(&config)? {
+        anyhow::bail!(
+            "refusing to listen on {listen}: no user account exists, so anyone on the network \
+             could operate the console. Add one first (`ioc user add NAME --role admin \
+             --password-stdin`), or listen on 127.0.0.1"
+        );
+    }
     let listener = ioc_server::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
@@ -40,6 +47,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("stopping: committing what was accepted");
     engine.shutdown().await;
     Ok(())
+}
+
+/// Whether the data folder has any user account (checked before listening anywhere).
+fn any_account(config: &ioc_engine::Config) -> anyhow::Result<bool> {
+    let db = ioc_engine::store::open(&config.data_dir())?;
+    let conn = ioc_engine::store::connect_path(&db)?;
+    Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM users)", [], |r| r.get(0))?)
 }
 
 async fn shutdown_signal() {

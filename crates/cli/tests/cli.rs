@@ -253,3 +253,82 @@ require = { "QC Name" = "Valid" }
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     let _ = server.wait();
 }
+
+fn user_add(dir: &std::path::Path, args: &[&str], password: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut c = ioc()
+        .args(["user", "add"])
+        .args(args)
+        .arg("--password-stdin")
+        .arg("--data")
+        .arg(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    c.wait_with_output().unwrap()
+}
+
+#[test]
+fn accounts_switch_sign_in_on_and_the_audit_log_detects_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    // Without an account, serving beyond loopback is refused (before listening anywhere).
+    let out = ioc()
+        .args(["serve", "--listen", "0.0.0.0:0", "--no-demo", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no user account"),
+        "{err}"
+    );
+
+    let out = user_add(dir.path(), &["lan", "--role", "pilot"], "mật khẩu dài");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role"));
+    let out = user_add(dir.path(), &["lan", "--role", "operator"], "short");
+    assert!(!out.status.success());
+    let out = user_add(
+        dir.path(),
+        &["oc-vinh", "--role", "oc_staff", "--unit", "16681"],
+        "mật khẩu dài",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("16681"));
+    let out = user_add(dir.path(), &["admin", "--role", "admin"], "mật khẩu dài");
+    assert!(out.status.success());
+
+    let verify = || {
+        ioc()
+            .args(["audit", "verify", "--data"])
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = verify();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("intact: 2 entries"));
+
+    // Somebody edits the database by hand: found, and named.
+    let db = rusqlite::Connection::open(dir.path().join("ioc.db")).unwrap();
+    db.execute(
+        "UPDATE audit SET after = replace(after, 'oc_staff', 'admin') WHERE seq = 1",
+        [],
+    )
+    .unwrap();
+    let out = verify();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("audit entry 1 was altered"), "{err}");
+}

@@ -1,7 +1,9 @@
-//! The alert book: every open alert, with the rules of its lifecycle. One open alert per
-//! (rule, entity): a condition that fires again while its alert is open re-activates it and
-//! counts the repeat instead of opening a second one. Every change produces the events to
-//! append to the alert's timeline; the caller persists and publishes them together.
+//! The alert book: every alert not yet closed, with the rules of its lifecycle. One open
+//! alert per (rule, entity): a condition that fires again while its alert is open
+//! re-activates it and counts the repeat instead of opening a second one. A resolved alert
+//! stays in the book until somebody closes it, but a new occurrence opens a new alert. Every
+//! change produces the events to append to the alert's timeline; the caller persists and
+//! publishes them together.
 
 use crate::pipeline::ExternalAlert;
 use chrono::{DateTime, Utc};
@@ -20,7 +22,7 @@ pub struct AlertChange {
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AlertError {
-    #[error("no open alert with id {0}")]
+    #[error("no alert {0} that is still open or waiting to be closed")]
     NotFound(i64),
     #[error("alert {id} is {from}; it cannot become {to}")]
     InvalidTransition {
@@ -28,6 +30,65 @@ pub enum AlertError {
         from: &'static str,
         to: &'static str,
     },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("alert {0} is outside your units")]
+    OutOfScope(i64),
+}
+
+/// What a person (or the engine) does to an alert.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlertAction {
+    Ack,
+    /// To a user or a team; also re-assigns an assigned alert.
+    Assign {
+        to: String,
+    },
+    /// Work has started.
+    Start,
+    /// A note on the timeline (the comment is required).
+    Comment,
+    Resolve,
+    /// A resolved alert is done with.
+    Close,
+    /// Out of the queue until a time (at most a week ahead).
+    Shelve {
+        until: DateTime<Utc>,
+    },
+    Unshelve,
+}
+
+impl AlertAction {
+    /// The name used in routes and the audit log.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AlertAction::Ack => "ack",
+            AlertAction::Assign { .. } => "assign",
+            AlertAction::Start => "start",
+            AlertAction::Comment => "comment",
+            AlertAction::Resolve => "resolve",
+            AlertAction::Close => "close",
+            AlertAction::Shelve { .. } => "shelve",
+            AlertAction::Unshelve => "unshelve",
+        }
+    }
+}
+
+/// When unacknowledged alerts escalate.
+#[derive(Debug, Clone, Copy)]
+pub struct Escalation {
+    /// After this long without an acknowledgement, and again after as long once more.
+    pub after: chrono::Duration,
+    /// At most this many times.
+    pub max: u8,
+}
+
+/// The role told at each escalation level.
+pub fn escalation_role(level: u8) -> &'static str {
+    match level {
+        0 | 1 => "supervisor",
+        _ => "leader",
+    }
 }
 
 /// What a rule contributes to the alert it raises.
@@ -78,15 +139,18 @@ impl AlertBook {
             ..Default::default()
         };
         for a in open_alerts {
-            book.by_key.insert((a.rule.clone(), subject(&a)), a.id);
+            if a.state.is_open() {
+                book.by_key.insert((a.rule.clone(), subject(&a)), a.id);
+            }
             book.next_id = book.next_id.max(a.id + 1);
             book.open.insert(a.id, a);
         }
         book
     }
 
+    /// Open alerts (not resolved, not closed).
     pub fn open_alerts(&self) -> impl Iterator<Item = &Alert> {
-        self.open.values()
+        self.open.values().filter(|a| a.state.is_open())
     }
 
     pub fn get(&self, id: i64) -> Option<&Alert> {
@@ -147,6 +211,9 @@ impl AlertBook {
             area: None,
             description: None,
             expires_at: None,
+            assignee: None,
+            shelved_until: None,
+            escalation: 0,
             events: Vec::new(),
         };
         let mut ev = event(spec.at, SYSTEM, AlertEventKind::Raised);
@@ -229,6 +296,9 @@ impl AlertBook {
             area: ext.area.clone(),
             description: ext.description.clone(),
             expires_at: ext.expires,
+            assignee: None,
+            shelved_until: None,
+            escalation: 0,
             events: Vec::new(),
         };
         let mut ev = event(ext.sent, &actor, AlertEventKind::Raised);
@@ -314,19 +384,159 @@ impl AlertBook {
         })
     }
 
-    /// Moves an open alert to another state, if its lifecycle allows it.
-    pub fn transition(
+    /// What a person does to an alert. `auto_resolve`: whether its rule resolves it once
+    /// acknowledged after its condition cleared.
+    pub fn act(
         &mut self,
         id: i64,
-        to: AlertState,
+        action: &AlertAction,
         actor: &str,
         comment: Option<String>,
         at: DateTime<Utc>,
+        auto_resolve: bool,
     ) -> Result<AlertChange, AlertError> {
+        let comment = comment.filter(|c| !c.trim().is_empty());
+        match action {
+            AlertAction::Ack => return self.acknowledge(id, actor, comment, at, auto_resolve),
+            AlertAction::Comment if comment.is_none() => {
+                return Err(AlertError::Invalid("a comment needs some text".into()))
+            }
+            AlertAction::Assign { to } if to.trim().is_empty() => {
+                return Err(AlertError::Invalid("assign to whom?".into()))
+            }
+            AlertAction::Shelve { until } if *until <= at => {
+                return Err(AlertError::Invalid(
+                    "shelve until a time in the future".into(),
+                ))
+            }
+            AlertAction::Shelve { until } if *until > at + chrono::Duration::days(7) => {
+                return Err(AlertError::Invalid("shelve for at most a week".into()))
+            }
+            _ => {}
+        }
         self.apply(id, |a, events| {
-            events.push(transition(a, to, actor, comment, at)?);
+            match action {
+                AlertAction::Ack => unreachable!("handled above"),
+                AlertAction::Comment => {
+                    let mut ev = event(at, actor, AlertEventKind::Comment);
+                    ev.comment = comment;
+                    events.push(ev);
+                    a.updated_at = at;
+                }
+                AlertAction::Assign { to } => {
+                    let to = to.trim().to_string();
+                    let note = match &comment {
+                        Some(c) => format!("→ {to}: {c}"),
+                        None => format!("→ {to}"),
+                    };
+                    if a.state == AlertState::Assigned {
+                        // Re-assignment: same state, new assignee.
+                        let mut ev = event(at, actor, AlertEventKind::Transition);
+                        ev.from = Some(a.state);
+                        ev.to = Some(a.state);
+                        ev.comment = Some(note);
+                        events.push(ev);
+                        a.updated_at = at;
+                    } else {
+                        events.push(transition(a, AlertState::Assigned, actor, Some(note), at)?);
+                    }
+                    if a.acked_at.is_none() {
+                        a.acked_at = Some(at);
+                        a.acked_by = Some(actor.to_string());
+                    }
+                    a.assignee = Some(to);
+                }
+                AlertAction::Start => {
+                    events.push(transition(a, AlertState::InProgress, actor, comment, at)?);
+                    if a.acked_at.is_none() {
+                        a.acked_at = Some(at);
+                        a.acked_by = Some(actor.to_string());
+                    }
+                }
+                AlertAction::Resolve => {
+                    events.push(transition(a, AlertState::Resolved, actor, comment, at)?);
+                }
+                AlertAction::Close => {
+                    events.push(transition(a, AlertState::Closed, actor, comment, at)?);
+                }
+                AlertAction::Shelve { until } => {
+                    events.push(transition(a, AlertState::Shelved, actor, comment, at)?);
+                    a.shelved_until = Some(*until);
+                }
+                AlertAction::Unshelve => {
+                    events.push(transition(a, AlertState::New, actor, comment, at)?);
+                    // Kept: the time it came back, from which escalation counts again.
+                    a.shelved_until = Some(at);
+                }
+            }
             Ok(())
         })
+    }
+
+    /// Time-driven changes due by `now`: shelved alerts whose time is up come back; alerts
+    /// nobody acknowledged escalate (their severity goes up and the next role is told).
+    /// Derived from stored fields only, so a restart continues where it was.
+    pub fn due(
+        &mut self,
+        now: DateTime<Utc>,
+        escalation: &dyn Fn(&Alert) -> Option<Escalation>,
+    ) -> Vec<AlertChange> {
+        let mut out = Vec::new();
+        let unshelve: Vec<i64> = self
+            .open
+            .values()
+            .filter(|a| a.state == AlertState::Shelved && a.shelved_until.is_some_and(|u| u <= now))
+            .map(|a| a.id)
+            .collect();
+        for id in unshelve {
+            if let Ok(c) = self.act(
+                id,
+                &AlertAction::Unshelve,
+                SYSTEM,
+                Some("shelving time is up".into()),
+                now,
+                false,
+            ) {
+                out.push(c);
+            }
+        }
+        let escalate: Vec<(i64, Escalation)> = self
+            .open
+            .values()
+            .filter(|a| a.state == AlertState::New)
+            .filter_map(|a| {
+                let e = escalation(a)?;
+                // From when it was raised, or came back from being shelved.
+                let since = a.shelved_until.map_or(a.raised_at, |b| b.max(a.raised_at));
+                let due = since + e.after * (i32::from(a.escalation) + 1);
+                (a.escalation < e.max && due <= now).then_some((a.id, e))
+            })
+            .collect();
+        for (id, _) in escalate {
+            if let Ok(c) = self.apply(id, |a, events| {
+                a.escalation += 1;
+                let from = a.severity;
+                a.severity = match a.severity {
+                    Severity::Info => Severity::Warning,
+                    Severity::Warning => Severity::Major,
+                    _ => Severity::Critical,
+                };
+                a.updated_at = now;
+                let mut ev = event(now, SYSTEM, AlertEventKind::Escalated);
+                ev.comment = Some(format!(
+                    "not acknowledged: {} → {}, {} notified",
+                    from.as_str(),
+                    a.severity.as_str(),
+                    escalation_role(a.escalation)
+                ));
+                ev.value = Some(f64::from(a.escalation));
+                events.push(ev);
+                Ok(())
+            }) {
+                out.push(c);
+            }
+        }
+        out
     }
 
     /// Changes a copy of an open alert; keeps the change only if `f` succeeds. An alert that
@@ -343,11 +553,16 @@ impl AlertBook {
             .ok_or(AlertError::NotFound(id))?;
         let mut events = Vec::new();
         f(&mut a, &mut events)?;
-        if a.state.is_open() {
-            self.open.insert(id, a.clone());
-        } else {
+        if !a.state.is_open() {
+            let key = (a.rule.clone(), subject(&a));
+            if self.by_key.get(&key) == Some(&id) {
+                self.by_key.remove(&key);
+            }
+        }
+        if a.state == AlertState::Closed {
             self.open.remove(&id);
-            self.by_key.remove(&(a.rule.clone(), subject(&a)));
+        } else {
+            self.open.insert(id, a.clone());
         }
         Ok(AlertChange { alert: a, events })
     }
@@ -448,7 +663,9 @@ mod tests {
         let cleared = book.clear("pm25", "aq-1", t(2), true).unwrap();
         assert_eq!(cleared.alert.state, AlertState::Resolved);
         assert_eq!(cleared.events.len(), 2);
-        assert!(book.get(1).is_none());
+        // Resolved: out of the open alerts, still in the book until somebody closes it.
+        assert_eq!(book.open_alerts().count(), 0);
+        assert_eq!(book.get(1).unwrap().state, AlertState::Resolved);
         // After resolution the next episode is a new alert.
         assert_eq!(book.raise(&e, spec(t(5), 160.0)).unwrap().alert.id, 2);
     }
@@ -460,10 +677,170 @@ mod tests {
         book.clear("pm25", "aq-1", t(1), true).unwrap();
         let acked = book.acknowledge(10, "op1", None, t(2), true).unwrap();
         assert_eq!(acked.alert.state, AlertState::Resolved);
-        assert_eq!(
+        assert!(matches!(
             book.acknowledge(10, "op1", None, t(3), true),
+            Err(AlertError::InvalidTransition { .. })
+        ));
+        let closed = book
+            .act(10, &AlertAction::Close, "sup", None, t(4), true)
+            .unwrap();
+        assert_eq!(closed.alert.state, AlertState::Closed);
+        assert_eq!(book.get(10), None, "closed alerts leave the book");
+        assert_eq!(
+            book.act(10, &AlertAction::Close, "sup", None, t(5), true),
             Err(AlertError::NotFound(10))
         );
+    }
+
+    #[test]
+    fn assign_start_comment_resolve_close() {
+        let mut book = AlertBook::new(vec![], 1);
+        book.raise(&entity("aq-1"), spec(t(0), 160.0)).unwrap();
+        let act = |book: &mut AlertBook, a: AlertAction, c: Option<&str>, m| {
+            book.act(1, &a, "lan", c.map(str::to_string), t(m), true)
+        };
+        assert_eq!(
+            act(&mut book, AlertAction::Comment, None, 1),
+            Err(AlertError::Invalid("a comment needs some text".into()))
+        );
+        let c = act(
+            &mut book,
+            AlertAction::Assign {
+                to: "doi-moi-truong".into(),
+            },
+            None,
+            1,
+        )
+        .unwrap();
+        assert_eq!(c.alert.state, AlertState::Assigned);
+        assert_eq!(c.alert.assignee.as_deref(), Some("doi-moi-truong"));
+        assert_eq!(
+            c.alert.acked_by.as_deref(),
+            Some("lan"),
+            "assigning is taking it in hand"
+        );
+        let c = act(
+            &mut book,
+            AlertAction::Assign { to: "minh".into() },
+            Some("ca đêm"),
+            2,
+        )
+        .unwrap();
+        assert_eq!(c.alert.assignee.as_deref(), Some("minh"));
+        assert_eq!(c.events[0].comment.as_deref(), Some("→ minh: ca đêm"));
+        assert_eq!(
+            act(&mut book, AlertAction::Start, None, 3)
+                .unwrap()
+                .alert
+                .state,
+            AlertState::InProgress
+        );
+        let c = act(
+            &mut book,
+            AlertAction::Comment,
+            Some("đã cử đội kiểm tra"),
+            4,
+        )
+        .unwrap();
+        assert_eq!(c.events[0].kind, AlertEventKind::Comment);
+        assert!(
+            act(&mut book, AlertAction::Close, None, 5).is_err(),
+            "not resolved yet"
+        );
+        assert_eq!(
+            act(&mut book, AlertAction::Resolve, Some("xong"), 6)
+                .unwrap()
+                .alert
+                .state,
+            AlertState::Resolved
+        );
+        assert_eq!(
+            act(&mut book, AlertAction::Close, None, 7)
+                .unwrap()
+                .alert
+                .state,
+            AlertState::Closed
+        );
+    }
+
+    #[test]
+    fn shelved_alerts_come_back_and_unacknowledged_ones_escalate() {
+        let mut book = AlertBook::new(vec![], 1);
+        book.raise(&entity("aq-1"), spec(t(0), 160.0)).unwrap();
+        book.raise(&entity("aq-2"), spec(t(0), 160.0)).unwrap();
+        assert!(book
+            .act(
+                1,
+                &AlertAction::Shelve { until: t(0) },
+                "lan",
+                None,
+                t(1),
+                true
+            )
+            .is_err());
+        assert!(book
+            .act(
+                1,
+                &AlertAction::Shelve {
+                    until: t(60 * 24 * 8)
+                },
+                "lan",
+                None,
+                t(1),
+                true
+            )
+            .is_err());
+        book.act(
+            1,
+            &AlertAction::Shelve { until: t(30) },
+            "lan",
+            None,
+            t(1),
+            true,
+        )
+        .unwrap();
+        let esc = |_: &Alert| {
+            Some(Escalation {
+                after: chrono::Duration::minutes(15),
+                max: 2,
+            })
+        };
+        // Minute 15: alert 2 (new, unacknowledged) escalates; alert 1 is shelved, does not.
+        let c = book.due(t(15), &esc);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].alert.id, 2);
+        assert_eq!(c[0].alert.severity, Severity::Critical);
+        assert_eq!(c[0].alert.escalation, 1);
+        assert_eq!(c[0].events[0].kind, AlertEventKind::Escalated);
+        assert!(c[0].events[0]
+            .comment
+            .as_deref()
+            .unwrap()
+            .contains("supervisor"));
+        assert!(
+            book.due(t(16), &esc).is_empty(),
+            "not again before another 15 minutes"
+        );
+        // Minute 30: alert 1 comes back (and escalates only 15 minutes later); alert 2
+        // escalates a second time (leader), then stops.
+        let c = book.due(t(30), &esc);
+        assert_eq!(c.len(), 2);
+        let back = c.iter().find(|c| c.alert.id == 1).unwrap();
+        assert_eq!(back.alert.state, AlertState::New);
+        assert_eq!(back.alert.escalation, 0);
+        let again = c.iter().find(|c| c.alert.id == 2).unwrap();
+        assert!(again.events[0]
+            .comment
+            .as_deref()
+            .unwrap()
+            .contains("leader"));
+        assert!(
+            book.due(t(200), &esc).iter().all(|c| c.alert.id != 2),
+            "at most twice"
+        );
+        // An acknowledged alert does not escalate; after a restart the count carries on.
+        let reloaded = AlertBook::new(book.open_alerts().cloned().collect(), 3);
+        assert_eq!(reloaded.get(2).unwrap().escalation, 2);
     }
 
     #[test]
@@ -501,7 +878,8 @@ mod tests {
         Raise(u8),
         Clear(u8),
         Ack(u8),
-        Move(u8, usize),
+        Act(u8, u8),
+        Tick(u8),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -509,11 +887,29 @@ mod tests {
             (0u8..3).prop_map(Op::Raise),
             (0u8..3).prop_map(Op::Clear),
             (0u8..6).prop_map(Op::Ack),
-            ((0u8..6), (0usize..AlertState::ALL.len())).prop_map(|(a, s)| Op::Move(a, s)),
+            ((0u8..6), (0u8..8)).prop_map(|(a, k)| Op::Act(a, k)),
+            (0u8..40).prop_map(Op::Tick),
         ]
     }
 
+    fn action(k: u8, minute: i64) -> AlertAction {
+        match k {
+            0 => AlertAction::Ack,
+            1 => AlertAction::Assign { to: "team".into() },
+            2 => AlertAction::Start,
+            3 => AlertAction::Comment,
+            4 => AlertAction::Resolve,
+            5 => AlertAction::Close,
+            6 => AlertAction::Shelve {
+                until: t(minute + 10),
+            },
+            _ => AlertAction::Unshelve,
+        }
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
         /// Whatever operators and rules do, the book never holds two open alerts for one
         /// (rule, entity), never holds a closed alert, and every transition it records is one
         /// the lifecycle allows.
@@ -527,16 +923,27 @@ mod tests {
                     Op::Raise(e) => book.raise(&entity(&format!("e{e}")), spec(t(minute), 1.0)).into_iter().collect::<Vec<_>>(),
                     Op::Clear(e) => book.clear("pm25", &format!("e{e}"), t(minute), true).into_iter().collect(),
                     Op::Ack(id) => book.acknowledge(id as i64, "op", None, t(minute), true).into_iter().collect(),
-                    Op::Move(id, s) => book.transition(id as i64, AlertState::ALL[s], "op", None, t(minute)).into_iter().collect(),
+                    Op::Act(id, k) => book.act(id as i64, &action(k, minute), "op", Some("c".into()), t(minute), true).into_iter().collect(),
+                    Op::Tick(m) => {
+                        minute += i64::from(m);
+                        book.due(t(minute), &|_| Some(Escalation { after: chrono::Duration::minutes(15), max: 2 }))
+                    }
                 };
                 for c in changes {
                     for ev in &c.events {
                         if let (Some(from), Some(to)) = (ev.from, ev.to) {
-                            prop_assert!(from.can_become(to), "{from:?} -> {to:?}");
+                            // Re-assignment stays assigned; every other move is a real one.
+                            let reassign = from == AlertState::Assigned && to == from;
+                            prop_assert!(reassign || from.can_become(to), "{from:?} -> {to:?}");
                         }
                     }
                 }
                 let mut keys = std::collections::HashSet::new();
+                for a in book.open.values() {
+                    prop_assert!(a.state != AlertState::Closed, "closed alerts leave the book");
+                    prop_assert!(a.escalation <= 2);
+                    prop_assert!(a.state != AlertState::Shelved || a.shelved_until.is_some());
+                }
                 for a in book.open_alerts() {
                     prop_assert!(a.state.is_open());
                     prop_assert!(keys.insert((a.rule.clone(), a.entity.clone())));

@@ -48,6 +48,8 @@ pub struct Config {
     pub display: DisplayConfig,
     pub store: StoreConfig,
     pub hub: HubConfig,
+    pub alerts: AlertsConfig,
+    pub auth: AuthConfig,
     /// `[[source]]` tables. Absent: the Nghệ An demo simulator.
     pub sources: Option<Vec<SourceConfig>>,
     /// `[[rule]]` tables. Absent: the demo rules ([`default_rules`]).
@@ -65,6 +67,8 @@ struct RawConfig {
     display: DisplayConfig,
     store: StoreConfig,
     hub: HubConfig,
+    alerts: AlertsConfig,
+    auth: AuthConfig,
     #[serde(rename = "source")]
     sources: Option<Vec<toml::Spanned<toml::Table>>>,
     /// `[[rule]]` tables. Absent: the demo rules ([`default_rules`]).
@@ -377,12 +381,50 @@ pub struct RuleConfig {
     /// Resolve an acknowledged alert by itself once the condition clears.
     #[serde(default = "yes")]
     pub auto_resolve: bool,
+    /// Escalate when not acknowledged for this long (default `[alerts] escalate_after`).
+    #[serde(default, with = "humantime_serde")]
+    pub escalate_after: Option<Duration>,
     #[serde(default = "yes")]
     pub enabled: bool,
 }
 
 fn yes() -> bool {
     true
+}
+
+/// `[alerts]`: the lifecycle's timers.
+#[derive(Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// An alert nobody acknowledged for this long escalates: its severity goes up one step and
+    /// the next role up is notified (supervisor, then leader); again after as long once more.
+    #[serde(with = "humantime_serde")]
+    pub escalate_after: Duration,
+    /// How many times at most (0: never).
+    pub escalate_max: u8,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            escalate_after: Duration::from_secs(15 * 60),
+            escalate_max: 2,
+        }
+    }
+}
+
+/// `[auth]`: sign-in.
+#[derive(Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// A session lasts this many hours (a 12-hour shift by default).
+    pub session_hours: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig { session_hours: 12 }
+    }
 }
 
 impl Config {
@@ -442,6 +484,8 @@ impl Config {
             display: raw.display,
             store: raw.store,
             hub: raw.hub,
+            alerts: raw.alerts,
+            auth: raw.auth,
             sources,
             rules: raw.rules,
         };
@@ -566,6 +610,7 @@ pub fn default_rules() -> Vec<RuleConfig> {
         category: Some(category.into()),
         domain: None,
         auto_resolve: true,
+        escalate_after: None,
         enabled: true,
     };
     vec![

@@ -2,6 +2,7 @@
 //! writer, the pipeline and the sources. [`Engine::shutdown`] stops them in the reverse order
 //! so that everything accepted is committed before the process exits.
 
+use crate::alerts::AlertAction;
 use crate::alerts::AlertError;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, SourceConfig};
@@ -73,6 +74,7 @@ pub struct Engine {
     pipeline: Mutex<Option<JoinHandle<()>>>,
     /// Held until shutdown: one engine per data folder.
     lock: Mutex<Option<std::fs::File>>,
+    auth: Arc<crate::auth::Auth>,
 }
 
 /// Locks the data folder for this engine.
@@ -173,6 +175,7 @@ impl Engine {
             loaded,
             stats.clone(),
             source_registry.clone(),
+            config.alerts.clone(),
             config.store.batch_max,
             stop.clone(),
         );
@@ -180,7 +183,10 @@ impl Engine {
         let sender = IngestSender { tx };
         let cancel = CancellationToken::new();
 
+        let auth = crate::auth::Auth::open(&db_path, config.auth.session_hours)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
         let engine = Engine {
+            auth: Arc::new(auth),
             config: Arc::new(config),
             clock,
             hub,
@@ -289,24 +295,32 @@ impl Engine {
 
     /// Adds (or replaces) a source from the admin screen: checked, kept in the store, started.
     /// A source of the config file cannot be replaced from here.
-    pub async fn put_source(&self, text: &str) -> Result<SourceStatus, EngineError> {
+    pub async fn put_source(&self, text: &str, actor: &str) -> Result<SourceStatus, EngineError> {
         let config = SourceConfig::parse(text).map_err(EngineError::BadInput)?;
         let name = config.name().to_string();
+        let mut before = None;
         if let Some(existing) = self.sources.get(&name) {
-            if !existing.status().managed {
+            let status = existing.status();
+            if !status.managed {
                 return Err(EngineError::BadInput(format!(
                     "{name:?} is a source of the configuration file; change it there"
                 )));
             }
+            before = status.config.map(serde_json::Value::String);
             self.stop_source(&name).await;
         }
+        let now = self.clock.now().timestamp_millis();
         self.writer
             .write(crate::store::WriteBatch {
-                managed_sources: vec![(
-                    name.clone(),
-                    Some(text.to_string()),
-                    self.clock.now().timestamp_millis(),
-                )],
+                managed_sources: vec![(name.clone(), Some(text.to_string()), now)],
+                audit: vec![crate::audit::AuditEntry {
+                    at: now,
+                    actor: actor.to_string(),
+                    action: "source.put".into(),
+                    target: format!("source:{name}"),
+                    before,
+                    after: Some(serde_json::Value::String(text.to_string())),
+                }],
                 ..Default::default()
             })
             .await?;
@@ -319,25 +333,30 @@ impl Engine {
     }
 
     /// Stops and forgets a source added from the admin screen.
-    pub async fn delete_source(&self, name: &str) -> Result<(), EngineError> {
-        match self.sources.get(name) {
+    pub async fn delete_source(&self, name: &str, actor: &str) -> Result<(), EngineError> {
+        let before = match self.sources.get(name) {
             None => return Err(EngineError::NotFound(format!("no source {name:?}"))),
             Some(h) if !h.status().managed => {
                 return Err(EngineError::BadInput(format!(
                     "{name:?} is a source of the configuration file; remove it there"
                 )))
             }
-            Some(_) => {}
-        }
+            Some(h) => h.status().config.map(serde_json::Value::String),
+        };
         self.stop_source(name).await;
         self.sources.remove(name);
+        let now = self.clock.now().timestamp_millis();
         self.writer
             .write(crate::store::WriteBatch {
-                managed_sources: vec![(
-                    name.to_string(),
-                    None,
-                    self.clock.now().timestamp_millis(),
-                )],
+                managed_sources: vec![(name.to_string(), None, now)],
+                audit: vec![crate::audit::AuditEntry {
+                    at: now,
+                    actor: actor.to_string(),
+                    action: "source.delete".into(),
+                    target: format!("source:{name}"),
+                    before,
+                    after: None,
+                }],
                 ..Default::default()
             })
             .await?;
@@ -408,18 +427,51 @@ impl Engine {
         actor: &str,
         comment: Option<String>,
     ) -> Result<Alert, EngineError> {
+        self.alert_act(id, AlertAction::Ack, actor, comment, None)
+            .await
+    }
+
+    /// Somebody acts on an alert (`scope`: the units they may act in, `None` for all);
+    /// answers once the change is committed and published.
+    pub async fn alert_act(
+        &self,
+        id: i64,
+        action: AlertAction,
+        actor: &str,
+        comment: Option<String>,
+        scope: Option<Vec<String>>,
+    ) -> Result<Alert, EngineError> {
         let (reply, rx) = oneshot::channel();
         self.sender
             .tx
-            .send(Command::Ack {
+            .send(Command::AlertAct {
                 id,
+                action,
                 actor: actor.to_string(),
                 comment,
+                scope,
                 reply,
             })
             .await
             .map_err(|_| EngineError::Closed)?;
         Ok(rx.await.map_err(|_| EngineError::Closed)??)
+    }
+
+    /// Accounts and sessions.
+    pub fn auth(&self) -> &Arc<crate::auth::Auth> {
+        &self.auth
+    }
+
+    /// The newest audit entries, optionally about one target (`alert:42`).
+    pub async fn audit(
+        &self,
+        target: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<crate::audit::AuditRow>, EngineError> {
+        self.blocking(move |r| {
+            r.with(|c| crate::audit::recent(c, target.as_deref(), limit).map_err(Into::into))
+        })
+        .await
     }
 
     async fn blocking<T: Send + 'static>(

@@ -330,6 +330,9 @@ mod tests {
             area: None,
             description: None,
             expires_at: None,
+            assignee: None,
+            shelved_until: None,
+            escalation: 0,
             events: vec![],
         }
     }

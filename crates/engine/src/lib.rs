@@ -9,6 +9,8 @@
 
 pub mod alerts;
 pub mod aqi;
+pub mod audit;
+pub mod auth;
 pub mod basemap;
 pub mod bench;
 pub mod clock;

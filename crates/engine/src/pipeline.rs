@@ -165,10 +165,13 @@ pub async fn ingest_file(
 
 pub(crate) enum Command {
     Ingest(Ingest),
-    Ack {
+    /// Somebody acts on an alert; `scope`: the units they may act in (`None`: all).
+    AlertAct {
         id: i64,
+        action: crate::alerts::AlertAction,
         actor: String,
         comment: Option<String>,
+        scope: Option<Vec<String>>,
         reply: oneshot::Sender<Result<Alert, AlertError>>,
     },
 }
@@ -301,6 +304,7 @@ pub(crate) struct Pipeline {
     reg: Registry,
     stats: Arc<PipelineStats>,
     sources: Arc<SourceRegistry>,
+    escalation: crate::config::AlertsConfig,
     /// Entities whose particulate windows changed in the message being handled.
     aq_changed: Vec<i64>,
     batch_max: usize,
@@ -319,6 +323,7 @@ impl Pipeline {
         loaded: LoadedState,
         stats: Arc<PipelineStats>,
         sources: Arc<SourceRegistry>,
+        escalation: crate::config::AlertsConfig,
         batch_max: usize,
         stop: tokio_util::sync::CancellationToken,
     ) -> Pipeline {
@@ -385,6 +390,7 @@ impl Pipeline {
             reg,
             stats,
             sources,
+            escalation,
             aq_changed: Vec::new(),
             batch_max,
             tick: Duration::from_secs(1),
@@ -538,16 +544,24 @@ impl Pipeline {
                 }
                 n
             }
-            Command::Ack {
+            Command::AlertAct {
                 id,
+                action,
                 actor,
                 comment,
+                scope,
                 reply,
             } => {
+                if let (Some(units), Some(a)) = (&scope, self.alerts.get(id)) {
+                    if !a.unit.as_ref().is_some_and(|u| units.contains(u)) {
+                        let _ = reply.send(Err(AlertError::OutOfScope(id)));
+                        return 1;
+                    }
+                }
                 let auto_resolve = self.auto_resolve_of(id);
                 match self
                     .alerts
-                    .acknowledge(id, &actor, comment, self.clock.now(), auto_resolve)
+                    .act(id, &action, &actor, comment, self.clock.now(), auto_resolve)
                 {
                     Ok(change) => {
                         let alert = change.alert.clone();
@@ -876,6 +890,22 @@ impl Pipeline {
     fn record(&mut self, change: crate::alerts::AlertChange, p: &mut Prepared) {
         let id = change.alert.id;
         for ev in change.events {
+            // Every change of an alert is in the audit log too, chained.
+            let kind = crate::store::event_kind_name(ev.kind);
+            p.write.audit.push(crate::audit::AuditEntry {
+                at: to_ms(ev.at),
+                actor: ev.actor.clone(),
+                action: format!("alert.{kind}"),
+                target: format!("alert:{id}"),
+                before: ev.from.map(|s| serde_json::json!({ "state": s.as_str() })),
+                after: Some(serde_json::json!({
+                    "state": ev.to.unwrap_or(change.alert.state).as_str(),
+                    "severity": change.alert.severity.as_str(),
+                    "assignee": change.alert.assignee,
+                    "comment": ev.comment,
+                    "value": ev.value,
+                })),
+            });
             p.write.alert_events.push((id, ev));
         }
         p.write.alerts.push(change.alert.clone());
@@ -884,7 +914,22 @@ impl Pipeline {
 
     fn on_tick(&mut self) -> Prepared {
         let mut p = Prepared::default();
-        for change in self.alerts.expire(self.clock.now()) {
+        let now = self.clock.now();
+        for change in self.alerts.expire(now) {
+            self.record(change, &mut p);
+        }
+        let (rules, cfg) = (&self.rules, &self.escalation);
+        let escalation = |a: &Alert| {
+            let after = rules
+                .by_name(&a.rule)
+                .and_then(|(_, r)| r.config.escalate_after)
+                .unwrap_or(cfg.escalate_after);
+            (cfg.escalate_max > 0 && !after.is_zero()).then(|| crate::alerts::Escalation {
+                after: chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX),
+                max: cfg.escalate_max,
+            })
+        };
+        for change in self.alerts.due(now, &escalation) {
             self.record(change, &mut p);
         }
         let rules = &self.rules;

@@ -94,6 +94,9 @@ fn alert(id: i64, severity: Severity, area: Option<serde_json::Value>) -> Alert 
         area,
         description: None,
         expires_at: None,
+        assignee: None,
+        shelved_until: None,
+        escalation: 0,
         events: vec![],
     }
 }

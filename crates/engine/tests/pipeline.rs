@@ -27,6 +27,7 @@ fn config(dir: &Path) -> Config {
             category: Some("air_quality".into()),
             domain: None,
             auto_resolve: true,
+            escalate_after: None,
             enabled: true,
         },
         RuleConfig {
@@ -38,6 +39,7 @@ fn config(dir: &Path) -> Config {
             category: Some("flood".into()),
             domain: None,
             auto_resolve: true,
+            escalate_after: None,
             enabled: true,
         },
         RuleConfig {
@@ -49,6 +51,7 @@ fn config(dir: &Path) -> Config {
             category: None,
             domain: None,
             auto_resolve: true,
+            escalate_after: None,
             enabled: true,
         },
     ]);

@@ -112,6 +112,8 @@ pub enum AlertEventKind {
     Comment,
     /// The issuer sent a new version (an updated CAP message, a changed NGSI alert).
     Updated,
+    /// Nobody acknowledged it in time: its severity went up and the next role was told.
+    Escalated,
 }
 
 /// One entry of an alert's timeline.
@@ -179,6 +181,15 @@ pub struct Alert {
     /// When the issuer says it stops being valid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
+    /// Who it is assigned to (a user name or a unit's team).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
+    /// A shelved alert comes back to the queue at this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shelved_until: Option<DateTime<Utc>>,
+    /// How many times it was escalated for lack of an acknowledgement (0, 1, 2).
+    #[serde(default)]
+    pub escalation: u8,
     /// The timeline; only filled by `GET /api/alerts/{id}`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<AlertEvent>,

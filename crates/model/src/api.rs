@@ -113,6 +113,19 @@ pub struct AckRequest {
     pub comment: Option<String>,
 }
 
+/// The body of `POST /api/alerts/{id}/{action}` (every field optional).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct AlertActionRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// `assign`: to whom.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// `shelve`: until when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// An administrative or organisational unit (province, commune/ward, …).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Unit {

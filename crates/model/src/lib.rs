@@ -6,12 +6,14 @@ pub mod alert;
 pub mod api;
 pub mod entity;
 pub mod metric;
+pub mod user;
 pub mod ws;
 
 pub use alert::{Alert, AlertEvent, AlertEventKind, AlertState, Severity};
 pub use api::{
-    AckRequest, BasemapInfo, BasemapKind, DeadLetter, Health, ImportRejection, ImportReport,
-    SeriesPoint, SeriesResponse, SourceState, SourceStatus, Unit,
+    AckRequest, AlertActionRequest, BasemapInfo, BasemapKind, DeadLetter, Health, ImportRejection,
+    ImportReport, SeriesPoint, SeriesResponse, SourceState, SourceStatus, Unit,
 };
 pub use entity::{Domain, Entity, EntityStatus, Reading};
+pub use user::{LoginRequest, LoginResponse, Me, Role, UserInfo};
 pub use ws::{ServerMsg, ValueUpdate};

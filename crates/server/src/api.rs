@@ -1,15 +1,20 @@
 //! JSON handlers. Reads of live state come from the hub (memory); history comes from the
 //! store on a blocking thread; changes go through the engine's pipeline.
 
+use crate::auth::{need, scope};
 use crate::{ApiError, AppState};
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
+use ioc_engine::alerts::AlertAction;
+use ioc_engine::auth::{Permission, Principal};
 use ioc_model::{
-    AckRequest, Alert, AlertState, DeadLetter, Entity, Health, SeriesResponse, SourceStatus, Unit,
+    Alert, AlertActionRequest, AlertState, DeadLetter, Entity, Health, SeriesResponse,
+    SourceStatus, Unit,
 };
 use serde::{Deserialize, Serialize};
 
@@ -68,12 +73,14 @@ pub struct AlertsQuery {
 /// `?state=open` (default; live, from the hub), `all`, or a comma-separated list of states.
 pub async fn alerts(
     State(st): State<AppState>,
+    Extension(p): Extension<Principal>,
     Query(q): Query<AlertsQuery>,
 ) -> ApiResult<Vec<Alert>> {
     let limit = q.limit.unwrap_or(500).min(10_000);
     let state = q.state.as_deref().unwrap_or("open");
     if state == "open" {
         let mut open = st.engine.hub().open_alerts();
+        open.retain(|a| p.in_scope(a.unit.as_deref()));
         open.truncate(limit);
         return Ok(Json(open));
     }
@@ -92,7 +99,9 @@ pub async fn alerts(
             })
             .collect::<Result<_, _>>()?
     };
-    Ok(Json(st.engine.alerts(states, limit).await?))
+    let mut list = st.engine.alerts(states, limit).await?;
+    list.retain(|a| p.in_scope(a.unit.as_deref()));
+    Ok(Json(list))
 }
 
 pub async fn alert(State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Alert> {
@@ -126,18 +135,67 @@ pub async fn alert_cap(
         .into_response())
 }
 
-/// Body optional: `{"comment": "…"}`.
-pub async fn ack(
+/// `POST /api/alerts/{id}/{action}` with an optional body `{"comment", "to", "until"}`:
+/// `ack`, `assign` (`to`), `start`, `comment` (`comment`), `resolve`, `close`, `shelve`
+/// (`until`, RFC 3339), `unshelve`.
+pub async fn alert_action(
     State(st): State<AppState>,
-    Path(id): Path<i64>,
-    body: Option<Json<AckRequest>>,
+    Extension(p): Extension<Principal>,
+    Path((id, action)): Path<(i64, String)>,
+    body: Option<Json<AlertActionRequest>>,
 ) -> ApiResult<Alert> {
-    let comment = body
-        .and_then(|Json(b)| b.comment)
-        .filter(|c| !c.trim().is_empty());
-    // Until sign-in exists every action is the console operator's.
-    let alert = st.engine.acknowledge(id, "operator", comment).await?;
+    let b = body.map(|Json(b)| b).unwrap_or_default();
+    let act = match action.as_str() {
+        "ack" => AlertAction::Ack,
+        "assign" => AlertAction::Assign {
+            to: b.to.clone().unwrap_or_default(),
+        },
+        "start" => AlertAction::Start,
+        "comment" => AlertAction::Comment,
+        "resolve" => AlertAction::Resolve,
+        "close" => AlertAction::Close,
+        "shelve" => AlertAction::Shelve {
+            until: b
+                .until
+                .ok_or_else(|| ApiError::bad_request("shelve until when? (`until`)"))?,
+        },
+        "unshelve" => AlertAction::Unshelve,
+        other => {
+            return Err(ApiError::not_found(format!(
+                "no alert action {other:?} (ack, assign, start, comment, resolve, close, \
+                 shelve, unshelve)"
+            )))
+        }
+    };
+    need(&p, Permission::WorkAlerts)?;
+    if act == AlertAction::Close {
+        need(&p, Permission::Close)?;
+    }
+    let alert = st
+        .engine
+        .alert_act(id, act, &p.actor(), b.comment, scope(&p))
+        .await?;
     Ok(Json(alert))
+}
+
+/// `GET /api/audit?target=alert:42&limit=100`.
+pub async fn audit(
+    State(st): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Vec<ioc_engine::audit::AuditRow>> {
+    need(&p, Permission::Audit)?;
+    Ok(Json(
+        st.engine
+            .audit(q.target, q.limit.unwrap_or(200).min(5000))
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    target: Option<String>,
+    limit: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -155,9 +213,11 @@ pub struct ImportQuery {
 /// `POST /api/import?format=…&name=…` with the file as the body.
 pub async fn import(
     State(st): State<AppState>,
+    Extension(p): Extension<Principal>,
     Query(q): Query<ImportQuery>,
     body: axum::body::Bytes,
 ) -> ApiResult<ioc_model::ImportReport> {
+    need(&p, Permission::Import)?;
     let mapping = match q.mapping.as_deref() {
         Some(t) => Some(
             toml::from_str::<toml::Value>(t)
@@ -184,15 +244,22 @@ pub async fn sources(State(st): State<AppState>) -> Json<Vec<SourceStatus>> {
 
 /// Body: the keys of a `[[source]]` table, as TOML. Adds the source, or replaces the one of
 /// the admin screen with that name.
-pub async fn put_source(State(st): State<AppState>, body: String) -> ApiResult<SourceStatus> {
-    Ok(Json(st.engine.put_source(&body).await?))
+pub async fn put_source(
+    State(st): State<AppState>,
+    Extension(p): Extension<Principal>,
+    body: String,
+) -> ApiResult<SourceStatus> {
+    need(&p, Permission::EditSources)?;
+    Ok(Json(st.engine.put_source(&body, &p.actor()).await?))
 }
 
 pub async fn delete_source(
     State(st): State<AppState>,
+    Extension(p): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    st.engine.delete_source(&name).await?;
+    need(&p, Permission::EditSources)?;
+    st.engine.delete_source(&name, &p.actor()).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 

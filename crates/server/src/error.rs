@@ -47,6 +47,8 @@ impl From<EngineError> for ApiError {
         let status = match &e {
             EngineError::Alert(AlertError::NotFound(_)) => StatusCode::NOT_FOUND,
             EngineError::Alert(AlertError::InvalidTransition { .. }) => StatusCode::CONFLICT,
+            EngineError::Alert(AlertError::OutOfScope(_)) => StatusCode::FORBIDDEN,
+            EngineError::Alert(AlertError::Invalid(_)) => StatusCode::BAD_REQUEST,
             EngineError::Closed => StatusCode::SERVICE_UNAVAILABLE,
             EngineError::BadInput(_) => StatusCode::BAD_REQUEST,
             EngineError::NotFound(_) => StatusCode::NOT_FOUND,

@@ -3,6 +3,7 @@
 //! free loopback port) and as `ioc serve` (for a browser, a video wall or a leader's laptop).
 
 mod api;
+mod auth;
 mod basemap;
 mod error;
 mod ui;
@@ -33,15 +34,19 @@ pub fn router(engine: Arc<Engine>) -> Router {
         tiles: Arc::new(basemap::TileCache::default()),
         ui,
     };
-    Router::new()
+    let protected = Router::new()
         .route("/api/health", get(api::health))
         .route("/api/entities", get(api::entities))
         .route("/api/entities/{id}", get(api::entity))
         .route("/api/entities/{id}/series", get(api::series))
         .route("/api/alerts", get(api::alerts))
         .route("/api/alerts/{id}", get(api::alert))
-        .route("/api/alerts/{id}/ack", post(api::ack))
         .route("/api/alerts/{id}/cap", get(api::alert_cap))
+        .route("/api/alerts/{id}/{action}", post(api::alert_action))
+        .route("/api/logout", post(auth::logout))
+        .route("/api/me", get(auth::me))
+        .route("/api/users", get(auth::users).post(auth::add_user))
+        .route("/api/audit", get(api::audit))
         .route("/api/units", get(api::units))
         .route("/api/sources", get(api::sources).post(api::put_source))
         .route(
@@ -56,6 +61,13 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/api/basemap/tiles/{z}/{x}/{y}", get(basemap::tile))
         .route("/api/{*rest}", get(api::not_found).post(api::not_found))
         .route("/ws", get(ws::upgrade))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require,
+        ));
+    Router::new()
+        .route("/api/login", post(auth::login))
+        .merge(protected)
         .fallback(ui::serve)
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
         .with_state(state)

@@ -305,8 +305,8 @@ async fn sources_are_added_checked_kept_and_removed_from_the_admin_screen() {
     let engine = Arc::new(Engine::start(config).await.unwrap());
     let names: Vec<String> = engine.sources().into_iter().map(|s| s.name).collect();
     assert_eq!(names, ["field-broker"]);
-    engine.delete_source("field-broker").await.unwrap();
+    engine.delete_source("field-broker", "test").await.unwrap();
     assert!(engine.sources().is_empty());
-    assert!(engine.delete_source("field-broker").await.is_err());
+    assert!(engine.delete_source("field-broker", "test").await.is_err());
     engine.shutdown().await;
 }

@@ -142,10 +142,7 @@ impl Ops {
 #[component]
 pub fn App() -> impl IntoView {
     let stored_lang = api::local_storage_get("ioc.lang").and_then(|s| Lang::parse(&s));
-    let i18n = I18n {
-        lang: RwSignal::new(stored_lang.unwrap_or(Lang::Vi)),
-    };
-    provide_context(i18n);
+    let i18n = expect_context::<I18n>();
     let live = Live::new();
     provide_context(live);
     let sel = Selection {

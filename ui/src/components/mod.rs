@@ -3,6 +3,7 @@ pub mod deadletters;
 pub mod detail;
 pub mod help;
 pub mod import;
+pub mod login;
 pub mod map_view;
 pub mod queue;
 pub mod sources;

@@ -16,6 +16,7 @@ pub fn TopBar() -> impl IntoView {
     let settings = expect_context::<Settings>();
     let now = expect_context::<Now>();
     let queue = expect_context::<Queue>();
+    let me = expect_context::<super::login::Session>();
 
     let clock = move || format::time(now.0.get(), &settings.timezone.get(), i18n.lang.get());
     let stale = move || {
@@ -99,6 +100,20 @@ pub fn TopBar() -> impl IntoView {
             <button class="lang" on:click=move |_| i18n.toggle() title="L">
                 {move || i18n.tr("lang-switch")}
             </button>
+            {move || {
+                me.0.get().filter(|m| m.sign_in_required).map(|m| {
+                    let role = format!("role-{}", m.user.role.as_str());
+                    view! {
+                        <div class="user" id="user-chip">
+                            <span class="user-name">{m.user.display_name.clone()}</span>
+                            <span class="user-role">{move || i18n.tr(&role)}</span>
+                            <button class="link" id="sign-out" on:click=move |_| super::login::sign_out()>
+                                {move || i18n.tr("sign-out")}
+                            </button>
+                        </div>
+                    }
+                })
+            }}
             <button class="help-btn" on:click=move |_| sel.help.update(|h| *h = !*h) title="?">
                 "?"
             </button>

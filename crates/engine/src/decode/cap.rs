@@ -676,6 +676,9 @@ mod tests {
             area: None,
             description: None,
             expires_at: None,
+            assignee: None,
+            shelved_until: None,
+            escalation: 0,
             events: vec![],
         };
         let issuer = Issuer {

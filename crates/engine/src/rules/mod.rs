@@ -168,6 +168,7 @@ mod tests {
             category: None,
             domain: None,
             auto_resolve: true,
+            escalate_after: None,
             enabled: true,
         }
     }

@@ -10,7 +10,7 @@ mod schema;
 mod time;
 mod write;
 
-pub use read::{LoadedState, Reader};
+pub use read::{event_kind_str as event_kind_name, LoadedState, Reader};
 pub use time::{from_ms, to_ms};
 pub use write::{
     DeadLetterRow, EntityRow, ObsRow, WriteBatch, WriteOutcome, Writer, WriterStatus,
@@ -83,4 +83,10 @@ pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
 /// both sides write the very same table).
 pub fn migrate_connection(conn: &mut Connection) -> Result<(), String> {
     schema::migrate(conn).map_err(|e| e.to_string())
+}
+
+/// A connection to a database file with our pragmas, for tools working on it directly
+/// (`ioc user`, `ioc audit`).
+pub fn connect_path(path: &Path) -> Result<Connection, StoreError> {
+    connect(path)
 }

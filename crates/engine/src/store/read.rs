@@ -34,7 +34,7 @@ pub struct Reader {
     pool: Mutex<Vec<Connection>>,
 }
 
-pub(crate) fn event_kind_str(k: AlertEventKind) -> &'static str {
+pub fn event_kind_str(k: AlertEventKind) -> &'static str {
     match k {
         AlertEventKind::Raised => "raised",
         AlertEventKind::Cleared => "cleared",
@@ -42,6 +42,7 @@ pub(crate) fn event_kind_str(k: AlertEventKind) -> &'static str {
         AlertEventKind::Transition => "transition",
         AlertEventKind::Comment => "comment",
         AlertEventKind::Updated => "updated",
+        AlertEventKind::Escalated => "escalated",
     }
 }
 
@@ -52,13 +53,15 @@ fn parse_event_kind(s: &str) -> AlertEventKind {
         "reactivated" => AlertEventKind::Reactivated,
         "comment" => AlertEventKind::Comment,
         "updated" => AlertEventKind::Updated,
+        "escalated" => AlertEventKind::Escalated,
         _ => AlertEventKind::Transition,
     }
 }
 
 const ALERT_COLUMNS: &str = "id, rule, entity, entity_name, unit, unit_name, domain, category,
     severity, state, active, message, metric, value, raised_at, updated_at, cleared_at,
-    acked_at, acked_by, count, external_id, area, description, expires_at";
+    acked_at, acked_by, count, external_id, area, description, expires_at, assignee,
+    shelved_until, escalation";
 
 fn alert_from_row(r: &Row<'_>) -> rusqlite::Result<Alert> {
     let domain: String = r.get(6)?;
@@ -91,6 +94,9 @@ fn alert_from_row(r: &Row<'_>) -> rusqlite::Result<Alert> {
             .and_then(|s| serde_json::from_str(&s).ok()),
         description: r.get(22)?,
         expires_at: r.get::<_, Option<i64>>(23)?.map(from_ms),
+        assignee: r.get(24)?,
+        shelved_until: r.get::<_, Option<i64>>(25)?.map(from_ms),
+        escalation: r.get(26)?,
         events: Vec::new(),
     })
 }
@@ -179,10 +185,12 @@ impl Reader {
 
             let mut stmt = c.prepare(&format!(
                 "SELECT {ALERT_COLUMNS} FROM alerts
-                 WHERE state NOT IN ('resolved', 'closed') ORDER BY id"
+                 WHERE state != 'closed' AND (state != 'resolved' OR updated_at > ?1) ORDER BY id"
             ))?;
+            // Resolved alerts wait to be closed; those older than 30 days are left closed in
+            // all but name.
             st.open_alerts = stmt
-                .query_map([], alert_from_row)?
+                .query_map([now_ms - 30 * 86_400_000], alert_from_row)?
                 .collect::<Result<_, _>>()?;
             st.next_alert_id =
                 c.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM alerts", [], |r| {

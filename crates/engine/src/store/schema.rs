@@ -132,8 +132,47 @@ CREATE TABLE meta (
 );
 "#;
 
+/// Operating: the alert lifecycle's fields, users and sessions, the audit log.
+const V2: &str = r#"
+ALTER TABLE alerts ADD COLUMN assignee TEXT;
+ALTER TABLE alerts ADD COLUMN shelved_until INTEGER;
+ALTER TABLE alerts ADD COLUMN escalation INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    units TEXT NOT NULL DEFAULT '[]',
+    password_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0
+);
+
+-- Sign-in sessions by the SHA-256 of their token (the token itself is never stored).
+CREATE TABLE sessions (
+    token_hash TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+
+-- Append-only, hash-chained: hash = SHA-256 of the previous hash and this row's fields.
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    before TEXT,
+    after TEXT,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+"#;
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1)])
+    Migrations::new(vec![M::up(V1), M::up(V2)])
 }
 
 pub fn migrate(conn: &mut Connection) -> Result<(), rusqlite_migration::Error> {

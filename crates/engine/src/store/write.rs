@@ -83,6 +83,8 @@ pub struct WriteBatch {
     pub dead_letters: Vec<DeadLetterRow>,
     /// Sources of the admin screen: (name, its TOML, or `None` to delete it).
     pub managed_sources: Vec<(String, Option<String>, i64)>,
+    /// Changes to record in the audit log, in this same transaction.
+    pub audit: Vec<crate::audit::AuditEntry>,
 }
 
 impl WriteBatch {
@@ -96,6 +98,7 @@ impl WriteBatch {
             && self.dead_letters.is_empty()
             && self.alert_raw.is_empty()
             && self.managed_sources.is_empty()
+            && self.audit.is_empty()
     }
 
     fn weight(&self) -> usize {
@@ -341,7 +344,8 @@ fn job_weight(job: &Job) -> usize {
 }
 
 fn write_jobs(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<WriteOutcome>> {
-    let tx = conn.transaction()?;
+    // IMMEDIATE: the audit chain's head is read in here; no other writer may slip in between.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     {
         let mut rollups: HashMap<(i64, i64), Agg> = HashMap::new();
@@ -371,16 +375,18 @@ fn write_jobs(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<Write
             "INSERT INTO alerts (id, rule, entity, entity_name, unit, unit_name, domain, category,
                                  severity, state, active, message, metric, value, raised_at,
                                  updated_at, cleared_at, acked_at, acked_by, count, external_id,
-                                 area, description, expires_at)
+                                 area, description, expires_at, assignee, shelved_until, escalation)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                     ?18, ?19, ?20, ?21, ?22, ?23, ?24)
+                     ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)
              ON CONFLICT (id) DO UPDATE SET severity = excluded.severity,
                entity_name = excluded.entity_name, category = excluded.category,
                state = excluded.state, active = excluded.active, message = excluded.message,
                value = excluded.value, updated_at = excluded.updated_at,
                cleared_at = excluded.cleared_at, acked_at = excluded.acked_at,
                acked_by = excluded.acked_by, count = excluded.count, area = excluded.area,
-               description = excluded.description, expires_at = excluded.expires_at",
+               description = excluded.description, expires_at = excluded.expires_at,
+               assignee = excluded.assignee, shelved_until = excluded.shelved_until,
+               escalation = excluded.escalation",
         )?;
         let mut ins_dead = tx.prepare_cached(
             "INSERT INTO dead_letters (source, received_at, origin, reason, payload, size)
@@ -472,6 +478,9 @@ fn write_jobs(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<Write
                     a.area.as_ref().map(|g| g.to_string()),
                     a.description,
                     a.expires_at.map(to_ms),
+                    a.assignee,
+                    a.shelved_until.map(to_ms),
+                    a.escalation,
                 ])?;
             }
             for (alert, ev) in &b.alert_events {
@@ -540,6 +549,11 @@ fn write_jobs(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<Write
             ])?;
         }
     }
+    let audit: Vec<crate::audit::AuditEntry> = jobs
+        .iter()
+        .flat_map(|Job::Write(b, _)| b.audit.iter().cloned())
+        .collect();
+    crate::audit::append(&tx, &audit)?;
     tx.commit()?;
     Ok(outcomes)
 }

@@ -1,0 +1,142 @@
+//! `ioc user …` and `ioc audit …`: they work on the data folder's database directly, also
+//! while an engine is running on it (SQLite serialises the writers; the audit chain is
+//! extended inside the same transaction, whoever writes).
+
+use crate::Common;
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use ioc_engine::auth::{add_user, NewUser};
+use ioc_model::Role;
+use std::io::Read;
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Add an account. The password is read from standard input (never from the command line).
+    Add(AddArgs),
+    /// List the accounts.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Args)]
+pub struct AddArgs {
+    /// The sign-in name.
+    name: String,
+    /// operator, supervisor, leader, admin or oc_staff.
+    #[arg(long)]
+    role: String,
+    /// A unit (commune code) this person works on; repeat for several; none: the province.
+    #[arg(long = "unit", value_name = "CODE")]
+    units: Vec<String>,
+    /// The name shown in timelines (default: the sign-in name).
+    #[arg(long)]
+    display_name: Option<String>,
+    /// Read the password from standard input (its first line).
+    #[arg(long)]
+    password_stdin: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Check that no audit entry was altered or removed; exit status 1 naming the first bad one.
+    Verify {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+fn open_db(common: &Common) -> anyhow::Result<rusqlite::Connection> {
+    let config = common.load()?;
+    let dir = config.data_dir();
+    let path =
+        ioc_engine::store::open(&dir).with_context(|| format!("data folder {}", dir.display()))?;
+    ioc_engine::store::connect_path(&path).map_err(Into::into)
+}
+
+pub fn run_user(c: UserCommand) -> anyhow::Result<()> {
+    match c {
+        UserCommand::Add(a) => {
+            let Some(role) = Role::parse(&a.role) else {
+                bail!(
+                    "unknown role {:?} (operator, supervisor, leader, admin, oc_staff)",
+                    a.role
+                );
+            };
+            if !a.password_stdin {
+                bail!("give the password on standard input with --password-stdin");
+            }
+            let mut input = String::new();
+            std::io::stdin().read_to_string(&mut input)?;
+            let password = input.lines().next().unwrap_or("").to_string();
+            let mut conn = open_db(&a.common)?;
+            let actor = format!(
+                "cli:{}",
+                std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+            );
+            let info = add_user(
+                &mut conn,
+                &NewUser {
+                    username: a.name,
+                    display_name: a.display_name,
+                    role,
+                    units: a.units,
+                    password,
+                },
+                &actor,
+                chrono::Utc::now().timestamp_millis(),
+            )?;
+            let scope = if info.units.is_empty() {
+                "the whole province".to_string()
+            } else {
+                info.units.join(", ")
+            };
+            println!(
+                "added {} ({}, {}); sign-in is now required",
+                info.username,
+                info.role.as_str(),
+                scope
+            );
+            Ok(())
+        }
+        UserCommand::List { common } => {
+            let conn = open_db(&common)?;
+            let mut stmt = conn
+                .prepare("SELECT username, role, units, disabled FROM users ORDER BY username")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, bool>(3)?,
+                ))
+            })?;
+            for r in rows {
+                let (name, role, units, disabled) = r?;
+                println!(
+                    "{name}\t{role}\t{units}{}",
+                    if disabled { "\tdisabled" } else { "" }
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn run_audit(c: AuditCommand) -> anyhow::Result<()> {
+    match c {
+        AuditCommand::Verify { common } => {
+            let conn = open_db(&common)?;
+            match ioc_engine::audit::verify(&conn) {
+                Ok(n) => {
+                    println!("audit log intact: {n} entries");
+                    Ok(())
+                }
+                Err(e) => bail!("{e}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! People: roles, unit scopes, sign-in.
+
+use serde::{Deserialize, Serialize};
+
+/// What someone does in the IOC; the server decides what each role may do.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Works the alert queue at a control-room workstation.
+    Operator,
+    /// Leads a shift: closes incidents, edits rules and SOPs, issues directives.
+    Supervisor,
+    /// Watches KPIs and issues directives.
+    Leader,
+    /// Everything, including accounts and data sources.
+    Admin,
+    /// Staff of a local operations centre: their units' alerts and directives.
+    OcStaff,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Operator,
+        Role::Supervisor,
+        Role::Leader,
+        Role::Admin,
+        Role::OcStaff,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::Supervisor => "supervisor",
+            Role::Leader => "leader",
+            Role::Admin => "admin",
+            Role::OcStaff => "oc_staff",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// An account as others see it (never its password).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct UserInfo {
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    /// Codes of the units (communes) this person works on; empty: the whole province.
+    #[serde(default)]
+    pub units: Vec<String>,
+}
+
+/// `POST /api/login`.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+/// The answer to a good `POST /api/login`.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct LoginResponse {
+    pub token: String,
+    pub user: UserInfo,
+}
+
+/// `GET /api/me`: who is signed in, and whether sign-in is on at all.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Me {
+    pub user: UserInfo,
+    pub sign_in_required: bool,
+}

@@ -1,0 +1,140 @@
+//! The root: asks the server who is signed in (`/api/me`); shows the sign-in form when a
+//! session is needed, else the console. A session that ends (401 anywhere) brings the form
+//! back.
+
+use super::app::App;
+use crate::api;
+use crate::i18n::{I18n, Lang};
+use crate::session;
+use ioc_model::{LoginRequest, LoginResponse, Me};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+/// Who is signed in, for the top bar and for offering only what the role may do.
+#[derive(Clone, Copy)]
+pub struct Session(pub RwSignal<Option<Me>>);
+
+#[derive(Clone, Copy, PartialEq)]
+enum Phase {
+    Checking,
+    SignIn,
+    Ready,
+    /// The server cannot be reached: the console still starts (it retries on its own).
+    Offline,
+}
+
+#[component]
+pub fn Root() -> impl IntoView {
+    let stored_lang = api::local_storage_get("ioc.lang").and_then(|s| Lang::parse(&s));
+    let i18n = I18n {
+        lang: RwSignal::new(stored_lang.unwrap_or(Lang::Vi)),
+    };
+    provide_context(i18n);
+    let me = Session(RwSignal::new(None));
+    provide_context(me);
+    let phase = RwSignal::new(Phase::Checking);
+    session::on_signed_out(move || {
+        if phase.get_untracked() == Phase::Ready
+            && me.0.get_untracked().is_some_and(|m| m.sign_in_required)
+        {
+            session::clear();
+            phase.set(Phase::SignIn);
+        }
+    });
+    spawn_local(async move {
+        match api::get::<Me>("/api/me").await {
+            Ok(m) => {
+                me.0.set(Some(m));
+                phase.set(Phase::Ready);
+            }
+            Err(e) if e.starts_with("401") => {
+                session::clear();
+                phase.set(Phase::SignIn);
+            }
+            Err(_) => phase.set(Phase::Offline),
+        }
+    });
+    view! {
+        {move || match phase.get() {
+            Phase::Checking => view! { <div class="splash">"IOC Console"</div> }.into_any(),
+            Phase::SignIn => view! { <SignIn/> }.into_any(),
+            Phase::Ready | Phase::Offline => view! { <App/> }.into_any(),
+        }}
+    }
+}
+
+#[component]
+fn SignIn() -> impl IntoView {
+    let i18n = expect_context::<I18n>();
+    let username = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let submit = move |e: leptos::ev::SubmitEvent| {
+        e.prevent_default();
+        if busy.get_untracked() {
+            return;
+        }
+        busy.set(true);
+        let body = LoginRequest {
+            username: username.get_untracked().trim().to_string(),
+            password: password.get_untracked(),
+        };
+        spawn_local(async move {
+            match api::post::<_, LoginResponse>("/api/login", &body).await {
+                Ok(r) => {
+                    session::set(&r.token);
+                    // Start clean: the feed and every screen with the new session.
+                    let _ = web_sys::window().expect("window").location().reload();
+                }
+                Err(e) => {
+                    error.set(Some(if e.starts_with("401") {
+                        i18n.tr("login-wrong")
+                    } else {
+                        e
+                    }));
+                    busy.set(false);
+                }
+            }
+        });
+    };
+    view! {
+        <div class="login">
+            <form class="login-box" on:submit=submit>
+                <div class="brand">
+                    <span class="logo" aria-hidden="true">"◉"</span>
+                    <div class="title">{move || i18n.tr("app-title")}</div>
+                </div>
+                <h1>{move || i18n.tr("login-title")}</h1>
+                <label>
+                    {move || i18n.tr("login-username")}
+                    <input id="login-username" type="text" autocomplete="username" autofocus
+                        prop:value=username on:input=move |e| username.set(event_target_value(&e))/>
+                </label>
+                <label>
+                    {move || i18n.tr("login-password")}
+                    <input id="login-password" type="password" autocomplete="current-password"
+                        prop:value=password on:input=move |e| password.set(event_target_value(&e))/>
+                </label>
+                <Show when=move || error.get().is_some()>
+                    <div class="form-error" role="alert">{move || error.get().unwrap_or_default()}</div>
+                </Show>
+                <button id="login-submit" class="btn primary" type="submit" disabled=move || busy.get()>
+                    {move || i18n.tr("login-submit")}
+                </button>
+                <button class="lang" type="button" on:click=move |_| i18n.toggle()>
+                    {move || i18n.tr("lang-switch")}
+                </button>
+            </form>
+        </div>
+    }
+}
+
+/// Ends the session on the server and shows the sign-in form.
+pub fn sign_out() {
+    spawn_local(async move {
+        let _ = api::post::<_, serde_json::Value>("/api/logout", &serde_json::json!({})).await;
+        session::clear();
+        let _ = web_sys::window().expect("window").location().reload();
+    });
+}
