@@ -1,5 +1,6 @@
 //! The operations screen: top bar, map with the detail panel, alert queue; keyboard first.
 
+use super::alert_panel::{actions, start_action, state_of, AlertPanel, AlertWork};
 use super::detail::DetailPanel;
 use super::help::HelpOverlay;
 use super::map_view::MapView;
@@ -12,7 +13,7 @@ use crate::i18n::{I18n, Lang};
 use crate::map;
 use crate::state::{Live, Selection, Settings, View};
 use chrono::{DateTime, Utc};
-use ioc_model::{AckRequest, Alert, Health};
+use ioc_model::{Alert, Health};
 use leptos::ev;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -43,6 +44,14 @@ thread_local! {
 impl Ops {
     pub fn get() -> Ops {
         expect_context::<Ops>()
+    }
+
+    pub fn live(&self) -> Live {
+        self.live
+    }
+
+    pub fn i18n(&self) -> I18n {
+        self.i18n
     }
 
     /// For handlers attached outside any component (window events).
@@ -116,26 +125,9 @@ impl Ops {
         );
     }
 
-    /// Acknowledges an alert through the API; the answer is applied at once (the feed
-    /// confirms it a moment later).
+    /// Acknowledges an alert through the API.
     pub fn acknowledge(&self, id: i64) {
-        let ops = *self;
-        spawn_local(async move {
-            let url = format!("/api/alerts/{id}/ack");
-            match api::post::<_, Alert>(&url, &AckRequest::default()).await {
-                Ok(alert) => {
-                    ops.live.alerts.update(|m| {
-                        if alert.state.is_open() {
-                            m.insert(alert.id, alert);
-                        } else {
-                            m.remove(&id);
-                        }
-                    });
-                    ops.toast(ops.i18n.tr_n("ack-done", "id", id), false);
-                }
-                Err(e) => ops.toast(ops.i18n.tr_n("ack-failed", "error", e), true),
-            }
-        });
+        self.alert_action(id, "ack", Default::default());
     }
 }
 
@@ -170,6 +162,8 @@ pub fn App() -> impl IntoView {
     provide_context(queue);
     let ops = Ops { live, sel, i18n };
     provide_context(ops);
+    let work = AlertWork::new();
+    provide_context(work);
     OPS.with(|o| o.set(Some(ops)));
 
     spawn_local(async move {
@@ -184,9 +178,13 @@ pub fn App() -> impl IntoView {
     });
     feed::start(live);
 
-    // The focused alert follows the queue: when it leaves (resolved), focus its neighbour.
+    // The focused alert follows the queue: when it leaves (resolved), focus its neighbour —
+    // unless it is open in the alert panel, where it stays to be closed.
     Effect::new(move |prev: Option<Vec<i64>>| {
         let ids: Vec<i64> = queue.0.with(|q| q.iter().map(|a| a.id).collect());
+        if work.open.get_untracked() {
+            return ids;
+        }
         if let Some(cur) = sel.alert.get_untracked() {
             if !ids.contains(&cur) {
                 let pos = prev
@@ -229,9 +227,20 @@ pub fn App() -> impl IntoView {
                 sel.alert.set(ids.get(prev).copied());
                 true
             }
-            "a" => {
+            // The lifecycle's keys act on the cursor's alert, panel open or not.
+            key @ ("a" | "g" | "w" | "c" | "r" | "x" | "z") => {
                 if let Some(id) = sel.alert.get_untracked() {
-                    ops.acknowledge(id);
+                    if let Some(state) = state_of(live, id) {
+                        match actions(state).into_iter().find(|(_, k)| *k == key) {
+                            Some((action, _)) => {
+                                if matches!(action, "assign" | "comment" | "shelve") {
+                                    work.open.set(true);
+                                }
+                                start_action(ops, work, id, action);
+                            }
+                            None => ops.toast(i18n.tr("action-not-now"), true),
+                        }
+                    }
                 }
                 true
             }
@@ -240,12 +249,17 @@ pub fn App() -> impl IntoView {
                     if let Some(a) = live.alerts.with_untracked(|m| m.get(&id).cloned()) {
                         ops.focus_alert(&a);
                     }
+                    work.open.set(true);
                 }
                 true
             }
             "Escape" => {
                 if sel.help.get_untracked() {
                     sel.help.set(false);
+                } else if work.ask.get_untracked().is_some() {
+                    work.ask.set(None);
+                } else if work.open.get_untracked() {
+                    work.open.set(false);
                 } else if sel.entity.get_untracked().is_some() {
                     ops.select_entity(None, false);
                 } else {
@@ -292,6 +306,7 @@ pub fn App() -> impl IntoView {
                 <section class="map-area">
                     <MapView/>
                     <DetailPanel/>
+                    <AlertPanel/>
                 </section>
                 <AlertQueue/>
             </main>

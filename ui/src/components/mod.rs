@@ -1,3 +1,4 @@
+pub mod alert_panel;
 pub mod app;
 pub mod deadletters;
 pub mod detail;

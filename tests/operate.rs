@@ -1,0 +1,220 @@
+//! An operator's shift in a real browser: sign in, then work an alert through its whole
+//! lifecycle with the keyboard only — open it, assign it, start work, comment, resolve, close
+//! — and find every step on the server with the operator's name.
+
+use fantoccini::key::Key;
+use fantoccini::{Client, Locator};
+use ioc_e2e::*;
+use serde_json::Value;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(60);
+const PASSWORD: &str = "ca trực đêm 2026";
+
+fn add_user(data: &std::path::Path, name: &str, role: &str) {
+    let mut c = Command::new(bin("ioc"))
+        .args([
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+            "--data",
+        ])
+        .arg(data)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(c.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    assert!(c.wait().unwrap().success(), "ioc user add");
+}
+
+async fn api(server: &Server, token: &str, path: &str) -> Value {
+    reqwest::Client::new()
+        .get(server.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn panel_state(c: &Client) -> Option<String> {
+    js(
+        c,
+        "const s = document.getElementById('alert-state'); return s ? s.dataset.state : null;",
+    )
+    .await
+    .as_str()
+    .map(str::to_string)
+}
+
+async fn wait_state(c: &Client, want: &str) {
+    wait_for(&format!("the alert panel to show {want}"), T, || async {
+        (panel_state(c).await.as_deref() == Some(want)).then_some(())
+    })
+    .await;
+}
+
+/// Types into whatever has the focus (the panel's one-line prompt), then Enter.
+async fn answer(c: &Client, text: &str) {
+    wait_for("the prompt to take the focus", T, || async {
+        js(
+            c,
+            "return document.activeElement && document.activeElement.id === 'ask-input'",
+        )
+        .await
+        .as_bool()
+        .filter(|b| *b)
+    })
+    .await;
+    let input = c.active_element().await.unwrap();
+    input.send_keys(text).await.unwrap();
+    input.send_keys(&Key::Enter.to_string()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn e2e_browser_sign_in_and_work_an_alert_by_keyboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    add_user(&data, "lan", "operator");
+    let config = fast_config(dir.path());
+    let server = Server::start("operate-server", &data, &config, 0);
+    let driver = WebDriver::chromedriver().await;
+    let c = driver.chrome_session().await;
+
+    // Without a session the API refuses, and the page asks to sign in.
+    let r = reqwest::get(server.url("/api/alerts")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    c.goto(&server.url("/")).await.unwrap();
+    let user = wait_for("the sign-in form", T, || async {
+        c.find(Locator::Id("login-username")).await.ok()
+    })
+    .await;
+    screenshot(&c, "operate-sign-in").await;
+    user.send_keys("lan").await.unwrap();
+    let pass = c.find(Locator::Id("login-password")).await.unwrap();
+    pass.send_keys("wrong password").await.unwrap();
+    pass.send_keys(&Key::Enter.to_string()).await.unwrap();
+    wait_for("the refusal", T, || async {
+        c.find(Locator::Css(".form-error")).await.ok()
+    })
+    .await;
+    let pass = c.find(Locator::Id("login-password")).await.unwrap();
+    pass.clear().await.unwrap();
+    pass.send_keys(PASSWORD).await.unwrap();
+    pass.send_keys(&Key::Enter.to_string()).await.unwrap();
+    let chip = wait_for("the console, signed in", T, || async {
+        c.find(Locator::Id("user-chip")).await.ok()
+    })
+    .await;
+    assert!(chip.text().await.unwrap().contains("lan"));
+    let token = js(&c, "return localStorage.getItem('ioc.token')")
+        .await
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // An alert arrives; the keyboard takes it from new to closed.
+    wait_for("a new alert in the queue", T, || async {
+        js(
+            &c,
+            "return document.querySelector('#alert-list li.alert[data-state=\"new\"]') !== null",
+        )
+        .await
+        .as_bool()
+        .filter(|b| *b)
+    })
+    .await;
+    let body = c.find(Locator::Css("body")).await.unwrap();
+    body.send_keys("j").await.unwrap();
+    let id = wait_for("the cursor on an alert", T, || async {
+        js(&c, "const li = document.querySelector('#alert-list li.alert.focused'); return li ? Number(li.dataset.id) : null;")
+            .await
+            .as_i64()
+    })
+    .await;
+    body.send_keys(&Key::Enter.to_string()).await.unwrap();
+    wait_state(&c, "new").await;
+
+    body.send_keys("g").await.unwrap();
+    answer(&c, "Đội môi trường Vinh").await;
+    wait_state(&c, "assigned").await;
+    let body = c.find(Locator::Css("body")).await.unwrap();
+    body.send_keys("w").await.unwrap();
+    wait_state(&c, "in_progress").await;
+    body.send_keys("c").await.unwrap();
+    answer(&c, "Đã cử đội kiểm tra hiện trường").await;
+    wait_for("the comment on the timeline", T, || async {
+        js(
+            &c,
+            "return document.getElementById('alert-timeline').innerText",
+        )
+        .await
+        .as_str()
+        .filter(|t| t.contains("Đã cử đội kiểm tra"))
+        .map(|_| ())
+    })
+    .await;
+    let body = c.find(Locator::Css("body")).await.unwrap();
+    body.send_keys("r").await.unwrap();
+    wait_state(&c, "resolved").await;
+    screenshot(&c, "operate-alert-resolved").await;
+    body.send_keys("x").await.unwrap();
+    wait_state(&c, "closed").await;
+
+    // The server has every step, by this operator.
+    let a = api(&server, &token, &format!("/api/alerts/{id}")).await;
+    assert_eq!(a["state"], "closed");
+    assert_eq!(a["assignee"], "Đội môi trường Vinh");
+    let steps: Vec<(String, String)> = a["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"] == "lan")
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["to"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("transition", "assigned"),
+        ("transition", "in_progress"),
+        ("comment", ""),
+        ("transition", "resolved"),
+        ("transition", "closed"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(steps, expected);
+
+    // Signing out brings the form back; the old token is refused.
+    c.find(Locator::Id("sign-out"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for("the sign-in form again", T, || async {
+        c.find(Locator::Id("login-username")).await.ok()
+    })
+    .await;
+    let r = reqwest::Client::new()
+        .get(server.url("/api/alerts"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    drop(c);
+    server.stop();
+}

@@ -1,0 +1,324 @@
+//! The alert being worked: what it is, its state, who has it, every action its lifecycle
+//! allows now (each with its key), and its timeline. Opened with Enter on the queue's cursor,
+//! closed with Esc. Actions that need words (assign, comment, shelve) ask for them in one
+//! line: Enter sends, Esc cancels.
+
+use super::app::{Now, Ops};
+use crate::api;
+use crate::format;
+use crate::i18n::use_i18n;
+use crate::state::{Live, Selection, Settings};
+use chrono::Duration;
+use ioc_model::{Alert, AlertActionRequest, AlertEventKind, AlertState};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+/// What the one-line prompt is asking for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ask {
+    Assign,
+    Comment,
+    Shelve,
+}
+
+/// The panel's state, shared with the keyboard handler.
+#[derive(Clone, Copy)]
+pub struct AlertWork {
+    pub open: RwSignal<bool>,
+    pub ask: RwSignal<Option<Ask>>,
+    /// Bumped after every action, to reload the timeline.
+    pub rev: RwSignal<u64>,
+}
+
+impl AlertWork {
+    pub fn new() -> AlertWork {
+        AlertWork {
+            open: RwSignal::new(false),
+            ask: RwSignal::new(None),
+            rev: RwSignal::new(0),
+        }
+    }
+}
+
+/// The actions an alert in `state` allows, with their keys.
+pub fn actions(state: AlertState) -> Vec<(&'static str, &'static str)> {
+    use AlertState::*;
+    let mut v = Vec::new();
+    if state == New {
+        v.push(("ack", "a"));
+    }
+    if matches!(state, New | Acknowledged | Assigned | InProgress) {
+        v.push(("assign", "g"));
+    }
+    if matches!(state, Acknowledged | Assigned) {
+        v.push(("start", "w"));
+    }
+    if state != Closed {
+        v.push(("comment", "c"));
+    }
+    if matches!(state, New | Acknowledged | Assigned | InProgress | Shelved) {
+        v.push(("resolve", "r"));
+    }
+    if state == Resolved {
+        v.push(("close", "x"));
+    }
+    if matches!(state, New | Acknowledged | Assigned) {
+        v.push(("shelve", "z"));
+    }
+    if state == Shelved {
+        v.push(("unshelve", "z"));
+    }
+    v
+}
+
+impl Ops {
+    /// Sends an action; the answer is applied at once (the feed confirms it).
+    pub fn alert_action(&self, id: i64, action: &'static str, body: AlertActionRequest) {
+        let ops = *self;
+        let work = expect_context_untracked();
+        spawn_local(async move {
+            let url = format!("/api/alerts/{id}/{action}");
+            match api::post::<_, Alert>(&url, &body).await {
+                Ok(alert) => {
+                    ops.live().alerts.update(|m| {
+                        if alert.state.is_open() {
+                            m.insert(alert.id, alert.clone());
+                        } else {
+                            m.remove(&id);
+                        }
+                    });
+                    if let Some(w) = work {
+                        w.last.set(Some(alert));
+                        w.work.rev.update(|r| *r += 1);
+                    }
+                    let i18n = ops.i18n();
+                    let done = i18n.tr(&format!("action-{action}"));
+                    ops.toast(format!("#{id}: {done}"), false);
+                }
+                Err(e) => ops.toast(ops.i18n().tr_n("action-failed", "error", e), true),
+            }
+        });
+    }
+}
+
+/// The panel's signals, reachable from handlers outside the reactive owner.
+#[derive(Clone, Copy)]
+struct PanelRefs {
+    work: AlertWork,
+    /// The alert as the last action left it (a resolved alert leaves the live set).
+    last: RwSignal<Option<Alert>>,
+}
+
+thread_local! {
+    static PANEL: std::cell::Cell<Option<PanelRefs>> = const { std::cell::Cell::new(None) };
+}
+
+fn expect_context_untracked() -> Option<PanelRefs> {
+    PANEL.with(|p| p.get())
+}
+
+/// The state of alert `id`: live if open, else as the panel's last action left it.
+pub fn state_of(live: Live, id: i64) -> Option<AlertState> {
+    live.alerts
+        .with_untracked(|m| m.get(&id).map(|a| a.state))
+        .or_else(|| {
+            let refs = PANEL.with(|p| p.get())?;
+            refs.last
+                .with_untracked(|l| l.as_ref().filter(|a| a.id == id).map(|a| a.state))
+        })
+}
+
+/// Starts an action from the keyboard or a button: direct, or through the prompt.
+pub fn start_action(ops: Ops, work: AlertWork, id: i64, action: &'static str) {
+    match action {
+        "assign" => work.ask.set(Some(Ask::Assign)),
+        "comment" => work.ask.set(Some(Ask::Comment)),
+        "shelve" => work.ask.set(Some(Ask::Shelve)),
+        other => ops.alert_action(id, other, AlertActionRequest::default()),
+    }
+}
+
+#[component]
+pub fn AlertPanel() -> impl IntoView {
+    let i18n = use_i18n();
+    let sel = expect_context::<Selection>();
+    let live = expect_context::<Live>();
+    let settings = expect_context::<Settings>();
+    let now = expect_context::<Now>();
+    let work = expect_context::<AlertWork>();
+    let ops = Ops::get();
+    let last = RwSignal::new(None::<Alert>);
+    PANEL.with(|p| p.set(Some(PanelRefs { work, last })));
+
+    // The alert: live if open, else as the last answer left it.
+    let alert = Memo::new(move |_| {
+        let id = sel.alert.get()?;
+        live.alerts
+            .with(|m| m.get(&id).cloned())
+            .or_else(|| last.get().filter(|a| a.id == id))
+    });
+    // Its timeline, reloaded when it changes.
+    let detail = RwSignal::new(None::<Alert>);
+    Effect::new(move |_| {
+        work.rev.track();
+        let (true, Some(a)) = (work.open.get(), alert.get()) else {
+            return;
+        };
+        let id = a.id;
+        let _ = (a.updated_at, a.state);
+        spawn_local(async move {
+            if let Ok(d) = api::get::<Alert>(&format!("/api/alerts/{id}")).await {
+                if sel.alert.get_untracked() == Some(id) {
+                    detail.set(Some(d));
+                }
+            }
+        });
+    });
+    let input = RwSignal::new(String::new());
+    let input_ref = NodeRef::<leptos::html::Input>::new();
+    Effect::new(move |_| {
+        if work.ask.get().is_some() {
+            input.set(if work.ask.get_untracked() == Some(Ask::Shelve) {
+                "1h".into()
+            } else {
+                String::new()
+            });
+            if let Some(el) = input_ref.get() {
+                let _ = el.focus();
+            }
+        }
+    });
+    let submit = move || {
+        let (Some(ask), Some(a)) = (work.ask.get_untracked(), alert.get_untracked()) else {
+            return;
+        };
+        let text = input.get_untracked().trim().to_string();
+        let body = match ask {
+            Ask::Assign => AlertActionRequest {
+                to: Some(text),
+                ..Default::default()
+            },
+            Ask::Comment => AlertActionRequest {
+                comment: Some(text),
+                ..Default::default()
+            },
+            Ask::Shelve => match humantime::parse_duration(&text) {
+                Ok(d) => AlertActionRequest {
+                    until: Some(
+                        format::now() + Duration::from_std(d).unwrap_or(Duration::hours(1)),
+                    ),
+                    ..Default::default()
+                },
+                Err(_) => {
+                    ops.toast(i18n.tr("shelve-bad-duration"), true);
+                    return;
+                }
+            },
+        };
+        let action = match ask {
+            Ask::Assign => "assign",
+            Ask::Comment => "comment",
+            Ask::Shelve => "shelve",
+        };
+        work.ask.set(None);
+        ops.alert_action(a.id, action, body);
+    };
+
+    view! {
+        <Show when=move || work.open.get() && alert.get().is_some()>
+            {move || alert.get().map(|a| {
+                let id = a.id;
+                let sev = a.severity.as_str();
+                let tz = settings.timezone.get();
+                let lang = i18n.lang.get();
+                let state_key = format!("state-{}", a.state.as_str());
+                let cat = a.category.clone();
+                let buttons = actions(a.state)
+                    .into_iter()
+                    .map(|(action, key)| {
+                        view! {
+                            <button
+                                class="btn small"
+                                id=format!("act-{action}")
+                                title=key
+                                on:click=move |_| start_action(ops, work, id, action)
+                            >
+                                {move || i18n.tr(&format!("do-{action}"))}
+                                " "<kbd>{key}</kbd>
+                            </button>
+                        }
+                    })
+                    .collect_view();
+                view! {
+                    <section class=format!("alert-panel sev-{sev}") id="alert-panel" aria-label=move || i18n.tr("alert-panel")>
+                        <header>
+                            <span class=format!("sev-badge {sev}")>{move || i18n.tr(&format!("sev-{sev}"))}</span>
+                            <span class="category">{move || i18n.tr_or(&format!("cat-{cat}"), &cat)}</span>
+                            <span class="alert-id">"#"{id}</span>
+                            <span class="state" id="alert-state" data-state=a.state.as_str()>{move || i18n.tr(&state_key)}</span>
+                            <button class="close" title="Esc" on:click=move |_| work.open.set(false)>"×"</button>
+                        </header>
+                        <div class="alert-entity">{a.entity_name.clone()}</div>
+                        <div class="alert-msg">{a.message.clone()}</div>
+                        <dl class="facts">
+                            <dt>{move || i18n.tr("raised-at")}</dt>
+                            <dd>{format::date_time(a.raised_at, &tz, lang)}</dd>
+                            {a.unit_name.clone().map(|u| view! { <dt>{move || i18n.tr("unit")}</dt><dd>{u}</dd> })}
+                            {a.assignee.clone().map(|u| view! { <dt>{move || i18n.tr("assignee")}</dt><dd id="alert-assignee">{u}</dd> })}
+                            {a.shelved_until.filter(|_| a.state == AlertState::Shelved).map(|t| view! {
+                                <dt>{move || i18n.tr("shelved-until")}</dt><dd>{format::date_time(t, &tz, lang)}</dd>
+                            })}
+                            {(a.escalation > 0).then(|| view! {
+                                <dt>{move || i18n.tr("escalated")}</dt><dd class="escalated">{a.escalation}</dd>
+                            })}
+                        </dl>
+                        <div class="actions">{buttons}</div>
+                        <Show when=move || work.ask.get().is_some()>
+                            <form class="ask" on:submit=move |e| { e.prevent_default(); submit(); }>
+                                <label>
+                                    {move || match work.ask.get() {
+                                        Some(Ask::Assign) => i18n.tr("ask-assign"),
+                                        Some(Ask::Comment) => i18n.tr("ask-comment"),
+                                        _ => i18n.tr("ask-shelve"),
+                                    }}
+                                    <input
+                                        id="ask-input"
+                                        node_ref=input_ref
+                                        prop:value=input
+                                        on:input=move |e| input.set(event_target_value(&e))
+                                        on:keydown=move |e: web_sys::KeyboardEvent| {
+                                            if e.key() == "Escape" {
+                                                e.stop_propagation();
+                                                work.ask.set(None);
+                                            }
+                                        }
+                                    />
+                                </label>
+                            </form>
+                        </Show>
+                        <h3>{move || i18n.tr("timeline")}</h3>
+                        <ol class="timeline" id="alert-timeline">
+                            {move || detail.get().filter(|d| d.id == id).map(|d| {
+                                d.events.into_iter().rev().map(|ev| {
+                                    let what = match ev.kind {
+                                        AlertEventKind::Transition => ev.to.map(|s| format!("state-{}", s.as_str())).unwrap_or_default(),
+                                        k => format!("event-{}", serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()),
+                                    };
+                                    let when = format::ago(&i18n, ev.at, now.0.get());
+                                    view! {
+                                        <li class="event">
+                                            <span class="when">{when}</span>
+                                            <span class="who">{ev.actor.clone()}</span>
+                                            <span class="what">{move || i18n.tr_or(&what, &what)}</span>
+                                            {ev.comment.clone().map(|c| view! { <span class="comment">{c}</span> })}
+                                        </li>
+                                    }
+                                }).collect_view()
+                            })}
+                        </ol>
+                    </section>
+                }
+            })}
+        </Show>
+    }
+}
