@@ -22,7 +22,7 @@
 //! ```
 
 use ioc_model::{Domain, Severity};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -359,7 +359,7 @@ impl Default for SimulatorConfig {
 }
 
 /// One `[[rule]]` table.
-#[derive(Deserialize, Debug, Clone)]
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     pub name: String,
@@ -386,6 +386,79 @@ pub struct RuleConfig {
     pub escalate_after: Option<Duration>,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Hysteresis: once raised, the alert clears only when this CEL condition holds (e.g.
+    /// raise above 150, clear below 100), not as soon as `when` stops holding.
+    #[serde(default)]
+    pub clear_when: Option<String>,
+    /// Sliding window: `window.avg`, `.min`, `.max`, `.sum`, `.count`, `.rate` (per minute),
+    /// `.delta` (last − first) of the observed metric over this long are in the condition.
+    #[serde(default, with = "humantime_serde")]
+    pub window: Option<Duration>,
+    /// No-data rule: raised when no observation matching `when` arrived for this long;
+    /// cleared by the next one.
+    #[serde(default, with = "humantime_serde")]
+    pub no_data: Option<Duration>,
+    /// Geofence: only entities inside (or, with `outside = true`, outside) this area.
+    #[serde(default)]
+    pub area: Option<AreaConfig>,
+    /// Only during these local hours, e.g. `"18:00-06:00"` (the display time zone).
+    #[serde(default)]
+    pub active_hours: Option<String>,
+    /// Only on these days: `mon` … `sun`.
+    #[serde(default)]
+    pub active_days: Option<Vec<String>>,
+    /// Severity from the value: the last level whose `above` the value reaches (or whose
+    /// `below` it goes under) wins over `severity`.
+    #[serde(default)]
+    pub levels: Vec<LevelConfig>,
+}
+
+impl Default for RuleConfig {
+    /// What a `[[rule]]` table with only `name`, `when`, `severity` and `message` means.
+    fn default() -> Self {
+        RuleConfig {
+            name: String::new(),
+            when: String::new(),
+            for_: Duration::ZERO,
+            severity: Severity::Warning,
+            message: String::new(),
+            category: None,
+            domain: None,
+            auto_resolve: true,
+            escalate_after: None,
+            enabled: true,
+            clear_when: None,
+            window: None,
+            no_data: None,
+            area: None,
+            active_hours: None,
+            active_days: None,
+            levels: Vec::new(),
+        }
+    }
+}
+
+/// A rule's area: a unit (commune code) or a drawn polygon (`[[lon, lat], …]`).
+#[derive(Deserialize, Serialize, Debug, Clone, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AreaConfig {
+    #[serde(default)]
+    pub unit: Option<String>,
+    #[serde(default)]
+    pub polygon: Option<Vec<[f64; 2]>>,
+    #[serde(default)]
+    pub outside: bool,
+}
+
+/// One step of severity by value.
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LevelConfig {
+    #[serde(default)]
+    pub above: Option<f64>,
+    #[serde(default)]
+    pub below: Option<f64>,
+    pub severity: Severity,
 }
 
 fn yes() -> bool {
@@ -612,6 +685,7 @@ pub fn default_rules() -> Vec<RuleConfig> {
         auto_resolve: true,
         escalate_after: None,
         enabled: true,
+        ..Default::default()
     };
     vec![
         rule(

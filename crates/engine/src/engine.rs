@@ -141,7 +141,12 @@ impl Engine {
             .map_err(|e| EngineError::Internal(e.to_string()))??
         };
 
-        let (rules, rule_errors) = RuleSet::compile(&config.effective_rules());
+        let (mut rules, rule_errors) = RuleSet::compile(&config.effective_rules());
+        rules.tz = config
+            .display
+            .timezone
+            .parse()
+            .unwrap_or(chrono_tz::Asia::Ho_Chi_Minh);
         for e in &rule_errors {
             tracing::error!("{e}; the other rules run");
         }
@@ -455,6 +460,19 @@ impl Engine {
             .await
             .map_err(|_| EngineError::Closed)?;
         Ok(rx.await.map_err(|_| EngineError::Closed)??)
+    }
+
+    /// Runs the time-driven checks (rule durations, no-data, escalation, shelving, expiry)
+    /// now rather than at the next second, and waits until their result is committed. For a
+    /// clock that jumps (tests, replays).
+    pub async fn tick(&self) -> Result<(), EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.sender
+            .tx
+            .send(Command::Tick(tx))
+            .await
+            .map_err(|_| EngineError::Closed)?;
+        rx.await.map_err(|_| EngineError::Closed)
     }
 
     /// Accounts and sessions.

@@ -8,6 +8,8 @@ use crate::alerts::{AlertBook, AlertError, RaiseSpec};
 use crate::aqi::{self, HourlyWindow, Pollutant, UsTable};
 use crate::clock::Clock;
 use crate::hub::{Hub, Publish};
+use crate::rules::nodata::NoData;
+use crate::rules::window::Windows;
 use crate::rules::{entity_value, render_message, EntityVal, EvalInput, RuleSet, Signal, Timers};
 use crate::sources::health::SourceRegistry;
 use crate::store::{
@@ -165,6 +167,8 @@ pub async fn ingest_file(
 
 pub(crate) enum Command {
     Ingest(Ingest),
+    /// Run the time-driven checks now (they also run every second); answered after commit.
+    Tick(oneshot::Sender<()>),
     /// Somebody acts on an alert; `scope`: the units they may act in (`None`: all).
     AlertAct {
         id: i64,
@@ -252,6 +256,7 @@ struct Registry {
 enum Reply {
     Ingest(oneshot::Sender<IngestReport>, IngestReport),
     Ack(oneshot::Sender<Result<Alert, AlertError>>, Box<Alert>),
+    Done(oneshot::Sender<()>),
 }
 
 /// A source may send only part of what we know about an entity (an NGSI partial update, a
@@ -300,6 +305,8 @@ pub(crate) struct Pipeline {
     clock: Arc<dyn Clock>,
     rules: RuleSet,
     timers: Timers,
+    nodata: NoData,
+    windows: Windows,
     alerts: AlertBook,
     reg: Registry,
     stats: Arc<PipelineStats>,
@@ -368,16 +375,22 @@ impl Pipeline {
             }
         }
         let mut timers = Timers::default();
+        let mut nodata = NoData::default();
         for a in loaded.open_alerts.iter().filter(|a| a.active) {
-            let (Some((idx, _)), Some(&eid)) = (
+            let (Some((idx, rule)), Some(&eid)) = (
                 rules.by_name(&a.rule),
                 a.entity.as_deref().and_then(|e| reg.by_ext.get(e)),
             ) else {
                 continue;
             };
             let metric: Arc<str> = Arc::from(a.metric.as_deref().unwrap_or(""));
-            timers.resume_firing(idx, eid, metric, to_ms(a.raised_at));
+            if rule.no_data_ms > 0 {
+                nodata.resume_firing(idx, eid, metric, to_ms(a.raised_at));
+            } else {
+                timers.resume_firing(idx, eid, metric, to_ms(a.raised_at));
+            }
         }
+        let windows = rules.windows();
         let alerts = AlertBook::new(loaded.open_alerts, loaded.next_alert_id);
         Pipeline {
             rx,
@@ -386,6 +399,8 @@ impl Pipeline {
             clock,
             rules,
             timers,
+            nodata,
+            windows,
             alerts,
             reg,
             stats,
@@ -467,6 +482,9 @@ impl Pipeline {
                 Reply::Ack(tx, alert) => {
                     let _ = tx.send(Ok(*alert));
                 }
+                Reply::Done(tx) => {
+                    let _ = tx.send(());
+                }
             }
         }
     }
@@ -486,6 +504,11 @@ impl Pipeline {
 
     fn handle(&mut self, cmd: Command, p: &mut Prepared) -> usize {
         match cmd {
+            Command::Tick(done) => {
+                self.tick_into(p);
+                p.replies.push(Reply::Done(done));
+                1
+            }
             Command::Ingest(ingest) => {
                 let n = ingest.items.len();
                 let mut report = IngestReport::default();
@@ -737,18 +760,33 @@ impl Pipeline {
             p.publish.entities.push(rec.entity.clone());
         }
 
+        self.windows.record(eid, &o.metric, ts, o.value);
         for idx in self.rules.candidates(&o.metric) {
+            let rule = self.rules.get(idx);
+            // Outside its area or its hours the condition does not hold.
+            let in_force = rule.applies_to(&rec.entity) && rule.active_at(o.time, self.rules.tz);
+            let window = (rule.window_ms > 0)
+                .then(|| self.windows.stats(eid, &o.metric, ts, rule.window_ms))
+                .flatten();
             let input = EvalInput {
                 metric: &o.metric,
                 value: o.value,
                 time: o.time,
                 entity: &rec.cel,
+                window,
             };
-            let holds = match self.rules.holds(idx, &input) {
+            // Hysteresis: once raised, only the clear condition ends it.
+            let hysteresis = rule.has_clear_condition() && self.timers.is_firing(idx, eid);
+            let result = match (in_force, hysteresis) {
+                (false, _) => Ok(false),
+                (true, false) => self.rules.holds(idx, &input),
+                (true, true) => self.rules.clears(idx, &input).map(|c| !c),
+            };
+            let holds = match result {
                 Ok(h) => h,
                 Err(e) => {
                     self.stats.rule_errors.fetch_add(1, Ordering::Relaxed);
-                    let name = self.rules.get(idx).name().to_string();
+                    let name = rule.name().to_string();
                     let mut msgs = self.stats.rule_error_messages.lock().unwrap();
                     if !msgs.contains_key(&name) {
                         tracing::warn!("rule {name:?} failed on {}: {e}", o.entity);
@@ -757,7 +795,13 @@ impl Pipeline {
                     false
                 }
             };
-            let for_ms = self.rules.get(idx).for_ms;
+            if rule.no_data_ms > 0 {
+                if holds {
+                    signals.extend(self.nodata.seen(idx, eid, &o.metric, ts));
+                }
+                continue;
+            }
+            let for_ms = rule.for_ms;
             if let Some(s) = self
                 .timers
                 .observe(idx, for_ms, eid, &o.metric, holds, o.value, ts)
@@ -914,9 +958,15 @@ impl Pipeline {
 
     fn on_tick(&mut self) -> Prepared {
         let mut p = Prepared::default();
+        self.tick_into(&mut p);
+        p
+    }
+
+    /// The time-driven work: expiries, escalations, shelving, `for` durations, no-data.
+    fn tick_into(&mut self, p: &mut Prepared) {
         let now = self.clock.now();
         for change in self.alerts.expire(now) {
-            self.record(change, &mut p);
+            self.record(change, p);
         }
         let (rules, cfg) = (&self.rules, &self.escalation);
         let escalation = |a: &Alert| {
@@ -930,7 +980,7 @@ impl Pipeline {
             })
         };
         for change in self.alerts.due(now, &escalation) {
-            self.record(change, &mut p);
+            self.record(change, p);
         }
         let rules = &self.rules;
         let signals = self.timers.tick(
@@ -939,9 +989,16 @@ impl Pipeline {
             STALE_MS,
         );
         for s in signals {
-            self.signal(s, &mut p);
+            self.signal(s, p);
         }
-        p
+        let rules = &self.rules;
+        let quiet = self.nodata.tick(to_ms(now), |idx| {
+            let r = rules.get(idx);
+            (r.no_data_ms > 0).then_some(r.no_data_ms)
+        });
+        for s in quiet {
+            self.signal(s, p);
+        }
     }
 
     fn signal(&mut self, s: Signal, p: &mut Prepared) {
@@ -962,7 +1019,7 @@ impl Pipeline {
                     RaiseSpec {
                         rule: r.name(),
                         category: &r.category,
-                        severity: r.config.severity,
+                        severity: r.severity_for(value),
                         domain: r.config.domain,
                         message: render_message(&r.config.message, &rec.entity, &metric, value),
                         metric: &metric,

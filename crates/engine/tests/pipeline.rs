@@ -29,6 +29,7 @@ fn config(dir: &Path) -> Config {
             auto_resolve: true,
             escalate_after: None,
             enabled: true,
+            ..Default::default()
         },
         RuleConfig {
             name: "level".into(),
@@ -41,6 +42,7 @@ fn config(dir: &Path) -> Config {
             auto_resolve: true,
             escalate_after: None,
             enabled: true,
+            ..Default::default()
         },
         RuleConfig {
             name: "broken".into(),
@@ -53,6 +55,7 @@ fn config(dir: &Path) -> Config {
             auto_resolve: true,
             escalate_after: None,
             enabled: true,
+            ..Default::default()
         },
     ]);
     c

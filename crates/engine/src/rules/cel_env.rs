@@ -25,6 +25,24 @@ pub struct EvalInput<'a> {
     pub value: f64,
     pub time: DateTime<Utc>,
     pub entity: &'a EntityVal,
+    /// For rules with a `window`: its statistics.
+    pub window: Option<super::window::WindowStats>,
+}
+
+fn window_value(w: &super::window::WindowStats) -> Option<Box<dyn Val>> {
+    let map: HashMap<String, cel::Value> = [
+        ("avg", w.avg),
+        ("min", w.min),
+        ("max", w.max),
+        ("sum", w.sum),
+        ("count", w.count),
+        ("rate", w.rate),
+        ("delta", w.delta),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), cel::Value::Float(v)))
+    .collect();
+    cel::Value::from(map).try_into().ok()
 }
 
 fn json_to_cel(v: &serde_json::Value) -> cel::Value {
@@ -90,6 +108,12 @@ impl VariableResolver for Vars<'_, '_> {
                 self.0.time.fixed_offset(),
             ))),
             "entity" => Some(CowVal::Borrowed(&*self.0.entity.0)),
+            "window" => self
+                .0
+                .window
+                .as_ref()
+                .and_then(window_value)
+                .map(CowVal::Owned),
             _ => None,
         }
     }
@@ -205,6 +229,7 @@ mod tests {
             value,
             time: "2026-11-26T10:00:00Z".parse().unwrap(),
             entity: &ev,
+            window: None,
         };
         assert_eq!(set.holds(0, &input(3.2)), Ok(true));
         assert_eq!(set.holds(0, &input(2.9)), Ok(false));

@@ -1,16 +1,25 @@
 //! Event rules: a CEL condition over each observation, held for a `for` duration, raises an
-//! alert; the condition ceasing clears it. Rules are indexed by the metric their condition
-//! names (`metric == 'pm25'`), so an observation is only checked against rules that can match.
+//! alert; the condition ceasing clears it (or, with `clear_when`, another condition: a
+//! hysteresis). A rule can look at a sliding window of the metric (`window`), watch for
+//! silence (`no_data`), be limited to an area (a unit or a drawn polygon), to hours and days,
+//! and take its severity from the value (`levels`). Rules are indexed by the metric their
+//! condition names (`metric == 'pm25'`), so an observation is only checked against rules
+//! that can match.
 
 mod cel_env;
+pub mod nodata;
 mod template;
 mod timing;
+pub mod window;
 
 pub use cel_env::{entity_value, EntityVal, EvalInput};
 pub use template::render_message;
 pub use timing::{Signal, Timers};
 
 use crate::config::RuleConfig;
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use geo::Contains;
+use ioc_model::{Entity, Severity};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -24,19 +33,91 @@ pub struct RuleError {
     pub message: String,
 }
 
+/// Where a rule applies.
+enum Area {
+    Unit(String),
+    Polygon(geo::Polygon<f64>),
+}
+
 /// A compiled rule.
 pub struct Rule {
     pub config: RuleConfig,
     pub category: String,
     pub for_ms: i64,
     program: cel::Program,
+    clear_program: Option<cel::Program>,
     /// The metrics the condition can match, when it names them; `None`: any metric.
     pub metrics: Option<Vec<String>>,
+    /// Sliding window span, ms (0: none).
+    pub window_ms: i64,
+    /// No-data span, ms (0: an ordinary rule).
+    pub no_data_ms: i64,
+    area: Option<(Area, bool)>,
+    /// Local minutes of the day [start, end) (wrapping past midnight when start > end).
+    hours: Option<(u32, u32)>,
+    /// Bit per weekday, Monday = bit 0.
+    days: Option<u8>,
 }
 
 impl Rule {
     pub fn name(&self) -> &str {
         &self.config.name
+    }
+
+    pub fn has_clear_condition(&self) -> bool {
+        self.clear_program.is_some()
+    }
+
+    /// Whether the rule concerns this entity (its area).
+    pub fn applies_to(&self, e: &Entity) -> bool {
+        let Some((area, outside)) = &self.area else {
+            return true;
+        };
+        let inside = match area {
+            Area::Unit(code) => e.unit.as_deref() == Some(code.as_str()),
+            Area::Polygon(p) => e
+                .position()
+                .is_some_and(|(lon, lat)| p.contains(&geo::Point::new(lon, lat))),
+        };
+        inside != *outside
+    }
+
+    /// Whether the rule is in force at `t` (its hours and days, in `tz`).
+    pub fn active_at(&self, t: DateTime<Utc>, tz: chrono_tz::Tz) -> bool {
+        if self.hours.is_none() && self.days.is_none() {
+            return true;
+        }
+        let local = t.with_timezone(&tz);
+        if let Some(days) = self.days {
+            if days & (1 << local.weekday().num_days_from_monday()) == 0 {
+                return false;
+            }
+        }
+        if let Some((start, end)) = self.hours {
+            let m = local.hour() * 60 + local.minute();
+            let inside = if start <= end {
+                m >= start && m < end
+            } else {
+                m >= start || m < end
+            };
+            if !inside {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The severity for a value: the last level it reaches, else the rule's.
+    pub fn severity_for(&self, value: f64) -> Severity {
+        let mut sev = self.config.severity;
+        for l in &self.config.levels {
+            let reached =
+                l.above.is_some_and(|a| value >= a) || l.below.is_some_and(|b| value <= b);
+            if reached {
+                sev = l.severity;
+            }
+        }
+        sev
     }
 }
 
@@ -47,6 +128,8 @@ pub struct RuleSet {
     any_metric: Vec<usize>,
     env: Arc<cel::Env>,
     by_name: HashMap<String, usize>,
+    /// For `active_hours`/`active_days`.
+    pub tz: chrono_tz::Tz,
 }
 
 impl RuleSet {
@@ -59,9 +142,19 @@ impl RuleSet {
             any_metric: Vec::new(),
             env: env.clone(),
             by_name: HashMap::new(),
+            tz: chrono_tz::Asia::Ho_Chi_Minh,
         };
         let mut errors = Vec::new();
-        for cfg in configs {
+        for cfg in configs.iter().filter(|c| c.enabled) {
+            if set.by_name.contains_key(&cfg.name) {
+                errors.push(RuleError {
+                    rule: cfg.name.clone(),
+                    line: 1,
+                    column: 1,
+                    message: "another rule has this name".into(),
+                });
+                continue;
+            }
             match compile_one(&env, cfg) {
                 Ok(rule) => {
                     let idx = set.rules.len();
@@ -117,38 +210,183 @@ impl RuleSet {
     pub fn holds(&self, idx: usize, input: &EvalInput<'_>) -> Result<bool, String> {
         cel_env::evaluate(&self.env, &self.rules[idx].program, input)
     }
+
+    /// Whether the clear condition of rule `idx` holds (rules with `clear_when` only).
+    pub fn clears(&self, idx: usize, input: &EvalInput<'_>) -> Result<bool, String> {
+        match &self.rules[idx].clear_program {
+            Some(p) => cel_env::evaluate(&self.env, p, input),
+            None => Ok(false),
+        }
+    }
+
+    /// The windows the rules need, for [`window::Windows`].
+    pub fn windows(&self) -> window::Windows {
+        let mut w = window::Windows::default();
+        for r in self.rules.iter().filter(|r| r.window_ms > 0) {
+            match &r.metrics {
+                Some(ms) => ms.iter().for_each(|m| w.need(Some(m), r.window_ms)),
+                None => w.need(None, r.window_ms),
+            }
+        }
+        w
+    }
 }
 
-fn compile_one(env: &cel::Env, cfg: &RuleConfig) -> Result<Rule, RuleError> {
-    let program = env.compile(&cfg.when).map_err(|errs| {
+fn compile_cel(
+    env: &cel::Env,
+    cfg: &RuleConfig,
+    key: &str,
+    text: &str,
+) -> Result<cel::Program, RuleError> {
+    let err = |line: usize, column: usize, message: String| RuleError {
+        rule: cfg.name.clone(),
+        line,
+        column,
+        message: if key == "when" {
+            message
+        } else {
+            format!("{key}: {message}")
+        },
+    };
+    let program = env.compile(text).map_err(|errs| {
         let first = errs.errors.first();
-        RuleError {
-            rule: cfg.name.clone(),
-            line: first.map(|e| e.pos.0.max(1) as usize).unwrap_or(1),
-            column: first.map(|e| e.pos.1.max(0) as usize + 1).unwrap_or(1),
-            message: first
+        err(
+            first.map(|e| e.pos.0.max(1) as usize).unwrap_or(1),
+            first.map(|e| e.pos.1.max(0) as usize + 1).unwrap_or(1),
+            first
                 .map(|e| e.msg.clone())
                 .unwrap_or_else(|| errs.to_string()),
-        }
+        )
     })?;
     let refs = program.references();
     for var in refs.variables() {
-        if !matches!(var, "metric" | "value" | "time" | "entity") {
-            return Err(RuleError {
-                rule: cfg.name.clone(),
-                line: 1,
-                column: cfg.when.find(var).map(|i| i + 1).unwrap_or(1),
-                message: format!("unknown variable {var:?} (known: metric, value, time, entity)"),
-            });
+        let known = matches!(var, "metric" | "value" | "time" | "entity")
+            || (var == "window" && cfg.window.is_some());
+        if !known {
+            let hint = if var == "window" {
+                " (`window` needs `window = \"10m\"` on the rule)".to_string()
+            } else {
+                " (known: metric, value, time, entity, window)".to_string()
+            };
+            return Err(err(
+                1,
+                text.find(var).map(|i| i + 1).unwrap_or(1),
+                format!("unknown variable {var:?}{hint}"),
+            ));
         }
     }
-    let metrics = cel_env::metrics_named(program.expression());
+    Ok(program)
+}
+
+fn invalid(cfg: &RuleConfig, message: String) -> RuleError {
+    RuleError {
+        rule: cfg.name.clone(),
+        line: 1,
+        column: 1,
+        message,
+    }
+}
+
+/// `"HH:MM-HH:MM"` as minutes of the day.
+fn parse_hours(s: &str) -> Option<(u32, u32)> {
+    let (a, b) = s.split_once('-')?;
+    let m = |t: &str| -> Option<u32> {
+        let (h, m) = t.trim().split_once(':')?;
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h <= 24 && m < 60 && h * 60 + m <= 24 * 60).then_some(h * 60 + m)
+    };
+    Some((m(a)?, m(b)?))
+}
+
+fn compile_one(env: &cel::Env, cfg: &RuleConfig) -> Result<Rule, RuleError> {
+    let program = compile_cel(env, cfg, "when", &cfg.when)?;
+    let clear_program = match &cfg.clear_when {
+        Some(c) => Some(compile_cel(env, cfg, "clear_when", c)?),
+        None => None,
+    };
+    if cfg.no_data.is_some() && (cfg.clear_when.is_some() || cfg.window.is_some()) {
+        return Err(invalid(
+            cfg,
+            "a no_data rule has no clear_when or window".into(),
+        ));
+    }
+    let mut metrics = cel_env::metrics_named(program.expression());
+    if let (Some(ms), Some(c)) = (&mut metrics, &clear_program) {
+        // Observations that can clear must reach the rule too.
+        match cel_env::metrics_named(c.expression()) {
+            Some(more) => more.into_iter().for_each(|m| {
+                if !ms.contains(&m) {
+                    ms.push(m)
+                }
+            }),
+            None => metrics = None,
+        }
+    }
+    let area = match &cfg.area {
+        None => None,
+        Some(a) => {
+            let shape = match (&a.unit, &a.polygon) {
+                (Some(u), None) => Area::Unit(u.clone()),
+                (None, Some(pts)) => {
+                    if pts.len() < 3
+                        || pts
+                            .iter()
+                            .any(|p| !(p[0].abs() <= 180.0 && p[1].abs() <= 90.0))
+                    {
+                        return Err(invalid(
+                            cfg,
+                            "area.polygon: at least 3 [lon, lat] points on Earth".into(),
+                        ));
+                    }
+                    let ring: Vec<(f64, f64)> = pts.iter().map(|p| (p[0], p[1])).collect();
+                    Area::Polygon(geo::Polygon::new(geo::LineString::from(ring), vec![]))
+                }
+                _ => return Err(invalid(cfg, "area: give `unit` or `polygon`".into())),
+            };
+            Some((shape, a.outside))
+        }
+    };
+    let hours = match &cfg.active_hours {
+        None => None,
+        Some(h) => Some(parse_hours(h).ok_or_else(|| {
+            invalid(cfg, format!("active_hours {h:?}: expected \"HH:MM-HH:MM\""))
+        })?),
+    };
+    let days = match &cfg.active_days {
+        None => None,
+        Some(ds) => {
+            let mut mask = 0u8;
+            for d in ds {
+                let i = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+                    .iter()
+                    .position(|x| x.eq_ignore_ascii_case(d.trim()))
+                    .ok_or_else(|| invalid(cfg, format!("active_days: {d:?} is not mon … sun")))?;
+                mask |= 1 << i;
+            }
+            Some(mask)
+        }
+    };
+    for l in &cfg.levels {
+        if l.above.is_none() == l.below.is_none() {
+            return Err(invalid(cfg, "levels: each needs `above` or `below`".into()));
+        }
+    }
+    let ms = |d: Option<std::time::Duration>| {
+        d.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    };
     Ok(Rule {
         category: cfg.category.clone().unwrap_or_else(|| cfg.name.clone()),
         for_ms: i64::try_from(cfg.for_.as_millis()).unwrap_or(i64::MAX),
         config: cfg.clone(),
         program,
+        clear_program,
         metrics,
+        window_ms: ms(cfg.window),
+        no_data_ms: ms(cfg.no_data),
+        area,
+        hours,
+        days,
     })
 }
 
@@ -170,6 +408,7 @@ mod tests {
             auto_resolve: true,
             escalate_after: None,
             enabled: true,
+            ..Default::default()
         }
     }
 

@@ -139,6 +139,21 @@ impl Timers {
     pub fn forget_rule(&mut self, rule: usize) {
         self.holding.retain(|&(r, _), _| r != rule);
     }
+
+    /// Whether the alert of `rule` for `entity` is raised (for hysteresis).
+    pub fn is_firing(&self, rule: usize, entity: i64) -> bool {
+        self.holding.get(&(rule, entity)).is_some_and(|h| h.firing)
+    }
+
+    /// Keeps the timers of rules that still exist, renumbered (after a reload).
+    pub fn remap(&mut self, map: impl Fn(usize) -> Option<usize>) {
+        let old = std::mem::take(&mut self.holding);
+        for ((rule, entity), h) in old {
+            if let Some(r) = map(rule) {
+                self.holding.insert((r, entity), h);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
