@@ -52,7 +52,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[[source]]` tables. Absent: the Nghệ An demo simulator.
     pub sources: Option<Vec<SourceConfig>>,
-    /// `[[rule]]` tables. Absent: the demo rules ([`default_rules`]).
+    /// `[[rule]]` tables (read-only on the rules screen). Absent, and no rules folder yet: the
+    /// demo rules ([`default_rules`]) are written into the rules folder.
     pub rules: Option<Vec<RuleConfig>>,
 }
 
@@ -71,7 +72,8 @@ struct RawConfig {
     auth: AuthConfig,
     #[serde(rename = "source")]
     sources: Option<Vec<toml::Spanned<toml::Table>>>,
-    /// `[[rule]]` tables. Absent: the demo rules ([`default_rules`]).
+    /// `[[rule]]` tables (read-only on the rules screen). Absent, and no rules folder yet: the
+    /// demo rules ([`default_rules`]) are written into the rules folder.
     #[serde(rename = "rule")]
     rules: Option<Vec<RuleConfig>>,
 }
@@ -99,6 +101,9 @@ impl Default for OrganisationConfig {
 pub struct Paths {
     /// Folder for the database and imported files. Default: `<user data dir>/ioc-console`.
     pub data: Option<PathBuf>,
+    /// Folder of rules files (`*.toml` with `[[rule]]` tables), read again when one changes.
+    /// Default: `<data>/rules`.
+    pub rules: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Debug, Clone)]
@@ -366,50 +371,67 @@ pub struct RuleConfig {
     /// CEL condition over `metric`, `value`, `time` and `entity`.
     pub when: String,
     /// How long the condition must hold before the alert is raised.
-    #[serde(rename = "for", default, with = "humantime_serde")]
+    #[serde(
+        rename = "for",
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Duration::is_zero"
+    )]
     pub for_: Duration,
     pub severity: Severity,
     /// Shown in the queue; `{value}`, `{metric}`, `{uom}`, `{entity.name}`, `{entity.id}`,
     /// `{unit}` are replaced.
     pub message: String,
     /// Kind of event, e.g. `air_quality`, `flood`; default: the rule's name.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
     /// Domain of the alert; default: the entity's.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<Domain>,
     /// Resolve an acknowledged alert by itself once the condition clears.
-    #[serde(default = "yes")]
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub auto_resolve: bool,
     /// Escalate when not acknowledged for this long (default `[alerts] escalate_after`).
-    #[serde(default, with = "humantime_serde")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub escalate_after: Option<Duration>,
-    #[serde(default = "yes")]
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub enabled: bool,
     /// Hysteresis: once raised, the alert clears only when this CEL condition holds (e.g.
     /// raise above 150, clear below 100), not as soon as `when` stops holding.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clear_when: Option<String>,
     /// Sliding window: `window.avg`, `.min`, `.max`, `.sum`, `.count`, `.rate` (per minute),
     /// `.delta` (last − first) of the observed metric over this long are in the condition.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub window: Option<Duration>,
     /// No-data rule: raised when no observation matching `when` arrived for this long;
     /// cleared by the next one.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub no_data: Option<Duration>,
     /// Geofence: only entities inside (or, with `outside = true`, outside) this area.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub area: Option<AreaConfig>,
     /// Only during these local hours, e.g. `"18:00-06:00"` (the display time zone).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_hours: Option<String>,
     /// Only on these days: `mon` … `sun`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_days: Option<Vec<String>>,
     /// Severity from the value: the last level whose `above` the value reaches (or whose
     /// `below` it goes under) wins over `severity`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub levels: Vec<LevelConfig>,
 }
 
@@ -442,11 +464,11 @@ impl Default for RuleConfig {
 #[derive(Deserialize, Serialize, Debug, Clone, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AreaConfig {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub polygon: Option<Vec<[f64; 2]>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub outside: bool,
 }
 
@@ -454,15 +476,19 @@ pub struct AreaConfig {
 #[derive(Deserialize, Serialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LevelConfig {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub above: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub below: Option<f64>,
     pub severity: Severity,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// `[alerts]`: the lifecycle's timers.
@@ -634,14 +660,6 @@ impl Config {
         }
     }
 
-    /// The rules to load: the configured ones, or [`default_rules`].
-    pub fn effective_rules(&self) -> Vec<RuleConfig> {
-        match &self.rules {
-            Some(r) => r.iter().filter(|r| r.enabled).cloned().collect(),
-            None => default_rules(),
-        }
-    }
-
     /// Drops every simulator source (`--no-demo`).
     pub fn without_demo(mut self) -> Config {
         let sources = self
@@ -656,6 +674,14 @@ impl Config {
     /// The data folder: configured, or `<user data dir>/ioc-console`.
     pub fn data_dir(&self) -> PathBuf {
         self.paths.data.clone().unwrap_or_else(default_data_dir)
+    }
+
+    /// The rules folder: configured, or `<data>/rules`.
+    pub fn rules_dir(&self) -> PathBuf {
+        self.paths
+            .rules
+            .clone()
+            .unwrap_or_else(|| self.data_dir().join("rules"))
     }
 }
 
@@ -764,7 +790,10 @@ mod tests {
         let c = Config::parse("").unwrap();
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.effective_sources().len(), 1);
-        assert!(!c.effective_rules().is_empty());
+        assert!(
+            c.rules.is_none(),
+            "the demo rules are seeded into the rules folder"
+        );
         assert_eq!(c.without_demo().effective_sources().len(), 0);
     }
 
@@ -794,7 +823,7 @@ mod tests {
             panic!("a simulator")
         };
         assert_eq!(s.interval, Duration::from_millis(200));
-        assert_eq!(c.effective_rules()[0].for_, Duration::from_secs(600));
+        assert_eq!(c.rules.as_ref().unwrap()[0].for_, Duration::from_secs(600));
         assert_eq!(c.data_dir(), PathBuf::from("/tmp/x"));
     }
 

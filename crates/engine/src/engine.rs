@@ -8,14 +8,15 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, SourceConfig};
 use crate::hub::Hub;
 use crate::pipeline::{Command, IngestSender, Item, Pipeline, PipelineStats};
+use crate::rules::manage::{Edit, RuleManager};
 use crate::rules::{RuleError, RuleSet};
 use crate::sources::health::{SourceHealth, SourceRegistry};
 use crate::sources::{self, SourceCtx};
 use crate::store::{self, Reader, StoreError, Writer};
 use chrono::{DateTime, Utc};
 use ioc_model::{
-    Alert, AlertState, DeadLetter, Entity, Health, ImportRejection, ImportReport, Reading,
-    SeriesResponse, SourceStatus, Unit,
+    Alert, AlertState, BacktestResponse, DeadLetter, Entity, Health, ImportRejection, ImportReport,
+    Reading, RuleCheck, RulesResponse, SeriesResponse, SourceStatus, Unit,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,9 @@ use tokio_util::sync::CancellationToken;
 
 /// The file in the data folder an engine holds locked while it runs.
 pub const LOCK_FILE: &str = "engine.lock";
+
+/// How often the rules folder is looked at for changed files.
+const RULES_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 /// Written next to it by whoever serves the engine over HTTP: `{"url": …}`.
 pub const SERVER_FILE: &str = "server.json";
 
@@ -63,7 +67,8 @@ pub struct Engine {
     data_dir: PathBuf,
     db_path: PathBuf,
     started_at: DateTime<Utc>,
-    rule_errors: Vec<RuleError>,
+    /// The rules: config, files, edits; the one lock that serializes rule changes.
+    rules: Arc<tokio::sync::Mutex<RuleManager>>,
     /// Stops the sources.
     cancel: CancellationToken,
     /// Stops the pipeline once it has taken what is queued.
@@ -141,15 +146,17 @@ impl Engine {
             .map_err(|e| EngineError::Internal(e.to_string()))??
         };
 
-        let (mut rules, rule_errors) = RuleSet::compile(&config.effective_rules());
-        rules.tz = config
+        let tz = config
             .display
             .timezone
             .parse()
             .unwrap_or(chrono_tz::Asia::Ho_Chi_Minh);
-        for e in &rule_errors {
-            tracing::error!("{e}; the other rules run");
-        }
+        let (manager, rules) = {
+            let (dir, configured) = (config.rules_dir(), config.rules.clone());
+            tokio::task::spawn_blocking(move || RuleManager::open(dir, configured.as_deref(), tz))
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))?
+        };
 
         let writer = Arc::new(Writer::spawn(
             &db_path,
@@ -203,7 +210,7 @@ impl Engine {
             data_dir,
             db_path,
             started_at: Utc::now(),
-            rule_errors,
+            rules: Arc::new(tokio::sync::Mutex::new(manager)),
             cancel,
             stop,
             tasks: Mutex::new(Vec::new()),
@@ -226,6 +233,35 @@ impl Engine {
                 Err(e) => tracing::error!("source {name:?} of the admin screen: {e}"),
             }
         }
+        // Rules files are read again when one changes.
+        let (manager, tx, cancel) = (
+            engine.rules.clone(),
+            engine.sender.tx.clone(),
+            engine.cancel.child_token(),
+        );
+        engine.tasks.lock().unwrap().push(tokio::spawn(async move {
+            let mut every = tokio::time::interval(RULES_POLL);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = every.tick() => {
+                        let mut m = manager.lock().await;
+                        // Small files: read in place rather than on a blocking thread.
+                        let changed = m.changed().then(|| m.reload());
+                        if let Some(rules) = changed {
+                            tracing::info!("rules files changed: {} rules run", rules.len());
+                            let (done, rx) = oneshot::channel();
+                            let cmd = Command::SetRules { rules: Box::new(rules), done };
+                            if tx.send(cmd).await.is_err() {
+                                break;
+                            }
+                            let _ = rx.await;
+                        }
+                    }
+                }
+            }
+        }));
         // Message rates for /api/sources.
         let registry = engine.sources.clone();
         let cancel = engine.cancel.child_token();
@@ -397,9 +433,138 @@ impl Engine {
             .await
     }
 
-    /// Rules that did not compile at start.
-    pub fn rule_errors(&self) -> &[RuleError] {
-        &self.rule_errors
+    /// Rules that do not compile (they are left out; the others run).
+    pub async fn rule_errors(&self) -> Vec<RuleError> {
+        self.rules.lock().await.errors().to_vec()
+    }
+
+    /// Every rule with its origin, text and problems, for the rules screen.
+    pub async fn rules(&self) -> RulesResponse {
+        self.rules.lock().await.list()
+    }
+
+    /// Checks a rule's text as it would be saved in place of `replacing` (`None`: new).
+    pub async fn check_rule(&self, text: &str, replacing: Option<&str>) -> RuleCheck {
+        match self.rules.lock().await.check(text, replacing) {
+            Ok(r) => RuleCheck {
+                ok: true,
+                name: Some(r.name),
+                problems: Vec::new(),
+            },
+            Err(c) => c,
+        }
+    }
+
+    async fn swap_rules(&self, rules: RuleSet) -> Result<(), EngineError> {
+        let (done, rx) = oneshot::channel();
+        self.sender
+            .tx
+            .send(Command::SetRules {
+                rules: Box::new(rules),
+                done,
+            })
+            .await
+            .map_err(|_| EngineError::Closed)?;
+        rx.await.map_err(|_| EngineError::Closed)
+    }
+
+    async fn audit_rule(
+        &self,
+        actor: &str,
+        action: &str,
+        name: &str,
+        edit: &Edit,
+    ) -> Result<(), EngineError> {
+        let now = self.clock.now().timestamp_millis();
+        self.writer
+            .write(crate::store::WriteBatch {
+                audit: vec![crate::audit::AuditEntry {
+                    at: now,
+                    actor: actor.to_string(),
+                    action: action.into(),
+                    target: format!("rule:{name}"),
+                    before: edit.before.clone().map(serde_json::Value::String),
+                    after: edit.after.clone().map(serde_json::Value::String),
+                }],
+                ..Default::default()
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Saves a rule from the rules screen (in place of `replacing`, or new) into its rules
+    /// file and runs it at once. `Ok(Err(check))`: refused, with where and why.
+    pub async fn put_rule(
+        &self,
+        text: &str,
+        replacing: Option<&str>,
+        actor: &str,
+    ) -> Result<Result<RuleCheck, RuleCheck>, EngineError> {
+        let mut m = self.rules.lock().await;
+        let edit = match m.put(text, replacing) {
+            Ok(e) => e,
+            Err(c) => return Ok(Err(c)),
+        };
+        let name = crate::rules::files::parse_rule(text)
+            .map(|r| r.name)
+            .unwrap_or_default();
+        self.audit_rule(actor, "rule.put", &name, &edit).await?;
+        self.swap_rules(edit.rules).await?;
+        Ok(Ok(RuleCheck {
+            ok: true,
+            name: Some(name),
+            problems: Vec::new(),
+        }))
+    }
+
+    /// Removes a rule of a rules file; its active alerts clear.
+    pub async fn delete_rule(&self, name: &str, actor: &str) -> Result<(), EngineError> {
+        let mut m = self.rules.lock().await;
+        let edit = m.delete(name).map_err(|e| {
+            if e.starts_with("no rule") {
+                EngineError::NotFound(e)
+            } else {
+                EngineError::BadInput(e)
+            }
+        })?;
+        self.audit_rule(actor, "rule.delete", name, &edit).await?;
+        self.swap_rules(edit.rules).await
+    }
+
+    /// Replays stored observations of `[from, to)` through one rule: when it would have
+    /// raised and cleared alerts. `Ok(Err(check))`: the rule does not compile.
+    pub async fn backtest(
+        &self,
+        text: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Result<BacktestResponse, RuleCheck>, EngineError> {
+        if to <= from {
+            return Err(EngineError::BadInput("`from` must be before `to`".into()));
+        }
+        let set = match self.rules.lock().await.compile_one(text) {
+            Ok(s) => s,
+            Err(c) => return Ok(Err(c)),
+        };
+        let entities: HashMap<String, ioc_model::Entity> = self
+            .hub
+            .entities()
+            .into_iter()
+            .map(|e| (e.id.clone(), e))
+            .collect();
+        let r = self
+            .blocking(move |r| {
+                crate::rules::backtest::run(
+                    r,
+                    &entities,
+                    &set,
+                    from,
+                    to,
+                    crate::rules::backtest::MAX_OBSERVATIONS,
+                )
+            })
+            .await?;
+        Ok(Ok(r))
     }
 
     pub fn health(&self) -> Health {

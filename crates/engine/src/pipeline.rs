@@ -8,9 +8,7 @@ use crate::alerts::{AlertBook, AlertError, RaiseSpec};
 use crate::aqi::{self, HourlyWindow, Pollutant, UsTable};
 use crate::clock::Clock;
 use crate::hub::{Hub, Publish};
-use crate::rules::nodata::NoData;
-use crate::rules::window::Windows;
-use crate::rules::{entity_value, render_message, EntityVal, EvalInput, RuleSet, Signal, Timers};
+use crate::rules::{entity_value, render_message, EntityVal, Evaluator, Observed, RuleSet, Signal};
 use crate::sources::health::SourceRegistry;
 use crate::store::{
     from_ms, to_ms, DeadLetterRow, EntityRow, LoadedState, ObsRow, WriteBatch, WriteOutcome, Writer,
@@ -29,9 +27,6 @@ pub const MAX_IN_FLIGHT: usize = 4;
 
 /// Observations further in the future than this are refused (a clock or unit error upstream).
 const MAX_FUTURE: chrono::Duration = chrono::Duration::minutes(5);
-
-/// A timer whose last observation is older than this is not assumed to still hold.
-const STALE_MS: i64 = 10 * 60_000;
 
 /// One measured value.
 #[derive(Clone, Debug, PartialEq)]
@@ -169,6 +164,11 @@ pub(crate) enum Command {
     Ingest(Ingest),
     /// Run the time-driven checks now (they also run every second); answered after commit.
     Tick(oneshot::Sender<()>),
+    /// Swap in a reloaded rule set; answered after the alerts it clears are committed.
+    SetRules {
+        rules: Box<RuleSet>,
+        done: oneshot::Sender<()>,
+    },
     /// Somebody acts on an alert; `scope`: the units they may act in (`None`: all).
     AlertAct {
         id: i64,
@@ -304,9 +304,7 @@ pub(crate) struct Pipeline {
     hub: Arc<Hub>,
     clock: Arc<dyn Clock>,
     rules: RuleSet,
-    timers: Timers,
-    nodata: NoData,
-    windows: Windows,
+    eval: Evaluator,
     alerts: AlertBook,
     reg: Registry,
     stats: Arc<PipelineStats>,
@@ -374,8 +372,7 @@ impl Pipeline {
                 w.add_hour(hour, sum, count);
             }
         }
-        let mut timers = Timers::default();
-        let mut nodata = NoData::default();
+        let mut eval = Evaluator::new(&rules);
         for a in loaded.open_alerts.iter().filter(|a| a.active) {
             let (Some((idx, rule)), Some(&eid)) = (
                 rules.by_name(&a.rule),
@@ -385,12 +382,13 @@ impl Pipeline {
             };
             let metric: Arc<str> = Arc::from(a.metric.as_deref().unwrap_or(""));
             if rule.no_data_ms > 0 {
-                nodata.resume_firing(idx, eid, metric, to_ms(a.raised_at));
+                eval.nodata
+                    .resume_firing(idx, eid, metric, to_ms(a.raised_at));
             } else {
-                timers.resume_firing(idx, eid, metric, to_ms(a.raised_at));
+                eval.timers
+                    .resume_firing(idx, eid, metric, to_ms(a.raised_at));
             }
         }
-        let windows = rules.windows();
         let alerts = AlertBook::new(loaded.open_alerts, loaded.next_alert_id);
         Pipeline {
             rx,
@@ -398,9 +396,7 @@ impl Pipeline {
             hub,
             clock,
             rules,
-            timers,
-            nodata,
-            windows,
+            eval,
             alerts,
             reg,
             stats,
@@ -509,6 +505,11 @@ impl Pipeline {
                 p.replies.push(Reply::Done(done));
                 1
             }
+            Command::SetRules { rules, done } => {
+                self.set_rules(*rules, p);
+                p.replies.push(Reply::Done(done));
+                1
+            }
             Command::Ingest(ingest) => {
                 let n = ingest.items.len();
                 let mut report = IngestReport::default();
@@ -596,6 +597,34 @@ impl Pipeline {
                     }
                 }
                 1
+            }
+        }
+    }
+
+    /// Takes a reloaded rule set. Timers follow their rule by name; the active alerts of a
+    /// rule that is gone (removed, disabled or no longer compiling) are cleared, since
+    /// nothing would ever clear them otherwise.
+    fn set_rules(&mut self, mut rules: RuleSet, p: &mut Prepared) {
+        rules.tz = self.rules.tz;
+        self.eval.reload(&self.rules, &rules);
+        let gone: Vec<(String, String, bool)> = self
+            .alerts
+            .open_alerts()
+            .filter(|a| a.active && a.external_id.is_none())
+            .filter(|a| rules.by_name(&a.rule).is_none())
+            .filter_map(|a| {
+                let auto = self
+                    .rules
+                    .by_name(&a.rule)
+                    .map(|(_, r)| r.config.auto_resolve)?;
+                Some((a.rule.clone(), a.entity.clone()?, auto))
+            })
+            .collect();
+        self.rules = rules;
+        let now = self.clock.now();
+        for (rule, entity, auto) in gone {
+            if let Some(change) = self.alerts.clear(&rule, &entity, now, auto) {
+                self.record(change, p);
             }
         }
     }
@@ -760,55 +789,28 @@ impl Pipeline {
             p.publish.entities.push(rec.entity.clone());
         }
 
-        self.windows.record(eid, &o.metric, ts, o.value);
-        for idx in self.rules.candidates(&o.metric) {
-            let rule = self.rules.get(idx);
-            // Outside its area or its hours the condition does not hold.
-            let in_force = rule.applies_to(&rec.entity) && rule.active_at(o.time, self.rules.tz);
-            let window = (rule.window_ms > 0)
-                .then(|| self.windows.stats(eid, &o.metric, ts, rule.window_ms))
-                .flatten();
-            let input = EvalInput {
+        let stats = &self.stats;
+        self.eval.observe(
+            &self.rules,
+            &Observed {
+                entity_id: eid,
+                entity: &rec.entity,
+                cel: &rec.cel,
                 metric: &o.metric,
                 value: o.value,
                 time: o.time,
-                entity: &rec.cel,
-                window,
-            };
-            // Hysteresis: once raised, only the clear condition ends it.
-            let hysteresis = rule.has_clear_condition() && self.timers.is_firing(idx, eid);
-            let result = match (in_force, hysteresis) {
-                (false, _) => Ok(false),
-                (true, false) => self.rules.holds(idx, &input),
-                (true, true) => self.rules.clears(idx, &input).map(|c| !c),
-            };
-            let holds = match result {
-                Ok(h) => h,
-                Err(e) => {
-                    self.stats.rule_errors.fetch_add(1, Ordering::Relaxed);
-                    let name = rule.name().to_string();
-                    let mut msgs = self.stats.rule_error_messages.lock().unwrap();
-                    if !msgs.contains_key(&name) {
-                        tracing::warn!("rule {name:?} failed on {}: {e}", o.entity);
-                    }
-                    msgs.insert(name, format!("{}: {e}", o.entity));
-                    false
+            },
+            signals,
+            |rule, e| {
+                stats.rule_errors.fetch_add(1, Ordering::Relaxed);
+                let name = rule.name().to_string();
+                let mut msgs = stats.rule_error_messages.lock().unwrap();
+                if !msgs.contains_key(&name) {
+                    tracing::warn!("rule {name:?} failed on {}: {e}", o.entity);
                 }
-            };
-            if rule.no_data_ms > 0 {
-                if holds {
-                    signals.extend(self.nodata.seen(idx, eid, &o.metric, ts));
-                }
-                continue;
-            }
-            let for_ms = rule.for_ms;
-            if let Some(s) = self
-                .timers
-                .observe(idx, for_ms, eid, &o.metric, holds, o.value, ts)
-            {
-                signals.push(s);
-            }
-        }
+                msgs.insert(name, format!("{}: {e}", o.entity));
+            },
+        );
         let pollutant = match &*o.metric {
             "pm25" => Some(Pollutant::Pm25),
             "pm10" => Some(Pollutant::Pm10),
@@ -982,21 +984,7 @@ impl Pipeline {
         for change in self.alerts.due(now, &escalation) {
             self.record(change, p);
         }
-        let rules = &self.rules;
-        let signals = self.timers.tick(
-            to_ms(self.clock.now()),
-            |idx| rules.get(idx).for_ms,
-            STALE_MS,
-        );
-        for s in signals {
-            self.signal(s, p);
-        }
-        let rules = &self.rules;
-        let quiet = self.nodata.tick(to_ms(now), |idx| {
-            let r = rules.get(idx);
-            (r.no_data_ms > 0).then_some(r.no_data_ms)
-        });
-        for s in quiet {
+        for s in self.eval.tick(&self.rules, to_ms(now)) {
             self.signal(s, p);
         }
     }

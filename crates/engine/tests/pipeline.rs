@@ -96,8 +96,12 @@ async fn alert_after_for_duration_once_then_acknowledged_and_kept_across_restart
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(t0() + Duration::hours(1)));
     let engine = start(dir.path(), &clock).await;
-    assert_eq!(engine.rule_errors().len(), 1, "the broken rule is refused");
-    assert_eq!(engine.rule_errors()[0].rule, "broken");
+    assert_eq!(
+        engine.rule_errors().await.len(),
+        1,
+        "the broken rule is refused"
+    );
+    assert_eq!(engine.rule_errors().await[0].rule, "broken");
     let tx = engine.sender();
     tx.ingest("test", vec![station("aq-1"), station("aq-2")])
         .await

@@ -46,7 +46,11 @@ async fn start(dir: &Path, clock: &Arc<ManualClock>, rules: &str) -> Engine {
     let e = Engine::start_with_clock(config(dir, rules), clock.clone())
         .await
         .unwrap();
-    assert!(e.rule_errors().is_empty(), "{:?}", e.rule_errors());
+    assert!(
+        e.rule_errors().await.is_empty(),
+        "{:?}",
+        e.rule_errors().await
+    );
     e
 }
 
@@ -386,7 +390,7 @@ async fn bad_rules_are_refused_with_their_place_and_the_rest_run() {
     )
     .await
     .unwrap();
-    let errors = engine.rule_errors();
+    let errors = engine.rule_errors().await;
     assert_eq!(errors.len(), 3, "{errors:?}");
     assert_eq!((errors[0].rule.as_str(), errors[0].line), ("bad-cel", 2));
     assert!(

@@ -6,6 +6,7 @@ pub mod alert;
 pub mod api;
 pub mod entity;
 pub mod metric;
+pub mod rule;
 pub mod user;
 pub mod ws;
 
@@ -15,5 +16,9 @@ pub use api::{
     ImportReport, SeriesPoint, SeriesResponse, SourceState, SourceStatus, Unit,
 };
 pub use entity::{Domain, Entity, EntityStatus, Reading};
+pub use rule::{
+    BacktestFiring, BacktestRequest, BacktestResponse, RuleCheck, RuleInfo, RuleProblem, RuleText,
+    RulesResponse,
+};
 pub use user::{LoginRequest, LoginResponse, Me, Role, UserInfo};
 pub use ws::{ServerMsg, ValueUpdate};

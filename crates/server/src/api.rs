@@ -16,7 +16,7 @@ use ioc_model::{
     Alert, AlertActionRequest, AlertState, DeadLetter, Entity, Health, SeriesResponse,
     SourceStatus, Unit,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
@@ -324,55 +324,6 @@ pub async fn dead_letters(
 
 pub async fn units(State(st): State<AppState>) -> ApiResult<Vec<Unit>> {
     Ok(Json(st.engine.units().await?))
-}
-
-#[derive(Serialize)]
-pub struct RuleInfo {
-    name: String,
-    when: String,
-    #[serde(rename = "for")]
-    for_: String,
-    severity: ioc_model::Severity,
-    category: Option<String>,
-    message: String,
-}
-
-#[derive(Serialize)]
-pub struct RulesResponse {
-    rules: Vec<RuleInfo>,
-    /// Rules that did not compile, with line and column.
-    errors: Vec<String>,
-}
-
-pub async fn rules(State(st): State<AppState>) -> Json<RulesResponse> {
-    let config = st.engine.config();
-    let failed: Vec<&str> = st
-        .engine
-        .rule_errors()
-        .iter()
-        .map(|e| e.rule.as_str())
-        .collect();
-    Json(RulesResponse {
-        rules: config
-            .effective_rules()
-            .into_iter()
-            .filter(|r| !failed.contains(&r.name.as_str()))
-            .map(|r| RuleInfo {
-                name: r.name,
-                when: r.when,
-                for_: humantime::format_duration(r.for_).to_string(),
-                severity: r.severity,
-                category: r.category,
-                message: r.message,
-            })
-            .collect(),
-        errors: st
-            .engine
-            .rule_errors()
-            .iter()
-            .map(|e| e.to_string())
-            .collect(),
-    })
 }
 
 pub async fn not_found(uri: Uri) -> ApiError {

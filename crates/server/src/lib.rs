@@ -6,6 +6,7 @@ mod api;
 mod auth;
 mod basemap;
 mod error;
+mod rules;
 mod ui;
 mod ws;
 
@@ -55,7 +56,13 @@ pub fn router(engine: Arc<Engine>) -> Router {
         )
         .route("/api/deadletters", get(api::dead_letters))
         .route("/api/import", post(api::import))
-        .route("/api/rules", get(api::rules))
+        .route("/api/rules", get(rules::list).post(rules::create))
+        .route("/api/rules/validate", post(rules::validate))
+        .route("/api/rules/backtest", post(rules::backtest))
+        .route(
+            "/api/rules/{name}",
+            axum::routing::put(rules::replace).delete(rules::delete),
+        )
         .route("/api/basemap", get(basemap::info))
         .route("/api/basemap/file", get(basemap::file))
         .route("/api/basemap/tiles/{z}/{x}/{y}", get(basemap::tile))

@@ -6,13 +6,18 @@
 //! condition names (`metric == 'pm25'`), so an observation is only checked against rules
 //! that can match.
 
+pub mod backtest;
 mod cel_env;
+pub mod eval;
+pub mod files;
+pub mod manage;
 pub mod nodata;
 mod template;
 mod timing;
 pub mod window;
 
 pub use cel_env::{entity_value, EntityVal, EvalInput};
+pub use eval::{Evaluator, Observed};
 pub use template::render_message;
 pub use timing::{Signal, Timers};
 
@@ -31,6 +36,8 @@ pub struct RuleError {
     pub line: usize,
     pub column: usize,
     pub message: String,
+    /// The key whose CEL failed (`when`, `clear_when`); `None`: the rule as a whole.
+    pub key: Option<&'static str>,
 }
 
 /// Where a rule applies.
@@ -152,6 +159,7 @@ impl RuleSet {
                     line: 1,
                     column: 1,
                     message: "another rule has this name".into(),
+                    key: None,
                 });
                 continue;
             }
@@ -235,7 +243,7 @@ impl RuleSet {
 fn compile_cel(
     env: &cel::Env,
     cfg: &RuleConfig,
-    key: &str,
+    key: &'static str,
     text: &str,
 ) -> Result<cel::Program, RuleError> {
     let err = |line: usize, column: usize, message: String| RuleError {
@@ -247,6 +255,7 @@ fn compile_cel(
         } else {
             format!("{key}: {message}")
         },
+        key: Some(key),
     };
     let program = env.compile(text).map_err(|errs| {
         let first = errs.errors.first();
@@ -284,6 +293,7 @@ fn invalid(cfg: &RuleConfig, message: String) -> RuleError {
         line: 1,
         column: 1,
         message,
+        key: None,
     }
 }
 

@@ -89,6 +89,18 @@ impl Windows {
         })
     }
 
+    /// Takes the needs of a reloaded rule set (`fresh`, with no values) and keeps the values
+    /// of the metrics it still watches.
+    pub fn retarget(&mut self, fresh: Windows) {
+        self.longest = fresh.longest;
+        let values = std::mem::take(&mut self.values);
+        for ((entity, metric), q) in values {
+            if self.keep_for(&metric).is_some() {
+                self.values.insert((entity, metric), q);
+            }
+        }
+    }
+
     /// How many series are kept.
     pub fn len(&self) -> usize {
         self.values.len()

@@ -391,6 +391,58 @@ impl Reader {
         })
     }
 
+    /// Raw observations of `metrics` (`None`: every metric) in `[from, to)`, oldest first
+    /// across series, at most `limit`: `(time ms, value, index into the series list)`, the
+    /// series as `(entity external id, metric)`, and whether the limit cut the period short.
+    /// For backtests.
+    #[allow(clippy::type_complexity)]
+    pub fn replay(
+        &self,
+        metrics: Option<&[String]>,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<(Vec<(i64, f64, u32)>, Vec<(String, String)>, bool), StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT s.id, e.ext_id, s.metric FROM series s JOIN entities e ON e.id = s.entity
+                 ORDER BY s.id",
+            )?;
+            let all: Vec<(i64, String, String)> = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            let chosen: Vec<(i64, String, String)> = all
+                .into_iter()
+                .filter(|(_, _, m)| metrics.is_none_or(|ms| ms.contains(m)))
+                .collect();
+            let mut rows = Vec::new();
+            let mut q = c.prepare_cached(
+                "SELECT ts, value FROM observations WHERE series = ?1 AND ts >= ?2 AND ts < ?3
+                 ORDER BY ts LIMIT ?4",
+            )?;
+            let mut truncated = false;
+            for (i, (sid, _, _)) in chosen.iter().enumerate() {
+                let before = rows.len();
+                for r in q.query_map(params![sid, from_ms, to_ms, (limit + 1) as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?))
+                })? {
+                    let (ts, v) = r?;
+                    rows.push((ts, v, i as u32));
+                }
+                if rows.len() - before > limit {
+                    truncated = true;
+                }
+            }
+            rows.sort_unstable_by_key(|&(ts, _, i)| (ts, i));
+            if rows.len() > limit {
+                truncated = true;
+                rows.truncate(limit);
+            }
+            let series = chosen.into_iter().map(|(_, e, m)| (e, m)).collect();
+            Ok((rows, series, truncated))
+        })
+    }
+
     /// Dead letters, newest first: of one source, and/or whose reason, origin or payload
     /// contains `text` (case-insensitive).
     pub fn dead_letters(
