@@ -8,7 +8,7 @@
 //! cargo xtask test                every check and test, as CI runs it
 //! cargo xtask ui [--debug]        build the web UI into ui/dist
 //! cargo xtask setup [--test]      only install what is missing
-//! cargo xtask bench               ioc bench ingest, release build
+//! cargo xtask bench               ioc bench ingest, rules and mqtt, release build
 //! ```
 
 use std::env;
@@ -71,7 +71,7 @@ fn main() -> ExitCode {
                  \n  test   every check and test, as CI runs it\
                  \n  ui     build the web UI into ui/dist\
                  \n  setup  install what is missing (--test: also the test tools)\
-                 \n  bench  ioc bench ingest on a release build"
+                 \n  bench  ioc bench ingest, rules and mqtt on a release build"
             );
             return ExitCode::from(2);
         }
@@ -527,9 +527,10 @@ fn test() -> Result {
 }
 
 fn bench() -> Result {
-    step("benchmarks (release build): ingest, then MQTT through mosquitto");
+    step("benchmarks (release build): ingest, rules, then MQTT through mosquitto");
     sh("cargo", &["build", "--release", "-p", "ioc"])?;
     let bin = root().join("target/release/ioc");
     sh(bin.to_str().unwrap(), &["bench", "ingest"])?;
+    sh(bin.to_str().unwrap(), &["bench", "rules"])?;
     sh(bin.to_str().unwrap(), &["bench", "mqtt"])
 }

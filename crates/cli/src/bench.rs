@@ -14,6 +14,13 @@ pub enum BenchCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// The pipeline with 10, 1,000 and 10,000 rules loaded, next to the same pipeline with
+    /// none.
+    Rules {
+        /// Observations per run.
+        #[arg(short, default_value_t = 200_000)]
+        n: usize,
+    },
     /// Observations through a real mosquitto broker into the hub, next to what the broker
     /// delivers to a plain subscriber.
     Mqtt {
@@ -44,6 +51,20 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 "baseline (batched rusqlite inserts, same rows): {:.0} rows/s",
                 r.baseline_rows_per_s
             );
+            println!("{}", r.summary());
+            Ok(())
+        }
+        BenchCommand::Rules { n } => {
+            let tmp = tempfile::tempdir()?;
+            let r = ioc_engine::bench::rules(tmp.path(), n, &[10, 1_000, 10_000]).await?;
+            println!("observations per run: {}", r.observations);
+            println!("no rules: {:.0} obs/s", r.no_rules_per_s);
+            for (k, per_s) in &r.with_rules {
+                println!(
+                    "{k} rules: {per_s:.0} obs/s, ratio {:.2}",
+                    per_s / r.no_rules_per_s
+                );
+            }
             println!("{}", r.summary());
             Ok(())
         }

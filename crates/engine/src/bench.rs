@@ -246,3 +246,142 @@ pub async fn ingest(dir: &Path, n: usize) -> anyhow::Result<IngestBench> {
         baseline_rows_per_s,
     })
 }
+
+/// Figures of `ioc bench rules`: the pipeline's throughput with no rules, and with each count
+/// of rules loaded, the same observations each time.
+#[derive(Debug, Clone)]
+pub struct RulesBench {
+    pub observations: usize,
+    pub no_rules_per_s: f64,
+    /// (rules loaded, observations/s).
+    pub with_rules: Vec<(usize, f64)>,
+}
+
+impl RulesBench {
+    /// The summary line: each count's throughput as a ratio to the no-rules pipeline.
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = self
+            .with_rules
+            .iter()
+            .map(|(k, r)| format!("{k} rules {:.2}", r / self.no_rules_per_s))
+            .collect();
+        format!(
+            "rules: no rules {:.0} obs/s; ratio {}",
+            self.no_rules_per_s,
+            parts.join(", ")
+        )
+    }
+}
+
+const RULE_METRICS: usize = 100;
+const KINDS: [&str; 3] = ["AirQualityStation", "WaterLevelGauge", "TrafficCounter"];
+
+/// `count` rules spread over 100 metrics and 3 entity types, as a large province's catalogue
+/// would be (each names its metric and type, so the index finds it). The first ten can fire.
+fn bench_rules(count: usize) -> Vec<crate::config::RuleConfig> {
+    (0..count)
+        .map(|i| {
+            let threshold = if i < 10 {
+                99.0
+            } else {
+                100.0 + (i / 100) as f64
+            };
+            crate::config::RuleConfig {
+                name: format!("bench-{i}"),
+                when: format!(
+                    "entity.type == '{}' && metric == 'm{:02}' && value > {threshold:.1}",
+                    KINDS[i % 3],
+                    i % RULE_METRICS
+                ),
+                for_: std::time::Duration::from_secs(60),
+                severity: ioc_model::Severity::Warning,
+                message: "{entity.name}: {value}".into(),
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+async fn rules_run(
+    dir: &Path,
+    rules: Vec<crate::config::RuleConfig>,
+    n: usize,
+) -> anyhow::Result<f64> {
+    const ENTITIES: usize = 1000;
+    const CHUNK: usize = 2048;
+    let data = dir.join(format!("rules-{}", rules.len()));
+    let _ = std::fs::remove_dir_all(&data);
+    let mut config = Config::default().without_demo();
+    config.paths.data = Some(data);
+    config.rules = Some(rules);
+    let engine = Engine::start(config).await?;
+    let errors = engine.rule_errors().await;
+    anyhow::ensure!(
+        errors.is_empty(),
+        "bench rules refused: {:?}",
+        errors.first()
+    );
+    let sender = engine.sender();
+    sender
+        .ingest(
+            "bench",
+            (0..ENTITIES)
+                .map(|i| Item::Entity(Box::new(entity(i))))
+                .collect(),
+        )
+        .await?;
+    let ids: Vec<Arc<str>> = (0..ENTITIES)
+        .map(|i| Arc::from(format!("bench-{i:05}")))
+        .collect();
+    let metrics: Vec<Arc<str>> = (0..RULE_METRICS)
+        .map(|m| Arc::from(format!("m{m:02}")))
+        .collect();
+    let start = Utc::now() - ChronoDuration::seconds((n / ENTITIES) as i64 + 10);
+    let items: Vec<Item> = (0..n)
+        .map(|k| {
+            Item::Obs(Obs {
+                entity: ids[k % ENTITIES].clone(),
+                metric: metrics[(k / ENTITIES + k) % RULE_METRICS].clone(),
+                time: start + ChronoDuration::milliseconds((k / ENTITIES) as i64 * 1000),
+                value: ((k * 7919) % 1000) as f64 / 10.0,
+            })
+        })
+        .collect();
+    let mut chunks = Vec::new();
+    let mut it = items.into_iter().peekable();
+    while it.peek().is_some() {
+        chunks.push(it.by_ref().take(CHUNK).collect::<Vec<_>>());
+    }
+    let t0 = Instant::now();
+    let mut waits = Vec::new();
+    for chunk in chunks {
+        let (done, rx) = tokio::sync::oneshot::channel();
+        let mut ingest = Ingest::new(Arc::from("bench"), chunk);
+        ingest.done = Some(done);
+        sender.send(ingest).await?;
+        waits.push(rx);
+    }
+    let mut accepted = 0;
+    for w in waits {
+        accepted += w.await?.accepted;
+    }
+    let per_s = n as f64 / t0.elapsed().as_secs_f64();
+    engine.shutdown().await;
+    anyhow::ensure!(accepted == n, "only {accepted} of {n} accepted");
+    Ok(per_s)
+}
+
+/// Runs `ioc bench rules` in `dir`: `n` observations through the pipeline with no rules, then
+/// with each of `counts` rules loaded.
+pub async fn rules(dir: &Path, n: usize, counts: &[usize]) -> anyhow::Result<RulesBench> {
+    let no_rules_per_s = rules_run(dir, Vec::new(), n).await?;
+    let mut with_rules = Vec::new();
+    for &k in counts {
+        with_rules.push((k, rules_run(dir, bench_rules(k), n).await?));
+    }
+    Ok(RulesBench {
+        observations: n,
+        no_rules_per_s,
+        with_rules,
+    })
+}

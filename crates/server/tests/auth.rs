@@ -63,6 +63,8 @@ impl Client {
         let url = format!("http://{}{path}", self.addr);
         let mut r = match method {
             "GET" => c.get(url),
+            "PUT" => c.put(url),
+            "DELETE" => c.delete(url),
             _ => c.post(url),
         };
         if let Some(t) = &self.token {
@@ -248,6 +250,41 @@ async fn roles_and_unit_scopes_are_enforced_by_the_server() {
         "{events:?}"
     );
     assert_eq!(events.last().unwrap().0, "lan");
+
+    // Rules: everyone reads them; only a supervisor or admin validates, saves, backtests.
+    let rule = json!({"text": "name = \"x\"\nwhen = \"value > 1.0\"\nseverity = \"major\"\nmessage = \"m\"\n"});
+    let (s, list) = lan.call("GET", "/api/rules", None).await;
+    assert_eq!(s, 200);
+    assert!(!list["rules"].as_array().unwrap().is_empty());
+    for (method, path) in [
+        ("POST", "/api/rules"),
+        ("POST", "/api/rules/validate"),
+        ("POST", "/api/rules/backtest"),
+        ("PUT", "/api/rules/x"),
+        ("DELETE", "/api/rules/x"),
+    ] {
+        assert_eq!(
+            lan.call(method, path, Some(rule.clone())).await.0,
+            403,
+            "{method} {path}"
+        );
+    }
+    let (s, v) = admin
+        .call("POST", "/api/rules/validate", Some(rule.clone()))
+        .await;
+    assert_eq!((s, v["ok"].as_bool()), (200, Some(true)), "{v}");
+    let (s, v) = admin.call("POST", "/api/rules", Some(rule.clone())).await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = admin.call("POST", "/api/rules", Some(rule.clone())).await;
+    assert_eq!(s, 400, "the name is taken: {v}");
+    assert_eq!(v["problems"][0]["line"], 1);
+    let (s, v) = admin
+        .call("POST", "/api/rules/backtest", Some(rule.clone()))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["firings"].is_array());
+    assert_eq!(admin.call("DELETE", "/api/rules/x", None).await.0, 204);
+    assert_eq!(admin.call("DELETE", "/api/rules/x", None).await.0, 404);
 
     // Shelving needs a time.
     let (s, _) = admin

@@ -145,34 +145,53 @@ fn is_metric(e: &IdedExpr) -> bool {
     matches!(&e.expr, Expr::Ident(name) if name == "metric")
 }
 
+fn is_entity_type(e: &IdedExpr) -> bool {
+    matches!(&e.expr, Expr::Select(sel) if sel.field == "type" && !sel.test
+        && matches!(&sel.operand.expr, Expr::Ident(name) if name == "entity"))
+}
+
 /// The metrics an expression can only be true for, read from `metric == '…'` and
 /// `metric in ['…', …]` terms combined by `&&` / `||`. `None` when it could match any metric.
 pub(super) fn metrics_named(e: &IdedExpr) -> Option<Vec<String>> {
+    literals_of(e, is_metric)
+}
+
+/// The entity types an expression can only be true for (`entity.type == '…'`, `in`), like
+/// [`metrics_named`].
+pub(super) fn types_named(e: &IdedExpr) -> Option<Vec<String>> {
+    literals_of(e, is_entity_type)
+}
+
+/// The string literals `subject` must equal for `e` to be true, when `e` says so through
+/// `==`, `in [...]`, `&&` and `||`; `None` when it could be true for any.
+fn literals_of(e: &IdedExpr, subject: fn(&IdedExpr) -> bool) -> Option<Vec<String>> {
     let Expr::Call(call) = &e.expr else {
         return None;
     };
     match (call.func_name.as_str(), call.args.as_slice()) {
         (operators::EQUALS, [a, b]) => {
-            if is_metric(a) {
+            if subject(a) {
                 string_literal(b).map(|m| vec![m])
-            } else if is_metric(b) {
+            } else if subject(b) {
                 string_literal(a).map(|m| vec![m])
             } else {
                 None
             }
         }
-        (operators::IN, [a, b]) if is_metric(a) => match &b.expr {
+        (operators::IN, [a, b]) if subject(a) => match &b.expr {
             Expr::List(list) => list.elements.iter().map(string_literal).collect(),
             _ => None,
         },
-        (operators::LOGICAL_AND, [a, b]) => match (metrics_named(a), metrics_named(b)) {
-            (Some(x), Some(y)) => Some(x.into_iter().filter(|m| y.contains(m)).collect()),
-            (Some(x), None) | (None, Some(x)) => Some(x),
-            (None, None) => None,
-        },
+        (operators::LOGICAL_AND, [a, b]) => {
+            match (literals_of(a, subject), literals_of(b, subject)) {
+                (Some(x), Some(y)) => Some(x.into_iter().filter(|m| y.contains(m)).collect()),
+                (Some(x), None) | (None, Some(x)) => Some(x),
+                (None, None) => None,
+            }
+        }
         (operators::LOGICAL_OR, [a, b]) => {
-            let mut x = metrics_named(a)?;
-            for m in metrics_named(b)? {
+            let mut x = literals_of(a, subject)?;
+            for m in literals_of(b, subject)? {
                 if !x.contains(&m) {
                     x.push(m);
                 }

@@ -53,7 +53,7 @@ impl Evaluator {
         let ts = o.time.timestamp_millis();
         let eid = o.entity_id;
         self.windows.record(eid, o.metric, ts, o.value);
-        for idx in rules.candidates(o.metric) {
+        for idx in rules.candidates(o.metric, &o.entity.kind) {
             let rule = rules.get(idx);
             // Outside its area or its hours the condition does not hold.
             let in_force = rule.applies_to(o.entity) && rule.active_at(o.time, rules.tz);

@@ -55,6 +55,8 @@ pub struct Rule {
     clear_program: Option<cel::Program>,
     /// The metrics the condition can match, when it names them; `None`: any metric.
     pub metrics: Option<Vec<String>>,
+    /// The entity types the condition can match, when it names them; `None`: any type.
+    pub types: Option<Vec<String>>,
     /// Sliding window span, ms (0: none).
     pub window_ms: i64,
     /// No-data span, ms (0: an ordinary rule).
@@ -131,7 +133,11 @@ impl Rule {
 /// All loaded rules with their metric index.
 pub struct RuleSet {
     rules: Vec<Rule>,
+    /// Rules that name their metrics, by metric.
     by_metric: HashMap<String, Vec<usize>>,
+    /// Rules that name entity types but no metric, by type.
+    by_type: HashMap<String, Vec<usize>>,
+    /// Rules that name neither.
     any_metric: Vec<usize>,
     env: Arc<cel::Env>,
     by_name: HashMap<String, usize>,
@@ -146,6 +152,7 @@ impl RuleSet {
         let mut set = RuleSet {
             rules: Vec::new(),
             by_metric: HashMap::new(),
+            by_type: HashMap::new(),
             any_metric: Vec::new(),
             env: env.clone(),
             by_name: HashMap::new(),
@@ -166,13 +173,18 @@ impl RuleSet {
             match compile_one(&env, cfg) {
                 Ok(rule) => {
                     let idx = set.rules.len();
-                    match &rule.metrics {
-                        Some(ms) => {
+                    match (&rule.metrics, &rule.types) {
+                        (Some(ms), _) => {
                             for m in ms {
                                 set.by_metric.entry(m.clone()).or_default().push(idx);
                             }
                         }
-                        None => set.any_metric.push(idx),
+                        (None, Some(ts)) => {
+                            for t in ts {
+                                set.by_type.entry(t.clone()).or_default().push(idx);
+                            }
+                        }
+                        (None, None) => set.any_metric.push(idx),
                     }
                     set.by_name.insert(rule.config.name.clone(), idx);
                     set.rules.push(rule);
@@ -203,12 +215,26 @@ impl RuleSet {
         &self.rules
     }
 
-    /// Indices of the rules that can match an observation of `metric`.
-    pub fn candidates<'a>(&'a self, metric: &str) -> impl Iterator<Item = usize> + 'a {
+    /// Indices of the rules that can match an observation of `metric` by an entity of
+    /// `entity_type`: found through the metric and type indexes, so a rule that names another
+    /// metric or type costs nothing.
+    pub fn candidates<'a>(
+        &'a self,
+        metric: &str,
+        entity_type: &'a str,
+    ) -> impl Iterator<Item = usize> + 'a {
+        let rules = &self.rules;
         self.by_metric
             .get(metric)
             .into_iter()
             .flatten()
+            .filter(move |&&i| {
+                rules[i]
+                    .types
+                    .as_ref()
+                    .is_none_or(|ts| ts.iter().any(|t| t == entity_type))
+            })
+            .chain(self.by_type.get(entity_type).into_iter().flatten())
             .chain(self.any_metric.iter())
             .copied()
     }
@@ -332,6 +358,17 @@ fn compile_one(env: &cel::Env, cfg: &RuleConfig) -> Result<Rule, RuleError> {
             None => metrics = None,
         }
     }
+    let mut types = cel_env::types_named(program.expression());
+    if let (Some(ts), Some(c)) = (&mut types, &clear_program) {
+        match cel_env::types_named(c.expression()) {
+            Some(more) => more.into_iter().for_each(|t| {
+                if !ts.contains(&t) {
+                    ts.push(t)
+                }
+            }),
+            None => types = None,
+        }
+    }
     let area = match &cfg.area {
         None => None,
         Some(a) => {
@@ -392,6 +429,7 @@ fn compile_one(env: &cel::Env, cfg: &RuleConfig) -> Result<Rule, RuleError> {
         program,
         clear_program,
         metrics,
+        types,
         window_ms: ms(cfg.window),
         no_data_ms: ms(cfg.no_data),
         area,
@@ -445,16 +483,29 @@ mod tests {
             rule("c", "metric in ['rain_1h', 'rain_24h'] && value > 50.0", 0),
             rule("d", "value > 1000.0", 0),
             rule("e", "metric == 'pm25' || value > 3.0", 0),
+            rule("f", "entity.type == 'AirQualityStation' && value > 3.0", 0),
+            rule(
+                "g",
+                "entity.type in ['Camera'] && metric == 'online' && value < 0.5",
+                0,
+            ),
         ]);
         assert!(errors.is_empty(), "{errors:?}");
         let names = |m: &str| -> Vec<&str> {
-            set.candidates(m)
+            set.candidates(m, "AirQualityStation")
                 .map(|i| set.get(i).name())
                 .collect::<Vec<_>>()
         };
-        assert_eq!(names("pm25"), ["a", "d", "e"]);
-        assert_eq!(names("pm10"), ["b", "d", "e"]);
-        assert_eq!(names("rain_24h"), ["c", "d", "e"]);
-        assert_eq!(names("speed"), ["d", "e"]);
+        assert_eq!(names("pm25"), ["a", "f", "d", "e"]);
+        assert_eq!(names("pm10"), ["b", "f", "d", "e"]);
+        assert_eq!(names("rain_24h"), ["c", "f", "d", "e"]);
+        assert_eq!(names("speed"), ["f", "d", "e"]);
+        let camera = |m: &str| -> Vec<&str> {
+            set.candidates(m, "Camera")
+                .map(|i| set.get(i).name())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(camera("pm25"), ["a", "d", "e"]);
+        assert_eq!(camera("online"), ["g", "d", "e"]);
     }
 }
