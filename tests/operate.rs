@@ -218,3 +218,198 @@ async fn e2e_browser_sign_in_and_work_an_alert_by_keyboard() {
     drop(c);
     server.stop();
 }
+
+async fn rule_check_text(c: &Client) -> String {
+    js(
+        c,
+        "const e = document.getElementById('rule-check'); return e ? e.innerText : '';",
+    )
+    .await
+    .as_str()
+    .unwrap_or_default()
+    .to_string()
+}
+
+/// The rules screen as a supervisor uses it: look at a running rule and backtest it over the
+/// stored history, write a new one with a mistake the editor points at, fix it, save it, and
+/// find it running on the server and in the rules folder.
+#[tokio::test(flavor = "multi_thread")]
+async fn e2e_browser_queue_filters_and_the_rules_screen() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let config = fast_config(dir.path());
+    let server = Server::start("rules-server", &data, &config, 0);
+    let driver = WebDriver::chromedriver().await;
+    let c = driver.chrome_session().await;
+    c.goto(&server.url("/")).await.unwrap();
+    wait_for("the console", T, || async {
+        c.find(Locator::Css(".topbar")).await.ok()
+    })
+    .await;
+    // The queue's filters: `/` to search, severity and state to narrow it down.
+    let count = |c: &Client| {
+        let c = c.clone();
+        async move {
+            js(
+                &c,
+                "return document.querySelectorAll('#alert-list li.alert').length",
+            )
+            .await
+            .as_u64()
+            .unwrap_or(0)
+        }
+    };
+    wait_for("alerts in the queue", T, || async {
+        (count(&c).await >= 2).then_some(())
+    })
+    .await;
+    let body = c.find(Locator::Css("body")).await.unwrap();
+    body.send_keys("/").await.unwrap();
+    let search = c.active_element().await.unwrap();
+    assert_eq!(
+        search.attr("id").await.unwrap().as_deref(),
+        Some("queue-search")
+    );
+    search.send_keys("không có gì như thế này").await.unwrap();
+    wait_for("nothing to match", T, || async {
+        (count(&c).await == 0).then_some(())
+    })
+    .await;
+    c.find(Locator::Id("filter-clear"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for("the queue back", T, || async {
+        (count(&c).await >= 2).then_some(())
+    })
+    .await;
+    c.find(Locator::Css("#filter-severity option[value=\"critical\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for("only critical alerts", T, || async {
+        js(&c, "const li = [...document.querySelectorAll('#alert-list li.alert')]; return li.every(l => l.classList.contains('sev-critical'));")
+            .await
+            .as_bool()
+            .filter(|b| *b)
+    })
+    .await;
+    screenshot(&c, "queue-filtered").await;
+    c.find(Locator::Id("filter-clear"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // Some history for the backtest.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let body = c.find(Locator::Css("body")).await.unwrap();
+    body.send_keys("4").await.unwrap();
+    let row = wait_for("the rules table", T, || async {
+        c.find(Locator::Css(
+            "#rules-table tr[data-rule=\"pm25-very-unhealthy\"]",
+        ))
+        .await
+        .ok()
+    })
+    .await;
+    row.click().await.unwrap();
+    wait_for("the editor, read-only for a config rule", T, || async {
+        js(&c, "const t = document.getElementById('rule-text'); return t && t.readOnly && t.value.includes('pm25');")
+            .await
+            .as_bool()
+            .filter(|b| *b)
+    })
+    .await;
+    c.find(Locator::Id("rule-backtest"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let summary = wait_for("the backtest's result", T, || async {
+        js(
+            &c,
+            "const e = document.getElementById('backtest-result'); return e ? e.innerText : null;",
+        )
+        .await
+        .as_str()
+        .map(str::to_string)
+    })
+    .await;
+    assert!(summary.contains("quan sát"), "{summary}");
+    screenshot(&c, "rules-backtest").await;
+
+    // A new rule: the editor points at the mistake, then saves the fixed rule.
+    c.find(Locator::Id("rule-new"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for("the example rule to validate", T, || async {
+        rule_check_text(&c).await.contains("Hợp lệ").then_some(())
+    })
+    .await;
+    let text = c.find(Locator::Id("rule-text")).await.unwrap();
+    text.clear().await.unwrap();
+    text.send_keys("name = \"bui-min\"\nwhen = \"metric == 'pm25' && valu > 75.0\"\nseverity = \"major\"\nmessage = \"Bụi mịn {value}\"\n")
+        .await
+        .unwrap();
+    let problem = wait_for("the problem with its place", T, || async {
+        let t = rule_check_text(&c).await;
+        t.contains("Dòng 2").then_some(t)
+    })
+    .await;
+    assert!(problem.contains("valu"), "{problem}");
+    assert!(
+        js(&c, "return document.getElementById('rule-save').disabled")
+            .await
+            .as_bool()
+            .unwrap(),
+        "no saving a broken rule"
+    );
+    screenshot(&c, "rules-problem").await;
+    text.clear().await.unwrap();
+    text.send_keys("name = \"bui-min\"\nwhen = \"metric == 'pm25' && value > 75.0\"\nseverity = \"major\"\nmessage = \"Bụi mịn {value}\"\n")
+        .await
+        .unwrap();
+    wait_for("the fixed rule to validate", T, || async {
+        rule_check_text(&c).await.contains("Hợp lệ").then_some(())
+    })
+    .await;
+    c.find(Locator::Id("rule-save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for("the new rule in the table", T, || async {
+        c.find(Locator::Css("#rules-table tr[data-rule=\"bui-min\"]"))
+            .await
+            .ok()
+    })
+    .await;
+    screenshot(&c, "rules-saved").await;
+    let rules = get_json(&server.url("/api/rules")).await;
+    let saved = rules["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "bui-min")
+        .expect("on the server")
+        .clone();
+    assert_eq!(saved["origin"], "console.toml");
+    assert!(
+        std::fs::read_to_string(data.join("rules").join("console.toml"))
+            .unwrap()
+            .contains("bui-min")
+    );
+    drop(c);
+    server.stop();
+}

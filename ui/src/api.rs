@@ -79,6 +79,45 @@ pub async fn post_text<T: DeserializeOwned>(url: &str, body: &str) -> Result<T, 
     serde_json::from_str(&text).map_err(|e| e.to_string())
 }
 
+/// Sends JSON with `method` and returns the status and body as they are, for answers whose
+/// error body is itself meaningful (a refused rule carries its problems).
+pub async fn send_json<B: Serialize>(
+    method: &str,
+    url: &str,
+    body: &B,
+) -> Result<(u16, String), String> {
+    let window = web_sys::window().ok_or("no window")?;
+    let init = RequestInit::new();
+    init.set_method(method);
+    init.set_body(
+        &serde_json::to_string(body)
+            .map_err(|e| e.to_string())?
+            .into(),
+    );
+    let req = Request::new_with_str_and_init(url, &init).map_err(|e| format!("{e:?}"))?;
+    req.headers()
+        .set("Content-Type", "application/json")
+        .map_err(|e| format!("{e:?}"))?;
+    if let Some(t) = crate::session::token() {
+        req.headers()
+            .set("Authorization", &format!("Bearer {t}"))
+            .map_err(|e| format!("{e:?}"))?;
+    }
+    let resp = JsFuture::from(window.fetch_with_request(&req))
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    let resp: Response = resp.dyn_into().map_err(|_| "not a response")?;
+    let text = JsFuture::from(resp.text().map_err(|e| format!("{e:?}"))?)
+        .await
+        .map_err(|e| format!("{e:?}"))?
+        .as_string()
+        .unwrap_or_default();
+    if resp.status() == 401 {
+        crate::session::signed_out();
+    }
+    Ok((resp.status(), text))
+}
+
 /// DELETE; the answer's body is ignored.
 pub async fn delete(url: &str) -> Result<(), String> {
     let init = RequestInit::new();

@@ -3,6 +3,7 @@
 //! build runs in the desktop window, in a browser and on a video wall.
 
 mod api;
+mod attention;
 mod chart;
 mod components;
 mod feed;

@@ -46,6 +46,7 @@ pub enum View {
     Operations,
     Sources,
     DeadLetters,
+    Rules,
 }
 
 /// What the operator is looking at.
@@ -101,4 +102,84 @@ pub fn alerts_by_entity(alerts: &HashMap<i64, Alert>) -> HashMap<&str, Vec<&Aler
         }
     }
     m
+}
+
+/// The queue's filters (severity at least, state, domain, unit, free text); the keyboard
+/// cursor moves through what they let through.
+#[derive(Clone, Copy)]
+pub struct QueueFilter {
+    /// `None`: every severity; else this one and above.
+    pub min_severity: RwSignal<Option<Severity>>,
+    /// `""`: every state; `new`; `working` (acknowledged, assigned, in progress); `cleared`.
+    pub state: RwSignal<String>,
+    /// `""` or a domain's name.
+    pub domain: RwSignal<String>,
+    /// `""` or a unit's name.
+    pub unit: RwSignal<String>,
+    pub text: RwSignal<String>,
+}
+
+impl QueueFilter {
+    pub fn new() -> QueueFilter {
+        QueueFilter {
+            min_severity: RwSignal::new(None),
+            state: RwSignal::new(String::new()),
+            domain: RwSignal::new(String::new()),
+            unit: RwSignal::new(String::new()),
+            text: RwSignal::new(String::new()),
+        }
+    }
+
+    /// Whether any filter is set.
+    pub fn active(&self) -> bool {
+        self.min_severity.get().is_some()
+            || !self.state.get().is_empty()
+            || !self.domain.get().is_empty()
+            || !self.unit.get().is_empty()
+            || !self.text.get().is_empty()
+    }
+
+    pub fn clear(&self) {
+        self.min_severity.set(None);
+        self.state.set(String::new());
+        self.domain.set(String::new());
+        self.unit.set(String::new());
+        self.text.set(String::new());
+    }
+
+    /// Whether `a` passes (reactive: reads the filters).
+    pub fn passes(&self, a: &Alert) -> bool {
+        use ioc_model::AlertState as S;
+        if self.min_severity.get().is_some_and(|m| a.severity < m) {
+            return false;
+        }
+        let ok_state = match self.state.get().as_str() {
+            "new" => a.state == S::New,
+            "working" => matches!(a.state, S::Acknowledged | S::Assigned | S::InProgress),
+            "cleared" => !a.active,
+            _ => true,
+        };
+        if !ok_state {
+            return false;
+        }
+        let domain = self.domain.get();
+        if !domain.is_empty() && a.domain.as_str() != domain {
+            return false;
+        }
+        let unit = self.unit.get();
+        if !unit.is_empty() && a.unit_name.as_deref() != Some(unit.as_str()) {
+            return false;
+        }
+        let text = self.text.get().to_lowercase();
+        text.is_empty()
+            || [
+                a.entity_name.as_str(),
+                a.message.as_str(),
+                a.category.as_str(),
+                a.rule.as_str(),
+                a.unit_name.as_deref().unwrap_or(""),
+            ]
+            .iter()
+            .any(|f| f.to_lowercase().contains(&text))
+    }
 }

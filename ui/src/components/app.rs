@@ -11,7 +11,7 @@ use crate::feed;
 use crate::format;
 use crate::i18n::{I18n, Lang};
 use crate::map;
-use crate::state::{Live, Selection, Settings, View};
+use crate::state::{Live, QueueFilter, Selection, Settings, View};
 use chrono::{DateTime, Utc};
 use ioc_model::{Alert, Health};
 use leptos::ev;
@@ -154,8 +154,12 @@ pub fn App() -> impl IntoView {
     provide_context(now);
     set_interval(move || now.0.set(format::now()), Duration::from_secs(1));
 
+    let filter = QueueFilter::new();
+    provide_context(filter);
     let queue = Queue(Memo::new(move |_| {
-        let mut v: Vec<Alert> = live.alerts.with(|m| m.values().cloned().collect());
+        let mut v: Vec<Alert> = live
+            .alerts
+            .with(|m| m.values().filter(|a| filter.passes(a)).cloned().collect());
         v.sort_by(Alert::queue_cmp);
         v
     }));
@@ -177,6 +181,7 @@ pub fn App() -> impl IntoView {
         }
     });
     feed::start(live);
+    crate::attention::start(live);
 
     // The focused alert follows the queue: when it leaves (resolved), focus its neighbour —
     // unless it is open in the alert panel, where it stays to be closed.
@@ -271,8 +276,25 @@ pub fn App() -> impl IntoView {
                 sel.help.update(|h| *h = !*h);
                 true
             }
+            "/" => {
+                sel.view.set(View::Operations);
+                if let Some(el) = web_sys::window()
+                    .and_then(|w| w.document())
+                    .and_then(|d| d.get_element_by_id("queue-search"))
+                    .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+                {
+                    let _ = el.focus();
+                }
+                true
+            }
             "l" => {
                 i18n.toggle();
+                true
+            }
+            "m" => {
+                let m = !crate::attention::muted();
+                crate::attention::set_muted(m);
+                ops.toast(i18n.tr(if m { "sound-off" } else { "sound-on" }), false);
                 true
             }
             "h" => {
@@ -289,6 +311,10 @@ pub fn App() -> impl IntoView {
             }
             "3" => {
                 sel.view.set(View::DeadLetters);
+                true
+            }
+            "4" => {
+                sel.view.set(View::Rules);
                 true
             }
             _ => false,
@@ -315,6 +341,9 @@ pub fn App() -> impl IntoView {
             </Show>
             <Show when=move || sel.view.get() == View::DeadLetters>
                 <super::deadletters::DeadLettersView/>
+            </Show>
+            <Show when=move || sel.view.get() == View::Rules>
+                <super::rules::RulesView/>
             </Show>
             <super::import::DropZone/>
             <HelpOverlay/>

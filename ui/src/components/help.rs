@@ -22,7 +22,9 @@ pub fn HelpOverlay() -> impl IntoView {
         ("Esc", "help-close"),
         ("h", "help-map"),
         ("l", "help-lang"),
-        ("1 / 2 / 3", "help-views"),
+        ("1 / 2 / 3 / 4", "help-views"),
+        ("/", "help-search"),
+        ("m", "help-mute"),
         ("?", "help-help"),
     ];
     view! {

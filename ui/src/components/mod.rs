@@ -7,5 +7,6 @@ pub mod import;
 pub mod login;
 pub mod map_view;
 pub mod queue;
+pub mod rules;
 pub mod sources;
 pub mod topbar;

@@ -5,20 +5,101 @@
 use super::app::{Now, Ops, Queue};
 use crate::format;
 use crate::i18n::use_i18n;
-use crate::state::Selection;
-use ioc_model::{Alert, AlertState};
+use crate::state::{Live, QueueFilter, Selection};
+use ioc_model::{Alert, AlertState, Domain, Severity};
 use leptos::prelude::*;
 
 #[component]
 pub fn AlertQueue() -> impl IntoView {
     let i18n = use_i18n();
     let queue = expect_context::<Queue>();
+    let filter = expect_context::<QueueFilter>();
+    let live = expect_context::<Live>();
+    let sel = expect_context::<Selection>();
+    let ops = Ops::get();
+    // Every unacknowledged critical alert, whatever the filters say.
+    let critical = Memo::new(move |_| {
+        let mut v: Vec<Alert> = live.alerts.with(|m| {
+            m.values()
+                .filter(|a| a.severity == Severity::Critical && a.state == AlertState::New)
+                .cloned()
+                .collect()
+        });
+        v.sort_by(Alert::queue_cmp);
+        v
+    });
+    let units = Memo::new(move |_| {
+        let mut u: Vec<String> = live
+            .alerts
+            .with(|m| m.values().filter_map(|a| a.unit_name.clone()).collect());
+        u.sort();
+        u.dedup();
+        u
+    });
     view! {
         <aside class="queue" aria-label=move || i18n.tr("queue-title")>
+            <Show when=move || critical.with(|c| !c.is_empty())>
+                <div class="critical-banner" id="critical-banner" role="alert" on:click=move |_| {
+                    if let Some(a) = critical.with_untracked(|c| c.first().cloned()) {
+                        sel.alert.set(Some(a.id));
+                        ops.focus_alert(&a);
+                    }
+                }>
+                    <strong>{move || i18n.tr_n("critical-banner", "count", critical.with(|c| c.len()))}</strong>
+                    <span>{move || critical.with(|c| c.first().map(|a| format!("{} — {}", a.entity_name, a.message)).unwrap_or_default())}</span>
+                </div>
+            </Show>
             <h2 class="queue-title">
                 {move || i18n.tr("queue-title")}
                 <span class="queue-total">{move || queue.0.with(|q| q.len())}</span>
+                <Show when=move || filter.active()>
+                    <button class="link" id="filter-clear" on:click=move |_| filter.clear()>{move || i18n.tr("filter-clear")}</button>
+                </Show>
             </h2>
+            <div class="queue-filters" id="queue-filters">
+                <input
+                    type="search"
+                    id="queue-search"
+                    placeholder=move || i18n.tr("filter-search")
+                    prop:value=move || filter.text.get()
+                    on:input=move |e| filter.text.set(event_target_value(&e))
+                    on:keydown=move |e: web_sys::KeyboardEvent| {
+                        if e.key() == "Escape" || e.key() == "Enter" {
+                            if let Some(t) = e.target().and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(t).ok()) {
+                                let _ = t.blur();
+                            }
+                        }
+                    }
+                />
+                <select id="filter-severity" on:change=move |e| filter.min_severity.set(Severity::parse(&event_target_value(&e)))
+                    prop:value=move || filter.min_severity.get().map(|s| s.as_str()).unwrap_or("")>
+                    <option value="">{move || i18n.tr("filter-all-severities")}</option>
+                    {Severity::ALL.into_iter().filter(|s| *s != Severity::Info).map(|s| view! {
+                        <option value=s.as_str()>{move || i18n.tr_n("filter-at-least", "severity", i18n.tr(&format!("sev-{}", s.as_str())))}</option>
+                    }).collect_view()}
+                </select>
+                <select id="filter-state" on:change=move |e| filter.state.set(event_target_value(&e))
+                    prop:value=move || filter.state.get()>
+                    <option value="">{move || i18n.tr("filter-all-states")}</option>
+                    <option value="new">{move || i18n.tr("state-new")}</option>
+                    <option value="working">{move || i18n.tr("filter-working")}</option>
+                    <option value="cleared">{move || i18n.tr("cleared")}</option>
+                </select>
+                <select id="filter-domain" on:change=move |e| filter.domain.set(event_target_value(&e))
+                    prop:value=move || filter.domain.get()>
+                    <option value="">{move || i18n.tr("filter-all-domains")}</option>
+                    {Domain::ALL.into_iter().map(|d| view! {
+                        <option value=d.as_str()>{move || i18n.tr_or(&format!("domain-{}", d.as_str()), d.as_str())}</option>
+                    }).collect_view()}
+                </select>
+                <select id="filter-unit" on:change=move |e| filter.unit.set(event_target_value(&e))
+                    prop:value=move || filter.unit.get()>
+                    <option value="">{move || i18n.tr("filter-all-units")}</option>
+                    <For each=move || units.get() key=|u| u.clone() children=move |u| view! {
+                        <option value=u.clone()>{u.clone()}</option>
+                    }/>
+                </select>
+            </div>
             <Show when=move || queue.0.with(|q| q.is_empty())>
                 <p class="queue-empty">{move || i18n.tr("queue-empty")}</p>
             </Show>

@@ -1,6 +1,6 @@
 //! Title, clock, feed status (with a "data stale since …" warning), alert counts, language.
 
-use super::app::{Now, Queue};
+use super::app::Now;
 use crate::format;
 use crate::i18n::use_i18n;
 use crate::state::{Conn, Live, Selection, Settings, View};
@@ -15,7 +15,6 @@ pub fn TopBar() -> impl IntoView {
     let sel = expect_context::<Selection>();
     let settings = expect_context::<Settings>();
     let now = expect_context::<Now>();
-    let queue = expect_context::<Queue>();
     let me = expect_context::<super::login::Session>();
 
     let clock = move || format::time(now.0.get(), &settings.timezone.get(), i18n.lang.get());
@@ -40,15 +39,14 @@ pub fn TopBar() -> impl IntoView {
             i18n.tr("conn-live")
         }
     };
+    // Totals, whatever the queue's filters let through.
     let count = move |sev: Severity| {
-        queue
-            .0
-            .with(|q| q.iter().filter(|a| a.severity == sev).count())
+        live.alerts
+            .with(|m| m.values().filter(|a| a.severity == sev).count())
     };
     let new_count = move || {
-        queue
-            .0
-            .with(|q| q.iter().filter(|a| a.state == AlertState::New).count())
+        live.alerts
+            .with(|m| m.values().filter(|a| a.state == AlertState::New).count())
     };
 
     view! {
@@ -75,7 +73,7 @@ pub fn TopBar() -> impl IntoView {
                 <span class="count new">{move || i18n.tr_n("queue-new", "count", new_count())}</span>
             </div>
             <nav class="views">
-                {[(View::Operations, "view-ops", "1"), (View::Sources, "view-sources", "2"), (View::DeadLetters, "view-dead", "3")]
+                {[(View::Operations, "view-ops", "1"), (View::Sources, "view-sources", "2"), (View::DeadLetters, "view-dead", "3"), (View::Rules, "view-rules", "4")]
                     .into_iter()
                     .map(|(v, key, k)| {
                         view! {
