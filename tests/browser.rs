@@ -88,15 +88,15 @@ async fn e2e_browser_operations_screen() {
     c.goto(&server.url("/")).await.unwrap();
 
     // The page is Vietnamese by default.
+    let title = wait_for("the top bar", Duration::from_secs(60), || async {
+        c.find(Locator::Css(".topbar .title")).await.ok()
+    })
+    .await
+    .text()
+    .await
+    .unwrap();
     let lang = js(&c, "return document.documentElement.lang").await;
     assert_eq!(lang, "vi");
-    let title = c
-        .find(Locator::Css(".topbar .title"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
     assert!(title.contains("Nghệ An"), "{title}");
 
     // Every entity is a marker.
