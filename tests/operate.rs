@@ -73,9 +73,20 @@ async fn answer(c: &Client, text: &str) {
         .filter(|b| *b)
     })
     .await;
-    let input = c.active_element().await.unwrap();
-    input.send_keys(text).await.unwrap();
-    input.send_keys(&Key::Enter.to_string()).await.unwrap();
+    // A live update can re-render the prompt under us: find it again and retype if so.
+    for attempt in 0..3 {
+        let input = c.find(Locator::Id("ask-input")).await.unwrap();
+        let typed = async {
+            input.clear().await?;
+            input.send_keys(text).await?;
+            input.send_keys(&Key::Enter.to_string()).await
+        };
+        match typed.await {
+            Ok(()) => return,
+            Err(e) if attempt < 2 => eprintln!("retyping the answer: {e}"),
+            Err(e) => panic!("typing the answer: {e}"),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

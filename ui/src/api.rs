@@ -6,7 +6,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Request, RequestInit, Response};
 
-async fn send(req: Request) -> Result<String, String> {
+/// Sends with the session's token; the status and body as they are.
+async fn fetch(req: Request) -> Result<(u16, String), String> {
     let window = web_sys::window().ok_or("no window")?;
     if let Some(t) = crate::session::token() {
         req.headers()
@@ -25,13 +26,18 @@ async fn send(req: Request) -> Result<String, String> {
     if resp.status() == 401 {
         crate::session::signed_out();
     }
-    if !resp.ok() {
+    Ok((resp.status(), text))
+}
+
+async fn send(req: Request) -> Result<String, String> {
+    let (status, text) = fetch(req).await?;
+    if !(200..300).contains(&status) {
         // The API answers errors as {"error": "…"}.
         let msg = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
             .and_then(|v| v["error"].as_str().map(str::to_string))
             .unwrap_or(text);
-        return Err(format!("{} {}", resp.status(), msg));
+        return Err(format!("{status} {msg}"));
     }
     Ok(text)
 }
@@ -86,7 +92,6 @@ pub async fn send_json<B: Serialize>(
     url: &str,
     body: &B,
 ) -> Result<(u16, String), String> {
-    let window = web_sys::window().ok_or("no window")?;
     let init = RequestInit::new();
     init.set_method(method);
     init.set_body(
@@ -98,24 +103,7 @@ pub async fn send_json<B: Serialize>(
     req.headers()
         .set("Content-Type", "application/json")
         .map_err(|e| format!("{e:?}"))?;
-    if let Some(t) = crate::session::token() {
-        req.headers()
-            .set("Authorization", &format!("Bearer {t}"))
-            .map_err(|e| format!("{e:?}"))?;
-    }
-    let resp = JsFuture::from(window.fetch_with_request(&req))
-        .await
-        .map_err(|e| format!("{e:?}"))?;
-    let resp: Response = resp.dyn_into().map_err(|_| "not a response")?;
-    let text = JsFuture::from(resp.text().map_err(|e| format!("{e:?}"))?)
-        .await
-        .map_err(|e| format!("{e:?}"))?
-        .as_string()
-        .unwrap_or_default();
-    if resp.status() == 401 {
-        crate::session::signed_out();
-    }
-    Ok((resp.status(), text))
+    fetch(req).await
 }
 
 /// DELETE; the answer's body is ignored.

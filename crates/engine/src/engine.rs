@@ -468,13 +468,7 @@ impl Engine {
         rx.await.map_err(|_| EngineError::Closed)
     }
 
-    async fn audit_rule(
-        &self,
-        actor: &str,
-        action: &str,
-        name: &str,
-        edit: &Edit,
-    ) -> Result<(), EngineError> {
+    async fn audit_rule(&self, actor: &str, action: &str, edit: &Edit) -> Result<(), EngineError> {
         let now = self.clock.now().timestamp_millis();
         self.writer
             .write(crate::store::WriteBatch {
@@ -482,7 +476,7 @@ impl Engine {
                     at: now,
                     actor: actor.to_string(),
                     action: action.into(),
-                    target: format!("rule:{name}"),
+                    target: format!("rule:{}", edit.name),
                     before: edit.before.clone().map(serde_json::Value::String),
                     after: edit.after.clone().map(serde_json::Value::String),
                 }],
@@ -505,10 +499,8 @@ impl Engine {
             Ok(e) => e,
             Err(c) => return Ok(Err(c)),
         };
-        let name = crate::rules::files::parse_rule(text)
-            .map(|r| r.name)
-            .unwrap_or_default();
-        self.audit_rule(actor, "rule.put", &name, &edit).await?;
+        self.audit_rule(actor, "rule.put", &edit).await?;
+        let name = edit.name.clone();
         self.swap_rules(edit.rules).await?;
         Ok(Ok(RuleCheck {
             ok: true,
@@ -527,7 +519,7 @@ impl Engine {
                 EngineError::BadInput(e)
             }
         })?;
-        self.audit_rule(actor, "rule.delete", name, &edit).await?;
+        self.audit_rule(actor, "rule.delete", &edit).await?;
         self.swap_rules(edit.rules).await
     }
 

@@ -23,6 +23,8 @@ pub struct RuleManager {
 /// What an edit changed, for the audit log.
 pub struct Edit {
     pub rules: RuleSet,
+    /// The rule changed.
+    pub name: String,
     pub before: Option<String>,
     pub after: Option<String>,
 }
@@ -240,6 +242,7 @@ impl RuleManager {
             })?;
         Ok(Edit {
             rules: self.reload(),
+            name: rule.name.clone(),
             before: old.map(|(r, _)| files::rule_text(&r)),
             after: Some(files::rule_text(&rule)),
         })
@@ -254,25 +257,17 @@ impl RuleManager {
         self.files.delete(name, &origin)?;
         Ok(Edit {
             rules: self.reload(),
+            name: rule.name.clone(),
             before: Some(files::rule_text(&rule)),
             after: None,
         })
     }
 
-    /// One rule compiled on its own, for a backtest.
+    /// One rule compiled on its own, for a backtest. Its name may be taken (by itself, when
+    /// an existing rule is backtested as it is).
     pub fn compile_one(&self, text: &str) -> Result<RuleSet, RuleCheck> {
-        let mut rule = match self.check(text, None) {
-            Ok(r) => r,
-            // Backtesting an existing rule as it is: its name is taken by itself.
-            Err(c)
-                if c.problems
-                    .iter()
-                    .all(|p| p.message == "another rule has this name") =>
-            {
-                files::parse_rule(text).expect("parsed above")
-            }
-            Err(c) => return Err(c),
-        };
+        let name = files::parse_rule(text).map(|r| r.name).ok();
+        let mut rule = self.check(text, name.as_deref())?;
         rule.enabled = true;
         let (mut set, _) = RuleSet::compile(&[rule]);
         set.tz = self.tz;
