@@ -28,6 +28,14 @@ pub enum BenchCommand {
         #[arg(short, default_value_t = 50_000)]
         n: usize,
     },
+    /// A year of a KPI from the rollups, next to the same numbers from the raw rows; the
+    /// leader dashboard's reads over the year.
+    Kpi {
+        #[arg(long, default_value_t = 30)]
+        stations: usize,
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+    },
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -65,6 +73,25 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                     per_s / r.no_rules_per_s
                 );
             }
+            println!("{}", r.summary());
+            Ok(())
+        }
+        BenchCommand::Kpi { stations, days } => {
+            let tmp = tempfile::tempdir()?;
+            let r = ioc_engine::bench::kpi(tmp.path(), stations, days).await?;
+            println!("observations: {} (hourly PM2.5)", r.observations);
+            println!(
+                "daily pm25-mean over {} days from the rollups: {:.1} ms",
+                r.days, r.from_rollups_ms
+            );
+            println!(
+                "the same from the raw rows (one SQL query): {:.1} ms",
+                r.from_raw_ms
+            );
+            println!(
+                "leader dashboard's reads over the range: {:.0} ms",
+                r.dashboard_ms
+            );
             println!("{}", r.summary());
             Ok(())
         }

@@ -320,7 +320,13 @@ async fn basemap(file: PathBuf, common: Common) -> anyhow::Result<()> {
     let units = imported.units.len();
     if units > 0 {
         let db = store::open(&data)?;
-        let writer = Writer::spawn(&db, 1024, config.store.raw_retention, Arc::new(SystemClock))?;
+        let writer = Writer::spawn(
+            &db,
+            1024,
+            config.store.raw_retention,
+            Arc::new(SystemClock),
+            config.tz(),
+        )?;
         writer
             .write(WriteBatch {
                 units: imported.units,

@@ -7,12 +7,14 @@
 //! ioc demo places GEOJSON > assets/demo/nghe-an-communes.csv
 //! ioc user add NAME --role ROLE [--unit CODE]... --password-stdin [--data DIR]
 //! ioc audit verify [--data DIR]
+//! ioc report --domain D --period day|week|month --date YYYY-MM-DD --format pdf|csv|xlsx --out FILE
 //! ```
 
 mod bench;
 mod bench_mqtt;
 mod demo;
 mod import;
+mod report;
 mod serve;
 mod user;
 
@@ -67,6 +69,8 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(user::AuditCommand),
+    /// A statistical report (PDF, CSV, XLSX) of a domain over a day, week or month.
+    Report(report::ReportArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -74,7 +78,11 @@ fn main() -> std::process::ExitCode {
     // Imports and benchmarks report what matters themselves; the server logs its life.
     let quiet = matches!(
         cli.command,
-        Command::Import(_) | Command::Bench(_) | Command::User(_) | Command::Audit(_)
+        Command::Import(_)
+            | Command::Bench(_)
+            | Command::User(_)
+            | Command::Audit(_)
+            | Command::Report(_)
     );
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -96,6 +104,7 @@ fn main() -> std::process::ExitCode {
             Command::Demo(c) => demo::run(c),
             Command::User(c) => user::run_user(c),
             Command::Audit(c) => user::run_audit(c),
+            Command::Report(a) => report::run(a),
         }
     });
     match result {

@@ -214,6 +214,9 @@ impl AlertBook {
             assignee: None,
             shelved_until: None,
             escalation: 0,
+            incident: None,
+            silenced: None,
+            resolved_at: None,
             events: Vec::new(),
         };
         let mut ev = event(spec.at, SYSTEM, AlertEventKind::Raised);
@@ -299,6 +302,9 @@ impl AlertBook {
             assignee: None,
             shelved_until: None,
             escalation: 0,
+            incident: None,
+            silenced: None,
+            resolved_at: None,
             events: Vec::new(),
         };
         let mut ev = event(ext.sent, &actor, AlertEventKind::Raised);
@@ -503,7 +509,7 @@ impl AlertBook {
         let escalate: Vec<(i64, Escalation)> = self
             .open
             .values()
-            .filter(|a| a.state == AlertState::New)
+            .filter(|a| a.state == AlertState::New && a.silenced.is_none())
             .filter_map(|a| {
                 let e = escalation(a)?;
                 // From when it was raised, or came back from being shelved.
@@ -537,6 +543,92 @@ impl AlertBook {
             }
         }
         out
+    }
+
+    /// The alert joined an incident.
+    pub fn link_incident(
+        &mut self,
+        id: i64,
+        incident: i64,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<AlertChange, AlertError> {
+        self.apply(id, |a, events| {
+            if a.incident == Some(incident) {
+                return Err(AlertError::Invalid(format!(
+                    "alert {id} is already in incident {incident}"
+                )));
+            }
+            a.incident = Some(incident);
+            a.updated_at = at;
+            let mut ev = event(at, actor, AlertEventKind::Incident);
+            ev.value = Some(incident as f64);
+            events.push(ev);
+            Ok(())
+        })
+    }
+
+    /// A silence matched the alert (`Some`), or the one that did has ended (`None`).
+    pub fn set_silence(
+        &mut self,
+        id: i64,
+        silence: Option<i64>,
+        at: DateTime<Utc>,
+    ) -> Option<AlertChange> {
+        if self.open.get(&id)?.silenced == silence {
+            return None;
+        }
+        self.apply(id, |a, events| {
+            let mut ev = match silence {
+                Some(s) => {
+                    let mut ev = event(at, SYSTEM, AlertEventKind::Silenced);
+                    ev.value = Some(s as f64);
+                    ev
+                }
+                None => event(at, SYSTEM, AlertEventKind::Unsilenced),
+            };
+            if silence.is_none() {
+                // Escalation counts from when it came back into the queue.
+                ev.value = a.silenced.map(|s| s as f64);
+                if a.state == AlertState::New {
+                    a.shelved_until = Some(at);
+                }
+            }
+            a.silenced = silence;
+            a.updated_at = at;
+            events.push(ev);
+            Ok(())
+        })
+        .ok()
+    }
+
+    /// Closes an alert with its incident: resolved first if it was still open.
+    pub fn close_with_incident(
+        &mut self,
+        id: i64,
+        incident: i64,
+        actor: &str,
+        at: DateTime<Utc>,
+        close: bool,
+    ) -> Option<AlertChange> {
+        let note = format!("incident #{incident}");
+        self.apply(id, |a, events| {
+            if a.state == AlertState::Shelved || a.state.is_open() {
+                events.push(transition(
+                    a,
+                    AlertState::Resolved,
+                    actor,
+                    Some(note.clone()),
+                    at,
+                )?);
+            }
+            if close && a.state == AlertState::Resolved {
+                events.push(transition(a, AlertState::Closed, actor, Some(note), at)?);
+            }
+            Ok(())
+        })
+        .ok()
+        .filter(|c| !c.events.is_empty())
     }
 
     /// Changes a copy of an open alert; keeps the change only if `f` succeeds. An alert that
@@ -588,6 +680,9 @@ fn transition(
     ev.comment = comment;
     a.state = to;
     a.updated_at = at;
+    if to == AlertState::Resolved {
+        a.resolved_at = Some(at);
+    }
     Ok(ev)
 }
 

@@ -30,8 +30,10 @@ pub enum Permission {
     View,
     /// Acknowledge, comment, assign, start, shelve, resolve alerts (within the unit scope).
     WorkAlerts,
-    /// Close resolved alerts and incidents.
+    /// Close resolved alerts.
     Close,
+    /// Close resolved incidents (their after-action report becomes final).
+    CloseIncidents,
     /// Import files.
     Import,
     /// Change rules, silences and SOP templates.
@@ -40,6 +42,8 @@ pub enum Permission {
     EditSources,
     /// Issue directives to units.
     Direct,
+    /// Define KPIs.
+    EditKpis,
     /// Answer directives addressed to one's units.
     AnswerDirectives,
     /// Manage user accounts.
@@ -55,7 +59,7 @@ pub fn may(role: Role, p: Permission) -> bool {
         Role::Admin => true,
         Role::Supervisor => !matches!(p, ManageUsers | EditSources),
         Role::Operator => matches!(p, View | WorkAlerts | Close | Import),
-        Role::Leader => matches!(p, View | Direct | Audit),
+        Role::Leader => matches!(p, View | Direct | Audit | EditKpis),
         Role::OcStaff => matches!(p, View | WorkAlerts | AnswerDirectives),
     }
 }
@@ -74,6 +78,15 @@ impl Principal {
 
     pub fn may(&self, p: Permission) -> bool {
         may(self.info.role, p)
+    }
+
+    /// This person as the operations books see them (role and units).
+    pub fn as_actor(&self) -> crate::operate::Actor {
+        crate::operate::Actor {
+            name: self.actor(),
+            role: self.info.role,
+            units: self.info.units.clone(),
+        }
     }
 
     /// Whether something in `unit` is within this person's scope.

@@ -12,7 +12,7 @@
 use crate::config::{Config, StoreConfig};
 use crate::pipeline::{Ingest, Item, Obs};
 use crate::Engine;
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, Offset, Utc};
 use ioc_model::{Domain, Entity};
 use serde::Deserialize;
 use std::path::Path;
@@ -383,5 +383,161 @@ pub async fn rules(dir: &Path, n: usize, counts: &[usize]) -> anyhow::Result<Rul
         observations: n,
         no_rules_per_s,
         with_rules,
+    })
+}
+
+/// Figures of `ioc bench kpi`.
+#[derive(Debug, Clone)]
+pub struct KpiBench {
+    pub stations: usize,
+    pub days: i64,
+    pub observations: usize,
+    /// A year (or `days`) of a daily KPI from the daily rollups, ms.
+    pub from_rollups_ms: f64,
+    /// The same days and values computed from the raw observations, ms.
+    pub from_raw_ms: f64,
+    /// Everything the leader dashboard reads for that range: every KPI's current value, the
+    /// KPI series of its charts and a device's chart, ms.
+    pub dashboard_ms: f64,
+}
+
+impl KpiBench {
+    pub fn ratio(&self) -> f64 {
+        self.from_raw_ms / self.from_rollups_ms.max(1e-6)
+    }
+
+    pub fn summary(&self) -> String {
+        format!(
+            "kpi: {} days of {} stations, from rollups {:.1} ms, from raw {:.1} ms, ratio {:.1}; \
+             leader dashboard over the range {:.0} ms",
+            self.days,
+            self.stations,
+            self.from_rollups_ms,
+            self.from_raw_ms,
+            self.ratio(),
+            self.dashboard_ms
+        )
+    }
+}
+
+/// `ioc bench kpi`: `days` of hourly PM2.5 from `stations` stations through the real
+/// pipeline, then a daily KPI over the whole range read from the rollups, next to the same
+/// numbers computed from the raw rows in one SQL query (checked equal), and the leader
+/// dashboard's reads over the range.
+pub async fn kpi(dir: &Path, stations: usize, days: i64) -> anyhow::Result<KpiBench> {
+    let now = Utc::now();
+    let clock = Arc::new(crate::clock::ManualClock::new(now));
+    let mut config = Config::parse("[reports]\nschedule = []\n[kpi_settings]\nrefresh = \"1h\"\n")?
+        .without_demo();
+    config.paths.data = Some(dir.to_owned());
+    config.rules = Some(Vec::new());
+    let tz = config.tz();
+    let engine = Engine::start_with_clock(config, clock).await?;
+    let sender = engine.sender();
+    let mut items: Vec<Item> = (0..stations)
+        .map(|i| {
+            Item::Entity(Box::new(
+                Entity::new(
+                    &format!("aq-{i:03}"),
+                    "AirQualityStation",
+                    &format!("Trạm {i}"),
+                    Domain::Environment,
+                )
+                .at(105.0 + i as f64 * 0.01, 18.7)
+                .in_unit(&format!("{}", 16600 + i % 20), &format!("Xã {}", i % 20)),
+            ))
+        })
+        .collect();
+    sender.ingest("bench", std::mem::take(&mut items)).await?;
+    let start = now - ChronoDuration::days(days);
+    let hours = days * 24;
+    let mut observations = 0;
+    for h in 0..hours {
+        let t = start + ChronoDuration::hours(h);
+        for i in 0..stations {
+            let v = 20.0
+                + ((h as f64 / 24.0) * std::f64::consts::TAU).sin().abs() * 40.0
+                + (i % 7) as f64;
+            items.push(Item::Obs(Obs {
+                entity: Arc::from(format!("aq-{i:03}").as_str()),
+                metric: Arc::from("pm25"),
+                time: t,
+                value: v,
+            }));
+            observations += 1;
+        }
+        if items.len() >= 5000 {
+            sender.ingest("bench", std::mem::take(&mut items)).await?;
+        }
+    }
+    sender.ingest("bench", items).await?;
+
+    let range = (start, now);
+    let t0 = Instant::now();
+    let s = engine
+        .kpi_series("pm25-mean", range.0, range.1, None, None)
+        .await?;
+    let from_rollups_ms = t0.elapsed().as_secs_f64() * 1000.0;
+
+    // The baseline: each station's daily mean from the raw rows, then the mean of stations.
+    let reader = engine.reader().clone();
+    // The display zone's offset (Nghệ An has one all year).
+    let offset_ms = i64::from(now.with_timezone(&tz).offset().fix().local_minus_utc()) * 1000;
+    let (f, t) = (range.0.timestamp_millis(), range.1.timestamp_millis());
+    let t0 = Instant::now();
+    let raw: Vec<(i64, f64)> = tokio::task::spawn_blocking(move || {
+        reader.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT day, AVG(mean) FROM (
+                   SELECT o.series, (o.ts + ?1) / 86400000 AS day, AVG(o.value) AS mean
+                   FROM observations o JOIN series s ON s.id = o.series
+                   WHERE s.metric = 'pm25' AND o.ts >= ?2 AND o.ts < ?3
+                   GROUP BY o.series, day)
+                 GROUP BY day ORDER BY day",
+            )?;
+            let rows = stmt
+                .query_map(rusqlite::params![offset_ms, f, t], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    })
+    .await??;
+    let from_raw_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    let by_rollups: Vec<f64> = s.points.iter().filter_map(|p| p.value).collect();
+    let same = by_rollups.len() == raw.len()
+        && by_rollups
+            .iter()
+            .zip(&raw)
+            .all(|(a, (_, b))| (a - b).abs() < 1e-6 * b.abs().max(1.0));
+    anyhow::ensure!(
+        same,
+        "the rollups and the raw rows disagree ({} and {} days)",
+        by_rollups.len(),
+        raw.len()
+    );
+
+    let t0 = Instant::now();
+    engine.kpi_values(None, None).await?;
+    for b in crate::dashboards::builtin(now) {
+        for p in &b.panels {
+            if let (ioc_model::PanelKind::Chart, Some(k)) = (p.kind, &p.kpi) {
+                engine.kpi_series(k, range.0, range.1, None, None).await?;
+            }
+        }
+    }
+    engine
+        .series("aq-000".into(), "pm25".into(), range.0, range.1)
+        .await?;
+    let dashboard_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    engine.shutdown().await;
+    Ok(KpiBench {
+        stations,
+        days,
+        observations,
+        from_rollups_ms,
+        from_raw_ms,
+        dashboard_ms,
     })
 }

@@ -55,6 +55,75 @@ pub struct Config {
     /// `[[rule]]` tables (read-only on the rules screen). Absent, and no rules folder yet: the
     /// demo rules ([`default_rules`]) are written into the rules folder.
     pub rules: Option<Vec<RuleConfig>>,
+    /// `[[kpi]]` tables (read-only on the KPI screen), besides those kept in the store.
+    pub kpis: Vec<crate::kpi::def::KpiConfig>,
+    pub kpi: KpiSettings,
+    pub reports: ReportsConfig,
+}
+
+/// `[kpi_settings]`.
+#[derive(Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KpiSettings {
+    /// How often the current values are computed again and sent to every screen.
+    #[serde(with = "humantime_serde")]
+    pub refresh: Duration,
+}
+
+impl Default for KpiSettings {
+    fn default() -> Self {
+        KpiSettings {
+            refresh: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[reports]`: statistical reports written on a schedule.
+#[derive(Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportsConfig {
+    /// Where they go. Default: `<data>/reports`.
+    pub folder: Option<PathBuf>,
+    /// What is made after each period ends. Default: every domain's daily, weekly and
+    /// monthly PDF; `schedule = []` for none.
+    pub schedule: Vec<ScheduledReport>,
+}
+
+/// One `[[reports.schedule]]` entry.
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledReport {
+    pub period: ioc_model::Period,
+    /// Absent: every domain.
+    #[serde(default)]
+    pub domain: Option<Domain>,
+    #[serde(default)]
+    pub unit: Option<String>,
+    #[serde(default = "pdf")]
+    pub format: ioc_model::ReportFormat,
+}
+
+fn pdf() -> ioc_model::ReportFormat {
+    ioc_model::ReportFormat::Pdf
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        let every = |period| ScheduledReport {
+            period,
+            domain: None,
+            unit: None,
+            format: ioc_model::ReportFormat::Pdf,
+        };
+        ReportsConfig {
+            folder: None,
+            schedule: vec![
+                every(ioc_model::Period::Day),
+                every(ioc_model::Period::Week),
+                every(ioc_model::Period::Month),
+            ],
+        }
+    }
 }
 
 /// The file as written. Sources are read in a second step, by their `kind`, so that an error
@@ -76,6 +145,11 @@ struct RawConfig {
     /// demo rules ([`default_rules`]) are written into the rules folder.
     #[serde(rename = "rule")]
     rules: Option<Vec<RuleConfig>>,
+    #[serde(rename = "kpi")]
+    kpis: Vec<crate::kpi::def::KpiConfig>,
+    #[serde(rename = "kpi_settings")]
+    kpi: KpiSettings,
+    reports: ReportsConfig,
 }
 
 /// Who runs this console: named in exported CAP messages.
@@ -433,6 +507,38 @@ pub struct RuleConfig {
     /// `below` it goes under) wins over `severity`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub levels: Vec<LevelConfig>,
+    /// Alerts of this rule are worked as incidents: `{ alerts = 3, within = "30m", sop = … }`
+    /// opens one when that many alerts of the rule's category arrive in one unit within that
+    /// time (default: every alert), through that SOP (default: the category's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<IncidentRuleConfig>,
+}
+
+/// A rule's `incident` key.
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentRuleConfig {
+    /// SOP template; default: the one for the rule's category, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sop: Option<String>,
+    /// How many alerts of the category in one unit make an incident.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub alerts: u32,
+    /// Within how long.
+    #[serde(default = "one_hour", with = "humantime_serde")]
+    pub within: Duration,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
+fn one_hour() -> Duration {
+    Duration::from_secs(3600)
 }
 
 impl Default for RuleConfig {
@@ -456,6 +562,7 @@ impl Default for RuleConfig {
             active_hours: None,
             active_days: None,
             levels: Vec::new(),
+            incident: None,
         }
     }
 }
@@ -501,6 +608,33 @@ pub struct AlertsConfig {
     pub escalate_after: Duration,
     /// How many times at most (0: never).
     pub escalate_max: u8,
+    /// The desktop app shows a native notification for new alerts this severe and above
+    /// (`off`: none).
+    pub notify: NotifyLevel,
+}
+
+/// `[alerts] notify`: a severity, or `off`.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyLevel {
+    Off,
+    Info,
+    Warning,
+    Major,
+    Critical,
+}
+
+impl NotifyLevel {
+    /// The least severity notified, if any.
+    pub fn min(self) -> Option<Severity> {
+        match self {
+            NotifyLevel::Off => None,
+            NotifyLevel::Info => Some(Severity::Info),
+            NotifyLevel::Warning => Some(Severity::Warning),
+            NotifyLevel::Major => Some(Severity::Major),
+            NotifyLevel::Critical => Some(Severity::Critical),
+        }
+    }
 }
 
 impl Default for AlertsConfig {
@@ -508,6 +642,7 @@ impl Default for AlertsConfig {
         AlertsConfig {
             escalate_after: Duration::from_secs(15 * 60),
             escalate_max: 2,
+            notify: NotifyLevel::Major,
         }
     }
 }
@@ -523,6 +658,16 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig { session_hours: 12 }
+    }
+}
+
+impl Config {
+    /// The display time zone (checked when the file is read).
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.display
+            .timezone
+            .parse()
+            .unwrap_or(chrono_tz::Asia::Ho_Chi_Minh)
     }
 }
 
@@ -587,12 +732,38 @@ impl Config {
             auth: raw.auth,
             sources,
             rules: raw.rules,
+            kpis: raw.kpis,
+            kpi: raw.kpi,
+            reports: raw.reports,
         };
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if self.display.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "display.timezone {:?} is not an IANA time zone (e.g. \"Asia/Ho_Chi_Minh\")",
+                self.display.timezone
+            )));
+        }
+        let mut ids = std::collections::HashSet::new();
+        for k in &self.kpis {
+            if !ids.insert(k.id.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "two [[kpi]] tables have the id {:?}",
+                    k.id
+                )));
+            }
+            let text = crate::kpi::def::text_of(k);
+            if let Err(p) = crate::kpi::def::from_config(k.clone(), &text, "config") {
+                return Err(ConfigError::Invalid(format!(
+                    "[[kpi]] {:?}: {}",
+                    k.id,
+                    p.first().map(|p| p.message.as_str()).unwrap_or("invalid")
+                )));
+            }
+        }
         if !matches!(self.display.language.as_str(), "vi" | "en") {
             return Err(ConfigError::Invalid(format!(
                 "display.language must be \"vi\" or \"en\", not {:?}",
@@ -683,6 +854,14 @@ impl Config {
             .clone()
             .unwrap_or_else(|| self.data_dir().join("rules"))
     }
+
+    /// The reports folder: configured, or `<data>/reports`.
+    pub fn reports_dir(&self) -> PathBuf {
+        self.reports
+            .folder
+            .clone()
+            .unwrap_or_else(|| self.data_dir().join("reports"))
+    }
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -713,7 +892,14 @@ pub fn default_rules() -> Vec<RuleConfig> {
         enabled: true,
         ..Default::default()
     };
-    vec![
+    let incident = |alerts: u32, within_min: u64| {
+        Some(IncidentRuleConfig {
+            sop: None,
+            alerts,
+            within: Duration::from_secs(within_min * 60),
+        })
+    };
+    let mut rules = vec![
         rule(
             "pm25-very-unhealthy",
             "metric == 'pm25' && value > 150.0",
@@ -778,7 +964,18 @@ pub fn default_rules() -> Vec<RuleConfig> {
             "traffic",
             "Ùn tắc: tốc độ trung bình {value} km/h quá 10 phút",
         ),
-    ]
+    ];
+    // Worked as incidents through the category's SOP: a hazardous episode seen by two
+    // stations of a commune, every alarm III, three cameras down in one commune.
+    for r in &mut rules {
+        r.incident = match r.name.as_str() {
+            "pm25-hazardous" => incident(2, 60),
+            "water-alarm-3" => incident(1, 60),
+            "camera-offline" => incident(3, 30),
+            _ => None,
+        };
+    }
+    rules
 }
 
 #[cfg(test)]
@@ -795,6 +992,19 @@ mod tests {
             "the demo rules are seeded into the rules folder"
         );
         assert_eq!(c.without_demo().effective_sources().len(), 0);
+    }
+
+    /// The README's configuration example is a file that loads, with what it shows.
+    #[test]
+    fn readme_example_parses() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("```toml\n[paths]").expect("the example") + "```toml\n".len();
+        let text = &readme[start..][..readme[start..].find("```").unwrap()];
+        let c = Config::parse(text).unwrap_or_else(|e| panic!("README example: {e}"));
+        assert_eq!(c.kpis.len(), 1);
+        assert_eq!(c.kpi.refresh, Duration::from_secs(30));
+        assert_eq!(c.reports.schedule.len(), 1);
+        assert!(c.rules.as_ref().is_some_and(|r| r.len() == 3));
     }
 
     #[test]

@@ -6,7 +6,9 @@
 use crate::clock::Clock;
 use crate::config::HubConfig;
 use chrono::{DateTime, Utc};
-use ioc_model::{Alert, Entity, Reading, ServerMsg, ValueUpdate};
+use ioc_model::{
+    Alert, Directive, Entity, Incident, KpiValue, Reading, ServerMsg, Silence, ValueUpdate,
+};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -21,11 +23,19 @@ pub struct Publish {
     pub entities: Vec<Entity>,
     pub values: Vec<Value>,
     pub alerts: Vec<Alert>,
+    pub incidents: Vec<Incident>,
+    pub directives: Vec<Directive>,
+    pub silences: Vec<Silence>,
 }
 
 impl Publish {
     pub fn is_empty(&self) -> bool {
-        self.entities.is_empty() && self.values.is_empty() && self.alerts.is_empty()
+        self.entities.is_empty()
+            && self.values.is_empty()
+            && self.alerts.is_empty()
+            && self.incidents.is_empty()
+            && self.directives.is_empty()
+            && self.silences.is_empty()
     }
 }
 
@@ -34,12 +44,24 @@ enum Change {
     Entity(Arc<str>),
     Value(Arc<str>, Arc<str>),
     Alert(Arc<Alert>),
+    Incident(Arc<Incident>),
+    Directive(Arc<Directive>),
+    Silence(Arc<Silence>),
+    Kpis,
 }
 
 struct State {
     seq: u64,
     entities: HashMap<Arc<str>, Entity>,
     alerts: HashMap<i64, Alert>,
+    /// Not closed.
+    incidents: HashMap<i64, Incident>,
+    /// Open.
+    directives: HashMap<i64, Directive>,
+    /// Not over.
+    silences: HashMap<i64, Silence>,
+    /// Current values, as last computed.
+    kpis: Arc<Vec<KpiValue>>,
     log: VecDeque<(u64, Change)>,
 }
 
@@ -71,6 +93,10 @@ impl Hub {
                 seq: 0,
                 entities: HashMap::new(),
                 alerts: HashMap::new(),
+                incidents: HashMap::new(),
+                directives: HashMap::new(),
+                silences: HashMap::new(),
+                kpis: Arc::new(Vec::new()),
                 log: VecDeque::new(),
             }),
             seq_tx: watch::channel(0).0,
@@ -96,6 +122,30 @@ impl Hub {
         }
         for a in alerts.into_iter().filter(|a| a.state.is_open()) {
             st.alerts.insert(a.id, a);
+        }
+    }
+
+    /// Sets the operations the engine starts from: incidents not closed, open directives,
+    /// silences not over.
+    pub fn load_operations(
+        &self,
+        incidents: Vec<Incident>,
+        directives: Vec<Directive>,
+        silences: Vec<Silence>,
+    ) {
+        let mut st = self.state.lock().unwrap();
+        let now = self.clock.now();
+        for i in incidents
+            .into_iter()
+            .filter(|i| i.state != ioc_model::IncidentState::Closed)
+        {
+            st.incidents.insert(i.id, i);
+        }
+        for d in directives.into_iter().filter(|d| d.state.is_open()) {
+            st.directives.insert(d.id, d);
+        }
+        for s in silences.into_iter().filter(|s| s.current_at(now)) {
+            st.silences.insert(s.id, s);
         }
     }
 
@@ -143,12 +193,65 @@ impl Hub {
                 st.seq += 1;
                 st.log.push_back((st.seq, Change::Alert(Arc::new(a))));
             }
+            for i in p.incidents {
+                if i.state == ioc_model::IncidentState::Closed {
+                    st.incidents.remove(&i.id);
+                } else {
+                    st.incidents.insert(i.id, i.clone());
+                }
+                st.seq += 1;
+                st.log.push_back((st.seq, Change::Incident(Arc::new(i))));
+            }
+            for d in p.directives {
+                if d.state.is_open() {
+                    st.directives.insert(d.id, d.clone());
+                } else {
+                    st.directives.remove(&d.id);
+                }
+                st.seq += 1;
+                st.log.push_back((st.seq, Change::Directive(Arc::new(d))));
+            }
+            let now = self.clock.now();
+            for s in p.silences {
+                if s.current_at(now) {
+                    st.silences.insert(s.id, s.clone());
+                } else {
+                    st.silences.remove(&s.id);
+                }
+                st.seq += 1;
+                st.log.push_back((st.seq, Change::Silence(Arc::new(s))));
+            }
             while st.log.len() > self.config.log_capacity {
                 st.log.pop_front();
             }
             st.seq
         };
         self.seq_tx.send_replace(seq);
+    }
+
+    /// Replaces the current KPI values (computed again every `[kpi_settings] refresh`) and
+    /// wakes the clients.
+    pub fn publish_kpis(&self, kpis: Vec<KpiValue>) {
+        let seq = {
+            let mut st = self.state.lock().unwrap();
+            if *st.kpis == kpis {
+                return;
+            }
+            st.kpis = Arc::new(kpis);
+            st.seq += 1;
+            let seq = st.seq;
+            st.log.push_back((seq, Change::Kpis));
+            while st.log.len() > self.config.log_capacity {
+                st.log.pop_front();
+            }
+            seq
+        };
+        self.seq_tx.send_replace(seq);
+    }
+
+    /// The current KPI values.
+    pub fn kpis(&self) -> Vec<KpiValue> {
+        self.state.lock().unwrap().kpis.as_ref().clone()
     }
 
     /// Notified with the new sequence number after every publish.
@@ -165,16 +268,27 @@ impl Hub {
         let st = self.state.lock().unwrap();
         let mut entities: Vec<Entity> = st.entities.values().cloned().collect();
         let mut alerts: Vec<Alert> = st.alerts.values().cloned().collect();
+        let mut incidents: Vec<Incident> = st.incidents.values().cloned().collect();
+        let mut directives: Vec<Directive> = st.directives.values().cloned().collect();
+        let mut silences: Vec<Silence> = st.silences.values().cloned().collect();
         let seq = st.seq;
         drop(st);
         entities.sort_by(|a, b| a.id.cmp(&b.id));
         alerts.sort_by(Alert::queue_cmp);
+        incidents.sort_by(Incident::list_cmp);
+        directives.sort_by(Directive::list_cmp);
+        silences.sort_by_key(|s| s.id);
+        let kpis = self.kpis();
         ServerMsg::Snapshot {
             epoch: self.epoch.clone(),
             seq,
             time: self.clock.now(),
             entities,
             alerts,
+            incidents,
+            directives,
+            silences,
+            kpis,
         }
     }
 
@@ -198,6 +312,10 @@ impl Hub {
         let mut values: Vec<(Arc<str>, Arc<str>)> = Vec::new();
         let mut seen_values = HashSet::new();
         let mut alerts: HashMap<i64, Arc<Alert>> = HashMap::new();
+        let mut incidents: HashMap<i64, Arc<Incident>> = HashMap::new();
+        let mut directives: HashMap<i64, Arc<Directive>> = HashMap::new();
+        let mut silences: HashMap<i64, Arc<Silence>> = HashMap::new();
+        let mut kpis_changed = false;
         for (_, change) in st.log.range(start..) {
             match change {
                 Change::Entity(id) => {
@@ -213,6 +331,16 @@ impl Hub {
                 Change::Alert(a) => {
                     alerts.insert(a.id, a.clone());
                 }
+                Change::Incident(i) => {
+                    incidents.insert(i.id, i.clone());
+                }
+                Change::Directive(d) => {
+                    directives.insert(d.id, d.clone());
+                }
+                Change::Silence(s) => {
+                    silences.insert(s.id, s.clone());
+                }
+                Change::Kpis => kpis_changed = true,
             }
         }
         let entities: Vec<Entity> = entity_ids
@@ -233,9 +361,21 @@ impl Hub {
             })
             .collect();
         let last = st.seq;
+        let kpis = if kpis_changed {
+            st.kpis.as_ref().clone()
+        } else {
+            Vec::new()
+        };
         drop(st);
         let mut alerts: Vec<Alert> = alerts.into_values().map(Arc::unwrap_or_clone).collect();
         alerts.sort_by_key(|a| a.id);
+        fn sorted<T: Clone>(m: HashMap<i64, Arc<T>>) -> Vec<T> {
+            let mut v: Vec<(i64, Arc<T>)> = m.into_iter().collect();
+            v.sort_by_key(|(id, _)| *id);
+            v.into_iter()
+                .map(|(_, x)| Arc::unwrap_or_clone(x))
+                .collect()
+        }
         Catchup::Delta(ServerMsg::Delta {
             from: seq + 1,
             seq: last,
@@ -243,6 +383,10 @@ impl Hub {
             entities,
             values,
             alerts,
+            incidents: sorted(incidents),
+            directives: sorted(directives),
+            silences: sorted(silences),
+            kpis,
         })
     }
 
@@ -274,6 +418,52 @@ impl Hub {
             .cloned()
             .collect();
         v.sort_by(Alert::queue_cmp);
+        v
+    }
+
+    /// Incidents not closed, in list order.
+    pub fn incidents(&self) -> Vec<Incident> {
+        let mut v: Vec<Incident> = self
+            .state
+            .lock()
+            .unwrap()
+            .incidents
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by(Incident::list_cmp);
+        v
+    }
+
+    pub fn incident(&self, id: i64) -> Option<Incident> {
+        self.state.lock().unwrap().incidents.get(&id).cloned()
+    }
+
+    /// Open directives, soonest deadline first.
+    pub fn directives(&self) -> Vec<Directive> {
+        let mut v: Vec<Directive> = self
+            .state
+            .lock()
+            .unwrap()
+            .directives
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by(Directive::list_cmp);
+        v
+    }
+
+    /// Silences not over, oldest first.
+    pub fn silences(&self) -> Vec<Silence> {
+        let mut v: Vec<Silence> = self
+            .state
+            .lock()
+            .unwrap()
+            .silences
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by_key(|s| s.id);
         v
     }
 
@@ -333,6 +523,9 @@ mod tests {
             assignee: None,
             shelved_until: None,
             escalation: 0,
+            incident: None,
+            silenced: None,
+            resolved_at: None,
             events: vec![],
         }
     }

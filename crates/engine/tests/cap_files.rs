@@ -97,6 +97,9 @@ fn alert(id: i64, severity: Severity, area: Option<serde_json::Value>) -> Alert 
         assignee: None,
         shelved_until: None,
         escalation: 0,
+        incident: None,
+        silenced: None,
+        resolved_at: None,
         events: vec![],
     }
 }

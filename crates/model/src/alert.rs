@@ -117,6 +117,12 @@ pub enum AlertEventKind {
     Updated,
     /// Nobody acknowledged it in time: its severity went up and the next role was told.
     Escalated,
+    /// It joined an incident (`value`: the incident's id).
+    Incident,
+    /// A silence or maintenance window matched it (`value`: the silence's id).
+    Silenced,
+    /// The silence that matched it ended while it was still open.
+    Unsilenced,
 }
 
 /// One entry of an alert's timeline.
@@ -193,6 +199,16 @@ pub struct Alert {
     /// How many times it was escalated for lack of an acknowledgement (0, 1, 2).
     #[serde(default)]
     pub escalation: u8,
+    /// The incident it is worked in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<i64>,
+    /// The silence (or maintenance window) it fell under: raised and recorded, but not
+    /// announced, escalated or queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silenced: Option<i64>,
+    /// When it was resolved (by someone, by itself or with its incident).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<DateTime<Utc>>,
     /// The timeline; only filled by `GET /api/alerts/{id}`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<AlertEvent>,

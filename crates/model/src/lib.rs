@@ -4,9 +4,15 @@
 
 pub mod alert;
 pub mod api;
+pub mod dashboard;
+pub mod directive;
 pub mod entity;
+pub mod incident;
+pub mod kpi;
 pub mod metric;
 pub mod rule;
+pub mod silence;
+pub mod sop;
 pub mod user;
 pub mod ws;
 
@@ -15,10 +21,26 @@ pub use api::{
     AckRequest, AlertActionRequest, BasemapInfo, BasemapKind, DeadLetter, Health, ImportRejection,
     ImportReport, SeriesPoint, SeriesResponse, SourceState, SourceStatus, Unit,
 };
+pub use dashboard::{
+    Dashboard, Panel, PanelKind, ReportFormat, ReportJob, ReportRequest, ReportState, WallItem,
+    WallProfile, WallScreen, GRID_COLUMNS,
+};
+pub use directive::{
+    Directive, DirectiveActionRequest, DirectiveReport, DirectiveState, IssueDirectiveRequest,
+};
 pub use entity::{Domain, Entity, EntityStatus, Reading};
+pub use incident::{
+    AttachmentInfo, ChecklistItem, Incident, IncidentActionRequest, IncidentEvent,
+    IncidentEventKind, IncidentState, OpenIncidentRequest, SopRef, Step, StepStatus,
+};
+pub use kpi::{
+    Better, KpiDef, KpiItem, KpiPoint, KpiSeries, KpiStatus, KpiValue, Period, UnitValue,
+};
 pub use rule::{
     BacktestFiring, BacktestRequest, BacktestResponse, RuleCheck, RuleInfo, RuleProblem, RuleText,
     RulesResponse,
 };
+pub use silence::{Silence, SilenceMatch, SilenceRequest};
+pub use sop::{SopInfo, SopStepInfo};
 pub use user::{LoginRequest, LoginResponse, Me, Role, UserInfo};
 pub use ws::{ServerMsg, ValueUpdate};

@@ -104,12 +104,23 @@ pub async fn alerts(
     Ok(Json(list))
 }
 
-pub async fn alert(State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Alert> {
-    st.engine
+pub async fn alert(
+    State(st): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> ApiResult<Alert> {
+    let a = st
+        .engine
         .alert(id)
         .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no alert {id}")))
+        .ok_or_else(|| ApiError::not_found(format!("no alert {id}")))?;
+    if !p.in_scope(a.unit.as_deref()) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            format!("alert {id} is outside your units"),
+        ));
+    }
+    Ok(Json(a))
 }
 
 /// The alert as CAP 1.2 XML.

@@ -4,6 +4,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ioc_engine::alerts::AlertError;
+use ioc_engine::operate::OpError;
 use ioc_engine::EngineError;
 
 #[derive(Debug)]
@@ -49,9 +50,16 @@ impl From<EngineError> for ApiError {
             EngineError::Alert(AlertError::InvalidTransition { .. }) => StatusCode::CONFLICT,
             EngineError::Alert(AlertError::OutOfScope(_)) => StatusCode::FORBIDDEN,
             EngineError::Alert(AlertError::Invalid(_)) => StatusCode::BAD_REQUEST,
+            EngineError::Op(OpError::NotFound(_)) => StatusCode::NOT_FOUND,
+            EngineError::Op(OpError::Invalid(_)) => StatusCode::BAD_REQUEST,
+            EngineError::Op(OpError::Conflict(_)) => StatusCode::CONFLICT,
+            EngineError::Op(OpError::Forbidden(_) | OpError::OutOfScope(_)) => {
+                StatusCode::FORBIDDEN
+            }
             EngineError::Closed => StatusCode::SERVICE_UNAVAILABLE,
             EngineError::BadInput(_) => StatusCode::BAD_REQUEST,
             EngineError::NotFound(_) => StatusCode::NOT_FOUND,
+            EngineError::Forbidden(_) => StatusCode::FORBIDDEN,
             EngineError::Busy(_) => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -3,12 +3,16 @@
 //! what changed. Then one coalesced delta per `hub.frame_interval` at most, whenever something
 //! changed, and a heartbeat after `hub.heartbeat` of silence. A slow client simply receives
 //! bigger, fewer deltas: nothing queues up per client.
+//!
+//! Someone limited to some units gets only their units' alerts, incidents, directives and
+//! silences (the map's devices stay whole: a commune's staff see their neighbours' rivers).
 
 use crate::AppState;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
+use ioc_engine::auth::Principal;
 use ioc_engine::hub::Catchup;
 use ioc_model::ServerMsg;
 use serde::Deserialize;
@@ -23,10 +27,41 @@ pub struct WsQuery {
 
 pub async fn upgrade(
     State(st): State<AppState>,
+    axum::Extension(p): axum::Extension<Principal>,
     Query(q): Query<WsQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    ws.on_upgrade(move |socket| session(st, q, socket))
+    ws.on_upgrade(move |socket| session(st, q, p, socket))
+}
+
+/// Keeps only what is in the person's units.
+fn scoped(mut msg: ServerMsg, p: &Principal) -> ServerMsg {
+    if p.info.units.is_empty() {
+        return msg;
+    }
+    match &mut msg {
+        ServerMsg::Snapshot {
+            alerts,
+            incidents,
+            directives,
+            silences,
+            ..
+        }
+        | ServerMsg::Delta {
+            alerts,
+            incidents,
+            directives,
+            silences,
+            ..
+        } => {
+            alerts.retain(|a| p.in_scope(a.unit.as_deref()));
+            incidents.retain(|i| p.in_scope(i.unit.as_deref()));
+            directives.retain(|d| p.in_scope(Some(&d.unit)));
+            silences.retain(|s| p.in_scope(s.matcher.unit.as_deref()));
+        }
+        ServerMsg::Heartbeat { .. } => {}
+    }
+    msg
 }
 
 async fn send(
@@ -37,7 +72,7 @@ async fn send(
     sink.send(Message::Text(text.into())).await.is_ok()
 }
 
-async fn session(st: AppState, q: WsQuery, socket: WebSocket) {
+async fn session(st: AppState, q: WsQuery, p: Principal, socket: WebSocket) {
     let hub = st.engine.hub().clone();
     let frame = hub.config().frame_interval;
     let heartbeat = hub.config().heartbeat.max(Duration::from_millis(100));
@@ -49,7 +84,7 @@ async fn session(st: AppState, q: WsQuery, socket: WebSocket) {
         Catchup::UpToDate => {}
         Catchup::Delta(m) | Catchup::Snapshot(m) => {
             seq = m.seq();
-            if !send(&mut sink, &m).await {
+            if !send(&mut sink, &scoped(m, &p)).await {
                 return;
             }
         }
@@ -68,7 +103,7 @@ async fn session(st: AppState, q: WsQuery, socket: WebSocket) {
                     Catchup::UpToDate => continue,
                     Catchup::Delta(m) | Catchup::Snapshot(m) => {
                         seq = m.seq();
-                        if !send(&mut sink, &m).await {
+                        if !send(&mut sink, &scoped(m, &p)).await {
                             break;
                         }
                         last_sent = Instant::now();

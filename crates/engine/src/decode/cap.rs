@@ -679,6 +679,9 @@ mod tests {
             assignee: None,
             shelved_until: None,
             escalation: 0,
+            incident: None,
+            silenced: None,
+            resolved_at: None,
             events: vec![],
         };
         let issuer = Issuer {

@@ -64,6 +64,15 @@ fn json_to_cel(v: &serde_json::Value) -> cel::Value {
 
 /// Builds the CEL view of an entity.
 pub fn entity_value(e: &Entity) -> EntityVal {
+    EntityVal(
+        entity_map(e)
+            .try_into()
+            .expect("a map of plain values converts to a CEL value"),
+    )
+}
+
+/// The CEL map of an entity (what `entity` is in rules and KPI conditions).
+pub fn entity_map(e: &Entity) -> cel::Value {
     let opt = |s: &Option<String>| match s {
         Some(s) => cel::Value::String(Arc::new(s.clone())),
         None => cel::Value::Null,
@@ -89,12 +98,7 @@ pub fn entity_value(e: &Entity) -> EntityVal {
         "attributes".into(),
         json_to_cel(&serde_json::Value::Object(e.attributes.clone())),
     );
-    let value = cel::Value::from(map);
-    EntityVal(
-        value
-            .try_into()
-            .expect("a map of plain values converts to a CEL value"),
-    )
+    cel::Value::from(map)
 }
 
 struct Vars<'a, 'i>(&'a EvalInput<'i>);

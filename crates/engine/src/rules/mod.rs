@@ -16,7 +16,7 @@ mod template;
 mod timing;
 pub mod window;
 
-pub use cel_env::{entity_value, EntityVal, EvalInput};
+pub use cel_env::{entity_map as cel_value_of_entity, entity_value, EntityVal, EvalInput};
 pub use eval::{Evaluator, Observed};
 pub use template::render_message;
 pub use timing::{Signal, Timers};

@@ -5,16 +5,19 @@
 //! rollups (`rollup_1m`: count/min/max/sum/last) that charts and restarts read instead of raw rows.
 //! Series (entity × metric) get small integer ids so raw rows stay narrow.
 
+mod kpi;
+mod operate;
 mod read;
 mod schema;
 mod time;
 mod write;
 
+pub use operate::{AttachmentRow, LoadedOperations, SopRow};
 pub use read::{event_kind_str as event_kind_name, LoadedState, Reader};
 pub use time::{from_ms, to_ms};
 pub use write::{
-    DeadLetterRow, EntityRow, ObsRow, WriteBatch, WriteOutcome, Writer, WriterStatus,
-    DEAD_LETTER_PAYLOAD,
+    backfill_rollups, DeadLetterRow, EntityRow, ObsRow, WriteBatch, WriteOutcome, Writer,
+    WriterStatus, DEAD_LETTER_PAYLOAD,
 };
 
 use rusqlite::Connection;

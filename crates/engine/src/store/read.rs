@@ -43,6 +43,9 @@ pub fn event_kind_str(k: AlertEventKind) -> &'static str {
         AlertEventKind::Comment => "comment",
         AlertEventKind::Updated => "updated",
         AlertEventKind::Escalated => "escalated",
+        AlertEventKind::Incident => "incident",
+        AlertEventKind::Silenced => "silenced",
+        AlertEventKind::Unsilenced => "unsilenced",
     }
 }
 
@@ -54,16 +57,20 @@ fn parse_event_kind(s: &str) -> AlertEventKind {
         "comment" => AlertEventKind::Comment,
         "updated" => AlertEventKind::Updated,
         "escalated" => AlertEventKind::Escalated,
+        "incident" => AlertEventKind::Incident,
+        "silenced" => AlertEventKind::Silenced,
+        "unsilenced" => AlertEventKind::Unsilenced,
         _ => AlertEventKind::Transition,
     }
 }
 
-const ALERT_COLUMNS: &str = "id, rule, entity, entity_name, unit, unit_name, domain, category,
+pub(super) const ALERT_COLUMNS: &str =
+    "id, rule, entity, entity_name, unit, unit_name, domain, category,
     severity, state, active, message, metric, value, raised_at, updated_at, cleared_at,
     acked_at, acked_by, count, external_id, area, description, expires_at, assignee,
-    shelved_until, escalation";
+    shelved_until, escalation, incident, silenced, resolved_at";
 
-fn alert_from_row(r: &Row<'_>) -> rusqlite::Result<Alert> {
+pub(super) fn alert_from_row(r: &Row<'_>) -> rusqlite::Result<Alert> {
     let domain: String = r.get(6)?;
     let severity: String = r.get(8)?;
     let state: String = r.get(9)?;
@@ -97,6 +104,9 @@ fn alert_from_row(r: &Row<'_>) -> rusqlite::Result<Alert> {
         assignee: r.get(24)?,
         shelved_until: r.get::<_, Option<i64>>(25)?.map(from_ms),
         escalation: r.get(26)?,
+        incident: r.get(27)?,
+        silenced: r.get(28)?,
+        resolved_at: r.get::<_, Option<i64>>(29)?.map(from_ms),
         events: Vec::new(),
     })
 }
@@ -306,17 +316,24 @@ impl Reader {
         to: i64,
         step_s: u64,
     ) -> Result<Option<Vec<SeriesPoint>>, StoreError> {
-        let step_min = (step_s / 60).max(1) as i64;
+        // Steps of whole hours read the hourly rollups: a year is 8 760 rows, not 525 600.
+        let hourly = step_s >= 3600 && step_s.is_multiple_of(3600);
+        let (table, unit_ms) = if hourly {
+            ("rollup_1h", 3_600_000)
+        } else {
+            ("rollup_1m", 60_000)
+        };
+        let step_units = (step_s as i64 * 1000 / unit_ms).max(1);
         self.with(|c| {
             let Some(series) = series_id(c, entity, metric)? else {
                 return Ok(None);
             };
-            let mut stmt = c.prepare_cached(
-                "SELECT bucket, count, min, max, sum, last FROM rollup_1m
-                 WHERE series = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY bucket",
-            )?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT bucket, count, min, max, sum, last FROM {table}
+                 WHERE series = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY bucket"
+            ))?;
             let rows = stmt.query_map(
-                params![series, from.div_euclid(60_000), to.div_euclid(60_000) + 1],
+                params![series, from.div_euclid(unit_ms), to.div_euclid(unit_ms) + 1],
                 |r| {
                     Ok((
                         r.get::<_, i64>(0)?,
@@ -331,7 +348,7 @@ impl Reader {
             let mut out: Vec<(i64, SeriesPoint, f64)> = Vec::new();
             for row in rows {
                 let (bucket, count, min, max, sum, last) = row?;
-                let b = bucket.div_euclid(step_min) * step_min;
+                let b = bucket.div_euclid(step_units) * step_units;
                 match out.last_mut() {
                     Some((ob, p, s)) if *ob == b => {
                         p.count += count as u64;
@@ -343,7 +360,7 @@ impl Reader {
                     _ => out.push((
                         b,
                         SeriesPoint {
-                            t: from_ms(b * 60_000),
+                            t: from_ms(b * unit_ms),
                             min,
                             max,
                             avg: 0.0,

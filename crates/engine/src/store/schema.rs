@@ -171,8 +171,142 @@ CREATE TABLE audit (
 );
 "#;
 
+/// Incidents worked through SOPs, directives, SOP templates, silences, attachments.
+const V3: &str = r#"
+ALTER TABLE alerts ADD COLUMN incident INTEGER;
+ALTER TABLE alerts ADD COLUMN silenced INTEGER;
+CREATE INDEX alerts_by_incident ON alerts (incident) WHERE incident IS NOT NULL;
+
+-- The incident as JSON (steps, alerts, SOP reference) in `doc`, without its timeline; the
+-- other columns are what lists and KPIs query.
+CREATE TABLE incidents (
+    id INTEGER PRIMARY KEY,
+    state TEXT NOT NULL,
+    category TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    unit TEXT,
+    opened_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    resolved_at INTEGER,
+    closed_at INTEGER,
+    doc TEXT NOT NULL
+);
+CREATE INDEX incidents_by_state ON incidents (state, opened_at);
+
+-- Append-only timeline of every incident.
+CREATE TABLE incident_events (
+    id INTEGER PRIMARY KEY,
+    incident INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    step TEXT,
+    alert INTEGER,
+    directive INTEGER,
+    comment TEXT
+);
+CREATE INDEX incident_events_by_incident ON incident_events (incident, id);
+
+CREATE TABLE directives (
+    id INTEGER PRIMARY KEY,
+    incident INTEGER,
+    unit TEXT NOT NULL,
+    state TEXT NOT NULL,
+    deadline INTEGER NOT NULL,
+    issued_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    done_at INTEGER,
+    doc TEXT NOT NULL
+);
+CREATE INDEX directives_by_state ON directives (state, deadline);
+CREATE INDEX directives_by_incident ON directives (incident) WHERE incident IS NOT NULL;
+
+-- Every saved version of every SOP template; the newest not deleted one is in force.
+CREATE TABLE sop_templates (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (name, version)
+);
+
+CREATE TABLE silences (
+    id INTEGER PRIMARY KEY,
+    starts_at INTEGER NOT NULL,
+    ends_at INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX silences_by_end ON silences (ends_at);
+
+CREATE TABLE attachments (
+    id INTEGER PRIMARY KEY,
+    incident INTEGER NOT NULL,
+    step TEXT,
+    name TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX attachments_by_incident ON attachments (incident, id);
+"#;
+
+/// KPIs and dashboards: hourly and daily rollups (kept up to date by the writer; filled
+/// from the 1-minute rollups at start), when alerts were resolved, the indexes KPIs read by,
+/// KPI definitions and dashboards kept in the store.
+const V4: &str = r#"
+ALTER TABLE alerts ADD COLUMN resolved_at INTEGER;
+CREATE INDEX alerts_by_raised ON alerts (raised_at);
+CREATE INDEX incidents_by_opened ON incidents (opened_at);
+CREATE INDEX directives_by_deadline ON directives (deadline);
+
+-- Hours since the epoch.
+CREATE TABLE rollup_1h (
+    series INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    min REAL NOT NULL,
+    max REAL NOT NULL,
+    sum REAL NOT NULL,
+    last REAL NOT NULL,
+    last_ts INTEGER NOT NULL,
+    PRIMARY KEY (series, bucket)
+) WITHOUT ROWID;
+
+-- Local days (display time zone) since 1970-01-01.
+CREATE TABLE rollup_1d (
+    series INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    min REAL NOT NULL,
+    max REAL NOT NULL,
+    sum REAL NOT NULL,
+    last REAL NOT NULL,
+    last_ts INTEGER NOT NULL,
+    PRIMARY KEY (series, bucket)
+) WITHOUT ROWID;
+
+CREATE TABLE kpi_defs (
+    id TEXT PRIMARY KEY,
+    text TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    updated_by TEXT NOT NULL
+);
+
+CREATE TABLE dashboards (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+"#;
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4)])
 }
 
 pub fn migrate(conn: &mut Connection) -> Result<(), rusqlite_migration::Error> {

@@ -85,6 +85,20 @@ pub struct WriteBatch {
     pub managed_sources: Vec<(String, Option<String>, i64)>,
     /// Changes to record in the audit log, in this same transaction.
     pub audit: Vec<crate::audit::AuditEntry>,
+    /// Incidents to insert or update (without their timelines).
+    pub incidents: Vec<ioc_model::Incident>,
+    pub incident_events: Vec<(i64, ioc_model::IncidentEvent)>,
+    pub directives: Vec<ioc_model::Directive>,
+    pub silences: Vec<ioc_model::Silence>,
+    /// New versions of SOP templates.
+    pub sops: Vec<super::operate::SopRow>,
+    pub attachments: Vec<super::operate::AttachmentRow>,
+    /// KPI definitions kept in the store: (id, TOML or `None` to remove, at, by).
+    pub kpi_defs: Vec<(String, Option<String>, i64, String)>,
+    /// Dashboards: (id, owner, JSON or `None` to remove, at).
+    pub dashboards: Vec<(String, String, Option<String>, i64)>,
+    /// Settings (the `meta` table): key, value.
+    pub meta: Vec<(String, String)>,
 }
 
 impl WriteBatch {
@@ -99,6 +113,15 @@ impl WriteBatch {
             && self.alert_raw.is_empty()
             && self.managed_sources.is_empty()
             && self.audit.is_empty()
+            && self.incidents.is_empty()
+            && self.incident_events.is_empty()
+            && self.directives.is_empty()
+            && self.silences.is_empty()
+            && self.sops.is_empty()
+            && self.attachments.is_empty()
+            && self.kpi_defs.is_empty()
+            && self.dashboards.is_empty()
+            && self.meta.is_empty()
     }
 
     fn weight(&self) -> usize {
@@ -106,6 +129,12 @@ impl WriteBatch {
             + self.entities.len()
             + self.alerts.len()
             + self.dead_letters.len()
+            + self.incidents.len()
+            + self
+                .attachments
+                .iter()
+                .map(|a| a.data.len() / 65_536)
+                .sum::<usize>()
             + 1
     }
 }
@@ -143,11 +172,13 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer thread on the database at `path` (already migrated by `store::open`).
+    /// `tz`: the display time zone, whose days the daily rollups follow.
     pub fn spawn(
         path: &Path,
         batch_max: usize,
         raw_retention: Duration,
         clock: Arc<dyn Clock>,
+        tz: chrono_tz::Tz,
     ) -> Result<Writer, StoreError> {
         let conn = connect(path)?;
         let (tx, rx) = mpsc::channel(8);
@@ -163,6 +194,7 @@ impl Writer {
                     batch_max,
                     raw_retention,
                     clock,
+                    tz,
                     last_retention: Instant::now(),
                 }
                 .run()
@@ -223,11 +255,12 @@ struct WriterThread {
     batch_max: usize,
     raw_retention: Duration,
     clock: Arc<dyn Clock>,
+    tz: chrono_tz::Tz,
     last_retention: Instant,
 }
 
 #[derive(Clone, Copy)]
-struct Agg {
+pub(crate) struct Agg {
     count: i64,
     min: f64,
     max: f64,
@@ -269,7 +302,7 @@ impl WriterThread {
     fn commit_until_done(&mut self, jobs: &[Job]) -> Vec<WriteOutcome> {
         let mut delay = Duration::from_millis(100);
         loop {
-            match write_jobs(&mut self.conn, jobs) {
+            match write_jobs(&mut self.conn, jobs, self.tz) {
                 Ok(outcomes) => {
                     let mut err = self.status.error.lock().unwrap();
                     if err.take().is_some() {
@@ -343,7 +376,122 @@ fn job_weight(job: &Job) -> usize {
     }
 }
 
-fn write_jobs(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<WriteOutcome>> {
+impl Agg {
+    fn merge(&mut self, o: &Agg) {
+        self.count += o.count;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+        self.sum += o.sum;
+        if o.last_ts >= self.last_ts {
+            self.last = o.last;
+            self.last_ts = o.last_ts;
+        }
+    }
+}
+
+/// Aggregates by (series, bucket).
+type Buckets = HashMap<(i64, i64), Agg>;
+
+/// The hourly and daily aggregates of minute aggregates (a minute never straddles a local
+/// day: every zone's offset is whole minutes).
+fn coarser(minutes: &HashMap<(i64, i64), Agg>, tz: chrono_tz::Tz) -> (Buckets, Buckets) {
+    let mut hours: HashMap<(i64, i64), Agg> = HashMap::new();
+    let mut days: HashMap<(i64, i64), Agg> = HashMap::new();
+    let mut day_of: HashMap<i64, i64> = HashMap::new();
+    for (&(series, minute), a) in minutes {
+        hours
+            .entry((series, minute.div_euclid(60)))
+            .and_modify(|h| h.merge(a))
+            .or_insert(*a);
+        let day = *day_of
+            .entry(minute)
+            .or_insert_with(|| crate::kpi::period::local_day(minute * 60_000, tz));
+        days.entry((series, day))
+            .and_modify(|d| d.merge(a))
+            .or_insert(*a);
+    }
+    (hours, days)
+}
+
+fn upsert_rollups(
+    tx: &rusqlite::Transaction<'_>,
+    table: &str,
+    rows: &HashMap<(i64, i64), Agg>,
+) -> rusqlite::Result<()> {
+    let mut up = tx.prepare_cached(&format!(
+        "INSERT INTO {table} (series, bucket, count, min, max, sum, last, last_ts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (series, bucket) DO UPDATE SET
+           count = {table}.count + excluded.count,
+           min = min({table}.min, excluded.min),
+           max = max({table}.max, excluded.max),
+           sum = {table}.sum + excluded.sum,
+           last = CASE WHEN excluded.last_ts >= {table}.last_ts
+                       THEN excluded.last ELSE {table}.last END,
+           last_ts = max({table}.last_ts, excluded.last_ts)"
+    ))?;
+    for ((series, bucket), a) in rows {
+        up.execute(params![
+            series, bucket, a.count, a.min, a.max, a.sum, a.last, a.last_ts
+        ])?;
+    }
+    Ok(())
+}
+
+/// Fills the hourly and daily rollups from the minute ones, once, for a store that had
+/// minute rollups before hourly and daily ones existed. Returns the rows written.
+pub fn backfill_rollups(conn: &mut Connection, tz: chrono_tz::Tz) -> rusqlite::Result<usize> {
+    let empty: bool = conn.query_row(
+        "SELECT NOT EXISTS (SELECT 1 FROM rollup_1h) AND EXISTS (SELECT 1 FROM rollup_1m)",
+        [],
+        |r| r.get(0),
+    )?;
+    if !empty {
+        return Ok(0);
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut written = 0;
+    {
+        let mut stmt = tx.prepare(
+            "SELECT series, bucket, count, min, max, sum, last, last_ts FROM rollup_1m
+             ORDER BY series, bucket",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut chunk: HashMap<(i64, i64), Agg> = HashMap::new();
+        while let Some(r) = rows.next()? {
+            chunk.insert(
+                (r.get(0)?, r.get(1)?),
+                Agg {
+                    count: r.get(2)?,
+                    min: r.get(3)?,
+                    max: r.get(4)?,
+                    sum: r.get(5)?,
+                    last: r.get(6)?,
+                    last_ts: r.get(7)?,
+                },
+            );
+            if chunk.len() >= 100_000 {
+                let (h, d) = coarser(&chunk, tz);
+                written += h.len() + d.len();
+                upsert_rollups(&tx, "rollup_1h", &h)?;
+                upsert_rollups(&tx, "rollup_1d", &d)?;
+                chunk.clear();
+            }
+        }
+        let (h, d) = coarser(&chunk, tz);
+        written += h.len() + d.len();
+        upsert_rollups(&tx, "rollup_1h", &h)?;
+        upsert_rollups(&tx, "rollup_1d", &d)?;
+    }
+    tx.commit()?;
+    Ok(written)
+}
+
+fn write_jobs(
+    conn: &mut Connection,
+    jobs: &[Job],
+    tz: chrono_tz::Tz,
+) -> rusqlite::Result<Vec<WriteOutcome>> {
     // IMMEDIATE: the audit chain's head is read in here; no other writer may slip in between.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(jobs.len());
@@ -375,9 +523,10 @@ fn write_jobs(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<Write
             "INSERT INTO alerts (id, rule, entity, entity_name, unit, unit_name, domain, category,
                                  severity, state, active, message, metric, value, raised_at,
                                  updated_at, cleared_at, acked_at, acked_by, count, external_id,
-                                 area, description, expires_at, assignee, shelved_until, escalation)
+                                 area, description, expires_at, assignee, shelved_until, escalation,
+                                 incident, silenced, resolved_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                     ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)
+                     ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)
              ON CONFLICT (id) DO UPDATE SET severity = excluded.severity,
                entity_name = excluded.entity_name, category = excluded.category,
                state = excluded.state, active = excluded.active, message = excluded.message,
@@ -386,7 +535,8 @@ fn write_jobs(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<Write
                acked_by = excluded.acked_by, count = excluded.count, area = excluded.area,
                description = excluded.description, expires_at = excluded.expires_at,
                assignee = excluded.assignee, shelved_until = excluded.shelved_until,
-               escalation = excluded.escalation",
+               escalation = excluded.escalation, incident = excluded.incident,
+               silenced = excluded.silenced, resolved_at = excluded.resolved_at",
         )?;
         let mut ins_dead = tx.prepare_cached(
             "INSERT INTO dead_letters (source, received_at, origin, reason, payload, size)
@@ -481,6 +631,9 @@ fn write_jobs(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<Write
                     a.assignee,
                     a.shelved_until.map(to_ms),
                     a.escalation,
+                    a.incident,
+                    a.silenced,
+                    a.resolved_at.map(to_ms),
                 ])?;
             }
             for (alert, ev) in &b.alert_events {
@@ -528,6 +681,8 @@ fn write_jobs(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<Write
                     d.size as i64
                 ])?;
             }
+            super::operate::write(&tx, b)?;
+            super::kpi::write(&tx, b)?;
             outcomes.push(outcome);
         }
 
@@ -543,11 +698,14 @@ fn write_jobs(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<Write
                            THEN excluded.last ELSE rollup_1m.last END,
                last_ts = max(rollup_1m.last_ts, excluded.last_ts)",
         )?;
-        for ((series, bucket), a) in rollups {
+        for ((series, bucket), a) in &rollups {
             up_rollup.execute(params![
                 series, bucket, a.count, a.min, a.max, a.sum, a.last, a.last_ts
             ])?;
         }
+        let (hours, days) = coarser(&rollups, tz);
+        upsert_rollups(&tx, "rollup_1h", &hours)?;
+        upsert_rollups(&tx, "rollup_1d", &days)?;
     }
     let audit: Vec<crate::audit::AuditEntry> = jobs
         .iter()

@@ -4,6 +4,11 @@
 //! the hub and answers whoever is waiting. Up to [`MAX_IN_FLIGHT`] batches are being committed
 //! while the next is prepared, so rules and decoding overlap with SQLite.
 
+mod operate;
+
+pub(crate) use operate::Operations;
+pub use operate::{Op, OpOutcome};
+
 use crate::alerts::{AlertBook, AlertError, RaiseSpec};
 use crate::aqi::{self, HourlyWindow, Pollutant, UsTable};
 use crate::clock::Clock;
@@ -178,6 +183,17 @@ pub(crate) enum Command {
         scope: Option<Vec<String>>,
         reply: oneshot::Sender<Result<Alert, AlertError>>,
     },
+    /// An incident, directive or silence operation; answered after the commit.
+    Operate {
+        op: Op,
+        actor: crate::operate::Actor,
+        reply: oneshot::Sender<Result<OpOutcome, crate::operate::OpError>>,
+    },
+    /// Swap in the SOP templates (a template was saved or removed).
+    SetSops {
+        sops: crate::operate::sop::SopSet,
+        done: oneshot::Sender<()>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -256,6 +272,10 @@ struct Registry {
 enum Reply {
     Ingest(oneshot::Sender<IngestReport>, IngestReport),
     Ack(oneshot::Sender<Result<Alert, AlertError>>, Box<Alert>),
+    Op(
+        oneshot::Sender<Result<OpOutcome, crate::operate::OpError>>,
+        OpOutcome,
+    ),
     Done(oneshot::Sender<()>),
 }
 
@@ -306,6 +326,8 @@ pub(crate) struct Pipeline {
     rules: RuleSet,
     eval: Evaluator,
     alerts: AlertBook,
+    /// Incidents, directives, silences, SOP templates.
+    ops: Operations,
     reg: Registry,
     stats: Arc<PipelineStats>,
     sources: Arc<SourceRegistry>,
@@ -329,6 +351,7 @@ impl Pipeline {
         stats: Arc<PipelineStats>,
         sources: Arc<SourceRegistry>,
         escalation: crate::config::AlertsConfig,
+        ops: Operations,
         batch_max: usize,
         stop: tokio_util::sync::CancellationToken,
     ) -> Pipeline {
@@ -398,6 +421,7 @@ impl Pipeline {
             rules,
             eval,
             alerts,
+            ops,
             reg,
             stats,
             sources,
@@ -478,6 +502,9 @@ impl Pipeline {
                 Reply::Ack(tx, alert) => {
                     let _ = tx.send(Ok(*alert));
                 }
+                Reply::Op(tx, outcome) => {
+                    let _ = tx.send(Ok(outcome));
+                }
                 Reply::Done(tx) => {
                     let _ = tx.send(());
                 }
@@ -508,6 +535,20 @@ impl Pipeline {
             Command::SetRules { rules, done } => {
                 self.set_rules(*rules, p);
                 p.replies.push(Reply::Done(done));
+                1
+            }
+            Command::SetSops { sops, done } => {
+                self.ops.sops = sops;
+                p.replies.push(Reply::Done(done));
+                1
+            }
+            Command::Operate { op, actor, reply } => {
+                match self.operate(op, &actor, p) {
+                    Ok(outcome) => p.replies.push(Reply::Op(reply, outcome)),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
                 1
             }
             Command::Ingest(ingest) => {
@@ -928,7 +969,11 @@ impl Pipeline {
             if let Some(raw) = a.raw {
                 p.write.alert_raw.push((change.alert.id, "cap", raw));
             }
+            let new = operate::is_new_alert(&change.events).then_some(change.alert.id);
             self.record(change, p);
+            if let Some(id) = new {
+                self.after_raise(id, None, p);
+            }
         }
         Ok(())
     }
@@ -987,9 +1032,14 @@ impl Pipeline {
         for s in self.eval.tick(&self.rules, to_ms(now)) {
             self.signal(s, p);
         }
+        self.tick_operations(now, p);
     }
 
     fn signal(&mut self, s: Signal, p: &mut Prepared) {
+        let raised_by = match &s {
+            Signal::Raise { rule, .. } => Some(*rule),
+            Signal::Clear { .. } => None,
+        };
         let change = match s {
             Signal::Raise {
                 rule,
@@ -1026,7 +1076,11 @@ impl Pipeline {
             }
         };
         if let Some(change) = change {
+            let new = operate::is_new_alert(&change.events).then_some(change.alert.id);
             self.record(change, p);
+            if let (Some(id), Some(rule)) = (new, raised_by) {
+                self.after_raise(id, Some(rule), p);
+            }
         }
     }
 }

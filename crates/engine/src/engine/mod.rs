@@ -2,6 +2,11 @@
 //! writer, the pipeline and the sources. [`Engine::shutdown`] stops them in the reverse order
 //! so that everything accepted is committed before the process exits.
 
+mod lead;
+mod operations;
+
+pub use lead::Job;
+
 use crate::alerts::AlertAction;
 use crate::alerts::AlertError;
 use crate::clock::{Clock, SystemClock};
@@ -47,12 +52,16 @@ pub enum EngineError {
     Closed,
     #[error(transparent)]
     Alert(#[from] AlertError),
+    #[error(transparent)]
+    Op(#[from] crate::operate::OpError),
     #[error("internal error: {0}")]
     Internal(String),
     #[error("{0}")]
     BadInput(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 pub struct Engine {
@@ -69,6 +78,10 @@ pub struct Engine {
     started_at: DateTime<Utc>,
     /// The rules: config, files, edits; the one lock that serializes rule changes.
     rules: Arc<tokio::sync::Mutex<RuleManager>>,
+    /// KPIs, dashboards, reports.
+    lead: Arc<lead::Lead>,
+    /// The SOP templates in force; the lock serializes their edits.
+    sops: tokio::sync::Mutex<crate::operate::sop::SopSet>,
     /// Stops the sources.
     cancel: CancellationToken,
     /// Stops the pipeline once it has taken what is queued.
@@ -132,25 +145,29 @@ impl Engine {
     ) -> Result<Engine, EngineError> {
         let data_dir = config.data_dir();
         let lock = lock(&data_dir)?;
-        let (db_path, reader, loaded, managed) = {
+        let tz = config.tz();
+        let (db_path, reader, loaded, managed, loaded_ops, sop_heads) = {
             let data_dir = data_dir.clone();
             let now_ms = clock.now().timestamp_millis();
             tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
                 let db = store::open(&data_dir)?;
+                let filled = store::backfill_rollups(&mut store::connect_path(&db)?, tz)?;
+                if filled > 0 {
+                    tracing::info!(
+                        "store: {filled} hourly and daily rollups filled from the minute ones"
+                    );
+                }
                 let reader = Reader::new(&db);
                 let loaded = reader.load_state(now_ms)?;
                 let managed = reader.managed_sources()?;
-                Ok((db, reader, loaded, managed))
+                let ops = reader.load_operations(now_ms)?;
+                let heads = reader.sop_heads()?;
+                Ok((db, reader, loaded, managed, ops, heads))
             })
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??
         };
 
-        let tz = config
-            .display
-            .timezone
-            .parse()
-            .unwrap_or(chrono_tz::Asia::Ho_Chi_Minh);
         let (manager, rules) = {
             let (dir, configured) = (config.rules_dir(), config.rules.clone());
             tokio::task::spawn_blocking(move || RuleManager::open(dir, configured.as_deref(), tz))
@@ -163,10 +180,19 @@ impl Engine {
             config.store.batch_max,
             config.store.raw_retention,
             clock.clone(),
+            tz,
         )?);
 
+        let sops =
+            operations::seed_and_compile(&writer, &loaded_ops.sops, &sop_heads, &clock).await?;
         let hub = Arc::new(Hub::new(config.hub.clone(), clock.clone()));
         hub.load(hub_entities(&loaded), loaded.open_alerts.clone());
+        hub.load_operations(
+            loaded_ops.incidents.clone(),
+            loaded_ops.directives.clone(),
+            loaded_ops.silences.clone(),
+        );
+        let ops = crate::pipeline::Operations::new(loaded_ops, sops.clone(), clock.now());
         tracing::info!(
             "store {}: {} entities, {} open alerts",
             db_path.display(),
@@ -188,6 +214,7 @@ impl Engine {
             stats.clone(),
             source_registry.clone(),
             config.alerts.clone(),
+            ops,
             config.store.batch_max,
             stop.clone(),
         );
@@ -197,12 +224,34 @@ impl Engine {
 
         let auth = crate::auth::Auth::open(&db_path, config.auth.session_hours)
             .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let reader = Arc::new(reader);
+        let config = Arc::new(config);
+        let stored_kpis = lead::seed_kpis(&writer, &reader, clock.now()).await?;
+        let kpi_set = crate::kpi::KpiSet::build(&config.kpis, &stored_kpis);
+        for p in &kpi_set.problems {
+            tracing::error!(
+                "KPI {:?} ({} {}:{}): {}; left out",
+                p.rule.as_deref().unwrap_or("?"),
+                p.origin,
+                p.line,
+                p.column,
+                p.message
+            );
+        }
+        let lead = Arc::new(lead::Lead::new(
+            kpi_set,
+            reader.clone(),
+            clock.clone(),
+            config.clone(),
+            hub.clone(),
+        ));
         let engine = Engine {
             auth: Arc::new(auth),
-            config: Arc::new(config),
+            config,
             clock,
             hub,
-            reader: Arc::new(reader),
+            lead,
+            reader,
             writer,
             sender,
             stats,
@@ -211,6 +260,7 @@ impl Engine {
             db_path,
             started_at: Utc::now(),
             rules: Arc::new(tokio::sync::Mutex::new(manager)),
+            sops: tokio::sync::Mutex::new(sops),
             cancel,
             stop,
             tasks: Mutex::new(Vec::new()),
@@ -259,6 +309,32 @@ impl Engine {
                             let _ = rx.await;
                         }
                     }
+                }
+            }
+        }));
+        // The KPIs' current values, for every screen; the reports the schedule asks for.
+        let (lead, cancel, every) = (
+            engine.lead.clone(),
+            engine.cancel.child_token(),
+            engine
+                .config
+                .kpi
+                .refresh
+                .max(std::time::Duration::from_secs(1)),
+        );
+        engine.tasks.lock().unwrap().push(tokio::spawn(async move {
+            // The first values come two seconds in, once the sources have
+            // had a moment to deliver, rather than a whole period later.
+            let first = tokio::time::Instant::now() + every.min(std::time::Duration::from_secs(2));
+            let mut refresh = tokio::time::interval_at(first, every);
+            refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut schedule = tokio::time::interval(std::time::Duration::from_secs(60));
+            schedule.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = refresh.tick() => lead.refresh().await,
+                    _ = schedule.tick() => lead.run_schedule(),
                 }
             }
         }));
@@ -711,9 +787,13 @@ impl Engine {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Option<SeriesResponse>, EngineError> {
-        // At most ~720 points, in whole minutes.
+        // At most ~720 points, in whole minutes; in whole hours past an hour (the hourly
+        // rollups then carry it).
         let span_s = (to - from).num_seconds().max(60) as u64;
-        let step_s = (span_s / 720).div_ceil(60).max(1) * 60;
+        let mut step_s = (span_s / 720).div_ceil(60).max(1) * 60;
+        if step_s > 3600 {
+            step_s = step_s.div_ceil(3600) * 3600;
+        }
         let (e, m) = (entity.clone(), metric.clone());
         let points = self
             .blocking(move |r| {
