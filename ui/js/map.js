@@ -145,6 +145,12 @@ export function mapInit(container, onSelect) {
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'bottom-right');
   map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-left');
   ready = new Promise((resolve) => map.on('load', resolve));
+  // A tile or style that fails is named on the map's element (and in the console).
+  map.on('error', (ev) => {
+    const why = (ev && ev.error && ev.error.message) || String(ev);
+    container.dataset.error = why;
+    console.error(`map: ${why}`);
+  });
   ready.then(() => {
     for (const k of ['AirQualityStation', 'WaterLevelGauge', 'RainGauge', 'TrafficCounter', 'Camera']) {
       map.addImage(k, icon(k), { pixelRatio: 1 });
@@ -173,6 +179,10 @@ export async function mapSetBasemap(infoJson) {
   const info = JSON.parse(infoJson);
   await ready;
   if (info.kind === 'none') return;
+  // Requests to our own API carry the session (the basemap's tiles are behind sign-in).
+  map.setTransformRequest((url) => (info.token && url.startsWith(`${location.origin}/api/`)
+    ? { url, headers: { Authorization: `Bearer ${info.token}` } }
+    : { url }));
   if (info.kind === 'geojson') {
     map.addSource('basemap', { type: 'geojson', data: `${location.origin}${info.url}` });
   } else {

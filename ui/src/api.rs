@@ -48,6 +48,12 @@ pub async fn get<T: DeserializeOwned>(url: &str) -> Result<T, String> {
     serde_json::from_str(&text).map_err(|e| e.to_string())
 }
 
+/// GETs text as it is (a template's earlier version).
+pub async fn get_text(url: &str) -> Result<String, String> {
+    let req = Request::new_with_str(url).map_err(|e| format!("{e:?}"))?;
+    send(req).await
+}
+
 pub async fn post<B: Serialize, T: DeserializeOwned>(url: &str, body: &B) -> Result<T, String> {
     let init = RequestInit::new();
     init.set_method("POST");
@@ -66,11 +72,25 @@ pub async fn post<B: Serialize, T: DeserializeOwned>(url: &str, body: &B) -> Res
 
 /// POSTs raw bytes (a file) and reads a JSON answer.
 pub async fn post_bytes<T: DeserializeOwned>(url: &str, body: Vec<u8>) -> Result<T, String> {
+    post_file(url, body, "").await
+}
+
+/// POSTs a file's bytes with its content type (none when empty) and reads a JSON answer.
+pub async fn post_file<T: DeserializeOwned>(
+    url: &str,
+    body: Vec<u8>,
+    content_type: &str,
+) -> Result<T, String> {
     let init = RequestInit::new();
     init.set_method("POST");
     let array = js_sys::Uint8Array::from(body.as_slice());
     init.set_body(&array.into());
     let req = Request::new_with_str_and_init(url, &init).map_err(|e| format!("{e:?}"))?;
+    if !content_type.is_empty() {
+        req.headers()
+            .set("Content-Type", content_type)
+            .map_err(|e| format!("{e:?}"))?;
+    }
     let text = send(req).await?;
     serde_json::from_str(&text).map_err(|e| e.to_string())
 }

@@ -70,9 +70,13 @@ pub fn sound(s: Severity) {
 pub fn start(live: Live) {
     let seen = StoredValue::new(None::<HashSet<i64>>);
     Effect::new(move |_| {
-        let current: Vec<(i64, Severity, AlertState)> = live
-            .alerts
-            .with(|m| m.values().map(|a| (a.id, a.severity, a.state)).collect());
+        // Silenced alerts are held back: no sound.
+        let current: Vec<(i64, Severity, AlertState)> = live.alerts.with(|m| {
+            m.values()
+                .filter(|a| a.silenced.is_none())
+                .map(|a| (a.id, a.severity, a.state))
+                .collect()
+        });
         let mut loudest = None;
         seen.update_value(|s| match s {
             None => *s = Some(current.iter().map(|(id, _, _)| *id).collect()),

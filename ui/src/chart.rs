@@ -120,7 +120,91 @@ pub fn render(spec: &ChartSpec) -> String {
                 ("sans-serif", 10).into_font().color(&c),
             )));
         }
+        // The newest value as a dot: where the line ends, and all there is of a series that
+        // has only just started (one value draws no line).
+        let last = points.last().copied();
         let _ = chart.draw_series(LineSeries::new(points, LINE.stroke_width(2)));
+        let _ = chart.draw_series(last.map(|p| Circle::new(p, 4, LINE.filled())));
+        let _ = root.present();
+    }
+    svg
+}
+
+/// A KPI's series: a line with its points (bars for a count), the target dashed, each
+/// point coloured by its status. `large`: the wall's bigger type.
+pub fn kpi(
+    points: &[(f64, Option<f64>, &str)],
+    target: f64,
+    bars: bool,
+    time_label: &dyn Fn(f64) -> String,
+    (width, height): (u32, u32),
+    large: bool,
+) -> String {
+    let mut svg = String::new();
+    let values: Vec<(f64, f64, &str)> = points
+        .iter()
+        .filter_map(|(t, v, s)| v.map(|v| (*t, v, *s)))
+        .collect();
+    if values.is_empty() || points.len() < 2 {
+        return svg;
+    }
+    let (from, to) = (points[0].0, points[points.len() - 1].0);
+    let step = (to - from) / (points.len() - 1).max(1) as f64;
+    let hi = values.iter().map(|v| v.1).fold(target, f64::max);
+    let lo = values
+        .iter()
+        .map(|v| v.1)
+        .fold(0.0_f64.min(target), f64::min);
+    let pad = ((hi - lo) * 0.12).max(0.5);
+    let font = if large { 18 } else { 11 };
+    {
+        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        let Ok(mut chart) = ChartBuilder::on(&root)
+            .margin(6)
+            .x_label_area_size(if large { 30 } else { 20 })
+            .y_label_area_size(if large { 60 } else { 40 })
+            .build_cartesian_2d((from - step / 2.0)..(to + step / 2.0), lo..(hi + pad))
+        else {
+            return String::new();
+        };
+        let _ = chart
+            .configure_mesh()
+            .axis_style(AXIS)
+            .bold_line_style(GRID)
+            .light_line_style(TRANSPARENT)
+            .label_style(("sans-serif", font).into_font().color(&AXIS))
+            .x_labels(6)
+            .y_labels(4)
+            .x_label_formatter(&|x| time_label(*x))
+            .y_label_formatter(&|y| format_axis(*y))
+            .draw();
+        let color = |s: &str| match s {
+            "green" => RGBColor(48, 209, 88),
+            "amber" => RGBColor(255, 159, 10),
+            _ => RGBColor(255, 69, 58),
+        };
+        if bars {
+            let _ = chart.draw_series(values.iter().map(|(t, v, s)| {
+                Rectangle::new(
+                    [(t - step * 0.35, 0.0), (t + step * 0.35, *v)],
+                    color(s).filled(),
+                )
+            }));
+        } else {
+            let _ = chart.draw_series(LineSeries::new(
+                values.iter().map(|(t, v, _)| (*t, *v)),
+                LINE.stroke_width(if large { 3 } else { 2 }),
+            ));
+            let _ = chart.draw_series(values.iter().map(|(t, v, s)| {
+                Circle::new((*t, *v), if large { 5 } else { 3 }, color(s).filled())
+            }));
+        }
+        let _ = chart.draw_series(DashedLineSeries::new(
+            [(from - step / 2.0, target), (to + step / 2.0, target)],
+            6,
+            4,
+            RGBColor(230, 237, 243).mix(0.6).stroke_width(1),
+        ));
         let _ = root.present();
     }
     svg

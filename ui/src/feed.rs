@@ -162,7 +162,18 @@ fn apply(live: Live, msg: ServerMsg) {
             time,
             entities,
             alerts,
+            incidents,
+            directives,
+            silences,
+            kpis,
         } => {
+            live.kpis.set(kpis);
+            live.incidents
+                .set(incidents.into_iter().map(|i| (i.id, i)).collect());
+            live.directives
+                .set(directives.into_iter().map(|d| (d.id, d)).collect());
+            live.silences
+                .set(silences.into_iter().map(|s| (s.id, s)).collect());
             FEED.with(|f| {
                 let mut f = f.borrow_mut();
                 f.epoch = Some(epoch);
@@ -191,9 +202,50 @@ fn apply(live: Live, msg: ServerMsg) {
             entities,
             values,
             alerts,
+            incidents,
+            directives,
+            silences,
+            kpis,
             ..
         } => {
             FEED.with(|f| f.borrow_mut().seq = seq);
+            if !kpis.is_empty() {
+                live.kpis.set(kpis);
+            }
+            if !incidents.is_empty() {
+                live.incidents.update(|m| {
+                    for i in incidents {
+                        if i.state == ioc_model::IncidentState::Closed {
+                            m.remove(&i.id);
+                        } else {
+                            m.insert(i.id, i);
+                        }
+                    }
+                });
+            }
+            if !directives.is_empty() {
+                live.directives.update(|m| {
+                    for d in directives {
+                        if d.state.is_open() {
+                            m.insert(d.id, d);
+                        } else {
+                            m.remove(&d.id);
+                        }
+                    }
+                });
+            }
+            if !silences.is_empty() {
+                let now = crate::format::now();
+                live.silences.update(|m| {
+                    for s in silences {
+                        if s.current_at(now) {
+                            m.insert(s.id, s);
+                        } else {
+                            m.remove(&s.id);
+                        }
+                    }
+                });
+            }
             let mut touched: HashSet<String> = HashSet::new();
             let mut new_entity = false;
             let mut areas_changed = false;

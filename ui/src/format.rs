@@ -90,3 +90,9 @@ pub fn now_ms() -> f64 {
 pub fn now() -> DateTime<Utc> {
     DateTime::from_timestamp_millis(now_ms() as i64).unwrap_or_default()
 }
+
+/// `26/11`
+pub fn day_month(t: DateTime<Utc>, tz: &str, lang: Lang) -> String {
+    let o = options(tz, &[("day", "2-digit"), ("month", "2-digit")]);
+    date(t).to_locale_date_string(lang.locale(), &o).into()
+}

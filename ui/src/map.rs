@@ -27,6 +27,17 @@ extern "C" {
     pub fn map_fit_geometry(json: &str);
 }
 
+/// `/api/basemap`'s answer as the map scripts take it: with the session's token, which they
+/// send as a header with their tile and file requests (the basemap is behind sign-in like
+/// every route, and a plain tile URL cannot carry a header).
+pub fn basemap_json(info: &ioc_model::BasemapInfo) -> String {
+    let mut v = serde_json::to_value(info).unwrap_or_default();
+    if let (Some(o), Some(t)) = (v.as_object_mut(), crate::session::token()) {
+        o.insert("token".into(), serde_json::Value::String(t));
+    }
+    v.to_string()
+}
+
 /// Draws the areas of open alerts that have one (CAP polygons and circles), coloured by
 /// severity; cleared ones fade.
 pub fn set_areas(alerts: &HashMap<i64, Alert>) {
@@ -112,4 +123,54 @@ pub fn update<'a>(
         })
         .collect();
     map_update(&serde_json::to_string(&changes).unwrap_or_default());
+}
+
+/// The small maps of dashboards and the wall (`js/kpimap.js`).
+pub mod small {
+    use super::*;
+
+    #[wasm_bindgen(module = "/js/kpimap.js")]
+    extern "C" {
+        #[wasm_bindgen(js_name = kpiMapInit)]
+        pub fn init(key: &str, container: &web_sys::HtmlElement, basemap_json: &str, large: bool);
+        #[wasm_bindgen(js_name = kpiMapColor)]
+        fn color(key: &str, json: &str);
+        #[wasm_bindgen(js_name = kpiMapDevices)]
+        fn devices(key: &str, json: &str);
+        #[wasm_bindgen(js_name = kpiMapFocus)]
+        pub fn focus(key: &str, lon: f64, lat: f64, name: &str);
+    }
+
+    /// Colours communes by a KPI's status per unit.
+    pub fn color_units(key: &str, by_unit: &[ioc_model::UnitValue]) {
+        let colors: serde_json::Map<String, serde_json::Value> = by_unit
+            .iter()
+            .map(|u| {
+                let c = match u.status {
+                    ioc_model::KpiStatus::Green => "#1f7a3a",
+                    ioc_model::KpiStatus::Amber => "#9a6a00",
+                    ioc_model::KpiStatus::Red => "#a3241d",
+                };
+                (u.unit.clone(), serde_json::Value::String(c.into()))
+            })
+            .collect();
+        color(key, &serde_json::Value::Object(colors).to_string());
+    }
+
+    /// Shows every device with a position as a dot of its level.
+    pub fn show_devices(
+        key: &str,
+        entities: &HashMap<String, Entity>,
+        alerts: &HashMap<i64, Alert>,
+    ) {
+        let by_entity = alerts_by_entity(alerts);
+        let dots: Vec<serde_json::Value> = entities
+            .values()
+            .filter_map(|e| {
+                let (lon, lat) = e.position()?;
+                Some(serde_json::json!({"id": e.id, "lon": lon, "lat": lat, "level": level_of(e, &by_entity)}))
+            })
+            .collect();
+        devices(key, &serde_json::Value::Array(dots).to_string());
+    }
 }

@@ -1,7 +1,7 @@
 //! What the UI holds: the live picture (from the WebSocket) and the operator's selection.
 
 use chrono::{DateTime, Utc};
-use ioc_model::{Alert, Entity, EntityStatus, Severity};
+use ioc_model::{Alert, Directive, Entity, EntityStatus, Incident, KpiValue, Severity, Silence};
 use leptos::prelude::*;
 use std::collections::HashMap;
 
@@ -18,6 +18,14 @@ pub struct Live {
     pub entities: RwSignal<HashMap<String, Entity>>,
     /// Open alerts by id.
     pub alerts: RwSignal<HashMap<i64, Alert>>,
+    /// Incidents not closed, by id.
+    pub incidents: RwSignal<HashMap<i64, Incident>>,
+    /// Open directives, by id.
+    pub directives: RwSignal<HashMap<i64, Directive>>,
+    /// Silences not over, by id.
+    pub silences: RwSignal<HashMap<i64, Silence>>,
+    /// Every KPI's current value.
+    pub kpis: RwSignal<Vec<KpiValue>>,
     pub conn: RwSignal<Conn>,
     /// Browser time (ms) of the last message from the server, heartbeats included.
     pub last_message: RwSignal<f64>,
@@ -32,6 +40,10 @@ impl Live {
         Live {
             entities: RwSignal::new(HashMap::new()),
             alerts: RwSignal::new(HashMap::new()),
+            incidents: RwSignal::new(HashMap::new()),
+            directives: RwSignal::new(HashMap::new()),
+            silences: RwSignal::new(HashMap::new()),
+            kpis: RwSignal::new(Vec::new()),
             conn: RwSignal::new(Conn::Connecting),
             last_message: RwSignal::new(0.0),
             data_time: RwSignal::new(None),
@@ -47,6 +59,28 @@ pub enum View {
     Sources,
     DeadLetters,
     Rules,
+    Incidents,
+    Directives,
+    Sops,
+    Silences,
+    Dashboards,
+    Kpis,
+}
+
+impl View {
+    /// Every screen with its label key and its digit.
+    pub const ALL: [(View, &'static str, &'static str); 10] = [
+        (View::Operations, "view-ops", "1"),
+        (View::Sources, "view-sources", "2"),
+        (View::DeadLetters, "view-dead", "3"),
+        (View::Rules, "view-rules", "4"),
+        (View::Incidents, "view-incidents", "5"),
+        (View::Directives, "view-directives", "6"),
+        (View::Sops, "view-sops", "7"),
+        (View::Silences, "view-silences", "8"),
+        (View::Dashboards, "view-dashboards", "9"),
+        (View::Kpis, "view-kpis", "0"),
+    ];
 }
 
 /// What the operator is looking at.
@@ -59,6 +93,10 @@ pub struct Selection {
     pub entity: RwSignal<Option<String>>,
     /// Alert the keyboard cursor is on.
     pub alert: RwSignal<Option<i64>>,
+    /// Incident open on the incidents screen.
+    pub incident: RwSignal<Option<i64>>,
+    /// Directive the directives screen's cursor is on.
+    pub directive: RwSignal<Option<i64>>,
     pub help: RwSignal<bool>,
     /// A short message at the bottom: (text, is_error).
     pub toast: RwSignal<Option<(String, bool)>>,
@@ -110,7 +148,8 @@ pub fn alerts_by_entity(alerts: &HashMap<i64, Alert>) -> HashMap<&str, Vec<&Aler
 pub struct QueueFilter {
     /// `None`: every severity; else this one and above.
     pub min_severity: RwSignal<Option<Severity>>,
-    /// `""`: every state; `new`; `working` (acknowledged, assigned, in progress); `cleared`.
+    /// `""`: every state; `new`; `working` (acknowledged, assigned, in progress); `cleared`;
+    /// `silenced` (held back by a silence: shown only when asked for).
     pub state: RwSignal<String>,
     /// `""` or a domain's name.
     pub domain: RwSignal<String>,
@@ -153,7 +192,11 @@ impl QueueFilter {
         if self.min_severity.get().is_some_and(|m| a.severity < m) {
             return false;
         }
-        let ok_state = match self.state.get().as_str() {
+        let state = self.state.get();
+        if (state == "silenced") != a.silenced.is_some() {
+            return false;
+        }
+        let ok_state = match state.as_str() {
             "new" => a.state == S::New,
             "working" => matches!(a.state, S::Acknowledged | S::Assigned | S::InProgress),
             "cleared" => !a.active,

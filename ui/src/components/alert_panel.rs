@@ -19,6 +19,10 @@ pub enum Ask {
     Assign,
     Comment,
     Shelve,
+    /// Which SOP to open the incident with.
+    Incident,
+    /// For how long, and why: `2h bảo trì camera`.
+    Silence,
 }
 
 /// The panel's state, shared with the keyboard handler.
@@ -68,10 +72,54 @@ pub fn actions(state: AlertState) -> Vec<(&'static str, &'static str)> {
     if state == Shelved {
         v.push(("unshelve", "z"));
     }
+    if state.is_open() {
+        v.push(("incident", "i"));
+        v.push(("silence", "s"));
+    }
     v
 }
 
+/// `"2h bảo trì camera"`: a duration, then why.
+pub fn parse_silence(text: &str) -> Option<(String, String)> {
+    let t = text.trim();
+    let (d, why) = t.split_once(char::is_whitespace)?;
+    humantime::parse_duration(d).ok()?;
+    let why = why.trim();
+    (!why.is_empty()).then(|| (d.to_string(), why.to_string()))
+}
+
 impl Ops {
+    /// Silences this alert's rule on its entity (or area) for a while.
+    pub fn silence_alert(&self, a: &Alert, duration: String, why: String) {
+        let ops = *self;
+        let req = ioc_model::SilenceRequest {
+            matcher: ioc_model::SilenceMatch {
+                rule: Some(a.rule.clone()),
+                entity: a.entity.clone(),
+                unit: if a.entity.is_none() {
+                    a.unit.clone()
+                } else {
+                    None
+                },
+                category: None,
+            },
+            duration: Some(duration),
+            comment: why,
+            ..Default::default()
+        };
+        spawn_local(async move {
+            match api::post::<_, ioc_model::Silence>("/api/silences", &req).await {
+                Ok(s) => {
+                    ops.live().silences.update(|m| {
+                        m.insert(s.id, s);
+                    });
+                    ops.toast(ops.i18n().tr("silence-added"), false);
+                }
+                Err(e) => ops.toast(ops.i18n().tr_n("action-failed", "error", e), true),
+            }
+        });
+    }
+
     /// Sends an action; the answer is applied at once (the feed confirms it).
     pub fn alert_action(&self, id: i64, action: &'static str, body: AlertActionRequest) {
         let ops = *self;
@@ -134,6 +182,18 @@ pub fn start_action(ops: Ops, work: AlertWork, id: i64, action: &'static str) {
         "assign" => work.ask.set(Some(Ask::Assign)),
         "comment" => work.ask.set(Some(Ask::Comment)),
         "shelve" => work.ask.set(Some(Ask::Shelve)),
+        "silence" => work.ask.set(Some(Ask::Silence)),
+        "incident" => {
+            // Already in one: go there.
+            let inc = ops
+                .live()
+                .alerts
+                .with_untracked(|m| m.get(&id).and_then(|a| a.incident));
+            match inc {
+                Some(i) => ops.show_incident(i, None),
+                None => work.ask.set(Some(Ask::Incident)),
+            }
+        }
         other => ops.alert_action(id, other, AlertActionRequest::default()),
     }
 }
@@ -176,12 +236,18 @@ pub fn AlertPanel() -> impl IntoView {
     });
     let input = RwSignal::new(String::new());
     let input_ref = NodeRef::<leptos::html::Input>::new();
+    let sops = expect_context::<super::app::SopList>();
     Effect::new(move |_| {
         if work.ask.get().is_some() {
-            input.set(if work.ask.get_untracked() == Some(Ask::Shelve) {
-                "1h".into()
-            } else {
-                String::new()
+            input.set(match work.ask.get_untracked() {
+                Some(Ask::Shelve) => "1h".into(),
+                Some(Ask::Silence) => "2h ".into(),
+                // The category's SOP, as the server would choose it.
+                Some(Ask::Incident) => alert
+                    .get_untracked()
+                    .and_then(|a| sops.for_category(&a.category))
+                    .unwrap_or_default(),
+                _ => String::new(),
             });
             if let Some(el) = input_ref.get() {
                 let _ = el.focus();
@@ -193,6 +259,21 @@ pub fn AlertPanel() -> impl IntoView {
             return;
         };
         let text = input.get_untracked().trim().to_string();
+        if ask == Ask::Incident {
+            work.ask.set(None);
+            work.open.set(false);
+            ops.open_incident(a.id, Some(text));
+            return;
+        }
+        if ask == Ask::Silence {
+            let Some((duration, why)) = parse_silence(&text) else {
+                ops.toast(i18n.tr("silence-bad"), true);
+                return;
+            };
+            work.ask.set(None);
+            ops.silence_alert(&a, duration, why);
+            return;
+        }
         let body = match ask {
             Ask::Assign => AlertActionRequest {
                 to: Some(text),
@@ -202,6 +283,7 @@ pub fn AlertPanel() -> impl IntoView {
                 comment: Some(text),
                 ..Default::default()
             },
+            Ask::Incident | Ask::Silence => unreachable!("handled above"),
             Ask::Shelve => match humantime::parse_duration(&text) {
                 Ok(d) => AlertActionRequest {
                     until: Some(
@@ -218,7 +300,7 @@ pub fn AlertPanel() -> impl IntoView {
         let action = match ask {
             Ask::Assign => "assign",
             Ask::Comment => "comment",
-            Ask::Shelve => "shelve",
+            _ => "shelve",
         };
         work.ask.set(None);
         ops.alert_action(a.id, action, body);
@@ -271,6 +353,13 @@ pub fn AlertPanel() -> impl IntoView {
                             {(a.escalation > 0).then(|| view! {
                                 <dt>{move || i18n.tr("escalated")}</dt><dd class="escalated">{a.escalation}</dd>
                             })}
+                            {a.incident.map(|i| view! {
+                                <dt>{move || i18n.tr("incident")}</dt>
+                                <dd><a href="#" id="alert-incident" on:click=move |e| { e.prevent_default(); ops.show_incident(i, None); }>{format!("#{i}")}</a></dd>
+                            })}
+                            {a.silenced.map(|s| view! {
+                                <dt>{move || i18n.tr("silenced")}</dt><dd class="muted">{format!("#{s}")}</dd>
+                            })}
                         </dl>
                         <div class="actions">{buttons}</div>
                         <Show when=move || work.ask.get().is_some()>
@@ -279,10 +368,13 @@ pub fn AlertPanel() -> impl IntoView {
                                     {move || match work.ask.get() {
                                         Some(Ask::Assign) => i18n.tr("ask-assign"),
                                         Some(Ask::Comment) => i18n.tr("ask-comment"),
+                                        Some(Ask::Incident) => i18n.tr("ask-incident"),
+                                        Some(Ask::Silence) => i18n.tr("ask-silence"),
                                         _ => i18n.tr("ask-shelve"),
                                     }}
                                     <input
                                         id="ask-input"
+                                        list=move || (work.ask.get() == Some(Ask::Incident)).then_some("sop-names")
                                         node_ref=input_ref
                                         prop:value=input
                                         on:input=move |e| input.set(event_target_value(&e))

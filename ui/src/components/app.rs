@@ -28,6 +28,37 @@ pub struct Now(pub RwSignal<DateTime<Utc>>);
 #[derive(Clone, Copy)]
 pub struct Queue(pub Memo<Vec<Alert>>);
 
+/// The SOP templates in force (for choosing one when opening an incident).
+#[derive(Clone, Copy)]
+pub struct SopList(pub RwSignal<Vec<ioc_model::SopInfo>>);
+
+impl SopList {
+    /// The template the server would choose for an alert category.
+    pub fn for_category(&self, category: &str) -> Option<String> {
+        self.0.with_untracked(|l| {
+            let mut v: Vec<&ioc_model::SopInfo> = l
+                .iter()
+                .filter(|s| s.categories.iter().any(|c| c == category))
+                .collect();
+            v.sort_by(|a, b| a.name.cmp(&b.name));
+            v.first().map(|s| s.name.clone())
+        })
+    }
+
+    pub fn refresh(&self) {
+        let list = self.0;
+        spawn_local(async move {
+            if let Ok(l) = api::get::<Vec<ioc_model::SopInfo>>("/api/sops").await {
+                list.set(l);
+            }
+        });
+    }
+}
+
+/// The units (communes, departments, OCs), for choosing one.
+#[derive(Clone, Copy)]
+pub struct Units(pub RwSignal<Vec<ioc_model::Unit>>);
+
 /// The operator's actions. Fetched from the context while rendering (event handlers run
 /// outside the reactive owner, where contexts cannot be looked up).
 #[derive(Clone, Copy)]
@@ -142,17 +173,37 @@ pub fn App() -> impl IntoView {
         dead_source: RwSignal::new(None),
         entity: RwSignal::new(None),
         alert: RwSignal::new(None),
+        incident: RwSignal::new(None),
+        directive: RwSignal::new(None),
         help: RwSignal::new(false),
         toast: RwSignal::new(None),
     };
     provide_context(sel);
-    let settings = Settings {
-        timezone: RwSignal::new("Asia/Ho_Chi_Minh".to_string()),
-    };
-    provide_context(settings);
-    let now = Now(RwSignal::new(format::now()));
-    provide_context(now);
-    set_interval(move || now.0.set(format::now()), Duration::from_secs(1));
+    let incident_work = super::incidents::IncidentWork::new();
+    provide_context(incident_work);
+    super::incidents::provide(incident_work, sel);
+    let directive_work = super::directives::DirectiveWork::new();
+    provide_context(directive_work);
+    let sops = SopList(RwSignal::new(Vec::new()));
+    provide_context(sops);
+    sops.refresh();
+    let basemap = super::panels::Basemap(RwSignal::new(None));
+    provide_context(basemap);
+    basemap.load();
+    let units = Units(RwSignal::new(Vec::new()));
+    provide_context(units);
+    spawn_local(async move {
+        if let Ok(u) = api::get::<Vec<ioc_model::Unit>>("/api/units").await {
+            units.0.set(u);
+        }
+    });
+    // The SOPs change on their screen: look again when coming back.
+    Effect::new(move |_| {
+        if sel.view.get() != View::Sops {
+            sops.refresh();
+        }
+    });
+    let (settings, _) = provide_time();
 
     let filter = QueueFilter::new();
     provide_context(filter);
@@ -214,12 +265,143 @@ pub fn App() -> impl IntoView {
         if typing {
             return;
         }
+        // Keys every screen shares.
+        let view = sel.view.get_untracked();
+        let global = match e.key().as_str() {
+            "?" => {
+                sel.help.update(|h| *h = !*h);
+                true
+            }
+            "l" => {
+                i18n.toggle();
+                true
+            }
+            "m" => {
+                let m = !crate::attention::muted();
+                crate::attention::set_muted(m);
+                ops.toast(i18n.tr(if m { "sound-off" } else { "sound-on" }), false);
+                true
+            }
+            k if k.len() == 1 && k.chars().all(|c| c.is_ascii_digit()) => {
+                // 1…9, then 0 for the tenth.
+                let n: usize = k.parse().unwrap_or(1);
+                sel.view.set(View::ALL[(n + 9) % 10].0);
+                true
+            }
+            "Escape" if sel.help.get_untracked() => {
+                sel.help.set(false);
+                true
+            }
+            "/" if view != View::Operations => {
+                sel.view.set(View::Operations);
+                set_timeout(
+                    || {
+                        if let Some(el) = web_sys::window()
+                            .and_then(|w| w.document())
+                            .and_then(|d| d.get_element_by_id("queue-search"))
+                            .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+                        {
+                            let _ = el.focus();
+                        }
+                    },
+                    Duration::from_millis(20),
+                );
+                true
+            }
+            _ => false,
+        };
+        if global {
+            e.prevent_default();
+            return;
+        }
+        let handled = match view {
+            View::Incidents => super::incidents::on_key(&e.key(), ops, live, sel, incident_work),
+            View::Directives => super::directives::on_key(&e.key(), ops, live, sel, directive_work),
+            View::Operations => operations_key(&e, ops, live, sel, work, queue, i18n),
+            _ => false,
+        };
+        if handled {
+            e.prevent_default();
+        }
+    });
+
+    view! {
+        <div class="app" on:dragover=super::import::on_drag_over on:drop=super::import::on_drop>
+            <TopBar/>
+            <datalist id="unit-codes">
+                <For each=move || units.0.get() key=|u| u.code.clone() children=|u| view! { <option value=u.code.clone()>{u.name.clone()}</option> }/>
+            </datalist>
+            <datalist id="sop-names">
+                <For each=move || sops.0.get() key=|s| s.name.clone() children=|s| view! { <option value=s.name.clone()>{s.title.clone()}</option> }/>
+            </datalist>
+            // The operations screen stays mounted (the map keeps its state); the others sit on top.
+            <main class="main" class:hidden=move || sel.view.get() != View::Operations>
+                <section class="map-area">
+                    <MapView/>
+                    <DetailPanel/>
+                    <AlertPanel/>
+                </section>
+                <AlertQueue/>
+            </main>
+            <Show when=move || sel.view.get() == View::Sources>
+                <super::sources::SourcesView/>
+            </Show>
+            <Show when=move || sel.view.get() == View::DeadLetters>
+                <super::deadletters::DeadLettersView/>
+            </Show>
+            <Show when=move || sel.view.get() == View::Rules>
+                <super::rules::RulesView/>
+            </Show>
+            <Show when=move || sel.view.get() == View::Incidents>
+                <super::incidents::IncidentsView/>
+            </Show>
+            <Show when=move || sel.view.get() == View::Directives>
+                <super::directives::DirectivesView/>
+            </Show>
+            <Show when=move || sel.view.get() == View::Sops>
+                <super::sops::SopsView/>
+            </Show>
+            <Show when=move || sel.view.get() == View::Silences>
+                <super::silences::SilencesView/>
+            </Show>
+            <Show when=move || sel.view.get() == View::Dashboards>
+                <super::dashboards::DashboardsView/>
+            </Show>
+            <Show when=move || sel.view.get() == View::Kpis>
+                <super::kpis::KpisView/>
+            </Show>
+            <super::import::DropZone/>
+            <HelpOverlay/>
+            <Show when=move || sel.toast.get().is_some()>
+                <div
+                    class="toast"
+                    class:error=move || sel.toast.get().is_some_and(|(_, e)| e)
+                    role="status"
+                >
+                    {move || sel.toast.get().map(|(t, _)| t).unwrap_or_default()}
+                </div>
+            </Show>
+        </div>
+    }
+}
+
+/// The operations screen's keys: the queue's cursor and the alert lifecycle.
+fn operations_key(
+    e: &web_sys::KeyboardEvent,
+    ops: Ops,
+    live: Live,
+    sel: Selection,
+    work: AlertWork,
+    queue: Queue,
+    i18n: I18n,
+) -> bool {
+    {
         let ids: Vec<i64> = queue.0.with_untracked(|q| q.iter().map(|a| a.id).collect());
         let pos = sel
             .alert
             .get_untracked()
             .and_then(|id| ids.iter().position(|&x| x == id));
-        let handled = match e.key().as_str() {
+        match e.key().as_str() {
             "j" | "ArrowDown" => {
                 let next = pos
                     .map(|p| (p + 1).min(ids.len().saturating_sub(1)))
@@ -233,12 +415,15 @@ pub fn App() -> impl IntoView {
                 true
             }
             // The lifecycle's keys act on the cursor's alert, panel open or not.
-            key @ ("a" | "g" | "w" | "c" | "r" | "x" | "z") => {
+            key @ ("a" | "g" | "w" | "c" | "r" | "x" | "z" | "i" | "s") => {
                 if let Some(id) = sel.alert.get_untracked() {
                     if let Some(state) = state_of(live, id) {
                         match actions(state).into_iter().find(|(_, k)| *k == key) {
                             Some((action, _)) => {
-                                if matches!(action, "assign" | "comment" | "shelve") {
+                                if matches!(
+                                    action,
+                                    "assign" | "comment" | "shelve" | "incident" | "silence"
+                                ) {
                                     work.open.set(true);
                                 }
                                 start_action(ops, work, id, action);
@@ -272,10 +457,6 @@ pub fn App() -> impl IntoView {
                 }
                 true
             }
-            "?" => {
-                sel.help.update(|h| *h = !*h);
-                true
-            }
             "/" => {
                 sel.view.set(View::Operations);
                 if let Some(el) = web_sys::window()
@@ -287,75 +468,24 @@ pub fn App() -> impl IntoView {
                 }
                 true
             }
-            "l" => {
-                i18n.toggle();
-                true
-            }
-            "m" => {
-                let m = !crate::attention::muted();
-                crate::attention::set_muted(m);
-                ops.toast(i18n.tr(if m { "sound-off" } else { "sound-on" }), false);
-                true
-            }
             "h" => {
                 map::map_home();
                 true
             }
-            "1" => {
-                sel.view.set(View::Operations);
-                true
-            }
-            "2" => {
-                sel.view.set(View::Sources);
-                true
-            }
-            "3" => {
-                sel.view.set(View::DeadLetters);
-                true
-            }
-            "4" => {
-                sel.view.set(View::Rules);
-                true
-            }
             _ => false,
-        };
-        if handled {
-            e.prevent_default();
         }
-    });
-
-    view! {
-        <div class="app" on:dragover=super::import::on_drag_over on:drop=super::import::on_drop>
-            <TopBar/>
-            // The operations screen stays mounted (the map keeps its state); the others sit on top.
-            <main class="main" class:hidden=move || sel.view.get() != View::Operations>
-                <section class="map-area">
-                    <MapView/>
-                    <DetailPanel/>
-                    <AlertPanel/>
-                </section>
-                <AlertQueue/>
-            </main>
-            <Show when=move || sel.view.get() == View::Sources>
-                <super::sources::SourcesView/>
-            </Show>
-            <Show when=move || sel.view.get() == View::DeadLetters>
-                <super::deadletters::DeadLettersView/>
-            </Show>
-            <Show when=move || sel.view.get() == View::Rules>
-                <super::rules::RulesView/>
-            </Show>
-            <super::import::DropZone/>
-            <HelpOverlay/>
-            <Show when=move || sel.toast.get().is_some()>
-                <div
-                    class="toast"
-                    class:error=move || sel.toast.get().is_some_and(|(_, e)| e)
-                    role="status"
-                >
-                    {move || sel.toast.get().map(|(t, _)| t).unwrap_or_default()}
-                </div>
-            </Show>
-        </div>
     }
+}
+
+/// What every page (console and wall) keeps the time with: the display settings (the time
+/// zone until the server says otherwise) and a clock ticking each second.
+pub(super) fn provide_time() -> (Settings, Now) {
+    let settings = Settings {
+        timezone: RwSignal::new("Asia/Ho_Chi_Minh".to_string()),
+    };
+    provide_context(settings);
+    let now = Now(RwSignal::new(format::now()));
+    provide_context(now);
+    set_interval(move || now.0.set(format::now()), Duration::from_secs(1));
+    (settings, now)
 }

@@ -58,6 +58,9 @@ pub fn Root() -> impl IntoView {
         {move || match phase.get() {
             Phase::Checking => view! { <div class="splash">"IOC Console"</div> }.into_any(),
             Phase::SignIn => view! { <SignIn/> }.into_any(),
+            Phase::Ready | Phase::Offline if super::wall::is_wall() => {
+                view! { <super::wall::WallApp/> }.into_any()
+            }
             Phase::Ready | Phase::Offline => view! { <App/> }.into_any(),
         }}
     }

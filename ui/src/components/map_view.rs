@@ -31,7 +31,7 @@ pub fn MapView() -> impl IntoView {
         spawn_local(async move {
             if let Ok(info) = api::get::<BasemapInfo>("/api/basemap").await {
                 basemap.set(Some(info.kind));
-                map::map_set_basemap(&serde_json::to_string(&info).unwrap_or_default());
+                map::map_set_basemap(&map::basemap_json(&info));
             }
         });
     });

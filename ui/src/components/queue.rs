@@ -21,7 +21,11 @@ pub fn AlertQueue() -> impl IntoView {
     let critical = Memo::new(move |_| {
         let mut v: Vec<Alert> = live.alerts.with(|m| {
             m.values()
-                .filter(|a| a.severity == Severity::Critical && a.state == AlertState::New)
+                .filter(|a| {
+                    a.severity == Severity::Critical
+                        && a.state == AlertState::New
+                        && a.silenced.is_none()
+                })
                 .cloned()
                 .collect()
         });
@@ -84,6 +88,7 @@ pub fn AlertQueue() -> impl IntoView {
                     <option value="new">{move || i18n.tr("state-new")}</option>
                     <option value="working">{move || i18n.tr("filter-working")}</option>
                     <option value="cleared">{move || i18n.tr("cleared")}</option>
+                    <option value="silenced">{move || i18n.tr_n("filter-silenced", "count", live.alerts.with(|m| m.values().filter(|a| a.silenced.is_some()).count()))}</option>
                 </select>
                 <select id="filter-domain" on:change=move |e| filter.domain.set(event_target_value(&e))
                     prop:value=move || filter.domain.get()>
@@ -106,7 +111,7 @@ pub fn AlertQueue() -> impl IntoView {
             <ol class="alerts" id="alert-list">
                 <For
                     each=move || queue.0.get()
-                    key=|a| (a.id, a.updated_at, a.state.as_str(), a.active, a.count)
+                    key=|a| (a.id, a.updated_at, a.state.as_str(), a.active, a.count, a.incident, a.silenced)
                     children=move |a| view! { <AlertRow alert=a/> }
                 />
             </ol>
@@ -177,6 +182,8 @@ fn AlertRow(alert: Alert) -> impl IntoView {
                 <Show when=move || { count > 1 }>
                     <span class="repeats">{move || i18n.tr_n("repeats", "count", count)}</span>
                 </Show>
+                {alert.incident.map(|i| view! { <span class="incident-tag" title=move || i18n.tr("incident")>{format!("⚑ #{i}")}</span> })}
+                {alert.silenced.map(|_| view! { <span class="silenced-tag">{move || i18n.tr("silenced")}</span> })}
                 <span class="state">{move || i18n.tr(&format!("state-{}", state.as_str()))}</span>
                 <Show when=move || state == AlertState::New>
                     <button

@@ -39,14 +39,26 @@ pub fn TopBar() -> impl IntoView {
             i18n.tr("conn-live")
         }
     };
-    // Totals, whatever the queue's filters let through.
+    // Totals, whatever the queue's filters let through (silenced alerts are held back).
     let count = move |sev: Severity| {
-        live.alerts
-            .with(|m| m.values().filter(|a| a.severity == sev).count())
+        live.alerts.with(|m| {
+            m.values()
+                .filter(|a| a.severity == sev && a.silenced.is_none())
+                .count()
+        })
     };
     let new_count = move || {
-        live.alerts
-            .with(|m| m.values().filter(|a| a.state == AlertState::New).count())
+        live.alerts.with(|m| {
+            m.values()
+                .filter(|a| a.state == AlertState::New && a.silenced.is_none())
+                .count()
+        })
+    };
+    let late_directives = move || {
+        now.0.track();
+        let t = format::now();
+        live.directives
+            .with(|m| m.values().filter(|d| d.overdue || d.late_at(t)).count())
     };
 
     view! {
@@ -54,7 +66,7 @@ pub fn TopBar() -> impl IntoView {
             <div class="brand">
                 <span class="logo" aria-hidden="true">"◉"</span>
                 <div>
-                    <div class="title">{move || i18n.tr("app-title")}</div>
+                    <div class="title" title=move || i18n.tr("app-title")>{move || i18n.tr("app-short")}</div>
                     <div class="subtitle">
                         {move || i18n.tr_n("entities-count", "count", live.entities.with(|e| e.len()))}
                     </div>
@@ -73,7 +85,7 @@ pub fn TopBar() -> impl IntoView {
                 <span class="count new">{move || i18n.tr_n("queue-new", "count", new_count())}</span>
             </div>
             <nav class="views">
-                {[(View::Operations, "view-ops", "1"), (View::Sources, "view-sources", "2"), (View::DeadLetters, "view-dead", "3"), (View::Rules, "view-rules", "4")]
+                {View::ALL
                     .into_iter()
                     .map(|(v, key, k)| {
                         view! {
@@ -84,6 +96,16 @@ pub fn TopBar() -> impl IntoView {
                                 on:click=move |_| sel.view.set(v)
                             >
                                 {move || i18n.tr(key)}
+                                {(v == View::Incidents).then(|| view! {
+                                    <Show when=move || { live.incidents.with(|m| !m.is_empty()) }>
+                                        <span class="tab-count" id="tab-incidents">{move || live.incidents.with(|m| m.len())}</span>
+                                    </Show>
+                                })}
+                                {(v == View::Directives).then(|| view! {
+                                    <Show when=move || { late_directives() > 0 }>
+                                        <span class="tab-count late" id="tab-directives-late">{late_directives}</span>
+                                    </Show>
+                                })}
                             </button>
                         }
                     })
