@@ -5,6 +5,9 @@
 
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod notify;
+mod wall;
+
 use clap::Parser;
 use ioc_engine::{Config, Engine};
 use std::net::SocketAddr;
@@ -24,6 +27,9 @@ struct Args {
     /// Run without the built-in Nghệ An simulator.
     #[arg(long)]
     no_demo: bool,
+    /// Show the video wall only: a full-screen window on every monitor, no console.
+    #[arg(long)]
+    wall: bool,
     /// Close by itself after this many seconds (smoke tests).
     #[arg(long, value_name = "SECONDS")]
     exit_after: Option<u64>,
@@ -40,18 +46,36 @@ fn config(args: &Args) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-/// Starts the engine and serves it on a free loopback port.
-async fn start(config: Config) -> anyhow::Result<(Arc<Engine>, SocketAddr)> {
+/// Starts the engine and serves it on a free loopback port, with what the windows can do.
+async fn start(
+    config: Config,
+    walls: Arc<wall::Walls>,
+) -> anyhow::Result<(Arc<Engine>, SocketAddr)> {
     let listener = ioc_server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let addr = listener.local_addr()?;
     let engine = Arc::new(Engine::start(config).await?);
+    walls.serve_at(engine.clone(), addr);
     let served = engine.clone();
+    let desktop: Arc<dyn ioc_server::Desktop> = walls;
     tokio::spawn(async move {
-        if let Err(e) = ioc_server::serve(served, listener, std::future::pending()).await {
+        let stop = std::future::pending();
+        if let Err(e) = ioc_server::serve_with(served, listener, stop, Some(desktop)).await {
             tracing::error!("the in-process server stopped: {e}");
         }
     });
     Ok((engine, addr))
+}
+
+/// The windows are the person at this computer: once accounts exist, `url` gets a session
+/// of its own (in memory only, gone with the app) in its fragment, which the UI keeps and
+/// removes from the address; a fragment never reaches the server's logs.
+pub fn with_session(engine: &Engine, url: String) -> String {
+    if engine.auth().sign_in_required() {
+        let who = std::env::var("USER").unwrap_or_else(|_| "desktop".into());
+        format!("{url}#token={}", engine.auth().local_session(&who))
+    } else {
+        url
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -64,7 +88,8 @@ fn main() -> std::process::ExitCode {
         .init();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     tauri::async_runtime::set(runtime.handle().clone());
-    let started = config(&args).and_then(|c| runtime.block_on(start(c)));
+    let walls = Arc::new(wall::Walls::default());
+    let started = config(&args).and_then(|c| runtime.block_on(start(c, walls.clone())));
     let (engine, addr) = match started {
         Ok(x) => x,
         Err(e) => {
@@ -72,30 +97,33 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    // The window is the person at this computer: once accounts exist, it gets a session of
-    // its own (in memory only, gone with the app) in the URL's fragment, which the UI keeps
-    // and removes from the address; a fragment never reaches the server's logs.
-    let url = if engine.auth().sign_in_required() {
-        let who = std::env::var("USER").unwrap_or_else(|_| "desktop".into());
-        format!("http://{addr}/#token={}", engine.auth().local_session(&who))
-    } else {
-        format!("http://{addr}/")
-    };
+    let url = with_session(&engine, format!("http://{addr}/"));
     engine.announce(&format!("http://{addr}"));
+    if let Some(min) = engine.config().alerts.notify.min() {
+        let _in_runtime = runtime.enter();
+        notify::spawn(engine.clone(), min);
+    }
     tracing::info!(
         "console UI at http://{addr}/ (data in {})",
         engine.data_dir().display()
     );
 
     let exit_after = args.exit_after;
+    let wall_only = args.wall;
     let app = tauri::Builder::default()
         .setup(move |app| {
-            WebviewWindowBuilder::new(app, "console", WebviewUrl::External(url.parse()?))
-                .title("IOC Console — Nghệ An")
-                .inner_size(1600.0, 900.0)
-                .min_inner_size(1024.0, 640.0)
-                .maximized(true)
-                .build()?;
+            walls.attach(app.handle().clone());
+            if wall_only {
+                let n = wall::Walls::open(&walls)?;
+                tracing::info!("video wall: {n} screen(s)");
+            } else {
+                WebviewWindowBuilder::new(app, "console", WebviewUrl::External(url.parse()?))
+                    .title("IOC Console — Nghệ An")
+                    .inner_size(1600.0, 900.0)
+                    .min_inner_size(1024.0, 640.0)
+                    .maximized(true)
+                    .build()?;
+            }
             if let Some(secs) = exit_after {
                 let handle = app.handle().clone();
                 tauri::async_runtime::spawn(async move {
