@@ -1,5 +1,8 @@
 //! The real desktop window (Tauri + WebKitGTK) driven by tauri-driver under Xvfb: the app
-//! starts its own engine and server, and the map and alert queue render with live data.
+//! starts its own engine and server, the map and alert queue render with live data, and new
+//! alerts pop up as native desktop notifications (received by a notification server on a
+//! private session bus); the console opens the video wall in windows of its own, and
+//! `--wall` starts the app as a wall only.
 
 use fantoccini::Locator;
 use ioc_e2e::*;
@@ -13,7 +16,8 @@ async fn e2e_desktop_window() {
     let data = dir.path().join("data");
     let config = fast_config(dir.path());
     import_basemap(&data);
-    let driver = WebDriver::tauri_driver().await;
+    let bus = NotificationBus::start();
+    let driver = WebDriver::tauri_driver_with(&[("DBUS_SESSION_BUS_ADDRESS", &bus.address)]).await;
     let app = bin("ioc-desktop");
     let c = driver
         .session(serde_json::json!({
@@ -57,6 +61,31 @@ async fn e2e_desktop_window() {
         .filter(|b| *b)
     })
     .await;
+    // New major and critical alerts reach the desktop as native notifications.
+    let n = wait_for("a desktop notification", T, || async {
+        bus.notifications()
+            .into_iter()
+            .find(|n| n["app"] == "IOC Console")
+    })
+    .await;
+    eprintln!("desktop notification: {n}");
+    let summary = n["summary"].as_str().unwrap_or_default();
+    assert!(
+        ["NGHIÊM TRỌNG:", "Cao:"]
+            .iter()
+            .any(|s| summary.starts_with(s)),
+        "{n}"
+    );
+    assert!(
+        n["body"].as_str().unwrap_or_default().starts_with('#'),
+        "{n}"
+    );
+    let critical = summary.starts_with("NGHIÊM TRỌNG");
+    assert_eq!(
+        n["urgency"].as_i64(),
+        Some(if critical { 2 } else { 1 }),
+        "{n}"
+    );
     // Let the map settle, then keep a picture of the window.
     tokio::time::sleep(Duration::from_secs(3)).await;
     screenshot(&c, "desktop-window").await;
@@ -64,5 +93,85 @@ async fn e2e_desktop_window() {
         .args(["-window", "root"])
         .arg(artifacts().join("desktop-screen.png"))
         .status();
+
+    // The dashboards' "open the wall" button: a full-screen wall window per monitor (one
+    // under Xvfb) beside the console, signed in like it.
+    let console = c.window().await.unwrap();
+    c.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys("9")
+        .await
+        .unwrap();
+    wait_for("the wall button", T, || async {
+        c.find(Locator::Id("wall-open"))
+            .await
+            .ok()?
+            .click()
+            .await
+            .ok()
+    })
+    .await;
+    let wall = wait_for("a wall window", T, || async {
+        let ws = c.windows().await.ok()?;
+        (ws.len() == 2).then(|| ws.into_iter().find(|w| *w != console))?
+    })
+    .await;
+    c.switch_to_window(wall).await.unwrap();
+    check_wall(&c, "desktop-wall-from-console").await;
+    c.close().await.unwrap();
+}
+
+/// The window shows the wall's first screen, full screen, with live KPI tiles.
+async fn check_wall(c: &fantoccini::Client, shot: &str) {
+    wait_for("the wall with KPI values", T, || async {
+        js(
+            c,
+            "const w = document.getElementById('wall'); \
+             return w && w.dataset.screen === '1' && location.pathname === '/wall' \
+               && document.querySelectorAll('#wall .kpi-tile[data-value]:not([data-value=\"\"])').length > 0;",
+        )
+        .await
+        .as_bool()
+        .filter(|b| *b)
+    })
+    .await;
+    let size = js(
+        c,
+        "return [innerWidth, innerHeight, screen.width, screen.height]",
+    )
+    .await;
+    eprintln!("wall window {size}");
+    assert_eq!(
+        size[0], size[2],
+        "the wall fills the screen's width: {size}"
+    );
+    assert_eq!(
+        size[1], size[3],
+        "the wall fills the screen's height: {size}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    screenshot(c, shot).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn e2e_desktop_wall_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = fast_config(dir.path());
+    import_basemap(&data);
+    let driver = WebDriver::tauri_driver().await;
+    let c = driver
+        .session(serde_json::json!({
+            "browserName": "wry",
+            "tauri:options": {
+                "application": bin("ioc-desktop"),
+                "args": ["--wall", "--data", data, "--config", config],
+            }
+        }))
+        .await;
+    check_wall(&c, "desktop-wall").await;
+    // A wall PC shows the wall and nothing else: no console window.
+    assert_eq!(c.windows().await.unwrap().len(), 1);
     c.close().await.unwrap();
 }

@@ -6,31 +6,10 @@ use fantoccini::key::Key;
 use fantoccini::{Client, Locator};
 use ioc_e2e::*;
 use serde_json::Value;
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(60);
 const PASSWORD: &str = "ca trực đêm 2026";
-
-fn add_user(data: &std::path::Path, name: &str, role: &str) {
-    let mut c = Command::new(bin("ioc"))
-        .args([
-            "user",
-            "add",
-            name,
-            "--role",
-            role,
-            "--password-stdin",
-            "--data",
-        ])
-        .arg(data)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(c.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    assert!(c.wait().unwrap().success(), "ioc user add");
-}
 
 async fn api(server: &Server, token: &str, path: &str) -> Value {
     reqwest::Client::new()
@@ -94,7 +73,7 @@ async fn e2e_browser_sign_in_and_work_an_alert_by_keyboard() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    add_user(&data, "lan", "operator");
+    add_user(&data, "lan", "operator", PASSWORD);
     let config = fast_config(dir.path());
     let server = Server::start("operate-server", &data, &config, 0);
     let driver = WebDriver::chromedriver().await;

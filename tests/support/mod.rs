@@ -216,6 +216,11 @@ impl Server {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// The server's process id (for its memory).
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
     /// Stops it the way an operator's Ctrl-C would; panics if it does not exit cleanly.
     pub fn stop(mut self) {
         assert!(
@@ -302,8 +307,14 @@ impl WebDriver {
     }
 
     pub async fn tauri_driver() -> WebDriver {
+        WebDriver::tauri_driver_with(&[]).await
+    }
+
+    /// tauri-driver with these variables in its environment (and so in the app's).
+    pub async fn tauri_driver_with(envs: &[(&str, &str)]) -> WebDriver {
         let (port, native) = (free_port(), free_port());
         let mut cmd = Command::new("tauri-driver");
+        cmd.envs(envs.iter().copied());
         cmd.args([
             "--port",
             &port.to_string(),
@@ -366,4 +377,93 @@ pub async fn js(client: &fantoccini::Client, script: &str) -> serde_json::Value 
         .execute(script, vec![])
         .await
         .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+}
+
+/// A private D-Bus session bus with a desktop notification server on it
+/// (`support/notification_server.py`) that records every notification it is sent, so a test
+/// can check that the desktop app really notified. Both stop with it.
+pub struct NotificationBus {
+    _bus: Proc,
+    _server: Proc,
+    _dir: tempfile::TempDir,
+    /// For `DBUS_SESSION_BUS_ADDRESS`.
+    pub address: String,
+    log: PathBuf,
+}
+
+impl NotificationBus {
+    pub fn start() -> NotificationBus {
+        let dir = tempfile::tempdir().expect("a folder for the bus");
+        let socket = dir.path().join("bus");
+        let mut cmd = Command::new("dbus-daemon");
+        cmd.args(["--session", "--nofork", "--nopidfile", "--print-address=1"])
+            .arg(format!("--address=unix:path={}", socket.display()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut bus = Proc::spawn(cmd, "dbus-daemon");
+        let stdout = bus.child.stdout.take().expect("piped stdout");
+        let mut address = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut address)
+            .expect("the bus's address");
+        let address = address.trim().to_string();
+        assert!(address.starts_with("unix:"), "dbus-daemon said {address:?}");
+        let log = dir.path().join("notifications.jsonl");
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(root().join("tests/support/notification_server.py"))
+            .env("DBUS_SESSION_BUS_ADDRESS", &address)
+            .stdout(std::fs::File::create(&log).expect("notification log"))
+            .stderr(
+                std::fs::File::create(artifacts().join("notification-server.log")).expect("log"),
+            );
+        let server = Proc::spawn(cmd, "notification server");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("READY")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the notification server did not start; see target/e2e/notification-server.log"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        NotificationBus {
+            _bus: bus,
+            _server: server,
+            _dir: dir,
+            address,
+            log,
+        }
+    }
+
+    /// Every notification received so far.
+    pub fn notifications(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+/// Adds an account with `ioc user add` on a data folder (the first one turns sign-in on).
+pub fn add_user(data: &Path, name: &str, role: &str, password: &str) {
+    use std::io::Write;
+    let mut c = Command::new(bin("ioc"))
+        .args([
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+            "--data",
+        ])
+        .arg(data)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(c.stdin.take().unwrap(), "{password}").unwrap();
+    assert!(c.wait().unwrap().success(), "ioc user add");
 }

@@ -42,6 +42,12 @@ const APT_TEST: &[&str] = &[
     "imagemagick",
     "python3",
     "python3-venv",
+    // The desktop test's notification server on a private session bus.
+    "dbus-daemon",
+    "python3-dbus",
+    "python3-gi",
+    // pdftotext: the tests read the text of the PDF reports.
+    "poppler-utils",
 ];
 
 const TAURI_DRIVER: &str = "2.1.0";
@@ -532,5 +538,6 @@ fn bench() -> Result {
     let bin = root().join("target/release/ioc");
     sh(bin.to_str().unwrap(), &["bench", "ingest"])?;
     sh(bin.to_str().unwrap(), &["bench", "rules"])?;
+    sh(bin.to_str().unwrap(), &["bench", "kpi"])?;
     sh(bin.to_str().unwrap(), &["bench", "mqtt"])
 }
