@@ -517,8 +517,12 @@ async fn e2e_browser_wall_soak() {
     let start = Instant::now();
     let mut samples = Vec::new();
     let mut shown = std::collections::HashSet::new();
-    while start.elapsed() < Duration::from_secs(seconds) {
-        for _ in 0..10 {
+    // A sample every 10 s of wall time, and at least eight of them: on a loaded machine a
+    // script round trip to the busy page can take seconds, so the count must not depend on how
+    // many round trips fit in the time.
+    while start.elapsed() < Duration::from_secs(seconds) || samples.len() < 8 {
+        let next = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < next {
             shown.insert(showing(&c).await);
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -534,7 +538,6 @@ async fn e2e_browser_wall_soak() {
         shown.contains("preset") && shown.contains("leader") && shown.contains("city"),
         "{shown:?}"
     );
-    assert!(samples.len() >= 6, "{} samples", samples.len());
     // Flat: the last samples against those just after warming up.
     let early = &samples[2..4];
     let late = &samples[samples.len() - 2..];
