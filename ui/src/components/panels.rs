@@ -371,7 +371,23 @@ pub fn MapPanel(id: String, kpi: Option<String>, large: bool) -> impl IntoView {
             }
         }
     });
-    view! { <div class="small-map" id=id.clone() node_ref=node></div> }
+    // Without boundaries there is nothing to colour: say so on the panel, as the main map does,
+    // rather than leave an empty box.
+    let i18n = use_i18n();
+    let no_basemap = move || {
+        basemap.0.with(|b| {
+            b.as_deref()
+                .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+                .is_some_and(|v| v["kind"] == "none")
+        })
+    };
+    view! {
+        <div class="small-map" id=id.clone() node_ref=node>
+            <Show when=no_basemap>
+                <div class="map-note small-map-note">{move || i18n.tr("basemap-none")}</div>
+            </Show>
+        </div>
+    }
 }
 
 fn queue_order(live: Live, min: Option<ioc_model::Severity>, limit: usize) -> Vec<Alert> {
