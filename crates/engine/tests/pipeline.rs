@@ -452,3 +452,40 @@ async fn pm25_stations_carry_nowcast_us_aqi_and_vn_aqi() {
     );
     engine.shutdown().await;
 }
+
+/// An answer never overtakes a batch that is still being written: when `tick` (or any
+/// command with nothing to store) returns, everything sent before it is committed and
+/// visible. CI once read the hub between an automatic tick's write and its publish.
+#[tokio::test]
+async fn an_answer_waits_for_the_batches_sent_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let engine = start(dir.path(), &clock).await;
+    engine
+        .sender()
+        .ingest("t", vec![station("aq-1")])
+        .await
+        .unwrap();
+    for i in 0..200 {
+        let value = f64::from(i);
+        clock.set(t0() + Duration::seconds(i64::from(i)));
+        let o = Item::Obs(Obs {
+            entity: Arc::from("aq-1"),
+            metric: Arc::from("pm25"),
+            time: t0() + Duration::seconds(i64::from(i)),
+            value,
+        });
+        // Sent without waiting, so the pipeline takes it alone and starts writing it ...
+        engine
+            .sender()
+            .send(Ingest::new(Arc::from("t"), vec![o]))
+            .await
+            .unwrap();
+        tokio::task::yield_now().await;
+        // ... and the tick that follows finds nothing of its own to store.
+        engine.tick().await.unwrap();
+        let e = engine.hub().entity("aq-1").unwrap();
+        assert_eq!(e.latest["pm25"].value, value, "round {i}");
+    }
+    engine.shutdown().await;
+}

@@ -464,8 +464,17 @@ impl Pipeline {
                 }
             };
             if prepared.write.is_empty() && prepared.publish.is_empty() {
-                // Nothing to store (e.g. everything was rejected): answer at once.
-                self.complete(Ok(WriteOutcome::default()), prepared);
+                // Nothing to store (e.g. everything was rejected, or a tick with nothing
+                // due): answer at once, but never ahead of a batch still being written, or
+                // the caller would read a hub that lacks what it sent before.
+                if in_flight.is_empty() {
+                    self.complete(Ok(WriteOutcome::default()), prepared);
+                } else {
+                    in_flight.push_back(Box::pin(std::future::ready((
+                        Ok(WriteOutcome::default()),
+                        prepared,
+                    ))));
+                }
                 continue;
             }
             let mut prepared = prepared;
