@@ -468,13 +468,8 @@ async fn an_answer_waits_for_the_batches_sent_before_it() {
         .unwrap();
     for i in 0..200 {
         let value = f64::from(i);
-        clock.set(t0() + Duration::seconds(i64::from(i)));
-        let o = Item::Obs(Obs {
-            entity: Arc::from("aq-1"),
-            metric: Arc::from("pm25"),
-            time: t0() + Duration::seconds(i64::from(i)),
-            value,
-        });
+        clock.set(t0() + Duration::minutes(i64::from(i)));
+        let o = obs("aq-1", "pm25", i64::from(i), value);
         // Sent without waiting, so the pipeline takes it alone and starts writing it ...
         engine
             .sender()
