@@ -155,7 +155,7 @@ async fn e2e_browser_alert_through_an_sop_to_a_closed_incident_by_keyboard() {
         "",
         "POST",
         "/api/login",
-        Some(json!({"username": "minh", "password": PASSWORD})),
+        Some(json!({"username": "minh", "password": PASSWORD, "token": true})),
     )
     .await;
     assert_eq!(s, 200, "{login}");

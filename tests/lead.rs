@@ -243,7 +243,7 @@ async fn e2e_browser_leader_dashboards_kpis_and_reports() {
         None,
         "POST",
         "/api/login",
-        Some(json!({"username": "thanh", "password": PASSWORD})),
+        Some(json!({"username": "thanh", "password": PASSWORD, "token": true})),
     )
     .await
     .1;

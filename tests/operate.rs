@@ -11,10 +11,11 @@ use std::time::Duration;
 const T: Duration = Duration::from_secs(60);
 const PASSWORD: &str = "ca trực đêm 2026";
 
-async fn api(server: &Server, token: &str, path: &str) -> Value {
+/// GETs with the browser's session cookie (`name=value`).
+async fn api(server: &Server, cookie: &str, path: &str) -> Value {
     reqwest::Client::new()
         .get(server.url(path))
-        .bearer_auth(token)
+        .header("cookie", cookie)
         .send()
         .await
         .unwrap()
@@ -105,11 +106,26 @@ async fn e2e_browser_sign_in_and_work_an_alert_by_keyboard() {
     })
     .await;
     assert!(chip.text().await.unwrap().contains("lan"));
-    let token = js(&c, "return localStorage.getItem('ioc.token')")
+    // The session is in an HttpOnly cookie: no script of the page can read it.
+    assert_eq!(
+        js(&c, "return localStorage.getItem('ioc.token')").await,
+        Value::Null
+    );
+    let visible = js(&c, "return document.cookie").await;
+    assert!(
+        !visible.as_str().unwrap_or_default().contains("ioc_session"),
+        "{visible}"
+    );
+    let session = c
+        .get_all_cookies()
         .await
-        .as_str()
         .unwrap()
-        .to_string();
+        .into_iter()
+        .find(|k| k.name().starts_with("ioc_session_"))
+        .expect("the session cookie");
+    assert_eq!(session.http_only(), Some(true));
+    assert_eq!(format!("{:?}", session.same_site()), "Some(Strict)");
+    let token = format!("{}={}", session.name(), session.value());
 
     // An alert arrives; the keyboard takes it from new to closed.
     wait_for("a new alert in the queue", T, || async {
@@ -187,7 +203,7 @@ async fn e2e_browser_sign_in_and_work_an_alert_by_keyboard() {
     .collect();
     assert_eq!(steps, expected);
 
-    // Signing out brings the form back; the old token is refused.
+    // Signing out brings the form back; the old session is refused.
     c.find(Locator::Id("sign-out"))
         .await
         .unwrap()
@@ -200,7 +216,7 @@ async fn e2e_browser_sign_in_and_work_an_alert_by_keyboard() {
     .await;
     let r = reqwest::Client::new()
         .get(server.url("/api/alerts"))
-        .bearer_auth(&token)
+        .header("cookie", &token)
         .send()
         .await
         .unwrap();

@@ -66,15 +66,23 @@ async fn start(
     Ok((engine, addr))
 }
 
-/// The windows are the person at this computer: once accounts exist, `url` gets a session
-/// of its own (in memory only, gone with the app) in its fragment, which the UI keeps and
-/// removes from the address; a fragment never reaches the server's logs.
-pub fn with_session(engine: &Engine, url: String) -> String {
+/// The windows are the person at this computer: once accounts exist, a window first opens
+/// `/api/session/desktop` with a one-time ticket, which the server turns into a session in
+/// an `HttpOnly` cookie (in memory only, gone with the app) before going on to `path`. No
+/// token ever sits where the page's scripts could read it.
+pub fn with_session(engine: &Engine, addr: SocketAddr, path: &str) -> String {
     if engine.auth().sign_in_required() {
         let who = std::env::var("USER").unwrap_or_else(|_| "desktop".into());
-        format!("{url}#token={}", engine.auth().local_session(&who))
+        let now = engine.clock().now().timestamp_millis();
+        let ticket = engine.auth().desktop_ticket(&who, now);
+        let mut u = tauri::Url::parse(&format!("http://{addr}/api/session/desktop"))
+            .expect("a loopback address");
+        u.query_pairs_mut()
+            .append_pair("ticket", &ticket)
+            .append_pair("next", path);
+        u.to_string()
     } else {
-        url
+        format!("http://{addr}{path}")
     }
 }
 
@@ -97,7 +105,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let url = with_session(&engine, format!("http://{addr}/"));
+    let url = with_session(&engine, addr, "/");
     engine.announce(&format!("http://{addr}"));
     if let Some(min) = engine.config().alerts.notify.min() {
         let _in_runtime = runtime.enter();

@@ -45,7 +45,7 @@ impl Walls {
                 let _ = w.set_focus();
                 continue;
             }
-            let url = crate::with_session(engine, format!("http://{addr}/wall?screen={screen}"));
+            let url = crate::with_session(engine, *addr, &format!("/wall?screen={screen}"));
             let url = url.parse().map_err(|e| format!("wall address: {e}"))?;
             let mut b = WebviewWindowBuilder::new(app, &label, WebviewUrl::External(url))
                 .title(format!("IOC Console — màn hình {screen}"))

@@ -32,13 +32,6 @@ function fonts() {
   };
 }
 
-// Requests to our own API carry the session (the basemap's tiles are behind sign-in).
-function withSession(token) {
-  return (url) => (token && url.startsWith(`${location.origin}/api/`)
-    ? { url, headers: { Authorization: `Bearer ${token}` } }
-    : { url });
-}
-
 // Creates the map of `key` in `container` (once; later calls only make it fit its box).
 // `basemapJson`: what /api/basemap answered; `large`: the wall's bigger type.
 export function kpiMapInit(key, container, basemapJson, large) {
@@ -78,7 +71,7 @@ export function kpiMapInit(key, container, basemapJson, large) {
     paint: { 'text-color': '#ffffff', 'text-halo-color': '#0b1219', 'text-halo-width': 2 } });
   const map = new maplibregl.Map({
     container, bounds: NGHE_AN, fitBoundsOptions: { padding: 10 }, attributionControl: false,
-    interactive: !large, transformRequest: withSession(info.token), style: { version: 8, 'font-faces': fonts(), sources, layers },
+    interactive: !large, style: { version: 8, 'font-faces': fonts(), sources, layers },
   });
   const ready = new Promise((resolve) => map.on('load', resolve));
   // A tile or style that fails is named on the panel (and in the console), not just blank.

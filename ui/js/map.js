@@ -179,10 +179,7 @@ export async function mapSetBasemap(infoJson) {
   const info = JSON.parse(infoJson);
   await ready;
   if (info.kind === 'none') return;
-  // Requests to our own API carry the session (the basemap's tiles are behind sign-in).
-  map.setTransformRequest((url) => (info.token && url.startsWith(`${location.origin}/api/`)
-    ? { url, headers: { Authorization: `Bearer ${info.token}` } }
-    : { url }));
+  // The basemap's tiles are behind sign-in: same-origin requests carry the session cookie.
   if (info.kind === 'geojson') {
     map.addSource('basemap', { type: 'geojson', data: `${location.origin}${info.url}` });
   } else {

@@ -6,14 +6,9 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Request, RequestInit, Response};
 
-/// Sends with the session's token; the status and body as they are.
+/// Sends (the session cookie goes with it, same origin); the status and body as they are.
 async fn fetch(req: Request) -> Result<(u16, String), String> {
     let window = web_sys::window().ok_or("no window")?;
-    if let Some(t) = crate::session::token() {
-        req.headers()
-            .set("Authorization", &format!("Bearer {t}"))
-            .map_err(|e| format!("{e:?}"))?;
-    }
     let resp = JsFuture::from(window.fetch_with_request(&req))
         .await
         .map_err(|e| format!("{e:?}"))?;
@@ -132,18 +127,6 @@ pub async fn delete(url: &str) -> Result<(), String> {
     init.set_method("DELETE");
     let req = Request::new_with_str_and_init(url, &init).map_err(|e| format!("{e:?}"))?;
     send(req).await.map(|_| ())
-}
-
-/// A download link (CSV, CAP) that carries the session, since a plain link cannot send a
-/// header.
-pub fn with_token(url: &str) -> String {
-    match crate::session::token() {
-        Some(t) => {
-            let sep = if url.contains('?') { '&' } else { '?' };
-            format!("{url}{sep}token={}", enc(&t))
-        }
-        None => url.to_string(),
-    }
 }
 
 /// Percent-encodes a path segment or query value.

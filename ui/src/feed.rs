@@ -62,7 +62,8 @@ fn ws_url() -> String {
         "ws"
     };
     let host = loc.host().unwrap_or_default();
-    let url = FEED.with(|f| {
+    // The session cookie goes with the upgrade.
+    FEED.with(|f| {
         let f = f.borrow();
         match &f.epoch {
             Some(e) => format!(
@@ -72,8 +73,7 @@ fn ws_url() -> String {
             ),
             None => format!("{proto}://{host}/ws"),
         }
-    });
-    crate::api::with_token(&url)
+    })
 }
 
 fn connect(live: Live) {

@@ -27,15 +27,10 @@ extern "C" {
     pub fn map_fit_geometry(json: &str);
 }
 
-/// `/api/basemap`'s answer as the map scripts take it: with the session's token, which they
-/// send as a header with their tile and file requests (the basemap is behind sign-in like
-/// every route, and a plain tile URL cannot carry a header).
+/// `/api/basemap`'s answer as the map scripts take it (their tile and file requests are
+/// same-origin: the session cookie goes with them).
 pub fn basemap_json(info: &ioc_model::BasemapInfo) -> String {
-    let mut v = serde_json::to_value(info).unwrap_or_default();
-    if let (Some(o), Some(t)) = (v.as_object_mut(), crate::session::token()) {
-        o.insert("token".into(), serde_json::Value::String(t));
-    }
-    v.to_string()
+    serde_json::to_value(info).unwrap_or_default().to_string()
 }
 
 /// Draws the areas of open alerts that have one (CAP polygons and circles), coloured by

@@ -1,47 +1,19 @@
-//! The sign-in session: a token kept in the browser's local storage, sent as
-//! `Authorization: Bearer` to the API and as `?token=` to the feed. The desktop app hands
-//! its window a token in the address's fragment (`#token=…`), taken from there at start.
+//! The sign-in session lives in an `HttpOnly` cookie that the server sets at sign-in (and
+//! the desktop app's one-time ticket): the browser sends it with every request and the
+//! feed's upgrade, and no script of the page (not even an injected one) can read it. What
+//! the UI keeps here is only what to do when the server says the session is gone.
 
 use std::cell::RefCell;
 
-const KEY: &str = "ioc.token";
-
 thread_local! {
-    static TOKEN: RefCell<Option<String>> = const { RefCell::new(None) };
     static ON_SIGNED_OUT: RefCell<Option<Box<dyn Fn()>>> = const { RefCell::new(None) };
 }
 
-/// Takes a token from the fragment (then removes it from the address), else from storage.
+/// Forgets a token an older version kept in local storage.
 pub fn init() {
-    let window = web_sys::window().expect("window");
-    let hash = window.location().hash().unwrap_or_default();
-    let from_fragment = hash
-        .strip_prefix("#token=")
-        .filter(|t| !t.is_empty())
-        .map(str::to_string);
-    if let Some(t) = &from_fragment {
-        crate::api::local_storage_set(KEY, t);
-        if let Ok(h) = window.history() {
-            let path = window.location().pathname().unwrap_or_else(|_| "/".into());
-            let _ = h.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&path));
-        }
+    if let Some(s) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+        let _ = s.remove_item("ioc.token");
     }
-    let t = from_fragment.or_else(|| crate::api::local_storage_get(KEY));
-    TOKEN.with(|c| *c.borrow_mut() = t.filter(|t| !t.is_empty()));
-}
-
-pub fn token() -> Option<String> {
-    TOKEN.with(|c| c.borrow().clone())
-}
-
-pub fn set(token: &str) {
-    crate::api::local_storage_set(KEY, token);
-    TOKEN.with(|c| *c.borrow_mut() = Some(token.to_string()));
-}
-
-pub fn clear() {
-    crate::api::local_storage_set(KEY, "");
-    TOKEN.with(|c| *c.borrow_mut() = None);
 }
 
 /// What to do when the server says the session is gone (401).

@@ -368,6 +368,7 @@ fn build_ui(release: bool) -> Result {
     )?;
     let ui = root.join("ui");
     copy(&ui.join("index.html"), &dist.join("index.html"))?;
+    copy(&ui.join("boot.js"), &dist.join("boot.js"))?;
     copy(&ui.join("style.css"), &dist.join("style.css"))?;
     copy(&ui.join("static/favicon.svg"), &dist.join("favicon.svg"))?;
     let ml = ui.join("node_modules/maplibre-gl/dist");

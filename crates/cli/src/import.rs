@@ -137,7 +137,8 @@ async fn files(f: Files, format: &str, mapping: Option<toml::Value>) -> anyhow::
         .sum();
     let pb = bar(total);
     let mut reports = Vec::new();
-    if let Some(url) = ioc_engine::engine::running_server(&data) {
+    if let Some(running) = ioc_engine::engine::running_server(&data) {
+        let url = running.url;
         pb.println(format!(
             "an engine runs on {}: importing through {url}",
             data.display()
@@ -154,6 +155,9 @@ async fn files(f: Files, format: &str, mapping: Option<toml::Value>) -> anyhow::
             ]);
             if let Some(m) = &mapping {
                 req = req.query(&[("mapping", toml::to_string(m)?)]);
+            }
+            if let Some(k) = &running.admin_key {
+                req = req.bearer_auth(k);
             }
             let resp = req.body(body).send().await?;
             if !resp.status().is_success() {

@@ -519,7 +519,7 @@ pub async fn kpi(dir: &Path, stations: usize, days: i64) -> anyhow::Result<KpiBe
     );
 
     let t0 = Instant::now();
-    engine.kpi_values(None, None).await?;
+    engine.kpi_values(None, None, None).await?;
     for b in crate::dashboards::builtin(now) {
         for p in &b.panels {
             if let (ioc_model::PanelKind::Chart, Some(k)) = (p.kind, &p.kpi) {

@@ -186,6 +186,14 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Serve the UI from this folder instead of the copy built into the binary.
     pub ui_dir: Option<PathBuf>,
+    /// The names (or addresses) people reach this server by, besides loopback
+    /// (`ioc.nghean.gov.vn`, `10.20.0.5`, optionally with `:port`). A request whose `Host`
+    /// or `Origin` is none of them is refused: a page on another site that a DNS trick
+    /// points at this server gets nothing.
+    pub hosts: Vec<String>,
+    /// Mark the session cookie `Secure` (sent over HTTPS only). Leave off for plain HTTP on
+    /// loopback or a closed network; turn on behind an HTTPS reverse proxy.
+    pub secure_cookies: bool,
 }
 
 impl Default for ServerConfig {
@@ -193,6 +201,8 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             ui_dir: None,
+            hosts: Vec::new(),
+            secure_cookies: false,
         }
     }
 }

@@ -407,6 +407,16 @@ impl Hub {
         self.state.lock().unwrap().entities.get(id).cloned()
     }
 
+    /// The unit of a known entity (`Some(None)`: it has none), without copying it.
+    pub fn entity_unit(&self, id: &str) -> Option<Option<String>> {
+        self.state
+            .lock()
+            .unwrap()
+            .entities
+            .get(id)
+            .map(|e| e.unit.clone())
+    }
+
     /// Open alerts in queue order.
     pub fn open_alerts(&self) -> Vec<Alert> {
         let mut v: Vec<Alert> = self

@@ -26,6 +26,7 @@ pub mod pdf;
 pub mod pipeline;
 pub mod report;
 pub mod rules;
+pub mod scope;
 pub mod sources;
 pub mod store;
 
@@ -34,3 +35,4 @@ pub use config::Config;
 pub use engine::{Engine, EngineError};
 pub use hub::Hub;
 pub use pipeline::{Ingest, IngestSender, Item, Obs};
+pub use scope::{Scope, View};

@@ -201,7 +201,7 @@ async fn kpis_from_rollups_by_hand() {
             "cool-share",
             Some(Period::Day),
             Some(date(27)),
-            Some("A".into()),
+            Some(vec!["A".into()]),
         )
         .await
         .unwrap();
@@ -369,7 +369,7 @@ async fn kpis_from_rollups_by_hand() {
     let r =
         ioc_engine::report::offline(engine.config(), &req, clock_now(&clock), &|_, _| {}).unwrap();
     let api = engine
-        .kpi_values(Some(Period::Day), Some(date(26)))
+        .kpi_values(Some(Period::Day), Some(date(26)), None)
         .await
         .unwrap();
     let csv = String::from_utf8(r.csv()).unwrap();

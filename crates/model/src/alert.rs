@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 #[derive(
     Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord,
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
@@ -42,6 +43,7 @@ impl Severity {
 
 /// Where an alert is in its lifecycle.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AlertState {
     New,
@@ -102,6 +104,7 @@ impl AlertState {
 
 /// What happened to an alert; every transition and every notable change is one event.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AlertEventKind {
     /// A rule's condition held long enough, or an alert was received.
@@ -127,6 +130,7 @@ pub enum AlertEventKind {
 
 /// One entry of an alert's timeline.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AlertEvent {
     pub at: DateTime<Utc>,
     pub actor: String,
@@ -143,6 +147,7 @@ pub struct AlertEvent {
 
 /// An alert, raised by a rule or received from outside (CAP, an NGSI `Alert`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Alert {
     pub id: i64,
     /// Name of the rule that raised it; for a received alert, the source it came from.

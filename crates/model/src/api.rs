@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// `GET /api/health`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Health {
     /// `ok`, or `degraded` when the store cannot write (the reason is in `store_error`).
     pub status: String,
@@ -27,6 +28,7 @@ pub struct Health {
 
 /// How a source is doing (`GET /api/sources`).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SourceState {
     Connected,
@@ -48,6 +50,7 @@ impl SourceState {
 
 /// One configured source and its live health.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SourceStatus {
     pub name: String,
     pub kind: String,
@@ -69,13 +72,26 @@ pub struct SourceStatus {
     /// changed in the file.
     #[serde(default)]
     pub managed: bool,
-    /// Its configuration as TOML, for a managed source.
+    /// Its configuration as TOML, for a managed source, without its secrets.
     #[serde(default)]
     pub config: Option<String>,
+    /// Its secrets (passwords, tokens, header values): whether each is set, never the value.
+    #[serde(default)]
+    pub secrets: Vec<SecretState>,
+}
+
+/// Whether a secret of a source is set (`GET /api/sources`): secrets are write-only.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct SecretState {
+    /// `password`, `bearer_token`, `headers.X-Api-Key`, `url` (a password inside it).
+    pub key: String,
+    pub set: bool,
 }
 
 /// A refused input (`GET /api/deadletters`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeadLetter {
     pub id: i64,
     pub source: String,
@@ -92,6 +108,7 @@ pub struct DeadLetter {
 
 /// What an import did (`POST /api/import`, `ioc import`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ImportReport {
     /// The decoder used.
     pub format: String,
@@ -102,12 +119,14 @@ pub struct ImportReport {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ImportRejection {
     pub reason: String,
 }
 
 /// `POST /api/alerts/{id}/ack` body (optional).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AckRequest {
     #[serde(default)]
     pub comment: Option<String>,
@@ -115,6 +134,7 @@ pub struct AckRequest {
 
 /// The body of `POST /api/alerts/{id}/{action}` (every field optional).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AlertActionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
@@ -128,6 +148,7 @@ pub struct AlertActionRequest {
 
 /// An administrative or organisational unit (province, commune/ward, …).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Unit {
     pub code: String,
     pub name: String,
@@ -142,6 +163,7 @@ pub struct Unit {
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BasemapKind {
     None,
@@ -151,6 +173,7 @@ pub enum BasemapKind {
 
 /// `GET /api/basemap`: what the map should draw under the markers.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct BasemapInfo {
     pub kind: BasemapKind,
     /// Where to fetch it (`/api/basemap/file`), absent for `none`.
@@ -171,6 +194,7 @@ pub struct BasemapInfo {
 
 /// One bucket of a time series.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SeriesPoint {
     /// Start of the bucket.
     pub t: DateTime<Utc>,
@@ -183,6 +207,7 @@ pub struct SeriesPoint {
 
 /// `GET /api/entities/{id}/series?metric=M&from=T&to=T`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SeriesResponse {
     pub entity: String,
     pub metric: String,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a panel shows.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PanelKind {
     /// One KPI: value, target, status, trend.
@@ -62,6 +63,7 @@ pub const GRID_COLUMNS: u8 = 12;
 
 /// One panel, placed on the grid (`x`, `w` in columns of 12; `y`, `h` in rows).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Panel {
     /// Unique within its dashboard.
     pub id: String,
@@ -106,6 +108,7 @@ impl Panel {
 
 /// A dashboard (`/api/dashboards…`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Dashboard {
     pub id: String,
     pub name: String,
@@ -123,6 +126,7 @@ pub struct Dashboard {
 
 /// One dashboard of a wall screen's playlist, for so long.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WallItem {
     pub dashboard: String,
     pub seconds: u32,
@@ -130,6 +134,7 @@ pub struct WallItem {
 
 /// One screen of the wall (a monitor): its playlist.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WallScreen {
     pub name: String,
     pub playlist: Vec<WallItem>,
@@ -137,6 +142,7 @@ pub struct WallScreen {
 
 /// The video wall's profile (`GET`/`PUT /api/wall`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WallProfile {
     pub screens: Vec<WallScreen>,
     /// An alert this severe (not silenced, not yet taken in hand) switches the wall to it —
@@ -146,6 +152,7 @@ pub struct WallProfile {
 
 /// Output format of a report.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReportFormat {
     Pdf,
@@ -171,6 +178,7 @@ impl ReportFormat {
 
 /// `POST /api/reports`: a statistical report of a domain (or all) over a period.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ReportRequest {
     /// `None`: every domain.
     #[serde(default)]
@@ -186,6 +194,7 @@ pub struct ReportRequest {
 
 /// Where a report being made is.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReportState {
     Running,
@@ -195,6 +204,7 @@ pub enum ReportState {
 
 /// A report being made or made (`GET /api/reports/{id}`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ReportJob {
     pub id: i64,
     pub request: ReportRequest,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where a directive is.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DirectiveState {
     /// Sent; nobody at the unit has acknowledged it yet.
@@ -50,6 +51,7 @@ impl DirectiveState {
 
 /// A report from the unit, or a note of the IOC.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DirectiveReport {
     pub at: DateTime<Utc>,
     pub actor: String,
@@ -64,6 +66,7 @@ pub struct DirectiveReport {
 
 /// A directive.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Directive {
     pub id: i64,
     /// The incident it was issued for, if any.
@@ -122,6 +125,7 @@ impl Directive {
 
 /// `POST /api/directives`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct IssueDirectiveRequest {
     pub unit: String,
     pub title: String,
@@ -139,6 +143,7 @@ pub struct IssueDirectiveRequest {
 
 /// Body of `POST /api/directives/{id}/{ack|report|done|cancel}`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DirectiveActionRequest {
     #[serde(default)]
     pub text: Option<String>,

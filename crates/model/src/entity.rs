@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 /// The sector an entity or alert belongs to; dashboards and queues filter on it.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Domain {
     Environment,
@@ -56,6 +57,7 @@ impl Domain {
 
 /// Whether the device itself works, independent of what it measures.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EntityStatus {
     Online,
@@ -90,6 +92,7 @@ impl EntityStatus {
 
 /// The latest value of one metric of an entity.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Reading {
     pub value: f64,
     pub time: DateTime<Utc>,
@@ -97,6 +100,7 @@ pub struct Reading {
 
 /// A sensor, camera, device, station or asset.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Entity {
     /// Stable external id (e.g. `urn:ngsi-ld:AirQualityObserved:…` or `aq-vinh-01`).
     pub id: String,

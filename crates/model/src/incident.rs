@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where an incident is in its life.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentState {
     /// Being worked.
@@ -52,6 +53,7 @@ impl IncidentState {
 
 /// Where a step of an incident's SOP is.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     /// A step it comes after is not finished yet.
@@ -81,6 +83,7 @@ impl StepStatus {
 
 /// One item of a step's checklist.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ChecklistItem {
     pub text: String,
     #[serde(default)]
@@ -93,6 +96,7 @@ pub struct ChecklistItem {
 
 /// One step of an incident's SOP, with its progress.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Step {
     /// Unique within the SOP, e.g. `verify`.
     pub id: String,
@@ -153,6 +157,7 @@ impl Step {
 
 /// The SOP template (and its version) an incident was started with.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SopRef {
     pub name: String,
     pub version: u32,
@@ -161,6 +166,7 @@ pub struct SopRef {
 
 /// What happened in an incident.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentEventKind {
     Opened,
@@ -236,6 +242,7 @@ impl IncidentEventKind {
 
 /// One entry of an incident's timeline.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct IncidentEvent {
     pub at: DateTime<Utc>,
     pub actor: String,
@@ -252,6 +259,7 @@ pub struct IncidentEvent {
 
 /// A file attached to an incident (`GET /api/attachments/{id}` returns its bytes).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AttachmentInfo {
     pub id: i64,
     pub incident: i64,
@@ -268,6 +276,7 @@ pub struct AttachmentInfo {
 
 /// An incident.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Incident {
     pub id: i64,
     pub title: String,
@@ -336,6 +345,7 @@ impl Incident {
 
 /// `POST /api/incidents`: open an incident from alerts.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct OpenIncidentRequest {
     /// The alerts it starts with (at least one).
     pub alerts: Vec<i64>,
@@ -351,6 +361,7 @@ pub struct OpenIncidentRequest {
 
 /// Body of the incident and step actions (`/api/incidents/{id}/…`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct IncidentActionRequest {
     #[serde(default)]
     pub comment: Option<String>,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// How a value stands against its thresholds.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum KpiStatus {
     Green,
@@ -27,6 +28,7 @@ impl KpiStatus {
 
 /// A KPI's period.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Period {
     Hour,
@@ -54,6 +56,7 @@ impl Period {
 
 /// Whether a higher or a lower value is better.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Better {
     Higher,
@@ -62,6 +65,7 @@ pub enum Better {
 
 /// A KPI's value in one unit (commune).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct UnitValue {
     pub unit: String,
     pub unit_name: String,
@@ -74,6 +78,7 @@ pub struct UnitValue {
 
 /// A KPI over one period (`GET /api/kpis`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct KpiValue {
     pub id: String,
     pub name: String,
@@ -110,6 +115,7 @@ pub struct KpiValue {
 
 /// One point of a KPI's series.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct KpiPoint {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
@@ -121,6 +127,7 @@ pub struct KpiPoint {
 
 /// `GET /api/kpis/{id}/series`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct KpiSeries {
     pub id: String,
     pub period: Period,
@@ -134,6 +141,7 @@ pub struct KpiSeries {
 /// Something behind a KPI's number (`GET /api/kpis/{id}/detail`): an entity with its value
 /// over the period, or an alert, incident or directive.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct KpiItem {
     /// `entity`, `alert`, `incident`, `directive`.
     pub kind: String,
@@ -150,6 +158,7 @@ pub struct KpiItem {
 
 /// A KPI definition (`GET /api/kpi-defs`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct KpiDef {
     pub id: String,
     pub name: String,

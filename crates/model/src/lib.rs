@@ -19,7 +19,7 @@ pub mod ws;
 pub use alert::{Alert, AlertEvent, AlertEventKind, AlertState, Severity};
 pub use api::{
     AckRequest, AlertActionRequest, BasemapInfo, BasemapKind, DeadLetter, Health, ImportRejection,
-    ImportReport, SeriesPoint, SeriesResponse, SourceState, SourceStatus, Unit,
+    ImportReport, SecretState, SeriesPoint, SeriesResponse, SourceState, SourceStatus, Unit,
 };
 pub use dashboard::{
     Dashboard, Panel, PanelKind, ReportFormat, ReportJob, ReportRequest, ReportState, WallItem,

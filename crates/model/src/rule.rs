@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Something wrong with a rule or a rules file, with where it is. `line`/`column` count from
 /// 1 in the text it was found in (the file, or the text sent to validate).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RuleProblem {
     /// The rule, when known.
     pub rule: Option<String>,
@@ -19,6 +20,7 @@ pub struct RuleProblem {
 
 /// One rule (`GET /api/rules`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RuleInfo {
     pub name: String,
     pub when: String,
@@ -41,6 +43,7 @@ pub struct RuleInfo {
 
 /// `GET /api/rules`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RulesResponse {
     pub rules: Vec<RuleInfo>,
     /// Every problem as one line each (rules that did not compile, files that do not parse).
@@ -52,12 +55,14 @@ pub struct RulesResponse {
 
 /// Body of `POST /api/rules/validate` and `PUT /api/rules/{name}`: one rule's TOML keys.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RuleText {
     pub text: String,
 }
 
 /// `POST /api/rules/validate`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RuleCheck {
     pub ok: bool,
     pub name: Option<String>,
@@ -66,6 +71,7 @@ pub struct RuleCheck {
 
 /// Body of `POST /api/rules/backtest`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct BacktestRequest {
     pub text: String,
     /// Default: 24 hours before `to`.
@@ -78,6 +84,7 @@ pub struct BacktestRequest {
 
 /// When a rule would have raised an alert.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct BacktestFiring {
     pub entity: String,
     pub entity_name: String,
@@ -95,6 +102,7 @@ pub struct BacktestFiring {
 
 /// `POST /api/rules/backtest`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct BacktestResponse {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,

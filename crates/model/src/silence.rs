@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a silence matches: every field given must match (an empty silence matches nothing).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SilenceMatch {
     /// A rule's name (or a received alert's source).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -48,6 +49,7 @@ impl SilenceMatch {
 
 /// A silence (a maintenance window when it starts later).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Silence {
     pub id: i64,
     #[serde(flatten)]
@@ -75,6 +77,7 @@ impl Silence {
 
 /// `POST /api/silences`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SilenceRequest {
     #[serde(flatten)]
     pub matcher: SilenceMatch,

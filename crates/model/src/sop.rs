@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// One step as the editor's preview shows it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SopStepInfo {
     pub id: String,
     pub title: String,
@@ -23,6 +24,7 @@ pub struct SopStepInfo {
 
 /// The newest version of a template (`GET /api/sops`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SopInfo {
     pub name: String,
     pub version: u32,

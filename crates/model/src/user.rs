@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// What someone does in the IOC; the server decides what each role may do.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Works the alert queue at a control-room workstation.
@@ -44,6 +45,7 @@ impl Role {
 
 /// An account as others see it (never its password).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct UserInfo {
     pub username: String,
     pub display_name: String,
@@ -55,20 +57,26 @@ pub struct UserInfo {
 
 /// `POST /api/login`.
 #[derive(Serialize, Deserialize, Clone, Debug)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
 }
 
-/// The answer to a good `POST /api/login`.
+/// The answer to a good `POST /api/login` (the session itself is in an `HttpOnly` cookie).
 #[derive(Serialize, Deserialize, Clone, Debug)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LoginResponse {
-    pub token: String,
+    /// The session token, only when the request asked for it (`"token": true`): for a
+    /// program that sends `Authorization: Bearer`. The UI never asks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
     pub user: UserInfo,
 }
 
 /// `GET /api/me`: who is signed in, and whether sign-in is on at all.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Me {
     pub user: UserInfo,
     pub sign_in_required: bool,

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 /// One new value of one metric of one entity.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ValueUpdate {
     pub entity: String,
     pub metric: String,
@@ -23,6 +24,7 @@ pub struct ValueUpdate {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
     /// The whole current state: every entity with its latest values, every open alert, every

@@ -1,42 +1,47 @@
 //! JSON handlers. Reads of live state come from the hub (memory); history comes from the
-//! store on a blocking thread; changes go through the engine's pipeline.
+//! store on a blocking thread; changes go through the engine's pipeline. Whatever belongs
+//! to a unit is read through the caller's [`ioc_engine::View`].
 
-use crate::auth::{need, scope};
+use crate::auth::Caller;
+use crate::extract::{self, Id, IdAction, Key, MaybeJson, Name, Path, Query};
+use crate::reply::Download;
 use crate::{ApiError, AppState};
-use axum::extract::{Path, Query, State};
-use axum::http::header;
-use axum::http::Uri;
-use axum::response::{IntoResponse, Response};
-use axum::Extension;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::response::NoContent;
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
 use ioc_engine::alerts::AlertAction;
-use ioc_engine::auth::{Permission, Principal};
+use ioc_engine::auth::Permission;
 use ioc_model::{
     Alert, AlertActionRequest, AlertState, DeadLetter, Entity, Health, SeriesResponse,
     SourceStatus, Unit,
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// The largest file `POST /api/import` takes.
+pub const MAX_IMPORT: usize = 256 * 1024 * 1024;
 
 pub async fn health(State(st): State<AppState>) -> Json<Health> {
     Json(st.engine.health())
 }
 
-pub async fn entities(State(st): State<AppState>) -> Json<Vec<Entity>> {
-    Json(st.engine.hub().entities())
+pub async fn entities(State(st): State<AppState>, c: Caller) -> Json<Vec<Entity>> {
+    Json(c.view(&st).entities())
 }
 
-pub async fn entity(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Entity> {
-    st.engine
-        .hub()
-        .entity(&id)
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no entity {id:?}")))
+pub async fn entity(
+    State(st): State<AppState>,
+    c: Caller,
+    Path(Key { id }): Path<Key>,
+) -> ApiResult<Entity> {
+    Ok(Json(c.view(&st).entity(&id)?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub struct SeriesQuery {
     metric: String,
     from: Option<DateTime<Utc>>,
@@ -46,26 +51,28 @@ pub struct SeriesQuery {
 /// `?metric=pm25[&from=RFC3339][&to=RFC3339]`; default: the last 6 hours.
 pub async fn series(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    c: Caller,
+    Path(Key { id }): Path<Key>,
     Query(q): Query<SeriesQuery>,
 ) -> ApiResult<SeriesResponse> {
-    let to = q.to.unwrap_or_else(|| st.engine.clock().now());
-    let from = q.from.unwrap_or(to - Duration::hours(6));
+    let to = extract::opt_time("to", q.to)?.unwrap_or_else(|| st.engine.clock().now());
+    let from = extract::opt_time("from", q.from)?.unwrap_or(to - Duration::hours(6));
     if from >= to {
         return Err(ApiError::bad_request("`from` must be before `to`"));
     }
     if to - from > Duration::days(400) {
         return Err(ApiError::bad_request("at most 400 days at once"));
     }
-    st.engine
+    c.view(&st)
         .series(id.clone(), q.metric.clone(), from, to)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no series {}/{}", id, q.metric)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub struct AlertsQuery {
+    /// `open` (default; live), `all`, or states separated by commas.
     state: Option<String>,
     limit: Option<usize>,
 }
@@ -73,14 +80,14 @@ pub struct AlertsQuery {
 /// `?state=open` (default; live, from the hub), `all`, or a comma-separated list of states.
 pub async fn alerts(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
+    c: Caller,
     Query(q): Query<AlertsQuery>,
 ) -> ApiResult<Vec<Alert>> {
     let limit = q.limit.unwrap_or(500).min(10_000);
     let state = q.state.as_deref().unwrap_or("open");
+    let view = c.view(&st);
     if state == "open" {
-        let mut open = st.engine.hub().open_alerts();
-        open.retain(|a| p.in_scope(a.unit.as_deref()));
+        let mut open = view.open_alerts();
         open.truncate(limit);
         return Ok(Json(open));
     }
@@ -99,51 +106,29 @@ pub async fn alerts(
             })
             .collect::<Result<_, _>>()?
     };
-    let mut list = st.engine.alerts(states, limit).await?;
-    list.retain(|a| p.in_scope(a.unit.as_deref()));
-    Ok(Json(list))
+    Ok(Json(view.alerts(states, limit).await?))
 }
 
 pub async fn alert(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    c: Caller,
+    Path(Id { id }): Path<Id>,
 ) -> ApiResult<Alert> {
-    let a = st
-        .engine
-        .alert(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no alert {id}")))?;
-    if !p.in_scope(a.unit.as_deref()) {
-        return Err(ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            format!("alert {id} is outside your units"),
-        ));
-    }
-    Ok(Json(a))
+    Ok(Json(c.view(&st).alert(id).await?))
 }
 
-/// The alert as CAP 1.2 XML.
+/// The alert as CAP 1.2 XML, to save (XML shown by a browser can carry script).
 pub async fn alert_cap(
     State(st): State<AppState>,
-    Path(id): Path<i64>,
-) -> Result<Response, ApiError> {
-    let xml = st
-        .engine
-        .alert_cap(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no alert {id}")))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/cap+xml; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                &format!("inline; filename=\"alert-{id}.cap.xml\"") as &str,
-            ),
-        ],
-        xml,
-    )
-        .into_response())
+    c: Caller,
+    Path(Id { id }): Path<Id>,
+) -> Result<Download, ApiError> {
+    let xml = c.view(&st).alert_cap(id).await?;
+    Ok(Download {
+        name: format!("alert-{id}.cap.xml"),
+        content_type: "application/cap+xml; charset=utf-8".into(),
+        bytes: xml.into_bytes(),
+    })
 }
 
 /// `POST /api/alerts/{id}/{action}` with an optional body `{"comment", "to", "until"}`:
@@ -151,11 +136,11 @@ pub async fn alert_cap(
 /// (`until`, RFC 3339), `unshelve`.
 pub async fn alert_action(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path((id, action)): Path<(i64, String)>,
-    body: Option<Json<AlertActionRequest>>,
+    c: Caller,
+    Path(IdAction { id, action }): Path<IdAction>,
+    MaybeJson(body): MaybeJson<AlertActionRequest>,
 ) -> ApiResult<Alert> {
-    let b = body.map(|Json(b)| b).unwrap_or_default();
+    let b = body.unwrap_or_default();
     let act = match action.as_str() {
         "ack" => AlertAction::Ack,
         "assign" => AlertAction::Assign {
@@ -166,9 +151,11 @@ pub async fn alert_action(
         "resolve" => AlertAction::Resolve,
         "close" => AlertAction::Close,
         "shelve" => AlertAction::Shelve {
-            until: b
-                .until
-                .ok_or_else(|| ApiError::bad_request("shelve until when? (`until`)"))?,
+            until: extract::time(
+                "until",
+                b.until
+                    .ok_or_else(|| ApiError::bad_request("shelve until when? (`until`)"))?,
+            )?,
         },
         "unshelve" => AlertAction::Unshelve,
         other => {
@@ -178,24 +165,28 @@ pub async fn alert_action(
             )))
         }
     };
-    need(&p, Permission::WorkAlerts)?;
     if act == AlertAction::Close {
-        need(&p, Permission::Close)?;
+        c.need(Permission::Close)?;
     }
     let alert = st
         .engine
-        .alert_act(id, act, &p.actor(), b.comment, scope(&p))
+        .alert_act(id, act, &c.actor(), b.comment, c.units())
         .await?;
     Ok(Json(alert))
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub struct AuditQuery {
+    /// Only entries about this, e.g. `alert:42`, `user:lan`.
+    target: Option<String>,
+    limit: Option<usize>,
 }
 
 /// `GET /api/audit?target=alert:42&limit=100`.
 pub async fn audit(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Vec<ioc_engine::audit::AuditRow>> {
-    need(&p, Permission::Audit)?;
     Ok(Json(
         st.engine
             .audit(q.target, q.limit.unwrap_or(200).min(5000))
@@ -203,13 +194,7 @@ pub async fn audit(
     ))
 }
 
-#[derive(Deserialize)]
-pub struct AuditQuery {
-    target: Option<String>,
-    limit: Option<usize>,
-}
-
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub struct ImportQuery {
     /// `auto` (default), `cap`, `ngsi-ld`, `geojson`, `json`, `csv`.
     format: Option<String>,
@@ -224,11 +209,9 @@ pub struct ImportQuery {
 /// `POST /api/import?format=…&name=…` with the file as the body.
 pub async fn import(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
     Query(q): Query<ImportQuery>,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> ApiResult<ioc_model::ImportReport> {
-    need(&p, Permission::Import)?;
     let mapping = match q.mapping.as_deref() {
         Some(t) => Some(
             toml::from_str::<toml::Value>(t)
@@ -236,62 +219,100 @@ pub async fn import(
         ),
         None => None,
     };
+    let source = q.source.as_deref().unwrap_or("import");
+    if source.chars().count() > 100 || q.name.as_ref().is_some_and(|n| n.chars().count() > 500) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "`source` of at most 100 characters, `name` of at most 500",
+        ));
+    }
+    let bytes = extract::body_bytes(body, MAX_IMPORT).await?;
     let report = st
         .engine
         .import(
-            q.source.as_deref().unwrap_or("import"),
+            source,
             q.format.as_deref().unwrap_or("auto"),
             mapping.as_ref(),
             q.name.as_deref(),
-            body.to_vec(),
+            bytes.to_vec(),
         )
         .await?;
     Ok(Json(report))
 }
 
+/// `GET /api/sources`: secrets appear as set or unset, never as values.
 pub async fn sources(State(st): State<AppState>) -> Json<Vec<SourceStatus>> {
     Json(st.engine.sources())
 }
 
 /// Body: the keys of a `[[source]]` table, as TOML. Adds the source, or replaces the one of
-/// the admin screen with that name.
+/// the admin screen with that name. A secret left out keeps its value; `""` removes it.
 pub async fn put_source(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
+    c: Caller,
     body: String,
 ) -> ApiResult<SourceStatus> {
-    need(&p, Permission::EditSources)?;
-    Ok(Json(st.engine.put_source(&body, &p.actor()).await?))
+    Ok(Json(st.engine.put_source(&body, &c.actor()).await?))
 }
 
 pub async fn delete_source(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(name): Path<String>,
-) -> Result<axum::http::StatusCode, ApiError> {
-    need(&p, Permission::EditSources)?;
-    st.engine.delete_source(&name, &p.actor()).await?;
-    Ok(axum::http::StatusCode::NO_CONTENT)
+    c: Caller,
+    Path(Name { name }): Path<Name>,
+) -> Result<NoContent, ApiError> {
+    st.engine.delete_source(&name, &c.actor()).await?;
+    Ok(NoContent)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub struct DeadLettersQuery {
     source: Option<String>,
     q: Option<String>,
     limit: Option<usize>,
+    /// `json` (default) or `csv` (a download).
     format: Option<String>,
+}
+
+/// What `GET /api/deadletters` answers: JSON, or a CSV file.
+pub enum DeadLetters {
+    Json(Vec<DeadLetter>),
+    Csv(Download),
+}
+
+impl axum::response::IntoResponse for DeadLetters {
+    fn into_response(self) -> axum::response::Response {
+        match self {
+            DeadLetters::Json(v) => Json(v).into_response(),
+            DeadLetters::Csv(d) => d.into_response(),
+        }
+    }
+}
+
+impl aide::OperationOutput for DeadLetters {
+    type Inner = Vec<DeadLetter>;
+    fn inferred_responses(
+        ctx: &mut aide::generate::GenContext,
+        op: &mut aide::openapi::Operation,
+    ) -> Vec<(Option<u16>, aide::openapi::Response)> {
+        let mut v = Json::<Vec<DeadLetter>>::inferred_responses(ctx, op);
+        for (_, r) in v.iter_mut() {
+            r.content
+                .insert("text/csv".into(), aide::openapi::MediaType::default());
+        }
+        v
+    }
 }
 
 /// `?source=NAME&q=TEXT&limit=N&format=json|csv`, newest first.
 pub async fn dead_letters(
     State(st): State<AppState>,
     Query(q): Query<DeadLettersQuery>,
-) -> Result<Response, ApiError> {
+) -> Result<DeadLetters, ApiError> {
     let limit = q.limit.unwrap_or(200).min(100_000);
     let text = q.q.filter(|t| !t.trim().is_empty());
     let rows: Vec<DeadLetter> = st.engine.dead_letters(q.source, text, limit).await?;
     match q.format.as_deref() {
-        None | Some("json") => Ok(Json(rows).into_response()),
+        None | Some("json") => Ok(DeadLetters::Json(rows)),
         Some("csv") => {
             let mut w = csv::Writer::from_writer(Vec::new());
             let _ = w.write_record([
@@ -314,18 +335,11 @@ pub async fn dead_letters(
                     d.payload.clone(),
                 ]);
             }
-            let body = w.into_inner().unwrap_or_default();
-            Ok((
-                [
-                    (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                    (
-                        header::CONTENT_DISPOSITION,
-                        "attachment; filename=\"dead-letters.csv\"",
-                    ),
-                ],
-                body,
-            )
-                .into_response())
+            Ok(DeadLetters::Csv(Download {
+                name: "dead-letters.csv".into(),
+                content_type: "text/csv; charset=utf-8".into(),
+                bytes: w.into_inner().unwrap_or_default(),
+            }))
         }
         Some(other) => Err(ApiError::bad_request(format!(
             "format {other:?}: json or csv"

@@ -1,9 +1,10 @@
 //! The imported basemap: its description, the GeoJSON file (with Range support) and PMTiles
 //! tiles by z/x/y, read from the archive on the server so the browser needs no PMTiles code.
 
+use crate::extract::Path;
 use crate::{ApiError, AppState};
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -65,9 +66,17 @@ pub async fn file(State(st): State<AppState>, req: Request) -> Response {
     }
 }
 
+/// `{z}/{x}/{y}` of a tile (`y` may end in `.pbf` or `.mvt`).
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+pub struct TilePath {
+    z: u8,
+    x: u32,
+    y: String,
+}
+
 pub async fn tile(
     State(st): State<AppState>,
-    Path((z, x, y)): Path<(u8, u32, String)>,
+    Path(TilePath { z, x, y }): Path<TilePath>,
 ) -> Result<Response, ApiError> {
     let y: u32 = y
         .trim_end_matches(".pbf")

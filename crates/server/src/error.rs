@@ -30,16 +30,55 @@ impl ApiError {
     }
 }
 
+/// Every refusal's body.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for people.
+    pub error: String,
+    /// For a server error: the id under which it is in the server's log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
-            tracing::error!("{}: {}", self.status, self.message);
+        let id = self
+            .status
+            .is_server_error()
+            .then(crate::security::incident_id);
+        if let Some(id) = &id {
+            tracing::error!(error_id = %id, "{}: {}", self.status, self.message);
         }
-        (
-            self.status,
-            Json(serde_json::json!({ "error": self.message })),
-        )
-            .into_response()
+        let body = ErrorBody {
+            error: if self.status.is_server_error() {
+                format!(
+                    "{} (error id {})",
+                    self.message,
+                    id.as_deref().unwrap_or("")
+                )
+            } else {
+                self.message
+            },
+            id,
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl aide::OperationOutput for ApiError {
+    type Inner = ErrorBody;
+    fn inferred_responses(
+        ctx: &mut aide::generate::GenContext,
+        op: &mut aide::openapi::Operation,
+    ) -> Vec<(Option<u16>, aide::openapi::Response)> {
+        <Json<ErrorBody> as aide::OperationOutput>::operation_response(ctx, op)
+            .map(|mut r| {
+                r.description = "refused: `{\"error\": …}` (401 not signed in, 403 outside the \
+                                 role or the units, 404, 409, 413, 422, …)"
+                    .into();
+                vec![(None, r)]
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -61,6 +100,7 @@ impl From<EngineError> for ApiError {
             EngineError::NotFound(_) => StatusCode::NOT_FOUND,
             EngineError::Forbidden(_) => StatusCode::FORBIDDEN,
             EngineError::Busy(_) => StatusCode::CONFLICT,
+            EngineError::TooLarge(_) => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())

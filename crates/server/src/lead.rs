@@ -1,27 +1,38 @@
 //! The leaders' API: KPI values, series and what is behind them; KPI definitions;
 //! dashboards; the wall's profile; statistical reports with their progress.
 
-use crate::auth::need;
+use crate::auth::Caller;
+use crate::extract::{self, Id, JsonBody, Key, Name, Path, Query};
+use crate::reply::{Accepted, Checked, Created, Download};
 use crate::{ApiError, AppState};
-use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::NoContent;
+use axum::Json;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use ioc_engine::auth::{Permission, Principal};
 use ioc_model::{
     Dashboard, KpiDef, KpiItem, KpiSeries, KpiValue, Period, ReportJob, ReportRequest, RuleCheck,
     RuleProblem, RuleText, WallProfile,
 };
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub struct PeriodQuery {
+    /// `hour`, `day`, `week` or `month` (default: the KPI's own).
     period: Option<String>,
+    /// A day in the period (default: now).
     date: Option<NaiveDate>,
+    /// One unit (default: all the caller may see).
     unit: Option<String>,
+}
+
+impl PeriodQuery {
+    fn date(&self) -> Result<Option<NaiveDate>, ApiError> {
+        self.date.map(|d| extract::date("date", d)).transpose()
+    }
 }
 
 fn period(p: &Option<String>) -> Result<Option<Period>, ApiError> {
@@ -37,32 +48,39 @@ fn period(p: &Option<String>) -> Result<Option<Period>, ApiError> {
 /// current period (live), or over the period of that kind containing that date.
 pub async fn kpis(
     State(st): State<AppState>,
+    c: Caller,
     Query(q): Query<PeriodQuery>,
 ) -> ApiResult<Vec<KpiValue>> {
     let p = period(&q.period)?;
-    if p.is_none() && q.date.is_none() {
-        let live = st.engine.hub().kpis();
-        if !live.is_empty() {
-            return Ok(Json(live));
+    let date = q.date()?;
+    let view = c.view(&st);
+    if let Some(u) = q.unit {
+        // Every KPI of one unit.
+        let mut out = Vec::new();
+        for k in view.kpi_values(p, date).await? {
+            out.push(view.kpi_value(&k.id, p, date, Some(u.clone())).await?);
         }
+        return Ok(Json(out));
     }
-    Ok(Json(st.engine.kpi_values(p, q.date).await?))
+    Ok(Json(view.kpi_values(p, date).await?))
 }
 
 /// `GET /api/kpis/{id}[?period&date&unit]`.
 pub async fn kpi(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    c: Caller,
+    Path(Key { id }): Path<Key>,
     Query(q): Query<PeriodQuery>,
 ) -> ApiResult<KpiValue> {
+    let date = q.date()?;
     Ok(Json(
-        st.engine
-            .kpi_value(&id, period(&q.period)?, q.date, q.unit)
+        c.view(&st)
+            .kpi_value(&id, period(&q.period)?, date, q.unit)
             .await?,
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub struct SeriesQuery {
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
@@ -74,11 +92,12 @@ pub struct SeriesQuery {
 /// the KPI's own) over `[from, to)` (default: the last 30 days).
 pub async fn series(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    c: Caller,
+    Path(Key { id }): Path<Key>,
     Query(q): Query<SeriesQuery>,
 ) -> ApiResult<KpiSeries> {
-    let to = q.to.unwrap_or_else(|| st.engine.clock().now());
-    let from = q.from.unwrap_or(to - Duration::days(30));
+    let to = extract::opt_time("to", q.to)?.unwrap_or_else(|| st.engine.clock().now());
+    let from = extract::opt_time("from", q.from)?.unwrap_or(to - Duration::days(30));
     if from >= to {
         return Err(ApiError::bad_request("`from` must be before `to`"));
     }
@@ -86,7 +105,7 @@ pub async fn series(
         return Err(ApiError::bad_request("at most 800 days at once"));
     }
     Ok(Json(
-        st.engine
+        c.view(&st)
             .kpi_series(&id, from, to, period(&q.period)?, q.unit)
             .await?,
     ))
@@ -96,17 +115,19 @@ pub async fn series(
 /// directives behind the number.
 pub async fn detail(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    c: Caller,
+    Path(Key { id }): Path<Key>,
     Query(q): Query<PeriodQuery>,
 ) -> ApiResult<Vec<KpiItem>> {
+    let date = q.date()?;
     Ok(Json(
-        st.engine
-            .kpi_detail(&id, period(&q.period)?, q.date, q.unit)
+        c.view(&st)
+            .kpi_detail(&id, period(&q.period)?, date, q.unit)
             .await?,
     ))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct Defs {
     defs: Vec<KpiDef>,
     problems: Vec<RuleProblem>,
@@ -117,7 +138,7 @@ pub async fn defs(State(st): State<AppState>) -> Json<Defs> {
     Json(Defs { defs, problems })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub struct ValidateBody {
     text: String,
     #[serde(default)]
@@ -126,72 +147,59 @@ pub struct ValidateBody {
 
 pub async fn validate_def(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Json(b): Json<ValidateBody>,
+    JsonBody(b): JsonBody<ValidateBody>,
 ) -> Result<Json<RuleCheck>, ApiError> {
-    need(&p, Permission::EditKpis)?;
     Ok(Json(
         st.engine.check_kpi(&b.text, b.replacing.as_deref()).await,
     ))
 }
 
-fn saved(r: Result<KpiDef, RuleCheck>, status: StatusCode) -> Response {
-    match r {
-        Ok(d) => (status, Json(d)).into_response(),
-        Err(c) => (StatusCode::BAD_REQUEST, Json(c)).into_response(),
-    }
-}
-
 pub async fn create_def(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Json(b): Json<RuleText>,
-) -> Result<Response, ApiError> {
-    need(&p, Permission::EditKpis)?;
-    Ok(saved(
-        st.engine.put_kpi(&b.text, None, &p.actor()).await?,
+    c: Caller,
+    JsonBody(b): JsonBody<RuleText>,
+) -> Result<Checked<KpiDef>, ApiError> {
+    Ok(Checked::new(
+        st.engine.put_kpi(&b.text, None, &c.actor()).await?,
         StatusCode::CREATED,
     ))
 }
 
 pub async fn replace_def(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
-    Json(b): Json<RuleText>,
-) -> Result<Response, ApiError> {
-    need(&p, Permission::EditKpis)?;
-    Ok(saved(
-        st.engine.put_kpi(&b.text, Some(&id), &p.actor()).await?,
+    c: Caller,
+    Path(Key { id }): Path<Key>,
+    JsonBody(b): JsonBody<RuleText>,
+) -> Result<Checked<KpiDef>, ApiError> {
+    Ok(Checked::new(
+        st.engine.put_kpi(&b.text, Some(&id), &c.actor()).await?,
         StatusCode::OK,
     ))
 }
 
 pub async fn delete_def(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    need(&p, Permission::EditKpis)?;
-    st.engine.delete_kpi(&id, &p.actor()).await?;
-    Ok(StatusCode::NO_CONTENT)
+    c: Caller,
+    Path(Key { id }): Path<Key>,
+) -> Result<NoContent, ApiError> {
+    st.engine.delete_kpi(&id, &c.actor()).await?;
+    Ok(NoContent)
 }
 
 /// `GET /api/dashboards`: the built-in ones, the user's, those shared with their role.
-pub async fn dashboards(
-    State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-) -> ApiResult<Vec<Dashboard>> {
-    Ok(Json(st.engine.dashboards(&p.actor(), p.info.role).await?))
+pub async fn dashboards(State(st): State<AppState>, c: Caller) -> ApiResult<Vec<Dashboard>> {
+    Ok(Json(
+        st.engine.dashboards(&c.actor(), c.who.info.role).await?,
+    ))
 }
 
 pub async fn dashboard(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
+    c: Caller,
+    Path(Key { id }): Path<Key>,
 ) -> ApiResult<Dashboard> {
     st.engine
-        .dashboards(&p.actor(), p.info.role)
+        .dashboards(&c.actor(), c.who.info.role)
         .await?
         .into_iter()
         .find(|d| d.id == id)
@@ -202,36 +210,40 @@ pub async fn dashboard(
 /// `POST /api/dashboards`: a new dashboard (its `id` is given by the server).
 pub async fn create_dashboard(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Json(mut d): Json<Dashboard>,
-) -> Result<(StatusCode, Json<Dashboard>), ApiError> {
-    need(&p, Permission::View)?;
+    c: Caller,
+    JsonBody(mut d): JsonBody<Dashboard>,
+) -> Result<Created<Dashboard>, ApiError> {
     d.id = String::new();
-    let d = st.engine.put_dashboard(d, &p.actor(), p.info.role).await?;
-    Ok((StatusCode::CREATED, Json(d)))
+    let d = st
+        .engine
+        .put_dashboard(d, &c.actor(), c.who.info.role)
+        .await?;
+    Ok(Created(d))
 }
 
 pub async fn replace_dashboard(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
-    Json(mut d): Json<Dashboard>,
+    c: Caller,
+    Path(Key { id }): Path<Key>,
+    JsonBody(mut d): JsonBody<Dashboard>,
 ) -> ApiResult<Dashboard> {
     d.id = id;
     Ok(Json(
-        st.engine.put_dashboard(d, &p.actor(), p.info.role).await?,
+        st.engine
+            .put_dashboard(d, &c.actor(), c.who.info.role)
+            .await?,
     ))
 }
 
 pub async fn delete_dashboard(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+    c: Caller,
+    Path(Key { id }): Path<Key>,
+) -> Result<NoContent, ApiError> {
     st.engine
-        .delete_dashboard(&id, &p.actor(), p.info.role)
+        .delete_dashboard(&id, &c.actor(), c.who.info.role)
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(NoContent)
 }
 
 pub async fn wall(State(st): State<AppState>) -> ApiResult<WallProfile> {
@@ -240,33 +252,33 @@ pub async fn wall(State(st): State<AppState>) -> ApiResult<WallProfile> {
 
 pub async fn put_wall(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Json(w): Json<WallProfile>,
+    c: Caller,
+    JsonBody(w): JsonBody<WallProfile>,
 ) -> ApiResult<WallProfile> {
-    need(&p, Permission::EditRules)?;
-    Ok(Json(st.engine.put_wall(w, &p.actor()).await?))
+    Ok(Json(st.engine.put_wall(w, &c.actor()).await?))
 }
 
 /// A report in the reports folder.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct ReportFile {
     name: String,
     size: u64,
     at: DateTime<Utc>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct Reports {
     jobs: Vec<ReportJob>,
     files: Vec<ReportFile>,
 }
 
-/// `GET /api/reports`: reports being made and made since start, and the folder's files.
-pub async fn reports(State(st): State<AppState>) -> Json<Reports> {
+/// `GET /api/reports`: reports being made and made since start, and the folder's files
+/// (of the caller's units).
+pub async fn reports(State(st): State<AppState>, c: Caller) -> Json<Reports> {
+    let view = c.view(&st);
     Json(Reports {
-        jobs: st.engine.report_jobs(),
-        files: st
-            .engine
+        jobs: view.report_jobs(),
+        files: view
             .report_folder()
             .await
             .into_iter()
@@ -278,29 +290,39 @@ pub async fn reports(State(st): State<AppState>) -> Json<Reports> {
 /// `POST /api/reports`: starts one; `GET /api/reports/{id}` tells how far it is.
 pub async fn start_report(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Json(r): Json<ReportRequest>,
-) -> Result<(StatusCode, Json<ReportJob>), ApiError> {
-    need(&p, Permission::View)?;
-    if r.unit.as_deref().is_some_and(|u| !p.in_scope(Some(u)))
-        || (r.unit.is_none() && !p.info.units.is_empty())
-    {
+    c: Caller,
+    JsonBody(mut r): JsonBody<ReportRequest>,
+) -> Result<Accepted<ReportJob>, ApiError> {
+    r.date = extract::date("date", r.date)?;
+    let scope = c.who.scope();
+    if r.unit.is_none() {
+        // A commune's staff report on their commune (or must say which of theirs).
+        match scope.units() {
+            Some([only]) => r.unit = Some(only.clone()),
+            Some(_) => {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "a report of your units only (`unit`)",
+                ))
+            }
+            None => {}
+        }
+    }
+    if !scope.allows(r.unit.as_deref()) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "a report of your units only (`unit`)",
         ));
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(st.engine.start_report(r, &p.actor())),
-    ))
+    Ok(Accepted(st.engine.start_report(r, &c.actor())))
 }
 
-pub async fn report(State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<ReportJob> {
-    st.engine
-        .report_job(id)
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no report {id}")))
+pub async fn report(
+    State(st): State<AppState>,
+    c: Caller,
+    Path(Id { id }): Path<Id>,
+) -> ApiResult<ReportJob> {
+    Ok(Json(c.view(&st).report_job(id)?))
 }
 
 fn content_type(name: &str) -> &'static str {
@@ -313,42 +335,30 @@ fn content_type(name: &str) -> &'static str {
     }
 }
 
-fn file(name: String, bytes: Vec<u8>) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, content_type(&name).to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
-        ],
+fn file(name: String, bytes: Vec<u8>) -> Download {
+    Download {
+        content_type: content_type(&name).into(),
+        name,
         bytes,
-    )
-        .into_response()
+    }
 }
 
 /// `GET /api/reports/{id}/file`.
 pub async fn report_file(
     State(st): State<AppState>,
-    Path(id): Path<i64>,
-) -> Result<Response, ApiError> {
-    let (name, bytes) = st
-        .engine
-        .report_file(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("report {id} has no file (yet)")))?;
+    c: Caller,
+    Path(Id { id }): Path<Id>,
+) -> Result<Download, ApiError> {
+    let (name, bytes) = c.view(&st).report_file(id).await?;
     Ok(file(name, bytes))
 }
 
 /// `GET /api/reports/files/{name}`: a file of the reports folder.
 pub async fn folder_file(
     State(st): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
-    let bytes = st
-        .engine
-        .report_folder_file(&name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no report file {name:?}")))?;
+    c: Caller,
+    Path(Name { name }): Path<Name>,
+) -> Result<Download, ApiError> {
+    let bytes = c.view(&st).report_folder_file(&name).await?;
     Ok(file(name, bytes))
 }

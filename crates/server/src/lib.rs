@@ -6,21 +6,29 @@ mod api;
 mod auth;
 mod basemap;
 mod error;
+mod extract;
 mod lead;
 mod operate;
+mod reply;
+pub mod routes;
 mod rules;
+mod security;
 mod sops;
 mod ui;
 mod ws;
 
-use axum::routing::{get, post};
+use axum::http::Method;
 use axum::Router;
 use ioc_engine::Engine;
+use routes::Route;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
+pub use reply::safe_file_name;
+pub use security::Hosts;
 
 /// What only the desktop app can do (native windows), offered to its own UI through the
 /// API, so the UI keeps one way to everything.
@@ -36,141 +44,128 @@ pub struct AppState {
     tiles: Arc<basemap::TileCache>,
     ui: Arc<ui::Ui>,
     desktop: Option<Arc<dyn Desktop>>,
+    /// Every route's policy, by method and path pattern.
+    policies: Arc<HashMap<(Method, &'static str), Route>>,
+    hosts: Arc<security::Hosts>,
+    /// The OpenAPI document, made once.
+    openapi: Arc<String>,
+    /// How long a wrong password waits for its answer.
+    failed_login_delay_ms: u64,
 }
+
+impl AppState {
+    fn policy(&self, method: &Method, path: &str) -> Option<Route> {
+        self.policies.get(&(method.clone(), path)).copied()
+    }
+}
+
+/// The largest request body a route takes unless it says otherwise (imports and
+/// attachments stream theirs with their own limits).
+pub const MAX_BODY: usize = 1024 * 1024;
 
 /// The whole application: API, WebSocket, basemap and UI.
 pub fn router(engine: Arc<Engine>) -> Router {
     router_with(engine, None)
 }
 
+/// The OpenAPI 3.1 document of the whole HTTP API, generated from the route table and the
+/// handlers' types.
+pub fn openapi() -> aide::openapi::OpenApi {
+    build().1
+}
+
+fn build() -> (Vec<Route>, aide::openapi::OpenApi, Router<AppState>) {
+    aide::generate::infer_responses(true);
+    aide::generate::extract_schemas(true);
+    aide::generate::on_error(|e| tracing::warn!("OpenAPI: {e}"));
+    let routes::Routes { api, table } = routes::build();
+    let mut doc = aide::openapi::OpenApi {
+        info: aide::openapi::Info {
+            title: "IOC Console API".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: Some(
+                "The HTTP API of an IOC Console engine (the provincial IOC, an OC or a \
+                 desktop app). Sign in with `POST /api/login` (session cookie, or `\"token\": \
+                 true` for a bearer token). Each operation says who may call it \
+                 (`x-ioc-permission`, or `x-ioc-access: public`) and how unit scope applies \
+                 (`x-ioc-scope`)."
+                    .into(),
+            ),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let router = api.finish_api_with(&mut doc, |t| {
+        t.security_scheme(
+            "session",
+            aide::openapi::SecurityScheme::ApiKey {
+                location: aide::openapi::ApiKeyLocation::Cookie,
+                name: "ioc_session_<port>".into(),
+                description: Some("The session cookie set by POST /api/login.".into()),
+                extensions: Default::default(),
+            },
+        )
+        .security_scheme(
+            "bearer",
+            aide::openapi::SecurityScheme::Http {
+                scheme: "bearer".into(),
+                bearer_format: None,
+                description: Some("A session token (POST /api/login with \"token\": true).".into()),
+                extensions: Default::default(),
+            },
+        )
+        .security_requirement_multi(["session", "bearer"])
+    });
+    (table, doc, router)
+}
+
 /// The application of the desktop app, with what its windows can do.
 pub fn router_with(engine: Arc<Engine>, desktop: Option<Arc<dyn Desktop>>) -> Router {
     let ui = Arc::new(ui::Ui::new(engine.config().server.ui_dir.clone()));
+    let (table, doc, router) = build();
+    let policies = table.iter().map(|r| ((r.method(), r.path), *r)).collect();
+    let hosts = Arc::new(security::Hosts::new(&engine.config().server.hosts));
     let state = AppState {
         engine,
         tiles: Arc::new(basemap::TileCache::default()),
         ui,
         desktop,
+        policies: Arc::new(policies),
+        hosts,
+        openapi: Arc::new(serde_json::to_string_pretty(&doc).expect("the document serializes")),
+        failed_login_delay_ms: 1000,
     };
-    let protected = Router::new()
-        .route("/api/health", get(api::health))
-        .route("/api/entities", get(api::entities))
-        .route("/api/entities/{id}", get(api::entity))
-        .route("/api/entities/{id}/series", get(api::series))
-        .route("/api/alerts", get(api::alerts))
-        .route("/api/alerts/{id}", get(api::alert))
-        .route("/api/alerts/{id}/cap", get(api::alert_cap))
-        .route("/api/alerts/{id}/{action}", post(api::alert_action))
-        .route("/api/logout", post(auth::logout))
-        .route("/api/me", get(auth::me))
-        .route("/api/users", get(auth::users).post(auth::add_user))
-        .route("/api/audit", get(api::audit))
-        .route("/api/units", get(api::units))
-        .route("/api/sources", get(api::sources).post(api::put_source))
-        .route(
-            "/api/sources/{name}",
-            axum::routing::delete(api::delete_source),
-        )
-        .route("/api/deadletters", get(api::dead_letters))
-        .route("/api/import", post(api::import))
-        .route("/api/rules", get(rules::list).post(rules::create))
-        .route("/api/rules/validate", post(rules::validate))
-        .route("/api/rules/backtest", post(rules::backtest))
-        .route(
-            "/api/rules/{name}",
-            axum::routing::put(rules::replace).delete(rules::delete),
-        )
-        .route(
-            "/api/incidents",
-            get(operate::incidents).post(operate::open_incident),
-        )
-        .route("/api/incidents/{id}", get(operate::incident))
-        .route(
-            "/api/incidents/{id}/attachments",
-            post(operate::attach).layer(axum::extract::DefaultBodyLimit::max(
-                operate::MAX_ATTACHMENT + 1,
-            )),
-        )
-        .route(
-            "/api/incidents/{id}/{action}",
-            get(operate::report).post(operate::incident_action),
-        )
-        .route(
-            "/api/incidents/{id}/steps/{step}/{action}",
-            post(operate::step_action),
-        )
-        .route("/api/attachments/{id}", get(operate::attachment))
-        .route(
-            "/api/directives",
-            get(operate::directives).post(operate::issue),
-        )
-        .route("/api/directives/{id}", get(operate::directive))
-        .route(
-            "/api/directives/{id}/{action}",
-            post(operate::directive_action),
-        )
-        .route(
-            "/api/silences",
-            get(operate::silences).post(operate::silence),
-        )
-        .route(
-            "/api/silences/{id}",
-            axum::routing::delete(operate::end_silence),
-        )
-        .route("/api/sops", get(sops::list).post(sops::create))
-        .route("/api/sops/validate", post(sops::validate))
-        .route(
-            "/api/sops/{name}",
-            axum::routing::put(sops::replace).delete(sops::delete),
-        )
-        .route("/api/sops/{name}/versions/{version}", get(sops::version))
-        .route("/api/kpis", get(lead::kpis))
-        .route("/api/kpis/{id}", get(lead::kpi))
-        .route("/api/kpis/{id}/series", get(lead::series))
-        .route("/api/kpis/{id}/detail", get(lead::detail))
-        .route("/api/kpi-defs", get(lead::defs).post(lead::create_def))
-        .route("/api/kpi-defs/validate", post(lead::validate_def))
-        .route(
-            "/api/kpi-defs/{id}",
-            axum::routing::put(lead::replace_def).delete(lead::delete_def),
-        )
-        .route(
-            "/api/dashboards",
-            get(lead::dashboards).post(lead::create_dashboard),
-        )
-        .route(
-            "/api/dashboards/{id}",
-            get(lead::dashboard)
-                .put(lead::replace_dashboard)
-                .delete(lead::delete_dashboard),
-        )
-        .route("/api/wall", get(lead::wall).put(lead::put_wall))
-        .route("/api/desktop/wall", post(open_wall))
-        .route("/api/reports", get(lead::reports).post(lead::start_report))
-        .route("/api/reports/files/{name}", get(lead::folder_file))
-        .route("/api/reports/{id}", get(lead::report))
-        .route("/api/reports/{id}/file", get(lead::report_file))
-        .route("/api/basemap", get(basemap::info))
-        .route("/api/basemap/file", get(basemap::file))
-        .route("/api/basemap/tiles/{z}/{x}/{y}", get(basemap::tile))
-        .route("/api/{*rest}", get(api::not_found).post(api::not_found))
-        .route("/ws", get(ws::upgrade))
+    let hosts = state.hosts.clone();
+    let app = router
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require,
-        ));
-    Router::new()
-        .route("/api/login", post(auth::login))
-        .merge(protected)
+        ))
         .fallback(ui::serve)
-        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
-        .with_state(state)
+        .with_state(state);
+    harden(app, hosts)
+}
+
+/// What every response and request of the server goes through, whatever the route (see
+/// [`security`]): the body limit, the `Host`/`Origin` check, a panic answered `500` with an
+/// error id, and the security headers.
+pub fn harden(app: Router, hosts: Arc<Hosts>) -> Router {
+    app.layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            hosts,
+            security::guard_hosts,
+        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            security::panicked,
+        ))
+        .layer(axum::middleware::from_fn(security::headers))
 }
 
 /// `POST /api/desktop/wall`: the desktop app opens its wall windows; `404` elsewhere (a
 /// browser opens `/wall` itself).
 async fn open_wall(
     axum::extract::State(st): axum::extract::State<AppState>,
+    _c: auth::Caller,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let d = st
         .desktop
@@ -203,7 +198,10 @@ pub async fn serve_with(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     desktop: Option<Arc<dyn Desktop>>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router_with(engine, desktop))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router_with(engine, desktop).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

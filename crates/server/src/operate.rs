@@ -2,14 +2,16 @@
 //! directives, silences. Every route checks the role here and the unit scope in the engine
 //! (where the incident, alert or directive is), so a refusal never depends on the UI.
 
-use crate::auth::need;
+use crate::auth::Caller;
+use crate::extract::{self, Id, IdAction, JsonBody, MaybeJson, Path, Query};
+use crate::reply::{Created, Download};
 use crate::{ApiError, AppState};
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 use chrono::{DateTime, Utc};
-use ioc_engine::auth::{Permission, Principal};
+use ioc_engine::auth::Permission;
 use ioc_engine::operate::directives::DirectiveAction;
 use ioc_engine::pipeline::{Op, OpOutcome};
 use ioc_model::{
@@ -17,6 +19,7 @@ use ioc_model::{
     IncidentActionRequest, IncidentState, IssueDirectiveRequest, OpenIncidentRequest, Silence,
     SilenceRequest,
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
@@ -54,16 +57,24 @@ fn silence_of(o: OpOutcome) -> Result<Silence, ApiError> {
     }
 }
 
-/// `e.g. 2h` or `90m` as a duration.
+/// `e.g. 2h` or `90m` as a duration, of at most a year.
 fn duration(s: &str) -> Result<chrono::Duration, ApiError> {
-    humantime::parse_duration(s.trim())
+    let d = humantime::parse_duration(s.trim())
         .ok()
         .and_then(|d| chrono::Duration::from_std(d).ok())
-        .ok_or_else(|| ApiError::bad_request(format!("{s:?} is not a duration (e.g. 2h, 90m)")))
+        .ok_or_else(|| ApiError::bad_request(format!("{s:?} is not a duration (e.g. 2h, 90m)")))?;
+    if d > chrono::Duration::days(366) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{s:?}: at most a year"),
+        ));
+    }
+    Ok(d)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub struct ListQuery {
+    /// `open` (default; live), `all`, or states separated by commas.
     state: Option<String>,
     limit: Option<usize>,
 }
@@ -71,13 +82,14 @@ pub struct ListQuery {
 /// `GET /api/incidents?state=open` (default: not closed, live), `all`, or a list of states.
 pub async fn incidents(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
+    c: Caller,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Vec<Incident>> {
     let limit = q.limit.unwrap_or(500).min(10_000);
     let state = q.state.as_deref().unwrap_or("open");
+    let view = c.view(&st);
     let mut list = if state == "open" {
-        st.engine.hub().incidents()
+        view.open_incidents()
     } else {
         let states = if state == "all" {
             Vec::new()
@@ -93,9 +105,8 @@ pub async fn incidents(
                 })
                 .collect::<Result<_, _>>()?
         };
-        st.engine.incidents(states, limit).await?
+        view.incidents(states, limit).await?
     };
-    list.retain(|i| p.in_scope(i.unit.as_deref()));
     list.truncate(limit);
     Ok(Json(list))
 }
@@ -103,46 +114,34 @@ pub async fn incidents(
 /// `POST /api/incidents`: open an incident from alerts.
 pub async fn open_incident(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Json(b): Json<OpenIncidentRequest>,
-) -> Result<(StatusCode, Json<Incident>), ApiError> {
-    need(&p, Permission::WorkAlerts)?;
+    c: Caller,
+    JsonBody(b): JsonBody<OpenIncidentRequest>,
+) -> Result<Created<Incident>, ApiError> {
     let op = Op::OpenIncident {
         alerts: b.alerts,
         sop: b.sop,
         title: b.title,
         comment: b.comment,
     };
-    let i = incident_of(st.engine.operate(op, p.as_actor()).await?)?;
-    Ok((StatusCode::CREATED, Json(i)))
+    let i = incident_of(st.engine.operate(op, c.who.as_actor()).await?)?;
+    Ok(Created(i))
 }
 
 /// `GET /api/incidents/{id}`: with its timeline, directives and files.
 pub async fn incident(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    c: Caller,
+    Path(Id { id }): Path<Id>,
 ) -> ApiResult<Incident> {
-    let i = st
-        .engine
-        .incident(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no incident {id}")))?;
-    if !p.in_scope(i.unit.as_deref()) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("incident {id} is outside your units"),
-        ));
-    }
-    Ok(Json(i))
+    Ok(Json(c.view(&st).incident(id).await?))
 }
 
 /// `GET /api/incidents/{id}/report.pdf` or `report.csv`: the after-action report.
 pub async fn report(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path((id, file)): Path<(i64, String)>,
-) -> Result<Response, ApiError> {
+    c: Caller,
+    Path(IdAction { id, action: file }): Path<IdAction>,
+) -> Result<Download, ApiError> {
     let format = match file.as_str() {
         "report.pdf" => "pdf",
         "report.csv" => "csv",
@@ -152,19 +151,9 @@ pub async fn report(
             )))
         }
     };
-    let r = st
-        .engine
-        .after_action(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no incident {id}")))?;
-    if !p.in_scope(r.incident.unit.as_deref()) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("incident {id} is outside your units"),
-        ));
-    }
+    let r = c.view(&st).after_action(id).await?;
     let name = format!("su-co-{id}.{format}");
-    let (body, kind) = if format == "pdf" {
+    let (bytes, kind) = if format == "pdf" {
         let bytes = tokio::task::spawn_blocking(move || r.pdf())
             .await
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
@@ -173,28 +162,22 @@ pub async fn report(
     } else {
         (r.csv(), "text/csv; charset=utf-8")
     };
-    Ok((
-        [
-            (header::CONTENT_TYPE, kind.to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(Download {
+        name,
+        content_type: kind.into(),
+        bytes,
+    })
 }
 
 /// `POST /api/incidents/{id}/{action}` with `{"comment", "alert"}`: `comment`, `resolve`,
 /// `reopen`, `close`, `alerts` (add `alert`).
 pub async fn incident_action(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path((id, action)): Path<(i64, String)>,
-    body: Option<Json<IncidentActionRequest>>,
+    c: Caller,
+    Path(IdAction { id, action }): Path<IdAction>,
+    MaybeJson(body): MaybeJson<IncidentActionRequest>,
 ) -> ApiResult<Incident> {
-    let b = body.map(|Json(b)| b).unwrap_or_default();
+    let b = body.unwrap_or_default();
     let op = match action.as_str() {
         "comment" => Op::Comment {
             incident: id,
@@ -224,24 +207,31 @@ pub async fn incident_action(
             )))
         }
     };
-    need(&p, Permission::WorkAlerts)?;
     if matches!(op, Op::Close { .. }) {
-        need(&p, Permission::CloseIncidents)?;
+        c.need(Permission::CloseIncidents)?;
     }
     Ok(Json(incident_of(
-        st.engine.operate(op, p.as_actor()).await?,
+        st.engine.operate(op, c.who.as_actor()).await?,
     )?))
 }
 
 /// `POST /api/incidents/{id}/steps/{step}/{action}`: `done` (`answer`, `comment`), `check`
 /// (`item`, `done`), `skip` (`comment`).
+/// `{id}/steps/{step}/{action}` in a route.
+#[derive(Deserialize, JsonSchema)]
+pub struct StepPath {
+    id: i64,
+    step: String,
+    action: String,
+}
+
 pub async fn step_action(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path((id, step, action)): Path<(i64, String, String)>,
-    body: Option<Json<IncidentActionRequest>>,
+    c: Caller,
+    Path(StepPath { id, step, action }): Path<StepPath>,
+    MaybeJson(body): MaybeJson<IncidentActionRequest>,
 ) -> ApiResult<Incident> {
-    let b = body.map(|Json(b)| b).unwrap_or_default();
+    let b = body.unwrap_or_default();
     let op = match action.as_str() {
         "done" => Op::StepDone {
             incident: id,
@@ -268,14 +258,14 @@ pub async fn step_action(
             )))
         }
     };
-    need(&p, Permission::WorkAlerts)?;
     Ok(Json(incident_of(
-        st.engine.operate(op, p.as_actor()).await?,
+        st.engine.operate(op, c.who.as_actor()).await?,
     )?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub struct AttachQuery {
+    /// The file's name (only its last part is kept, made safe).
     name: String,
     step: Option<String>,
 }
@@ -283,34 +273,30 @@ pub struct AttachQuery {
 /// `POST /api/incidents/{id}/attachments?name=FILE[&step=STEP]` with the file as the body.
 pub async fn attach(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    c: Caller,
+    Path(Id { id }): Path<Id>,
     Query(q): Query<AttachQuery>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<AttachmentInfo>), ApiError> {
-    need(&p, Permission::WorkAlerts)?;
-    if body.len() > MAX_ATTACHMENT {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("a file may be at most {} MiB", MAX_ATTACHMENT / 1024 / 1024),
-        ));
-    }
+    body: axum::body::Body,
+) -> Result<Created<AttachmentInfo>, ApiError> {
+    // Scope first: nothing is read from someone who may not touch the incident.
+    c.view(&st).incident(id).await?;
+    let body = extract::body_bytes(body, MAX_ATTACHMENT).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty())
+        .filter(|v| !v.is_empty() && v.len() <= 200)
         .unwrap_or("application/octet-stream")
         .to_string();
     let op = Op::Attach {
         incident: id,
         step: q.step.filter(|s| !s.is_empty()),
-        name: q.name,
+        name: crate::reply::safe_file_name(&q.name),
         content_type,
         data: body.to_vec(),
     };
-    match st.engine.operate(op, p.as_actor()).await? {
-        OpOutcome::Attachment(a) => Ok((StatusCode::CREATED, Json(*a))),
+    match st.engine.operate(op, c.who.as_actor()).await? {
+        OpOutcome::Attachment(a) => Ok(Created(*a)),
         _ => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "unexpected answer",
@@ -318,53 +304,95 @@ pub async fn attach(
     }
 }
 
-/// `GET /api/attachments/{id}`: the file as it was attached.
+/// What an attached file really is, by its first bytes: the few kinds a browser may show
+/// on the console's own origin. Anything else (HTML, SVG, scripts, whatever the uploader
+/// claimed) is only ever a download.
+pub fn showable(data: &[u8]) -> Option<&'static str> {
+    if data.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if data.starts_with(&[0xff, 0xd8, 0xff]) {
+        Some("image/jpeg")
+    } else if data.starts_with(b"GIF87a") || data.starts_with(b"GIF89a") {
+        Some("image/gif")
+    } else if data.len() > 12 && &data[..4] == b"RIFF" && &data[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else if data.starts_with(b"%PDF-") {
+        Some("application/pdf")
+    } else {
+        None
+    }
+}
+
+/// An attachment as served.
+pub struct AttachmentFile {
+    info: AttachmentInfo,
+    data: Vec<u8>,
+}
+
+impl IntoResponse for AttachmentFile {
+    fn into_response(self) -> Response {
+        let shown = showable(&self.data);
+        let mut r = self.data.into_response();
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(shown.unwrap_or("application/octet-stream")),
+        );
+        h.insert(
+            header::CONTENT_DISPOSITION,
+            crate::reply::content_disposition(
+                if shown.is_some() {
+                    "inline"
+                } else {
+                    "attachment"
+                },
+                &self.info.name,
+            ),
+        );
+        if let Ok(v) = HeaderValue::from_str(&self.info.sha256) {
+            h.insert(header::HeaderName::from_static("x-content-sha256"), v);
+        }
+        // Even a shown picture or PDF may run nothing and load nothing.
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; img-src 'self'; sandbox"),
+        );
+        r
+    }
+}
+
+impl aide::OperationOutput for AttachmentFile {
+    type Inner = ();
+    fn inferred_responses(
+        ctx: &mut aide::generate::GenContext,
+        op: &mut aide::openapi::Operation,
+    ) -> Vec<(Option<u16>, aide::openapi::Response)> {
+        Download::inferred_responses(ctx, op)
+    }
+}
+
+/// `GET /api/attachments/{id}`: pictures and PDFs (by their content) inline, everything
+/// else as a download.
 pub async fn attachment(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
-) -> Result<Response, ApiError> {
-    let (info, data) = st
-        .engine
-        .attachment(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no attachment {id}")))?;
-    let incident = st.engine.incident(info.incident).await?;
-    if !incident.is_some_and(|i| p.in_scope(i.unit.as_deref())) {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "outside your units"));
-    }
-    let safe: String = info
-        .name
-        .chars()
-        .map(|c| if c == '"' || c.is_control() { '_' } else { c })
-        .collect();
-    Ok((
-        [
-            (header::CONTENT_TYPE, info.content_type.clone()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("inline; filename=\"{safe}\""),
-            ),
-            (
-                header::HeaderName::from_static("x-content-sha256"),
-                info.sha256.clone(),
-            ),
-        ],
-        data,
-    )
-        .into_response())
+    c: Caller,
+    Path(Id { id }): Path<Id>,
+) -> Result<AttachmentFile, ApiError> {
+    let (info, data) = c.view(&st).attachment(id).await?;
+    Ok(AttachmentFile { info, data })
 }
 
 /// `GET /api/directives?state=open` (default, live), `all`, or a list of states.
 pub async fn directives(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
+    c: Caller,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Vec<Directive>> {
     let limit = q.limit.unwrap_or(500).min(10_000);
     let state = q.state.as_deref().unwrap_or("open");
+    let view = c.view(&st);
     let mut list = if state == "open" {
-        st.engine.hub().directives()
+        view.open_directives()
     } else {
         let states = if state == "all" {
             Vec::new()
@@ -381,42 +409,29 @@ pub async fn directives(
                 })
                 .collect::<Result<_, _>>()?
         };
-        st.engine.directives(states, limit).await?
+        view.directives(states, limit).await?
     };
-    list.retain(|d| p.in_scope(Some(&d.unit)));
     list.truncate(limit);
     Ok(Json(list))
 }
 
 pub async fn directive(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    c: Caller,
+    Path(Id { id }): Path<Id>,
 ) -> ApiResult<Directive> {
-    let d = st
-        .engine
-        .directive(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no directive {id}")))?;
-    if !p.in_scope(Some(&d.unit)) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("directive {id} is outside your units"),
-        ));
-    }
-    Ok(Json(d))
+    Ok(Json(c.view(&st).directive(id).await?))
 }
 
 /// `POST /api/directives`: issue a directive to a unit.
 pub async fn issue(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Json(b): Json<IssueDirectiveRequest>,
-) -> Result<(StatusCode, Json<Directive>), ApiError> {
-    need(&p, Permission::Direct)?;
+    c: Caller,
+    JsonBody(b): JsonBody<IssueDirectiveRequest>,
+) -> Result<Created<Directive>, ApiError> {
     let now = st.engine.clock().now();
     let deadline = match (b.deadline, b.within.as_deref()) {
-        (Some(d), _) => d,
+        (Some(d), _) => extract::time("deadline", d)?,
         (None, Some(w)) => now + duration(w)?,
         (None, None) => {
             return Err(ApiError::bad_request(
@@ -431,19 +446,19 @@ pub async fn issue(
         deadline,
         incident: b.incident,
     };
-    let d = directive_of(st.engine.operate(op, p.as_actor()).await?)?;
-    Ok((StatusCode::CREATED, Json(d)))
+    let d = directive_of(st.engine.operate(op, c.who.as_actor()).await?)?;
+    Ok(Created(d))
 }
 
 /// `POST /api/directives/{id}/{action}` with `{"text", "progress"}`: `ack`, `report`,
 /// `done` (the unit's people), `cancel` (the IOC).
 pub async fn directive_action(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path((id, action)): Path<(i64, String)>,
-    body: Option<Json<DirectiveActionRequest>>,
+    c: Caller,
+    Path(IdAction { id, action }): Path<IdAction>,
+    MaybeJson(body): MaybeJson<DirectiveActionRequest>,
 ) -> ApiResult<Directive> {
-    let b = body.map(|Json(b)| b).unwrap_or_default();
+    let b = body.unwrap_or_default();
     let act = match action.as_str() {
         "ack" => DirectiveAction::Ack,
         "report" => DirectiveAction::Report {
@@ -458,9 +473,9 @@ pub async fn directive_action(
         }
     };
     if act == DirectiveAction::Cancel {
-        need(&p, Permission::Direct)?;
+        c.need(Permission::Direct)?;
     } else {
-        need(&p, Permission::AnswerDirectives)?;
+        c.need(Permission::AnswerDirectives)?;
     }
     let op = Op::Directive {
         id,
@@ -468,11 +483,11 @@ pub async fn directive_action(
         text: b.text,
     };
     Ok(Json(directive_of(
-        st.engine.operate(op, p.as_actor()).await?,
+        st.engine.operate(op, c.who.as_actor()).await?,
     )?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub struct SilencesQuery {
     /// Over ones too, newest first.
     #[serde(default)]
@@ -482,31 +497,27 @@ pub struct SilencesQuery {
 /// `GET /api/silences` (not over; `?all=true`: every one, newest first).
 pub async fn silences(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
+    c: Caller,
     Query(q): Query<SilencesQuery>,
 ) -> ApiResult<Vec<Silence>> {
-    let mut list = if q.all {
-        st.engine.silences(1000).await?
+    let view = c.view(&st);
+    Ok(Json(if q.all {
+        view.silences(1000).await?
     } else {
-        st.engine.hub().silences()
-    };
-    if !p.info.units.is_empty() {
-        list.retain(|s| p.in_scope(s.matcher.unit.as_deref()));
-    }
-    Ok(Json(list))
+        view.current_silences()
+    }))
 }
 
 /// `POST /api/silences`: a silence from now, or a maintenance window later.
 pub async fn silence(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Json(b): Json<SilenceRequest>,
-) -> Result<(StatusCode, Json<Silence>), ApiError> {
-    need(&p, Permission::EditRules)?;
+    c: Caller,
+    JsonBody(b): JsonBody<SilenceRequest>,
+) -> Result<Created<Silence>, ApiError> {
     let now = st.engine.clock().now();
-    let starts_at: DateTime<Utc> = b.starts_at.unwrap_or(now);
+    let starts_at: DateTime<Utc> = extract::opt_time("starts_at", b.starts_at)?.unwrap_or(now);
     let ends_at = match (b.ends_at, b.duration.as_deref()) {
-        (Some(e), _) => e,
+        (Some(e), _) => extract::time("ends_at", e)?,
         (None, Some(d)) => starts_at + duration(d)?,
         (None, None) => {
             return Err(ApiError::bad_request(
@@ -520,20 +531,19 @@ pub async fn silence(
         ends_at,
         comment: Some(b.comment),
     };
-    let s = silence_of(st.engine.operate(op, p.as_actor()).await?)?;
-    Ok((StatusCode::CREATED, Json(s)))
+    let s = silence_of(st.engine.operate(op, c.who.as_actor()).await?)?;
+    Ok(Created(s))
 }
 
 /// `DELETE /api/silences/{id}`: ends it now.
 pub async fn end_silence(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    c: Caller,
+    Path(Id { id }): Path<Id>,
 ) -> ApiResult<Silence> {
-    need(&p, Permission::EditRules)?;
     Ok(Json(silence_of(
         st.engine
-            .operate(Op::EndSilence { id }, p.as_actor())
+            .operate(Op::EndSilence { id }, c.who.as_actor())
             .await?,
     )?))
 }

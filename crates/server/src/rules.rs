@@ -2,22 +2,24 @@
 //! answers 400 with the [`RuleCheck`] (every problem with its line and column), so the editor
 //! can mark the place.
 
-use crate::auth::need;
+use crate::auth::Caller;
+use crate::extract::{self, JsonBody, Name, Path};
+use crate::reply::Checked;
 use crate::{ApiError, AppState};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
-use chrono::{Duration, Utc};
-use ioc_engine::auth::{Permission, Principal};
-use ioc_model::{BacktestRequest, RuleCheck, RuleText, RulesResponse};
+use axum::response::NoContent;
+use axum::Json;
+use chrono::Duration;
+use ioc_model::{BacktestRequest, BacktestResponse, RuleCheck, RuleText, RulesResponse};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub async fn list(State(st): State<AppState>) -> Json<RulesResponse> {
     Json(st.engine.rules().await)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub struct ValidateBody {
     text: String,
     /// The rule being edited (its name before the edit); absent for a new rule.
@@ -27,10 +29,8 @@ pub struct ValidateBody {
 
 pub async fn validate(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Json(body): Json<ValidateBody>,
+    JsonBody(body): JsonBody<ValidateBody>,
 ) -> Result<Json<RuleCheck>, ApiError> {
-    need(&p, Permission::EditRules)?;
     Ok(Json(
         st.engine
             .check_rule(&body.text, body.replacing.as_deref())
@@ -38,68 +38,53 @@ pub async fn validate(
     ))
 }
 
-fn refused(check: RuleCheck) -> Response {
-    (StatusCode::BAD_REQUEST, Json(check)).into_response()
-}
-
 pub async fn create(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Json(body): Json<RuleText>,
-) -> Result<Response, ApiError> {
-    need(&p, Permission::EditRules)?;
-    Ok(
-        match st.engine.put_rule(&body.text, None, &p.actor()).await? {
-            Ok(c) => (StatusCode::CREATED, Json(c)).into_response(),
-            Err(c) => refused(c),
-        },
-    )
+    c: Caller,
+    JsonBody(body): JsonBody<RuleText>,
+) -> Result<Checked<RuleCheck>, ApiError> {
+    Ok(Checked::new(
+        st.engine.put_rule(&body.text, None, &c.actor()).await?,
+        StatusCode::CREATED,
+    ))
 }
 
 pub async fn replace(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(name): Path<String>,
-    Json(body): Json<RuleText>,
-) -> Result<Response, ApiError> {
-    need(&p, Permission::EditRules)?;
-    Ok(
-        match st
-            .engine
-            .put_rule(&body.text, Some(&name), &p.actor())
-            .await?
-        {
-            Ok(c) => Json(c).into_response(),
-            Err(c) => refused(c),
-        },
-    )
+    c: Caller,
+    Path(Name { name }): Path<Name>,
+    JsonBody(body): JsonBody<RuleText>,
+) -> Result<Checked<RuleCheck>, ApiError> {
+    Ok(Checked::new(
+        st.engine
+            .put_rule(&body.text, Some(&name), &c.actor())
+            .await?,
+        StatusCode::OK,
+    ))
 }
 
 pub async fn delete(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(name): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    need(&p, Permission::EditRules)?;
-    st.engine.delete_rule(&name, &p.actor()).await?;
-    Ok(StatusCode::NO_CONTENT)
+    c: Caller,
+    Path(Name { name }): Path<Name>,
+) -> Result<NoContent, ApiError> {
+    st.engine.delete_rule(&name, &c.actor()).await?;
+    Ok(NoContent)
 }
 
 pub async fn backtest(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Json(body): Json<BacktestRequest>,
-) -> Result<Response, ApiError> {
-    need(&p, Permission::EditRules)?;
-    let to = body.to.unwrap_or_else(Utc::now);
-    let from = body.from.unwrap_or(to - Duration::hours(24));
+    JsonBody(body): JsonBody<BacktestRequest>,
+) -> Result<Checked<BacktestResponse>, ApiError> {
+    let to = extract::opt_time("to", body.to)?.unwrap_or_else(|| st.engine.clock().now());
+    let from = extract::opt_time("from", body.from)?.unwrap_or(to - Duration::hours(24));
     if to - from > Duration::days(93) {
         return Err(ApiError::bad_request(
             "a backtest covers at most 93 days; choose a shorter period",
         ));
     }
-    Ok(match st.engine.backtest(&body.text, from, to).await? {
-        Ok(r) => Json(r).into_response(),
-        Err(c) => refused(c),
-    })
+    Ok(Checked::new(
+        st.engine.backtest(&body.text, from, to).await?,
+        StatusCode::OK,
+    ))
 }

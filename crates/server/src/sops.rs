@@ -2,21 +2,23 @@
 //! remove, and any earlier version's text. A refused template answers 400 with its
 //! [`RuleCheck`] (every problem with line and column).
 
-use crate::auth::need;
+use crate::auth::Caller;
+use crate::extract::{JsonBody, Name, Path};
+use crate::reply::{Checked, Text};
 use crate::{ApiError, AppState};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
-use ioc_engine::auth::{Permission, Principal};
+use axum::response::NoContent;
+use axum::Json;
 use ioc_model::{RuleCheck, RuleText, SopInfo};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub async fn list(State(st): State<AppState>) -> Result<Json<Vec<SopInfo>>, ApiError> {
     Ok(Json(st.engine.sops().await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub struct ValidateBody {
     text: String,
     /// The template being edited (its name before the edit); absent for a new one.
@@ -26,73 +28,60 @@ pub struct ValidateBody {
 
 pub async fn validate(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Json(b): Json<ValidateBody>,
+    JsonBody(b): JsonBody<ValidateBody>,
 ) -> Result<Json<RuleCheck>, ApiError> {
-    need(&p, Permission::EditRules)?;
     Ok(Json(
         st.engine.check_sop(&b.text, b.replacing.as_deref()).await,
     ))
 }
 
-fn saved(r: Result<SopInfo, RuleCheck>, status: StatusCode) -> Response {
-    match r {
-        Ok(info) => (status, Json(info)).into_response(),
-        Err(c) => (StatusCode::BAD_REQUEST, Json(c)).into_response(),
-    }
-}
-
 pub async fn create(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Json(b): Json<RuleText>,
-) -> Result<Response, ApiError> {
-    need(&p, Permission::EditRules)?;
-    Ok(saved(
-        st.engine.put_sop(&b.text, None, &p.actor()).await?,
+    c: Caller,
+    JsonBody(b): JsonBody<RuleText>,
+) -> Result<Checked<SopInfo>, ApiError> {
+    Ok(Checked::new(
+        st.engine.put_sop(&b.text, None, &c.actor()).await?,
         StatusCode::CREATED,
     ))
 }
 
 pub async fn replace(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(name): Path<String>,
-    Json(b): Json<RuleText>,
-) -> Result<Response, ApiError> {
-    need(&p, Permission::EditRules)?;
-    Ok(saved(
-        st.engine.put_sop(&b.text, Some(&name), &p.actor()).await?,
+    c: Caller,
+    Path(Name { name }): Path<Name>,
+    JsonBody(b): JsonBody<RuleText>,
+) -> Result<Checked<SopInfo>, ApiError> {
+    Ok(Checked::new(
+        st.engine.put_sop(&b.text, Some(&name), &c.actor()).await?,
         StatusCode::OK,
     ))
 }
 
 pub async fn delete(
     State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(name): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    need(&p, Permission::EditRules)?;
-    st.engine.delete_sop(&name, &p.actor()).await?;
-    Ok(StatusCode::NO_CONTENT)
+    c: Caller,
+    Path(Name { name }): Path<Name>,
+) -> Result<NoContent, ApiError> {
+    st.engine.delete_sop(&name, &c.actor()).await?;
+    Ok(NoContent)
+}
+
+/// `{name}/versions/{version}` in a route.
+#[derive(Deserialize, JsonSchema)]
+pub struct VersionPath {
+    name: String,
+    version: u32,
 }
 
 /// `GET /api/sops/{name}/versions/{version}`: that version's text.
 pub async fn version(
     State(st): State<AppState>,
-    Path((name, version)): Path<(String, u32)>,
-) -> Result<Response, ApiError> {
-    let text = st
-        .engine
+    Path(VersionPath { name, version }): Path<VersionPath>,
+) -> Result<Text, ApiError> {
+    st.engine
         .sop_version(&name, version)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no version {version} of {name:?}")))?;
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response())
+        .map(Text)
+        .ok_or_else(|| ApiError::not_found(format!("no version {version} of {name:?}")))
 }

@@ -4,22 +4,25 @@
 //! changed, and a heartbeat after `hub.heartbeat` of silence. A slow client simply receives
 //! bigger, fewer deltas: nothing queues up per client.
 //!
-//! Someone limited to some units gets only their units' alerts, incidents, directives and
-//! silences (the map's devices stay whole: a commune's staff see their neighbours' rivers).
+//! Someone limited to some units gets only their units' devices and values, alerts,
+//! incidents, directives and silences (through their [`ioc_engine::View`]).
 
+use crate::auth::Caller;
+use crate::extract::Query;
 use crate::AppState;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use ioc_engine::auth::Principal;
 use ioc_engine::hub::Catchup;
 use ioc_model::ServerMsg;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::time::Duration;
 use tokio::time::{sleep_until, Instant};
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 pub struct WsQuery {
     epoch: Option<String>,
     since: Option<u64>,
@@ -27,41 +30,16 @@ pub struct WsQuery {
 
 pub async fn upgrade(
     State(st): State<AppState>,
-    axum::Extension(p): axum::Extension<Principal>,
+    c: Caller,
     Query(q): Query<WsQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    ws.on_upgrade(move |socket| session(st, q, p, socket))
+    ws.on_upgrade(move |socket| session(st, q, c.who, socket))
 }
 
 /// Keeps only what is in the person's units.
-fn scoped(mut msg: ServerMsg, p: &Principal) -> ServerMsg {
-    if p.info.units.is_empty() {
-        return msg;
-    }
-    match &mut msg {
-        ServerMsg::Snapshot {
-            alerts,
-            incidents,
-            directives,
-            silences,
-            ..
-        }
-        | ServerMsg::Delta {
-            alerts,
-            incidents,
-            directives,
-            silences,
-            ..
-        } => {
-            alerts.retain(|a| p.in_scope(a.unit.as_deref()));
-            incidents.retain(|i| p.in_scope(i.unit.as_deref()));
-            directives.retain(|d| p.in_scope(Some(&d.unit)));
-            silences.retain(|s| p.in_scope(s.matcher.unit.as_deref()));
-        }
-        ServerMsg::Heartbeat { .. } => {}
-    }
-    msg
+fn scoped(st: &AppState, msg: ServerMsg, p: &Principal) -> ServerMsg {
+    st.engine.view(p.scope()).feed(msg)
 }
 
 async fn send(
@@ -84,7 +62,7 @@ async fn session(st: AppState, q: WsQuery, p: Principal, socket: WebSocket) {
         Catchup::UpToDate => {}
         Catchup::Delta(m) | Catchup::Snapshot(m) => {
             seq = m.seq();
-            if !send(&mut sink, &scoped(m, &p)).await {
+            if !send(&mut sink, &scoped(&st, m, &p)).await {
                 return;
             }
         }
@@ -103,7 +81,7 @@ async fn session(st: AppState, q: WsQuery, p: Principal, socket: WebSocket) {
                     Catchup::UpToDate => continue,
                     Catchup::Delta(m) | Catchup::Snapshot(m) => {
                         seq = m.seq();
-                        if !send(&mut sink, &scoped(m, &p)).await {
+                        if !send(&mut sink, &scoped(&st, m, &p)).await {
                             break;
                         }
                         last_sent = Instant::now();

@@ -10,6 +10,7 @@ use ioc_model::{Domain, Entity, Role, ServerMsg, Unit};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const PASSWORD: &str = "mật khẩu ca trực";
 
@@ -94,7 +95,7 @@ impl Client {
     async fn login(addr: SocketAddr, user: &str) -> Client {
         let r = reqwest::Client::new()
             .post(format!("http://{addr}/api/login"))
-            .json(&json!({"username": user, "password": PASSWORD}))
+            .json(&json!({"username": user, "password": PASSWORD, "token": true}))
             .send()
             .await
             .unwrap();
@@ -464,20 +465,43 @@ async fn incidents_directives_silences_and_templates_by_role_and_unit() {
     assert_eq!(r.text().await.unwrap(), text);
 
     // The feed of a commune's staff carries only their commune's operations.
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token={}", oc_cualo.token))
-            .await
-            .unwrap();
+    let mut req = format!("ws://{addr}/ws").into_client_request().unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", oc_cualo.token).parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     let first = ws.next().await.unwrap().unwrap().into_text().unwrap();
     let ServerMsg::Snapshot {
-        alerts, incidents, ..
+        alerts,
+        incidents,
+        entities,
+        ..
     } = serde_json::from_str(&first).unwrap()
     else {
         panic!("a snapshot first")
     };
+    // Their commune's alerts and devices, and there are some: an empty list would pass the
+    // "all in scope" check without showing anything.
+    assert!(
+        !alerts.is_empty(),
+        "the commune's own alerts are in the feed"
+    );
     assert!(
         alerts.iter().all(|a| a.unit.as_deref() == Some("16684")),
         "{alerts:?}"
+    );
+    assert!(
+        !entities.is_empty(),
+        "the commune's own devices are in the feed"
+    );
+    assert!(
+        entities.iter().all(|e| e.unit.as_deref() == Some("16684")),
+        "{:?}",
+        entities
+            .iter()
+            .map(|e| (&e.id, &e.unit))
+            .collect::<Vec<_>>()
     );
     assert_eq!(incidents.len(), 1);
     assert_eq!(incidents[0].id, cualo);

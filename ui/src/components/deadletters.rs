@@ -92,7 +92,7 @@ pub fn DeadLettersView() -> impl IntoView {
                         placeholder=move || i18n.tr("dead-search")
                         on:input=move |e| query.set(event_target_value(&e))
                     />
-                    <a class="btn" id="dead-export" href=move || crate::api::with_token(&format!("/api/deadletters?format=csv&{}", query_string().replace("limit=500", "limit=100000")))>
+                    <a class="btn" id="dead-export" href=move || format!("/api/deadletters?format=csv&{}", query_string().replace("limit=500", "limit=100000"))>
                         {move || i18n.tr("dead-export")}
                     </a>
                 </div>

@@ -644,8 +644,8 @@ pub fn IncidentsView() -> impl IntoView {
                     let state = i.state;
                     let lang = i18n.lang.get();
                     let sop = i.sop.clone().map(|s| format!("{} · v{}", s.title, s.version)).unwrap_or_else(|| i18n.tr("incident-no-sop"));
-                    let pdf = api::with_token(&format!("/api/incidents/{id}/report.pdf"));
-                    let csv = api::with_token(&format!("/api/incidents/{id}/report.csv"));
+                    let pdf = format!("/api/incidents/{id}/report.pdf");
+                    let csv = format!("/api/incidents/{id}/report.csv");
                     let steps = i.steps.clone();
                     let events = i.events.clone();
                     let directives: Vec<ioc_model::Directive> = {
@@ -755,7 +755,7 @@ pub fn IncidentsView() -> impl IntoView {
                                     let answers = s.answers.clone();
                                     let step_files: Vec<&ioc_model::AttachmentInfo> = attachments.iter().filter(|a| a.step.as_deref() == Some(sid.as_str())).collect();
                                     let files = step_files.iter().map(|a| {
-                                        let href = api::with_token(&format!("/api/attachments/{}", a.id));
+                                        let href = format!("/api/attachments/{}", a.id);
                                         view! { <a class="file" href=href target="_blank">{format!("📎 {}", a.name)}</a> }
                                     }).collect_view();
                                     let row = NodeRef::<leptos::html::Li>::new();

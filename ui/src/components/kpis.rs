@@ -429,7 +429,7 @@ pub fn KpisView() -> impl IntoView {
                 </div>
                 {move || job.get().map(|j| {
                     let done = j.state == ReportState::Done;
-                    let href = api::with_token(&format!("/api/reports/{}/file", j.id));
+                    let href = format!("/api/reports/{}/file", j.id);
                     view! {
                         <div class="report-progress" id="report-progress" data-state=format!("{:?}", j.state).to_lowercase()>
                             <span class="progress wide"><i style=format!("width:{}%", j.progress)></i></span>
@@ -442,7 +442,7 @@ pub fn KpisView() -> impl IntoView {
             </form>
             <ul class="report-files" id="report-files">
                 {move || reports.get().files.into_iter().take(30).map(|f| {
-                    let href = api::with_token(&format!("/api/reports/files/{}", api::enc(&f.name)));
+                    let href = format!("/api/reports/files/{}", api::enc(&f.name));
                     view! { <li><a href=href>{f.name.clone()}</a><span class="muted">{format!(" · {} kB", f.size.div_ceil(1024))}</span></li> }
                 }).collect_view()}
                 {move || reports.get().jobs.into_iter().filter(|j| j.state == ReportState::Failed).take(5).map(|j| view! {

@@ -37,7 +37,6 @@ pub fn Root() -> impl IntoView {
         if phase.get_untracked() == Phase::Ready
             && me.0.get_untracked().is_some_and(|m| m.sign_in_required)
         {
-            session::clear();
             phase.set(Phase::SignIn);
         }
     });
@@ -48,7 +47,6 @@ pub fn Root() -> impl IntoView {
                 phase.set(Phase::Ready);
             }
             Err(e) if e.starts_with("401") => {
-                session::clear();
                 phase.set(Phase::SignIn);
             }
             Err(_) => phase.set(Phase::Offline),
@@ -85,9 +83,9 @@ fn SignIn() -> impl IntoView {
         };
         spawn_local(async move {
             match api::post::<_, LoginResponse>("/api/login", &body).await {
-                Ok(r) => {
-                    session::set(&r.token);
-                    // Start clean: the feed and every screen with the new session.
+                Ok(_) => {
+                    // The session is in its cookie now. Start clean: the feed and every
+                    // screen with the new session.
                     let _ = web_sys::window().expect("window").location().reload();
                 }
                 Err(e) => {
@@ -136,8 +134,7 @@ fn SignIn() -> impl IntoView {
 /// Ends the session on the server and shows the sign-in form.
 pub fn sign_out() {
     spawn_local(async move {
-        let _ = api::post::<_, serde_json::Value>("/api/logout", &serde_json::json!({})).await;
-        session::clear();
+        let _ = api::send_json("POST", "/api/logout", &serde_json::json!({})).await;
         let _ = web_sys::window().expect("window").location().reload();
     });
 }

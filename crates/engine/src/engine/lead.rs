@@ -370,6 +370,7 @@ impl Engine {
         &self,
         period: Option<Period>,
         date: Option<NaiveDate>,
+        units: Option<Vec<String>>,
     ) -> Result<Vec<KpiValue>, EngineError> {
         let set = self.kpi_set().await;
         let (now, tz) = (self.clock.now(), self.config.tz());
@@ -378,20 +379,20 @@ impl Engine {
                 .iter()
                 .map(|k| {
                     let (p, range) = kpi::range_of(k, period, date, now, tz);
-                    kpi::value(r, k, range, p, None, tz)
+                    kpi::value(r, k, range, p, units.as_deref(), tz)
                 })
                 .collect()
         })
         .await
     }
 
-    /// One KPI over a period (of one unit).
+    /// One KPI over a period (of some units; `None`: all).
     pub async fn kpi_value(
         &self,
         id: &str,
         period: Option<Period>,
         date: Option<NaiveDate>,
-        unit: Option<String>,
+        unit: Option<Vec<String>>,
     ) -> Result<KpiValue, EngineError> {
         let set = self.kpi_set().await;
         let k = set
@@ -413,7 +414,7 @@ impl Engine {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         period: Option<Period>,
-        unit: Option<String>,
+        unit: Option<Vec<String>>,
     ) -> Result<KpiSeries, EngineError> {
         let set = self.kpi_set().await;
         let k = set
@@ -425,13 +426,13 @@ impl Engine {
             .await
     }
 
-    /// The entities or records behind a KPI's number in a period (of one unit).
+    /// The entities or records behind a KPI's number in a period (of some units).
     pub async fn kpi_detail(
         &self,
         id: &str,
         period: Option<Period>,
         date: Option<NaiveDate>,
-        unit: Option<String>,
+        unit: Option<Vec<String>>,
     ) -> Result<Vec<KpiItem>, EngineError> {
         let set = self.kpi_set().await;
         let k = set

@@ -62,6 +62,9 @@ pub enum EngineError {
     NotFound(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A field or a body over its limit (the API answers 422).
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 pub struct Engine {
@@ -120,7 +123,7 @@ fn lock(data_dir: &Path) -> Result<std::fs::File, EngineError> {
 }
 
 /// The URL of the server running the engine that holds `data_dir`, if one does.
-pub fn running_server(data_dir: &Path) -> Option<String> {
+pub fn running_server(data_dir: &Path) -> Option<RunningServer> {
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open(data_dir.join(LOCK_FILE))
@@ -130,7 +133,19 @@ pub fn running_server(data_dir: &Path) -> Option<String> {
     }
     let info: serde_json::Value =
         serde_json::from_slice(&std::fs::read(data_dir.join(SERVER_FILE)).ok()?).ok()?;
-    info["url"].as_str().map(str::to_string)
+    Some(RunningServer {
+        url: info["url"].as_str()?.to_string(),
+        admin_key: info["admin_key"].as_str().map(str::to_string),
+    })
+}
+
+/// An engine running on a data folder, as its `server.json` tells.
+#[derive(Debug, Clone)]
+pub struct RunningServer {
+    pub url: String,
+    /// The key a tool on this machine acts as administrator with (`Authorization: Bearer`;
+    /// the server takes it from loopback only).
+    pub admin_key: Option<String>,
 }
 
 impl Engine {
@@ -413,17 +428,33 @@ impl Engine {
     /// Adds (or replaces) a source from the admin screen: checked, kept in the store, started.
     /// A source of the config file cannot be replaced from here.
     pub async fn put_source(&self, text: &str, actor: &str) -> Result<SourceStatus, EngineError> {
-        let config = SourceConfig::parse(text).map_err(EngineError::BadInput)?;
-        let name = config.name().to_string();
-        let mut before = None;
-        if let Some(existing) = self.sources.get(&name) {
-            let status = existing.status();
-            if !status.managed {
+        // The name first, to find the secrets an edit leaves out.
+        let named = SourceConfig::parse(text).map_err(EngineError::BadInput);
+        let name = match &named {
+            Ok(c) => c.name().to_string(),
+            Err(_) => toml::from_str::<toml::Table>(text)
+                .ok()
+                .and_then(|t| t.get("name").and_then(|n| n.as_str()).map(str::to_string))
+                .unwrap_or_default(),
+        };
+        let existing = self.sources.get(&name);
+        if let Some(h) = &existing {
+            if !h.status().managed {
                 return Err(EngineError::BadInput(format!(
                     "{name:?} is a source of the configuration file; change it there"
                 )));
             }
-            before = status.config.map(serde_json::Value::String);
+        }
+        let old = existing
+            .as_ref()
+            .and_then(|h| h.managed_text().map(str::to_string));
+        let full = sources::secrets::merge(text, old.as_deref()).map_err(EngineError::BadInput)?;
+        let text = full.as_str();
+        let config = SourceConfig::parse(text).map_err(EngineError::BadInput)?;
+        let before = old
+            .as_deref()
+            .map(|o| serde_json::Value::String(sources::secrets::redact(o).0));
+        if existing.is_some() {
             self.stop_source(&name).await;
         }
         let now = self.clock.now().timestamp_millis();
@@ -436,7 +467,8 @@ impl Engine {
                     action: "source.put".into(),
                     target: format!("source:{name}"),
                     before,
-                    after: Some(serde_json::Value::String(text.to_string())),
+                    // What changed, never the secrets' values.
+                    after: Some(serde_json::Value::String(sources::secrets::redact(text).0)),
                 }],
                 ..Default::default()
             })
@@ -458,6 +490,7 @@ impl Engine {
                     "{name:?} is a source of the configuration file; remove it there"
                 )))
             }
+            // Without its secrets (`config` is shown redacted).
             Some(h) => h.status().config.map(serde_json::Value::String),
         };
         self.stop_source(name).await;
@@ -679,6 +712,11 @@ impl Engine {
         comment: Option<String>,
         scope: Option<Vec<String>>,
     ) -> Result<Alert, EngineError> {
+        use crate::operate::limits::{check, check_opt, LINE, TEXT};
+        check_opt("comment", &comment, TEXT)?;
+        if let AlertAction::Assign { to } = &action {
+            check("to", to, LINE)?;
+        }
         let (reply, rx) = oneshot::channel();
         self.sender
             .tx
@@ -719,10 +757,26 @@ impl Engine {
         target: Option<String>,
         limit: usize,
     ) -> Result<Vec<crate::audit::AuditRow>, EngineError> {
-        self.blocking(move |r| {
-            r.with(|c| crate::audit::recent(c, target.as_deref(), limit).map_err(Into::into))
-        })
-        .await
+        let mut rows = self
+            .blocking(move |r| {
+                r.with(|c| crate::audit::recent(c, target.as_deref(), limit).map_err(Into::into))
+            })
+            .await?;
+        // Entries written before secrets were kept out of the log are shown without them
+        // (the stored rows stay as they are: the chain covers them).
+        for row in &mut rows {
+            if row.entry.action.starts_with("source.") {
+                for v in [&mut row.entry.before, &mut row.entry.after]
+                    .into_iter()
+                    .flatten()
+                {
+                    if let serde_json::Value::String(s) = v {
+                        *s = sources::secrets::redact(s).0;
+                    }
+                }
+            }
+        }
+        Ok(rows)
     }
 
     async fn blocking<T: Send + 'static>(
@@ -858,10 +912,29 @@ impl Engine {
         })
     }
 
-    /// Records where this engine is served, for `ioc import` and other tools.
+    /// Records where this engine is served, for `ioc import` and other tools on this
+    /// machine, with the key they act as administrator with (so the file is the owner's
+    /// only, like the database next to it).
     pub fn announce(&self, url: &str) {
-        let body = serde_json::json!({"url": url, "pid": std::process::id()});
-        let _ = std::fs::write(self.data_dir.join(SERVER_FILE), body.to_string());
+        let body = serde_json::json!({
+            "url": url,
+            "pid": std::process::id(),
+            "admin_key": self.auth.admin_key(),
+        });
+        let path = self.data_dir.join(SERVER_FILE);
+        let written = {
+            use std::io::Write;
+            let mut o = std::fs::OpenOptions::new();
+            o.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+            o.open(&path)
+                .and_then(|mut f| f.write_all(body.to_string().as_bytes()))
+        };
+        crate::store::owner_only(&path, false);
+        if let Err(e) = written {
+            tracing::warn!("cannot write {}: {e}", path.display());
+        }
     }
 
     /// Stops the sources, lets the pipeline commit everything already queued, stops the

@@ -82,6 +82,7 @@ impl Engine {
     /// Carries out an incident, directive or silence operation; answers once it is
     /// committed and published.
     pub async fn operate(&self, op: Op, actor: Actor) -> Result<OpOutcome, EngineError> {
+        op.check_sizes()?;
         let (reply, rx) = oneshot::channel();
         self.sender
             .tx

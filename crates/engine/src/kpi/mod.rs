@@ -132,25 +132,26 @@ pub fn items(
     })
 }
 
-/// The items of one period, only those of `unit` if given.
-fn in_unit(items: Vec<Item>, unit: Option<&str>) -> Vec<Item> {
-    match unit {
+/// The items of one period, only those of `units` if given (a unit's page, or the unit
+/// scope of whoever asks: a commune's staff count their communes, not the province).
+fn in_unit(items: Vec<Item>, units: Option<&[String]>) -> Vec<Item> {
+    match units {
         None => items,
-        Some(u) => items
+        Some(us) => items
             .into_iter()
-            .filter(|i| i.unit.as_deref() == Some(u))
+            .filter(|i| i.unit.as_deref().is_some_and(|u| us.iter().any(|x| x == u)))
             .collect(),
     }
 }
 
-/// A KPI over `[from, to)` (of one unit, if given) with its previous period and its
+/// A KPI over `[from, to)` (of some units, if given) with its previous period and its
 /// breakdown by unit.
 pub fn value(
     reader: &Reader,
     kpi: &Kpi,
     (from, to): (DateTime<Utc>, DateTime<Utc>),
     period: Period,
-    unit: Option<&str>,
+    unit: Option<&[String]>,
     tz: Tz,
 ) -> Result<KpiValue, StoreError> {
     let prev = period::previous(period, from, tz);
@@ -216,7 +217,7 @@ pub fn series(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     period: Option<Period>,
-    unit: Option<&str>,
+    unit: Option<&[String]>,
     tz: Tz,
 ) -> Result<KpiSeries, StoreError> {
     let p = period.unwrap_or(kpi.config.period);
@@ -242,7 +243,7 @@ pub fn series(
         period: p,
         uom: kpi.config.uom.clone(),
         target: kpi.config.target,
-        unit: unit.map(str::to_string),
+        unit: unit.filter(|u| u.len() == 1).map(|u| u[0].clone()),
         points,
     })
 }
@@ -253,7 +254,7 @@ pub fn detail(
     reader: &Reader,
     kpi: &Kpi,
     range: (DateTime<Utc>, DateTime<Utc>),
-    unit: Option<&str>,
+    unit: Option<&[String]>,
     tz: Tz,
 ) -> Result<Vec<ioc_model::KpiItem>, StoreError> {
     let mut all = items(reader, kpi, &[range], tz)?;

@@ -155,7 +155,8 @@ impl DirectiveBook {
             .get(&id)
             .cloned()
             .ok_or_else(|| OpError::NotFound(format!("no open directive {id}")))?;
-        if *action != DirectiveAction::Cancel && !actor.in_scope(Some(&d.unit)) {
+        // Cancelling too: a commune's people do not cancel another commune's orders.
+        if !actor.in_scope(Some(&d.unit)) {
             return Err(OpError::OutOfScope(format!(
                 "directive {id} is addressed to {}, outside your units",
                 d.unit_name

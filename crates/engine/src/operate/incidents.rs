@@ -112,17 +112,18 @@ impl IncidentBook {
         let first = alerts
             .first()
             .ok_or_else(|| OpError::Invalid("an incident needs at least one alert".into()))?;
+        // Scope first: someone of another unit learns nothing of these alerts.
+        if let Some(a) = alerts.iter().find(|a| !actor.in_scope(a.unit.as_deref())) {
+            return Err(OpError::OutOfScope(format!(
+                "alert {} is outside your units",
+                a.id
+            )));
+        }
         if let Some(a) = alerts.iter().find(|a| a.incident.is_some()) {
             return Err(OpError::Conflict(format!(
                 "alert {} is already in incident {}",
                 a.id,
                 a.incident.unwrap_or_default()
-            )));
-        }
-        if let Some(a) = alerts.iter().find(|a| !actor.in_scope(a.unit.as_deref())) {
-            return Err(OpError::OutOfScope(format!(
-                "alert {} is outside your units",
-                a.id
             )));
         }
         let severity = alerts.iter().map(|a| a.severity).max().unwrap_or_default();

@@ -10,6 +10,7 @@
 pub mod correlate;
 pub mod directives;
 pub mod incidents;
+pub mod limits;
 pub mod report;
 pub mod silences;
 pub mod sop;

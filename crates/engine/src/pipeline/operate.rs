@@ -133,6 +133,77 @@ pub enum OpOutcome {
     Attachment(Box<AttachmentInfo>),
 }
 
+impl Op {
+    /// Refuses text fields over their limits (see [`crate::operate::limits`]).
+    pub fn check_sizes(&self) -> Result<(), crate::engine::EngineError> {
+        use crate::operate::limits::{check, check_opt, ALERTS, BODY, LINE, TEXT};
+        match self {
+            Op::OpenIncident {
+                alerts,
+                sop,
+                title,
+                comment,
+            } => {
+                if alerts.len() > ALERTS {
+                    return Err(crate::engine::EngineError::TooLarge(format!(
+                        "at most {ALERTS} alerts at once"
+                    )));
+                }
+                check_opt("sop", sop, LINE)?;
+                check_opt("title", title, LINE)?;
+                check_opt("comment", comment, TEXT)
+            }
+            Op::AddAlert { .. } | Op::EndSilence { .. } => Ok(()),
+            Op::StepDone {
+                step,
+                answer,
+                comment,
+                ..
+            } => {
+                check("step", step, LINE)?;
+                check_opt("answer", answer, TEXT)?;
+                check_opt("comment", comment, TEXT)
+            }
+            Op::Check { step, .. } => check("step", step, LINE),
+            Op::Skip { step, comment, .. } => {
+                check("step", step, LINE)?;
+                check_opt("comment", comment, TEXT)
+            }
+            Op::Comment { comment, .. }
+            | Op::Resolve { comment, .. }
+            | Op::Reopen { comment, .. }
+            | Op::Close { comment, .. } => check_opt("comment", comment, TEXT),
+            Op::Attach {
+                step,
+                name,
+                content_type,
+                ..
+            } => {
+                check_opt("step", step, LINE)?;
+                check("name", name, LINE)?;
+                check("content type", content_type, LINE)
+            }
+            Op::Issue {
+                unit, title, body, ..
+            } => {
+                check("unit", unit, LINE)?;
+                check("title", title, LINE)?;
+                check("body", body, BODY)
+            }
+            Op::Directive { text, .. } => check_opt("text", text, TEXT),
+            Op::Silence {
+                matcher, comment, ..
+            } => {
+                check_opt("rule", &matcher.rule, LINE)?;
+                check_opt("entity", &matcher.entity, LINE)?;
+                check_opt("unit", &matcher.unit, LINE)?;
+                check_opt("category", &matcher.category, LINE)?;
+                check_opt("comment", comment, TEXT)
+            }
+        }
+    }
+}
+
 impl Pipeline {
     /// Carries out an operation; what it changed goes into `p`.
     pub(super) fn operate(
@@ -307,6 +378,11 @@ impl Pipeline {
                     .get(&unit)
                     .cloned()
                     .ok_or_else(|| OpError::Invalid(format!("no unit {unit:?}")))?;
+                if !actor.in_scope(Some(&unit)) {
+                    return Err(OpError::OutOfScope(format!(
+                        "unit {unit:?} is outside your units"
+                    )));
+                }
                 if let Some(i) = incident {
                     let inc = self.ops.incidents.get(i).ok_or_else(|| {
                         OpError::NotFound(format!("no incident {i} that is not closed"))

@@ -89,7 +89,8 @@ pub fn build(
     progress: Progress<'_>,
 ) -> Result<StatReport, StoreError> {
     let (from, to) = kpi::period::of_date(request.period, request.date, tz);
-    let unit = request.unit.as_deref();
+    let units = request.unit.clone().map(|u| vec![u]);
+    let unit = units.as_deref();
     let chosen: Vec<_> = kpis
         .kpis
         .iter()
@@ -116,7 +117,11 @@ pub fn build(
     let (f, t) = (from.timestamp_millis(), to.timestamp_millis());
     let mut alerts: BTreeMap<String, AlertRow> = BTreeMap::new();
     for r in reader.alert_records(f, t)? {
-        if unit.is_some_and(|u| r.unit.as_deref() != Some(u)) {
+        if request
+            .unit
+            .as_deref()
+            .is_some_and(|u| r.unit.as_deref() != Some(u))
+        {
             continue;
         }
         let domain = Domain::parse(&text(&r, "domain")).unwrap_or(Domain::Other);
@@ -147,7 +152,11 @@ pub fn build(
     let mut incidents = (0, 0, 0);
     for r in reader.incident_records(f, t)? {
         let domain = Domain::parse(&text(&r, "domain")).unwrap_or(Domain::Other);
-        if unit.is_some_and(|u| r.unit.as_deref() != Some(u)) || !in_domain(request.domain, domain)
+        if request
+            .unit
+            .as_deref()
+            .is_some_and(|u| r.unit.as_deref() != Some(u))
+            || !in_domain(request.domain, domain)
         {
             continue;
         }
@@ -163,7 +172,10 @@ pub fn build(
     // Directives have no domain of their own: the IOC's, in every report and the all-domain one.
     if request.domain.is_none() || request.domain == Some(Domain::Other) {
         for r in reader.directive_records(f, t)? {
-            if unit.is_some_and(|u| r.unit.as_deref() != Some(u))
+            if request
+                .unit
+                .as_deref()
+                .is_some_and(|u| r.unit.as_deref() != Some(u))
                 || text(&r, "state") == "cancelled"
             {
                 continue;
@@ -177,7 +189,7 @@ pub fn build(
             }
         }
     }
-    let unit_name = match unit {
+    let unit_name = match request.unit.as_deref() {
         None => None,
         Some(u) => Some(
             reader
@@ -254,6 +266,20 @@ pub fn file_name(r: &ReportRequest) -> String {
         r.date.format("%Y-%m-%d"),
         r.format.as_str()
     )
+}
+
+/// The unit a report file is of, from its name (`None`: the whole province), so the
+/// reports folder is shown to each person only with their units' files. Unit codes are
+/// digits (the commune codes), domains and periods are words.
+pub fn unit_of_file(name: &str) -> Option<String> {
+    let rest = name.strip_prefix("bao-cao-")?;
+    let mut parts = rest.split('-');
+    let _domain = parts.next()?;
+    let next = parts.next()?;
+    (!next.is_empty()
+        && next.chars().all(|c| c.is_ascii_alphanumeric())
+        && ioc_model::Period::parse(next).is_none())
+    .then(|| next.to_string())
 }
 
 /// A number as a report prints it.

@@ -57,6 +57,11 @@ impl SourceHealth {
         self
     }
 
+    /// Its whole configuration (secrets included), for an edit that keeps them.
+    pub fn managed_text(&self) -> Option<&str> {
+        self.managed.as_deref()
+    }
+
     pub fn set_state(&self, state: SourceState) {
         let mut i = self.inner.lock().unwrap();
         if state == SourceState::Connected {
@@ -92,7 +97,9 @@ impl SourceHealth {
         i.sample = (now, (now - before) as f64 / seconds.max(0.001));
     }
 
+    /// How it is doing, as the API shows it: secrets never in it.
     pub fn status(&self) -> SourceStatus {
+        let shown = self.managed.as_deref().map(super::secrets::redact);
         let i = self.inner.lock().unwrap();
         SourceStatus {
             name: self.name.clone(),
@@ -102,10 +109,11 @@ impl SourceHealth {
             messages: self.messages.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
             rate: i.sample.1,
-            last_error: i.last_error.clone(),
-            detail: self.detail.clone(),
+            last_error: i.last_error.as_deref().map(super::secrets::redact_text),
+            detail: self.detail.as_deref().map(super::secrets::redact_text),
             managed: self.managed.is_some(),
-            config: self.managed.clone(),
+            config: shown.as_ref().map(|(t, _)| t.clone()),
+            secrets: shown.map(|(_, s)| s).unwrap_or_default(),
         }
     }
 }

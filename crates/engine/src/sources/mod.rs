@@ -6,6 +6,7 @@ pub mod file;
 pub mod health;
 pub mod http;
 pub mod mqtt;
+pub mod secrets;
 pub mod sensorthings;
 pub mod simulator;
 pub mod websocket;

@@ -54,12 +54,44 @@ pub fn open(data_dir: &Path) -> Result<PathBuf, StoreError> {
         source,
     })?;
     let path = data_dir.join(DB_FILE);
+    owner_only(data_dir, true);
     let mut conn = connect(&path)?;
+    // Before the first write creates the WAL: SQLite gives the -wal and -shm files the
+    // database file's own permissions.
+    for f in [DB_FILE, "ioc.db-wal", "ioc.db-shm"] {
+        owner_only(&data_dir.join(f), false);
+    }
     schema::migrate(&mut conn).map_err(|e| StoreError::Migration {
         path: path.clone(),
         message: e.to_string(),
     })?;
     Ok(path)
+}
+
+/// The data folder holds secrets (the sources' passwords and tokens, sessions, the audit
+/// key): readable by its owner only. A file that does not exist yet is left alone; a
+/// failure is logged, not fatal (some file systems have no modes).
+pub fn owner_only(path: &Path, dir: bool) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = if dir { 0o700 } else { 0o600 };
+        match std::fs::metadata(path) {
+            Ok(m) if m.permissions().mode() & 0o777 != mode => {
+                if let Err(e) =
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                {
+                    tracing::warn!(
+                        "cannot make {} readable by its owner only: {e}",
+                        path.display()
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, dir);
 }
 
 /// A connection with the pragmas every connection of ours uses.

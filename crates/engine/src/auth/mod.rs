@@ -8,7 +8,14 @@
 //! While no account exists the console is open (a fresh install, the demo); the first
 //! account switches sign-in on. A session is a random token given once at sign-in; only its
 //! SHA-256 is stored, and it expires after `session_hours`. The desktop app signs its own
-//! window in with a session that lives in memory only, for the person at that machine.
+//! window in with a session that lives in memory only, for the person at that machine: it
+//! hands the window a one-time ticket, which the server turns into that session.
+//!
+//! Failed sign-ins are slowed down per account and per address ([`guard`]) and recorded in
+//! the audit log. Tools on the same machine (`ioc import` into a running engine) use the
+//! engine's admin key, which exists only in memory and in the owner-only `server.json`.
+
+pub mod guard;
 
 use crate::audit::{self, AuditEntry};
 use argon2::password_hash::{
@@ -19,6 +26,7 @@ use ioc_model::{Role, UserInfo};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -50,6 +58,49 @@ pub enum Permission {
     ManageUsers,
     /// Read the audit log.
     Audit,
+    /// See the data sources, their health and what they refused (dead letters).
+    Sources,
+    /// Open the video wall's windows on the desktop machine.
+    OpenWall,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 14] = [
+        Permission::View,
+        Permission::WorkAlerts,
+        Permission::Close,
+        Permission::CloseIncidents,
+        Permission::Import,
+        Permission::EditRules,
+        Permission::EditSources,
+        Permission::Direct,
+        Permission::EditKpis,
+        Permission::AnswerDirectives,
+        Permission::ManageUsers,
+        Permission::Audit,
+        Permission::Sources,
+        Permission::OpenWall,
+    ];
+
+    /// Its name in the API's description.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::View => "view",
+            Permission::WorkAlerts => "work_alerts",
+            Permission::Close => "close",
+            Permission::CloseIncidents => "close_incidents",
+            Permission::Import => "import",
+            Permission::EditRules => "edit_rules",
+            Permission::EditSources => "edit_sources",
+            Permission::Direct => "direct",
+            Permission::EditKpis => "edit_kpis",
+            Permission::AnswerDirectives => "answer_directives",
+            Permission::ManageUsers => "manage_users",
+            Permission::Audit => "audit",
+            Permission::Sources => "sources",
+            Permission::OpenWall => "open_wall",
+        }
+    }
 }
 
 /// Whether a role has a permission.
@@ -58,8 +109,8 @@ pub fn may(role: Role, p: Permission) -> bool {
     match role {
         Role::Admin => true,
         Role::Supervisor => !matches!(p, ManageUsers | EditSources),
-        Role::Operator => matches!(p, View | WorkAlerts | Close | Import),
-        Role::Leader => matches!(p, View | Direct | Audit | EditKpis),
+        Role::Operator => matches!(p, View | WorkAlerts | Close | Import | Sources | OpenWall),
+        Role::Leader => matches!(p, View | Direct | Audit | EditKpis | OpenWall),
         Role::OcStaff => matches!(p, View | WorkAlerts | AnswerDirectives),
     }
 }
@@ -91,7 +142,12 @@ impl Principal {
 
     /// Whether something in `unit` is within this person's scope.
     pub fn in_scope(&self, unit: Option<&str>) -> bool {
-        self.info.units.is_empty() || unit.is_some_and(|u| self.info.units.iter().any(|x| x == u))
+        self.scope().allows(unit)
+    }
+
+    /// What this person may read (see [`crate::scope`]).
+    pub fn scope(&self) -> crate::scope::Scope {
+        crate::scope::Scope::of(&self.info.units)
     }
 
     /// The whole-province administrator the console acts as while sign-in is off.
@@ -111,6 +167,8 @@ impl Principal {
 pub enum AuthError {
     #[error("wrong user name or password")]
     BadCredentials,
+    #[error("too many failed sign-ins (by {by}): try again in {wait_s} s")]
+    Locked { by: &'static str, wait_s: i64 },
     #[error("not signed in, or the session has expired")]
     NoSession,
     #[error("{0}")]
@@ -256,17 +314,32 @@ pub struct Auth {
     enabled: AtomicBool,
     /// Sessions of the desktop window, in memory only.
     local: Mutex<HashMap<String, Principal>>,
+    /// One-time tickets the desktop app puts in its windows' first address, each for a
+    /// local session, with when it stops being valid.
+    tickets: Mutex<HashMap<String, (Principal, i64)>>,
+    /// The key of tools on this machine (`ioc import`), as its SHA-256.
+    admin_key_hash: String,
+    admin_key: String,
+    guard: guard::LoginGuard,
     session_ms: i64,
     path: PathBuf,
 }
 
+/// How long a desktop window's ticket is valid: it is used at once, by the window.
+const TICKET_MS: i64 = 60_000;
+
 impl Auth {
     pub fn open(db: &Path, session_hours: u32) -> Result<Auth, AuthError> {
         let conn = crate::store::connect(db).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let admin_key = new_token();
         let auth = Auth {
             conn: Mutex::new(conn),
             enabled: AtomicBool::new(false),
             local: Mutex::new(HashMap::new()),
+            tickets: Mutex::new(HashMap::new()),
+            admin_key_hash: token_hash(&admin_key),
+            admin_key,
+            guard: guard::LoginGuard::default(),
             session_ms: i64::from(session_hours.max(1)) * 3_600_000,
             path: db.to_owned(),
         };
@@ -295,13 +368,22 @@ impl Auth {
         any
     }
 
-    /// Checks a password and opens a session; the token is given only here.
+    /// Checks a password and opens a session; the token is given only here. `address`
+    /// is where the request came from, for the per-address count of failures.
     pub fn login(
         &self,
         username: &str,
         password: &str,
         now_ms: i64,
+        address: Option<IpAddr>,
     ) -> Result<(String, UserInfo), AuthError> {
+        if let Err(l) = self.guard.check(username, address, now_ms) {
+            self.record_failure(username, address, now_ms, Some(l.by), "locked");
+            return Err(AuthError::Locked {
+                by: l.by,
+                wait_s: ((l.until_ms - now_ms) / 1000).max(1),
+            });
+        }
         let found = {
             let conn = self.conn.lock().unwrap();
             conn.query_row(
@@ -313,15 +395,29 @@ impl Auth {
             .optional()?
         };
         // Hash even for an unknown name, so that timing does not tell which names exist.
-        let Some((info, stored, id)) = found else {
-            static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-            let dummy = DUMMY.get_or_init(|| hash_password("not a password").unwrap_or_default());
-            let _ = check_password(password, dummy);
+        let ok = match &found {
+            Some((_, stored, _)) => check_password(password, stored),
+            None => {
+                static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+                let dummy =
+                    DUMMY.get_or_init(|| hash_password("not a password").unwrap_or_default());
+                let _ = check_password(password, dummy);
+                false
+            }
+        };
+        let Some((info, _, id)) = found.filter(|_| ok) else {
+            let o = self.guard.failed(username, address, now_ms);
+            let locked = if o.account_locked {
+                Some("account")
+            } else if o.address_locked {
+                Some("address")
+            } else {
+                None
+            };
+            self.record_failure(username, address, now_ms, locked, "wrong password");
             return Err(AuthError::BadCredentials);
         };
-        if !check_password(password, &stored) {
-            return Err(AuthError::BadCredentials);
-        }
+        self.guard.succeeded(username);
         let token = new_token();
         let conn = self.conn.lock().unwrap();
         conn.execute("DELETE FROM sessions WHERE expires_at < ?1", [now_ms])?;
@@ -330,6 +426,66 @@ impl Auth {
             params![token_hash(&token), id, now_ms, now_ms + self.session_ms],
         )?;
         Ok((token, info))
+    }
+
+    /// A refused sign-in in the audit log: the name tried (never the password), from where,
+    /// and whether it locked the account or the address.
+    fn record_failure(
+        &self,
+        username: &str,
+        address: Option<IpAddr>,
+        now_ms: i64,
+        locked: Option<&str>,
+        reason: &str,
+    ) {
+        let name: String = username.chars().take(64).collect();
+        let entry = AuditEntry {
+            at: now_ms,
+            actor: format!(
+                "address:{}",
+                address.map(|a| a.to_string()).unwrap_or_default()
+            ),
+            action: if locked.is_some() {
+                "login.locked".into()
+            } else {
+                "login.failed".into()
+            },
+            target: format!("user:{name}"),
+            before: None,
+            after: Some(serde_json::json!({ "reason": reason, "locked": locked })),
+        };
+        let mut conn = self.conn.lock().unwrap();
+        let r = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .and_then(|tx| {
+                audit::append(&tx, &[entry])?;
+                tx.commit()
+            });
+        if let Err(e) = r {
+            tracing::error!("cannot record a failed sign-in in the audit log: {e}");
+        }
+    }
+
+    /// The key of tools on this machine, written to the owner-only `server.json`.
+    pub fn admin_key(&self) -> &str {
+        &self.admin_key
+    }
+
+    /// The administrator a tool on this machine acts as, if `key` is the admin key.
+    pub fn admin(&self, key: &str) -> Option<Principal> {
+        use subtle::ConstantTimeEq;
+        let ok: bool = token_hash(key)
+            .as_bytes()
+            .ct_eq(self.admin_key_hash.as_bytes())
+            .into();
+        ok.then(|| Principal {
+            info: UserInfo {
+                username: "local:ioc".into(),
+                display_name: "ioc (this machine)".into(),
+                role: Role::Admin,
+                units: Vec::new(),
+            },
+        })
     }
 
     /// Ends a session.
@@ -366,16 +522,45 @@ impl Auth {
     /// A session for the desktop window, for the person signed in to that computer.
     pub fn local_session(&self, os_user: &str) -> String {
         let token = new_token();
-        let p = Principal {
+        self.local
+            .lock()
+            .unwrap()
+            .insert(token.clone(), Self::desktop_user(os_user));
+        token
+    }
+
+    fn desktop_user(os_user: &str) -> Principal {
+        Principal {
             info: UserInfo {
                 username: format!("desktop:{os_user}"),
                 display_name: os_user.to_string(),
                 role: Role::Admin,
                 units: Vec::new(),
             },
-        };
-        self.local.lock().unwrap().insert(token.clone(), p);
-        token
+        }
+    }
+
+    /// A one-time ticket for a desktop window's first address: the server exchanges it for
+    /// a local session kept in a cookie, so no token ever sits where a script can read it.
+    pub fn desktop_ticket(&self, os_user: &str, now_ms: i64) -> String {
+        let ticket = new_token();
+        let mut t = self.tickets.lock().unwrap();
+        t.retain(|_, (_, until)| *until > now_ms);
+        t.insert(
+            ticket.clone(),
+            (Self::desktop_user(os_user), now_ms + TICKET_MS),
+        );
+        ticket
+    }
+
+    /// Uses up a ticket: the token of the new local session.
+    pub fn redeem_ticket(&self, ticket: &str, now_ms: i64) -> Option<String> {
+        let (p, until) = self.tickets.lock().unwrap().remove(ticket)?;
+        (until > now_ms).then(|| {
+            let token = new_token();
+            self.local.lock().unwrap().insert(token.clone(), p);
+            token
+        })
     }
 
     /// Every account.
@@ -426,14 +611,14 @@ mod tests {
             .unwrap();
         assert!(auth.sign_in_required());
         assert!(matches!(
-            auth.login("lan", "wrong", 0),
+            auth.login("lan", "wrong", 0, None),
             Err(AuthError::BadCredentials)
         ));
         assert!(matches!(
-            auth.login("nobody", "mật-khẩu-đủ-dài", 0),
+            auth.login("nobody", "mật-khẩu-đủ-dài", 0, None),
             Err(AuthError::BadCredentials)
         ));
-        let (token, info) = auth.login("lan", "mật-khẩu-đủ-dài", 1_000).unwrap();
+        let (token, info) = auth.login("lan", "mật-khẩu-đủ-dài", 1_000, None).unwrap();
         assert_eq!(info.role, Role::Operator);
         assert_eq!(auth.session(&token, 2_000).unwrap().info.username, "lan");
         // Expired after 12 hours.
@@ -459,6 +644,63 @@ mod tests {
             .is_err());
         let conn = crate::store::connect(auth.db_path()).unwrap();
         assert_eq!(audit::verify(&conn), Ok(1));
+    }
+
+    #[test]
+    fn failed_sign_ins_are_slowed_down_and_audited() {
+        let (_d, auth) = setup();
+        auth.add_user(&user("lan", Role::Operator, &[]), "t", 0)
+            .unwrap();
+        let from = Some("192.0.2.9".parse().unwrap());
+        for i in 0..5 {
+            assert!(matches!(
+                auth.login("lan", "sai-mật-khẩu", i, from),
+                Err(AuthError::BadCredentials)
+            ));
+        }
+        // The sixth failure locks the account: even the right password waits.
+        assert!(auth.login("lan", "sai-mật-khẩu", 10, from).is_err());
+        assert!(matches!(
+            auth.login("lan", "mật-khẩu-đủ-dài", 20, from),
+            Err(AuthError::Locked { by: "account", .. })
+        ));
+        assert!(auth.login("lan", "mật-khẩu-đủ-dài", 31_000, from).is_ok());
+        let conn = crate::store::connect(auth.db_path()).unwrap();
+        let rows = audit::recent(&conn, Some("user:lan"), 100).unwrap();
+        let failed = rows
+            .iter()
+            .filter(|r| r.entry.action == "login.failed")
+            .count();
+        let locked = rows
+            .iter()
+            .filter(|r| r.entry.action == "login.locked")
+            .count();
+        assert_eq!((failed, locked), (5, 2), "{rows:#?}");
+        let logins: Vec<_> = rows
+            .iter()
+            .filter(|r| r.entry.action.starts_with("login."))
+            .collect();
+        assert_eq!(logins.len(), 7);
+        assert!(logins.iter().all(|r| r.entry.actor == "address:192.0.2.9"
+            && !r.entry.after.as_ref().unwrap().to_string().contains("sai")));
+        assert_eq!(audit::verify(&conn), Ok(8));
+    }
+
+    #[test]
+    fn tickets_and_the_admin_key() {
+        let (_d, auth) = setup();
+        let t = auth.desktop_ticket("lan", 0);
+        assert!(auth.redeem_ticket("forged", 1).is_none());
+        let token = auth.redeem_ticket(&t, 1).unwrap();
+        assert_eq!(
+            auth.session(&token, 2).unwrap().info.username,
+            "desktop:lan"
+        );
+        assert!(auth.redeem_ticket(&t, 2).is_none(), "a ticket is used once");
+        let late = auth.desktop_ticket("lan", 0);
+        assert!(auth.redeem_ticket(&late, TICKET_MS + 1).is_none());
+        assert!(auth.admin(auth.admin_key()).is_some());
+        assert!(auth.admin("0000").is_none());
     }
 
     #[test]
