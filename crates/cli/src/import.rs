@@ -317,6 +317,18 @@ async fn send(
     Ok(rx)
 }
 
+/// The audit key of the configuration, if the chain is keyed.
+pub fn audit_key(
+    config: &ioc_engine::Config,
+) -> anyhow::Result<Option<Arc<ioc_engine::audit::AuditKey>>> {
+    Ok(match &config.audit.key_file {
+        Some(p) => Some(Arc::new(
+            ioc_engine::audit::AuditKey::load_or_create(p).map_err(|e| anyhow::anyhow!(e))?,
+        )),
+        None => None,
+    })
+}
+
 async fn basemap(file: PathBuf, common: Common) -> anyhow::Result<()> {
     let config = common.load()?;
     let data = config.data_dir();
@@ -330,6 +342,7 @@ async fn basemap(file: PathBuf, common: Common) -> anyhow::Result<()> {
             config.store.raw_retention,
             Arc::new(SystemClock),
             config.tz(),
+            audit_key(&config)?,
         )?;
         writer
             .write(WriteBatch {

@@ -34,14 +34,32 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
              --password-stdin`), or listen on 127.0.0.1"
         );
     }
+    // A request must name this server by a host it knows (DNS rebinding): the address it
+    // listens on is one; on every address, the names must be configured.
+    if !listen.ip().is_loopback() {
+        if listen.ip().is_unspecified() {
+            if config.server.hosts.is_empty() {
+                tracing::warn!(
+                    "listening on {listen} but [server] hosts is empty: only requests for \
+                     localhost/127.0.0.1 are answered; add the names and addresses people use"
+                );
+            }
+        } else {
+            let ip = match listen.ip() {
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                v4 => v4.to_string(),
+            };
+            config.server.hosts.push(ip);
+        }
+    }
     let listener = ioc_server::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let engine = Arc::new(Engine::start(config).await?);
     let addr = listener.local_addr()?;
-    // Tests and scripts read this line to find the port.
-    println!("IOC Console listening on http://{addr}");
     engine.announce(&format!("http://{addr}"));
+    // Tests and scripts read this line to find the port (server.json is written by then).
+    println!("IOC Console listening on http://{addr}");
     tracing::info!("data in {}", engine.data_dir().display());
     ioc_server::serve(engine.clone(), listener, shutdown_signal()).await?;
     tracing::info!("stopping: committing what was accepted");

@@ -42,8 +42,22 @@ pub struct AddArgs {
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// Check that no audit entry was altered or removed; exit status 1 naming the first bad one.
+    /// Check that no audit entry was altered or removed; exit status 1 naming the first bad
+    /// one. A keyed chain is checked with its key (`[audit] key_file`, or `--key`), and a
+    /// witness (`ioc audit head` kept elsewhere) proves nothing was rewritten or cut since.
     Verify {
+        /// The audit key file (default: `[audit] key_file` of the configuration).
+        #[arg(long, value_name = "FILE")]
+        key: Option<std::path::PathBuf>,
+        /// A head exported earlier by `ioc audit head`.
+        #[arg(long, value_name = "FILE")]
+        witness: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print the chain's head (JSON) for an outside witness: keep it on another machine,
+    /// then `ioc audit verify --witness FILE` shows whether the log still holds it.
+    Head {
         #[command(flatten)]
         common: Common,
     },
@@ -77,6 +91,7 @@ pub fn run_user(c: UserCommand) -> anyhow::Result<()> {
                 "cli:{}",
                 std::env::var("USER").unwrap_or_else(|_| "unknown".into())
             );
+            let key = crate::import::audit_key(&a.common.load()?)?;
             let info = add_user(
                 &mut conn,
                 &NewUser {
@@ -88,6 +103,7 @@ pub fn run_user(c: UserCommand) -> anyhow::Result<()> {
                 },
                 &actor,
                 chrono::Utc::now().timestamp_millis(),
+                key.as_deref(),
             )?;
             let scope = if info.units.is_empty() {
                 "the whole province".to_string()
@@ -128,15 +144,55 @@ pub fn run_user(c: UserCommand) -> anyhow::Result<()> {
 
 pub fn run_audit(c: AuditCommand) -> anyhow::Result<()> {
     match c {
-        AuditCommand::Verify { common } => {
+        AuditCommand::Verify {
+            key,
+            witness,
+            common,
+        } => {
+            let config = common.load()?;
             let conn = open_db(&common)?;
-            match ioc_engine::audit::verify(&conn) {
+            let key = match key.or(config.audit.key_file.clone()) {
+                Some(p) => {
+                    if !p.exists() {
+                        bail!("no audit key at {}", p.display());
+                    }
+                    Some(
+                        ioc_engine::audit::AuditKey::load_or_create(&p)
+                            .map_err(|e| anyhow::anyhow!(e))?,
+                    )
+                }
+                None => None,
+            };
+            let witness: Option<ioc_engine::audit::Witness> = match &witness {
+                Some(p) => Some(
+                    serde_json::from_slice(
+                        &std::fs::read(p).with_context(|| format!("witness {}", p.display()))?,
+                    )
+                    .with_context(|| format!("witness {}", p.display()))?,
+                ),
+                None => None,
+            };
+            match ioc_engine::audit::verify_with(&conn, key.as_ref(), witness.as_ref()) {
                 Ok(n) => {
-                    println!("audit log intact: {n} entries");
+                    let how = match (&key, &witness) {
+                        (Some(k), Some(w)) => {
+                            format!(" (keyed {}, holds the witness of entry {})", k.id(), w.seq)
+                        }
+                        (Some(k), None) => format!(" (keyed {})", k.id()),
+                        (None, Some(w)) => format!(" (holds the witness of entry {})", w.seq),
+                        (None, None) => String::new(),
+                    };
+                    println!("audit log intact: {n} entries{how}");
                     Ok(())
                 }
                 Err(e) => bail!("{e}"),
             }
+        }
+        AuditCommand::Head { common } => {
+            let conn = open_db(&common)?;
+            let head = ioc_engine::audit::head(&conn, chrono::Utc::now().timestamp_millis())?;
+            println!("{}", serde_json::to_string(&head)?);
+            Ok(())
         }
     }
 }

@@ -332,3 +332,171 @@ fn accounts_switch_sign_in_on_and_the_audit_log_detects_tampering() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("audit entry 1 was altered"), "{err}");
 }
+
+/// Once accounts exist, `ioc import` into a running engine goes through the engine's admin
+/// key (from the owner-only `server.json`, taken from this machine only); a keyed audit
+/// chain and an exported head catch what a plain chain cannot: the newest entries cut with
+/// the head rewritten.
+#[test]
+fn import_through_a_signed_in_server_and_a_keyed_audit_chain_with_a_witness() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key = dir.path().join("secrets/audit.key");
+    let cfg = dir.path().join("ioc.toml");
+    std::fs::write(&cfg, format!("[audit]\nkey_file = \"{}\"\n", key.display())).unwrap();
+    let common = |c: &mut Command| {
+        c.arg("--data").arg(&data).arg("--config").arg(&cfg);
+    };
+    let add = |name: &str| {
+        use std::io::Write;
+        let mut add = ioc();
+        add.args(["user", "add", name, "--role", "admin", "--password-stdin"]);
+        common(&mut add);
+        let mut c = add
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(b"mat khau rat dai\n")
+            .unwrap();
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    add("admin");
+    add("minh");
+    assert!(key.exists(), "the key is made at the first use");
+
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_ioc"));
+    serve.args(["serve", "--no-demo", "--listen", "127.0.0.1:0"]);
+    common(&mut serve);
+    let mut server = Killed(
+        serve
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(server.0.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data.join("server.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "server.json holds the admin key");
+
+    let file = dir.path().join("gauge.json");
+    std::fs::write(
+        &file,
+        r#"{"id": "urn:ngsi-ld:WaterObserved:test-1", "type": "WaterObserved",
+            "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [105.6, 18.7]}},
+            "height": {"type": "Property", "value": 2.5, "observedAt": "2026-12-01T00:00:00Z"}}"#,
+    )
+    .unwrap();
+    let mut import = ioc();
+    import.args(["import", "ngsi"]).arg(&file);
+    common(&mut import);
+    let out = import.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    // The server holds the folder's lock, so only through it can this succeed.
+    assert!(text.contains("2 accepted"), "{text}");
+    // Without credentials the same server refuses.
+    let status = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        reqwest::Client::new()
+            .post(format!("{url}/api/import?format=ngsi-ld"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 401);
+    drop(server);
+
+    // The head, for a witness elsewhere; the keyed chain verifies with it.
+    let mut head = ioc();
+    head.args(["audit", "head"]);
+    common(&mut head);
+    let out = head.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let witness = dir.path().join("witness.json");
+    std::fs::write(&witness, &out.stdout).unwrap();
+    let verify = |extra: &[&str]| {
+        let mut v = ioc();
+        v.args(["audit", "verify"]).args(extra);
+        common(&mut v);
+        v.output().unwrap()
+    };
+    let w = witness.to_str().unwrap();
+    let out = verify(&["--witness", w]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("keyed") && text.contains("witness"), "{text}");
+
+    // Someone with the database cuts the newest entry and writes a plain head: the key
+    // finds it even without the witness, and the witness finds it too.
+    let db = rusqlite::Connection::open(data.join("ioc.db")).unwrap();
+    let last: i64 = db
+        .query_row("SELECT max(seq) FROM audit", [], |r| r.get(0))
+        .unwrap();
+    assert!(last >= 2, "{last}");
+    db.execute("DELETE FROM audit WHERE seq = ?1", [last])
+        .unwrap();
+    let h: String = db
+        .query_row("SELECT hash FROM audit WHERE seq = ?1", [last - 1], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    db.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'audit_head'",
+        [format!("{} {h}", last - 1)],
+    )
+    .unwrap();
+    let out = verify(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("head"));
+    let other_key = dir.path().join("other.key");
+    std::fs::write(&other_key, "ab".repeat(32)).unwrap();
+    let out = verify(&["--key", other_key.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another key"));
+    let out = verify(&["--witness", w]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// A child stopped (SIGTERM, then waited for) when the test ends, even by a panic.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        // SAFETY: signalling the child we started.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}

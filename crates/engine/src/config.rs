@@ -50,6 +50,7 @@ pub struct Config {
     pub hub: HubConfig,
     pub alerts: AlertsConfig,
     pub auth: AuthConfig,
+    pub audit: AuditConfig,
     /// `[[source]]` tables. Absent: the Nghệ An demo simulator.
     pub sources: Option<Vec<SourceConfig>>,
     /// `[[rule]]` tables (read-only on the rules screen). Absent, and no rules folder yet: the
@@ -139,6 +140,7 @@ struct RawConfig {
     hub: HubConfig,
     alerts: AlertsConfig,
     auth: AuthConfig,
+    audit: AuditConfig,
     #[serde(rename = "source")]
     sources: Option<Vec<toml::Spanned<toml::Table>>>,
     /// `[[rule]]` tables (read-only on the rules screen). Absent, and no rules folder yet: the
@@ -671,6 +673,16 @@ impl Default for AuthConfig {
     }
 }
 
+/// `[audit]`: the audit log's chain.
+#[derive(Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// A key file kept outside the database (and best outside the data folder, e.g.
+    /// `/etc/ioc/audit.key`): the chain is then keyed with HMAC-SHA256, so rewriting it
+    /// needs the key. Made (owner-only) at the first start if it does not exist.
+    pub key_file: Option<PathBuf>,
+}
+
 impl Config {
     /// The display time zone (checked when the file is read).
     pub fn tz(&self) -> chrono_tz::Tz {
@@ -740,6 +752,7 @@ impl Config {
             hub: raw.hub,
             alerts: raw.alerts,
             auth: raw.auth,
+            audit: raw.audit,
             sources,
             rules: raw.rules,
             kpis: raw.kpis,

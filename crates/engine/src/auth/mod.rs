@@ -235,6 +235,7 @@ pub fn add_user(
     u: &NewUser,
     actor: &str,
     now_ms: i64,
+    key: Option<&crate::audit::AuditKey>,
 ) -> Result<UserInfo, AuthError> {
     if !valid_username(&u.username) {
         return Err(AuthError::Invalid(format!(
@@ -291,6 +292,7 @@ pub fn add_user(
             before: None,
             after: serde_json::to_value(&info).ok(),
         }],
+        key,
     )?;
     tx.commit()?;
     Ok(info)
@@ -321,6 +323,8 @@ pub struct Auth {
     admin_key_hash: String,
     admin_key: String,
     guard: guard::LoginGuard,
+    /// The audit chain's key, when it is keyed.
+    audit_key: Option<std::sync::Arc<crate::audit::AuditKey>>,
     session_ms: i64,
     path: PathBuf,
 }
@@ -330,6 +334,15 @@ const TICKET_MS: i64 = 60_000;
 
 impl Auth {
     pub fn open(db: &Path, session_hours: u32) -> Result<Auth, AuthError> {
+        Auth::open_keyed(db, session_hours, None)
+    }
+
+    /// Like [`Auth::open`], appending to a keyed audit chain.
+    pub fn open_keyed(
+        db: &Path,
+        session_hours: u32,
+        audit_key: Option<std::sync::Arc<crate::audit::AuditKey>>,
+    ) -> Result<Auth, AuthError> {
         let conn = crate::store::connect(db).map_err(|e| AuthError::Invalid(e.to_string()))?;
         let admin_key = new_token();
         let auth = Auth {
@@ -340,6 +353,7 @@ impl Auth {
             admin_key_hash: token_hash(&admin_key),
             admin_key,
             guard: guard::LoginGuard::default(),
+            audit_key,
             session_ms: i64::from(session_hours.max(1)) * 3_600_000,
             path: db.to_owned(),
         };
@@ -458,7 +472,7 @@ impl Auth {
         let r = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .and_then(|tx| {
-                audit::append(&tx, &[entry])?;
+                audit::append(&tx, &[entry], self.audit_key.as_deref())?;
                 tx.commit()
             });
         if let Err(e) = r {
@@ -576,7 +590,7 @@ impl Auth {
     /// Adds an account (the admin API).
     pub fn add_user(&self, u: &NewUser, actor: &str, now_ms: i64) -> Result<UserInfo, AuthError> {
         let mut conn = self.conn.lock().unwrap();
-        let info = add_user(&mut conn, u, actor, now_ms)?;
+        let info = add_user(&mut conn, u, actor, now_ms, self.audit_key.as_deref())?;
         self.enabled.store(true, Ordering::Relaxed);
         Ok(info)
     }

@@ -190,12 +190,19 @@ impl Engine {
                 .map_err(|e| EngineError::Internal(e.to_string()))?
         };
 
+        let audit_key = match &config.audit.key_file {
+            Some(p) => Some(Arc::new(
+                crate::audit::AuditKey::load_or_create(p).map_err(EngineError::BadInput)?,
+            )),
+            None => None,
+        };
         let writer = Arc::new(Writer::spawn(
             &db_path,
             config.store.batch_max,
             config.store.raw_retention,
             clock.clone(),
             tz,
+            audit_key.clone(),
         )?);
 
         let sops =
@@ -237,7 +244,7 @@ impl Engine {
         let sender = IngestSender { tx };
         let cancel = CancellationToken::new();
 
-        let auth = crate::auth::Auth::open(&db_path, config.auth.session_hours)
+        let auth = crate::auth::Auth::open_keyed(&db_path, config.auth.session_hours, audit_key)
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         let reader = Arc::new(reader);
         let config = Arc::new(config);

@@ -305,8 +305,13 @@ CREATE TABLE dashboards (
 );
 "#;
 
+/// The audit chain can be keyed: each row says how it was hashed.
+const V5: &str = r#"
+ALTER TABLE audit ADD COLUMN alg TEXT NOT NULL DEFAULT 'sha256';
+"#;
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5)])
 }
 
 pub fn migrate(conn: &mut Connection) -> Result<(), rusqlite_migration::Error> {

@@ -179,6 +179,7 @@ impl Writer {
         raw_retention: Duration,
         clock: Arc<dyn Clock>,
         tz: chrono_tz::Tz,
+        audit_key: Option<Arc<crate::audit::AuditKey>>,
     ) -> Result<Writer, StoreError> {
         let conn = connect(path)?;
         let (tx, rx) = mpsc::channel(8);
@@ -195,6 +196,7 @@ impl Writer {
                     raw_retention,
                     clock,
                     tz,
+                    audit_key,
                     last_retention: Instant::now(),
                 }
                 .run()
@@ -256,6 +258,7 @@ struct WriterThread {
     raw_retention: Duration,
     clock: Arc<dyn Clock>,
     tz: chrono_tz::Tz,
+    audit_key: Option<Arc<crate::audit::AuditKey>>,
     last_retention: Instant,
 }
 
@@ -302,7 +305,7 @@ impl WriterThread {
     fn commit_until_done(&mut self, jobs: &[Job]) -> Vec<WriteOutcome> {
         let mut delay = Duration::from_millis(100);
         loop {
-            match write_jobs(&mut self.conn, jobs, self.tz) {
+            match write_jobs(&mut self.conn, jobs, self.tz, self.audit_key.as_deref()) {
                 Ok(outcomes) => {
                     let mut err = self.status.error.lock().unwrap();
                     if err.take().is_some() {
@@ -491,6 +494,7 @@ fn write_jobs(
     conn: &mut Connection,
     jobs: &[Job],
     tz: chrono_tz::Tz,
+    audit_key: Option<&crate::audit::AuditKey>,
 ) -> rusqlite::Result<Vec<WriteOutcome>> {
     // IMMEDIATE: the audit chain's head is read in here; no other writer may slip in between.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -711,7 +715,7 @@ fn write_jobs(
         .iter()
         .flat_map(|Job::Write(b, _)| b.audit.iter().cloned())
         .collect();
-    crate::audit::append(&tx, &audit)?;
+    crate::audit::append(&tx, &audit, audit_key)?;
     tx.commit()?;
     Ok(outcomes)
 }
