@@ -28,6 +28,21 @@ pub enum BenchCommand {
         #[arg(short, default_value_t = 50_000)]
         n: usize,
     },
+    /// `ioc serve` on loopback with hundreds of WebSocket clients and tens of REST readers
+    /// while observations arrive: delivery delay, messages lost, memory per client.
+    Api {
+        #[arg(long, default_value_t = 500)]
+        clients: usize,
+        #[arg(long, default_value_t = 50)]
+        readers: usize,
+        /// Observations per second.
+        #[arg(long, default_value_t = 5000)]
+        rate: usize,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        #[arg(long, default_value_t = 2000)]
+        entities: usize,
+    },
     /// A year of a KPI from the rollups, next to the same numbers from the raw rows; the
     /// leader dashboard's reads over the year.
     Kpi {
@@ -40,6 +55,22 @@ pub enum BenchCommand {
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
+        BenchCommand::Api {
+            clients,
+            readers,
+            rate,
+            seconds,
+            entities,
+        } => {
+            crate::bench_api::run(crate::bench_api::ApiBench {
+                clients,
+                readers,
+                rate,
+                seconds,
+                entities,
+            })
+            .await
+        }
         BenchCommand::Ingest { n, dir } => {
             let tmp;
             let dir = match dir {

@@ -11,6 +11,7 @@
 //! ```
 
 mod bench;
+mod bench_api;
 mod bench_mqtt;
 mod demo;
 mod import;

@@ -51,6 +51,8 @@ pub struct AppState {
     openapi: Arc<String>,
     /// How long a wrong password waits for its answer.
     failed_login_delay_ms: u64,
+    /// Encoded feed messages shared between clients.
+    feed: Arc<ws::FeedCache>,
 }
 
 impl AppState {
@@ -134,6 +136,7 @@ pub fn router_with(engine: Arc<Engine>, desktop: Option<Arc<dyn Desktop>>) -> Ro
         hosts,
         openapi: Arc::new(serde_json::to_string_pretty(&doc).expect("the document serializes")),
         failed_login_delay_ms: 1000,
+        feed: Arc::new(ws::FeedCache::default()),
     };
     let hosts = state.hosts.clone();
     let app = router
