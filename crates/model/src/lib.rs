@@ -42,5 +42,5 @@ pub use rule::{
 };
 pub use silence::{Silence, SilenceMatch, SilenceRequest};
 pub use sop::{SopInfo, SopStepInfo};
-pub use user::{LoginRequest, LoginResponse, Me, Role, UserInfo};
+pub use user::{AuthProviders, LoginRequest, LoginResponse, Me, Role, SsoInfo, UserInfo};
 pub use ws::{ServerMsg, ValueUpdate};

@@ -81,3 +81,25 @@ pub struct Me {
     pub user: UserInfo,
     pub sign_in_required: bool,
 }
+
+/// How one may sign in (`GET /api/auth/providers`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct AuthProviders {
+    /// Local accounts (user name and password).
+    pub local: bool,
+    /// Whether any sign-in is needed at all (no: the open console of a fresh install).
+    pub sign_in_required: bool,
+    /// The province's single sign-on, when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sso: Option<SsoInfo>,
+}
+
+/// The single sign-on button.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct SsoInfo {
+    pub label: String,
+    /// Where the button goes (add `?next=/path` to come back there).
+    pub login: String,
+}

@@ -27,9 +27,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 use ioc_engine::auth::{AuthError, NewUser, Permission, Principal};
 use ioc_engine::View;
-use ioc_model::{LoginRequest, LoginResponse, Me, Role, UserInfo};
+use ioc_model::{AuthProviders, LoginRequest, LoginResponse, Me, Role, SsoInfo, UserInfo};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::net::SocketAddr;
 
 /// Whoever a request is from, as the access check let it through.
@@ -154,13 +154,22 @@ enum Proof {
     Other,
 }
 
+/// Whether a bearer token is a JWT (three dot-separated parts), not one of our sessions.
+fn is_jwt(token: &str) -> bool {
+    token.split('.').count() == 3
+}
+
 /// The person behind a request's credentials.
-fn authenticate(st: &AppState, req: &Request) -> Result<(Principal, Proof), ApiError> {
+async fn authenticate(
+    st: &AppState,
+    headers: &HeaderMap,
+    from: Option<SocketAddr>,
+) -> Result<(Principal, Proof), ApiError> {
     let auth = st.engine.auth();
     let now = st.engine.clock().now().timestamp_millis();
-    if let Some(token) = bearer(req.headers()) {
+    if let Some(token) = bearer(headers) {
         if let Some(p) = auth.admin(&token) {
-            return if peer(req).is_some_and(|a| a.ip().is_loopback()) {
+            return if from.is_some_and(|a| a.ip().is_loopback()) {
                 Ok((p, Proof::Other))
             } else {
                 Err(unauthorized(
@@ -168,12 +177,19 @@ fn authenticate(st: &AppState, req: &Request) -> Result<(Principal, Proof), ApiE
                 ))
             };
         }
+        if let (Some(oidc), true) = (auth.oidc(), is_jwt(&token)) {
+            return oidc
+                .bearer(&token)
+                .await
+                .map(|p| (p, Proof::Other))
+                .map_err(|e| unauthorized(e.to_string()));
+        }
         return auth
             .session(&token, now)
             .map(|p| (p, Proof::Other))
             .map_err(|e| unauthorized(e.to_string()));
     }
-    if let Some(token) = cookie(req.headers()) {
+    if let Some(token) = cookie(headers) {
         match auth.session(&token, now) {
             Ok(p) => return Ok((p, Proof::Cookie)),
             Err(e) if auth.sign_in_required() => return Err(unauthorized(e.to_string())),
@@ -213,17 +229,18 @@ pub async fn require(State(st): State<AppState>, mut req: Request, next: Next) -
         return ApiError::new(StatusCode::FORBIDDEN, "this route has no access policy")
             .into_response();
     };
-    match check(&st, &route, &mut req) {
+    match check(&st, &route, &mut req).await {
         Ok(()) => next.run(req).await,
         Err(e) => e.into_response(),
     }
 }
 
-fn check(st: &AppState, route: &Route, req: &mut Request) -> Result<(), ApiError> {
+async fn check(st: &AppState, route: &Route, req: &mut Request) -> Result<(), ApiError> {
     let Access::Role(perm) = route.access else {
         return Ok(());
     };
-    let (who, proof) = authenticate(st, req)?;
+    let headers = req.headers().clone();
+    let (who, proof) = authenticate(st, &headers, peer(req)).await?;
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let upgrade = req.headers().contains_key(header::UPGRADE);
     if matches!(proof, Proof::Cookie) && (unsafe_method || upgrade) && !same_origin(req) {
@@ -361,31 +378,126 @@ pub async fn desktop_session(
         .auth()
         .redeem_ticket(&q.ticket, now)
         .ok_or_else(|| unauthorized("this sign-in link is used or too old"))?;
-    let next = q
-        .next
-        .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
-        .unwrap_or_else(|| "/".into());
-    let mut r = Redirect::to(&next).into_response();
+    let mut r = Redirect::to(&local_path(q.next)).into_response();
     r.headers_mut()
         .insert(header::SET_COOKIE, set_cookie(&st, &headers, Some(&token)));
     Ok(r)
 }
 
-/// How one may sign in here.
-#[derive(Serialize, JsonSchema)]
-pub struct Providers {
-    /// Local accounts (user name and password).
-    pub local: bool,
-    /// Whether any sign-in is needed at all (no: the open console of a fresh install).
-    pub sign_in_required: bool,
+/// `GET /api/auth/providers`.
+pub async fn providers(State(st): State<AppState>) -> Json<AuthProviders> {
+    let auth = st.engine.auth();
+    Json(AuthProviders {
+        local: true,
+        sign_in_required: auth.sign_in_required(),
+        sso: auth.oidc().map(|o| SsoInfo {
+            label: o.config().label.clone(),
+            login: "/api/auth/oidc/login".into(),
+        }),
+    })
 }
 
-/// `GET /api/auth/providers`.
-pub async fn providers(State(st): State<AppState>) -> Json<Providers> {
-    Json(Providers {
-        local: true,
-        sign_in_required: st.engine.auth().sign_in_required(),
-    })
+/// A local path to go back to after signing in (never another site).
+fn local_path(next: Option<String>) -> String {
+    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
+        .unwrap_or_else(|| "/".into())
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub struct SsoLogin {
+    /// Where to go after signing in: a path of this site.
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// `GET /api/auth/oidc/login`: off to the province's sign-in page.
+pub async fn sso_login(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<SsoLogin>,
+) -> Result<Redirect, ApiError> {
+    let oidc = st
+        .engine
+        .auth()
+        .oidc()
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("single sign-on is not configured here"))?;
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .ok_or_else(|| ApiError::bad_request("no Host"))?;
+    let scheme = if st.engine.config().server.secure_cookies {
+        "https"
+    } else {
+        "http"
+    };
+    let callback = format!("{scheme}://{host}/api/auth/oidc/callback");
+    let url = oidc
+        .begin(&callback, &local_path(q.next))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
+    Ok(Redirect::to(&url))
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub struct SsoCallback {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    /// The provider's refusal (`access_denied`, …).
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// `GET /api/auth/oidc/callback`: back from the province's sign-in page; the session cookie
+/// is set and the person goes where they were going. A refusal goes back to the sign-in
+/// screen with the reason (`/?sso_error=…`).
+pub async fn sso_callback(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<SsoCallback>,
+) -> Result<Response, ApiError> {
+    let oidc = st
+        .engine
+        .auth()
+        .oidc()
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("single sign-on is not configured here"))?;
+    let back = |why: &str| {
+        let why: String = form_urlencoded::byte_serialize(why.as_bytes()).collect();
+        Redirect::to(&format!("/?sso_error={why}")).into_response()
+    };
+    if let Some(e) = q.error {
+        let why = q.error_description.unwrap_or(e);
+        tracing::info!("the sign-in provider refused: {why}");
+        return Ok(back(&why));
+    }
+    let (Some(code), Some(state)) = (q.code, q.state) else {
+        return Ok(back("the sign-in provider sent no code"));
+    };
+    match oidc.finish(&state, &code).await {
+        Ok(signed) => {
+            let now = st.engine.clock().now().timestamp_millis();
+            let token = st.engine.auth().sso_session(&signed, now);
+            tracing::info!(
+                "{} signed in through the provider as {} of {:?}",
+                signed.principal.info.username,
+                signed.principal.info.role.as_str(),
+                signed.principal.info.units
+            );
+            let mut r = Redirect::to(&local_path(Some(signed.next))).into_response();
+            r.headers_mut()
+                .insert(header::SET_COOKIE, set_cookie(&st, &headers, Some(&token)));
+            Ok(r)
+        }
+        Err(e) => {
+            tracing::warn!("a sign-in through the provider failed: {e}");
+            Ok(back(&e.to_string()))
+        }
+    }
 }
 
 /// `GET /api/me`.

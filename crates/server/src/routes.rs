@@ -243,6 +243,22 @@ pub fn build() -> Routes {
         )
         .add(
             Get,
+            "/api/auth/oidc/login",
+            Public,
+            Unscoped("signing in"),
+            auth::sso_login,
+            "Sign in through the province's OpenID Connect provider (a redirect)",
+        )
+        .add(
+            Get,
+            "/api/auth/oidc/callback",
+            Public,
+            Unscoped("signing in"),
+            auth::sso_callback,
+            "Back from the provider: sets the session cookie",
+        )
+        .add(
+            Get,
             "/api/openapi.json",
             Public,
             Unscoped("the API's description"),

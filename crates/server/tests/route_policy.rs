@@ -165,6 +165,9 @@ fn example(r: &Route, f: &Fixtures) -> Option<(String, Body)> {
             j(json!({"username": "nobody", "password": "x"})),
         ),
         ("GET", "/api/session/desktop") => ("/api/session/desktop?ticket=x".into(), Body::None),
+        ("GET", "/api/auth/oidc/callback") => {
+            ("/api/auth/oidc/callback?code=x&state=y".into(), Body::None)
+        }
         ("GET", "/api/entities/{id}") => (format!("/api/entities/{}", f.entity), Body::None),
         ("GET", "/api/entities/{id}/series") => (
             format!("/api/entities/{}/series?metric=water_level", f.entity),

@@ -6,7 +6,7 @@ use super::app::App;
 use crate::api;
 use crate::i18n::{I18n, Lang};
 use crate::session;
-use ioc_model::{LoginRequest, LoginResponse, Me};
+use ioc_model::{AuthProviders, LoginRequest, LoginResponse, Me};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -69,8 +69,20 @@ fn SignIn() -> impl IntoView {
     let i18n = expect_context::<I18n>();
     let username = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
-    let error = RwSignal::new(None::<String>);
+    // Back from the province's sign-in page with a refusal (`/?sso_error=…`).
+    let sso_error = web_sys::window()
+        .and_then(|w| w.location().search().ok())
+        .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok())
+        .and_then(|p| p.get("sso_error"));
+    let error =
+        RwSignal::new(sso_error.map(|r| i18n.tr_with("login-sso-failed", &[("reason", r.into())])));
     let busy = RwSignal::new(false);
+    let providers = RwSignal::new(None::<AuthProviders>);
+    spawn_local(async move {
+        if let Ok(p) = api::get::<AuthProviders>("/api/auth/providers").await {
+            providers.set(Some(p));
+        }
+    });
     let submit = move |e: leptos::ev::SubmitEvent| {
         e.prevent_default();
         if busy.get_untracked() {
@@ -91,6 +103,8 @@ fn SignIn() -> impl IntoView {
                 Err(e) => {
                     error.set(Some(if e.starts_with("401") {
                         i18n.tr("login-wrong")
+                    } else if e.starts_with("429") {
+                        i18n.tr("login-locked")
                     } else {
                         e
                     }));
@@ -107,6 +121,16 @@ fn SignIn() -> impl IntoView {
                     <div class="title">{move || i18n.tr("app-title")}</div>
                 </div>
                 <h1>{move || i18n.tr("login-title")}</h1>
+                {move || providers.get().and_then(|p| p.sso).map(|sso| {
+                    let next: String = web_sys::window()
+                        .and_then(|w| w.location().pathname().ok())
+                        .unwrap_or_else(|| "/".into());
+                    let href = format!("{}?next={}", sso.login, api::enc(&next));
+                    view! {
+                        <a id="login-sso" class="btn primary sso" href=href>{sso.label}</a>
+                        <div class="login-or muted">{move || i18n.tr("login-or")}</div>
+                    }
+                })}
                 <label>
                     {move || i18n.tr("login-username")}
                     <input id="login-username" type="text" autocomplete="username" autofocus

@@ -16,6 +16,7 @@
 //! engine's admin key, which exists only in memory and in the owner-only `server.json`.
 
 pub mod guard;
+pub mod oidc;
 
 use crate::audit::{self, AuditEntry};
 use argon2::password_hash::{
@@ -325,12 +326,28 @@ pub struct Auth {
     guard: guard::LoginGuard,
     /// The audit chain's key, when it is keyed.
     audit_key: Option<std::sync::Arc<crate::audit::AuditKey>>,
+    /// The province's sign-in provider, when configured.
+    oidc: Option<std::sync::Arc<oidc::Oidc>>,
+    /// Sessions of people signed in through the provider (in memory: after a restart they
+    /// sign in again, which the provider's own session makes a redirect and back).
+    sso: Mutex<HashMap<String, SsoSession>>,
     session_ms: i64,
     path: PathBuf,
 }
 
 /// How long a desktop window's ticket is valid: it is used at once, by the window.
 const TICKET_MS: i64 = 60_000;
+
+/// Someone signed in through the provider.
+#[derive(Debug, Clone)]
+pub struct SsoSession {
+    pub principal: Principal,
+    pub refresh_token: Option<String>,
+    /// When the claims are read again.
+    pub refresh_at_ms: i64,
+    /// When the session ends whatever happens.
+    pub expires_ms: i64,
+}
 
 impl Auth {
     pub fn open(db: &Path, session_hours: u32) -> Result<Auth, AuthError> {
@@ -354,6 +371,8 @@ impl Auth {
             admin_key,
             guard: guard::LoginGuard::default(),
             audit_key,
+            oidc: None,
+            sso: Mutex::new(HashMap::new()),
             session_ms: i64::from(session_hours.max(1)) * 3_600_000,
             path: db.to_owned(),
         };
@@ -365,9 +384,78 @@ impl Auth {
         &self.path
     }
 
-    /// Whether any account exists (then every request needs a session).
+    /// Adds the province's sign-in provider (`[auth.oidc]`).
+    pub fn with_oidc(mut self, oidc: std::sync::Arc<oidc::Oidc>) -> Auth {
+        self.oidc = Some(oidc);
+        self
+    }
+
+    pub fn oidc(&self) -> Option<&std::sync::Arc<oidc::Oidc>> {
+        self.oidc.as_ref()
+    }
+
+    /// A session for someone the provider signed in; its token.
+    pub fn sso_session(&self, s: &oidc::Signed, now_ms: i64) -> String {
+        let token = new_token();
+        let refresh_ms = self
+            .oidc
+            .as_ref()
+            .map(|o| o.config().refresh.as_millis() as i64)
+            .unwrap_or(300_000);
+        let session = SsoSession {
+            principal: s.principal.clone(),
+            refresh_token: s.refresh_token.clone(),
+            refresh_at_ms: now_ms + refresh_ms,
+            expires_ms: now_ms + self.session_ms,
+        };
+        self.sso.lock().unwrap().insert(token.clone(), session);
+        token
+    }
+
+    /// Sessions whose claims are due to be read again: token and refresh token.
+    pub fn sso_due(&self, now_ms: i64) -> Vec<(String, Option<String>)> {
+        let mut m = self.sso.lock().unwrap();
+        m.retain(|_, s| s.expires_ms > now_ms);
+        m.iter()
+            .filter(|(_, s)| s.refresh_at_ms <= now_ms)
+            .map(|(t, s)| (t.clone(), s.refresh_token.clone()))
+            .collect()
+    }
+
+    /// What a refresh found: the person as the provider sees them now, or `None` when the
+    /// provider refused (the session ends).
+    pub fn sso_refreshed(&self, token: &str, r: Option<&oidc::Signed>, now_ms: i64) {
+        let refresh_ms = self
+            .oidc
+            .as_ref()
+            .map(|o| o.config().refresh.as_millis() as i64)
+            .unwrap_or(300_000);
+        let mut m = self.sso.lock().unwrap();
+        match r {
+            None => {
+                m.remove(token);
+            }
+            Some(s) => {
+                if let Some(cur) = m.get_mut(token) {
+                    cur.principal = s.principal.clone();
+                    cur.refresh_token = s.refresh_token.clone();
+                    cur.refresh_at_ms = now_ms + refresh_ms;
+                }
+            }
+        }
+    }
+
+    /// The provider cannot be reached: try again a little later, keep the session.
+    pub fn sso_retry_later(&self, token: &str, now_ms: i64) {
+        if let Some(s) = self.sso.lock().unwrap().get_mut(token) {
+            s.refresh_at_ms = now_ms + 30_000;
+        }
+    }
+
+    /// Whether any account exists or sign-in is through the provider (then every request
+    /// needs a session).
     pub fn sign_in_required(&self) -> bool {
-        if self.enabled.load(Ordering::Relaxed) {
+        if self.oidc.is_some() || self.enabled.load(Ordering::Relaxed) {
             return true;
         }
         let conn = self.conn.lock().unwrap();
@@ -504,7 +592,9 @@ impl Auth {
 
     /// Ends a session.
     pub fn logout(&self, token: &str) -> Result<(), AuthError> {
-        if self.local.lock().unwrap().remove(token).is_some() {
+        if self.local.lock().unwrap().remove(token).is_some()
+            || self.sso.lock().unwrap().remove(token).is_some()
+        {
             return Ok(());
         }
         let conn = self.conn.lock().unwrap();
@@ -519,6 +609,11 @@ impl Auth {
     pub fn session(&self, token: &str, now_ms: i64) -> Result<Principal, AuthError> {
         if let Some(p) = self.local.lock().unwrap().get(token) {
             return Ok(p.clone());
+        }
+        if let Some(s) = self.sso.lock().unwrap().get(token) {
+            if s.expires_ms > now_ms {
+                return Ok(s.principal.clone());
+            }
         }
         let conn = self.conn.lock().unwrap();
         conn.query_row(

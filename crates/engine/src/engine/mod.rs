@@ -244,8 +244,12 @@ impl Engine {
         let sender = IngestSender { tx };
         let cancel = CancellationToken::new();
 
-        let auth = crate::auth::Auth::open_keyed(&db_path, config.auth.session_hours, audit_key)
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let mut auth =
+            crate::auth::Auth::open_keyed(&db_path, config.auth.session_hours, audit_key)
+                .map_err(|e| EngineError::Internal(e.to_string()))?;
+        if let Some(o) = &config.auth.oidc {
+            auth = auth.with_oidc(Arc::new(crate::auth::oidc::Oidc::new(o.clone(), &data_dir)));
+        }
         let reader = Arc::new(reader);
         let config = Arc::new(config);
         let stored_kpis = lead::seed_kpis(&writer, &reader, clock.now()).await?;
@@ -360,6 +364,20 @@ impl Engine {
                 }
             }
         }));
+        // People signed in through the provider: their claims read again at each refresh.
+        if let Some(oidc) = engine.auth.oidc().cloned() {
+            let (auth, clock) = (engine.auth.clone(), engine.clock.clone());
+            let cancel = engine.cancel.child_token();
+            engine.tasks.lock().unwrap().push(tokio::spawn(async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = every.tick() => refresh_sso(&auth, &oidc, clock.as_ref()).await,
+                    }
+                }
+            }));
+        }
         // Message rates for /api/sources.
         let registry = engine.sources.clone();
         let cancel = engine.cancel.child_token();
@@ -962,6 +980,40 @@ impl Engine {
         let _ = tokio::task::spawn_blocking(move || writer.close()).await;
         let _ = std::fs::remove_file(self.data_dir.join(SERVER_FILE));
         drop(self.lock.lock().unwrap().take());
+    }
+}
+
+/// Refreshes the provider sessions that are due: the new claims replace the old (a role
+/// taken away is gone), a refusal ends the session, an unreachable provider is tried again
+/// a little later (a commune cut off keeps working until the session ends).
+async fn refresh_sso(auth: &crate::auth::Auth, oidc: &crate::auth::oidc::Oidc, clock: &dyn Clock) {
+    use crate::auth::oidc::OidcError;
+    for (token, refresh) in auth.sso_due(clock.now().timestamp_millis()) {
+        let now = clock.now().timestamp_millis();
+        let Some(refresh) = refresh else {
+            // Nothing to refresh with: the session lasts as the provider's token did.
+            auth.sso_retry_later(&token, now + 3_600_000);
+            continue;
+        };
+        match oidc.refresh(&refresh).await {
+            Ok(s) => {
+                tracing::info!(
+                    "signed-in {} is now {} of {:?}",
+                    s.principal.info.username,
+                    s.principal.info.role.as_str(),
+                    s.principal.info.units
+                );
+                auth.sso_refreshed(&token, Some(&s), now)
+            }
+            Err(OidcError::Unreachable(e)) => {
+                tracing::warn!("cannot refresh a sign-in (the provider is unreachable): {e}");
+                auth.sso_retry_later(&token, now);
+            }
+            Err(e) => {
+                tracing::info!("a sign-in ended at its refresh: {e}");
+                auth.sso_refreshed(&token, None, now);
+            }
+        }
     }
 }
 
