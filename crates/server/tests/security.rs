@@ -724,10 +724,12 @@ async fn bodies_and_fields_have_limits() {
     };
     // A 3 MB body is not read whole.
     let big = json!({"comment": "x".repeat(3 * 1024 * 1024)});
-    let r = post(format!("/api/incidents/{id}/comment"), big)
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 413);
+    // 413 as soon as the limit is passed; a client still sending may instead see the
+    // connection closed under it. Either way nothing is stored (the list stays small below).
+    match post(format!("/api/incidents/{id}/comment"), big).await {
+        Ok(r) => assert_eq!(r.status(), 413),
+        Err(e) => assert!(e.is_request() || e.is_body(), "{e}"),
+    }
     // A 100 kB comment, a 1 kB assignee.
     let r = post(
         format!("/api/incidents/{id}/comment"),
