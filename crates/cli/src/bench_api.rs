@@ -48,6 +48,12 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -102,21 +108,24 @@ async fn client(
             let Ok(text) = m.into_text() else { continue };
             let text: &str = &text;
             tally.messages.fetch_add(1, Ordering::Relaxed);
-            let Ok(v) = serde_json::from_str::<Value>(text) else {
+            // Only what continuity needs; values only for the sampling clients.
+            let Ok(h) = serde_json::from_str::<Head>(text) else {
                 continue;
             };
-            match v["type"].as_str() {
-                Some("snapshot") => {
-                    epoch = v["epoch"].as_str().map(str::to_string);
-                    seq = v["seq"].as_u64().unwrap_or(seq);
+            match h.kind.as_str() {
+                "snapshot" => {
+                    epoch = h.epoch;
+                    seq = h.seq.unwrap_or(seq);
                 }
-                Some("delta") => {
-                    let from = v["from"].as_u64().unwrap_or(0);
-                    if from != seq + 1 {
+                "delta" => {
+                    if h.from != Some(seq + 1) {
                         tally.lost.fetch_add(1, Ordering::Relaxed);
                     }
-                    seq = v["seq"].as_u64().unwrap_or(seq);
+                    seq = h.seq.unwrap_or(seq);
                     if sample {
+                        let Ok(v) = serde_json::from_str::<Value>(text) else {
+                            continue;
+                        };
                         let now = start.elapsed().as_secs_f64() * 1000.0;
                         let mut d = tally.delays_ms.lock().unwrap();
                         for x in v["values"].as_array().into_iter().flatten() {
@@ -132,6 +141,19 @@ async fn client(
             }
         }
     }
+}
+
+/// The head of a feed message.
+#[derive(serde::Deserialize)]
+struct Head {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    epoch: Option<String>,
+    #[serde(default)]
+    from: Option<u64>,
+    #[serde(default)]
+    seq: Option<u64>,
 }
 
 /// `n` observations of the devices from `from` on, each valued `t_ms` (its send time).
@@ -209,6 +231,7 @@ pub async fn run(b: ApiBench) -> anyhow::Result<()> {
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_before = rss_kib(pid);
+    let files_before = open_files(pid);
 
     // The screens: every tenth one records delays (parsing every message of 500 clients
     // would make this process the bottleneck, not the server).
@@ -264,6 +287,7 @@ pub async fn run(b: ApiBench) -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_secs(b.seconds)).await;
     let rss_with = rss_kib(pid);
+    let files_with = open_files(pid);
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         let _ = c.await;
@@ -274,6 +298,7 @@ pub async fn run(b: ApiBench) -> anyhow::Result<()> {
     let _ = feeder.await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_after = rss_kib(pid);
+    let files_after = open_files(pid);
     drop(server);
 
     let mut delays = std::mem::take(&mut *tally.delays_ms.lock().unwrap());
@@ -305,6 +330,10 @@ pub async fn run(b: ApiBench) -> anyhow::Result<()> {
     println!(
         "server rss: {} KiB before clients, {} KiB with them, {} KiB after they left",
         rss_before, rss_with, rss_after
+    );
+    println!(
+        "server open files: {files_before} before clients, {files_with} with them, \
+         {files_after} after they left"
     );
     println!(
         "api: {connected} clients, p99 {p99:.0} ms, dropped {}, rss per client {per_client} KiB",

@@ -49,7 +49,11 @@ pub async fn info(State(st): State<AppState>) -> Json<BasemapInfo> {
     Json(basemap::current(st.engine.data_dir()))
 }
 
-pub async fn file(State(st): State<AppState>, req: Request) -> Response {
+pub async fn file(State(st): State<AppState>, req: Request) -> crate::reply::Served {
+    crate::reply::Served(file_response(st, req).await)
+}
+
+async fn file_response(st: AppState, req: Request) -> Response {
     match basemap::file(st.engine.data_dir()) {
         Some((BasemapKind::Geojson, path)) => {
             match ServeFile::new_with_mime(path, &"application/geo+json".parse().unwrap())
@@ -77,7 +81,11 @@ pub struct TilePath {
 pub async fn tile(
     State(st): State<AppState>,
     Path(TilePath { z, x, y }): Path<TilePath>,
-) -> Result<Response, ApiError> {
+) -> Result<crate::reply::Served, ApiError> {
+    tile_response(st, z, x, y).await.map(crate::reply::Served)
+}
+
+async fn tile_response(st: AppState, z: u8, x: u32, y: String) -> Result<Response, ApiError> {
     let y: u32 = y
         .trim_end_matches(".pbf")
         .trim_end_matches(".mvt")

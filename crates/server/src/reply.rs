@@ -179,6 +179,49 @@ impl OperationOutput for JsonText {
     }
 }
 
+/// A file served as it is (the basemap, its tiles), whatever its type.
+pub struct Served(pub Response);
+
+impl IntoResponse for Served {
+    fn into_response(self) -> Response {
+        self.0
+    }
+}
+
+impl OperationOutput for Served {
+    type Inner = ();
+    fn inferred_responses(
+        _: &mut GenContext,
+        _: &mut Operation,
+    ) -> Vec<(Option<u16>, DocResponse)> {
+        vec![
+            (
+                Some(200),
+                DocResponse {
+                    description: "the file".into(),
+                    content: IndexMap::from_iter([("*/*".into(), MediaType::default())]),
+                    ..Default::default()
+                },
+            ),
+            (
+                Some(204),
+                DocResponse {
+                    description: "nothing there (an empty tile)".into(),
+                    ..Default::default()
+                },
+            ),
+            (
+                Some(206),
+                DocResponse {
+                    description: "a range of the file".into(),
+                    content: IndexMap::from_iter([("*/*".into(), MediaType::default())]),
+                    ..Default::default()
+                },
+            ),
+        ]
+    }
+}
+
 /// Plain text.
 pub struct Text(pub String);
 

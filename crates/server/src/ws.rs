@@ -13,9 +13,10 @@
 use crate::auth::Caller;
 use crate::extract::Query;
 use crate::AppState;
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
-use axum::response::Response;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use ioc_engine::auth::Principal;
 use ioc_engine::hub::Catchup;
@@ -26,6 +27,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::OnceCell;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+type Socket = WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
 use tokio::time::{sleep_until, Instant};
 
 #[derive(Deserialize, Default, JsonSchema)]
@@ -34,14 +42,96 @@ pub struct WsQuery {
     since: Option<u64>,
 }
 
+/// `101 Switching Protocols`, in the API's description.
+pub struct Switching(Response);
+
+impl IntoResponse for Switching {
+    fn into_response(self) -> Response {
+        self.0
+    }
+}
+
+impl aide::OperationOutput for Switching {
+    type Inner = ();
+    fn inferred_responses(
+        _: &mut aide::generate::GenContext,
+        _: &mut aide::openapi::Operation,
+    ) -> Vec<(Option<u16>, aide::openapi::Response)> {
+        vec![(
+            Some(101),
+            aide::openapi::Response {
+                description: "the live feed (WebSocket): a snapshot, then deltas".into(),
+                ..Default::default()
+            },
+        )]
+    }
+}
+
+/// The upgrade to a WebSocket, done here rather than by axum's extractor so that the feed
+/// can send long messages in fragments: the library copies every frame into a per-client
+/// buffer that keeps its largest size, so whole snapshots would cost each client a
+/// snapshot's worth of memory for as long as it stays.
 pub async fn upgrade(
     State(st): State<AppState>,
     c: Caller,
     Query(q): Query<WsQuery>,
-    ws: WebSocketUpgrade,
-) -> Response {
-    ws.max_write_buffer_size(MAX_WRITE_BUFFER)
-        .on_upgrade(move |socket| session(st, q, c.who, socket))
+    req: Request,
+) -> Result<Switching, crate::ApiError> {
+    let h = req.headers();
+    let has = |name: header::HeaderName, want: &str| {
+        h.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(want)))
+        })
+    };
+    if !has(header::CONNECTION, "upgrade") || !has(header::UPGRADE, "websocket") {
+        return Err(crate::ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "the feed is a WebSocket (Connection: upgrade, Upgrade: websocket)",
+        ));
+    }
+    if h.get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v != "13")
+    {
+        return Err(crate::ApiError::bad_request(
+            "Sec-WebSocket-Version: 13 only",
+        ));
+    }
+    let accept = h
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(|k| tokio_tungstenite::tungstenite::handshake::derive_accept_key(k.as_bytes()))
+        .ok_or_else(|| crate::ApiError::bad_request("no Sec-WebSocket-Key"))?;
+    let on_upgrade = hyper::upgrade::on(req);
+    let who = c.who;
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(up) => {
+                let mut config = WebSocketConfig::default();
+                // Clients send nothing but pings; frames go out as they are made.
+                config.read_buffer_size = 4 * 1024;
+                config.write_buffer_size = 0;
+                config.max_write_buffer_size = MAX_WRITE_BUFFER;
+                config.max_message_size = Some(64 * 1024);
+                let ws = WebSocketStream::from_raw_socket(
+                    hyper_util::rt::TokioIo::new(up),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
+                session(st, q, who, ws).await
+            }
+            Err(e) => tracing::debug!("a feed upgrade failed: {e}"),
+        }
+    });
+    let mut r = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let hs = r.headers_mut();
+    hs.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    hs.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    hs.insert(
+        header::SEC_WEBSOCKET_ACCEPT,
+        HeaderValue::from_str(&accept).expect("base64"),
+    );
+    Ok(Switching(r))
 }
 
 /// Feed messages as sent, shared by every client that needs the same one: a few hundred
@@ -54,7 +144,7 @@ pub struct FeedCache {
     entries: Mutex<HashMap<CacheKey, Entry>>,
 }
 
-type Entry = (Instant, Arc<OnceCell<(Utf8Bytes, u64)>>);
+type Entry = (Instant, Arc<OnceCell<(Bytes, u64)>>);
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum CacheKey {
@@ -73,7 +163,7 @@ const MAX_WRITE_BUFFER: usize = 64 * 1024 * 1024;
 
 impl FeedCache {
     /// The entry for `key`, made if missing or too old; old entries go.
-    fn cell(&self, key: CacheKey, reuse: Duration) -> Arc<OnceCell<(Utf8Bytes, u64)>> {
+    fn cell(&self, key: CacheKey, reuse: Duration) -> Arc<OnceCell<(Bytes, u64)>> {
         let now = Instant::now();
         let mut m = self.entries.lock().unwrap();
         if m.len() > 256 {
@@ -96,11 +186,11 @@ fn scope_key(p: &Principal) -> Arc<str> {
     Arc::from(units.join(","))
 }
 
-fn encode(st: &AppState, msg: ServerMsg, p: &Principal) -> (Utf8Bytes, u64) {
+fn encode(st: &AppState, msg: ServerMsg, p: &Principal) -> (Bytes, u64) {
     let msg = st.engine.view(p.scope()).feed(msg);
     let seq = msg.seq();
-    let text = serde_json::to_string(&msg).expect("messages serialize");
-    (Utf8Bytes::from(text), seq)
+    let text = serde_json::to_vec(&msg).expect("messages serialize");
+    (Bytes::from(text), seq)
 }
 
 /// What a client at `since` of `epoch` needs next, encoded (shared when others need it too).
@@ -109,7 +199,7 @@ async fn next(
     p: &Principal,
     epoch: Option<&str>,
     since: u64,
-) -> Option<(Utf8Bytes, u64)> {
+) -> Option<(Bytes, u64)> {
     let hub = st.engine.hub();
     let scope = scope_key(p);
     let current = epoch == Some(hub.epoch());
@@ -126,7 +216,7 @@ async fn next(
     let got = cell
         .get_or_init(|| async {
             match hub.since(epoch, since) {
-                Catchup::UpToDate => (Utf8Bytes::from_static(""), since),
+                Catchup::UpToDate => (Bytes::new(), since),
                 Catchup::Delta(m) | Catchup::Snapshot(m) => encode(st, m, p),
             }
         })
@@ -139,11 +229,33 @@ async fn next(
     }
 }
 
-async fn send(
-    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
-    text: Utf8Bytes,
-) -> bool {
-    match tokio::time::timeout(SLOW_CLIENT, sink.send(Message::Text(text))).await {
+/// The largest frame a message is sent in; longer messages go in fragments (the browser
+/// puts them together), so a client's socket never copies more than this at once.
+const FRAGMENT: usize = 16 * 1024;
+
+/// Sends one text message (in fragments when long); `false` when the client is gone or
+/// took nothing for [`SLOW_CLIENT`].
+async fn send(sink: &mut futures_util::stream::SplitSink<Socket, Message>, text: Bytes) -> bool {
+    let sent = async {
+        if text.len() <= FRAGMENT {
+            let frame = Frame::message(text, OpCode::Data(Data::Text), true);
+            return sink.send(Message::Frame(frame)).await;
+        }
+        let mut start = 0;
+        while start < text.len() {
+            let end = (start + FRAGMENT).min(text.len());
+            let op = if start == 0 {
+                OpCode::Data(Data::Text)
+            } else {
+                OpCode::Data(Data::Continue)
+            };
+            let frame = Frame::message(text.slice(start..end), op, end == text.len());
+            sink.send(Message::Frame(frame)).await?;
+            start = end;
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(SLOW_CLIENT, sent).await {
         Ok(r) => r.is_ok(),
         Err(_) => {
             tracing::info!("cut a feed client that took nothing for {SLOW_CLIENT:?}");
@@ -152,7 +264,7 @@ async fn send(
     }
 }
 
-async fn session(st: AppState, q: WsQuery, p: Principal, socket: WebSocket) {
+async fn session(st: AppState, q: WsQuery, p: Principal, socket: Socket) {
     let hub = st.engine.hub().clone();
     let frame = hub.config().frame_interval;
     let heartbeat = hub.config().heartbeat.max(Duration::from_millis(100));
@@ -186,7 +298,7 @@ async fn session(st: AppState, q: WsQuery, p: Principal, socket: WebSocket) {
             }
             _ = sleep_until(last_sent + heartbeat) => {
                 let hb = ServerMsg::Heartbeat { seq, time: st.engine.clock().now() };
-                let text = Utf8Bytes::from(serde_json::to_string(&hb).expect("messages serialize"));
+                let text = Bytes::from(serde_json::to_vec(&hb).expect("messages serialize"));
                 if !send(&mut sink, text).await {
                     break;
                 }
