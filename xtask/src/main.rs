@@ -170,6 +170,12 @@ fn setup(for_tests: bool) -> Result {
     if for_tests {
         tauri_driver()?;
         sensorthings_server()?;
+        python_tool(
+            "schemathesis (the API tester)",
+            "crates/server/tests/schemathesis/requirements.txt",
+            "target/py-schemathesis",
+        )?;
+        oidc_provider()?;
     }
     Ok(())
 }
@@ -278,6 +284,44 @@ fn npm_packages() -> Result {
     }
     step("installing npm packages (MapLibre GL JS, fonts)");
     sh_in(&ui, "npm", &["ci", "--no-audit", "--no-fund"], &[])
+}
+
+/// A Python tool in a venv of its own under target/, from pinned requirements (every
+/// package with its version, installed without resolving); reinstalled when they change.
+fn python_tool(what: &str, requirements: &str, venv: &str) -> Result {
+    let reqs = root().join(requirements);
+    let venv = root().join(venv);
+    let stamp = venv.join("installed-requirements.txt");
+    let wanted = std::fs::read_to_string(&reqs).map_err(|e| format!("{}: {e}", reqs.display()))?;
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        return Ok(());
+    }
+    step(&format!("installing {what}"));
+    let _ = std::fs::remove_dir_all(&venv);
+    sh("python3", &["-m", "venv", &venv.to_string_lossy()])?;
+    sh(
+        &venv.join("bin/pip").to_string_lossy(),
+        &["install", "-q", "--no-deps", "-r", &reqs.to_string_lossy()],
+    )?;
+    std::fs::write(&stamp, wanted).map_err(|e| format!("{}: {e}", stamp.display()))
+}
+
+/// The OpenID provider the sign-in tests start (npm `oidc-provider`, pinned).
+fn oidc_provider() -> Result {
+    let dir = root().join("tests/oidc");
+    let stamp = dir.join("node_modules/.package-lock.json");
+    let fresh = match (
+        std::fs::metadata(&stamp),
+        std::fs::metadata(dir.join("package-lock.json")),
+    ) {
+        (Ok(s), Ok(l)) => s.modified().ok() >= l.modified().ok(),
+        _ => false,
+    };
+    if fresh {
+        return Ok(());
+    }
+    step("installing the OpenID provider for the sign-in tests (oidc-provider)");
+    sh_in(&dir, "npm", &["ci", "--no-audit", "--no-fund"], &[])
 }
 
 /// A real OGC SensorThings server (django-ogc-sensorthings from PyPI, pinned) in a venv

@@ -31,6 +31,29 @@ fn json_doc<T: JsonSchema>(ctx: &mut GenContext, description: &str) -> DocRespon
     }
 }
 
+/// A refused text: its problems with line and column, or (a body that is not JSON at all)
+/// the API's plain error.
+fn refused_doc(ctx: &mut GenContext) -> DocResponse {
+    let check = ctx.schema.subschema_for::<RuleCheck>();
+    let error = ctx.schema.subschema_for::<crate::error::ErrorBody>();
+    let json_schema = schemars::json_schema!({ "anyOf": [check, error] });
+    DocResponse {
+        description: "refused, with every problem and its line and column".into(),
+        content: IndexMap::from_iter([(
+            "application/json".into(),
+            MediaType {
+                schema: Some(SchemaObject {
+                    json_schema,
+                    example: None,
+                    external_docs: None,
+                }),
+                ..Default::default()
+            },
+        )]),
+        ..Default::default()
+    }
+}
+
 /// `201 Created` with the new thing.
 pub struct Created<T>(pub T);
 
@@ -99,10 +122,7 @@ impl<T: JsonSchema> OperationOutput for Checked<T> {
         vec![
             (Some(200), json_doc::<T>(ctx, "saved")),
             (Some(201), json_doc::<T>(ctx, "created")),
-            (
-                Some(400),
-                json_doc::<RuleCheck>(ctx, "refused, with every problem and its line and column"),
-            ),
+            (Some(400), refused_doc(ctx)),
         ]
     }
 }
