@@ -724,6 +724,9 @@ pub struct OidcConfig {
     /// The sign-in button's words.
     #[serde(default = "oidc_label")]
     pub label: String,
+    /// How far the provider's clock and ours may disagree when checking a token's times.
+    #[serde(default = "oidc_skew", with = "humantime_serde")]
+    pub clock_skew: Duration,
 }
 
 fn oidc_scopes() -> Vec<String> {
@@ -745,6 +748,9 @@ fn oidc_name_claim() -> String {
 }
 fn oidc_refresh() -> Duration {
     Duration::from_secs(300)
+}
+fn oidc_skew() -> Duration {
+    Duration::from_secs(30)
 }
 fn oidc_label() -> String {
     "Đăng nhập bằng tài khoản tỉnh (SSO)".into()

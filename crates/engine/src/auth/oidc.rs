@@ -80,8 +80,9 @@ pub struct Oidc {
 
 /// A sign-in must come back from the provider within this long.
 const PENDING: Duration = Duration::from_secs(600);
-/// The keys are fetched again for an unknown key id at most this often.
-const REFETCH: Duration = Duration::from_secs(30);
+/// The keys are fetched again for an unknown key id at most this often (a stream of
+/// tokens with made-up key ids must not become a stream of requests to the provider).
+const REFETCH: Duration = Duration::from_secs(5);
 
 /// The value at a dotted path (`realm_access.roles`).
 pub fn claim<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
@@ -384,7 +385,7 @@ impl Oidc {
         }
         let mut v = Validation::new(header.alg);
         v.set_issuer(&[self.cfg.issuer.trim_end_matches('/'), &self.cfg.issuer]);
-        v.leeway = 30;
+        v.leeway = self.cfg.clock_skew.as_secs();
         if check_audience {
             let aud = self
                 .cfg
