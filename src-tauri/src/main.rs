@@ -70,8 +70,11 @@ async fn start(
 /// `/api/session/desktop` with a one-time ticket, which the server turns into a session in
 /// an `HttpOnly` cookie (in memory only, gone with the app) before going on to `path`. No
 /// token ever sits where the page's scripts could read it.
+///
+/// Where the province's single sign-on is configured, the window is not signed in by
+/// itself: the person signs in through the provider in the window.
 pub fn with_session(engine: &Engine, addr: SocketAddr, path: &str) -> String {
-    if engine.auth().sign_in_required() {
+    if engine.auth().sign_in_required() && engine.auth().oidc().is_none() {
         let who = std::env::var("USER").unwrap_or_else(|_| "desktop".into());
         let now = engine.clock().now().timestamp_millis();
         let ticket = engine.auth().desktop_ticket(&who, now);

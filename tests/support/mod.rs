@@ -57,7 +57,7 @@ pub fn free_port() -> u16 {
 
 /// A child process in its own process group; dropping it stops the whole group.
 pub struct Proc {
-    child: Child,
+    pub child: Child,
     name: String,
 }
 

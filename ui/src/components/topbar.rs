@@ -125,7 +125,7 @@ pub fn TopBar() -> impl IntoView {
                     let role = format!("role-{}", m.user.role.as_str());
                     view! {
                         <div class="user" id="user-chip">
-                            <span class="user-name">{m.user.display_name.clone()}</span>
+                            <span class="user-name" title=m.user.display_name.clone()>{m.user.display_name.clone()}</span>
                             <span class="user-role">{move || i18n.tr(&role)}</span>
                             <button class="link" id="sign-out" on:click=move |_| super::login::sign_out()>
                                 {move || i18n.tr("sign-out")}
