@@ -211,7 +211,15 @@ async fn e2e_browser_leader_dashboards_kpis_and_reports() {
         .as_str()
         .unwrap()
         .to_string();
-    let pdf = reqwest::get(&href).await.unwrap();
+    // The link works for the signed-in browser (its session cookie), and for no one else.
+    let anonymous = reqwest::get(&href).await.unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let pdf = reqwest::Client::new()
+        .get(&href)
+        .header("cookie", session_cookie(&c).await)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(pdf.status().as_u16(), 200);
     assert!(pdf.bytes().await.unwrap().starts_with(b"%PDF-"));
     assert!(

@@ -379,6 +379,20 @@ pub async fn js(client: &fantoccini::Client, script: &str) -> serde_json::Value 
         .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
 }
 
+/// The browser's session cookie as a `Cookie` header value (`name=value`): WebDriver can read
+/// it although no script of the page can (it is HttpOnly), so a test can fetch what a signed-in
+/// user's browser would, e.g. a download link.
+pub async fn session_cookie(client: &fantoccini::Client) -> String {
+    let session = client
+        .get_all_cookies()
+        .await
+        .expect("cookies")
+        .into_iter()
+        .find(|k| k.name().starts_with("ioc_session_"))
+        .expect("the session cookie");
+    format!("{}={}", session.name(), session.value())
+}
+
 /// A private D-Bus session bus with a desktop notification server on it
 /// (`support/notification_server.py`) that records every notification it is sent, so a test
 /// can check that the desktop app really notified. Both stop with it.
