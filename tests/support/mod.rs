@@ -22,12 +22,13 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// What a test does when something it needs is missing: fails under CI, says so otherwise.
+#[path = "../../crates/engine/tests/common/missing.rs"]
+pub mod missing;
+
 /// `../shared/data` (real reference data), when it is next to the project.
 pub fn shared_data() -> Option<PathBuf> {
-    let p = std::env::var_os("IOC_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/data"));
-    p.is_dir().then_some(p)
+    missing::shared_data("").filter(|p| p.is_dir())
 }
 
 /// A built binary of the workspace.
@@ -233,7 +234,7 @@ impl Server {
 /// Imports the real Nghệ An boundaries into `data`, when the shared data is present.
 pub fn import_basemap(data: &Path) -> bool {
     let Some(shared) = shared_data() else {
-        eprintln!("../shared/data not found: running without a basemap");
+        missing::missing("../shared/data not found: running without a basemap");
         return false;
     };
     let status = Command::new(bin("ioc"))

@@ -1,5 +1,8 @@
 //! The `ioc` binary as a user runs it.
 
+#[path = "../../engine/tests/common/missing.rs"]
+mod missing;
+
 use std::process::Command;
 
 fn ioc() -> Command {
@@ -110,15 +113,13 @@ fn bench_prints_the_summary_line() {
 }
 
 fn shared() -> Option<std::path::PathBuf> {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    p.is_dir().then_some(p)
+    missing::shared_data("").filter(|p| p.is_dir())
 }
 
 #[test]
 fn imports_of_the_reference_files() {
     let Some(shared) = shared() else {
-        eprintln!("../shared/data not found");
-        return;
+        return missing::missing("../shared/data not found: the reference files to import");
     };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

@@ -265,6 +265,11 @@ fn round6(v: f64) -> f64 {
     (v * 1e6).round() / 1e6
 }
 
+/// How a test says that the shared data it needs is missing (a failure under CI).
+#[cfg(test)]
+#[path = "../tests/common/missing.rs"]
+mod missing;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,11 +326,11 @@ mod tests {
     /// The real Nghệ An files, when the shared reference data is next to the project.
     #[tokio::test]
     async fn real_nghe_an_files_import() {
-        let geo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/geo");
-        if !geo.exists() {
-            eprintln!("shared data not present; the e2e tests import it instead");
-            return;
-        }
+        let Some(geo) = super::missing::shared_data("geo") else {
+            return super::missing::missing(
+                "../shared/data/geo not found: the real Nghệ An basemap",
+            );
+        };
         let data = tempfile::tempdir().unwrap();
         let imp = import(data.path(), &geo.join("nghe-an-communes-2025.geojson"))
             .await

@@ -2,24 +2,18 @@
 //! the reason; CAP we export validates against the official CAP 1.2 schema (checked with
 //! `xmllint`, from Debian's libxml2-utils).
 
+#[path = "common/missing.rs"]
+mod missing;
+
 use ioc_engine::decode::cap::{decode_cap, to_cap, Issuer};
 use ioc_model::{Alert, AlertState, Domain, Severity};
-use std::path::{Path, PathBuf};
+use missing::{missing, run_tool, shared_data};
 use std::process::Command;
-
-fn cap_dir() -> Option<PathBuf> {
-    let p = std::env::var_os("IOC_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
-        .join("cap");
-    p.is_dir().then_some(p)
-}
 
 #[test]
 fn cap_12_files_import_and_others_are_refused() {
-    let Some(dir) = cap_dir() else {
-        eprintln!("../shared/data/cap not found");
-        return;
+    let Some(dir) = shared_data("cap") else {
+        return missing("../shared/data/cap not found: the CAP files to import");
     };
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
@@ -106,8 +100,9 @@ fn alert(id: i64, severity: Severity, area: Option<serde_json::Value>) -> Alert 
 
 #[test]
 fn exported_cap_validates_against_the_cap_12_schema() {
-    let Some(dir) = cap_dir() else { return };
-    let xsd = dir.join("schema/cap12.xsd");
+    let Some(xsd) = shared_data("cap/schema/cap12.xsd") else {
+        return missing("../shared/data/cap/schema/cap12.xsd not found: the CAP 1.2 schema");
+    };
     let tmp = tempfile::tempdir().unwrap();
     let issuer = Issuer {
         sender: "ioc@nghean.gov.vn",
@@ -122,15 +117,16 @@ fn exported_cap_validates_against_the_cap_12_schema() {
         let xml = to_cap(a, Some((105.5, 18.7)), &issuer, None);
         let f = tmp.path().join(format!("alert-{}.xml", a.id));
         std::fs::write(&f, &xml).unwrap();
-        let out = Command::new("xmllint")
-            .arg("--noout")
-            .arg("--schema")
-            .arg(&xsd)
-            .arg(&f)
-            .output()
-            .expect(
-                "xmllint (Debian package libxml2-utils; `cargo xtask setup --test` installs it)",
-            );
+        let Some(out) = run_tool(
+            Command::new("xmllint")
+                .arg("--noout")
+                .arg("--schema")
+                .arg(&xsd)
+                .arg(&f),
+            "Debian package libxml2-utils",
+        ) else {
+            return;
+        };
         assert!(
             out.status.success(),
             "{}\n{xml}",

@@ -3,18 +3,28 @@
 //! every refusal carries a reason a person can read. The seeds are real payloads from
 //! `../shared/data` where present, else small inline ones.
 
+#[path = "common/missing.rs"]
+mod missing;
+
 use ioc_engine::decode::{self, DecodeCtx, Decoder, MAX_PAYLOAD};
 use ioc_engine::Item;
 use proptest::prelude::*;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// A real payload of the shared data; without it (said once, and a failure under CI) the
+/// caller seeds with a small inline one.
 fn shared(rel: &str) -> Option<Vec<u8>> {
-    let p = std::env::var_os("IOC_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
-        .join(rel);
-    std::fs::read(p).ok()
+    let bytes = missing::shared_data(rel).and_then(|p| std::fs::read(p).ok());
+    if bytes.is_none() {
+        // Said once (the decoders are built for every case); under CI every time, a failure.
+        static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if missing::under_ci() || !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            missing::missing(&format!(
+                "../shared/data/{rel} not found: decoders seeded with small inline payloads only"
+            ));
+        }
+    }
+    bytes
 }
 
 const JSON_MAPPING: &str = r#"

@@ -3,6 +3,9 @@
 //! commune; counts and times of alerts; a series over days; what is behind a number; and a
 //! statistical report that carries exactly the numbers `kpi_values` gives for its period.
 
+#[path = "common/missing.rs"]
+mod missing;
+
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use ioc_engine::operate::directives::DirectiveAction;
 use ioc_engine::operate::Actor;
@@ -463,16 +466,20 @@ impl Plus for ManualClock {
     }
 }
 
+/// The text of a PDF, by poppler's `pdftotext`; `None` when it is not installed (a failure
+/// under CI).
 fn pdf_text(pdf: &[u8]) -> Option<String> {
-    let dir = tempfile::tempdir().ok()?;
+    let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("r.pdf");
-    std::fs::write(&path, pdf).ok()?;
-    let out = std::process::Command::new("pdftotext")
-        .arg(&path)
-        .arg("-")
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    std::fs::write(&path, pdf).unwrap();
+    let out = missing::run_tool(
+        std::process::Command::new("pdftotext").arg(&path).arg("-"),
+        "Debian package poppler-utils",
+    )?;
+    assert!(
+        out.status.success(),
+        "pdftotext: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -2,17 +2,17 @@
 //! decoder: the well-formed ones decode (the ten types the IOC needs are checked in detail),
 //! the malformed ones are refused with the reason.
 
+#[path = "common/missing.rs"]
+mod missing;
+
 use ioc_engine::decode::{ngsi_ld::NgsiLd, DecodeCtx, Decoder};
 use ioc_engine::{Item, Obs};
 use ioc_model::{EntityStatus, Severity};
+use missing::{missing, shared_data};
 use std::path::{Path, PathBuf};
 
 fn examples() -> Option<PathBuf> {
-    let p = std::env::var_os("IOC_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
-        .join("ngsi-ld");
-    p.is_dir().then_some(p)
+    shared_data("ngsi-ld").filter(|p| p.is_dir())
 }
 
 fn decode(path: &Path) -> Result<Vec<Item>, String> {
@@ -85,8 +85,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn every_example_decodes_or_is_refused_with_its_reason() {
     let Some(dir) = examples() else {
-        eprintln!("../shared/data/ngsi-ld not found");
-        return;
+        return missing("../shared/data/ngsi-ld not found: the Smart Data Models examples");
     };
     let (mut ok, mut refused) = (0, 0);
     for path in files(&dir) {
@@ -130,7 +129,9 @@ fn entity(items: &[Item]) -> &ioc_model::Entity {
 
 #[test]
 fn the_types_an_ioc_needs_keep_their_meaning() {
-    let Some(dir) = examples() else { return };
+    let Some(dir) = examples() else {
+        return missing("../shared/data/ngsi-ld not found: the Smart Data Models examples");
+    };
     let get = |f: &str| decode(&dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
 
     for form in [

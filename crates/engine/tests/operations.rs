@@ -3,6 +3,9 @@
 //! included) to a close that closes its alerts, directives on the incident's timeline,
 //! silences and maintenance windows, SOP versions, and the after-action report.
 
+#[path = "common/missing.rs"]
+mod missing;
+
 use chrono::{DateTime, Duration, Utc};
 use ioc_engine::operate::directives::DirectiveAction;
 use ioc_engine::operate::{Actor, OpError};
@@ -469,26 +472,25 @@ async fn an_incident_worked_through_its_sop_across_a_restart() {
     engine.shutdown().await;
 }
 
-/// The text of a PDF, by poppler's `pdftotext` (installed with the test tools).
+/// The text of a PDF, by poppler's `pdftotext` (installed with the test tools); `None` when
+/// it is not installed (a failure under CI).
 fn pdf_text(pdf: &[u8]) -> Option<String> {
-    let dir = tempfile::tempdir().ok()?;
+    let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("r.pdf");
-    std::fs::write(&path, pdf).ok()?;
-    let out = std::process::Command::new("pdftotext")
-        .arg("-layout")
-        .arg(&path)
-        .arg("-")
-        .output();
-    match out {
-        Ok(o) if o.status.success() => Some(String::from_utf8_lossy(&o.stdout).into_owned()),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none() && std::env::var_os("IOC_REQUIRE_TOOLS").is_none(),
-                "pdftotext (poppler-utils) is missing"
-            );
-            None
-        }
-    }
+    std::fs::write(&path, pdf).unwrap();
+    let out = missing::run_tool(
+        std::process::Command::new("pdftotext")
+            .arg("-layout")
+            .arg(&path)
+            .arg("-"),
+        "Debian package poppler-utils",
+    )?;
+    assert!(
+        out.status.success(),
+        "pdftotext: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[tokio::test]
