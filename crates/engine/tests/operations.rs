@@ -197,6 +197,51 @@ async fn three_cameras_down_in_one_commune_make_one_incident() {
     engine.shutdown().await;
 }
 
+/// The window expires: three cameras down in one commune 20 minutes apart are spread over
+/// 40 minutes, more than the rule's 30, and open nothing; the fourth, 5 minutes after the
+/// third, makes three within 30 minutes, and the incident is theirs (the first has expired).
+#[tokio::test]
+async fn alerts_spread_over_more_than_the_window_open_no_incident() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let engine = start(dir.path(), &clock).await;
+    let mut items = units();
+    for id in ["c1", "c2", "c3", "c4"] {
+        items.push(device(id, "Camera", "16681"));
+    }
+    feed(&engine, &clock, items).await;
+    for (id, minute) in [("c1", 0), ("c2", 20), ("c3", 40)] {
+        feed(&engine, &clock, vec![obs(id, "online", minute, 0.0)]).await;
+    }
+    let open = engine.hub().open_alerts();
+    assert_eq!(open.len(), 3, "three alerts raised: {open:?}");
+    assert!(
+        engine.hub().incidents().is_empty(),
+        "3 alerts over 40 minutes are not 3 within 30: {:?}",
+        engine.hub().incidents()
+    );
+    assert!(open.iter().all(|a| a.incident.is_none()), "{open:?}");
+
+    feed(&engine, &clock, vec![obs("c4", "online", 45, 0.0)]).await;
+    let incidents = engine.hub().incidents();
+    assert_eq!(incidents.len(), 1, "c2, c3, c4 within 25 minutes");
+    let id_of = |entity: &str| {
+        engine
+            .hub()
+            .open_alerts()
+            .into_iter()
+            .find(|a| a.entity.as_deref() == Some(entity))
+            .unwrap()
+            .id
+    };
+    assert_eq!(
+        incidents[0].alerts,
+        vec![id_of("c2"), id_of("c3"), id_of("c4")],
+        "the alert of minute 0 had left the window"
+    );
+    engine.shutdown().await;
+}
+
 #[tokio::test]
 async fn an_incident_worked_through_its_sop_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
