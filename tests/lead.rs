@@ -448,17 +448,19 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-/// Resident memory of a process, KiB.
+/// Resident memory of a process, KiB; a process whose memory cannot be read fails the test
+/// (a soak that read 0 would find it flat).
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_else(|e| {
+        panic!("the server's memory cannot be measured: /proc/{pid}/status: {e}")
+    });
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .filter(|kib| *kib > 0)
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status:\n{status}"))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -469,16 +471,39 @@ struct Sample {
     rss_mb: f64,
 }
 
+/// One measurement of the page (its JavaScript heap after a full collection, its DOM nodes)
+/// and of the server. The heap is Chromium's `performance.memory` (precise with
+/// `--enable-precise-memory-info`), the collection `window.gc` (`--js-flags=--expose-gc`):
+/// when either is missing the test fails, rather than comparing zeros and finding them flat.
 async fn sample(c: &Client, pid: u32, start: Instant) -> Sample {
     let v = js(
         c,
-        "if (window.gc) { window.gc(); } return [performance.memory ? performance.memory.usedJSHeapSize : 0, document.getElementsByTagName('*').length];",
+        "const gc = typeof window.gc === 'function'; if (gc) { window.gc(); } \
+         const m = performance.memory; \
+         return [gc, m ? m.usedJSHeapSize : null, document.getElementsByTagName('*').length];",
     )
     .await;
+    assert_eq!(
+        v[0],
+        json!(true),
+        "window.gc is missing: the browser was not started with --js-flags=--expose-gc, and \
+         the heap measured without a collection says nothing about a leak"
+    );
+    let heap = v[1].as_f64().filter(|h| *h > 0.0).unwrap_or_else(|| {
+        panic!(
+            "the page's heap cannot be measured: performance.memory.usedJSHeapSize is {} \
+             (Chromium has it; without it the soak would compare zeros)",
+            v[1]
+        )
+    });
+    let nodes = v[2]
+        .as_f64()
+        .filter(|n| *n > 0.0)
+        .unwrap_or_else(|| panic!("the page's DOM nodes cannot be counted: {}", v[2]));
     Sample {
         at: start.elapsed().as_secs_f64(),
-        heap_mb: v[0].as_f64().unwrap_or(0.0) / 1e6,
-        nodes: v[1].as_f64().unwrap_or(0.0),
+        heap_mb: heap / 1e6,
+        nodes,
         rss_mb: rss_kib(pid) as f64 / 1024.0,
     }
 }

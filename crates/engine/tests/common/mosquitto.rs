@@ -14,6 +14,8 @@ pub struct Mosquitto {
     dir: tempfile::TempDir,
     /// CA file clients trust, when the listener speaks TLS.
     pub ca_file: Option<PathBuf>,
+    /// Where the broker logs every packet it sends and receives, if it does.
+    log: Option<PathBuf>,
 }
 
 fn free_port() -> u16 {
@@ -42,9 +44,36 @@ impl Mosquitto {
             port: free_port(),
             dir,
             ca_file: None,
+            log: None,
         };
         m.spawn();
         m
+    }
+
+    /// A broker as [`Mosquitto::start`] that also logs every packet it sends and receives
+    /// (read with [`Mosquitto::log`]), so a test can count what each client was delivered and
+    /// what it acknowledged.
+    pub fn start_logged() -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("mosquitto.log");
+        let mut m = Mosquitto {
+            child: None,
+            port: free_port(),
+            dir,
+            ca_file: None,
+            log: Some(log),
+        };
+        m.spawn();
+        m
+    }
+
+    /// What the broker logged so far (see [`Mosquitto::start_logged`]).
+    pub fn log(&self) -> String {
+        let path = self
+            .log
+            .as_ref()
+            .expect("a broker started with start_logged");
+        std::fs::read_to_string(path).unwrap_or_default()
     }
 
     /// A broker whose listener speaks TLS with a certificate for 127.0.0.1 signed by a CA of
@@ -76,6 +105,7 @@ impl Mosquitto {
             port: free_port(),
             dir,
             ca_file: Some(ca_file),
+            log: None,
         };
         m.spawn();
         m
@@ -88,9 +118,16 @@ impl Mosquitto {
             format!(
                 "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\n\
                  persistence_location {}/\nmax_inflight_messages 1000\n\
-                 max_queued_messages 1000000\nautosave_interval 1\n{}",
+                 max_queued_messages 1000000\nautosave_interval 1\n{}{}",
                 self.port,
                 self.dir.path().display(),
+                match &self.log {
+                    // `user root`: a broker started as root keeps the rights to write its log
+                    // in the test's folder (it would otherwise become the user mosquitto).
+                    Some(log) =>
+                        format!("log_dest file {}\nlog_type all\nuser root\n", log.display()),
+                    None => String::new(),
+                },
                 match &self.ca_file {
                     Some(_) => format!(
                         "cafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\n",
