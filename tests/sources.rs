@@ -8,6 +8,7 @@ mod mosquitto;
 use fantoccini::{Client, Locator};
 use ioc_e2e::*;
 use mosquitto::Mosquitto;
+use serde_json::Value;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(60);
@@ -140,7 +141,7 @@ async fn e2e_browser_sources_dead_letters_and_import() {
     .await
     .unwrap();
     assert!(
-        csv.starts_with("id,source,received_at,origin,reason,size,payload"),
+        csv.starts_with("id,source,received_at,origin,reason,count,samples,size,payload"),
         "{csv}"
     );
     assert!(
@@ -171,6 +172,43 @@ async fn e2e_browser_sources_dead_letters_and_import() {
         shown, "province-mqtt",
         "the filter shows the source it came from"
     );
+
+    // A CSV of 3,000 rows for a station nobody registered: one letter, with its count.
+    let mut rows = String::from("time,level\n");
+    for i in 0..3000 {
+        rows.push_str(&format!("2024-05-01T{:02}:{:02}:00Z,{}\n", i / 60 % 24, i % 60, i));
+    }
+    let r = reqwest::Client::new()
+        .post(server.url("/api/import"))
+        .query(&[
+            ("format", "csv"),
+            ("source", "province-mqtt"),
+            ("name", "ghost-river.csv"),
+            (
+                "mapping",
+                "entity_id = \"ghost-river\"\ntime = \"time\"\nmetrics = { water_level = \"level\" }\n",
+            ),
+        ])
+        .body(rows)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(report["refused"], 3000, "{report}");
+    let search = c.find(Locator::Css("#dead-search")).await.unwrap();
+    search.clear().await.unwrap();
+    search.send_keys("ghost-river").await.unwrap();
+    let counted = wait_for("one letter for the 3,000 rows", T, || async {
+        let rows = js(
+            &c,
+            "return [...document.querySelectorAll('#dead-table tbody tr')].filter(r => r.innerText.includes('ghost-river')).map(r => { const b = r.querySelector('.count'); return b ? b.dataset.count : null; })",
+        )
+        .await;
+        (rows.as_array().is_some_and(|a| !a.is_empty())).then_some(rows)
+    })
+    .await;
+    assert_eq!(counted, serde_json::json!(["3000"]), "one row, counting 3000");
     screenshot(&c, "browser-dead-letters").await;
 
     // Importing a CAP file through the picker: its alert and its area appear.

@@ -43,6 +43,12 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 2000)]
         entities: usize,
     },
+    /// A large CSV streamed to `ioc serve` (for an unknown entity, then for a described
+    /// station): rows per second, server memory before, at its peak and after, dead letters.
+    Import {
+        #[arg(long, default_value_t = 629_145)]
+        rows: usize,
+    },
     /// A year of a KPI from the rollups, next to the same numbers from the raw rows; the
     /// leader dashboard's reads over the year.
     Kpi {
@@ -71,6 +77,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             })
             .await
         }
+        BenchCommand::Import { rows } => crate::bench_import::run(rows).await,
         BenchCommand::Ingest { n, dir } => {
             let tmp;
             let dir = match dir {

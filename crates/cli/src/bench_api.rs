@@ -23,9 +23,9 @@ pub struct ApiBench {
 }
 
 /// A child `ioc serve`, stopped when dropped.
-struct Server {
-    child: std::process::Child,
-    url: String,
+pub(crate) struct Server {
+    pub child: std::process::Child,
+    pub url: String,
 }
 
 impl Drop for Server {
@@ -36,7 +36,7 @@ impl Drop for Server {
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
+pub(crate) fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -176,13 +176,13 @@ async fn post(http: &reqwest::Client, url: &str, body: Vec<Value>) -> anyhow::Re
     Ok(())
 }
 
-pub async fn run(b: ApiBench) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let cfg = dir.path().join("bench.toml");
+/// Starts `ioc serve` on loopback on a fresh data folder (in `dir`), with no demo data.
+pub(crate) fn serve(dir: &std::path::Path) -> anyhow::Result<Server> {
+    let cfg = dir.join("bench.toml");
     std::fs::write(&cfg, "[hub]\nlog_capacity = 200000\n")?;
     let mut child = std::process::Command::new(std::env::current_exe()?)
         .args(["serve", "--no-demo", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.path().join("data"))
+        .arg(dir.join("data"))
         .arg("--config")
         .arg(&cfg)
         .stdout(std::process::Stdio::piped())
@@ -198,8 +198,13 @@ pub async fn run(b: ApiBench) -> anyhow::Result<()> {
         .filter(|u| u.starts_with("http"))
         .ok_or_else(|| anyhow::anyhow!("the server did not start: {line:?}"))?
         .to_string();
-    let pid = child.id();
-    let server = Server { child, url };
+    Ok(Server { child, url })
+}
+
+pub async fn run(b: ApiBench) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = serve(dir.path())?;
+    let pid = server.child.id();
     let http = reqwest::Client::new();
     let start = Instant::now();
 

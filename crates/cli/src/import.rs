@@ -6,10 +6,9 @@ use crate::Common;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use ioc_engine::clock::SystemClock;
-use ioc_engine::decode::csv::{CsvDecoder, CsvMapping, Row};
 use ioc_engine::store::{self, WriteBatch, Writer};
-use ioc_engine::{Engine, Ingest, Item};
-use ioc_model::{ImportRejection, ImportReport};
+use ioc_engine::Engine;
+use ioc_model::ImportReport;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -145,9 +144,12 @@ async fn files(f: Files, format: &str, mapping: Option<toml::Value>) -> anyhow::
         ));
         let client = reqwest::Client::new();
         for path in &f.files {
-            let body = std::fs::read(path)
+            // Streamed from the file: the server reads a CSV as it arrives.
+            let file = tokio::fs::File::open(path)
+                .await
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-            let len = body.len() as u64;
+            let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+            let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
             let mut req = client.post(format!("{url}/api/import")).query(&[
                 ("format", format),
                 ("source", f.source.as_str()),
@@ -174,29 +176,29 @@ async fn files(f: Files, format: &str, mapping: Option<toml::Value>) -> anyhow::
     } else {
         let engine = Engine::start(config).await?;
         for path in &f.files {
-            let report = if format == "csv" {
-                import_csv(&engine, &f.source, path, mapping.as_ref(), &pb).await
-            } else {
-                let body = std::fs::read(path)
-                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-                let len = body.len() as u64;
-                let r = engine
-                    .import(
-                        &f.source,
-                        format,
-                        mapping.as_ref(),
-                        Some(&path.display().to_string()),
-                        body,
-                    )
-                    .await;
-                pb.inc(len);
-                r.map_err(anyhow::Error::from)
+            let file = match std::fs::File::open(path) {
+                Ok(f) => f,
+                Err(e) => {
+                    engine.shutdown().await;
+                    anyhow::bail!("cannot read {}: {e}", path.display());
+                }
             };
+            // The bar moves as the file is read: a CSV is streamed, so that is as it goes.
+            let report = engine
+                .import_reader(
+                    &f.source,
+                    format,
+                    mapping.clone(),
+                    Some(path.display().to_string()),
+                    pb.wrap_read(file),
+                    ioc_engine::sources::file::MAX_FILE,
+                )
+                .await;
             match report {
                 Ok(r) => reports.push((path.clone(), r)),
                 Err(e) => {
                     engine.shutdown().await;
-                    return Err(e);
+                    return Err(anyhow::anyhow!("{}: {e}", path.display()));
                 }
             }
         }
@@ -209,112 +211,25 @@ async fn files(f: Files, format: &str, mapping: Option<toml::Value>) -> anyhow::
             "{}: {} accepted, {} refused ({})",
             path.display(),
             r.accepted,
-            r.rejected.len(),
+            r.refused,
             r.format
         );
-        for x in r.rejected.iter().take(10) {
-            println!("  refused: {}", x.reason);
+        for x in &r.rejected {
+            if x.count > 1 {
+                println!("  refused ×{}: {}", x.count, x.reason);
+            } else {
+                println!("  refused: {}", x.reason);
+            }
+            for s in &x.samples {
+                println!("    also: {s}");
+            }
         }
-        if r.rejected.len() > 10 {
-            println!(
-                "  … and {} more (all in the dead letters)",
-                r.rejected.len() - 10
-            );
-        }
-        refused += r.rejected.len();
+        refused += r.refused;
     }
     if refused > 0 {
-        anyhow::bail!("{refused} item(s) refused; see above");
+        anyhow::bail!("{refused} item(s) refused (in the dead letters); see above");
     }
     Ok(())
-}
-
-/// A CSV file row by row, in chunks, so a large file shows its progress and never sits
-/// whole in memory.
-async fn import_csv(
-    engine: &Engine,
-    source: &str,
-    path: &Path,
-    mapping: Option<&toml::Value>,
-    pb: &ProgressBar,
-) -> anyhow::Result<ImportReport> {
-    let mapping: CsvMapping = mapping
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("CSV needs --mapping"))?
-        .try_into()
-        .map_err(|e: toml::de::Error| anyhow::anyhow!("mapping: {e}"))?;
-    let decoder = CsvDecoder::new(mapping).map_err(anyhow::Error::msg)?;
-    let file = std::fs::File::open(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    let mut rdr = decoder.reader(std::io::BufReader::new(file));
-    let header = rdr.headers()?.clone();
-    let cols = decoder.columns(&header).map_err(anyhow::Error::msg)?;
-    let origin: Arc<str> = Arc::from(path.display().to_string());
-    let source: Arc<str> = Arc::from(source);
-    engine
-        .source_health(&source, "file")
-        .message(chrono::Utc::now());
-    let mut report = ImportReport {
-        format: "csv".into(),
-        ..Default::default()
-    };
-    let mut chunk: Vec<Item> = decoder.station().into_iter().collect();
-    let mut waits = Vec::new();
-    let mut last_pos = 0;
-    let mut record = csv::StringRecord::new();
-    let mut line = 1;
-    loop {
-        let more = match rdr.read_record(&mut record) {
-            Ok(more) => more,
-            Err(e) => {
-                chunk.push(Item::Rejected(format!("line {}: {e}", line + 1)));
-                true
-            }
-        };
-        if !more {
-            break;
-        }
-        line += 1;
-        match decoder.row(line, &cols, &record) {
-            Row::Items(items) => chunk.extend(items),
-            Row::Skipped => {}
-            Row::Refused(reason) => chunk.push(Item::Rejected(reason)),
-        }
-        if chunk.len() >= 5000 {
-            waits.push(send(engine, &source, &origin, std::mem::take(&mut chunk)).await?);
-            let pos = rdr.position().byte();
-            pb.inc(pos - last_pos);
-            last_pos = pos;
-        }
-    }
-    if !chunk.is_empty() {
-        waits.push(send(engine, &source, &origin, chunk).await?);
-    }
-    pb.inc(rdr.position().byte().saturating_sub(last_pos));
-    for rx in waits {
-        let r = rx.await?;
-        report.accepted += r.accepted;
-        report.rejected.extend(
-            r.rejected
-                .into_iter()
-                .map(|x| ImportRejection { reason: x.reason }),
-        );
-    }
-    Ok(report)
-}
-
-async fn send(
-    engine: &Engine,
-    source: &Arc<str>,
-    origin: &Arc<str>,
-    items: Vec<Item>,
-) -> anyhow::Result<tokio::sync::oneshot::Receiver<ioc_engine::pipeline::IngestReport>> {
-    let (done, rx) = tokio::sync::oneshot::channel();
-    let mut ingest = Ingest::new(source.clone(), items);
-    ingest.done = Some(done);
-    ingest.origin = Some(origin.clone());
-    engine.sender().send(ingest).await?;
-    Ok(rx)
 }
 
 /// The audit key of the configuration, if the chain is keyed.

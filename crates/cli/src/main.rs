@@ -17,6 +17,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
 mod bench_api;
+mod bench_import;
 mod bench_mqtt;
 mod demo;
 mod import;

@@ -104,6 +104,17 @@ pub struct DeadLetter {
     pub payload: String,
     /// Its size before truncation.
     pub size: usize,
+    /// Refusals of the same cause this letter stands for (an import's rows for an unknown
+    /// entity are one letter with their count).
+    #[serde(default = "one")]
+    pub count: u64,
+    /// Reasons of a few more of them, after `reason`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<String>,
+}
+
+fn one() -> u64 {
+    1
 }
 
 /// What an import did (`POST /api/import`, `ioc import`).
@@ -114,14 +125,30 @@ pub struct ImportReport {
     pub format: String,
     /// Items (entities, observations, alerts) taken in.
     pub accepted: usize,
-    /// Refusals, each with the reason (also in the dead letters).
+    /// Items refused, in all.
+    #[serde(default)]
+    pub refused: usize,
+    /// The refusals grouped by cause, in the order each cause first came (also in the dead
+    /// letters, one per cause).
     pub rejected: Vec<ImportRejection>,
 }
 
+/// Refusals of one cause.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ImportRejection {
+    /// The first one's reason.
     pub reason: String,
+    /// How many.
+    #[serde(default = "one_usize")]
+    pub count: usize,
+    /// Reasons of a few more of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<String>,
+}
+
+fn one_usize() -> usize {
+    1
 }
 
 /// `POST /api/alerts/{id}/ack` body (optional).

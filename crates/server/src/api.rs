@@ -11,6 +11,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::NoContent;
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
+use futures_util::StreamExt;
 use ioc_engine::alerts::AlertAction;
 use ioc_engine::auth::Permission;
 use ioc_model::{
@@ -22,8 +23,12 @@ use serde::Deserialize;
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
-/// The largest file `POST /api/import` takes.
-pub const MAX_IMPORT: usize = 256 * 1024 * 1024;
+/// The largest document `POST /api/import` decodes whole (CAP, NGSI-LD, GeoJSON, JSON): a
+/// parser holds it, and what it became, in memory at once.
+pub const MAX_IMPORT_DOCUMENT: u64 = 64 * 1024 * 1024;
+/// The largest CSV `POST /api/import` takes. It is streamed in bounded memory; the limit only
+/// keeps one upload from filling the disk.
+pub const MAX_IMPORT_CSV: u64 = 8 * 1024 * 1024 * 1024;
 
 pub async fn health(State(st): State<AppState>) -> Json<Health> {
     Json(st.engine.health())
@@ -226,15 +231,27 @@ pub async fn import(
             "`source` of at most 100 characters, `name` of at most 500",
         ));
     }
-    let bytes = extract::body_bytes(body, MAX_IMPORT).await?;
+    // The body is read as it arrives, on a blocking thread: a CSV row by row (bounded
+    // memory whatever its size), any other format whole up to its limit.
+    let mut seen: u64 = 0;
+    let stream = body.into_data_stream().map(move |chunk| {
+        let chunk = chunk.map_err(std::io::Error::other)?;
+        seen += chunk.len() as u64;
+        if seen > MAX_IMPORT_CSV {
+            return Err(std::io::Error::other("length limit exceeded"));
+        }
+        Ok(chunk)
+    });
+    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
     let report = st
         .engine
-        .import(
+        .import_reader(
             source,
             q.format.as_deref().unwrap_or("auto"),
-            mapping.as_ref(),
-            q.name.as_deref(),
-            bytes.to_vec(),
+            mapping,
+            q.name.clone(),
+            reader,
+            MAX_IMPORT_DOCUMENT,
         )
         .await?;
     Ok(Json(report))
@@ -321,6 +338,8 @@ pub async fn dead_letters(
                 "received_at",
                 "origin",
                 "reason",
+                "count",
+                "samples",
                 "size",
                 "payload",
             ]);
@@ -331,6 +350,8 @@ pub async fn dead_letters(
                     d.received_at.to_rfc3339(),
                     d.origin.clone().unwrap_or_default(),
                     d.reason.clone(),
+                    d.count.to_string(),
+                    d.samples.join("\n"),
                     d.size.to_string(),
                     d.payload.clone(),
                 ]);

@@ -99,10 +99,10 @@ impl Ops {
                     &[
                         ("name", name.to_string().into()),
                         ("accepted", r.accepted.into()),
-                        ("rejected", r.rejected.len().into()),
+                        ("rejected", r.refused.into()),
                     ],
                 ),
-                !r.rejected.is_empty(),
+                r.refused > 0,
             ),
             Err(e) => self.toast(
                 self.i18n.tr_with(

@@ -110,7 +110,7 @@ pub fn DeadLettersView() -> impl IntoView {
                 <tbody>
                     <For
                         each=move || rows.get()
-                        key=|d| d.id
+                        key=|d| (d.id, d.count)
                         children=move |d| {
                             let t = d.received_at;
                             let preview: String = d.payload.chars().take(80).collect();
@@ -121,7 +121,25 @@ pub fn DeadLettersView() -> impl IntoView {
                                     </td>
                                     <td>{d.source.clone()}</td>
                                     <td class="muted">{d.origin.clone().unwrap_or_default()}</td>
-                                    <td class="reason">{d.reason.clone()}</td>
+                                    <td class="reason">
+                                        {d.reason.clone()}
+                                        <Show when=move || { d.count > 1 }>
+                                            <span class="count" data-count=d.count>
+                                                {move || i18n.tr_n("dead-count", "n", d.count)}
+                                            </span>
+                                        </Show>
+                                        {(!d.samples.is_empty()).then(|| {
+                                            let samples = d.samples.clone();
+                                            view! {
+                                                <details class="samples">
+                                                    <summary>{move || i18n.tr("dead-samples")}</summary>
+                                                    <ul>
+                                                        {samples.into_iter().map(|s| view! { <li>{s}</li> }).collect_view()}
+                                                    </ul>
+                                                </details>
+                                            }
+                                        })}
+                                    </td>
                                     <td>
                                         <details>
                                             <summary><code>{preview}</code></summary>

@@ -2,6 +2,7 @@
 //! writer, the pipeline and the sources. [`Engine::shutdown`] stops them in the reverse order
 //! so that everything accepted is committed before the process exits.
 
+mod import;
 mod lead;
 mod operations;
 
@@ -12,7 +13,7 @@ use crate::alerts::AlertError;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, SourceConfig};
 use crate::hub::Hub;
-use crate::pipeline::{Command, IngestSender, Item, Pipeline, PipelineStats};
+use crate::pipeline::{Command, IngestSender, Pipeline, PipelineStats};
 use crate::rules::manage::{Edit, RuleManager};
 use crate::rules::{RuleError, RuleSet};
 use crate::sources::health::{SourceHealth, SourceRegistry};
@@ -20,8 +21,8 @@ use crate::sources::{self, SourceCtx};
 use crate::store::{self, Reader, StoreError, Writer};
 use chrono::{DateTime, Utc};
 use ioc_model::{
-    Alert, AlertState, BacktestResponse, DeadLetter, Entity, Health, ImportRejection, ImportReport,
-    Reading, RuleCheck, RulesResponse, SeriesResponse, SourceStatus, Unit,
+    Alert, AlertState, BacktestResponse, DeadLetter, Entity, Health, Reading, RuleCheck,
+    RulesResponse, SeriesResponse, SourceStatus, Unit,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -892,49 +893,6 @@ impl Engine {
             step_seconds: step_s,
             points,
         }))
-    }
-
-    /// Imports a file (CAP, NGSI-LD, GeoJSON, CSV, JSON with a mapping): decodes it, sends it
-    /// through the pipeline in chunks and waits until every chunk is committed. `format`
-    /// `auto` picks the decoder from the name and the content.
-    pub async fn import(
-        &self,
-        source: &str,
-        format: &str,
-        mapping: Option<&toml::Value>,
-        name: Option<&str>,
-        payload: Vec<u8>,
-    ) -> Result<ImportReport, EngineError> {
-        let format = if format == "auto" {
-            crate::decode::detect(name, &payload)
-        } else {
-            format
-        };
-        let decoder = crate::decode::build(format, mapping).map_err(EngineError::BadInput)?;
-        let health = self.source_health(source, "file");
-        health.message(self.clock.now());
-        let ctx = crate::decode::DecodeCtx {
-            source,
-            origin: name,
-            received_at: self.clock.now(),
-        };
-        let items = match decoder.decode(&payload, &ctx) {
-            Ok(items) => items,
-            Err(reason) => vec![Item::Rejected(reason)],
-        };
-        let report =
-            crate::pipeline::ingest_file(&self.sender, source, name, items, Arc::from(payload))
-                .await
-                .map_err(|_| EngineError::Closed)?;
-        Ok(ImportReport {
-            format: format.to_string(),
-            accepted: report.accepted,
-            rejected: report
-                .rejected
-                .into_iter()
-                .map(|x| ImportRejection { reason: x.reason })
-                .collect(),
-        })
     }
 
     /// Records where this engine is served, for `ioc import` and other tools on this

@@ -5,6 +5,7 @@
 //! while the next is prepared, so rules and decoding overlap with SQLite.
 
 mod operate;
+pub mod refusals;
 
 pub(crate) use operate::Operations;
 pub use operate::{Op, OpOutcome};
@@ -110,6 +111,9 @@ pub struct Ingest {
     /// Observations older than this are refused (a live source's `max_age`): a gateway
     /// replaying a year-old buffer or a clock reset to 1970 must not rewrite history.
     pub max_age: Option<chrono::Duration>,
+    /// An import this message is a chunk of: its refusals of one cause add up into one dead
+    /// letter across the chunks (without it, into one per cause of this message).
+    pub grouping: Option<Arc<str>>,
 }
 
 impl Ingest {
@@ -122,47 +126,104 @@ impl Ingest {
             payload: None,
             origin: None,
             max_age: None,
+            grouping: None,
         }
     }
 }
 
 /// Sends a whole file's items through the pipeline in chunks (one huge message would hold
-/// the pipeline up) and waits until every chunk is committed.
+/// the pipeline up) and waits until every chunk is committed; its refusals are grouped by
+/// cause across the chunks (see [`refusals`]).
 pub async fn ingest_file(
     sender: &IngestSender,
     source: &str,
     origin: Option<&str>,
     items: Vec<Item>,
     payload: Arc<[u8]>,
-) -> Result<IngestReport, EngineClosed> {
-    let mut report = IngestReport::default();
-    let mut waits = Vec::new();
+) -> Result<FileReport, EngineClosed> {
+    let mut chunks = Chunks::new(sender.clone(), Arc::from(source), origin.map(Arc::from));
+    chunks.payload = Some(payload);
     let mut rest = items;
-    let mut offset = 0;
     while !rest.is_empty() {
-        let tail = rest.split_off(rest.len().min(5000));
-        let chunk = std::mem::replace(&mut rest, tail);
-        let n = chunk.len();
+        let tail = rest.split_off(rest.len().min(CHUNK));
+        chunks.send(std::mem::replace(&mut rest, tail)).await?;
+    }
+    chunks.finish().await
+}
+
+/// Items per message of an import.
+pub const CHUNK: usize = 5000;
+/// Messages of one import in the pipeline at once: enough to keep it busy, few enough that an
+/// import of any size holds a bounded amount in memory.
+const IN_FLIGHT: usize = 4;
+
+/// What an import did: items taken in, and the refusals grouped by cause.
+#[derive(Debug, Default)]
+pub struct FileReport {
+    pub accepted: usize,
+    pub refused: refusals::Grouped,
+}
+
+/// An import sent in chunks, each its own message, a few in flight at a time; the refusals
+/// of one cause add up into one dead letter across them.
+pub struct Chunks {
+    sender: IngestSender,
+    source: Arc<str>,
+    origin: Option<Arc<str>>,
+    /// Kept with the dead letters of every chunk.
+    pub payload: Option<Arc<[u8]>>,
+    grouping: Arc<str>,
+    waits: std::collections::VecDeque<oneshot::Receiver<IngestReport>>,
+    report: FileReport,
+}
+
+impl Chunks {
+    pub fn new(sender: IngestSender, source: Arc<str>, origin: Option<Arc<str>>) -> Chunks {
+        Chunks {
+            sender,
+            source,
+            origin,
+            payload: None,
+            grouping: Arc::from(format!("import-{:016x}", rand::random::<u64>())),
+            waits: Default::default(),
+            report: FileReport::default(),
+        }
+    }
+
+    /// Sends one chunk; waits first while [`IN_FLIGHT`] are not committed yet.
+    pub async fn send(&mut self, items: Vec<Item>) -> Result<(), EngineClosed> {
+        while self.waits.len() >= IN_FLIGHT {
+            self.take_one().await?;
+        }
         let (done, rx) = oneshot::channel();
-        let mut ingest = Ingest::new(Arc::from(source), chunk);
+        let mut ingest = Ingest::new(self.source.clone(), items);
         ingest.done = Some(done);
-        ingest.payload = Some(payload.clone());
-        ingest.origin = origin.map(Arc::from);
-        sender.send(ingest).await?;
-        waits.push((offset, rx));
-        offset += n;
+        ingest.payload = self.payload.clone();
+        ingest.origin = self.origin.clone();
+        ingest.grouping = Some(self.grouping.clone());
+        self.sender.send(ingest).await?;
+        self.waits.push_back(rx);
+        Ok(())
     }
-    for (offset, rx) in waits {
-        let r = rx.await.map_err(|_| EngineClosed)?;
-        report.accepted += r.accepted;
-        report
-            .rejected
-            .extend(r.rejected.into_iter().map(|x| Rejection {
-                index: offset + x.index,
-                reason: x.reason,
-            }));
+
+    async fn take_one(&mut self) -> Result<(), EngineClosed> {
+        if let Some(rx) = self.waits.pop_front() {
+            let r = rx.await.map_err(|_| EngineClosed)?;
+            self.report.accepted += r.accepted;
+            for x in &r.rejected {
+                self.report.refused.add(&x.reason);
+            }
+        }
+        Ok(())
     }
-    Ok(report)
+
+    /// Waits until every chunk is committed.
+    pub async fn finish(mut self) -> Result<FileReport, EngineClosed> {
+        while !self.waits.is_empty() {
+            self.take_one().await?;
+        }
+        Ok(self.report)
+    }
 }
 
 pub(crate) enum Command {
@@ -563,6 +624,7 @@ impl Pipeline {
             Command::Ingest(ingest) => {
                 let n = ingest.items.len();
                 let mut report = IngestReport::default();
+                let mut refused = refusals::Grouped::default();
                 let mut signals = Vec::new();
                 for (index, item) in ingest.items.into_iter().enumerate() {
                     let result = match item {
@@ -592,16 +654,26 @@ impl Pipeline {
                                     total + 1
                                 );
                             }
-                            p.write.dead_letters.push(DeadLetterRow::new(
-                                &ingest.source,
-                                to_ms(self.clock.now()),
-                                ingest.origin.as_deref(),
-                                &reason,
-                                ingest.payload.as_deref(),
-                            ));
+                            refused.add(&reason);
                             report.rejected.push(Rejection { index, reason });
                         }
                     }
+                }
+                for g in refused.into_groups() {
+                    let mut row = DeadLetterRow::new(
+                        &ingest.source,
+                        to_ms(self.clock.now()),
+                        ingest.origin.as_deref(),
+                        &g.reason,
+                        ingest.payload.as_deref(),
+                    );
+                    row.count = g.count as u64;
+                    row.grouping = ingest
+                        .grouping
+                        .as_ref()
+                        .map(|id| format!("{id}\u{1f}{}", g.cause));
+                    row.samples = g.samples;
+                    p.write.dead_letters.push(row);
                 }
                 if !report.rejected.is_empty() {
                     self.sources

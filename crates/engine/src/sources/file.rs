@@ -194,7 +194,7 @@ async fn import(cfg: &FileConfig, ctx: &SourceCtx, file: &Path) -> Result<&'stat
     )
     .await
     .map_err(|e| e.to_string())?;
-    let sub = if report.accepted == 0 && !report.rejected.is_empty() {
+    let sub = if report.accepted == 0 && !report.refused.is_empty() {
         "failed"
     } else {
         "imported"
@@ -202,7 +202,7 @@ async fn import(cfg: &FileConfig, ctx: &SourceCtx, file: &Path) -> Result<&'stat
     tracing::info!(
         "file {origin}: {} taken, {} refused → {sub}/",
         report.accepted,
-        report.rejected.len()
+        report.refused.total()
     );
     move_aside(file, sub)?;
     Ok(sub)

@@ -17,7 +17,7 @@ pub use read::{event_kind_str as event_kind_name, LoadedState, Reader};
 pub use time::{from_ms, to_ms};
 pub use write::{
     backfill_rollups, DeadLetterRow, EntityRow, ObsRow, WriteBatch, WriteOutcome, Writer,
-    WriterStatus, DEAD_LETTER_PAYLOAD,
+    WriterStatus, DEAD_LETTER_PAYLOAD, DEAD_LETTER_SAMPLES,
 };
 
 use rusqlite::Connection;

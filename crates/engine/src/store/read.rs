@@ -471,7 +471,8 @@ impl Reader {
         self.with(|c| {
             let like = text.map(|t| format!("%{}%", t.replace('%', "\\%").replace('_', "\\_")));
             let mut stmt = c.prepare_cached(
-                "SELECT id, source, received_at, origin, reason, payload, size FROM dead_letters
+                "SELECT id, source, received_at, origin, reason, payload, size, count, samples
+                 FROM dead_letters
                  WHERE (?1 IS NULL OR source = ?1)
                    AND (?2 IS NULL OR reason LIKE ?2 ESCAPE '\\' OR origin LIKE ?2 ESCAPE '\\'
                         OR CAST(payload AS TEXT) LIKE ?2 ESCAPE '\\')
@@ -488,6 +489,11 @@ impl Reader {
                         reason: r.get(4)?,
                         payload: String::from_utf8_lossy(&payload).into_owned(),
                         size: r.get::<_, i64>(6)? as usize,
+                        count: r.get::<_, i64>(7)?.max(1) as u64,
+                        samples: r
+                            .get::<_, Option<String>>(8)?
+                            .and_then(|t| serde_json::from_str(&t).ok())
+                            .unwrap_or_default(),
                     })
                 })?
                 .collect::<Result<_, _>>()?;

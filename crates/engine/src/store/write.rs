@@ -7,7 +7,7 @@
 use super::{connect, time::to_ms, StoreError};
 use crate::clock::Clock;
 use ioc_model::{Alert, AlertEvent, Entity, Unit};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,7 +36,8 @@ pub struct ObsRow {
 /// Most bytes of a refused payload kept in the dead letters.
 pub const DEAD_LETTER_PAYLOAD: usize = 4096;
 
-/// A refused input, with (the start of) its payload.
+/// A refused input, with (the start of) its payload: one refusal, or every refusal of one
+/// cause in a message (`count`, the first's reason, a few more as `samples`).
 #[derive(Clone, Debug)]
 pub struct DeadLetterRow {
     pub source: String,
@@ -45,7 +46,16 @@ pub struct DeadLetterRow {
     pub reason: String,
     pub payload: Vec<u8>,
     pub size: usize,
+    /// Refusals this row stands for.
+    pub count: u64,
+    /// Reasons of a few more of them (at most [`DEAD_LETTER_SAMPLES`] in all with `reason`).
+    pub samples: Vec<String>,
+    /// Rows of the same grouping (an import and a cause) add up into one.
+    pub grouping: Option<String>,
 }
+
+/// Reasons a grouped dead letter keeps, its own included.
+pub const DEAD_LETTER_SAMPLES: usize = 5;
 
 impl DeadLetterRow {
     pub fn new(
@@ -63,8 +73,57 @@ impl DeadLetterRow {
             reason: reason.into(),
             payload: payload[..payload.len().min(DEAD_LETTER_PAYLOAD)].to_vec(),
             size: payload.len(),
+            count: 1,
+            samples: Vec::new(),
+            grouping: None,
         }
     }
+}
+
+/// Adds a grouped dead letter to the row of its grouping, or inserts it.
+fn write_dead_letter(tx: &rusqlite::Transaction, d: &DeadLetterRow) -> rusqlite::Result<()> {
+    let samples =
+        |v: &[String]| (!v.is_empty()).then(|| serde_json::to_string(v).unwrap_or_default());
+    if let Some(g) = &d.grouping {
+        let found: Option<(i64, Option<String>)> = tx
+            .prepare_cached("SELECT id, samples FROM dead_letters WHERE grouping = ?1")?
+            .query_row(params![g], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((id, old)) = found {
+            let mut kept: Vec<String> = old
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default();
+            let room = (DEAD_LETTER_SAMPLES - 1).saturating_sub(kept.len());
+            kept.extend(
+                std::iter::once(&d.reason)
+                    .chain(&d.samples)
+                    .take(room)
+                    .cloned(),
+            );
+            tx.prepare_cached(
+                "UPDATE dead_letters SET count = count + ?2, samples = ?3 WHERE id = ?1",
+            )?
+            .execute(params![id, d.count as i64, samples(&kept)])?;
+            return Ok(());
+        }
+    }
+    tx.prepare_cached(
+        "INSERT INTO dead_letters
+           (source, received_at, origin, reason, payload, size, count, samples, grouping)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        d.source,
+        d.received_at,
+        d.origin,
+        d.reason,
+        d.payload,
+        d.size as i64,
+        d.count as i64,
+        samples(&d.samples),
+        d.grouping
+    ])?;
+    Ok(())
 }
 
 /// Everything one pipeline batch changes, written atomically.
@@ -542,10 +601,6 @@ fn write_jobs(
                escalation = excluded.escalation, incident = excluded.incident,
                silenced = excluded.silenced, resolved_at = excluded.resolved_at",
         )?;
-        let mut ins_dead = tx.prepare_cached(
-            "INSERT INTO dead_letters (source, received_at, origin, reason, payload, size)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
         let mut ins_event = tx.prepare_cached(
             "INSERT INTO alert_events (alert, at, actor, kind, from_state, to_state, comment, value)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -676,14 +731,7 @@ fn write_jobs(
                 };
             }
             for d in &b.dead_letters {
-                ins_dead.execute(params![
-                    d.source,
-                    d.received_at,
-                    d.origin,
-                    d.reason,
-                    d.payload,
-                    d.size as i64
-                ])?;
+                write_dead_letter(&tx, d)?;
             }
             super::operate::write(&tx, b)?;
             super::kpi::write(&tx, b)?;
