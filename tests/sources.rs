@@ -176,7 +176,12 @@ async fn e2e_browser_sources_dead_letters_and_import() {
     // A CSV of 3,000 rows for a station nobody registered: one letter, with its count.
     let mut rows = String::from("time,level\n");
     for i in 0..3000 {
-        rows.push_str(&format!("2024-05-01T{:02}:{:02}:00Z,{}\n", i / 60 % 24, i % 60, i));
+        rows.push_str(&format!(
+            "2024-05-01T{:02}:{:02}:00Z,{}\n",
+            i / 60 % 24,
+            i % 60,
+            i
+        ));
     }
     let r = reqwest::Client::new()
         .post(server.url("/api/import"))
@@ -208,7 +213,11 @@ async fn e2e_browser_sources_dead_letters_and_import() {
         (rows.as_array().is_some_and(|a| !a.is_empty())).then_some(rows)
     })
     .await;
-    assert_eq!(counted, serde_json::json!(["3000"]), "one row, counting 3000");
+    assert_eq!(
+        counted,
+        serde_json::json!(["3000"]),
+        "one row, counting 3000"
+    );
     screenshot(&c, "browser-dead-letters").await;
 
     // Importing a CAP file through the picker: its alert and its area appear.

@@ -1,6 +1,8 @@
 //! The HTTP API and the WebSocket feed over real sockets: a client that reconnects with its
 //! last sequence number gets only what it missed.
 
+mod common;
+
 use futures_util::StreamExt;
 use ioc_engine::{Config, Engine, Item, Obs};
 use ioc_model::{Domain, Entity, ServerMsg};
@@ -11,22 +13,11 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
 async fn start() -> (tempfile::TempDir, Arc<Engine>, SocketAddr) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default().without_demo();
-    config.paths.data = Some(dir.path().to_owned());
-    config.hub.frame_interval = Duration::from_millis(20);
-    config.hub.heartbeat = Duration::from_millis(300);
-    let engine = Arc::new(Engine::start(config).await.unwrap());
-    let listener = ioc_server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(ioc_server::serve(
-        engine.clone(),
-        listener,
-        std::future::pending(),
-    ));
-    (dir, engine, addr)
+    common::start_with(|config| {
+        config.hub.frame_interval = Duration::from_millis(20);
+        config.hub.heartbeat = Duration::from_millis(300);
+    })
+    .await
 }
 
 fn gauge(id: &str) -> Item {

@@ -2,31 +2,18 @@
 //! session, 403 outside the role or the units), not only the UI; every change is in a
 //! verifiable audit log.
 
+mod common;
+
 use futures_util::StreamExt;
 use ioc_engine::auth::NewUser;
-use ioc_engine::{Config, Engine, Item, Obs};
+use ioc_engine::{Item, Obs};
 use ioc_model::{Domain, Entity, Role};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-async fn start() -> (tempfile::TempDir, Arc<Engine>, SocketAddr) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default().without_demo();
-    config.paths.data = Some(dir.path().to_owned());
-    let engine = Arc::new(Engine::start(config).await.unwrap());
-    let listener = ioc_server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(ioc_server::serve(
-        engine.clone(),
-        listener,
-        std::future::pending(),
-    ));
-    (dir, engine, addr)
-}
+use common::start;
 
 /// A gauge in a commune, over its third alarm level (the demo rules raise a critical alert).
 fn flooded_gauge(id: &str, unit: &str) -> Vec<Item> {

@@ -1,6 +1,8 @@
 //! The live feed sends long messages in fragments (so no client's socket copies a whole
 //! snapshot): a client still receives each as one message, whole.
 
+mod common;
+
 use futures_util::StreamExt;
 use ioc_engine::{Config, Engine, Item, Obs};
 use ioc_model::{Domain, Entity, ServerMsg};
@@ -32,15 +34,7 @@ async fn a_long_snapshot_arrives_whole() {
         }));
     }
     engine.sender().ingest("t", items).await.unwrap();
-    let listener = ioc_server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(ioc_server::serve(
-        engine.clone(),
-        listener,
-        std::future::pending(),
-    ));
+    let addr = common::serve(engine.clone()).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
         .await
         .unwrap();

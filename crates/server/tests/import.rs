@@ -3,27 +3,12 @@
 //! the same mistake is a letter of its own, and an upload cut off halfway keeps what came
 //! before it.
 
-use ioc_engine::{Config, Engine};
+mod common;
+
 use ioc_model::{DeadLetter, ImportReport};
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-async fn start() -> (tempfile::TempDir, Arc<Engine>, SocketAddr) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default().without_demo();
-    config.paths.data = Some(dir.path().to_owned());
-    let engine = Arc::new(Engine::start(config).await.unwrap());
-    let listener = ioc_server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(ioc_server::serve(
-        engine.clone(),
-        listener,
-        std::future::pending(),
-    ));
-    (dir, engine, addr)
-}
+use common::start;
 
 const GHOST: &str =
     "entity_id = \"ghost\"\ntime = \"time\"\nmetrics = { water_level = \"level\" }\n";

@@ -4,6 +4,8 @@
 //! unit — for a day, a week, another day and one commune — and both carry the numbers worked
 //! out by hand. The data goes through the real pipeline and store on a clock the test moves.
 
+mod common;
+
 use chrono::{DateTime, Duration, Utc};
 use ioc_engine::{Config, Engine, Item, ManualClock, Obs};
 use ioc_model::{Domain, Entity, KpiValue, Unit};
@@ -272,15 +274,7 @@ async fn a_report_carries_the_numbers_of_the_kpi_api() {
             .unwrap(),
     );
     two_days(&engine, &clock).await;
-    let listener = ioc_server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(ioc_server::serve(
-        engine.clone(),
-        listener,
-        std::future::pending(),
-    ));
+    let addr = common::serve(engine.clone()).await;
     let http = reqwest::Client::new();
 
     // (period, a date in it, one unit or all); the 27th's day has the alert and its

@@ -3,6 +3,8 @@
 //! fails when the two differ; `UPDATE_OPENAPI=1 cargo test -p ioc-server --test openapi`
 //! writes the current one.
 
+mod common;
+
 use serde_json::Value;
 
 fn document() -> Value {
@@ -76,15 +78,7 @@ async fn the_server_serves_it() {
     let mut config = ioc_engine::Config::default().without_demo();
     config.paths.data = Some(dir.path().to_owned());
     let engine = std::sync::Arc::new(ioc_engine::Engine::start(config).await.unwrap());
-    let listener = ioc_server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(ioc_server::serve(
-        engine.clone(),
-        listener,
-        std::future::pending(),
-    ));
+    let addr = common::serve(engine.clone()).await;
     let served: Value = reqwest::get(format!("http://{addr}/api/openapi.json"))
         .await
         .unwrap()

@@ -3,9 +3,11 @@
 //! SOP templates. Each refusal is the server's (403 outside the role or the units), not the
 //! UI's.
 
+mod common;
+
 use futures_util::StreamExt;
 use ioc_engine::auth::NewUser;
-use ioc_engine::{Config, Engine, Item, Obs};
+use ioc_engine::{Item, Obs};
 use ioc_model::{Domain, Entity, Role, ServerMsg, Unit};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -14,22 +16,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const PASSWORD: &str = "mật khẩu ca trực";
 
-async fn start() -> (tempfile::TempDir, Arc<Engine>, SocketAddr) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default().without_demo();
-    config.paths.data = Some(dir.path().to_owned());
-    let engine = Arc::new(Engine::start(config).await.unwrap());
-    let listener = ioc_server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(ioc_server::serve(
-        engine.clone(),
-        listener,
-        std::future::pending(),
-    ));
-    (dir, engine, addr)
-}
+use common::start;
 
 /// A commune and a gauge in it over its third alarm level: the demo rule `water-alarm-3`
 /// raises a critical alert and opens an incident through the flood SOP.

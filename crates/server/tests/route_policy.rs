@@ -12,9 +12,11 @@
 //! Each route needs an example request here: a route added without one fails this test, and
 //! so does a route added outside the table.
 
+mod common;
+
 use futures_util::StreamExt;
 use ioc_engine::auth::{may, NewUser, Permission};
-use ioc_engine::{Config, Engine, Item, Obs};
+use ioc_engine::{Item, Obs};
 use ioc_model::{Domain, Entity, Role};
 use ioc_server::routes::{Access, Kind, Route, Scoping};
 use serde_json::{json, Value};
@@ -26,22 +28,7 @@ const A: &str = "16681";
 const B: &str = "16684";
 const PASSWORD: &str = "mật khẩu ca trực";
 
-async fn start() -> (tempfile::TempDir, Arc<Engine>, SocketAddr) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default().without_demo();
-    config.paths.data = Some(dir.path().to_owned());
-    let engine = Arc::new(Engine::start(config).await.unwrap());
-    let listener = ioc_server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(ioc_server::serve(
-        engine.clone(),
-        listener,
-        std::future::pending(),
-    ));
-    (dir, engine, addr)
-}
+use common::start;
 
 fn flooded_gauge(id: &str, unit: &str) -> Vec<Item> {
     let e = Entity::new(

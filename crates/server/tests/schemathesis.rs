@@ -7,6 +7,8 @@
 //! `tests/schemathesis/requirements.txt`); `IOC_SCHEMATHESIS` may point at another one.
 //! Missing, the test fails under CI and says why elsewhere.
 
+mod common;
+
 use ioc_engine::auth::NewUser;
 use ioc_engine::{Config, Engine, Item, Obs};
 use ioc_model::{Domain, Entity, Role};
@@ -73,15 +75,7 @@ async fn generated_requests_get_no_server_error_and_answers_that_fit_the_schema(
             chrono::Utc::now().timestamp_millis(),
         )
         .unwrap();
-    let listener = ioc_server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(ioc_server::serve(
-        engine.clone(),
-        listener,
-        std::future::pending(),
-    ));
+    let addr = common::serve(engine.clone()).await;
     let token: serde_json::Value = reqwest::Client::new()
         .post(format!("http://{addr}/api/login"))
         .json(&serde_json::json!({"username": "admin", "password": password, "token": true}))

@@ -3,8 +3,10 @@
 //! API and the audit log, DNS rebinding, guessing passwords, panics and extreme dates,
 //! oversized bodies and fields, attachment names.
 
+mod common;
+
 use ioc_engine::auth::NewUser;
-use ioc_engine::{Config, Engine, Item, Obs};
+use ioc_engine::{Engine, Item, Obs};
 use ioc_model::{Domain, Entity, Role, Unit};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -14,27 +16,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 const PASSWORD: &str = "mật khẩu ca trực";
 const A: &str = "16681";
 
-async fn start_with(f: impl FnOnce(&mut Config)) -> (tempfile::TempDir, Arc<Engine>, SocketAddr) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default().without_demo();
-    config.paths.data = Some(dir.path().to_owned());
-    f(&mut config);
-    let engine = Arc::new(Engine::start(config).await.unwrap());
-    let listener = ioc_server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(ioc_server::serve(
-        engine.clone(),
-        listener,
-        std::future::pending(),
-    ));
-    (dir, engine, addr)
-}
-
-async fn start() -> (tempfile::TempDir, Arc<Engine>, SocketAddr) {
-    start_with(|_| {}).await
-}
+use common::{start, start_with};
 
 fn add(engine: &Engine, name: &str, role: Role, units: &[&str]) {
     engine

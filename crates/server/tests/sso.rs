@@ -5,6 +5,8 @@
 //! another issuer, tampered), rotated keys, and the keys cached for a provider that is
 //! gone. The browser and the desktop window run the same flow in `tests/` (e2e).
 
+mod common;
+
 use ioc_engine::{Config, Engine};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -122,15 +124,7 @@ async fn console(data: &Path, issuer: &str) -> (Arc<Engine>, SocketAddr) {
         .unwrap(),
     );
     let engine = Arc::new(Engine::start(config).await.unwrap());
-    let listener = ioc_server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(ioc_server::serve(
-        engine.clone(),
-        listener,
-        std::future::pending(),
-    ));
+    let addr = common::serve(engine.clone()).await;
     (engine, addr)
 }
 
