@@ -96,16 +96,20 @@ impl Grouped {
             }
         };
         let g = &mut self.groups[at];
-        let room = SAMPLES - 1;
-        if g.count > 0 && g.samples.len() < room {
-            g.samples.push(reason.to_string());
-        }
+        let fresh = g.count == 0;
         g.count += count;
-        for s in samples {
-            if g.samples.len() >= room {
+        // Samples show how the refusals differ: a reason already shown is not repeated.
+        let more = (!fresh)
+            .then_some(reason)
+            .into_iter()
+            .chain(samples.iter().map(String::as_str));
+        for s in more {
+            if g.samples.len() >= SAMPLES - 1 {
                 break;
             }
-            g.samples.push(s.clone());
+            if s != g.reason && !g.samples.iter().any(|k| k == s) {
+                g.samples.push(s.to_string());
+            }
         }
     }
 
@@ -170,6 +174,14 @@ mod tests {
         );
         assert_eq!(groups[1].count, 1);
         assert!(groups[1].samples.is_empty());
+
+        // The same reason over and over has no samples to show.
+        let mut same = Grouped::default();
+        for _ in 0..50 {
+            same.add("unknown entity \"ghost\"");
+        }
+        let groups = same.into_groups();
+        assert_eq!((groups[0].count, groups[0].samples.len()), (50, 0));
     }
 
     #[test]

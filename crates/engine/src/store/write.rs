@@ -85,21 +85,22 @@ fn write_dead_letter(tx: &rusqlite::Transaction, d: &DeadLetterRow) -> rusqlite:
     let samples =
         |v: &[String]| (!v.is_empty()).then(|| serde_json::to_string(v).unwrap_or_default());
     if let Some(g) = &d.grouping {
-        let found: Option<(i64, Option<String>)> = tx
-            .prepare_cached("SELECT id, samples FROM dead_letters WHERE grouping = ?1")?
-            .query_row(params![g], |r| Ok((r.get(0)?, r.get(1)?)))
+        let found: Option<(i64, String, Option<String>)> = tx
+            .prepare_cached("SELECT id, reason, samples FROM dead_letters WHERE grouping = ?1")?
+            .query_row(params![g], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
-        if let Some((id, old)) = found {
+        if let Some((id, first, old)) = found {
             let mut kept: Vec<String> = old
                 .and_then(|t| serde_json::from_str(&t).ok())
                 .unwrap_or_default();
-            let room = (DEAD_LETTER_SAMPLES - 1).saturating_sub(kept.len());
-            kept.extend(
-                std::iter::once(&d.reason)
-                    .chain(&d.samples)
-                    .take(room)
-                    .cloned(),
-            );
+            for s in std::iter::once(&d.reason).chain(&d.samples) {
+                if kept.len() >= DEAD_LETTER_SAMPLES - 1 {
+                    break;
+                }
+                if *s != first && !kept.contains(s) {
+                    kept.push(s.clone());
+                }
+            }
             tx.prepare_cached(
                 "UPDATE dead_letters SET count = count + ?2, samples = ?3 WHERE id = ?1",
             )?
