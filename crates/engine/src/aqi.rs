@@ -3,7 +3,7 @@
 //! - the US EPA **NowCast** (hourly averages of the last 12 hours, weighted towards the recent
 //!   ones when the air is changing) and the US **AQI** with its six categories, with the
 //!   breakpoints of 2012 (used by AirNow until May 2024, and by the reference files) or of 2024
-//!   (in force since);
+//!   (in force since); beyond the top breakpoint, the top of the scale ([`UsAqi::beyond`]);
 //! - Vietnam's **VN_AQI** (hourly) of Decision 1459/QĐ-TCMT (2019) of the Vietnam Environment
 //!   Administration, with its breakpoint table and six categories (Tốt … Nguy hại).
 
@@ -96,9 +96,40 @@ const US_PM10: &[Band] = &[
     (505.0, 604.0, 401.0, 500.0),
 ];
 
-/// US AQI of a (NowCast or 24-hour) concentration; `None` when negative or above the scale
-/// (the EPA reports "beyond the AQI" there).
-pub fn aqi_us(concentration: f64, p: Pollutant, table: UsTable) -> Option<u32> {
+/// The top of the US AQI scale.
+pub const US_AQI_TOP: u32 = 500;
+
+/// A US AQI value. Above the top breakpoint of its table the EPA calls the air "Beyond the
+/// AQI": AirNow reports the top of the scale (written "500+"), category Hazardous, and asks
+/// to follow the Hazardous recommendations (AirNow, "The AQI Equation", 2015 and 2024; EPA
+/// technical assistance document EPA-454/B-24-002, Table 6). Giving nothing there would
+/// leave a screen on the last, lower value during the worst episodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UsAqi {
+    /// 0–500; [`US_AQI_TOP`] beyond the index.
+    pub value: u32,
+    /// The concentration is above the table's top breakpoint.
+    pub beyond: bool,
+}
+
+impl UsAqi {
+    pub fn category(self) -> UsCategory {
+        UsCategory::of(self.value)
+    }
+
+    /// As AirNow writes it: the number, or "500+" beyond the index.
+    pub fn label(self) -> String {
+        if self.beyond {
+            format!("{US_AQI_TOP}+")
+        } else {
+            self.value.to_string()
+        }
+    }
+}
+
+/// US AQI of a (NowCast or 24-hour) concentration; `None` only when it is negative or not a
+/// number. Beyond the top breakpoint: the top of the scale, marked [`UsAqi::beyond`].
+pub fn aqi_us(concentration: f64, p: Pollutant, table: UsTable) -> Option<UsAqi> {
     let c = truncate(concentration, p);
     if c.is_nan() || c < 0.0 {
         return None;
@@ -108,9 +139,17 @@ pub fn aqi_us(concentration: f64, p: Pollutant, table: UsTable) -> Option<u32> {
         (Pollutant::Pm25, UsTable::Epa2024) => US_PM25_2024,
         (Pollutant::Pm10, _) => US_PM10,
     };
-    let &(clo, chi, ilo, ihi) = bands.iter().find(|(_, chi, _, _)| c <= *chi + 1e-9)?;
+    let Some(&(clo, chi, ilo, ihi)) = bands.iter().find(|(_, chi, _, _)| c <= *chi + 1e-9) else {
+        return Some(UsAqi {
+            value: US_AQI_TOP,
+            beyond: true,
+        });
+    };
     let i = (ihi - ilo) / (chi - clo) * (c - clo) + ilo;
-    Some(i.round() as u32)
+    Some(UsAqi {
+        value: i.round() as u32,
+        beyond: false,
+    })
 }
 
 /// The six US categories.
@@ -248,17 +287,64 @@ mod tests {
     fn us_aqi_breakpoints() {
         use Pollutant::*;
         use UsTable::*;
-        assert_eq!(aqi_us(12.0, Pm25, Epa2012), Some(50));
-        assert_eq!(aqi_us(12.1, Pm25, Epa2012), Some(51));
-        assert_eq!(aqi_us(35.4, Pm25, Epa2012), Some(100));
-        assert_eq!(aqi_us(68.9, Pm25, Epa2012), Some(158));
-        assert_eq!(aqi_us(500.4, Pm25, Epa2012), Some(500));
-        assert_eq!(aqi_us(500.5, Pm25, Epa2012), None);
-        assert_eq!(aqi_us(9.0, Pm25, Epa2024), Some(50));
-        assert_eq!(aqi_us(12.0, Pm25, Epa2024), Some(56));
-        assert_eq!(aqi_us(154.0, Pm10, Epa2024), Some(100));
-        assert_eq!(aqi_us(-1.0, Pm10, Epa2024), None);
+        let aqi = |c, p, t| aqi_us(c, p, t).map(|a| a.value);
+        assert_eq!(aqi(12.0, Pm25, Epa2012), Some(50));
+        assert_eq!(aqi(12.1, Pm25, Epa2012), Some(51));
+        assert_eq!(aqi(35.4, Pm25, Epa2012), Some(100));
+        assert_eq!(aqi(68.9, Pm25, Epa2012), Some(158));
+        assert_eq!(aqi(500.4, Pm25, Epa2012), Some(500));
+        assert!(!aqi_us(500.4, Pm25, Epa2012).unwrap().beyond);
+        assert_eq!(aqi(9.0, Pm25, Epa2024), Some(50));
+        assert_eq!(aqi(12.0, Pm25, Epa2024), Some(56));
+        assert_eq!(aqi(154.0, Pm10, Epa2024), Some(100));
+        assert_eq!(aqi(-1.0, Pm10, Epa2024), None);
+        assert_eq!(aqi(f64::NAN, Pm25, Epa2024), None);
         assert_eq!(UsCategory::of(158).label(), "Unhealthy");
+    }
+
+    /// Hourly PM2.5 (µg/m³) of the US Embassy Beijing monitor, 2013-01-12 09:00–20:00 Beijing
+    /// time, newest first (09:00 missing): the worst hour of its record, 886 µg/m³ at 20:00.
+    /// From the UCI Machine Learning Repository's "Beijing PM2.5 Data" (Liang et al., 2015),
+    /// file `PRSA_data_2010.1.1-2014.12.31.csv`, rows `No` 26578–26589, as published in
+    /// github.com/naogelzc/PM2.5-Data-Mining-in-Beijing (commit 060bbffd).
+    const BEIJING_2013_01_12_20H: [Option<f64>; 12] = [
+        Some(886.0),
+        Some(824.0),
+        Some(776.0),
+        Some(810.0),
+        Some(845.0),
+        Some(802.0),
+        Some(529.0),
+        Some(458.0),
+        Some(472.0),
+        Some(383.0),
+        Some(319.0),
+        None,
+    ];
+
+    /// Above the top breakpoint AirNow reports the top of the scale ("500+", "Beyond the
+    /// AQI"), category Hazardous: never nothing, which left the screen on an older, lower AQI.
+    #[test]
+    fn beyond_the_index_is_the_top_of_the_scale_and_hazardous() {
+        use Pollutant::*;
+        use UsTable::*;
+        let nc = nowcast(&BEIJING_2013_01_12_20H, Pm25).unwrap();
+        assert_eq!(nc, 843.3);
+        let top = Some(UsAqi {
+            value: 500,
+            beyond: true,
+        });
+        for table in [Epa2012, Epa2024] {
+            assert_eq!(aqi_us(nc, Pm25, table), top, "{table:?}");
+        }
+        assert_eq!(aqi_us(500.5, Pm25, Epa2012), top);
+        assert_eq!(aqi_us(325.5, Pm25, Epa2024), top);
+        assert_eq!(aqi_us(605.0, Pm10, Epa2024), top);
+        let beyond = aqi_us(nc, Pm25, Epa2024).unwrap();
+        assert_eq!(beyond.category().label(), "Hazardous");
+        assert_eq!(beyond.label(), "500+");
+        let at_top = aqi_us(325.4, Pm25, Epa2024).unwrap();
+        assert_eq!((at_top.value, at_top.label()), (500, "500".to_string()));
     }
 
     #[test]

@@ -112,7 +112,9 @@ fn nowcast_and_aqi_match_airnow_hanoi() {
         }
         if r.nowcast >= 0.0 && r.aqi >= 0 {
             aqi_total += 1;
-            let ours = aqi_us(r.nowcast, Pollutant::Pm25, UsTable::Epa2012).unwrap() as i64;
+            let ours = aqi_us(r.nowcast, Pollutant::Pm25, UsTable::Epa2012)
+                .unwrap()
+                .value as i64;
             aqi_match += (ours == r.aqi) as usize;
             aqi_close += ((ours - r.aqi).abs() <= 1) as usize;
             cat_match += (UsCategory::of(ours as u32).label() == r.category) as usize;

@@ -484,3 +484,65 @@ async fn an_answer_waits_for_the_batches_sent_before_it() {
     }
     engine.shutdown().await;
 }
+
+/// The worst hour on the US Embassy Beijing record: the NowCast goes far above the top of the
+/// US AQI scale, and the station's AQI follows to the top of the scale (500, "Beyond the AQI"
+/// in AirNow's words, Hazardous) at the newest hour, instead of staying on the last, lower
+/// value the index still covered.
+#[tokio::test]
+async fn beyond_the_index_the_aqi_is_the_top_of_the_scale_at_the_newest_hour() {
+    // Hourly PM2.5 (µg/m³), 2013-01-12 05:00–20:00 Beijing time (UTC+8), 09:00 missing: the
+    // UCI Machine Learning Repository's "Beijing PM2.5 Data" (US Embassy monitor; Liang et
+    // al., 2015), file PRSA_data_2010.1.1-2014.12.31.csv, rows `No` 26574–26589, as published
+    // in github.com/naogelzc/PM2.5-Data-Mining-in-Beijing (commit 060bbffd).
+    const HOURS: [(i64, Option<f64>); 16] = [
+        (5, Some(287.0)),
+        (6, Some(275.0)),
+        (7, Some(174.0)),
+        (8, Some(278.0)),
+        (9, None),
+        (10, Some(319.0)),
+        (11, Some(383.0)),
+        (12, Some(472.0)),
+        (13, Some(458.0)),
+        (14, Some(529.0)),
+        (15, Some(802.0)),
+        (16, Some(845.0)),
+        (17, Some(810.0)),
+        (18, Some(776.0)),
+        (19, Some(824.0)),
+        (20, Some(886.0)),
+    ];
+    let at = |hour: i64| -> DateTime<Utc> {
+        "2013-01-12T00:00:00+08:00"
+            .parse::<DateTime<Utc>>()
+            .unwrap()
+            + Duration::hours(hour)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(at(5)));
+    let engine = start(dir.path(), &clock).await;
+    let tx = engine.sender();
+    tx.ingest("test", vec![station("bj")]).await.unwrap();
+    for (hour, value) in HOURS {
+        clock.set(at(hour) + Duration::minutes(30));
+        let Some(value) = value else { continue };
+        let o = Item::Obs(Obs {
+            entity: Arc::from("bj"),
+            metric: Arc::from("pm25"),
+            time: at(hour),
+            value,
+        });
+        tx.ingest("test", vec![o]).await.unwrap();
+    }
+    let e = engine.hub().entity("bj").unwrap();
+    let nowcast = &e.latest["pm25_nowcast"];
+    assert_eq!((nowcast.time, nowcast.value), (at(20), 843.3));
+    let aqi = &e.latest["aqi_us"];
+    assert_eq!(
+        (aqi.time, aqi.value),
+        (at(20), 500.0),
+        "the AQI of the newest hour, at the top of the scale"
+    );
+    engine.shutdown().await;
+}

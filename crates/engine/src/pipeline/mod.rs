@@ -1013,8 +1013,9 @@ impl Pipeline {
             Pollutant::Pm25 => {
                 let Some(nc) = pm25 else { return out };
                 add("pm25_nowcast", nc);
+                // Beyond the index: the top of the scale, never the last lower value.
                 if let Some(aqi) = aqi::aqi_us(nc, Pollutant::Pm25, UsTable::Epa2024) {
-                    add("aqi_us", aqi as f64);
+                    add("aqi_us", aqi.value as f64);
                 }
             }
             Pollutant::Pm10 => {
