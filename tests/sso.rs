@@ -51,7 +51,8 @@ fn provider(state: &Path) -> Provider {
         let _ = tx.send(line);
     });
     let line = rx
-        .recv_timeout(Duration::from_secs(30))
+        // Node loads the provider's modules cold on the first start of a CI run.
+        .recv_timeout(Duration::from_secs(120))
         .expect("the OpenID provider did not start; see target/e2e/sso-provider.log");
     let issuer = line
         .trim()
@@ -106,11 +107,13 @@ async fn sign_in_through_the_provider(c: &Client, shot: &str) {
         .click()
         .await
         .unwrap();
-    let chip = wait_for("the console, signed in through the provider", T, || async {
-        c.find(Locator::Id("user-chip")).await.ok()
+    // The chip comes first; the name in it once the session is read.
+    let text = wait_for("the console, signed in through the provider", T, || async {
+        let chip = c.find(Locator::Id("user-chip")).await.ok()?;
+        let text = chip.text().await.ok()?;
+        (text.contains("Nguyễn Thị Lan") || text.contains("lan")).then_some(text)
     })
     .await;
-    let text = chip.text().await.unwrap();
     assert!(
         text.contains("Nguyễn Thị Lan") || text.contains("lan"),
         "{text}"
