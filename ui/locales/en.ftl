@@ -111,7 +111,10 @@ src-form-help = The keys of a [[source]] table (TOML). For example:
 src-none = No source yet
 import-button = Import files…
 import-drop = Drop files here to import (CAP, NGSI-LD, GeoJSON)
-import-done = { $name }: { $accepted } accepted, { $rejected } refused
+import-done = { $name }: { $accepted } accepted, { $rejected } refused{ $history ->
+    [0] {""}
+   *[other] ; { $history } as history (not paged)
+}
 import-failed = Could not import { $name }: { $error }
 dead-title = Refused data
 dead-search = Search reason, origin, payload…

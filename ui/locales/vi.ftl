@@ -111,7 +111,10 @@ src-form-help = Các khoá của một bảng [[source]] (TOML). Ví dụ:
 src-none = Chưa có nguồn nào
 import-button = Nhập tệp…
 import-drop = Thả tệp vào đây để nhập (CAP, NGSI-LD, GeoJSON)
-import-done = { $name }: nhận { $accepted }, từ chối { $rejected }
+import-done = { $name }: nhận { $accepted }, từ chối { $rejected }{ $history ->
+    [0] {""}
+   *[other] ; { $history } là dữ liệu quá khứ (không cảnh báo)
+}
 import-failed = Không nhập được { $name }: { $error }
 dead-title = Dữ liệu bị từ chối
 dead-search = Tìm trong lý do, nguồn gốc, nội dung…

@@ -214,6 +214,14 @@ async fn files(f: Files, format: &str, mapping: Option<toml::Value>) -> anyhow::
             r.refused,
             r.format
         );
+        if r.history > 0 {
+            println!(
+                "  {} observation(s) older than [alerts] history_after: history, \
+                 stored but not evaluated by the live rules (the rules screen's backtest \
+                 shows what they would have raised)",
+                r.history
+            );
+        }
         for x in &r.rejected {
             if x.count > 1 {
                 println!("  refused ×{}: {}", x.count, x.reason);

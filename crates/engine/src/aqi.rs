@@ -23,7 +23,9 @@ pub enum UsTable {
     Epa2024,
 }
 
-/// NowCast from hourly averages, newest first (`None`: hour missing or invalid). Needs at least
+/// NowCast from hourly averages, newest first (`None`: hour missing or invalid; a slightly
+/// negative average of a clean hour counts as it is, as AirNow counts it: Hanoi 2018-09-03
+/// 05:00, raw −2.0, NowCast 1.2). Needs at least
 /// two of the three most recent hours; looks at twelve. Truncated as the EPA does: PM2.5 to
 /// 0.1 µg/m³, PM10 to 1 µg/m³. The same weighting is prescribed by Decision 1459 for the
 /// hourly VN_AQI of particulates.
@@ -31,7 +33,7 @@ pub fn nowcast(hourly: &[Option<f64>], p: Pollutant) -> Option<f64> {
     let hours: Vec<Option<f64>> = hourly
         .iter()
         .take(12)
-        .map(|c| c.filter(|v| v.is_finite() && *v >= 0.0))
+        .map(|c| c.filter(|v| v.is_finite()))
         .collect();
     if hours.iter().take(3).filter(|c| c.is_some()).count() < 2 {
         return None;
@@ -127,13 +129,14 @@ impl UsAqi {
     }
 }
 
-/// US AQI of a (NowCast or 24-hour) concentration; `None` only when it is negative or not a
-/// number. Beyond the top breakpoint: the top of the scale, marked [`UsAqi::beyond`].
+/// US AQI of a (NowCast or 24-hour) concentration; `None` only when it is not a number.
+/// Below zero (a clean hour's noise) it is 0, the bottom of the scale; beyond the top
+/// breakpoint, the top of the scale, marked [`UsAqi::beyond`].
 pub fn aqi_us(concentration: f64, p: Pollutant, table: UsTable) -> Option<UsAqi> {
-    let c = truncate(concentration, p);
-    if c.is_nan() || c < 0.0 {
+    if concentration.is_nan() {
         return None;
     }
+    let c = truncate(concentration.max(0.0), p);
     let bands = match (p, table) {
         (Pollutant::Pm25, UsTable::Epa2012) => US_PM25_2012,
         (Pollutant::Pm25, UsTable::Epa2024) => US_PM25_2024,
@@ -197,9 +200,11 @@ const VN_PM10: [f64; 8] = [0.0, 50.0, 150.0, 250.0, 350.0, 420.0, 500.0, 600.0];
 /// Hourly VN_AQI of one particulate from its NowCast concentration, rounded to an integer as
 /// the decision prescribes; above the last breakpoint the index is capped at 500.
 pub fn vn_aqi(nowcast: f64, p: Pollutant) -> Option<u32> {
-    if nowcast.is_nan() || nowcast < 0.0 {
+    if nowcast.is_nan() {
         return None;
     }
+    // Below zero (a clean hour's noise): the bottom of the scale.
+    let nowcast = nowcast.max(0.0);
     let bp = match p {
         Pollutant::Pm25 => &VN_PM25,
         Pollutant::Pm10 => &VN_PM10,
@@ -264,6 +269,22 @@ impl VnCategory {
 mod tests {
     use super::*;
 
+    /// AirNow Hanoi, 2018-09-03 05:00: a Valid hour of −2.0 µg/m³ after a clean night; AirNow's
+    /// NowCast is 1.2, which only counting the hour as it is gives (dropping it: 4.4; zero: 2.2).
+    #[test]
+    fn a_valid_negative_hour_counts_as_it_is() {
+        let hours = [
+            -2.0, 3.0, 6.0, 5.0, 7.0, 2.0, 5.0, 9.0, 13.0, 31.0, 34.0, 30.0,
+        ]
+        .map(Some);
+        assert_eq!(nowcast(&hours, Pollutant::Pm25), Some(1.2));
+        assert_eq!(
+            aqi_us(-1.3, Pollutant::Pm25, UsTable::Epa2012).map(|a| a.value),
+            Some(0)
+        );
+        assert_eq!(vn_aqi(-1.3, Pollutant::Pm25), Some(0));
+    }
+
     #[test]
     fn nowcast_follows_the_epa_worked_example() {
         // 12 hours newest first; w* = 13.5/55.5 < 0.5 so w = 0.5: Σ 0.5^(i-1) c_i / Σ 0.5^(i-1).
@@ -297,7 +318,11 @@ mod tests {
         assert_eq!(aqi(9.0, Pm25, Epa2024), Some(50));
         assert_eq!(aqi(12.0, Pm25, Epa2024), Some(56));
         assert_eq!(aqi(154.0, Pm10, Epa2024), Some(100));
-        assert_eq!(aqi(-1.0, Pm10, Epa2024), None);
+        assert_eq!(
+            aqi(-1.0, Pm10, Epa2024),
+            Some(0),
+            "noise below zero is clean air"
+        );
         assert_eq!(aqi(f64::NAN, Pm25, Epa2024), None);
         assert_eq!(UsCategory::of(158).label(), "Unhealthy");
     }
@@ -362,95 +387,5 @@ mod tests {
         assert_eq!(VnCategory::of(125), VnCategory::Kem);
         assert_eq!(VnCategory::of(125).label(), "Kém");
         assert_eq!(VnCategory::of(301), VnCategory::NguyHai);
-    }
-}
-
-/// Hourly averages of one pollutant at one station over the last twelve hours, fed one
-/// observation at a time; the hour in progress counts with its average so far.
-#[derive(Debug, Default, Clone)]
-pub struct HourlyWindow {
-    /// (hour since the epoch, sum, count), oldest first.
-    hours: std::collections::VecDeque<(i64, f64, u32)>,
-}
-
-impl HourlyWindow {
-    /// Adds a value at `t_ms`. Values older than the window are ignored.
-    pub fn push(&mut self, t_ms: i64, value: f64) {
-        let h = t_ms.div_euclid(3_600_000);
-        if let Some(&(newest, _, _)) = self.hours.back() {
-            if h <= newest - 12 {
-                return;
-            }
-        }
-        match self.hours.iter_mut().find(|(hh, _, _)| *hh == h) {
-            Some(b) => {
-                b.1 += value;
-                b.2 += 1;
-            }
-            None => {
-                let at = self.hours.partition_point(|(hh, _, _)| *hh < h);
-                self.hours.insert(at, (h, value, 1));
-            }
-        }
-        let newest = self.hours.back().map(|b| b.0).unwrap_or(h);
-        while self.hours.front().is_some_and(|b| b.0 <= newest - 12) {
-            self.hours.pop_front();
-        }
-    }
-
-    /// Adds an hour's aggregate (restoring the window after a restart).
-    pub fn add_hour(&mut self, hour: i64, sum: f64, count: u32) {
-        if count == 0 {
-            return;
-        }
-        let at = self.hours.partition_point(|(hh, _, _)| *hh < hour);
-        match self.hours.get_mut(at) {
-            Some(b) if b.0 == hour => {
-                b.1 += sum;
-                b.2 += count;
-            }
-            _ => self.hours.insert(at, (hour, sum, count)),
-        }
-    }
-
-    /// NowCast over the window, newest hour first.
-    pub fn nowcast(&self, p: Pollutant) -> Option<f64> {
-        let newest = self.hours.back()?.0;
-        let by_hour: Vec<Option<f64>> = (0..12)
-            .map(|i| {
-                self.hours
-                    .iter()
-                    .find(|(h, _, _)| *h == newest - i)
-                    .map(|(_, s, c)| s / *c as f64)
-            })
-            .collect();
-        nowcast(&by_hour, p)
-    }
-}
-
-#[cfg(test)]
-mod window_tests {
-    use super::*;
-
-    #[test]
-    fn hourly_window_averages_hours_and_keeps_twelve() {
-        let mut w = HourlyWindow::default();
-        let h = 3_600_000;
-        w.push(0, 10.0);
-        w.push(h / 2, 20.0);
-        assert_eq!(w.nowcast(Pollutant::Pm25), None, "one hour is not enough");
-        w.push(h, 15.0);
-        // Two hours, both 15 on average: NowCast 15.
-        assert_eq!(w.nowcast(Pollutant::Pm25), Some(15.0));
-        for i in 2..30 {
-            w.push(i * h, 15.0);
-        }
-        assert_eq!(w.hours.len(), 12);
-        w.push(0, 1000.0); // far too old: ignored
-        assert_eq!(w.nowcast(Pollutant::Pm25), Some(15.0));
-        let mut restored = HourlyWindow::default();
-        restored.add_hour(5, 30.0, 2);
-        restored.add_hour(4, 15.0, 1);
-        assert_eq!(restored.nowcast(Pollutant::Pm25), Some(15.0));
     }
 }

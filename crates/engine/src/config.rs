@@ -60,6 +60,18 @@ pub struct Config {
     pub kpis: Vec<crate::kpi::def::KpiConfig>,
     pub kpi: KpiSettings,
     pub reports: ReportsConfig,
+    /// `[metrics.<name>]`: plausible ranges over the defaults of
+    /// [`crate::pipeline::plausible::DEFAULTS`].
+    pub metrics: std::collections::BTreeMap<String, MetricRange>,
+}
+
+/// `[metrics.<name>]`: the plausible range of a metric. A reading outside is refused to the
+/// dead letters with the reason; a bound not given keeps the default.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MetricRange {
+    pub min: Option<f64>,
+    pub max: Option<f64>,
 }
 
 /// `[kpi_settings]`.
@@ -152,6 +164,7 @@ struct RawConfig {
     #[serde(rename = "kpi_settings")]
     kpi: KpiSettings,
     reports: ReportsConfig,
+    metrics: std::collections::BTreeMap<String, MetricRange>,
 }
 
 /// Who runs this console: named in exported CAP messages.
@@ -623,6 +636,12 @@ pub struct AlertsConfig {
     /// The desktop app shows a native notification for new alerts this severe and above
     /// (`off`: none).
     pub notify: NotifyLevel,
+    /// A value dated more than this before now is history (an import, a backfill, an OC
+    /// catching up after its link came back): stored, rolled up and shown, but not evaluated
+    /// by the live rules, so it never pages anyone as if it were happening now. What the rules
+    /// would have raised on it is what the rules screen's backtest shows for that period.
+    #[serde(with = "humantime_serde")]
+    pub history_after: Duration,
 }
 
 /// `[alerts] notify`: a severity, or `off`.
@@ -655,6 +674,7 @@ impl Default for AlertsConfig {
             escalate_after: Duration::from_secs(15 * 60),
             escalate_max: 2,
             notify: NotifyLevel::Major,
+            history_after: Duration::from_secs(2 * 3600),
         }
     }
 }
@@ -841,6 +861,7 @@ impl Config {
             kpis: raw.kpis,
             kpi: raw.kpi,
             reports: raw.reports,
+            metrics: raw.metrics,
         };
         config.validate()?;
         Ok(config)
@@ -875,6 +896,21 @@ impl Config {
                 "display.language must be \"vi\" or \"en\", not {:?}",
                 self.display.language
             )));
+        }
+        // A bound set alone meets the default of the other: the range in force must hold.
+        let ranges = crate::pipeline::plausible::Ranges::new(&self.metrics);
+        for (metric, r) in &self.metrics {
+            let bad = [r.min, r.max].into_iter().flatten().any(|b| !b.is_finite());
+            let (lo, hi) = ranges.bounds(metric).unwrap_or((r.min, r.max));
+            if bad || lo.zip(hi).is_some_and(|(lo, hi)| lo > hi) {
+                let show = |b: Option<f64>| b.map_or("none".to_string(), |b| b.to_string());
+                return Err(ConfigError::Invalid(format!(
+                    "[metrics.{metric}]: min and max must be numbers with min ≤ max \
+                     (in force with the defaults: min {}, max {})",
+                    show(lo),
+                    show(hi)
+                )));
+            }
         }
         if self.store.batch_max == 0 {
             return Err(ConfigError::Invalid(

@@ -546,3 +546,211 @@ async fn beyond_the_index_the_aqi_is_the_top_of_the_scale_at_the_newest_hour() {
     );
     engine.shutdown().await;
 }
+
+/// AirNow's missing marker (−999), a humidity over 100 % and a sign flipped by a unit
+/// mix-up are not readings: refused to the dead letters with the range, and no rollup, KPI
+/// or rule ever sees them.
+#[tokio::test]
+async fn impossible_values_go_to_the_dead_letters_never_into_a_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(t0() + Duration::hours(1)));
+    let engine = start(dir.path(), &clock).await;
+    let tx = engine.sender();
+    tx.ingest("test", vec![station("aq-1")]).await.unwrap();
+    let r = tx
+        .ingest(
+            "airnow",
+            vec![
+                obs("aq-1", "pm25", 0, -999.0),
+                obs("aq-1", "pm25", 1, 42.0),
+                obs("aq-1", "humidity", 1, 140.0),
+                obs("aq-1", "temperature", 1, -273.0),
+                obs("aq-1", "pm25", 2, -999.0),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.accepted, 1, "{r:?}");
+    let reasons: Vec<&str> = r.rejected.iter().map(|x| x.reason.as_str()).collect();
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    assert!(
+        reasons[0].contains("pm25 -999 is outside its plausible range -10 to 2000 µg/m³"),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].contains("humidity 140"), "{reasons:?}");
+    assert!(reasons[2].contains("temperature -273"), "{reasons:?}");
+    let raw = engine
+        .reader()
+        .raw("aq-1", "pm25", i64::MIN, i64::MAX, 100)
+        .unwrap();
+    assert_eq!(raw.len(), 1, "{raw:?}");
+    assert_eq!(raw[0].1, 42.0);
+    assert!(engine
+        .reader()
+        .raw("aq-1", "humidity", i64::MIN, i64::MAX, 100)
+        .unwrap()
+        .is_empty());
+    // One dead letter per cause: the two markers are one.
+    let letters = engine
+        .dead_letters(Some("airnow".into()), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 3, "{letters:?}");
+    let markers = letters
+        .iter()
+        .find(|l| l.reason.contains("pm25 -999"))
+        .expect("the markers' dead letter");
+    assert_eq!(markers.count, 2);
+    engine.shutdown().await;
+}
+
+/// A range set in the configuration replaces the default's bound (a gauge whose datum puts
+/// low water below zero; a cold-room thermometer).
+#[tokio::test]
+async fn the_configuration_sets_plausible_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(t0() + Duration::hours(1)));
+    let mut c = config(dir.path());
+    let parsed = Config::parse(
+        "[metrics.water_level]\nmin = -2.0\nmax = 12.0\n[metrics.temperature]\nmin = -90.0\n",
+    )
+    .unwrap();
+    c.metrics = parsed.metrics;
+    let engine = Engine::start_with_clock(c, clock.clone()).await.unwrap();
+    let tx = engine.sender();
+    let r = tx
+        .ingest(
+            "test",
+            vec![
+                gauge("g-1"),
+                obs("g-1", "water_level", 0, -1.5),
+                obs("g-1", "water_level", 1, 99.0),
+                obs("g-1", "temperature", 1, -80.0),
+                obs("g-1", "temperature", 2, 61.0),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.accepted, 3, "{r:?}");
+    assert_eq!(r.rejected.len(), 2, "{r:?}");
+    assert!(r.rejected[0].reason.contains("-2 to 12"), "{r:?}");
+    assert!(r.rejected[1].reason.contains("-90 to 60"), "{r:?}");
+    assert!(Config::parse("[metrics.pm25]\nmin = 5.0\nmax = 1.0\n").is_err());
+    // A min alone above the default max (2000 µg/m³) leaves no range.
+    let e = Config::parse("[metrics.pm25]\nmin = 3000.0\n").unwrap_err();
+    assert!(e.to_string().contains("min 3000, max 2000"), "{e}");
+    assert!(Config::parse("[metrics.pm25]\nmin = 3000.0\nmax = 5000.0\n").is_ok());
+    assert!(Config::parse("[metrics.pm25]\nlow = 5.0\n").is_err());
+    engine.shutdown().await;
+}
+
+/// History (here a gauge's month-old flood, imported) is stored and shown, but pages no
+/// one: no alert opens for it, and it leaves the live rules as they were; the same reading
+/// now opens one at once.
+#[tokio::test]
+async fn history_is_stored_but_pages_no_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(t0() + Duration::hours(1)));
+    let engine = start(dir.path(), &clock).await;
+    let tx = engine.sender();
+    tx.ingest("test", vec![gauge("g-1"), station("aq-1")])
+        .await
+        .unwrap();
+    let month = 30 * 24 * 60;
+    let mut items: Vec<Item> = (0..200)
+        .map(|m| obs("g-1", "water_level", m - month, 4.5))
+        .collect();
+    // PM2.5 above the rule's threshold for hours, three hours ago.
+    items.extend((0..120).map(|m| obs("aq-1", "pm25", m - 180 - 120, 400.0)));
+    let n = items.len();
+    let r = tx.ingest("import", items).await.unwrap();
+    assert_eq!((r.accepted, r.history), (n, n), "{r:?}");
+    assert!(
+        engine.hub().open_alerts().is_empty(),
+        "history pages no one"
+    );
+    // Nor does it say the device is online now.
+    let status = |id: &str| engine.hub().entity(id).unwrap().status;
+    assert_eq!(status("g-1"), ioc_model::EntityStatus::Unknown);
+    let stored = engine
+        .reader()
+        .raw("g-1", "water_level", i64::MIN, i64::MAX, 1000)
+        .unwrap();
+    assert_eq!(stored.len(), 200, "history is stored");
+    // The tick goes on: a rule's `for` does not complete on history.
+    clock.advance(Duration::minutes(15));
+    engine.tick().await.unwrap();
+    assert!(engine.hub().open_alerts().is_empty());
+
+    // An hour ago is live (under [alerts] history_after, 2 h by default): it pages.
+    let r = tx
+        .ingest("test", vec![obs("g-1", "water_level", 0, 4.5)])
+        .await
+        .unwrap();
+    assert_eq!((r.accepted, r.history), (1, 0));
+    assert_eq!(status("g-1"), ioc_model::EntityStatus::Online);
+    let open = engine.hub().open_alerts();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0].rule, "level");
+    engine.shutdown().await;
+}
+
+/// A reading that comes late into an hour already given changes that hour's NowCast: the
+/// value stored at the same time is replaced, not kept stale beside a dropped newer one, and
+/// the hour's and day's rollups count it once, with the new value.
+#[tokio::test]
+async fn a_late_reading_restates_the_hour_and_its_rollups() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(t0() + Duration::hours(14)));
+    let engine = start(dir.path(), &clock).await;
+    let tx = engine.sender();
+    tx.ingest("test", vec![station("aq-1")]).await.unwrap();
+    // Hours 0–12 at 20 µg/m³, read at half past.
+    let items = (0..13)
+        .map(|h| obs("aq-1", "pm25", h * 60 + 30, 20.0))
+        .collect();
+    tx.ingest("test", items).await.unwrap();
+    let at = (t0() + Duration::minutes(12 * 60 + 30)).timestamp_millis();
+    let nowcast = |engine: &Engine| {
+        engine
+            .reader()
+            .raw("aq-1", "pm25_nowcast", at, at + 1, 10)
+            .unwrap()
+    };
+    assert_eq!(nowcast(&engine), vec![(at, 20.0)]);
+    // A reading of 80 at 12:10 arrives late: hour 12 averages 50.
+    let r = tx
+        .ingest("test", vec![obs("aq-1", "pm25", 12 * 60 + 10, 80.0)])
+        .await
+        .unwrap();
+    assert_eq!(r.accepted, 1, "{r:?}");
+    let mut window = vec![Some(50.0)];
+    window.extend([Some(20.0); 11]);
+    let expected = ioc_engine::aqi::nowcast(&window, ioc_engine::aqi::Pollutant::Pm25).unwrap();
+    assert!(expected > 30.0, "{expected}");
+    assert_eq!(nowcast(&engine), vec![(at, expected)]);
+    let from = (t0() + Duration::hours(12)).timestamp_millis();
+    for step in [60, 3600, 86_400] {
+        let points = engine
+            .reader()
+            .series("aq-1", "pm25_nowcast", from, from + 3_600_000, step)
+            .unwrap()
+            .unwrap();
+        let p = points.iter().find(|p| p.count > 0).expect("a bucket");
+        assert_eq!(
+            p.count,
+            points.iter().map(|p| p.count).sum::<u64>(),
+            "{points:?}"
+        );
+        if step < 86_400 {
+            assert_eq!(
+                (p.count, p.max, p.last),
+                (1, expected, expected),
+                "step {step}"
+            );
+        } else {
+            assert_eq!(p.last, expected, "{points:?}");
+        }
+    }
+    engine.shutdown().await;
+}

@@ -125,6 +125,10 @@ pub struct ImportReport {
     pub format: String,
     /// Items (entities, observations, alerts) taken in.
     pub accepted: usize,
+    /// Of the observations taken in, those dated more than `[alerts] history_after` ago:
+    /// history, stored and shown but not evaluated by the live rules (they page no one).
+    #[serde(default)]
+    pub history: usize,
     /// Items refused, in all.
     #[serde(default)]
     pub refused: usize,

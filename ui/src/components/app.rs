@@ -100,6 +100,7 @@ impl Ops {
                         ("name", name.to_string().into()),
                         ("accepted", r.accepted.into()),
                         ("rejected", r.refused.into()),
+                        ("history", r.history.into()),
                     ],
                 ),
                 r.refused > 0,

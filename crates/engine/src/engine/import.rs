@@ -198,6 +198,7 @@ fn report_of(format: &str, r: FileReport) -> ImportReport {
     ImportReport {
         format: format.to_string(),
         accepted: r.accepted,
+        history: r.history,
         refused: r.refused.total(),
         rejected: r
             .refused

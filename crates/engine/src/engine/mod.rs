@@ -230,6 +230,7 @@ impl Engine {
         let pipeline = Pipeline::new(
             rx,
             writer.clone(),
+            Arc::new(Reader::new(&db_path)),
             hub.clone(),
             clock.clone(),
             rules,
@@ -237,6 +238,7 @@ impl Engine {
             stats.clone(),
             source_registry.clone(),
             config.alerts.clone(),
+            crate::pipeline::plausible::Ranges::new(&config.metrics),
             ops,
             config.store.batch_max,
             stop.clone(),

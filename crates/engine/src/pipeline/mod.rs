@@ -5,19 +5,22 @@
 //! while the next is prepared, so rules and decoding overlap with SQLite.
 
 mod operate;
+mod particulates;
+pub mod plausible;
 pub mod refusals;
 
 pub(crate) use operate::Operations;
 pub use operate::{Op, OpOutcome};
 
 use crate::alerts::{AlertBook, AlertError, RaiseSpec};
-use crate::aqi::{self, HourlyWindow, Pollutant, UsTable};
+use crate::aqi::Pollutant;
 use crate::clock::Clock;
 use crate::hub::{Hub, Publish};
 use crate::rules::{entity_value, render_message, EntityVal, Evaluator, Observed, RuleSet, Signal};
 use crate::sources::health::SourceRegistry;
 use crate::store::{
-    from_ms, to_ms, DeadLetterRow, EntityRow, LoadedState, ObsRow, WriteBatch, WriteOutcome, Writer,
+    from_ms, to_ms, DeadLetterRow, EntityRow, LoadedState, ObsRow, Reader, WriteBatch,
+    WriteOutcome, Writer,
 };
 use chrono::{DateTime, Utc};
 use futures_util::stream::{FuturesOrdered, StreamExt};
@@ -30,6 +33,40 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Batches being committed while the next one is prepared.
 pub const MAX_IN_FLIGHT: usize = 4;
+
+/// What the store holds of one particulate series in the hours `from..=to` (hours since the
+/// epoch); nothing for a series not created yet; `None` when the store cannot be read, which
+/// leaves those hours without derived values rather than with values computed from part of
+/// the data.
+fn stored_hours(
+    reader: &Reader,
+    series: Option<i64>,
+    from: i64,
+    to: i64,
+) -> Option<std::collections::BTreeMap<i64, particulates::StoredHour>> {
+    let mut out = std::collections::BTreeMap::<i64, particulates::StoredHour>::new();
+    let Some(series) = series else {
+        return Some(out);
+    };
+    let (raw, hours) = reader
+        .hours_of(series, from, to)
+        .map_err(|e| tracing::warn!("reading the stored PM hours: {e}"))
+        .ok()?;
+    for (ts, value) in raw {
+        let hour = ts.div_euclid(3_600_000);
+        out.entry(hour).or_default().readings.push((ts, value));
+    }
+    // What raw retention removed is still counted by the hour's rollup.
+    for (hour, sum, count, last_ts) in hours {
+        let h = out.entry(hour).or_default();
+        let n = h.readings.len() as u32;
+        if count > n {
+            let raw: f64 = h.readings.iter().map(|r| r.1).sum();
+            h.rolled = Some((sum - raw, count - n, last_ts));
+        }
+    }
+    Some(out)
+}
 
 /// Observations further in the future than this are refused (a clock or unit error upstream).
 const MAX_FUTURE: chrono::Duration = chrono::Duration::minutes(5);
@@ -96,6 +133,9 @@ pub struct Rejection {
 pub struct IngestReport {
     pub accepted: usize,
     pub rejected: Vec<Rejection>,
+    /// Of the accepted observations, those dated more than `[alerts] history_after` ago:
+    /// history, stored and shown but not evaluated by the live rules.
+    pub history: usize,
 }
 
 /// A message from a source.
@@ -161,6 +201,8 @@ const IN_FLIGHT: usize = 4;
 #[derive(Debug, Default)]
 pub struct FileReport {
     pub accepted: usize,
+    /// Observations taken as history (see [`IngestReport::history`]).
+    pub history: usize,
     pub refused: refusals::Grouped,
 }
 
@@ -210,6 +252,7 @@ impl Chunks {
         if let Some(rx) = self.waits.pop_front() {
             let r = rx.await.map_err(|_| EngineClosed)?;
             self.report.accepted += r.accepted;
+            self.report.history += r.history;
             for x in &r.rejected {
                 self.report.refused.add(&x.reason);
             }
@@ -305,20 +348,8 @@ struct EntityRec {
     entity: Entity,
     cel: EntityVal,
     series: HashMap<Arc<str>, i64>,
-    /// PM2.5 and PM10 windows for the NowCast, and the minute derived values were last given.
-    particulates: Option<Box<Particulates>>,
-}
-
-#[derive(Default)]
-struct Particulates {
-    pm25: HourlyWindow,
-    pm10: HourlyWindow,
-    /// Minute derived values were last given, per pollutant.
-    last_minute: [i64; 2],
-    /// Time of the newest value, per pollutant.
-    newest: [i64; 2],
-    /// Changed in the message being handled: [pollutant] = (changed, by a late value).
-    changed: [(bool, bool); 2],
+    /// PM2.5 and PM10 hourly windows for the NowCast, and what a message changed in them.
+    particulates: Option<Box<particulates::Particulates>>,
 }
 
 #[derive(Default)]
@@ -373,6 +404,8 @@ fn merge_known(incoming: &mut Entity, known: &Entity) {
 /// A prepared batch: what to write, what to publish after, whom to answer.
 #[derive(Default)]
 struct Prepared {
+    /// Its number, counted from 1 in the order batches are prepared (and committed).
+    batch: u64,
     write: WriteBatch,
     publish: Publish,
     replies: Vec<Reply>,
@@ -382,6 +415,8 @@ struct Prepared {
 pub(crate) struct Pipeline {
     rx: mpsc::Receiver<Command>,
     writer: Arc<Writer>,
+    /// Reads the hourly rollups the particulate windows do not hold.
+    reader: Arc<Reader>,
     hub: Arc<Hub>,
     clock: Arc<dyn Clock>,
     rules: RuleSet,
@@ -393,8 +428,13 @@ pub(crate) struct Pipeline {
     stats: Arc<PipelineStats>,
     sources: Arc<SourceRegistry>,
     escalation: crate::config::AlertsConfig,
+    /// Plausible ranges of metrics: a reading outside is refused.
+    ranges: plausible::Ranges,
     /// Entities whose particulate windows changed in the message being handled.
     aq_changed: Vec<i64>,
+    /// The last batch prepared, and the last one committed.
+    batches: u64,
+    committed: u64,
     batch_max: usize,
     tick: Duration,
     stop: tokio_util::sync::CancellationToken,
@@ -405,6 +445,7 @@ impl Pipeline {
     pub(crate) fn new(
         rx: mpsc::Receiver<Command>,
         writer: Arc<Writer>,
+        reader: Arc<Reader>,
         hub: Arc<Hub>,
         clock: Arc<dyn Clock>,
         rules: RuleSet,
@@ -412,6 +453,7 @@ impl Pipeline {
         stats: Arc<PipelineStats>,
         sources: Arc<SourceRegistry>,
         escalation: crate::config::AlertsConfig,
+        ranges: plausible::Ranges,
         ops: Operations,
         batch_max: usize,
         stop: tokio_util::sync::CancellationToken,
@@ -445,17 +487,6 @@ impl Pipeline {
                 rec.series.insert(Arc::from(metric.as_str()), sid);
             }
         }
-        for (eid, metric, hour, sum, count) in loaded.particulate_hours {
-            if let Some(rec) = reg.recs.get_mut(&eid) {
-                let pm = rec.particulates.get_or_insert_with(Default::default);
-                let w = if metric == "pm25" {
-                    &mut pm.pm25
-                } else {
-                    &mut pm.pm10
-                };
-                w.add_hour(hour, sum, count);
-            }
-        }
         let mut eval = Evaluator::new(&rules);
         for a in loaded.open_alerts.iter().filter(|a| a.active) {
             let (Some((idx, rule)), Some(&eid)) = (
@@ -477,6 +508,7 @@ impl Pipeline {
         Pipeline {
             rx,
             writer,
+            reader,
             hub,
             clock,
             rules,
@@ -487,7 +519,10 @@ impl Pipeline {
             stats,
             sources,
             escalation,
+            ranges,
             aq_changed: Vec::new(),
+            batches: 0,
+            committed: 0,
             batch_max,
             tick: Duration::from_secs(1),
             stop,
@@ -551,8 +586,16 @@ impl Pipeline {
         tracing::debug!("pipeline stopped");
     }
 
+    /// Values dated before this are history (`[alerts] history_after` ago).
+    fn history_before(&self) -> DateTime<Utc> {
+        chrono::Duration::from_std(self.escalation.history_after)
+            .ok()
+            .and_then(|d| self.clock.now().checked_sub_signed(d))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
     fn complete(
-        &self,
+        &mut self,
         outcome: Result<WriteOutcome, oneshot::error::RecvError>,
         prepared: Prepared,
     ) {
@@ -560,6 +603,8 @@ impl Pipeline {
             tracing::error!("store writer went away before committing a batch");
             return; // nobody is answered: the sources will retry or resend
         }
+        // Batches complete in the order they were prepared.
+        self.committed = self.committed.max(prepared.batch);
         self.stats
             .accepted
             .fetch_add(prepared.accepted, Ordering::Relaxed);
@@ -582,9 +627,18 @@ impl Pipeline {
         }
     }
 
+    /// An empty batch with the next number.
+    fn next_batch(&mut self) -> Prepared {
+        self.batches += 1;
+        Prepared {
+            batch: self.batches,
+            ..Default::default()
+        }
+    }
+
     /// Takes `first` and whatever else is already queued, up to `batch_max` items.
     fn prepare(&mut self, first: Command) -> Prepared {
-        let mut p = Prepared::default();
+        let mut p = self.next_batch();
         let mut count = self.handle(first, &mut p);
         while count < self.batch_max {
             match self.rx.try_recv() {
@@ -626,7 +680,9 @@ impl Pipeline {
                 let mut report = IngestReport::default();
                 let mut refused = refusals::Grouped::default();
                 let mut signals = Vec::new();
+                let history_before = self.history_before();
                 for (index, item) in ingest.items.into_iter().enumerate() {
+                    let history = matches!(&item, Item::Obs(o) if o.time < history_before);
                     let result = match item {
                         Item::Obs(o) => match ingest.max_age {
                             Some(age) if o.time < self.clock.now() - age => Err(format!(
@@ -636,7 +692,7 @@ impl Pipeline {
                                 o.time,
                                 humantime::format_duration(age.to_std().unwrap_or_default())
                             )),
-                            _ => self.observation(o, p, &mut signals),
+                            _ => self.observation(o, false, p, &mut signals),
                         },
                         Item::Entity(e) => self.entity(*e, &ingest.source, p),
                         Item::Unit(u) => self.unit(u, p),
@@ -644,7 +700,10 @@ impl Pipeline {
                         Item::Rejected(reason) => Err(reason),
                     };
                     match result {
-                        Ok(()) => report.accepted += 1,
+                        Ok(()) => {
+                            report.accepted += 1;
+                            report.history += usize::from(history);
+                        }
                         Err(reason) => {
                             let total = self.stats.rejected.fetch_add(1, Ordering::Relaxed);
                             if total < 20 || total.is_multiple_of(1000) {
@@ -842,9 +901,11 @@ impl Pipeline {
         Ok(())
     }
 
+    /// `derived`: a value the engine computed (see [`ObsRow::restates`]).
     fn observation(
         &mut self,
         o: Obs,
+        derived: bool,
         p: &mut Prepared,
         signals: &mut Vec<Signal>,
     ) -> Result<(), String> {
@@ -857,6 +918,9 @@ impl Pipeline {
         if o.metric.is_empty() {
             return Err(format!("{}: observation without a metric", o.entity));
         }
+        if let Err(why) = self.ranges.check(&o.metric, o.value) {
+            return Err(format!("{}: {why}", o.entity));
+        }
         if o.time > self.clock.now() + MAX_FUTURE {
             return Err(format!(
                 "{}/{}: time {} is in the future",
@@ -866,6 +930,10 @@ impl Pipeline {
         let Some(&eid) = self.reg.by_ext.get(&*o.entity) else {
             return Err(format!("unknown entity {:?}", o.entity));
         };
+        // History (an import, a backfill, an OC catching up) is stored and shown but not
+        // evaluated by the live rules: it must not page anyone as if it were happening now,
+        // nor move the live rules' windows and timers back in time.
+        let live = o.time >= self.history_before();
         let rec = self.reg.recs.get_mut(&eid).expect("registry consistent");
         let series = match rec.series.get(&*o.metric) {
             Some(&s) => s,
@@ -882,13 +950,17 @@ impl Pipeline {
             series,
             ts,
             value: o.value,
+            restates: derived,
         });
         p.publish
             .values
             .push((rec.ext.clone(), o.metric.clone(), o.time, o.value));
 
         // Device status: cameras and devices report `online`; anything reporting is alive.
-        let status = if &*o.metric == "online" {
+        // History says nothing of now: a month-old `online = 0` leaves the status as it is.
+        let status = if !live {
+            rec.entity.status
+        } else if &*o.metric == "online" {
             if o.value >= 0.5 {
                 EntityStatus::Online
             } else {
@@ -912,129 +984,79 @@ impl Pipeline {
         }
 
         let stats = &self.stats;
-        self.eval.observe(
-            &self.rules,
-            &Observed {
-                entity_id: eid,
-                entity: &rec.entity,
-                cel: &rec.cel,
-                metric: &o.metric,
-                value: o.value,
-                time: o.time,
-            },
-            signals,
-            |rule, e| {
-                stats.rule_errors.fetch_add(1, Ordering::Relaxed);
-                let name = rule.name().to_string();
-                let mut msgs = stats.rule_error_messages.lock().unwrap();
-                if !msgs.contains_key(&name) {
-                    tracing::warn!("rule {name:?} failed on {}: {e}", o.entity);
-                }
-                msgs.insert(name, format!("{}: {e}", o.entity));
-            },
-        );
+        if live {
+            self.eval.observe(
+                &self.rules,
+                &Observed {
+                    entity_id: eid,
+                    entity: &rec.entity,
+                    cel: &rec.cel,
+                    metric: &o.metric,
+                    value: o.value,
+                    time: o.time,
+                },
+                signals,
+                |rule, e| {
+                    stats.rule_errors.fetch_add(1, Ordering::Relaxed);
+                    let name = rule.name().to_string();
+                    let mut msgs = stats.rule_error_messages.lock().unwrap();
+                    if !msgs.contains_key(&name) {
+                        tracing::warn!("rule {name:?} failed on {}: {e}", o.entity);
+                    }
+                    msgs.insert(name, format!("{}: {e}", o.entity));
+                },
+            );
+        }
         let pollutant = match &*o.metric {
             "pm25" => Some(Pollutant::Pm25),
             "pm10" => Some(Pollutant::Pm10),
             _ => None,
         };
         if let Some(pollutant) = pollutant {
+            let series = [rec.series.get("pm25"), rec.series.get("pm10")].map(|s| s.copied());
+            let reader = &self.reader;
+            let mut load = |p: Pollutant, from: i64, to: i64| {
+                stored_hours(reader, series[p as usize], from, to)
+            };
             let pm = rec.particulates.get_or_insert_with(Default::default);
-            match pollutant {
-                Pollutant::Pm25 => pm.pm25.push(ts, o.value),
-                Pollutant::Pm10 => pm.pm10.push(ts, o.value),
-            }
-            let i = pollutant as usize;
-            let late = ts < pm.newest[i];
-            pm.newest[i] = pm.newest[i].max(ts);
-            if !pm.changed[0].0 && !pm.changed[1].0 {
+            if pm.unchanged() {
                 self.aq_changed.push(eid);
             }
-            pm.changed[i].0 = true;
-            pm.changed[i].1 |= late;
+            pm.push(pollutant, ts, o.value, p.batch, &mut load);
         }
         Ok(())
     }
 
-    /// Derived air-quality values of the stations whose particulates changed in a message,
-    /// computed once the whole message is in (a backfill may come newest first).
+    /// Derived air-quality values (NowCast, US AQI, VN_AQI) of the stations whose
+    /// particulates changed in a message, for every hour it changed, computed once the whole
+    /// message is in (a backfill may come newest first).
     fn flush_air_quality(&mut self, p: &mut Prepared, signals: &mut Vec<Signal>) {
         for eid in std::mem::take(&mut self.aq_changed) {
-            for pollutant in [Pollutant::Pm25, Pollutant::Pm10] {
-                for derived in self.air_quality(eid, pollutant) {
-                    if let Err(e) = self.observation(derived, p, signals) {
-                        tracing::warn!("a derived air-quality value was refused: {e}");
-                    }
+            let Some(rec) = self.reg.recs.get_mut(&eid) else {
+                continue;
+            };
+            let Some(pm) = rec.particulates.as_mut() else {
+                continue;
+            };
+            let series = [rec.series.get("pm25"), rec.series.get("pm10")].map(|s| s.copied());
+            let reader = &self.reader;
+            let mut load = |p: Pollutant, from: i64, to: i64| {
+                stored_hours(reader, series[p as usize], from, to)
+            };
+            let derived = pm.derive(self.committed, &mut load);
+            let entity = rec.ext.clone();
+            for (ts, metric, value) in derived {
+                let o = Obs {
+                    entity: entity.clone(),
+                    metric: Arc::from(metric),
+                    time: from_ms(ts),
+                    value,
+                };
+                if let Err(e) = self.observation(o, true, p, signals) {
+                    tracing::warn!("a derived air-quality value was refused: {e}");
                 }
             }
         }
-    }
-
-    /// NowCast, US AQI and VN_AQI of a station measuring particulates, at the time of its
-    /// newest PM value, given at most once a minute (they move slowly; storing them with
-    /// every value would double the rows), and again when late values changed the window.
-    fn air_quality(&mut self, eid: i64, pollutant: Pollutant) -> Vec<Obs> {
-        let Some(rec) = self.reg.recs.get_mut(&eid) else {
-            return Vec::new();
-        };
-        let Some(pm) = rec.particulates.as_mut() else {
-            return Vec::new();
-        };
-        let i = pollutant as usize;
-        let (changed, late) = std::mem::take(&mut pm.changed[i]);
-        if !changed {
-            return Vec::new();
-        }
-        let ts = pm.newest[i];
-        let minute = ts.div_euclid(60_000);
-        let slot = &mut pm.last_minute[i];
-        if minute <= *slot && !late {
-            return Vec::new();
-        }
-        *slot = (*slot).max(minute);
-        let o = Obs {
-            entity: rec.ext.clone(),
-            metric: Arc::from(""),
-            time: from_ms(ts),
-            value: 0.0,
-        };
-        let pm25 = pm.pm25.nowcast(Pollutant::Pm25);
-        let pm10 = pm.pm10.nowcast(Pollutant::Pm10);
-        let mut out = Vec::new();
-        let mut add = |metric: &str, value: f64| {
-            out.push(Obs {
-                entity: o.entity.clone(),
-                metric: Arc::from(metric),
-                time: o.time,
-                value,
-            })
-        };
-        match pollutant {
-            Pollutant::Pm25 => {
-                let Some(nc) = pm25 else { return out };
-                add("pm25_nowcast", nc);
-                // Beyond the index: the top of the scale, never the last lower value.
-                if let Some(aqi) = aqi::aqi_us(nc, Pollutant::Pm25, UsTable::Epa2024) {
-                    add("aqi_us", aqi.value as f64);
-                }
-            }
-            Pollutant::Pm10 => {
-                let Some(nc) = pm10 else { return out };
-                add("pm10_nowcast", nc);
-            }
-        }
-        // VN_AQI is the worse of the two particulates' indices.
-        let vn = [
-            pm25.and_then(|c| aqi::vn_aqi(c, Pollutant::Pm25)),
-            pm10.and_then(|c| aqi::vn_aqi(c, Pollutant::Pm10)),
-        ]
-        .into_iter()
-        .flatten()
-        .max();
-        if let Some(vn) = vn {
-            add("vn_aqi", vn as f64);
-        }
-        out
     }
 
     fn external_alert(&mut self, a: ExternalAlert, p: &mut Prepared) -> Result<(), String> {
@@ -1086,7 +1108,7 @@ impl Pipeline {
     }
 
     fn on_tick(&mut self) -> Prepared {
-        let mut p = Prepared::default();
+        let mut p = self.next_batch();
         self.tick_into(&mut p);
         p
     }

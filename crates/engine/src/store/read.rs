@@ -23,9 +23,6 @@ pub struct LoadedState {
     pub latest: HashMap<i64, (i64, f64)>,
     pub open_alerts: Vec<Alert>,
     pub next_alert_id: i64,
-    /// Hourly (entity id, metric, hour since the epoch, sum, count) of PM2.5 and PM10 over the
-    /// last 13 hours, to resume the NowCast windows.
-    pub particulate_hours: Vec<(i64, String, i64, f64, u32)>,
 }
 
 /// A small pool of read-only connections.
@@ -206,17 +203,6 @@ impl Reader {
                 c.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM alerts", [], |r| {
                     r.get(0)
                 })?;
-            let mut stmt = c.prepare(
-                "SELECT s.entity, s.metric, r.bucket / 60 AS hour, SUM(r.sum), SUM(r.count)
-                 FROM rollup_1m r JOIN series s ON s.id = r.series
-                 WHERE s.metric IN ('pm25', 'pm10') AND r.bucket >= ?1
-                 GROUP BY s.entity, s.metric, hour",
-            )?;
-            st.particulate_hours = stmt
-                .query_map([(now_ms - 13 * 3_600_000).div_euclid(60_000)], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })?
-                .collect::<Result<_, _>>()?;
             Ok(st)
         })
     }
@@ -303,6 +289,47 @@ impl Reader {
                 .query_map([limit as i64], alert_from_row)?
                 .collect::<Result<_, _>>()?;
             Ok(rows)
+        })
+    }
+
+    /// What the store holds of a series in the hours `from..=to` (hours since the epoch), read
+    /// in one snapshot: its raw values (time ms, value, oldest first), and its hourly rollups
+    /// (hour, sum, count, time of the newest value in ms), which still count the values that
+    /// raw retention removed. The particulate windows read what they do not hold from here.
+    #[allow(clippy::type_complexity)]
+    pub fn hours_of(
+        &self,
+        series: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<(Vec<(i64, f64)>, Vec<(i64, f64, u32, i64)>), StoreError> {
+        const HOUR_MS: i64 = 3_600_000;
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            let raw = tx
+                .prepare_cached(
+                    "SELECT ts, value FROM observations
+                     WHERE series = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts",
+                )?
+                .query_map(
+                    params![
+                        series,
+                        from.saturating_mul(HOUR_MS),
+                        to.saturating_add(1).saturating_mul(HOUR_MS)
+                    ],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?
+                .collect::<Result<_, _>>()?;
+            let hours = tx
+                .prepare_cached(
+                    "SELECT bucket, sum, count, last_ts FROM rollup_1h
+                     WHERE series = ?1 AND bucket >= ?2 AND bucket <= ?3",
+                )?
+                .query_map(params![series, from, to], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok((raw, hours))
         })
     }
 

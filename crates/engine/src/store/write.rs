@@ -31,6 +31,10 @@ pub struct ObsRow {
     pub series: i64,
     pub ts: i64,
     pub value: f64,
+    /// A value computed by the engine (a NowCast, an AQI) that replaces one stored at the
+    /// same time when its inputs changed (a late reading); a reading of a source never
+    /// replaces: the first one stored is kept.
+    pub restates: bool,
 }
 
 /// Most bytes of a refused payload kept in the dead letters.
@@ -476,6 +480,73 @@ fn coarser(minutes: &HashMap<(i64, i64), Agg>, tz: chrono_tz::Tz) -> (Buckets, B
     (hours, days)
 }
 
+/// Rebuilds the rollups of the minutes where a stored value was replaced (a sum can take a
+/// value back out, a minimum cannot): each minute from its raw values, then its hour and its
+/// local day from their minutes.
+fn restate_rollups(
+    tx: &rusqlite::Transaction<'_>,
+    minutes: &std::collections::BTreeSet<(i64, i64)>,
+    tz: chrono_tz::Tz,
+) -> rusqlite::Result<()> {
+    use crate::kpi::period::{day_date, local_day, midnight};
+    const AGG: &str = "SELECT count(*), min(value), max(value), sum(value),
+         (SELECT value FROM observations WHERE series = ?1 AND ts >= ?2 AND ts < ?3
+          ORDER BY ts DESC LIMIT 1), max(ts)
+         FROM observations WHERE series = ?1 AND ts >= ?2 AND ts < ?3";
+    const ROLL: &str = "SELECT sum(count), min(min), max(max), sum(sum),
+         (SELECT last FROM rollup_1m WHERE series = ?1 AND bucket >= ?2 AND bucket < ?3
+          ORDER BY last_ts DESC LIMIT 1), max(last_ts)
+         FROM rollup_1m WHERE series = ?1 AND bucket >= ?2 AND bucket < ?3";
+    let put = |table: &str,
+               series: i64,
+               bucket: i64,
+               from: i64,
+               to: i64,
+               sql: &str|
+     -> rusqlite::Result<()> {
+        let agg: (i64, f64, f64, f64, f64, i64) =
+            tx.prepare_cached(sql)?
+                .query_row(params![series, from, to], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                })?;
+        tx.prepare_cached(&format!(
+            "INSERT OR REPLACE INTO {table} (series, bucket, count, min, max, sum, last, last_ts)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        ))?
+        .execute(params![
+            series, bucket, agg.0, agg.1, agg.2, agg.3, agg.4, agg.5
+        ])?;
+        Ok(())
+    };
+    let mut hours = std::collections::BTreeSet::new();
+    let mut days = std::collections::BTreeSet::new();
+    for &(series, minute) in minutes {
+        let from = minute * 60_000;
+        put("rollup_1m", series, minute, from, from + 60_000, AGG)?;
+        hours.insert((series, minute.div_euclid(60)));
+        days.insert((series, local_day(from, tz)));
+    }
+    for (series, hour) in hours {
+        put("rollup_1h", series, hour, hour * 60, (hour + 1) * 60, ROLL)?;
+    }
+    for (series, day) in days {
+        let minute = |d| {
+            midnight(day_date(d), tz)
+                .timestamp_millis()
+                .div_euclid(60_000)
+        };
+        put("rollup_1d", series, day, minute(day), minute(day + 1), ROLL)?;
+    }
+    Ok(())
+}
+
 fn upsert_rollups(
     tx: &rusqlite::Transaction<'_>,
     table: &str,
@@ -561,6 +632,8 @@ fn write_jobs(
     let mut outcomes = Vec::with_capacity(jobs.len());
     {
         let mut rollups: HashMap<(i64, i64), Agg> = HashMap::new();
+        // Minutes (series, minute) where a stored value was replaced.
+        let mut restated: std::collections::BTreeSet<(i64, i64)> = Default::default();
         let mut ins_unit = tx.prepare_cached(
             "INSERT INTO units (code, name, full_name, parent, lon, lat)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -658,6 +731,16 @@ fn write_jobs(
                             last: o.value,
                             last_ts: o.ts,
                         });
+                } else if o.restates
+                    && tx
+                        .prepare_cached(
+                            "UPDATE observations SET value = ?3
+                             WHERE series = ?1 AND ts = ?2 AND value IS NOT ?3",
+                        )?
+                        .execute(params![o.series, o.ts, o.value])?
+                        == 1
+                {
+                    restated.insert((o.series, o.ts.div_euclid(60_000)));
                 } else {
                     outcome.duplicates += 1;
                 }
@@ -759,6 +842,7 @@ fn write_jobs(
         let (hours, days) = coarser(&rollups, tz);
         upsert_rollups(&tx, "rollup_1h", &hours)?;
         upsert_rollups(&tx, "rollup_1d", &days)?;
+        restate_rollups(&tx, &restated, tz)?;
     }
     let audit: Vec<crate::audit::AuditEntry> = jobs
         .iter()
