@@ -189,7 +189,7 @@ pub fn read_geojson(src: &Path, text: &str) -> Result<Imported, BasemapError> {
     let mut name_field = None;
     for f in &features {
         let Some(g) = &f.geometry else { continue };
-        let Ok(geom) = geo::Geometry::<f64>::try_from(g) else {
+        let Some(geom) = crate::decode::to_geo(g) else {
             continue;
         };
         if !matches!(
@@ -305,6 +305,14 @@ mod tests {
         let e = read_geojson(
             Path::new("x"),
             r#"{"type":"FeatureCollection","features":[]}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("no polygons"), "{e}");
+        // A position of one number is skipped (converting it used to panic in geojson).
+        let e = read_geojson(
+            Path::new("x"),
+            r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{},
+                "geometry":{"type":"Polygon","coordinates":[[[4]]]}}]}"#,
         )
         .unwrap_err();
         assert!(e.to_string().contains("no polygons"), "{e}");

@@ -151,12 +151,37 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
+/// A GeoJSON geometry as a `geo` one, or `None` when a position has fewer than two numbers:
+/// the geojson crate reads `[4]` as a position and then panics converting it (found by
+/// fuzzing: `tests/fuzz_regressions/decode_geojson/`).
+pub fn to_geo(g: &::geojson::Geometry) -> Option<geo::Geometry<f64>> {
+    fn whole(v: &::geojson::GeometryValue) -> bool {
+        use ::geojson::GeometryValue as V;
+        let ok = |p: &::geojson::Position| p.len() >= 2;
+        match v {
+            V::Point { coordinates } => ok(coordinates),
+            V::MultiPoint { coordinates } | V::LineString { coordinates } => {
+                coordinates.iter().all(ok)
+            }
+            V::MultiLineString { coordinates } | V::Polygon { coordinates } => {
+                coordinates.iter().flatten().all(ok)
+            }
+            V::MultiPolygon { coordinates } => coordinates.iter().flatten().flatten().all(ok),
+            V::GeometryCollection { geometries } => geometries.iter().all(|g| whole(&g.value)),
+        }
+    }
+    if !whole(&g.value) {
+        return None;
+    }
+    geo::Geometry::try_from(g).ok()
+}
+
 /// A representative point of a GeoJSON geometry: the point itself, or a point inside a
 /// polygon, or the centroid of anything else.
 pub fn geometry_point(g: &serde_json::Value) -> Option<(f64, f64)> {
     use geo::{Centroid, InteriorPoint};
     let gj: ::geojson::Geometry = serde_json::from_value(g.clone()).ok()?;
-    let geom: geo::Geometry<f64> = geo::Geometry::try_from(gj).ok()?;
+    let geom = to_geo(&gj)?;
     let p = match &geom {
         geo::Geometry::Point(p) => Some(*p),
         geo::Geometry::Polygon(_) | geo::Geometry::MultiPolygon(_) => geom.interior_point(),
@@ -213,5 +238,10 @@ mod tests {
         let (x, y) = geometry_point(&poly).unwrap();
         assert!((105.0..106.0).contains(&x) && (18.0..19.0).contains(&y));
         assert_eq!(geometry_point(&serde_json::json!({"type": "Point"})), None);
+        // Fewer than two numbers in a position: no point (the conversion used to panic).
+        let short = serde_json::json!({"type": "Point", "coordinates": [105.7]});
+        assert_eq!(geometry_point(&short), None);
+        let short = serde_json::json!({"type": "Polygon", "coordinates": [[[4]]]});
+        assert_eq!(geometry_point(&short), None);
     }
 }
