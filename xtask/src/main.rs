@@ -9,6 +9,7 @@
 //! cargo xtask ui [--debug]        build the web UI into ui/dist
 //! cargo xtask setup [--test]      only install what is missing
 //! cargo xtask bench               ioc bench ingest, rules and mqtt, release build
+//! cargo xtask fuzz [--minutes N]  coverage-guided fuzzing of the decoders and parsers
 //! ```
 
 use std::env;
@@ -69,6 +70,7 @@ fn main() -> ExitCode {
         "serve" => serve(&rest),
         "test" => test(),
         "bench" => bench(),
+        "fuzz" => fuzz_command(&rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <run|serve|test|ui|setup|bench>\n\
@@ -77,7 +79,9 @@ fn main() -> ExitCode {
                  \n  test   every check and test, as CI runs it\
                  \n  ui     build the web UI into ui/dist\
                  \n  setup  install what is missing (--test: also the test tools)\
-                 \n  bench  ioc bench ingest, rules and mqtt on a release build"
+                 \n  bench  ioc bench ingest, rules and mqtt on a release build\
+                 \n  fuzz   fuzz every decoder and parser (--minutes N, default {FUZZ_MINUTES}; \
+                 then target names to run only those)"
             );
             return ExitCode::from(2);
         }
@@ -552,6 +556,10 @@ fn test() -> Result {
     sh("cargo", &args)?;
     step("UI unit tests (native)");
     sh("cargo", &["test", "-p", "ioc-ui", "--lib"])?;
+    // A few seconds of coverage-guided fuzzing per decoder and parser (`cargo xtask fuzz`
+    // runs longer); a crash fails the suite with its reproducer.
+    let targets: Vec<&str> = FUZZ_TARGETS.iter().map(|(t, _)| *t).collect();
+    fuzz(&targets, FUZZ_TEST_SECONDS)?;
     step("end-to-end: browser (headless Chromium) and desktop window (tauri-driver, Xvfb)");
     let args = [
         "-a",
@@ -585,4 +593,614 @@ fn bench() -> Result {
     sh(bin.to_str().unwrap(), &["bench", "rules"])?;
     sh(bin.to_str().unwrap(), &["bench", "kpi"])?;
     sh(bin.to_str().unwrap(), &["bench", "mqtt"])
+}
+
+// ---------------------------------------------------------------------------------------
+// fuzz
+
+/// cargo-fuzz, installed at this version from crates.io when missing.
+const CARGO_FUZZ: &str = "0.13.2";
+/// `cargo xtask fuzz` without `--minutes`.
+const FUZZ_MINUTES: f64 = 10.0;
+/// What `cargo xtask test` gives each target, in seconds.
+const FUZZ_TEST_SECONDS: u64 = 4;
+
+/// The fuzz targets (`fuzz/fuzz_targets/<name>.rs`) and the largest input each is given.
+const FUZZ_TARGETS: &[(&str, usize)] = &[
+    ("decode_ngsi_ld", 64 * 1024),
+    ("decode_cap", 64 * 1024),
+    ("decode_json", 64 * 1024),
+    ("decode_csv", 64 * 1024),
+    ("decode_geojson", 64 * 1024),
+    ("decode_sensorthings", 64 * 1024),
+    ("parse_config", 16 * 1024),
+    ("parse_source", 8 * 1024),
+    ("parse_rules", 8 * 1024),
+    ("parse_sop", 16 * 1024),
+    ("parse_kpi", 8 * 1024),
+];
+
+/// `CI` set to anything but empty, `0`, `false` or `no` (as the tests' `common/missing.rs`).
+fn under_ci() -> bool {
+    env::var("CI").is_ok_and(|v| {
+        !matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "" | "0" | "false" | "no"
+        )
+    })
+}
+
+/// `cargo xtask fuzz [--minutes N] [TARGET…]`: N minutes spread over the targets.
+fn fuzz_command(args: &[String]) -> Result {
+    let mut minutes = FUZZ_MINUTES;
+    let mut only: Vec<&str> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--minutes" => {
+                minutes = it
+                    .next()
+                    .and_then(|m| m.parse::<f64>().ok())
+                    .filter(|m| *m > 0.0)
+                    .ok_or("--minutes needs a number of minutes")?;
+            }
+            name => match FUZZ_TARGETS.iter().find(|(t, _)| *t == name) {
+                Some((t, _)) => only.push(t),
+                None => {
+                    return Err(format!(
+                        "unknown argument {name:?} (--minutes N, or target names: {})",
+                        FUZZ_TARGETS
+                            .iter()
+                            .map(|(t, _)| *t)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                }
+            },
+        }
+    }
+    if only.is_empty() {
+        only = FUZZ_TARGETS.iter().map(|(t, _)| *t).collect();
+    }
+    let seconds = ((minutes * 60.0) / only.len() as f64).round().max(1.0) as u64;
+    fuzz(&only, seconds)
+}
+
+/// Builds the fuzz targets, builds the seed corpus, and runs each target for `seconds`.
+/// Every target runs; any crash fails the whole with the reproducer's path.
+fn fuzz(targets: &[&str], seconds: u64) -> Result {
+    let dir = root().join("fuzz");
+    fuzz_check_targets(&dir)?;
+    cargo_fuzz()?;
+    step("building the fuzz targets (instrumented, --sanitizer none: stable Rust)");
+    // Its own workspace and target folder (fuzz/target, named so that a CARGO_TARGET_DIR
+    // set for the main build is not taken): the main build is untouched. 16 codegen units
+    // instead of cargo-fuzz's 1 and unoptimised dependencies (fuzz/Cargo.toml) keep the
+    // cold build near two minutes on two cores.
+    let target_dir = dir.join("target");
+    let built = Instant::now();
+    sh_in(
+        &dir,
+        "cargo",
+        &[
+            "fuzz",
+            "build",
+            "--sanitizer",
+            "none",
+            "--codegen-units",
+            "16",
+            "--target-dir",
+            target_dir.to_str().ok_or("fuzz/target is not UTF-8")?,
+        ],
+        &[],
+    )?;
+    println!("fuzz build: {} s", built.elapsed().as_secs());
+    let host = output("rustc", &["-vV"])
+        .and_then(|v| {
+            v.lines()
+                .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        })
+        .ok_or("cannot read the host triple from `rustc -vV`")?;
+    let bins = dir.join("target").join(host).join("release");
+
+    step("building the seed corpus (../shared/data, the repository's examples, fuzz/seeds)");
+    let seeds = dir.join("target/seeds");
+    fuzz_seeds(&seeds)?;
+
+    step(&format!(
+        "fuzzing {} target(s), {seconds} s each",
+        targets.len()
+    ));
+    let tmp = dir.join("target/tmp");
+    let logs = dir.join("target/logs");
+    for d in [&tmp, &logs] {
+        let _ = std::fs::remove_dir_all(d);
+        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+    let mut failed = Vec::new();
+    for &t in targets {
+        let max_len = FUZZ_TARGETS
+            .iter()
+            .find(|(n, _)| *n == t)
+            .map(|(_, l)| *l)
+            .unwrap_or(16 * 1024);
+        let corpus = dir.join("corpus").join(t);
+        let artifacts = dir.join("artifacts").join(t);
+        for d in [&corpus, &artifacts] {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        let before = fuzz_files(&artifacts);
+        let log_path = logs.join(format!("{t}.log"));
+        let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        // Run the binary itself, not `cargo fuzz run`: no cargo (and no build lock) is held
+        // while it fuzzes.
+        let status = Command::new(bins.join(t))
+            .arg(&corpus)
+            .arg(seeds.join(t))
+            .arg(format!("-max_total_time={seconds}"))
+            .arg(format!("-max_len={max_len}"))
+            // An input that takes this long is a hang worth a report, not a slow machine.
+            .arg("-timeout=30")
+            .arg("-rss_limit_mb=2048")
+            .arg("-print_final_stats=1")
+            .arg(format!("-artifact_prefix={}/", artifacts.display()))
+            // The rules target writes a scratch rules folder per input here.
+            .env("TMPDIR", &tmp)
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .status()
+            .map_err(|e| format!("cannot run {}: {e}", bins.join(t).display()))?;
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        println!("{}", fuzz_summary(t, &text, started.elapsed().as_secs()));
+        if !status.success() {
+            let found: Vec<PathBuf> = fuzz_files(&artifacts)
+                .into_iter()
+                .filter(|f| !before.contains(f))
+                .collect();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            eprintln!(
+                "\n{t} FAILED ({status}); the end of {}:\n{}",
+                log_path.display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+            for f in &found {
+                eprintln!(
+                    "\nreproducer: {}\n  run it:      {} {}\n  minimize it: cargo fuzz tmin --sanitizer none {t} {}\n  \
+                     then fix it and commit the input under crates/engine/tests/fuzz_regressions/{t}/",
+                    f.display(),
+                    bins.join(t).display(),
+                    f.display(),
+                    f.display()
+                );
+            }
+            failed.push(t);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    if failed.is_empty() {
+        println!("fuzzing: no crash in {} target(s)", targets.len());
+        Ok(())
+    } else {
+        Err(format!("fuzzing found a crash in {}", failed.join(", ")))
+    }
+}
+
+/// One line per target from libFuzzer's log: executions, coverage, corpus, speed.
+fn fuzz_summary(target: &str, log: &str, secs: u64) -> String {
+    let field = |line: &str, key: &str| -> Option<String> {
+        let rest = &line[line.find(key)? + key.len()..];
+        rest.split_whitespace().next().map(str::to_string)
+    };
+    let last = log.lines().rev().find(|l| l.contains(" cov: "));
+    let stat = |key: &str| {
+        log.lines()
+            .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
+            .unwrap_or_else(|| "?".into())
+    };
+    let get = |key| {
+        last.and_then(|l| field(l, key))
+            .unwrap_or_else(|| "?".into())
+    };
+    format!(
+        "{target:<20} {:>10} execs {:>7} exec/s  cov {:>6}  ft {:>6}  corpus {:>6}  {secs} s",
+        stat("stat::number_of_executed_units:"),
+        stat("stat::average_exec_per_sec:"),
+        get("cov: "),
+        get("ft: "),
+        get("corp: ").split('/').next().unwrap_or("?"),
+    )
+}
+
+fn fuzz_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// Every file in `fuzz/fuzz_targets` is run and every target named here exists.
+fn fuzz_check_targets(dir: &Path) -> Result {
+    let mut on_disk: Vec<String> = fuzz_files(&dir.join("fuzz_targets"))
+        .iter()
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect();
+    on_disk.sort();
+    let mut named: Vec<String> = FUZZ_TARGETS.iter().map(|(t, _)| t.to_string()).collect();
+    named.sort();
+    if on_disk == named {
+        Ok(())
+    } else {
+        Err(format!(
+            "fuzz/fuzz_targets has {on_disk:?} but xtask's FUZZ_TARGETS names {named:?}"
+        ))
+    }
+}
+
+/// cargo-fuzz at [`CARGO_FUZZ`], installed from crates.io when missing or another version.
+fn cargo_fuzz() -> Result {
+    let current = output("cargo", &["fuzz", "--version"]).unwrap_or_default();
+    if current.split_whitespace().nth(1) == Some(CARGO_FUZZ) {
+        return Ok(());
+    }
+    step(&format!("installing cargo-fuzz {CARGO_FUZZ} (once)"));
+    sh(
+        "cargo",
+        &[
+            "install",
+            "--locked",
+            "--force",
+            &format!("cargo-fuzz@{CARGO_FUZZ}"),
+        ],
+    )
+    .map_err(|e| format!("cargo-fuzz is needed to fuzz and could not be installed: {e}"))
+}
+
+/// `../shared/data` (or `$IOC_SHARED_DATA`). Missing: a failure under CI, else a warning
+/// (the committed seeds and the repository's examples are still used).
+fn fuzz_shared_data() -> Result<Option<PathBuf>> {
+    let dir = env::var_os("IOC_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/data"));
+    if dir.is_dir() {
+        return Ok(Some(dir));
+    }
+    let msg = format!(
+        "{} is missing: the fuzz corpus of CAP, NGSI-LD, AirNow CSV and GeoJSON is built from it",
+        dir.display()
+    );
+    if under_ci() {
+        Err(msg)
+    } else {
+        println!("warning: {msg}; fuzzing from the committed seeds only");
+        Ok(None)
+    }
+}
+
+/// Writes the seed corpus into `out/<target>/` (rebuilt every run, never committed): real
+/// payloads from `../shared/data`, the configuration examples of the README, the SOP
+/// templates and KPI catalogue of the engine, and the hand-written `fuzz/seeds/<target>/`.
+fn fuzz_seeds(out: &Path) -> Result {
+    let _ = std::fs::remove_dir_all(out);
+    let mut counts: Vec<(&str, usize)> = FUZZ_TARGETS.iter().map(|(t, _)| (*t, 0)).collect();
+    let mut put = |target: &str, name: &str, bytes: &[u8]| -> Result {
+        let d = out.join(target);
+        std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        let name: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        std::fs::write(d.join(name), bytes).map_err(|e| e.to_string())?;
+        if let Some(c) = counts.iter_mut().find(|(t, _)| *t == target) {
+            c.1 += 1;
+        }
+        Ok(())
+    };
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let root = root();
+
+    // Hand-written seeds.
+    for (t, _) in FUZZ_TARGETS {
+        for f in fuzz_files(&root.join("fuzz/seeds").join(t)) {
+            let name = format!("committed-{}", f.file_name().unwrap().to_string_lossy());
+            put(t, &name, &read(&f)?)?;
+        }
+    }
+
+    // The configuration examples of the README and docs: whole, and each table on its own
+    // as a config; `[[source]]`, `[[rule]]` and `[[kpi]]` tables as the admin, rules and KPI
+    // screens take them.
+    let mut blocks = Vec::new();
+    for doc in [root.join("README.md")]
+        .into_iter()
+        .chain(fuzz_files(&root.join("docs")))
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+    {
+        let text = String::from_utf8_lossy(&read(&doc)?).into_owned();
+        let mut block: Option<String> = None;
+        for line in text.lines() {
+            match (&mut block, line.trim_start()) {
+                (None, l) if l.starts_with("```toml") => block = Some(String::new()),
+                (Some(b), l) if l.starts_with("```") => {
+                    blocks.push(std::mem::take(b));
+                    block = None;
+                }
+                (Some(b), _) => {
+                    b.push_str(line);
+                    b.push('\n');
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut rules_file = String::new();
+    for (i, block) in blocks.iter().enumerate() {
+        put(
+            "parse_config",
+            &format!("readme-{i}.toml"),
+            block.as_bytes(),
+        )?;
+        // Tables: each starts at a header that is not a sub-table of the one before.
+        let mut tables: Vec<String> = Vec::new();
+        for line in block.lines() {
+            let l = line.trim_start();
+            let sub = l.starts_with("[source.") || l.starts_with("[kpi.");
+            if l.starts_with('[') && !sub || tables.is_empty() {
+                tables.push(String::new());
+            }
+            let t = tables.last_mut().unwrap();
+            t.push_str(line);
+            t.push('\n');
+        }
+        for (j, t) in tables.iter().enumerate() {
+            put(
+                "parse_config",
+                &format!("readme-{i}-{j}.toml"),
+                t.as_bytes(),
+            )?;
+            let (head, body) = t.split_once('\n').unwrap_or((t, ""));
+            let head = head.split('#').next().unwrap_or("").trim();
+            match head {
+                "[[source]]" => {
+                    let body = body.replace("[source.", "[");
+                    put(
+                        "parse_source",
+                        &format!("readme-{i}-{j}.toml"),
+                        body.as_bytes(),
+                    )?;
+                }
+                "[[rule]]" => {
+                    rules_file.push_str(t);
+                    put("parse_rules", &format!("readme-{i}-{j}.toml"), t.as_bytes())?;
+                    put(
+                        "parse_rules",
+                        &format!("readme-{i}-{j}-bare.toml"),
+                        body.as_bytes(),
+                    )?;
+                }
+                "[[kpi]]" => {
+                    let body = body.replace("[kpi.of]", "[of]");
+                    put(
+                        "parse_kpi",
+                        &format!("readme-{i}-{j}.toml"),
+                        body.as_bytes(),
+                    )?;
+                }
+                _ => {}
+            }
+        }
+    }
+    put(
+        "parse_rules",
+        "readme-all-rules.toml",
+        rules_file.as_bytes(),
+    )?;
+
+    // The engine's SOP templates and KPI catalogue (as the KPI screen shows each).
+    let engine = root.join("crates/engine");
+    for f in fuzz_files(&engine.join("src/operate/sops")) {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        put("parse_sop", &name, &read(&f)?)?;
+    }
+    let catalogue =
+        String::from_utf8_lossy(&read(&engine.join("src/kpi/catalogue.toml"))?).into_owned();
+    put("parse_config", "kpi-catalogue.toml", catalogue.as_bytes())?;
+    for (i, chunk) in catalogue.split("\n[[kpi]]\n").skip(1).enumerate() {
+        let text = chunk.replace("[kpi.of]", "[of]");
+        put(
+            "parse_kpi",
+            &format!("catalogue-{i}.toml"),
+            text.trim().as_bytes(),
+        )?;
+    }
+    put(
+        "decode_sensorthings",
+        "sensorthings_seed.json",
+        &read(&engine.join("tests/sensorthings_seed.json"))?,
+    )?;
+
+    if let Some(shared) = fuzz_shared_data()? {
+        // CAP: every message (the XSDs are not messages).
+        for f in fuzz_files(&shared.join("cap")) {
+            if f.extension().is_some_and(|e| e == "xml") {
+                let name = f.file_name().unwrap().to_string_lossy().into_owned();
+                put("decode_cap", &name, &read(&f)?)?;
+            }
+        }
+        // NGSI-LD / NGSIv2 / key-values / GeoJSON examples of the Smart Data Models.
+        for ty in fuzz_files(&shared.join("ngsi-ld")) {
+            for f in fuzz_files(&ty) {
+                let name = format!(
+                    "{}-{}",
+                    ty.file_name().unwrap().to_string_lossy(),
+                    f.file_name().unwrap().to_string_lossy()
+                );
+                put("decode_ngsi_ld", &name, &read(&f)?)?;
+            }
+        }
+        // AirNow CSV: the header and a day of rows from several places of each year (the
+        // decoder's default mapping reads them; some with a mapping of their own).
+        let by_site =
+            "entity = \"Site\"\ntime = \"Date (LT)\"\ntime_format = \"%Y-%m-%d %I:%M %p\"\n\
+                       metrics = { pm25 = \"Raw Conc.\", aqi = \"AQI\" }\n";
+        for f in fuzz_files(&shared.join("airnow-hanoi")) {
+            let text = String::from_utf8_lossy(&read(&f)?).into_owned();
+            let lines: Vec<&str> = text.lines().collect();
+            let Some((header, rows)) = lines.split_first() else {
+                continue;
+            };
+            let year = f.file_stem().unwrap().to_string_lossy().into_owned();
+            for (k, start) in [0usize, 700, 2200, 4100, 6000, 8000]
+                .into_iter()
+                .enumerate()
+            {
+                let Some(day) = rows.get(start..(start + 24).min(rows.len())) else {
+                    continue;
+                };
+                let chunk = format!("{header}\n{}\n", day.join("\n"));
+                put("decode_csv", &format!("{year}-{k}.csv"), chunk.as_bytes())?;
+                if k % 2 == 0 {
+                    let mapped = format!("{by_site}\0{chunk}");
+                    put(
+                        "decode_csv",
+                        &format!("{year}-{k}-site.csv"),
+                        mapped.as_bytes(),
+                    )?;
+                }
+            }
+        }
+        // GeoJSON: small pieces of the province's boundaries.
+        for (name, every) in [
+            ("nghe-an-communes-2025.geojson", 10),
+            ("nghe-an-province.geojson", 1),
+        ] {
+            let text = String::from_utf8_lossy(&read(&shared.join("geo").join(name))?).into_owned();
+            let pieces = fuzz_geojson_pieces(&text, every);
+            for (i, p) in pieces.iter().enumerate() {
+                put("decode_geojson", &format!("{name}-{i}.json"), p.as_bytes())?;
+                put("decode_ngsi_ld", &format!("{name}-{i}.json"), p.as_bytes())?;
+            }
+            if pieces.len() >= 3 {
+                let fc = format!(
+                    "{{\"type\":\"FeatureCollection\",\"features\":[{}]}}",
+                    pieces[..3].join(",")
+                );
+                put("decode_geojson", &format!("{name}-fc.json"), fc.as_bytes())?;
+                let mapping = "id = \"code\"\nname = \"fullName\"\nkind = \"Commune\"\n\
+                               domain = \"planning\"\nid_prefix = \"xa-\"\n";
+                let mapped = format!("{mapping}\0{fc}");
+                put(
+                    "decode_geojson",
+                    &format!("{name}-fc-mapped.json"),
+                    mapped.as_bytes(),
+                )?;
+            }
+        }
+        // A home-grown JSON feed: Hồ Chí Minh City's traffic cameras, a few at a time.
+        let cams = String::from_utf8_lossy(&read(&shared.join("cameras/hcmc-cameras-raw.json"))?)
+            .into_owned();
+        let objects: Vec<&str> = cams
+            .split("\n  },\n")
+            .map(|o| o.trim_start_matches('[').trim())
+            .collect();
+        let mapping = "id = \"code\"\nid_prefix = \"hcm-\"\nname = \"name\"\nlon = \"longitude\"\n\
+                       lat = \"latitude\"\nkind = \"Camera\"\ndomain = \"traffic\"\nstatus = \"status\"\n\
+                       attributes = { ptz = \"ptz\", streets = \"streets\" }\n";
+        for start in [0usize, 100, 300, 500, 700] {
+            if let Some(some) = objects.get(start..(start + 3).min(objects.len())) {
+                let items: Vec<String> = some
+                    .iter()
+                    .map(|o| {
+                        let o = o.trim_end_matches(']').trim().trim_end_matches(',');
+                        if o.ends_with('}') {
+                            o.to_string()
+                        } else {
+                            format!("{o}\n  }}")
+                        }
+                    })
+                    .collect();
+                let payload = format!("{mapping}\0[{}]", items.join(",\n"));
+                put(
+                    "decode_json",
+                    &format!("cameras-{start}.json"),
+                    payload.as_bytes(),
+                )?;
+            }
+        }
+    }
+    let empty: Vec<&str> = counts
+        .iter()
+        .filter(|(_, n)| *n == 0)
+        .map(|(t, _)| *t)
+        .collect();
+    if !empty.is_empty() {
+        return Err(format!("no seeds for {}", empty.join(", ")));
+    }
+    println!(
+        "seeds: {}",
+        counts
+            .iter()
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+/// Small GeoJSON features cut from a boundaries file by plain text scanning (its features'
+/// id, properties and the first points of their outline, closed again): every `every`-th
+/// feature as a Polygon, and its first point as a Point.
+fn fuzz_geojson_pieces(text: &str, every: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let starts: Vec<usize> = text.match_indices("\"Feature\"").map(|(i, _)| i).collect();
+    for (n, w) in starts.iter().enumerate().step_by(every.max(1)) {
+        let end = starts.get(n + 1).copied().unwrap_or(text.len());
+        let f = &text[*w..end];
+        let id = f
+            .find("\"id\"")
+            .and_then(|i| f[i + 4..].split('"').nth(1))
+            .unwrap_or("x");
+        let props = f
+            .find("\"properties\"")
+            .and_then(|i| {
+                let rest = &f[i..];
+                let open = rest.find('{')?;
+                let close = rest[open..].find('}')?;
+                Some(&rest[open..=open + close])
+            })
+            .unwrap_or("{}");
+        let Some(c) = f.find("\"coordinates\"") else {
+            continue;
+        };
+        let numbers: Vec<&str> = f[c + 13..]
+            .split(|ch: char| !(ch.is_ascii_digit() || ch == '.' || ch == '-'))
+            .filter(|s| !s.is_empty() && s.parse::<f64>().is_ok())
+            .take(24)
+            .collect();
+        if numbers.len() < 8 {
+            continue;
+        }
+        let mut ring: Vec<String> = numbers
+            .chunks(2)
+            .filter(|p| p.len() == 2)
+            .map(|p| format!("[{},{}]", p[0], p[1]))
+            .collect();
+        ring.push(ring[0].clone());
+        out.push(format!(
+            "{{\"type\":\"Feature\",\"id\":\"{id}\",\"properties\":{props},\
+             \"geometry\":{{\"type\":\"Polygon\",\"coordinates\":[[{}]]}}}}",
+            ring.join(",")
+        ));
+        out.push(format!(
+            "{{\"type\":\"Feature\",\"id\":\"{id}-p\",\"properties\":{props},\
+             \"geometry\":{{\"type\":\"Point\",\"coordinates\":{}}}}}",
+            ring[0]
+        ));
+    }
+    out
 }
