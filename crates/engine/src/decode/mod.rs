@@ -151,29 +151,42 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
+/// Whether `f` holds for every position of a GeoJSON geometry (of its members, for a
+/// collection).
+fn every_position(v: &::geojson::GeometryValue, f: &dyn Fn(&::geojson::Position) -> bool) -> bool {
+    use ::geojson::GeometryValue as V;
+    match v {
+        V::Point { coordinates } => f(coordinates),
+        V::MultiPoint { coordinates } | V::LineString { coordinates } => coordinates.iter().all(f),
+        V::MultiLineString { coordinates } | V::Polygon { coordinates } => {
+            coordinates.iter().flatten().all(f)
+        }
+        V::MultiPolygon { coordinates } => coordinates.iter().flatten().flatten().all(f),
+        V::GeometryCollection { geometries } => {
+            geometries.iter().all(|g| every_position(&g.value, f))
+        }
+    }
+}
+
 /// A GeoJSON geometry as a `geo` one, or `None` when a position has fewer than two numbers:
 /// the geojson crate reads `[4]` as a position and then panics converting it (found by
 /// fuzzing: `tests/fuzz_regressions/decode_geojson/`).
 pub fn to_geo(g: &::geojson::Geometry) -> Option<geo::Geometry<f64>> {
-    fn whole(v: &::geojson::GeometryValue) -> bool {
-        use ::geojson::GeometryValue as V;
-        let ok = |p: &::geojson::Position| p.len() >= 2;
-        match v {
-            V::Point { coordinates } => ok(coordinates),
-            V::MultiPoint { coordinates } | V::LineString { coordinates } => {
-                coordinates.iter().all(ok)
-            }
-            V::MultiLineString { coordinates } | V::Polygon { coordinates } => {
-                coordinates.iter().flatten().all(ok)
-            }
-            V::MultiPolygon { coordinates } => coordinates.iter().flatten().flatten().all(ok),
-            V::GeometryCollection { geometries } => geometries.iter().all(|g| whole(&g.value)),
-        }
-    }
-    if !whole(&g.value) {
+    if !every_position(&g.value, &|p| p.len() >= 2) {
         return None;
     }
     geo::Geometry::try_from(g).ok()
+}
+
+/// Whether `g` is a GeoJSON geometry whose every position is a longitude and latitude on
+/// Earth (what the map, geofences and the CAP export can draw an alert's area from).
+pub fn geometry_on_earth(g: &serde_json::Value) -> bool {
+    let Ok(gj) = serde_json::from_value::<::geojson::Geometry>(g.clone()) else {
+        return false;
+    };
+    every_position(&gj.value, &|p| {
+        p.len() >= 2 && p[0].abs() <= 180.0 && p[1].abs() <= 90.0
+    })
 }
 
 /// A representative point of a GeoJSON geometry: the point itself, or a point inside a
@@ -243,5 +256,9 @@ mod tests {
         assert_eq!(geometry_point(&short), None);
         let short = serde_json::json!({"type": "Polygon", "coordinates": [[[4]]]});
         assert_eq!(geometry_point(&short), None);
+        assert!(geometry_on_earth(&poly));
+        assert!(!geometry_on_earth(&short));
+        let off = serde_json::json!({"type": "Polygon", "coordinates": [[[255, 9]]]});
+        assert!(!geometry_on_earth(&off));
     }
 }

@@ -15,7 +15,7 @@
 //! NGSI-LD entity whose attribute `type` is not an NGSI-LD attribute type (e.g. `"string"`), a
 //! `location` that is not a GeoJSON geometry, an unreadable time.
 
-use super::{geometry_point, json, parse_time, DecodeCtx, Decoder};
+use super::{geometry_on_earth, geometry_point, json, parse_time, DecodeCtx, Decoder};
 use crate::pipeline::{ExternalAlert, Item, Obs};
 use chrono::{DateTime, Utc};
 use ioc_model::{Domain, Entity, EntityStatus, Severity};
@@ -459,6 +459,11 @@ fn alert(
         .find(|a| a.name == "location")
         .map(|a| a.value.clone())
         .filter(|_| position.is_some());
+    // The area is drawn and matched against places: off Earth it is refused, as CAP's is
+    // (found by fuzzing: `tests/fuzz_regressions/decode_ngsi_ld/`).
+    if let Some(g) = area.as_ref().filter(|g| !geometry_on_earth(g)) {
+        return Err(format!("alert {id:?}: location {g} is not on Earth"));
+    }
     let entity = attrs
         .iter()
         .find(|a| a.name == "refDevice" || a.name == "alertSource")
