@@ -11,7 +11,9 @@
 //!
 //! When a message is in, the derived values are given for every hour whose 12-hour window it
 //! changed, up to the station's newest hour, and for an hour whose reading is missing but
-//! where two of the last three hours hold, as AirNow does, however long the silence after it.
+//! where two of the last three hours hold, as AirNow does, after a silence of up to
+//! [`LONGEST_GAP`] (after a restart, when memory holds no earlier reading, up to
+//! [`LOOKBACK`]).
 //! Past hours are stamped at their newest reading (the hour's start when it has none): a
 //! value computed again for the same hour and time replaces the one stored. The newest hour
 //! is stamped at its newest reading, at most once a minute unless a late value changed it.
@@ -133,9 +135,12 @@ impl HourlyWindow {
                     self.hours.insert(h, Hour::from_store(s));
                 }
                 Some(x) if x.partial => {
-                    let batch = x.batch;
+                    // At a time both hold, the store's value stands: it kept the first.
                     for (t, v) in s.readings {
-                        x.add(t, v, batch);
+                        match x.readings.binary_search_by_key(&t, |r| r.0) {
+                            Ok(k) => x.readings[k].1 = v,
+                            Err(k) => x.readings.insert(k, (t, v)),
+                        }
                     }
                     x.rolled = x.rolled.or(s.rolled);
                     x.partial = false;
@@ -370,20 +375,24 @@ impl Particulates {
 
     /// Ends the message for `p` (`last`: the newest hour it brought, if any): forgets what
     /// no NowCast will need soon.
+    ///
+    /// What is kept is measured from the newest hour the window knows (a live station's
+    /// newest reading and the hours ahead read with it), not from its newest reading: a
+    /// sensor silent for days while its companion reports must not keep every hour since.
     fn settle(&mut self, p: Pollutant, last: Option<i64>, committed: u64) {
         let i = slot(p);
         let w = &mut self.windows[i];
-        let Some(newest) = w.newest_reading() else {
-            // Nothing but hours known to be empty: none is worth keeping.
-            w.forget(|_| false, committed);
+        let Some(&top) = w.hours.keys().next_back() else {
             return;
         };
-        if let Some(last) = last.filter(|l| *l <= newest - KEEP) {
-            self.tail[i] = Some(last);
+        if let (Some(last), Some(newest)) = (last, w.newest_reading()) {
+            if last <= newest - KEEP {
+                self.tail[i] = Some(last);
+            }
         }
         let tail = self.tail[i];
         w.forget(
-            |h| h > newest - KEEP || tail.is_some_and(|t| h <= t && h > t - KEEP),
+            |h| h > top - SPAN - KEEP || tail.is_some_and(|t| h <= t && h > t - KEEP),
             committed,
         );
     }
@@ -615,11 +624,58 @@ mod tests {
             pm.push(Pollutant::Pm25, h * H, 20.0, h as u64 + 1, &mut load);
             pm.derive(h as u64 + 1, &mut load);
         }
-        assert!(
-            pm.windows[1].hours.is_empty(),
-            "{}",
-            pm.windows[1].hours.len()
-        );
+        assert!(pm.windows[1].hours.len() <= (KEEP + SPAN + 1) as usize);
         assert!(pm.windows[0].hours.len() <= (KEEP + SPAN + 1) as usize);
+    }
+
+    #[test]
+    fn a_silent_pm10_sensor_keeps_no_more_than_a_day_and_a_half() {
+        let mut load = no_store();
+        let mut pm = Particulates::default();
+        for h in 0..6 {
+            pm.push(Pollutant::Pm10, h * H, 40.0, 1, &mut load);
+        }
+        pm.derive(1, &mut load);
+        // PM10 falls silent for three weeks; PM2.5 goes on.
+        for h in 6..500 {
+            pm.push(Pollutant::Pm25, h * H, 20.0, h as u64, &mut load);
+            pm.derive(h as u64, &mut load);
+        }
+        let n = pm.windows[1].hours.len();
+        assert!(n <= (KEEP + SPAN + 1) as usize, "{n} PM10 hours kept");
+    }
+
+    #[test]
+    fn where_the_store_and_a_resend_disagree_the_store_stands() {
+        let fail = std::cell::Cell::new(true);
+        // The store kept (12:00, 30) for hour 12, and hours 0–11 at 30.
+        let mut load = |_: Pollutant, from: i64, to: i64| {
+            if fail.get() {
+                return None;
+            }
+            Some(
+                (from.max(0)..=to.min(12))
+                    .map(|h| {
+                        (
+                            h,
+                            StoredHour {
+                                readings: vec![(h * H, 30.0)],
+                                rolled: None,
+                            },
+                        )
+                    })
+                    .collect::<BTreeMap<_, _>>(),
+            )
+        };
+        let mut pm = Particulates::default();
+        // A resend of 12:00 with another value while the store cannot be read.
+        pm.push(Pollutant::Pm25, 12 * H, 90.0, 1, &mut load);
+        pm.derive(0, &mut load);
+        fail.set(false);
+        pm.push(Pollutant::Pm25, 12 * H + 60_000, 30.0, 2, &mut load);
+        assert_eq!(
+            at(&pm.derive(1, &mut load), "pm25_nowcast"),
+            vec![(12, 30.0)]
+        );
     }
 }

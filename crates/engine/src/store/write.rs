@@ -489,6 +489,7 @@ fn restate_rollups(
     tz: chrono_tz::Tz,
 ) -> rusqlite::Result<()> {
     use crate::kpi::period::{day_date, local_day, midnight};
+    use chrono::Datelike;
     const AGG: &str = "SELECT count(*), min(value), max(value), sum(value),
          (SELECT value FROM observations WHERE series = ?1 AND ts >= ?2 AND ts < ?3
           ORDER BY ts DESC LIMIT 1), max(ts)
@@ -537,12 +538,16 @@ fn restate_rollups(
         put("rollup_1h", series, hour, hour * 60, (hour + 1) * 60, ROLL)?;
     }
     for (series, day) in days {
-        let minute = |d| {
-            midnight(day_date(d), tz)
-                .timestamp_millis()
-                .div_euclid(60_000)
+        // A day at the edge of the calendar's range (a value dated in year −262143) has no
+        // midnight to compute: its day rollup is left as it was, the writer does not panic.
+        let minute = |d: i64| {
+            let date = day_date(0).checked_add_signed(chrono::Duration::try_days(d)?)?;
+            (date.year().abs() < 262_000)
+                .then(|| midnight(date, tz).timestamp_millis().div_euclid(60_000))
         };
-        put("rollup_1d", series, day, minute(day), minute(day + 1), ROLL)?;
+        if let (Some(from), Some(to)) = (minute(day), minute(day + 1)) {
+            put("rollup_1d", series, day, from, to, ROLL)?;
+        }
     }
     Ok(())
 }
