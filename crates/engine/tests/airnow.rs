@@ -73,6 +73,26 @@ fn read(path: &Path) -> Vec<Row> {
         .collect()
 }
 
+/// The readings the engine takes (Valid, and possible: a clean hour a little below zero
+/// counts as it is, as AirNow counts it), by hour.
+fn readings(rows: &[Row]) -> HashMap<i64, f64> {
+    rows.iter()
+        .filter(|r| r.valid && r.raw >= -10.0)
+        .map(|r| (r.hour, r.raw))
+        .collect()
+}
+
+/// Whether an hour's twelve-hour window is one the files list once each (a file's last line
+/// may repeat the next one's first hour), and complete from the first hour on.
+fn consistent(rows: &[Row]) -> impl Fn(i64) -> bool {
+    let mut listed: HashMap<i64, usize> = HashMap::new();
+    for r in rows {
+        *listed.entry(r.hour).or_default() += 1;
+    }
+    let first = rows.iter().map(|r| r.hour).min().unwrap();
+    move |h| h - first >= 11 && (0..12).all(|i| listed.get(&(h - i)).is_none_or(|n| *n == 1))
+}
+
 #[test]
 fn nowcast_and_aqi_match_airnow_hanoi() {
     let Some(dir) = data() else {
@@ -83,19 +103,8 @@ fn nowcast_and_aqi_match_airnow_hanoi() {
         rows.extend(read(&dir.join(format!("Hanoi_PM2.5_{year}_YTD.csv"))));
     }
     assert!(rows.len() > 20_000, "{} rows", rows.len());
-    // A Valid hour a little below zero counts as it is, as AirNow counts it.
-    let raw: HashMap<i64, f64> = rows
-        .iter()
-        .filter(|r| r.valid && r.raw >= -10.0)
-        .map(|r| (r.hour, r.raw))
-        .collect();
-    let mut listed: HashMap<i64, usize> = HashMap::new();
-    for r in &rows {
-        *listed.entry(r.hour).or_default() += 1;
-    }
-    let first = rows.iter().map(|r| r.hour).min().unwrap();
-    let consistent =
-        |h: i64| h - first >= 11 && (0..12).all(|i| listed.get(&(h - i)).is_none_or(|n| *n == 1));
+    let raw = readings(&rows);
+    let consistent = consistent(&rows);
 
     let (mut nc_total, mut nc_match, mut skipped) = (0, 0, 0);
     let (mut aqi_total, mut aqi_match, mut aqi_close, mut cat_match) = (0, 0, 0, 0);
@@ -227,19 +236,8 @@ async fn months_imported_as_one_message_each_have_the_derived_values_of_every_ho
             .collect()
     };
     let (ours_nc, ours_aqi, ours_vn) = (stored("pm25_nowcast"), stored("aqi_us"), stored("vn_aqi"));
-    // Readings as the engine takes them (valid and possible), and how often an hour is listed.
-    let readings: HashMap<i64, f64> = rows
-        .iter()
-        .filter(|r| r.valid && r.raw >= -10.0)
-        .map(|r| (r.hour, r.raw))
-        .collect();
-    let mut listed: HashMap<i64, usize> = HashMap::new();
-    for r in &rows {
-        *listed.entry(r.hour).or_default() += 1;
-    }
-    let first = rows.iter().map(|r| r.hour).min().unwrap();
-    let consistent =
-        |h: i64| h - first >= 11 && (0..12).all(|i| listed.get(&(h - i)).is_none_or(|n| *n == 1));
+    let readings = readings(&rows);
+    let consistent = consistent(&rows);
     // Two of the last three hours have a reading the engine takes.
     let two_of_three = |h: i64| (0..3).filter(|i| readings.contains_key(&(h - i))).count() >= 2;
 

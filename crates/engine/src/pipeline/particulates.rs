@@ -408,6 +408,29 @@ mod tests {
         |_, _, _| Some(BTreeMap::new())
     }
 
+    /// A store holding hours 0–12 at 30 µg/m³ (one reading each, at the hour) that cannot be
+    /// read while `fail` is set.
+    fn flaky_store(
+        fail: &std::cell::Cell<bool>,
+    ) -> impl FnMut(Pollutant, i64, i64) -> Option<BTreeMap<i64, StoredHour>> + '_ {
+        move |_, from, to| {
+            if fail.get() {
+                return None;
+            }
+            let hour = |h| {
+                let readings = vec![(h * H, 30.0)];
+                (
+                    h,
+                    StoredHour {
+                        readings,
+                        rolled: None,
+                    },
+                )
+            };
+            Some((from.max(0)..=to.min(12)).map(hour).collect())
+        }
+    }
+
     fn at(out: &[Derived], metric: &str) -> Vec<(i64, f64)> {
         out.iter()
             .filter(|d| d.1 == metric)
@@ -579,25 +602,7 @@ mod tests {
     #[test]
     fn an_hour_the_store_could_not_give_gets_no_value_until_it_can() {
         let fail = std::cell::Cell::new(true);
-        let mut load = |_: Pollutant, from: i64, to: i64| {
-            if fail.get() {
-                return None;
-            }
-            // The store has hours 0–12 at 30, one reading each at the hour.
-            Some(
-                (from.max(0)..=to.min(12))
-                    .map(|h| {
-                        (
-                            h,
-                            StoredHour {
-                                readings: vec![(h * H, 30.0)],
-                                rolled: None,
-                            },
-                        )
-                    })
-                    .collect::<BTreeMap<_, _>>(),
-            )
-        };
+        let mut load = flaky_store(&fail);
         let mut pm = Particulates::default();
         pm.push(Pollutant::Pm25, 12 * H + 1_000, 90.0, 1, &mut load);
         assert!(
@@ -648,27 +653,10 @@ mod tests {
     #[test]
     fn where_the_store_and_a_resend_disagree_the_store_stands() {
         let fail = std::cell::Cell::new(true);
-        // The store kept (12:00, 30) for hour 12, and hours 0–11 at 30.
-        let mut load = |_: Pollutant, from: i64, to: i64| {
-            if fail.get() {
-                return None;
-            }
-            Some(
-                (from.max(0)..=to.min(12))
-                    .map(|h| {
-                        (
-                            h,
-                            StoredHour {
-                                readings: vec![(h * H, 30.0)],
-                                rolled: None,
-                            },
-                        )
-                    })
-                    .collect::<BTreeMap<_, _>>(),
-            )
-        };
+        let mut load = flaky_store(&fail);
         let mut pm = Particulates::default();
-        // A resend of 12:00 with another value while the store cannot be read.
+        // The store kept (12:00, 30); a resend of 12:00 with another value comes while it
+        // cannot be read.
         pm.push(Pollutant::Pm25, 12 * H, 90.0, 1, &mut load);
         pm.derive(0, &mut load);
         fail.set(false);
