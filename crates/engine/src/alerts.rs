@@ -5,7 +5,7 @@
 //! change produces the events to append to the alert's timeline; the caller persists and
 //! publishes them together.
 
-use crate::pipeline::ExternalAlert;
+use crate::ingest::ExternalAlert;
 use chrono::{DateTime, Utc};
 use ioc_model::{Alert, AlertEvent, AlertEventKind, AlertState, Domain, Entity, Severity};
 use std::collections::HashMap;
@@ -37,7 +37,8 @@ pub enum AlertError {
 }
 
 /// What a person (or the engine) does to an alert.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "act", rename_all = "snake_case")]
 pub enum AlertAction {
     Ack,
     /// To a user or a team; also re-assigns an assigned alert.
@@ -124,7 +125,7 @@ fn event(at: DateTime<Utc>, actor: &str, kind: AlertEventKind) -> AlertEvent {
 
 /// What an open alert is unique by, with its rule: the entity for a rule's alert, the
 /// issuer's id for a received one.
-fn subject(a: &Alert) -> String {
+pub(crate) fn subject(a: &Alert) -> String {
     a.external_id
         .clone()
         .or_else(|| a.entity.clone())
@@ -166,23 +167,8 @@ impl AlertBook {
     /// A rule's condition has held for its duration.
     pub fn raise(&mut self, entity: &Entity, spec: RaiseSpec<'_>) -> Option<AlertChange> {
         let key = (spec.rule.to_string(), entity.id.clone());
-        if let Some(id) = self.by_key.get(&key) {
-            let a = self.open.get_mut(id).expect("index and book agree");
-            if a.active {
-                return None;
-            }
-            a.active = true;
-            a.count += 1;
-            a.value = Some(spec.value);
-            a.message = spec.message;
-            a.cleared_at = None;
-            a.updated_at = spec.at;
-            let mut ev = event(spec.at, SYSTEM, AlertEventKind::Reactivated);
-            ev.value = Some(spec.value);
-            return Some(AlertChange {
-                alert: a.clone(),
-                events: vec![ev],
-            });
+        if let Some(&id) = self.by_key.get(&key) {
+            return self.reactivate(id, spec.value, spec.message, spec.at);
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -317,6 +303,33 @@ impl AlertBook {
         })
     }
 
+    /// The condition of an open alert that had cleared holds again: it counts the repeat
+    /// instead of opening a second alert.
+    pub fn reactivate(
+        &mut self,
+        id: i64,
+        value: f64,
+        message: String,
+        at: DateTime<Utc>,
+    ) -> Option<AlertChange> {
+        let a = self.open.get_mut(&id)?;
+        if a.active || !a.state.is_open() {
+            return None;
+        }
+        a.active = true;
+        a.count += 1;
+        a.value = Some(value);
+        a.message = message;
+        a.cleared_at = None;
+        a.updated_at = at;
+        let mut ev = event(at, SYSTEM, AlertEventKind::Reactivated);
+        ev.value = Some(value);
+        Some(AlertChange {
+            alert: a.clone(),
+            events: vec![ev],
+        })
+    }
+
     /// Received alerts whose validity ended by `now` stop being active.
     pub fn expire(&mut self, now: DateTime<Utc>) -> Vec<AlertChange> {
         let due: Vec<i64> = self
@@ -326,19 +339,25 @@ impl AlertBook {
             .map(|a| a.id)
             .collect();
         due.into_iter()
-            .filter_map(|id| {
-                self.apply(id, |a, events| {
-                    a.active = false;
-                    a.cleared_at = Some(now);
-                    a.updated_at = now;
-                    let mut ev = event(now, SYSTEM, AlertEventKind::Cleared);
-                    ev.comment = Some("expired".into());
-                    events.push(ev);
-                    Ok(())
-                })
-                .ok()
-            })
+            .filter_map(|id| self.expire_one(id, now))
             .collect()
+    }
+
+    /// A received alert's validity ended.
+    pub fn expire_one(&mut self, id: i64, now: DateTime<Utc>) -> Option<AlertChange> {
+        if !self.open.get(&id)?.active {
+            return None;
+        }
+        self.apply(id, |a, events| {
+            a.active = false;
+            a.cleared_at = Some(now);
+            a.updated_at = now;
+            let mut ev = event(now, SYSTEM, AlertEventKind::Cleared);
+            ev.comment = Some("expired".into());
+            events.push(ev);
+            Ok(())
+        })
+        .ok()
     }
 
     /// A rule's condition stopped holding. An alert an operator has already taken in hand is
@@ -519,30 +538,43 @@ impl AlertBook {
             })
             .collect();
         for (id, _) in escalate {
-            if let Ok(c) = self.apply(id, |a, events| {
-                a.escalation += 1;
-                let from = a.severity;
-                a.severity = match a.severity {
-                    Severity::Info => Severity::Warning,
-                    Severity::Warning => Severity::Major,
-                    _ => Severity::Critical,
-                };
-                a.updated_at = now;
-                let mut ev = event(now, SYSTEM, AlertEventKind::Escalated);
-                ev.comment = Some(format!(
-                    "not acknowledged: {} → {}, {} notified",
-                    from.as_str(),
-                    a.severity.as_str(),
-                    escalation_role(a.escalation)
-                ));
-                ev.value = Some(f64::from(a.escalation));
-                events.push(ev);
-                Ok(())
-            }) {
+            if let Ok(c) = self.escalate(id, now) {
                 out.push(c);
             }
         }
         out
+    }
+
+    /// Nobody acknowledged the alert in time: its severity goes up one step and the next role
+    /// is told. Only a new alert escalates (one acknowledged meanwhile elsewhere does not).
+    pub fn escalate(&mut self, id: i64, now: DateTime<Utc>) -> Result<AlertChange, AlertError> {
+        self.apply(id, |a, events| {
+            if a.state != AlertState::New {
+                return Err(AlertError::InvalidTransition {
+                    id,
+                    from: a.state.as_str(),
+                    to: "escalated",
+                });
+            }
+            a.escalation += 1;
+            let from = a.severity;
+            a.severity = match a.severity {
+                Severity::Info => Severity::Warning,
+                Severity::Warning => Severity::Major,
+                _ => Severity::Critical,
+            };
+            a.updated_at = now;
+            let mut ev = event(now, SYSTEM, AlertEventKind::Escalated);
+            ev.comment = Some(format!(
+                "not acknowledged: {} → {}, {} notified",
+                from.as_str(),
+                a.severity.as_str(),
+                escalation_role(a.escalation)
+            ));
+            ev.value = Some(f64::from(a.escalation));
+            events.push(ev);
+            Ok(())
+        })
     }
 
     /// The alert joined an incident.
@@ -684,6 +716,62 @@ fn transition(
         a.resolved_at = Some(at);
     }
     Ok(ev)
+}
+
+/// `[alerts]`: the lifecycle's timers.
+#[derive(serde::Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// An alert nobody acknowledged for this long escalates: its severity goes up one step and
+    /// the next role up is notified (supervisor, then leader); again after as long once more.
+    #[serde(with = "humantime_serde")]
+    pub escalate_after: std::time::Duration,
+    /// How many times at most (0: never).
+    pub escalate_max: u8,
+    /// The desktop app shows a native notification for new alerts this severe and above
+    /// (`off`: none).
+    pub notify: NotifyLevel,
+    /// A value dated more than this before now is history (an import, a backfill, an OC
+    /// catching up after its link came back): stored, rolled up and shown, but not evaluated
+    /// by the live rules, so it never pages anyone as if it were happening now. What the rules
+    /// would have raised on it is what the rules screen's backtest shows for that period.
+    #[serde(with = "humantime_serde")]
+    pub history_after: std::time::Duration,
+}
+
+/// `[alerts] notify`: a severity, or `off`.
+#[derive(serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyLevel {
+    Off,
+    Info,
+    Warning,
+    Major,
+    Critical,
+}
+
+impl NotifyLevel {
+    /// The least severity notified, if any.
+    pub fn min(self) -> Option<Severity> {
+        match self {
+            NotifyLevel::Off => None,
+            NotifyLevel::Info => Some(Severity::Info),
+            NotifyLevel::Warning => Some(Severity::Warning),
+            NotifyLevel::Major => Some(Severity::Major),
+            NotifyLevel::Critical => Some(Severity::Critical),
+        }
+    }
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            escalate_after: std::time::Duration::from_secs(15 * 60),
+            escalate_max: 2,
+            notify: NotifyLevel::Major,
+            history_after: std::time::Duration::from_secs(2 * 3600),
+        }
+    }
 }
 
 #[cfg(test)]

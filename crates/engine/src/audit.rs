@@ -525,6 +525,16 @@ pub fn recent(
     rows
 }
 
+/// `[audit]`: the audit log's chain.
+#[derive(Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// A key file kept outside the database (and best outside the data folder, e.g.
+    /// `/etc/ioc/audit.key`): the chain is then keyed with HMAC-SHA256, so rewriting it
+    /// needs the key. Made (owner-only) at the first start if it does not exist.
+    pub key_file: Option<std::path::PathBuf>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

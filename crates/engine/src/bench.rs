@@ -9,8 +9,9 @@
 //! the moment the hub has published it. The baseline writes the very same rows into the very same table
 //! with one prepared statement and one transaction per batch.
 
-use crate::config::{Config, StoreConfig};
-use crate::pipeline::{Ingest, Item, Obs};
+use crate::config::Config;
+use crate::ingest::{Ingest, Item, Obs};
+use crate::store::StoreConfig;
 use crate::Engine;
 use chrono::{DateTime, Duration as ChronoDuration, Offset, Utc};
 use ioc_model::{Domain, Entity};
@@ -278,7 +279,7 @@ const KINDS: [&str; 3] = ["AirQualityStation", "WaterLevelGauge", "TrafficCounte
 
 /// `count` rules spread over 100 metrics and 3 entity types, as a large province's catalogue
 /// would be (each names its metric and type, so the index finds it). The first ten can fire.
-fn bench_rules(count: usize) -> Vec<crate::config::RuleConfig> {
+fn bench_rules(count: usize) -> Vec<crate::rules::RuleConfig> {
     (0..count)
         .map(|i| {
             let threshold = if i < 10 {
@@ -286,7 +287,7 @@ fn bench_rules(count: usize) -> Vec<crate::config::RuleConfig> {
             } else {
                 100.0 + (i / 100) as f64
             };
-            crate::config::RuleConfig {
+            crate::rules::RuleConfig {
                 name: format!("bench-{i}"),
                 when: format!(
                     "entity.type == '{}' && metric == 'm{:02}' && value > {threshold:.1}",
@@ -304,7 +305,7 @@ fn bench_rules(count: usize) -> Vec<crate::config::RuleConfig> {
 
 async fn rules_run(
     dir: &Path,
-    rules: Vec<crate::config::RuleConfig>,
+    rules: Vec<crate::rules::RuleConfig>,
     n: usize,
 ) -> anyhow::Result<f64> {
     const ENTITIES: usize = 1000;

@@ -4,7 +4,6 @@
 //! fell too far behind (or saw another run of the server) gets a fresh snapshot.
 
 use crate::clock::Clock;
-use crate::config::HubConfig;
 use chrono::{DateTime, Utc};
 use ioc_model::{
     Alert, Directive, Entity, Incident, KpiValue, Reading, ServerMsg, Silence, ValueUpdate,
@@ -480,6 +479,30 @@ impl Hub {
     pub fn counts(&self) -> (usize, usize) {
         let st = self.state.lock().unwrap();
         (st.entities.len(), st.alerts.len())
+    }
+}
+
+/// `[hub]`: what the live feed keeps and how often it sends.
+#[derive(serde::Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubConfig {
+    /// Changes kept for clients that reconnect; older ones get a snapshot instead.
+    pub log_capacity: usize,
+    /// Shortest time between two frames to one client (coalescing window).
+    #[serde(with = "humantime_serde")]
+    pub frame_interval: std::time::Duration,
+    /// A heartbeat is sent after this long without changes.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: std::time::Duration,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            log_capacity: 200_000,
+            frame_interval: std::time::Duration::from_millis(100),
+            heartbeat: std::time::Duration::from_secs(5),
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use ioc_engine::config::RuleConfig;
-use ioc_engine::pipeline::Ingest;
+use ioc_engine::ingest::Ingest;
 use ioc_engine::{Config, Engine, Item, ManualClock, Obs};
 use ioc_model::{AlertEventKind, AlertState, Domain, Entity, EntityStatus, Severity};
 use std::path::Path;

@@ -15,6 +15,7 @@
 //! the audit log. Tools on the same machine (`ioc import` into a running engine) use the
 //! engine's admin key, which exists only in memory and in the owner-only `server.json`.
 
+mod config;
 pub mod guard;
 pub mod oidc;
 
@@ -23,6 +24,7 @@ use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
 use argon2::Argon2;
+pub use config::{AuthConfig, OidcConfig};
 use ioc_model::{Role, UserInfo};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};

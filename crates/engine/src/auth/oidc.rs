@@ -14,8 +14,8 @@
 //!   folder, so a commune OC cut off from the provincial network keeps accepting tokens
 //!   until they expire. Local accounts remain as break-glass.
 
+use super::OidcConfig;
 use super::Principal;
-use crate::config::OidcConfig;
 use ioc_model::{Role, UserInfo};
 use openidconnect::core::{CoreClient, CoreProviderMetadata, CoreResponseType};
 use openidconnect::{

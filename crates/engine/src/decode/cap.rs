@@ -12,7 +12,7 @@
 //! alert that came in as CAP is given back as received.
 
 use super::{DecodeCtx, Decoder, MAX_PAYLOAD};
-use crate::pipeline::{ExternalAlert, Item};
+use crate::ingest::{ExternalAlert, Item};
 use chrono::{DateTime, Utc};
 use ioc_model::{Alert, AlertState, Domain, Severity};
 use serde::{Deserialize, Serialize};

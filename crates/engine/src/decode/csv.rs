@@ -18,7 +18,7 @@
 
 use super::json::TimeReader;
 use super::{DecodeCtx, Decoder, MAX_PAYLOAD};
-use crate::pipeline::{Item, Obs};
+use crate::ingest::{Item, Obs};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -12,7 +12,7 @@
 
 use super::{geometry_point, json, DecodeCtx, Decoder};
 use crate::decode::ngsi_ld::domain_of;
-use crate::pipeline::Item;
+use crate::ingest::Item;
 use ioc_model::{Domain, Entity};
 use serde::Deserialize;
 use serde_json::Value;

@@ -24,7 +24,7 @@
 //! a record is skipped; anything else that is not a number refuses the payload.
 
 use super::{json, parse_time, DecodeCtx, Decoder};
-use crate::pipeline::{Item, Obs};
+use crate::ingest::{Item, Obs};
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use ioc_model::{Domain, Entity, EntityStatus};
 use serde::Deserialize;

@@ -10,7 +10,7 @@ pub mod json;
 pub mod ngsi_ld;
 pub mod sensorthings;
 
-use crate::pipeline::Item;
+use crate::ingest::Item;
 use chrono::{DateTime, Utc};
 
 /// Payloads larger than this are refused before parsing (files larger than this are

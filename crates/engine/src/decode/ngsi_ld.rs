@@ -16,7 +16,7 @@
 //! `location` that is not a GeoJSON geometry, an unreadable time.
 
 use super::{geometry_on_earth, geometry_point, json, parse_time, DecodeCtx, Decoder};
-use crate::pipeline::{ExternalAlert, Item, Obs};
+use crate::ingest::{ExternalAlert, Item, Obs};
 use chrono::{DateTime, Utc};
 use ioc_model::{Domain, Entity, EntityStatus, Severity};
 use serde_json::{Map, Value};

@@ -25,7 +25,7 @@
 
 use super::{geometry_point, json, parse_time, DecodeCtx, Decoder};
 use crate::decode::ngsi_ld::domain_of;
-use crate::pipeline::{Item, Obs};
+use crate::ingest::{Item, Obs};
 use ioc_model::Entity;
 use serde::Deserialize;
 use serde_json::Value;

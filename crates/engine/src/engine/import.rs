@@ -5,12 +5,13 @@
 //! same memory, and what the engine took is committed as it goes. The other formats (CAP,
 //! NGSI-LD, GeoJSON, JSON) are single documents a parser needs whole: they are read to the
 //! end, up to a size the caller sets, and decoded at once. Either way the refusals come back
-//! grouped by cause (see [`crate::pipeline::refusals`]) and stand in the dead letters as one
+//! grouped by cause (see [`crate::ingest::refusals`]) and stand in the dead letters as one
 //! letter per cause with its count, not one per row.
 
 use super::{Engine, EngineError};
 use crate::decode::csv::{CsvDecoder, CsvMapping, Row};
-use crate::pipeline::{Chunks, FileReport, Item, CHUNK};
+use crate::ingest::Item;
+use crate::pipeline::{Chunks, FileReport, CHUNK};
 use ioc_model::{ImportRejection, ImportReport};
 use std::io::{BufRead, BufReader, Read};
 use std::sync::Arc;

@@ -427,7 +427,7 @@ impl Engine {
 
     /// Starts one source; `managed` is its TOML when it comes from the admin screen.
     fn start_source(&self, source: &SourceConfig, managed: Option<String>) {
-        let mut health = SourceHealth::new(source.name(), source.kind(), sources::detail(source));
+        let mut health = SourceHealth::new(source.name(), source.kind(), source.detail());
         if let Some(text) = managed {
             health = health.managed(text);
         }
@@ -446,7 +446,7 @@ impl Engine {
                 .and_then(|a| chrono::Duration::from_std(a).ok()),
         };
         tracing::info!("source {:?} ({}) starting", source.name(), source.kind());
-        let task = sources::spawn(source, ctx);
+        let task = source.spawn(ctx);
         self.running
             .lock()
             .unwrap()

@@ -10,6 +10,7 @@ pub mod def;
 pub mod eval;
 pub mod period;
 pub mod records;
+mod settings;
 
 use crate::store::{Reader, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -17,6 +18,7 @@ use chrono_tz::Tz;
 use def::{Kpi, KpiConfig, Source};
 use eval::{Buckets, Item};
 use ioc_model::{KpiDef, KpiPoint, KpiSeries, KpiValue, Period, RuleProblem};
+pub use settings::KpiSettings;
 use std::sync::Arc;
 
 /// The most periods one series holds (a year and a bit of days; six weeks of hours).

@@ -7,7 +7,6 @@
 mod operate;
 mod particulates;
 pub mod plausible;
-pub mod refusals;
 
 pub(crate) use operate::Operations;
 pub use operate::{Op, OpOutcome};
@@ -16,6 +15,7 @@ use crate::alerts::{AlertBook, AlertError, RaiseSpec};
 use crate::aqi::Pollutant;
 use crate::clock::Clock;
 use crate::hub::{Hub, Publish};
+use crate::ingest::{refusals, ExternalAlert, Ingest, IngestReport, Item, Obs, Rejection};
 use crate::rules::{entity_value, render_message, EntityVal, Evaluator, Observed, RuleSet, Signal};
 use crate::sources::health::SourceRegistry;
 use crate::store::{
@@ -24,7 +24,7 @@ use crate::store::{
 };
 use chrono::{DateTime, Utc};
 use futures_util::stream::{FuturesOrdered, StreamExt};
-use ioc_model::{Alert, Domain, Entity, EntityStatus, Severity, Unit};
+use ioc_model::{Alert, Domain, Entity, EntityStatus, Unit};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -70,106 +70,6 @@ fn stored_hours(
 
 /// Observations further in the future than this are refused (a clock or unit error upstream).
 const MAX_FUTURE: chrono::Duration = chrono::Duration::minutes(5);
-
-/// One measured value.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Obs {
-    /// External id of the entity.
-    pub entity: Arc<str>,
-    pub metric: Arc<str>,
-    pub time: DateTime<Utc>,
-    pub value: f64,
-}
-
-/// An alert issued elsewhere (a CAP message, an NGSI `Alert`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct ExternalAlert {
-    /// Its id at the issuer, unique within the source (CAP `identifier`…). A later message
-    /// with the same key updates or cancels it.
-    pub key: String,
-    /// The source it came through.
-    pub source: String,
-    pub category: String,
-    pub domain: Domain,
-    pub severity: Severity,
-    pub headline: String,
-    pub description: Option<String>,
-    /// The area in words (CAP `areaDesc`).
-    pub area_desc: Option<String>,
-    /// The area as a GeoJSON geometry.
-    pub area: Option<serde_json::Value>,
-    /// An entity of ours it is about.
-    pub entity: Option<String>,
-    pub sent: DateTime<Utc>,
-    pub expires: Option<DateTime<Utc>>,
-    /// The issuer withdrew it (CAP `msgType` Cancel).
-    pub cancelled: bool,
-    /// The message as received (CAP XML), kept for export.
-    pub raw: Option<String>,
-}
-
-/// Something a source sends.
-#[derive(Clone, Debug)]
-pub enum Item {
-    Obs(Obs),
-    /// Register or update an entity (its `latest` is ignored).
-    Entity(Box<Entity>),
-    Unit(Unit),
-    Alert(Box<ExternalAlert>),
-    /// The source could not decode a payload: recorded as a dead letter with this reason.
-    Rejected(String),
-}
-
-/// Why an item was refused.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Rejection {
-    /// Position of the item in its [`Ingest`].
-    pub index: usize,
-    pub reason: String,
-}
-
-/// What became of an [`Ingest`], sent once it is committed.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct IngestReport {
-    pub accepted: usize,
-    pub rejected: Vec<Rejection>,
-    /// Of the accepted observations, those dated more than `[alerts] history_after` ago:
-    /// history, stored and shown but not evaluated by the live rules.
-    pub history: usize,
-}
-
-/// A message from a source.
-pub struct Ingest {
-    pub source: Arc<str>,
-    pub items: Vec<Item>,
-    /// Answered after the commit; an MQTT source acknowledges its broker only then.
-    pub done: Option<oneshot::Sender<IngestReport>>,
-    /// The payload the items came from, kept with any refusal in the dead letters.
-    pub payload: Option<Arc<[u8]>>,
-    /// Topic, URL or file it came from.
-    pub origin: Option<Arc<str>>,
-    /// Observations older than this are refused (a live source's `max_age`): a gateway
-    /// replaying a year-old buffer or a clock reset to 1970 must not rewrite history.
-    pub max_age: Option<chrono::Duration>,
-    /// An import this message is a chunk of: its refusals of one cause add up into one dead
-    /// letter across the chunks (without it, into one per cause of this message).
-    pub grouping: Option<Arc<str>>,
-}
-
-impl Ingest {
-    /// Items with nothing attached.
-    pub fn new(source: Arc<str>, items: Vec<Item>) -> Ingest {
-        Ingest {
-            source,
-            items,
-            done: None,
-            payload: None,
-            origin: None,
-            max_age: None,
-            grouping: None,
-        }
-    }
-}
 
 /// Sends a whole file's items through the pipeline in chunks (one huge message would hold
 /// the pipeline up) and waits until every chunk is committed; its refusals are grouped by
@@ -427,7 +327,7 @@ pub(crate) struct Pipeline {
     reg: Registry,
     stats: Arc<PipelineStats>,
     sources: Arc<SourceRegistry>,
-    escalation: crate::config::AlertsConfig,
+    escalation: crate::alerts::AlertsConfig,
     /// Plausible ranges of metrics: a reading outside is refused.
     ranges: plausible::Ranges,
     /// Entities whose particulate windows changed in the message being handled.
@@ -452,7 +352,7 @@ impl Pipeline {
         loaded: LoadedState,
         stats: Arc<PipelineStats>,
         sources: Arc<SourceRegistry>,
-        escalation: crate::config::AlertsConfig,
+        escalation: crate::alerts::AlertsConfig,
         ranges: plausible::Ranges,
         ops: Operations,
         batch_max: usize,

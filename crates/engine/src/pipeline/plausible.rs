@@ -7,7 +7,6 @@
 //! the configuration sets `min` and/or `max` of any metric, known or not (a bound not given
 //! keeps the default).
 
-use crate::config::MetricRange;
 use std::collections::{BTreeMap, HashMap};
 
 /// The default ranges: (metric, min, max, unit). Wide enough for the worst real episodes
@@ -102,6 +101,15 @@ impl Ranges {
             bound(hi)
         ))
     }
+}
+
+/// `[metrics.<name>]`: the plausible range of a metric. A reading outside is refused to the
+/// dead letters with the reason; a bound not given keeps the default.
+#[derive(serde::Deserialize, Debug, Clone, Copy, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MetricRange {
+    pub min: Option<f64>,
+    pub max: Option<f64>,
 }
 
 #[cfg(test)]

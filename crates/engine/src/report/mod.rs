@@ -7,6 +7,7 @@
 //! report and `/api/kpis?period=…&date=…` always agree.
 
 mod chart;
+mod config;
 mod pdf;
 pub mod schedule;
 mod xlsx;
@@ -15,6 +16,7 @@ use crate::kpi::{self, records::Record, KpiSet};
 use crate::store::{Reader, StoreError};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+pub use config::{ReportsConfig, ScheduledReport};
 use ioc_model::{Domain, KpiSeries, KpiValue, Period, ReportFormat, ReportRequest, Severity};
 use std::collections::BTreeMap;
 

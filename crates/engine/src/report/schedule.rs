@@ -4,7 +4,7 @@
 //! fails (a full disk) is tried again later and the failure is visible in the log and on
 //! the KPI screen's report list.
 
-use crate::config::ScheduledReport;
+use super::ScheduledReport;
 use crate::kpi::period;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;

@@ -6,7 +6,7 @@
 //! A file that stops parsing keeps its last good rules running and reports where it broke:
 //! a typo saved by an editor must not switch off the province's flood rules.
 
-use crate::config::RuleConfig;
+use super::RuleConfig;
 use ioc_model::RuleProblem;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -329,7 +329,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut files = RuleFiles::new(dir.path().join("rules"));
         let mut seeded = rule("a", "metric == 'pm25' && value > 150.0");
-        seeded.area = Some(crate::config::AreaConfig {
+        seeded.area = Some(crate::rules::AreaConfig {
             unit: Some("17392".into()),
             ..Default::default()
         });

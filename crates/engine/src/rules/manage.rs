@@ -5,8 +5,8 @@
 //! position and left out, and the others keep running.
 
 use super::files::{self, Loaded, Origin, RuleFiles, Signature};
+use super::RuleConfig;
 use super::{RuleError, RuleSet};
-use crate::config::RuleConfig;
 use ioc_model::{RuleCheck, RuleInfo, RuleProblem, RulesResponse};
 
 pub struct RuleManager {
@@ -55,7 +55,7 @@ impl RuleManager {
         tz: chrono_tz::Tz,
     ) -> (RuleManager, RuleSet) {
         let files = RuleFiles::new(dir);
-        let seed = crate::config::default_rules();
+        let seed = super::default_rules();
         if let Err(e) = files.create(config_rules.is_none().then_some(&seed[..])) {
             tracing::error!("rules folder {}: {e}", files.dir().display());
         }

@@ -8,6 +8,7 @@
 
 pub mod backtest;
 mod cel_env;
+mod config;
 pub mod eval;
 pub mod files;
 pub mod manage;
@@ -21,8 +22,8 @@ pub use eval::{Evaluator, Observed};
 pub use template::render_message;
 pub use timing::{Signal, Timers};
 
-use crate::config::RuleConfig;
 use chrono::{DateTime, Datelike, Timelike, Utc};
+pub use config::{default_rules, AreaConfig, IncidentRuleConfig, LevelConfig, RuleConfig};
 use geo::Contains;
 use ioc_model::{Entity, Severity};
 use std::collections::HashMap;

@@ -22,7 +22,8 @@
 
 use super::SourceCtx;
 use crate::decode;
-use crate::pipeline::{ingest_file, Item};
+use crate::ingest::Item;
+use crate::pipeline::ingest_file;
 use ioc_model::SourceState;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -249,6 +250,31 @@ pub async fn run(cfg: FileConfig, ctx: SourceCtx) {
         }
     }
     ctx.health.set_state(SourceState::Disconnected);
+}
+
+impl super::Source for FileConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+    fn max_age(&self) -> Option<std::time::Duration> {
+        None
+    }
+    fn validate(&self) -> Result<(), String> {
+        FileConfig::validate(self)
+    }
+    fn detail(&self) -> Option<String> {
+        self.dir().ok().map(|d| {
+            let pattern = self.pattern.as_deref().unwrap_or("*");
+            format!("{}/{pattern}", d.display())
+        })
+    }
+    fn spawn(&self, ctx: SourceCtx) -> tokio::task::JoinHandle<()> {
+        let c = self.clone();
+        tokio::spawn(async move { run(c, ctx).await })
+    }
 }
 
 #[cfg(test)]

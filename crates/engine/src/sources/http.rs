@@ -25,7 +25,7 @@
 use super::backoff::Backoff;
 use super::SourceCtx;
 use crate::decode::{self, DecodeCtx, Decoder};
-use crate::pipeline::Item;
+use crate::ingest::Item;
 use chrono::{DateTime, Utc};
 use ioc_model::SourceState;
 use serde::Deserialize;
@@ -211,6 +211,32 @@ pub async fn run(cfg: HttpConfig, ctx: SourceCtx) {
         }
     }
     ctx.health.set_state(SourceState::Disconnected);
+}
+
+impl super::Source for HttpConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+    fn max_age(&self) -> Option<std::time::Duration> {
+        Some(self.max_age)
+    }
+    fn validate(&self) -> Result<(), String> {
+        HttpConfig::validate(self)
+    }
+    fn detail(&self) -> Option<String> {
+        Some(format!(
+            "{} every {}",
+            self.url,
+            humantime::format_duration(self.interval)
+        ))
+    }
+    fn spawn(&self, ctx: SourceCtx) -> tokio::task::JoinHandle<()> {
+        let c = self.clone();
+        tokio::spawn(async move { run(c, ctx).await })
+    }
 }
 
 #[cfg(test)]

@@ -12,11 +12,14 @@ pub mod simulator;
 pub mod websocket;
 
 use crate::clock::Clock;
-use crate::config::SourceConfig;
 use crate::hub::Hub;
-use crate::pipeline::{Ingest, IngestSender, Item};
+use crate::ingest::{Ingest, Item};
+use crate::pipeline::IngestSender;
 use health::SourceHealth;
+use serde::de::DeserializeOwned;
+use std::any::Any;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -29,7 +32,7 @@ pub struct SourceCtx {
     pub clock: Arc<dyn Clock>,
     pub cancel: CancellationToken,
     pub health: Arc<SourceHealth>,
-    /// See [`crate::pipeline::Ingest::max_age`].
+    /// See [`crate::ingest::Ingest::max_age`].
     pub max_age: Option<chrono::Duration>,
 }
 
@@ -49,58 +52,125 @@ pub fn week() -> std::time::Duration {
     std::time::Duration::from_secs(7 * 24 * 3600)
 }
 
-/// What `/api/sources` shows as where a source reads from.
-pub fn detail(config: &SourceConfig) -> Option<String> {
-    match config {
-        SourceConfig::Simulator(c) => Some(format!(
-            "Nghệ An demo, every {}",
-            humantime::format_duration(c.interval)
-        )),
-        SourceConfig::Mqtt(c) => Some(format!("{} {}", c.url, c.topics.join(" "))),
-        SourceConfig::Http(c) => Some(format!(
-            "{} every {}",
-            c.url,
-            humantime::format_duration(c.interval)
-        )),
-        SourceConfig::Websocket(c) => Some(c.url.clone()),
-        SourceConfig::File(c) => c.dir().ok().map(|d| {
-            let pattern = c.pattern.as_deref().unwrap_or("*");
-            format!("{}/{pattern}", d.display())
-        }),
-        SourceConfig::SensorThings(c) => Some(format!(
-            "{} every {}",
-            c.url,
-            humantime::format_duration(c.interval)
-        )),
+/// One kind of source, as its `[[source]]` table reads. Adding a kind is one type that
+/// implements this (next to its code) and one line in [`KINDS`].
+pub trait Source: std::fmt::Debug + Send + Sync + Any {
+    fn name(&self) -> &str;
+    fn enabled(&self) -> bool;
+    /// How old an observation from it may be (see [`crate::ingest::Ingest::max_age`]); none
+    /// where history is the point (the simulator's backfill, files).
+    fn max_age(&self) -> Option<Duration>;
+    /// Checks beyond what the table's types say, made when the table is read.
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
     }
+    /// What `/api/sources` shows as where it reads from.
+    fn detail(&self) -> Option<String>;
+    /// Starts its task.
+    fn spawn(&self, ctx: SourceCtx) -> JoinHandle<()>;
 }
 
-/// Starts the task of one configured source.
-pub fn spawn(config: &SourceConfig, ctx: SourceCtx) -> JoinHandle<()> {
-    match config {
-        SourceConfig::Simulator(c) => {
-            let c = c.clone();
-            tokio::spawn(async move { simulator::run(c, ctx).await })
+type Reader = fn(toml::Value) -> Result<Arc<dyn Source>, String>;
+
+/// Every kind of source: its `kind` and how its table is read.
+pub const KINDS: &[(&str, Reader)] = &[
+    ("simulator", read::<simulator::SimulatorConfig>),
+    ("mqtt", read::<mqtt::MqttConfig>),
+    ("http", read::<http::HttpConfig>),
+    ("websocket", read::<websocket::WebsocketConfig>),
+    ("sensorthings", read::<sensorthings::SensorThingsConfig>),
+    ("file", read::<file::FileConfig>),
+];
+
+fn read<T: Source + DeserializeOwned>(value: toml::Value) -> Result<Arc<dyn Source>, String> {
+    let c = T::deserialize(value).map_err(|e| e.to_string())?;
+    c.validate()?;
+    Ok(Arc::new(c))
+}
+
+/// The values `kind` can take, for messages.
+fn kind_names() -> String {
+    KINDS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+}
+
+/// One `[[source]]` table, read by its `kind`.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    kind: &'static str,
+    source: Arc<dyn Source>,
+}
+
+impl SourceConfig {
+    /// Reads one source from the keys of a `[[source]]` table written on their own (the
+    /// admin screen's form): errors name the key.
+    pub fn parse(text: &str) -> Result<SourceConfig, String> {
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| e.to_string().trim().replace('\n', " "))?;
+        let name = table
+            .get("name")
+            .and_then(|n| n.as_str())
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .ok_or("missing `name`")?
+            .to_string();
+        let c = SourceConfig::from_table(table)?;
+        debug_assert_eq!(c.name(), name);
+        Ok(c)
+    }
+
+    /// Reads one `[[source]]` table by its `kind`.
+    pub fn from_table(mut table: toml::Table) -> Result<SourceConfig, String> {
+        let kind = match table.remove("kind") {
+            Some(toml::Value::String(k)) => k,
+            Some(other) => return Err(format!("`kind` must be a string, not {other}")),
+            None => return Err(format!("missing `kind` (one of {})", kind_names())),
+        };
+        let Some((kind, read)) = KINDS.iter().find(|(k, _)| *k == kind) else {
+            return Err(format!("unknown kind {kind:?} (one of {})", kind_names()));
+        };
+        Ok(SourceConfig {
+            kind,
+            source: read(toml::Value::Table(table))?,
+        })
+    }
+
+    /// A source of a known kind, already read (the demo simulator, tests).
+    pub fn of<T: Source>(kind: &'static str, source: T) -> SourceConfig {
+        debug_assert!(KINDS.iter().any(|(k, _)| *k == kind));
+        SourceConfig {
+            kind,
+            source: Arc::new(source),
         }
-        SourceConfig::Mqtt(c) => {
-            let c = c.clone();
-            tokio::spawn(async move { mqtt::run(c, ctx).await })
-        }
-        SourceConfig::Http(c) => {
-            let c = c.clone();
-            tokio::spawn(async move { http::run(c, ctx).await })
-        }
-        SourceConfig::Websocket(c) => {
-            let c = c.clone();
-            tokio::spawn(async move { websocket::run(c, ctx).await })
-        }
-        SourceConfig::File(c) => {
-            let c = c.clone();
-            tokio::spawn(async move { file::run(c, ctx).await })
-        }
-        SourceConfig::SensorThings(c) => {
-            let c = c.clone();
-            tokio::spawn(async move { sensorthings::run(c, ctx).await })
-        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.source.name()
+    }
+
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    pub fn max_age(&self) -> Option<Duration> {
+        self.source.max_age()
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.source.enabled()
+    }
+
+    /// What `/api/sources` shows as where it reads from.
+    pub fn detail(&self) -> Option<String> {
+        self.source.detail()
+    }
+
+    /// Starts its task.
+    pub fn spawn(&self, ctx: SourceCtx) -> JoinHandle<()> {
+        self.source.spawn(ctx)
+    }
+
+    /// Its settings as their own type, when it is of that kind.
+    pub fn settings<T: Source>(&self) -> Option<&T> {
+        (self.source.as_ref() as &dyn Any).downcast_ref::<T>()
     }
 }

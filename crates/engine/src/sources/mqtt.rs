@@ -28,7 +28,7 @@
 use super::backoff::Backoff;
 use super::SourceCtx;
 use crate::decode::{self, DecodeCtx, Decoder};
-use crate::pipeline::{IngestReport, Item};
+use crate::ingest::{IngestReport, Item};
 use ioc_model::SourceState;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -524,6 +524,28 @@ impl Proto for V5 {
 
     fn is_qos0(p: &Self::Publish) -> bool {
         p.qos == rumqttc::v5::mqttbytes::QoS::AtMostOnce
+    }
+}
+
+impl super::Source for MqttConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+    fn max_age(&self) -> Option<std::time::Duration> {
+        Some(self.max_age)
+    }
+    fn validate(&self) -> Result<(), String> {
+        MqttConfig::validate(self)
+    }
+    fn detail(&self) -> Option<String> {
+        Some(format!("{} {}", self.url, self.topics.join(" ")))
+    }
+    fn spawn(&self, ctx: SourceCtx) -> tokio::task::JoinHandle<()> {
+        let c = self.clone();
+        tokio::spawn(async move { run(c, ctx).await })
     }
 }
 

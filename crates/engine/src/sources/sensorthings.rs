@@ -36,7 +36,7 @@
 use super::backoff::Backoff;
 use super::SourceCtx;
 use crate::decode::{self, DecodeCtx, Decoder};
-use crate::pipeline::Item;
+use crate::ingest::Item;
 use chrono::{DateTime, SecondsFormat, Utc};
 use ioc_model::SourceState;
 use serde::Deserialize;
@@ -509,6 +509,32 @@ pub async fn run(cfg: SensorThingsConfig, ctx: SourceCtx) {
         }
     }
     ctx.health.set_state(SourceState::Disconnected);
+}
+
+impl super::Source for SensorThingsConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+    fn max_age(&self) -> Option<std::time::Duration> {
+        Some(self.max_age)
+    }
+    fn validate(&self) -> Result<(), String> {
+        SensorThingsConfig::validate(self)
+    }
+    fn detail(&self) -> Option<String> {
+        Some(format!(
+            "{} every {}",
+            self.url,
+            humantime::format_duration(self.interval)
+        ))
+    }
+    fn spawn(&self, ctx: SourceCtx) -> tokio::task::JoinHandle<()> {
+        let c = self.clone();
+        tokio::spawn(async move { run(c, ctx).await })
+    }
 }
 
 #[cfg(test)]

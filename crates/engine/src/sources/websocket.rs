@@ -17,7 +17,7 @@
 use super::backoff::Backoff;
 use super::SourceCtx;
 use crate::decode::{self, DecodeCtx};
-use crate::pipeline::Item;
+use crate::ingest::Item;
 use chrono::{DateTime, Utc};
 use futures_util::{SinkExt, StreamExt};
 use ioc_model::SourceState;
@@ -168,4 +168,26 @@ pub async fn run(cfg: WebsocketConfig, ctx: SourceCtx) {
         }
     }
     ctx.health.set_state(SourceState::Disconnected);
+}
+
+impl super::Source for WebsocketConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+    fn max_age(&self) -> Option<std::time::Duration> {
+        Some(self.max_age)
+    }
+    fn validate(&self) -> Result<(), String> {
+        WebsocketConfig::validate(self)
+    }
+    fn detail(&self) -> Option<String> {
+        Some(self.url.clone())
+    }
+    fn spawn(&self, ctx: SourceCtx) -> tokio::task::JoinHandle<()> {
+        let c = self.clone();
+        tokio::spawn(async move { run(c, ctx).await })
+    }
 }

@@ -5,6 +5,7 @@
 //! rollups (`rollup_1m`: count/min/max/sum/last) that charts and restarts read instead of raw rows.
 //! Series (entity × metric) get small integer ids so raw rows stay narrow.
 
+mod config;
 mod kpi;
 mod operate;
 mod read;
@@ -12,6 +13,7 @@ mod schema;
 mod time;
 mod write;
 
+pub use config::StoreConfig;
 pub use operate::{AttachmentRow, LoadedOperations, SopRow};
 pub use read::{event_kind_str as event_kind_name, LoadedState, Reader};
 pub use time::{from_ms, to_ms};
