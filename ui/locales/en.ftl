@@ -268,6 +268,7 @@ silence-bad = A duration, then why, e.g. 2h camera maintenance
 event-incident = Joined incident
 event-silenced = Silenced
 event-unsilenced = Silence over
+event-not_applied = Not applied (merged after the link came back)
 incident-title = Incidents
 incident-keys = j/k choose · Enter into the steps · t tick · d finish step · c comment · n directive · r resolve · x close
 incident-none = No open incidents

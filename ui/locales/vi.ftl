@@ -268,6 +268,7 @@ silence-bad = Ghi thời gian rồi lý do, ví dụ: 2h bảo trì camera
 event-incident = Đưa vào sự cố
 event-silenced = Bị tạm im
 event-unsilenced = Hết tạm im
+event-not_applied = Không áp dụng (hợp nhất sau khi có kết nối lại)
 incident-title = Sự cố đang xử lý
 incident-keys = j/k chọn · Enter vào các bước · t đánh dấu · d hoàn thành bước · c ghi chú · n chỉ đạo · r xử lý xong · x đóng
 incident-none = Không có sự cố nào đang mở

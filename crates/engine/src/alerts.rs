@@ -13,6 +13,9 @@ use std::collections::HashMap;
 /// The actor name used for changes the engine makes by itself.
 pub const SYSTEM: &str = "system";
 
+/// The comment of a shelved alert coming back by itself.
+pub const UNSHELVED: &str = "shelving time is up";
+
 /// A changed alert and the events that changed it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertChange {
@@ -109,6 +112,9 @@ pub struct AlertBook {
     by_key: HashMap<(String, String), i64>,
     open: HashMap<i64, Alert>,
     next_id: i64,
+    /// Alerts made on other nodes: their own node's rules raise, clear, escalate and expire
+    /// them, so this node's rules and timers leave them alone (people here still act on them).
+    foreign: std::collections::HashSet<i64>,
 }
 
 fn event(at: DateTime<Utc>, actor: &str, kind: AlertEventKind) -> AlertEvent {
@@ -120,6 +126,7 @@ fn event(at: DateTime<Utc>, actor: &str, kind: AlertEventKind) -> AlertEvent {
         to: None,
         comment: None,
         value: None,
+        node: None,
     }
 }
 
@@ -147,6 +154,59 @@ impl AlertBook {
             book.open.insert(a.id, a);
         }
         book
+    }
+
+    /// Marks alerts of the book as made on other nodes (see [`AlertBook::install`]).
+    pub fn set_foreign(&mut self, ids: impl IntoIterator<Item = i64>) {
+        for id in ids {
+            self.foreign.insert(id);
+            if let Some(a) = self.open.get(&id) {
+                let key = (a.rule.clone(), subject(a));
+                if self.by_key.get(&key) == Some(&id) {
+                    self.by_key.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// The id [`AlertBook::allocate_id`] would give next.
+    pub fn peek_id(&self) -> i64 {
+        self.next_id
+    }
+
+    /// A new id for an alert made on another node.
+    pub fn allocate_id(&mut self) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Puts in an alert as its operations fold ([`crate::sync::fold`]), replacing what the book
+    /// had of it. `foreign`: made on another node.
+    pub fn install(&mut self, alert: Alert, foreign: bool) {
+        let id = alert.id;
+        self.next_id = self.next_id.max(id + 1);
+        let key = (alert.rule.clone(), subject(&alert));
+        if self.by_key.get(&key) == Some(&id) {
+            self.by_key.remove(&key);
+        }
+        if foreign {
+            self.foreign.insert(id);
+        } else if alert.state.is_open() {
+            self.by_key.insert(key, id);
+        }
+        if alert.state == AlertState::Closed {
+            self.open.remove(&id);
+        } else {
+            let mut a = alert;
+            a.events.clear();
+            self.open.insert(id, a);
+        }
+    }
+
+    /// Whether the alert was made on another node.
+    pub fn is_foreign(&self, id: i64) -> bool {
+        self.foreign.contains(&id)
     }
 
     /// Open alerts (not resolved, not closed).
@@ -336,6 +396,7 @@ impl AlertBook {
             .open
             .values()
             .filter(|a| a.active && a.expires_at.is_some_and(|e| e <= now))
+            .filter(|a| !self.foreign.contains(&a.id))
             .map(|a| a.id)
             .collect();
         due.into_iter()
@@ -511,6 +572,7 @@ impl AlertBook {
             .open
             .values()
             .filter(|a| a.state == AlertState::Shelved && a.shelved_until.is_some_and(|u| u <= now))
+            .filter(|a| !self.foreign.contains(&a.id))
             .map(|a| a.id)
             .collect();
         for id in unshelve {
@@ -518,7 +580,7 @@ impl AlertBook {
                 id,
                 &AlertAction::Unshelve,
                 SYSTEM,
-                Some("shelving time is up".into()),
+                Some(UNSHELVED.into()),
                 now,
                 false,
             ) {
@@ -529,6 +591,7 @@ impl AlertBook {
             .open
             .values()
             .filter(|a| a.state == AlertState::New && a.silenced.is_none())
+            .filter(|a| !self.foreign.contains(&a.id))
             .filter_map(|a| {
                 let e = escalation(a)?;
                 // From when it was raised, or came back from being shelved.

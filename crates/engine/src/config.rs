@@ -32,6 +32,7 @@ pub use crate::rules::{AreaConfig, IncidentRuleConfig, LevelConfig, RuleConfig};
 pub use crate::sources::simulator::SimulatorConfig;
 pub use crate::sources::SourceConfig;
 pub use crate::store::StoreConfig;
+pub use crate::sync::{NodeConfig, UpstreamConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -60,6 +61,9 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub auth: AuthConfig,
     pub audit: AuditConfig,
+    pub node: NodeConfig,
+    /// The provincial IOC this node reports to, if any.
+    pub upstream: Option<UpstreamConfig>,
     /// `[[source]]` tables. Absent: the Nghệ An demo simulator.
     pub sources: Option<Vec<SourceConfig>>,
     /// `[[rule]]` tables (read-only on the rules screen). Absent, and no rules folder yet: the
@@ -88,6 +92,8 @@ struct RawConfig {
     alerts: AlertsConfig,
     auth: AuthConfig,
     audit: AuditConfig,
+    node: NodeConfig,
+    upstream: Option<UpstreamConfig>,
     #[serde(rename = "source")]
     sources: Option<Vec<toml::Spanned<toml::Table>>>,
     /// `[[rule]]` tables (read-only on the rules screen). Absent, and no rules folder yet: the
@@ -245,6 +251,8 @@ impl Config {
             alerts: raw.alerts,
             auth: raw.auth,
             audit: raw.audit,
+            node: raw.node,
+            upstream: raw.upstream,
             sources,
             rules: raw.rules,
             kpis: raw.kpis,
@@ -298,6 +306,21 @@ impl Config {
                      (in force with the defaults: min {}, max {})",
                     show(lo),
                     show(hi)
+                )));
+            }
+        }
+        if let Some(n) = &self.node.name {
+            if !crate::sync::config::valid_node_name(n) {
+                return Err(ConfigError::Invalid(format!(
+                    "node.name {n:?}: use lowercase letters, digits and '-' (at most 64)"
+                )));
+            }
+        }
+        if let Some(u) = &self.upstream {
+            if !(u.url.starts_with("http://") || u.url.starts_with("https://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "upstream.url {:?} must start with http:// or https://",
+                    u.url
                 )));
             }
         }

@@ -30,6 +30,7 @@ pub mod rules;
 pub mod scope;
 pub mod sources;
 pub mod store;
+pub mod sync;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;

@@ -132,6 +132,40 @@ async fn incident_op(engine: &Engine, actor: &Actor, o: Op) -> Incident {
     }
 }
 
+/// The federation's log holds, for every alert, the operations that fold to exactly what the
+/// store holds of it (state, fields and timeline): what another node rebuilds from the log is
+/// what this one has.
+async fn log_folds_to_the_store(engine: &Engine) {
+    let ids: Vec<i64> = {
+        let c = rusqlite::Connection::open(engine.db_path()).unwrap();
+        let mut stmt = c.prepare("SELECT id FROM alerts ORDER BY id").unwrap();
+        let ids = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        ids
+    };
+    assert!(!ids.is_empty(), "alerts to check");
+    let node = engine.node().to_string();
+    for id in ids {
+        let stored = engine.alert(id).await.unwrap().expect("stored");
+        let ops = engine
+            .reader()
+            .ops_of(&format!("alert:{node}/{id}"))
+            .unwrap();
+        let folded =
+            ioc_engine::sync::fold::fold_alert(id, &ops, &|g| (g.node == node).then_some(g.id))
+                .unwrap_or_else(|| panic!("alert {id} has its opening in the log"));
+        assert_eq!(
+            folded,
+            stored,
+            "alert {id} folded from {} operations",
+            ops.len()
+        );
+    }
+}
+
 fn step(i: &Incident, id: &str) -> StepStatus {
     i.steps.iter().find(|s| s.id == id).unwrap().status
 }
@@ -194,6 +228,7 @@ async fn three_cameras_down_in_one_commune_make_one_incident() {
         .unwrap();
     let a4 = engine.alert(a4.id).await.unwrap().unwrap();
     assert!(a4.events.iter().any(|e| e.kind == AlertEventKind::Incident));
+    log_folds_to_the_store(&engine).await;
     engine.shutdown().await;
 }
 
@@ -514,6 +549,7 @@ async fn an_incident_worked_through_its_sop_across_a_restart() {
             assert!(text.contains(needle), "{needle} not in the PDF:\n{text}");
         }
     }
+    log_folds_to_the_store(&engine).await;
     engine.shutdown().await;
 }
 
@@ -728,6 +764,7 @@ async fn silences_hold_alerts_back_and_let_them_go() {
     )
     .await
     .is_err());
+    log_folds_to_the_store(&engine).await;
     engine.shutdown().await;
 }
 

@@ -126,6 +126,10 @@ pub enum AlertEventKind {
     Silenced,
     /// The silence that matched it ended while it was still open.
     Unsilenced,
+    /// An act made on another console while the two were apart, which the merged history
+    /// made impossible (acknowledged at a commune while the province closed it): kept on the
+    /// timeline with who, where and why, but without effect.
+    NotApplied,
 }
 
 /// One entry of an alert's timeline.
@@ -143,6 +147,9 @@ pub struct AlertEvent {
     pub comment: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// The console (federation node) where it happened, when it was not this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// An alert, raised by a rule or received from outside (CAP, an NGSI `Alert`).

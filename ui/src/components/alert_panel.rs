@@ -400,7 +400,11 @@ pub fn AlertPanel() -> impl IntoView {
                                     view! {
                                         <li class="event">
                                             <span class="when">{when}</span>
-                                            <span class="who">{ev.actor.clone()}</span>
+                                            // Who, and on which console when it was another's.
+                                            <span class="who">{match &ev.node {
+                                                Some(n) => format!("{}@{n}", ev.actor),
+                                                None => ev.actor.clone(),
+                                            }}</span>
                                             <span class="what">{move || i18n.tr_or(&what, &what)}</span>
                                             {ev.comment.clone().map(|c| view! { <span class="comment">{c}</span> })}
                                         </li>

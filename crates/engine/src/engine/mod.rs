@@ -69,6 +69,9 @@ pub enum EngineError {
 }
 
 pub struct Engine {
+    /// This node's name in the federation (see [`crate::sync`]).
+    node: Arc<str>,
+    hlc: Arc<crate::sync::HlcClock>,
     config: Arc<Config>,
     clock: Arc<dyn Clock>,
     hub: Arc<Hub>,
@@ -162,12 +165,16 @@ impl Engine {
         let data_dir = config.data_dir();
         let lock = lock(&data_dir)?;
         let tz = config.tz();
-        let (db_path, reader, loaded, managed, loaded_ops, sop_heads) = {
+        let configured_node = config.node.name.clone();
+        let (db_path, reader, loaded, managed, loaded_ops, sop_heads, node, sync_state) = {
             let data_dir = data_dir.clone();
             let now_ms = clock.now().timestamp_millis();
-            tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            tokio::task::spawn_blocking(move || -> Result<_, EngineError> {
                 let db = store::open(&data_dir)?;
-                let filled = store::backfill_rollups(&mut store::connect_path(&db)?, tz)?;
+                let node = store::node_name(&store::connect_path(&db)?, configured_node.as_deref())
+                    .map_err(EngineError::BadInput)?;
+                let filled = store::backfill_rollups(&mut store::connect_path(&db)?, tz)
+                    .map_err(StoreError::from)?;
                 if filled > 0 {
                     tracing::info!(
                         "store: {filled} hourly and daily rollups filled from the minute ones"
@@ -178,11 +185,17 @@ impl Engine {
                 let managed = reader.managed_sources()?;
                 let ops = reader.load_operations(now_ms)?;
                 let heads = reader.sop_heads()?;
-                Ok((db, reader, loaded, managed, ops, heads))
+                let sync_state = reader.sync_state()?;
+                Ok((db, reader, loaded, managed, ops, heads, node, sync_state))
             })
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??
         };
+        let node: Arc<str> = Arc::from(node);
+        let hlc = Arc::new(crate::sync::HlcClock::new(
+            clock.clone(),
+            sync_state.last_hlc,
+        ));
 
         let (manager, rules) = {
             let (dir, configured) = (config.rules_dir(), config.rules.clone());
@@ -238,6 +251,12 @@ impl Engine {
             stats.clone(),
             source_registry.clone(),
             config.alerts.clone(),
+            crate::pipeline::Federation {
+                node: node.clone(),
+                hlc: hlc.clone(),
+                gids: sync_state.alert_gids.into_iter().collect(),
+                held: sync_state.vector,
+            },
             crate::pipeline::plausible::Ranges::new(&config.metrics),
             ops,
             config.store.batch_max,
@@ -275,6 +294,8 @@ impl Engine {
             hub.clone(),
         ));
         let engine = Engine {
+            node,
+            hlc,
             auth: Arc::new(auth),
             config,
             clock,
@@ -402,6 +423,16 @@ impl Engine {
 
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
+    }
+
+    /// This node's name in the federation.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// This node's hybrid clock.
+    pub fn hlc(&self) -> &Arc<crate::sync::HlcClock> {
+        &self.hlc
     }
 
     pub fn reader(&self) -> &Arc<Reader> {
@@ -759,6 +790,23 @@ impl Engine {
             .await
             .map_err(|_| EngineError::Closed)?;
         Ok(rx.await.map_err(|_| EngineError::Closed)??)
+    }
+
+    /// Takes in operations of other nodes (see [`crate::sync`]) and waits until they are
+    /// committed. `upto`: per origin, the sender vouches every operation this node may have
+    /// up to that sequence is in `ops`.
+    pub async fn merge(
+        &self,
+        ops: Vec<crate::sync::OpRecord>,
+        upto: HashMap<String, u64>,
+    ) -> Result<crate::pipeline::MergeReport, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.sender
+            .tx
+            .send(Command::Merge { ops, upto, reply })
+            .await
+            .map_err(|_| EngineError::Closed)?;
+        rx.await.map_err(|_| EngineError::Closed)
     }
 
     /// Runs the time-driven checks (rule durations, no-data, escalation, shelving, expiry)

@@ -4,14 +4,16 @@
 //! the hub and answers whoever is waiting. Up to [`MAX_IN_FLIGHT`] batches are being committed
 //! while the next is prepared, so rules and decoding overlap with SQLite.
 
+mod merge;
 mod operate;
 mod particulates;
 pub mod plausible;
 
+pub use merge::MergeReport;
 pub(crate) use operate::Operations;
 pub use operate::{Op, OpOutcome};
 
-use crate::alerts::{AlertBook, AlertError, RaiseSpec};
+use crate::alerts::{AlertAction, AlertBook, AlertError, RaiseSpec};
 use crate::aqi::Pollutant;
 use crate::clock::Clock;
 use crate::hub::{Hub, Publish};
@@ -22,6 +24,7 @@ use crate::store::{
     from_ms, to_ms, DeadLetterRow, EntityRow, LoadedState, ObsRow, Reader, WriteBatch,
     WriteOutcome, Writer,
 };
+use crate::sync::{AlertOp, Change, Gid, HlcClock, OpRecord};
 use chrono::{DateTime, Utc};
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use ioc_model::{Alert, Domain, Entity, EntityStatus, Unit};
@@ -193,6 +196,12 @@ pub(crate) enum Command {
         actor: crate::operate::Actor,
         reply: oneshot::Sender<Result<OpOutcome, crate::operate::OpError>>,
     },
+    /// Operations from other nodes (see [`crate::sync`]); answered after the commit.
+    Merge {
+        ops: Vec<OpRecord>,
+        upto: HashMap<String, u64>,
+        reply: oneshot::Sender<MergeReport>,
+    },
     /// Swap in the SOP templates (a template was saved or removed).
     SetSops {
         sops: crate::operate::sop::SopSet,
@@ -233,6 +242,38 @@ impl IngestSender {
     }
 }
 
+/// This node in the federation, as the pipeline needs it.
+pub(crate) struct Federation {
+    pub node: Arc<str>,
+    pub hlc: Arc<HlcClock>,
+    /// Alerts made on other nodes: local id → federation id.
+    pub gids: HashMap<i64, Gid>,
+    /// Per origin, the highest sequence held.
+    pub held: HashMap<String, u64>,
+}
+
+/// The acts a change made by a person's other operation consists of (an incident resolved
+/// or closed resolves and closes its alerts), as the fold replays them.
+fn acts_of(change: &crate::alerts::AlertChange) -> Vec<AlertOp> {
+    change
+        .events
+        .iter()
+        .filter_map(|e| {
+            let action = match e.to? {
+                ioc_model::AlertState::Resolved => AlertAction::Resolve,
+                ioc_model::AlertState::Closed => AlertAction::Close,
+                _ => return None,
+            };
+            Some(AlertOp::Acted {
+                action,
+                actor: e.actor.clone(),
+                comment: e.comment.clone(),
+                auto_resolve: false,
+            })
+        })
+        .collect()
+}
+
 /// Counters shown in `/api/health`.
 #[derive(Debug, Default)]
 pub struct PipelineStats {
@@ -269,6 +310,7 @@ enum Reply {
         OpOutcome,
     ),
     Done(oneshot::Sender<()>),
+    Merged(oneshot::Sender<MergeReport>, MergeReport),
 }
 
 /// A source may send only part of what we know about an entity (an NGSI partial update, a
@@ -328,6 +370,17 @@ pub(crate) struct Pipeline {
     stats: Arc<PipelineStats>,
     sources: Arc<SourceRegistry>,
     escalation: crate::alerts::AlertsConfig,
+    /// This node's name and hybrid clock: every change of an alert is an operation in the
+    /// federation's log (see [`crate::sync`]), written with the change.
+    node: Arc<str>,
+    hlc: Arc<HlcClock>,
+    /// Alerts made on other nodes: local id → federation id.
+    gids: HashMap<i64, Gid>,
+    /// Per origin, the operations held: everything up to this sequence.
+    held: HashMap<String, u64>,
+    /// Operations in batches not committed yet (by batch number): a fold reads the store
+    /// and these.
+    uncommitted: std::collections::VecDeque<(u64, OpRecord)>,
     /// Plausible ranges of metrics: a reading outside is refused.
     ranges: plausible::Ranges,
     /// Entities whose particulate windows changed in the message being handled.
@@ -353,6 +406,7 @@ impl Pipeline {
         stats: Arc<PipelineStats>,
         sources: Arc<SourceRegistry>,
         escalation: crate::alerts::AlertsConfig,
+        federation: Federation,
         ranges: plausible::Ranges,
         ops: Operations,
         batch_max: usize,
@@ -404,7 +458,8 @@ impl Pipeline {
                     .resume_firing(idx, eid, metric, to_ms(a.raised_at));
             }
         }
-        let alerts = AlertBook::new(loaded.open_alerts, loaded.next_alert_id);
+        let mut alerts = AlertBook::new(loaded.open_alerts, loaded.next_alert_id);
+        alerts.set_foreign(federation.gids.keys().copied());
         Pipeline {
             rx,
             writer,
@@ -419,6 +474,11 @@ impl Pipeline {
             stats,
             sources,
             escalation,
+            node: federation.node,
+            hlc: federation.hlc,
+            gids: federation.gids,
+            held: federation.held,
+            uncommitted: Default::default(),
             ranges,
             aq_changed: Vec::new(),
             batches: 0,
@@ -505,6 +565,13 @@ impl Pipeline {
         }
         // Batches complete in the order they were prepared.
         self.committed = self.committed.max(prepared.batch);
+        while self
+            .uncommitted
+            .front()
+            .is_some_and(|(b, _)| *b <= self.committed)
+        {
+            self.uncommitted.pop_front();
+        }
         self.stats
             .accepted
             .fetch_add(prepared.accepted, Ordering::Relaxed);
@@ -522,6 +589,9 @@ impl Pipeline {
                 }
                 Reply::Done(tx) => {
                     let _ = tx.send(());
+                }
+                Reply::Merged(tx, report) => {
+                    let _ = tx.send(report);
                 }
             }
         }
@@ -555,6 +625,12 @@ impl Pipeline {
                 self.tick_into(p);
                 p.replies.push(Reply::Done(done));
                 1
+            }
+            Command::Merge { ops, upto, reply } => {
+                let n = ops.len().max(1);
+                let report = self.merge(ops, upto, p);
+                p.replies.push(Reply::Merged(reply, report));
+                n
             }
             Command::SetRules { rules, done } => {
                 self.set_rules(*rules, p);
@@ -664,13 +740,19 @@ impl Pipeline {
                     }
                 }
                 let auto_resolve = self.auto_resolve_of(id);
+                let op = AlertOp::Acted {
+                    action: action.clone(),
+                    actor: actor.clone(),
+                    comment: comment.clone(),
+                    auto_resolve,
+                };
                 match self
                     .alerts
                     .act(id, &action, &actor, comment, self.clock.now(), auto_resolve)
                 {
                     Ok(change) => {
                         let alert = change.alert.clone();
-                        self.record(change, p);
+                        self.record(change, vec![op], p);
                         p.replies.push(Reply::Ack(reply, Box::new(alert)));
                     }
                     Err(e) => {
@@ -705,7 +787,7 @@ impl Pipeline {
         let now = self.clock.now();
         for (rule, entity, auto) in gone {
             if let Some(change) = self.alerts.clear(&rule, &entity, now, auto) {
-                self.record(change, p);
+                self.record(change, vec![AlertOp::Cleared { auto_resolve: auto }], p);
             }
         }
     }
@@ -970,11 +1052,21 @@ impl Pipeline {
             ));
         }
         if let Some(change) = self.alerts.external(&a, self.clock.now()) {
-            if let Some(raw) = a.raw {
-                p.write.alert_raw.push((change.alert.id, "cap", raw));
+            if let Some(raw) = &a.raw {
+                p.write
+                    .alert_raw
+                    .push((change.alert.id, "cap", raw.clone()));
             }
             let new = operate::is_new_alert(&change.events).then_some(change.alert.id);
-            self.record(change, p);
+            let op = match new {
+                Some(_) => AlertOp::Opened {
+                    alert: Box::new(change.alert.clone()),
+                },
+                None => AlertOp::Issued {
+                    alert: Box::new(a.clone()),
+                },
+            };
+            self.record(change, vec![op], p);
             if let Some(id) = new {
                 self.after_raise(id, None, p);
             }
@@ -982,8 +1074,49 @@ impl Pipeline {
         Ok(())
     }
 
-    fn record(&mut self, change: crate::alerts::AlertChange, p: &mut Prepared) {
+    /// The federation id of an alert of the book.
+    fn gid_of(&self, id: i64) -> Gid {
+        self.gids
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| Gid::new(&self.node, id))
+    }
+
+    /// Writes a change of an alert, with the operations that made it (for the federation's
+    /// log), and publishes it after the commit. Its events are marked with this node.
+    fn record(
+        &mut self,
+        mut change: crate::alerts::AlertChange,
+        ops: Vec<AlertOp>,
+        p: &mut Prepared,
+    ) {
         let id = change.alert.id;
+        for ev in &mut change.events {
+            ev.node = Some(self.node.to_string());
+        }
+        let gid = self.gid_of(id);
+        for op in ops {
+            let op = match op {
+                // The alert as it opened, with the events that opened it.
+                AlertOp::Opened { .. } => {
+                    let mut a = change.alert.clone();
+                    a.events = change.events.clone();
+                    AlertOp::Opened { alert: Box::new(a) }
+                }
+                op => op,
+            };
+            let r = OpRecord {
+                origin: self.node.to_string(),
+                seq: 0,
+                hlc: self.hlc.now(),
+                change: Change::Alert {
+                    alert: gid.clone(),
+                    op,
+                },
+            };
+            self.uncommitted.push_back((p.batch, r.clone()));
+            p.write.oplog.push(r);
+        }
         for ev in change.events {
             // Every change of an alert is in the audit log too, chained.
             let kind = crate::store::event_kind_name(ev.kind);
@@ -1017,7 +1150,7 @@ impl Pipeline {
     fn tick_into(&mut self, p: &mut Prepared) {
         let now = self.clock.now();
         for change in self.alerts.expire(now) {
-            self.record(change, p);
+            self.record(change, vec![AlertOp::Expired], p);
         }
         let (rules, cfg) = (&self.rules, &self.escalation);
         let escalation = |a: &Alert| {
@@ -1031,7 +1164,16 @@ impl Pipeline {
             })
         };
         for change in self.alerts.due(now, &escalation) {
-            self.record(change, p);
+            let op = match change.events.first().map(|e| e.kind) {
+                Some(ioc_model::AlertEventKind::Escalated) => AlertOp::Escalated,
+                _ => AlertOp::Acted {
+                    action: AlertAction::Unshelve,
+                    actor: crate::alerts::SYSTEM.into(),
+                    comment: Some(crate::alerts::UNSHELVED.into()),
+                    auto_resolve: false,
+                },
+            };
+            self.record(change, vec![op], p);
         }
         for s in self.eval.tick(&self.rules, to_ms(now)) {
             self.signal(s, p);
@@ -1044,6 +1186,7 @@ impl Pipeline {
             Signal::Raise { rule, .. } => Some(*rule),
             Signal::Clear { .. } => None,
         };
+        let mut cleared = None;
         let change = match s {
             Signal::Raise {
                 rule,
@@ -1075,13 +1218,24 @@ impl Pipeline {
                     return;
                 };
                 let r = self.rules.get(rule);
+                cleared = Some(r.config.auto_resolve);
                 self.alerts
                     .clear(r.name(), &rec.entity.id, from_ms(at), r.config.auto_resolve)
             }
         };
         if let Some(change) = change {
             let new = operate::is_new_alert(&change.events).then_some(change.alert.id);
-            self.record(change, p);
+            let op = match (new, cleared) {
+                (Some(_), _) => AlertOp::Opened {
+                    alert: Box::new(change.alert.clone()),
+                },
+                (None, Some(auto_resolve)) => AlertOp::Cleared { auto_resolve },
+                (None, None) => AlertOp::Reactivated {
+                    value: change.alert.value.unwrap_or_default(),
+                    message: change.alert.message.clone(),
+                },
+            };
+            self.record(change, vec![op], p);
             if let (Some(id), Some(rule)) = (new, raised_by) {
                 self.after_raise(id, Some(rule), p);
             }

@@ -15,6 +15,7 @@ use crate::operate::silences::SilenceBook;
 use crate::operate::sop::{self, SopSet};
 use crate::operate::{Actor, OpError, SYSTEM};
 use crate::store::{to_ms, AttachmentRow, LoadedOperations};
+use crate::sync::{AlertOp, Gid};
 use chrono::{DateTime, Utc};
 use ioc_model::{
     AlertEventKind, AttachmentInfo, Directive, Incident, IncidentEventKind, Silence, SilenceMatch,
@@ -343,7 +344,8 @@ impl Pipeline {
                         self.alerts
                             .close_with_incident(id, incident, &actor.name, now, false)
                     {
-                        self.record(ch, p);
+                        let ops = super::acts_of(&ch);
+                        self.record(ch, ops, p);
                     }
                 }
                 Ok(self.incident_done(c, p))
@@ -360,7 +362,8 @@ impl Pipeline {
                         self.alerts
                             .close_with_incident(id, incident, &actor.name, now, true)
                     {
-                        self.record(ch, p);
+                        let ops = super::acts_of(&ch);
+                        self.record(ch, ops, p);
                     }
                 }
                 Ok(self.incident_done(c, p))
@@ -440,6 +443,13 @@ impl Pipeline {
         }
     }
 
+    /// The operation of a silence starting or ending to hold an alert back.
+    fn silenced(&self, silence: Option<i64>) -> AlertOp {
+        AlertOp::Silenced {
+            silence: silence.map(|s| Gid::new(&self.node, s)),
+        }
+    }
+
     /// Records a new incident and puts its alerts in it.
     fn opened(&mut self, change: IncidentChange, actor: &Actor, p: &mut Prepared) -> OpOutcome {
         let id = change.incident.id;
@@ -454,7 +464,11 @@ impl Pipeline {
         for &a in alerts {
             self.ops.correlator.forget(a);
             if let Ok(ch) = self.alerts.link_incident(a, incident, actor, now) {
-                self.record(ch, p);
+                let op = AlertOp::Incident {
+                    incident: Gid::new(&self.node, incident),
+                    actor: actor.to_string(),
+                };
+                self.record(ch, vec![op], p);
             }
         }
     }
@@ -563,7 +577,8 @@ impl Pipeline {
             .collect();
         for id in hit {
             if let Some(ch) = self.alerts.set_silence(id, Some(s.id), now) {
-                self.record(ch, p);
+                let op = self.silenced(Some(s.id));
+                self.record(ch, vec![op], p);
             }
         }
     }
@@ -580,7 +595,8 @@ impl Pipeline {
         for a in held {
             let other = self.ops.silences.matching(&a, now);
             if let Some(ch) = self.alerts.set_silence(a.id, other, now) {
-                self.record(ch, p);
+                let op = self.silenced(other);
+                self.record(ch, vec![op], p);
             }
         }
     }
@@ -597,7 +613,8 @@ impl Pipeline {
         }
         if let Some(s) = self.ops.silences.matching(&a, now) {
             if let Some(ch) = self.alerts.set_silence(a.id, Some(s), now) {
-                self.record(ch, p);
+                let op = self.silenced(Some(s));
+                self.record(ch, vec![op], p);
             }
             return;
         }

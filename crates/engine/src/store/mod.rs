@@ -10,12 +10,14 @@ mod kpi;
 mod operate;
 mod read;
 mod schema;
+mod sync;
 mod time;
 mod write;
 
 pub use config::StoreConfig;
 pub use operate::{AttachmentRow, LoadedOperations, SopRow};
 pub use read::{event_kind_str as event_kind_name, LoadedState, Reader};
+pub use sync::{node_name, SyncState};
 pub use time::{from_ms, to_ms};
 pub use write::{
     backfill_rollups, DeadLetterRow, EntityRow, ObsRow, WriteBatch, WriteOutcome, Writer,

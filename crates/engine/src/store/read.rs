@@ -43,6 +43,7 @@ pub fn event_kind_str(k: AlertEventKind) -> &'static str {
         AlertEventKind::Incident => "incident",
         AlertEventKind::Silenced => "silenced",
         AlertEventKind::Unsilenced => "unsilenced",
+        AlertEventKind::NotApplied => "not_applied",
     }
 }
 
@@ -57,6 +58,7 @@ fn parse_event_kind(s: &str) -> AlertEventKind {
         "incident" => AlertEventKind::Incident,
         "silenced" => AlertEventKind::Silenced,
         "unsilenced" => AlertEventKind::Unsilenced,
+        "not_applied" => AlertEventKind::NotApplied,
         _ => AlertEventKind::Transition,
     }
 }
@@ -225,7 +227,7 @@ impl Reader {
                 return Ok(None);
             };
             let mut stmt = c.prepare(
-                "SELECT at, actor, kind, from_state, to_state, comment, value
+                "SELECT at, actor, kind, from_state, to_state, comment, value, node
                  FROM alert_events WHERE alert = ?1 ORDER BY id",
             )?;
             alert.events = stmt
@@ -241,6 +243,7 @@ impl Reader {
                         to: to.as_deref().and_then(AlertState::parse),
                         comment: r.get(5)?,
                         value: r.get(6)?,
+                        node: r.get(7)?,
                     })
                 })?
                 .collect::<Result<_, _>>()?;

@@ -320,6 +320,24 @@ ALTER TABLE dead_letters ADD COLUMN grouping TEXT;
 CREATE INDEX dead_letters_by_grouping ON dead_letters (grouping) WHERE grouping IS NOT NULL;
 "#;
 
+/// Federation: where each alert event happened; the id an alert made on another node has
+/// there; the operation log nodes exchange (see `crate::sync`), written in the same
+/// transaction as the change it records.
+const V7: &str = r#"
+ALTER TABLE alert_events ADD COLUMN node TEXT;
+ALTER TABLE alerts ADD COLUMN gid TEXT;
+CREATE UNIQUE INDEX alerts_by_gid ON alerts (gid) WHERE gid IS NOT NULL;
+CREATE TABLE oplog (
+    origin TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    hlc INTEGER NOT NULL,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (origin, seq)
+) WITHOUT ROWID;
+CREATE INDEX oplog_by_subject ON oplog (subject, hlc);
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
@@ -328,6 +346,7 @@ fn migrations() -> Migrations<'static> {
         M::up(V4),
         M::up(V5),
         M::up(V6),
+        M::up(V7),
     ])
 }
 

@@ -163,6 +163,13 @@ pub struct WriteBatch {
     pub dashboards: Vec<(String, String, Option<String>, i64)>,
     /// Settings (the `meta` table): key, value.
     pub meta: Vec<(String, String)>,
+    /// Operations for the federation's log (see [`super::sync::write`]).
+    pub oplog: Vec<crate::sync::OpRecord>,
+    /// Alerts made on other nodes: (local id, federation id), recorded with the alert.
+    pub alert_gids: Vec<(i64, String)>,
+    /// Alerts whose whole timeline is written again (folded after another node's operation
+    /// arrived): their stored events are replaced by the ones in `alert_events`.
+    pub alert_timelines: Vec<i64>,
 }
 
 impl WriteBatch {
@@ -186,6 +193,7 @@ impl WriteBatch {
             && self.kpi_defs.is_empty()
             && self.dashboards.is_empty()
             && self.meta.is_empty()
+            && self.oplog.is_empty()
     }
 
     fn weight(&self) -> usize {
@@ -681,8 +689,9 @@ fn write_jobs(
                silenced = excluded.silenced, resolved_at = excluded.resolved_at",
         )?;
         let mut ins_event = tx.prepare_cached(
-            "INSERT INTO alert_events (alert, at, actor, kind, from_state, to_state, comment, value)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO alert_events
+                 (alert, at, actor, kind, from_state, to_state, comment, value, node)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
 
         for job in jobs {
@@ -784,6 +793,14 @@ fn write_jobs(
                     a.resolved_at.map(to_ms),
                 ])?;
             }
+            for (id, gid) in &b.alert_gids {
+                tx.prepare_cached("UPDATE alerts SET gid = ?2 WHERE id = ?1")?
+                    .execute(params![id, gid])?;
+            }
+            for id in &b.alert_timelines {
+                tx.prepare_cached("DELETE FROM alert_events WHERE alert = ?1")?
+                    .execute(params![id])?;
+            }
             for (alert, ev) in &b.alert_events {
                 ins_event.execute(params![
                     alert,
@@ -794,6 +811,7 @@ fn write_jobs(
                     ev.to.map(|s| s.as_str()),
                     ev.comment,
                     ev.value,
+                    ev.node,
                 ])?;
             }
             for (alert, format, body) in &b.alert_raw {
@@ -824,6 +842,7 @@ fn write_jobs(
             }
             super::operate::write(&tx, b)?;
             super::kpi::write(&tx, b)?;
+            super::sync::write(&tx, &b.oplog)?;
             outcomes.push(outcome);
         }
 

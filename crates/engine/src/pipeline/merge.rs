@@ -1,0 +1,123 @@
+//! Operations from other nodes, taken into this one (see [`crate::sync`]): each new one is
+//! logged as it came, and every alert it touches is folded again from all its operations,
+//! the ones not committed yet included, and replaces what the book and the store had.
+
+use super::{Pipeline, Prepared};
+use crate::sync::fold::fold_alert;
+use crate::sync::{Change, Gid, OpRecord};
+use std::collections::{BTreeMap, HashMap};
+
+/// What became of a batch of operations from another node.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MergeReport {
+    /// New operations taken in.
+    pub applied: usize,
+    /// Operations already held (sent again after a lost answer, or by two ways).
+    pub repeats: usize,
+    /// Alerts folded again.
+    pub alerts: usize,
+    /// Operations whose alert has not arrived yet (kept; folded when it does).
+    pub waiting: usize,
+    /// Per origin, everything up to this sequence is now held (or was left out on purpose).
+    pub held: HashMap<String, u64>,
+}
+
+impl Pipeline {
+    /// Takes in operations of other nodes. `upto`: per origin, the sender vouches that every
+    /// operation up to that sequence this node may have is among `ops` (what it left out is
+    /// outside this node's units).
+    pub(super) fn merge(
+        &mut self,
+        mut ops: Vec<OpRecord>,
+        upto: HashMap<String, u64>,
+        p: &mut Prepared,
+    ) -> MergeReport {
+        let mut report = MergeReport::default();
+        ops.sort_by(|a, b| (&a.origin, a.seq).cmp(&(&b.origin, b.seq)));
+        let mut touched: BTreeMap<String, Gid> = BTreeMap::new();
+        for op in ops {
+            // Ours come back through relays: we have every one of them.
+            if *op.origin == *self.node {
+                report.repeats += 1;
+                continue;
+            }
+            let held = self.held.entry(op.origin.clone()).or_default();
+            if op.seq <= *held {
+                report.repeats += 1;
+                continue;
+            }
+            *held = op.seq;
+            self.hlc.observe(op.hlc);
+            let Change::Alert { alert, .. } = &op.change;
+            touched.insert(op.change.subject(), alert.clone());
+            self.uncommitted.push_back((p.batch, op.clone()));
+            p.write.oplog.push(op);
+            report.applied += 1;
+        }
+        for (origin, seq) in upto {
+            if origin != *self.node {
+                let held = self.held.entry(origin).or_default();
+                *held = (*held).max(seq);
+            }
+        }
+        for (subject, gid) in touched {
+            if self.refold(&subject, &gid, p) {
+                report.alerts += 1;
+            } else {
+                report.waiting += 1;
+            }
+        }
+        report.held = self.held.clone();
+        report
+    }
+
+    /// Folds one alert again from its operations and puts the result in the book, the store
+    /// and the feed. False while its opening has not arrived.
+    fn refold(&mut self, subject: &str, gid: &Gid, p: &mut Prepared) -> bool {
+        let mut ops = match self.reader.ops_of(subject) {
+            Ok(ops) => ops,
+            Err(e) => {
+                tracing::error!("sync: cannot read the operations of {subject}: {e}");
+                return false;
+            }
+        };
+        ops.extend(
+            self.uncommitted
+                .iter()
+                .filter(|(_, r)| r.change.subject() == subject)
+                .map(|(_, r)| r.clone()),
+        );
+        let ours = gid.node == *self.node;
+        let known = if ours {
+            Some(gid.id)
+        } else {
+            self.gids
+                .iter()
+                .find_map(|(id, g)| (g == gid).then_some(*id))
+        };
+        let local_id = known.unwrap_or_else(|| self.alerts.peek_id());
+        let node = self.node.clone();
+        let Some(alert) = fold_alert(local_id, &ops, &|g: &Gid| (g.node == *node).then_some(g.id))
+        else {
+            return false;
+        };
+        if known.is_none() {
+            self.alerts.allocate_id();
+            self.gids.insert(local_id, gid.clone());
+            p.write.alert_gids.push((local_id, gid.to_string()));
+        }
+        self.alerts.install(alert.clone(), !ours);
+        let mut row = alert.clone();
+        let events = std::mem::take(&mut row.events);
+        p.write.alerts.push(row);
+        p.write.alert_timelines.push(local_id);
+        // The whole timeline is written again: not also the events recorded for it in this
+        // batch (they are in the fold).
+        p.write.alert_events.retain(|(a, _)| *a != local_id);
+        p.write
+            .alert_events
+            .extend(events.into_iter().map(|e| (local_id, e)));
+        p.publish.alerts.push(alert);
+        true
+    }
+}

@@ -1,0 +1,108 @@
+//! The one rule by which an alert's state follows from its operations, the same on every
+//! node: the operations in hybrid-time order (then origin), each replayed through the alert
+//! book that made it. A node's hybrid times never repeat, so (time, origin) names one
+//! operation (also before the store has given it its sequence); a repeat counts once. An
+//! act the merged history made impossible (acknowledged at a commune while the province had
+//! already closed it) stays on the timeline as not applied, with who, where and why; a change
+//! of the engine's own that no longer applies (a clear after the close) leaves no trace.
+
+use super::op::{AlertOp, Gid, OpRecord};
+use crate::alerts::{subject, AlertBook};
+use ioc_model::{Alert, AlertEvent, AlertEventKind};
+use std::collections::BTreeMap;
+
+/// The alert its operations make, with its whole timeline in `events`; `None` while the
+/// operation that opened it has not arrived. `local_id`: its id on this node; `local`: the
+/// id on this node of an incident or silence it refers to (`None`: not here, and the link is
+/// left out). `ops`: the operations of this one alert, in any order, repeats allowed.
+pub fn fold_alert<'a>(
+    local_id: i64,
+    ops: impl IntoIterator<Item = &'a OpRecord>,
+    local: &dyn Fn(&Gid) -> Option<i64>,
+) -> Option<Alert> {
+    // In order, each (origin, sequence) once.
+    let ordered: BTreeMap<_, &AlertOp> = ops
+        .into_iter()
+        .map(|r| {
+            let super::Change::Alert { op, .. } = &r.change;
+            ((r.hlc, r.origin.as_str()), op)
+        })
+        .collect();
+    let (opened_key, opened) = ordered.iter().find_map(|(k, op)| match op {
+        AlertOp::Opened { alert } => Some((*k, alert)),
+        _ => None,
+    })?;
+    let mut current = Alert::clone(opened);
+    current.id = local_id;
+    let mut timeline: Vec<AlertEvent> = std::mem::take(&mut current.events)
+        .into_iter()
+        .map(|e| at_node(e, opened_key.1))
+        .collect();
+    let mut book = AlertBook::new(vec![current.clone()], local_id + 1);
+    for ((hlc, origin), op) in &ordered {
+        let at = hlc.time();
+        let change = match op {
+            AlertOp::Opened { .. } => None,
+            AlertOp::Reactivated { value, message } => {
+                book.reactivate(local_id, *value, message.clone(), at)
+            }
+            AlertOp::Cleared { auto_resolve } => {
+                book.clear(&current.rule, &subject(&current), at, *auto_resolve)
+            }
+            AlertOp::Issued { alert } => book.external(alert, at),
+            AlertOp::Expired => book.expire_one(local_id, at),
+            AlertOp::Escalated => book.escalate(local_id, at).ok(),
+            AlertOp::Incident { incident, actor } => {
+                local(incident).and_then(|i| book.link_incident(local_id, i, actor, at).ok())
+            }
+            AlertOp::Silenced { silence } => match silence {
+                Some(s) => local(s).and_then(|s| book.set_silence(local_id, Some(s), at)),
+                None => book.set_silence(local_id, None, at),
+            },
+            AlertOp::Acted {
+                action,
+                actor,
+                comment,
+                auto_resolve,
+            } => match book.act(local_id, action, actor, comment.clone(), at, *auto_resolve) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    let why = match e {
+                        crate::alerts::AlertError::NotFound(_) => {
+                            format!("the alert was already {}", current.state.as_str())
+                        }
+                        e => e.to_string(),
+                    };
+                    timeline.push(AlertEvent {
+                        at,
+                        actor: actor.clone(),
+                        kind: AlertEventKind::NotApplied,
+                        from: Some(current.state),
+                        to: None,
+                        comment: Some(match comment {
+                            Some(c) => format!("{}: {why} ({c})", action.name()),
+                            None => format!("{}: {why}", action.name()),
+                        }),
+                        value: None,
+                        node: Some(origin.to_string()),
+                    });
+                    None
+                }
+            },
+        };
+        if let Some(c) = change {
+            current = c.alert;
+            timeline.extend(c.events.into_iter().map(|e| at_node(e, origin)));
+        }
+    }
+    current.events = timeline;
+    Some(current)
+}
+
+fn at_node(mut e: AlertEvent, node: &str) -> AlertEvent {
+    e.node = Some(node.to_string());
+    e
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,15 @@
+//! Federation: one province, many consoles. Every change that matters to more than one node
+//! (today: what happens to an alert) is an operation in a persisted log, written in the same
+//! transaction as the change, with its origin node, a sequence per origin and a hybrid
+//! logical clock time ([`hlc`]). Nodes exchange the operations the other has not seen, and
+//! the state of a shared thing is a fold of its operations in one order every node agrees on
+//! ([`fold`]), so all nodes end in the same state whatever order the operations came in.
+
+pub mod config;
+pub mod fold;
+pub mod hlc;
+pub mod op;
+
+pub use config::{NodeConfig, UpstreamConfig};
+pub use hlc::{Hlc, HlcClock};
+pub use op::{AlertOp, Change, Gid, OpRecord};

@@ -1,0 +1,105 @@
+//! The operations nodes exchange.
+
+use super::Hlc;
+use crate::alerts::AlertAction;
+use crate::ingest::ExternalAlert;
+use ioc_model::Alert;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What something shared is called on every node: the node it was made on and its id there
+/// (`oc-dien-chau/17`). Local ids differ from node to node; this does not.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Gid {
+    pub node: String,
+    pub id: i64,
+}
+
+impl Gid {
+    pub fn new(node: &str, id: i64) -> Gid {
+        Gid {
+            node: node.to_string(),
+            id,
+        }
+    }
+
+    /// Reads `node/id`.
+    pub fn parse(s: &str) -> Option<Gid> {
+        let (node, id) = s.rsplit_once('/')?;
+        (!node.is_empty()).then_some(())?;
+        Some(Gid::new(node, id.parse().ok()?))
+    }
+}
+
+impl fmt::Display for Gid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.node, self.id)
+    }
+}
+
+/// One operation as logged and sent: where and when it was made, and what it is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpRecord {
+    /// The node it was made on.
+    pub origin: String,
+    /// Its number among that node's operations, from 1, without gaps: what a node has of an
+    /// origin is "everything up to N", and a repeat is recognised by it.
+    pub seq: u64,
+    pub hlc: Hlc,
+    pub change: Change,
+}
+
+impl OpRecord {
+    /// The order every node folds operations in.
+    pub fn order_key(&self) -> (Hlc, &str, u64) {
+        (self.hlc, &self.origin, self.seq)
+    }
+}
+
+/// What an operation changes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "on", rename_all = "snake_case")]
+pub enum Change {
+    Alert { alert: Gid, op: AlertOp },
+}
+
+impl Change {
+    /// What it is about, as the log indexes it (`alert:oc-dien-chau/17`).
+    pub fn subject(&self) -> String {
+        match self {
+            Change::Alert { alert, .. } => format!("alert:{alert}"),
+        }
+    }
+}
+
+/// What happened to an alert. Each is one of the alert book's own changes, replayed by the
+/// fold through the same code that made it, so the rules of the lifecycle are written once.
+/// The time of each is its operation's hybrid time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AlertOp {
+    /// Opened by a rule or received from an issuer, at its origin: the alert as it opened.
+    Opened { alert: Box<Alert> },
+    /// Its rule's condition held again (at its origin).
+    Reactivated { value: f64, message: String },
+    /// Its rule's condition stopped holding (at its origin).
+    Cleared { auto_resolve: bool },
+    /// The issuer sent a new version, or cancelled it.
+    Issued { alert: Box<ExternalAlert> },
+    /// A received alert's validity ended.
+    Expired,
+    /// Nobody acknowledged it in time (at its origin).
+    Escalated,
+    /// It joined an incident.
+    Incident { incident: Gid, actor: String },
+    /// A silence began holding it back (`Some`), or the one that did ended (`None`).
+    Silenced { silence: Option<Gid> },
+    /// A person (or the engine's timer, as `system`) acted on it, on some node.
+    Acted {
+        action: AlertAction,
+        actor: String,
+        comment: Option<String>,
+        /// Its rule resolves it once acknowledged after it cleared.
+        auto_resolve: bool,
+    },
+}
