@@ -150,6 +150,7 @@ role-supervisor = Shift supervisor
 role-leader = Leader
 role-admin = Administrator
 role-oc_staff = Local OC staff
+role-node = Federation node
 
 alert-panel = Alert handling
 do-ack = Acknowledge

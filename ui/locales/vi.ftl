@@ -150,6 +150,7 @@ role-supervisor = Trưởng ca
 role-leader = Lãnh đạo
 role-admin = Quản trị
 role-oc_staff = Cán bộ TTĐH cơ sở
+role-node = Nút liên thông
 
 alert-panel = Xử lý cảnh báo
 do-ack = Xác nhận

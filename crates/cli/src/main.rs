@@ -6,6 +6,7 @@
 //! ioc bench ingest [-n N]
 //! ioc demo places GEOJSON > assets/demo/nghe-an-communes.csv
 //! ioc user add NAME --role ROLE [--unit CODE]... --password-stdin [--data DIR]
+//! ioc node add NAME [--units U1,U2] [--data DIR]
 //! ioc audit verify [--data DIR]
 //! ioc report --domain D --period day|week|month --date YYYY-MM-DD --format pdf|csv|xlsx --out FILE
 //! ```
@@ -76,6 +77,9 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(user::AuditCommand),
+    /// Federation: the nodes (commune OCs, workstations) that sync with this IOC.
+    #[command(subcommand)]
+    Node(user::NodeCommand),
     /// A statistical report (PDF, CSV, XLSX) of a domain over a day, week or month.
     Report(report::ReportArgs),
 }
@@ -89,6 +93,7 @@ fn main() -> std::process::ExitCode {
             | Command::Bench(_)
             | Command::User(_)
             | Command::Audit(_)
+            | Command::Node(_)
             | Command::Report(_)
     );
     tracing_subscriber::fmt()
@@ -111,6 +116,7 @@ fn main() -> std::process::ExitCode {
             Command::Demo(c) => demo::run(c),
             Command::User(c) => user::run_user(c),
             Command::Audit(c) => user::run_audit(c),
+            Command::Node(c) => user::run_node(c),
             Command::Report(a) => report::run(a),
         }
     });

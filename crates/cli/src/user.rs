@@ -41,6 +41,60 @@ pub struct AddArgs {
 }
 
 #[derive(Subcommand)]
+pub enum NodeCommand {
+    /// Add a node account: a commune OC or a workstation that syncs with this IOC for its
+    /// units. Prints the node's token once: put it in the file its `[upstream] token_file`
+    /// names.
+    Add {
+        /// The node's name, as in its own `[node] name` (lowercase letters, digits, '-').
+        name: String,
+        /// The units (commune codes) it may see and send, comma-separated; none: the province.
+        #[arg(long, value_delimiter = ',', value_name = "CODES")]
+        units: Vec<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+pub fn run_node(c: NodeCommand) -> anyhow::Result<()> {
+    match c {
+        NodeCommand::Add {
+            name,
+            units,
+            common,
+        } => {
+            let units: Vec<String> = units
+                .into_iter()
+                .map(|u| u.trim().to_string())
+                .filter(|u| !u.is_empty())
+                .collect();
+            let mut conn = open_db(&common)?;
+            let actor = format!(
+                "cli:{}",
+                std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+            );
+            let key = crate::import::audit_key(&common.load()?)?;
+            let token = ioc_engine::auth::add_node(
+                &mut conn,
+                &name,
+                &units,
+                &actor,
+                chrono::Utc::now().timestamp_millis(),
+                key.as_deref(),
+            )?;
+            let scope = if units.is_empty() {
+                "the whole province".to_string()
+            } else {
+                units.join(", ")
+            };
+            eprintln!("added node {name} ({scope}); its token (shown once):");
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+#[derive(Subcommand)]
 pub enum AuditCommand {
     /// Check that no audit entry was altered or removed; exit status 1 naming the first bad
     /// one. A keyed chain is checked with its key (`[audit] key_file`, or `--key`), and a

@@ -501,3 +501,45 @@ impl Drop for Killed {
         let _ = self.0.wait();
     }
 }
+
+/// `ioc node add` makes a node account of some units and prints its token once; a name
+/// that cannot name a node, or one already taken, is refused.
+#[test]
+fn node_add_prints_a_token_for_a_node_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let add = |args: &[&str]| {
+        ioc()
+            .args(["node", "add"])
+            .args(args)
+            .arg("--data")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = add(&["oc-nam-dan", "--units", "17935, 17936"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    let token = stdout.trim();
+    assert!(
+        token.starts_with("ioc-node.") && token.len() > 40,
+        "{stdout}"
+    );
+    assert!(stderr.contains("17935, 17936"), "{stderr}");
+    assert!(!add(&["oc-nam-dan"]).status.success(), "taken");
+    let bad = add(&["OC Nam Đàn"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("lowercase"));
+    let list = ioc()
+        .args(["user", "list", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.contains("oc-nam-dan\tnode\t[\"17935\",\"17936\"]"),
+        "{list}"
+    );
+}

@@ -24,6 +24,60 @@ pub struct Health {
     pub timezone: String,
     /// Default UI language (`vi` or `en`).
     pub language: String,
+    /// This console's name in the federation.
+    #[serde(default)]
+    pub node: String,
+    /// The link to the provincial IOC, on a node that has one (`[upstream]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamLink>,
+    /// On the IOC: the nodes that have synced with it, each with its link.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeLink>,
+}
+
+/// How the link to the upstream IOC is.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    /// Everything made here has reached the IOC, and the IOC's news has arrived.
+    Connected,
+    /// Reachable, and still exchanging what piled up (`backlog`).
+    CatchingUp,
+    /// Not reachable since `since`.
+    Offline,
+}
+
+/// This node's link to the IOC (`/api/health` `upstream`, and the feed's `link` frames).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct UpstreamLink {
+    pub state: LinkState,
+    /// Operations made here the IOC does not have yet.
+    pub backlog: u64,
+    /// Since when it is in this state.
+    pub since: DateTime<Utc>,
+    /// The IOC's address.
+    pub url: String,
+    /// Why the last attempt failed, while offline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When an exchange last completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync: Option<DateTime<Utc>>,
+}
+
+/// A node as the IOC sees it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct NodeLink {
+    pub node: String,
+    /// `connected` when it synced in the last 10 seconds, else `offline`.
+    pub state: LinkState,
+    /// When it last synced.
+    pub last_seen: DateTime<Utc>,
+    /// Operations of this IOC the node had not received at its last sync.
+    pub lag: u64,
 }
 
 /// How a source is doing (`GET /api/sources`).

@@ -19,7 +19,8 @@ pub mod ws;
 pub use alert::{Alert, AlertEvent, AlertEventKind, AlertState, Severity};
 pub use api::{
     AckRequest, AlertActionRequest, BasemapInfo, BasemapKind, DeadLetter, Health, ImportRejection,
-    ImportReport, SecretState, SeriesPoint, SeriesResponse, SourceState, SourceStatus, Unit,
+    ImportReport, LinkState, NodeLink, SecretState, SeriesPoint, SeriesResponse, SourceState,
+    SourceStatus, Unit, UpstreamLink,
 };
 pub use dashboard::{
     Dashboard, Panel, PanelKind, ReportFormat, ReportJob, ReportRequest, ReportState, WallItem,

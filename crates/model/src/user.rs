@@ -17,15 +17,19 @@ pub enum Role {
     Admin,
     /// Staff of a local operations centre: their units' alerts and directives.
     OcStaff,
+    /// Not a person: another console of the federation (a commune OC, a workstation) that
+    /// exchanges operations and data with this one for its units (`ioc node add`).
+    Node,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Operator,
         Role::Supervisor,
         Role::Leader,
         Role::Admin,
         Role::OcStaff,
+        Role::Node,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -35,6 +39,7 @@ impl Role {
             Role::Leader => "leader",
             Role::Admin => "admin",
             Role::OcStaff => "oc_staff",
+            Role::Node => "node",
         }
     }
 

@@ -14,6 +14,7 @@ pub mod routes;
 mod rules;
 mod security;
 mod sops;
+mod sync;
 mod ui;
 mod ws;
 

@@ -51,6 +51,9 @@ pub enum Scoping {
     /// Acts on what the body names (alerts, a unit): the operations books refuse what is
     /// outside the actor's units.
     Body(Kind),
+    /// The federation's link: a node account's units bound what it receives (left out) and
+    /// what it sends (left out and counted).
+    Nodes(&'static str),
 }
 
 /// One route and its policy.
@@ -101,6 +104,7 @@ fn tag_of(path: &str) -> &'static str {
         "reports" => "reports",
         "sources" | "deadletters" | "import" => "data",
         "login" | "logout" | "me" | "users" | "session" | "auth" | "audit" => "access",
+        "sync" => "federation",
         "/ws" => "feed",
         _ => "system",
     }
@@ -114,6 +118,7 @@ fn scoping_str(s: Scoping) -> String {
         Scoping::List(k) => format!("list: {k:?}").to_lowercase(),
         Scoping::UnitParam(k) => format!("unit parameter: {k:?}").to_lowercase(),
         Scoping::Body(k) => format!("body: {k:?}").to_lowercase(),
+        Scoping::Nodes(why) => format!("node units: {why}"),
     }
 }
 
@@ -209,7 +214,7 @@ fn describe(
 use Access::{Public, Role};
 use Kind as K;
 use Permission as P;
-use Scoping::{Body, Item, List, Province, UnitParam, Unscoped};
+use Scoping::{Body, Item, List, Nodes, Province, UnitParam, Unscoped};
 use M::{Delete, Get, Post, Put};
 
 /// The whole API.
@@ -443,6 +448,31 @@ pub fn build() -> Routes {
             Province("data of any unit"),
             api::import,
             "Import a file (CAP, NGSI-LD, GeoJSON, JSON, CSV)",
+        )
+        // The federation's link (node accounts only)
+        .add(
+            Get,
+            "/api/sync/held",
+            Role(P::Sync),
+            Nodes("the calling node's own operations only"),
+            crate::sync::held,
+            "What this IOC holds of the calling node's operations",
+        )
+        .add(
+            Post,
+            "/api/sync/push",
+            Role(P::Sync),
+            Nodes("operations on alerts outside its units are left out"),
+            crate::sync::push,
+            "A node's own operations (gzip JSON); those outside its units are left out",
+        )
+        .add(
+            Post,
+            "/api/sync/pull",
+            Role(P::Sync),
+            Nodes("only alerts of its units are sent"),
+            crate::sync::pull,
+            "Operations the node lacks, of its units only (gzip JSON)",
         )
         // Rules
         .add(

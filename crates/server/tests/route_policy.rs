@@ -107,6 +107,25 @@ impl Client {
         }
     }
 
+    /// The answer's bytes as they are (the sync routes answer gzip).
+    async fn call_bytes(&self, method: &str, path: &str, body: &Body) -> (u16, Vec<u8>) {
+        let c = reqwest::Client::new();
+        let url = format!("http://{}{path}", self.addr);
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut r = c.request(m, url);
+        if let Some(t) = &self.token {
+            r = r.bearer_auth(t);
+        }
+        if let Body::Json(v) = body {
+            r = r.json(v);
+        }
+        let r = r.send().await.unwrap();
+        (
+            r.status().as_u16(),
+            r.bytes().await.unwrap_or_default().to_vec(),
+        )
+    }
+
     /// The live feed's first message (a snapshot), as JSON.
     async fn feed(&self) -> Result<Value, u16> {
         let mut req = format!("ws://{}/ws", self.addr)
@@ -180,6 +199,9 @@ fn example(r: &Route, f: &Fixtures) -> Option<(String, Body)> {
         ),
         ("DELETE", "/api/sources/{name}") => ("/api/sources/none".into(), Body::None),
         ("POST", "/api/import") => ("/api/import?format=geojson".into(), Body::Text("{}")),
+        ("GET", "/api/sync/held") => (r.path.into(), Body::None),
+        ("POST", "/api/sync/push") => (r.path.into(), j(json!({"ops": []}))),
+        ("POST", "/api/sync/pull") => (r.path.into(), j(json!({"held": {}, "limit": 100}))),
         ("POST", "/api/rules") | ("POST", "/api/rules/validate") => {
             (r.path.into(), j(json!({ "text": text })))
         }
@@ -321,6 +343,18 @@ async fn every_route_declares_and_enforces_its_policy() {
     let admin = Client::login(addr, "admin").await;
     let admin_a = Client::login(addr, "admin-a").await;
     let admin_b = Client::login(addr, "admin-b").await;
+    // Node accounts of unit A and of unit B (the federation's link).
+    let node = |name: &str, unit: &str| {
+        let mut conn = ioc_engine::store::connect_path(engine.db_path()).unwrap();
+        let token =
+            ioc_engine::auth::add_node(&mut conn, name, &[unit.to_string()], "test", now, None)
+                .unwrap();
+        Client {
+            addr,
+            token: Some(token),
+        }
+    };
+    let (node_a, node_b) = (node("node-a", A), node("node-b", B));
     let mut by_role = Vec::new();
     for (name, role) in [
         ("oc-prov", Role::OcStaff),
@@ -510,6 +544,41 @@ async fn every_route_declares_and_enforces_its_policy() {
         }
         match r.scoping {
             Scoping::Unscoped(_) => {}
+            Scoping::Nodes(_) => {
+                let (s, v) = admin_a.call(r.method, &path, &body).await;
+                assert_eq!(s, 403, "{what} is for node accounts: {v}");
+                let (sa, a) = node_a.call_bytes(r.method, &path, &body).await;
+                let (sb, b) = node_b.call_bytes(r.method, &path, &body).await;
+                assert_eq!((sa, sb), (200, 200), "{what} as a node");
+                if r.path == "/api/sync/pull" {
+                    let read = |b: &[u8]| {
+                        ioc_engine::sync::wire::decode::<ioc_engine::sync::wire::PullReply>(b, true)
+                            .unwrap()
+                    };
+                    let (a, b) = (read(&a), read(&b));
+                    let units = |r: &ioc_engine::sync::wire::PullReply| {
+                        r.ops
+                            .iter()
+                            .filter_map(|o| match &o.change {
+                                ioc_engine::sync::Change::Alert {
+                                    op: ioc_engine::sync::AlertOp::Opened { alert },
+                                    ..
+                                } => alert.unit.clone(),
+                                _ => None,
+                            })
+                            .collect::<Vec<_>>()
+                    };
+                    assert!(
+                        units(&a).contains(&A.to_string()),
+                        "{what}: A's node gets A's"
+                    );
+                    assert!(
+                        !units(&b).contains(&A.to_string()),
+                        "{what}: B's node gets none of A's"
+                    );
+                }
+                checked.2 += 1;
+            }
             Scoping::Province(_) => {
                 let (s, v) = admin_b.call(r.method, &path, &body).await;
                 assert_eq!(s, 403, "{what} is for the province's people: {v}");
@@ -600,8 +669,10 @@ fn routes_are_added_through_the_table_only() {
 /// everything: a typo in the matrix would show here.
 #[test]
 fn the_permission_matrix_is_sane() {
+    // Everything is the administrator's, but the federation's link, which is a node's only.
     for p in Permission::ALL {
-        assert!(may(Role::Admin, p), "{p:?}");
+        assert_eq!(may(Role::Admin, p), p != Permission::Sync, "{p:?}");
+        assert_eq!(may(Role::Node, p), p == Permission::Sync, "{p:?}");
     }
     for r in [
         Role::Supervisor,

@@ -296,7 +296,7 @@ pub fn DashboardsView() -> impl IntoView {
                                 on:input=move |e| { let v = event_target_value(&e); editing.update(|d| if let Some(d) = d { d.name = v; }); }/>
                         </label>
                         <div class="share">{move || i18n.tr("dash-share")}
-                            {Role::ALL.into_iter().map(|r| view! {
+                            {Role::ALL.into_iter().filter(|r| *r != Role::Node).map(|r| view! {
                                 <label><input type="checkbox" class="dash-share" data-role=r.as_str()
                                     prop:checked=move || editing.get().is_some_and(|d| d.shared_roles.contains(&r))
                                     on:change=move |_| editing.update(|d| if let Some(d) = d {

@@ -65,10 +65,12 @@ pub enum Permission {
     Sources,
     /// Open the video wall's windows on the desktop machine.
     OpenWall,
+    /// Exchange the federation's operations and data (a node account).
+    Sync,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 14] = [
+    pub const ALL: [Permission; 15] = [
         Permission::View,
         Permission::WorkAlerts,
         Permission::Close,
@@ -83,6 +85,7 @@ impl Permission {
         Permission::Audit,
         Permission::Sources,
         Permission::OpenWall,
+        Permission::Sync,
     ];
 
     /// Its name in the API's description.
@@ -102,6 +105,7 @@ impl Permission {
             Permission::Audit => "audit",
             Permission::Sources => "sources",
             Permission::OpenWall => "open_wall",
+            Permission::Sync => "sync",
         }
     }
 }
@@ -110,8 +114,10 @@ impl Permission {
 pub fn may(role: Role, p: Permission) -> bool {
     use Permission::*;
     match role {
-        Role::Admin => true,
-        Role::Supervisor => !matches!(p, ManageUsers | EditSources),
+        // A person is never a node, and a node is nothing but one.
+        Role::Admin => p != Sync,
+        Role::Node => p == Sync,
+        Role::Supervisor => !matches!(p, ManageUsers | EditSources | Sync),
         Role::Operator => matches!(p, View | WorkAlerts | Close | Import | Sources | OpenWall),
         Role::Leader => matches!(p, View | Direct | Audit | EditKpis | OpenWall),
         Role::OcStaff => matches!(p, View | WorkAlerts | AnswerDirectives),
@@ -221,6 +227,47 @@ pub struct NewUser {
     pub role: Role,
     pub units: Vec<String>,
     pub password: String,
+}
+
+/// Adds a node account (`ioc node add`): another console of the federation, which may
+/// exchange operations and data for `units` (empty: the whole province). Its token is
+/// returned, once; it does not expire (disabling the account revokes it). The account has no
+/// usable password: a node never signs in as a person.
+pub fn add_node(
+    conn: &mut Connection,
+    name: &str,
+    units: &[String],
+    actor: &str,
+    now_ms: i64,
+    key: Option<&crate::audit::AuditKey>,
+) -> Result<String, AuthError> {
+    if !crate::sync::config::valid_node_name(name) || name.len() < 2 {
+        return Err(AuthError::Invalid(format!(
+            "node name {name:?}: 2 to 64 lowercase letters, digits or '-'"
+        )));
+    }
+    add_user(
+        conn,
+        &NewUser {
+            username: name.to_string(),
+            display_name: Some(format!("node {name}")),
+            role: Role::Node,
+            units: units.to_vec(),
+            password: new_token(),
+        },
+        actor,
+        now_ms,
+        key,
+    )?;
+    let id: i64 = conn.query_row("SELECT id FROM users WHERE username = ?1", [name], |r| {
+        r.get(0)
+    })?;
+    let token = format!("ioc-node.{}", new_token());
+    conn.execute(
+        "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+        params![token_hash(&token), id, now_ms, i64::MAX],
+    )?;
+    Ok(token)
 }
 
 /// Checks a user name: letters, digits, `.`, `_`, `-`, 2 to 64 of them.
@@ -509,7 +556,8 @@ impl Auth {
                 false
             }
         };
-        let Some((info, _, id)) = found.filter(|_| ok) else {
+        // A node account has no password anyone knows; it never signs in as a person.
+        let Some((info, _, id)) = found.filter(|(i, _, _)| ok && i.role != Role::Node) else {
             let o = self.guard.failed(username, address, now_ms);
             let locked = if o.account_locked {
                 Some("account")

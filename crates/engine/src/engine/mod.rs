@@ -5,6 +5,7 @@
 mod import;
 mod lead;
 mod operations;
+mod sync;
 
 pub use lead::Job;
 
@@ -72,6 +73,10 @@ pub struct Engine {
     /// This node's name in the federation (see [`crate::sync`]).
     node: Arc<str>,
     hlc: Arc<crate::sync::HlcClock>,
+    /// The link to the IOC (`[upstream]`), if any.
+    link: Option<Arc<crate::sync::upstream::Link>>,
+    /// Nodes that synced with this one.
+    nodes: Mutex<HashMap<String, sync::NodeSeen>>,
     config: Arc<Config>,
     clock: Arc<dyn Clock>,
     hub: Arc<Hub>,
@@ -293,9 +298,15 @@ impl Engine {
             config.clone(),
             hub.clone(),
         ));
+        let link = config
+            .upstream
+            .as_ref()
+            .map(|u| Arc::new(crate::sync::upstream::Link::new(&u.url, clock.now())));
         let engine = Engine {
             node,
             hlc,
+            link,
+            nodes: Mutex::new(HashMap::new()),
             auth: Arc::new(auth),
             config,
             clock,
@@ -321,6 +332,7 @@ impl Engine {
         for source in engine.config.effective_sources() {
             engine.start_source(&source, None);
         }
+        engine.start_upstream();
         for (name, text) in managed {
             match SourceConfig::parse(&text) {
                 Ok(c) if engine.sources.get(c.name()).is_none() => {
@@ -747,6 +759,9 @@ impl Engine {
             store_error,
             timezone: self.config.display.timezone.clone(),
             language: self.config.display.language.clone(),
+            node: self.node.to_string(),
+            upstream: self.upstream_link(),
+            nodes: self.node_links(),
         }
     }
 

@@ -56,8 +56,15 @@ impl Pipeline {
         }
         for (origin, seq) in upto {
             if origin != *self.node {
-                let held = self.held.entry(origin).or_default();
-                *held = (*held).max(seq);
+                let held = self.held.entry(origin.clone()).or_default();
+                if seq > *held {
+                    *held = seq;
+                    // Operations left out on purpose are not in the log: what is held of
+                    // the origin is recorded, so a restart does not ask for them again.
+                    p.write
+                        .meta
+                        .push((format!("held:{origin}"), seq.to_string()));
+                }
             }
         }
         for (subject, gid) in touched {

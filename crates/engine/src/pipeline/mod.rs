@@ -228,6 +228,20 @@ impl IngestSender {
             .map_err(|_| EngineClosed)
     }
 
+    /// Takes in operations of other nodes (see [`crate::sync`]); waits until committed.
+    pub async fn merge(
+        &self,
+        ops: Vec<OpRecord>,
+        upto: HashMap<String, u64>,
+    ) -> Result<MergeReport, EngineClosed> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Merge { ops, upto, reply })
+            .await
+            .map_err(|_| EngineClosed)?;
+        rx.await.map_err(|_| EngineClosed)
+    }
+
     /// Sends items and waits until they are committed and published.
     pub async fn ingest(
         &self,

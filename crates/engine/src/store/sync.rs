@@ -121,7 +121,35 @@ impl super::Reader {
                 let (origin, seq) = row?;
                 st.vector.insert(origin, seq as u64);
             }
+            // Past operations left out on purpose (outside this node's units), as recorded.
+            let mut stmt = c.prepare("SELECT key, value FROM meta WHERE key LIKE 'held:%'")?;
+            for row in
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            {
+                let (key, value) = row?;
+                if let (Some(origin), Ok(seq)) = (key.strip_prefix("held:"), value.parse::<u64>()) {
+                    let e = st.vector.entry(origin.to_string()).or_default();
+                    *e = (*e).max(seq);
+                }
+            }
             Ok(st)
+        })
+    }
+
+    /// The unit of an alert by its federation id (`here`: this node's name); `None` when
+    /// there is no such alert here.
+    pub fn alert_unit(&self, gid: &Gid, here: &str) -> Result<Option<Option<String>>, StoreError> {
+        self.with(|c| {
+            let r = if gid.node == here {
+                c.prepare_cached("SELECT unit FROM alerts WHERE id = ?1 AND gid IS NULL")?
+                    .query_row([gid.id], |r| r.get(0))
+                    .optional()?
+            } else {
+                c.prepare_cached("SELECT unit FROM alerts WHERE gid = ?1")?
+                    .query_row([gid.to_string()], |r| r.get(0))
+                    .optional()?
+            };
+            Ok(r)
         })
     }
 

@@ -9,6 +9,9 @@ pub mod config;
 pub mod fold;
 pub mod hlc;
 pub mod op;
+pub mod serve;
+pub mod upstream;
+pub mod wire;
 
 pub use config::{NodeConfig, UpstreamConfig};
 pub use hlc::{Hlc, HlcClock};

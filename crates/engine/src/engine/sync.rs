@@ -1,0 +1,192 @@
+//! The engine's side of the federation's link (see [`crate::sync`]): what a node account may
+//! pull and push, what this node's own `[upstream]` link is doing, and how each node that
+//! syncs with this one is doing, for `/api/health`.
+
+use super::{Engine, EngineError};
+use crate::auth::Principal;
+use crate::sync::serve::Units;
+use crate::sync::wire::{Held, PullReply, PullRequest, PushRequest};
+use chrono::{DateTime, Utc};
+use ioc_model::{LinkState, NodeLink, Role};
+use std::collections::HashMap;
+
+/// A node counts as connected while it synced this recently.
+const NODE_FRESH: chrono::Duration = chrono::Duration::seconds(10);
+
+/// The last contact of a node that syncs with this one.
+#[derive(Debug, Clone)]
+pub(super) struct NodeSeen {
+    at: DateTime<Utc>,
+    lag: u64,
+}
+
+fn node_of(caller: &Principal) -> Result<&str, EngineError> {
+    if caller.info.role != Role::Node {
+        return Err(EngineError::Forbidden(
+            "only a node account (ioc node add) syncs".into(),
+        ));
+    }
+    Ok(&caller.info.username)
+}
+
+impl Engine {
+    /// `POST /api/sync/pull`: what the node lacks and may have.
+    pub async fn sync_pull(
+        &self,
+        caller: &Principal,
+        req: PullRequest,
+    ) -> Result<PullReply, EngineError> {
+        let me = node_of(caller)?.to_string();
+        let (reader, here, scope) = (self.reader.clone(), self.node.clone(), caller.scope());
+        let held_of_ours = req.held.get(&*self.node).copied().unwrap_or(0);
+        let reply = {
+            let me = me.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::sync::serve::pull(&reader, &here, &me, &scope, &req)
+            })
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??
+        };
+        let ours = self.own_last().await?;
+        self.saw_node(&me, ours.saturating_sub(held_of_ours));
+        Ok(reply)
+    }
+
+    /// `POST /api/sync/push`: the node's own operations; those on alerts outside its units
+    /// are left out (counted in `refused`).
+    pub async fn sync_push(
+        &self,
+        caller: &Principal,
+        req: PushRequest,
+    ) -> Result<Held, EngineError> {
+        let me = node_of(caller)?.to_string();
+        if let Some(op) = req.ops.iter().find(|o| o.origin != me) {
+            return Err(EngineError::BadInput(format!(
+                "a node sends its own operations only: {}#{} is not {me:?}'s",
+                op.origin, op.seq
+            )));
+        }
+        let upto = req.ops.iter().map(|o| o.seq).max().unwrap_or(0);
+        let (reader, here, scope) = (self.reader.clone(), self.node.clone(), caller.scope());
+        let (kept, refused) = tokio::task::spawn_blocking(move || {
+            let mut units = Units::new(&reader, &here);
+            units.learn(&req.ops);
+            let mut kept = Vec::with_capacity(req.ops.len());
+            let mut refused = 0;
+            for op in req.ops {
+                match units.of(&op)? {
+                    Some(u) if scope.allows(u.as_deref()) => kept.push(op),
+                    _ => refused += 1,
+                }
+            }
+            Ok::<_, crate::store::StoreError>((kept, refused))
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        if refused > 0 {
+            tracing::warn!("sync: {refused} operations of node {me:?} outside its units left out");
+        }
+        let report = self
+            .merge(kept, HashMap::from([(me.clone(), upto)]))
+            .await?;
+        self.saw_node(&me, 0);
+        Ok(Held {
+            held: report.held.get(&me).copied().unwrap_or(0),
+            applied: report.applied,
+            refused,
+        })
+    }
+
+    /// `GET /api/sync/held`: what this node holds of the caller's operations.
+    pub async fn sync_held(&self, caller: &Principal) -> Result<Held, EngineError> {
+        let me = node_of(caller)?.to_string();
+        let reader = self.reader.clone();
+        let held = tokio::task::spawn_blocking(move || reader.sync_state())
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??
+            .vector
+            .get(&me)
+            .copied()
+            .unwrap_or(0);
+        self.saw_node(&me, 0);
+        Ok(Held {
+            held,
+            ..Default::default()
+        })
+    }
+
+    /// The last sequence of this node's own operations.
+    async fn own_last(&self) -> Result<u64, EngineError> {
+        let (reader, node) = (self.reader.clone(), self.node.clone());
+        Ok(tokio::task::spawn_blocking(move || reader.sync_state())
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??
+            .vector
+            .get(&*node)
+            .copied()
+            .unwrap_or(0))
+    }
+
+    fn saw_node(&self, node: &str, lag: u64) {
+        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        let at = self.clock.now();
+        let e = nodes
+            .entry(node.to_string())
+            .or_insert(NodeSeen { at, lag });
+        e.at = at;
+        // A pull measures the lag; the other calls keep the last measure.
+        if lag > 0 || e.lag == 0 {
+            e.lag = lag;
+        }
+    }
+
+    /// The nodes that synced with this one, for `/api/health`.
+    pub fn node_links(&self) -> Vec<NodeLink> {
+        let now = self.clock.now();
+        let nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<NodeLink> = nodes
+            .iter()
+            .map(|(name, s)| NodeLink {
+                node: name.clone(),
+                state: if now - s.at <= NODE_FRESH {
+                    LinkState::Connected
+                } else {
+                    LinkState::Offline
+                },
+                last_seen: s.at,
+                lag: s.lag,
+            })
+            .collect();
+        out.sort_by(|a, b| a.node.cmp(&b.node));
+        out
+    }
+
+    /// This node's link to its IOC, if it has one.
+    pub fn upstream_link(&self) -> Option<ioc_model::UpstreamLink> {
+        self.link.as_ref().map(|l| l.get())
+    }
+
+    /// Starts the `[upstream]` link, if configured.
+    pub(super) fn start_upstream(&self) {
+        let Some(u) = &self.config.upstream else {
+            return;
+        };
+        let Some(link) = self.link.clone() else {
+            return;
+        };
+        let ctx = crate::sync::upstream::Ctx {
+            url: u.url.clone(),
+            token_file: u.token_file.clone(),
+            node: self.node.clone(),
+            reader: self.reader.clone(),
+            sender: self.sender.clone(),
+            clock: self.clock.clone(),
+            link,
+            cancel: self.cancel.child_token(),
+        };
+        self.tasks
+            .lock()
+            .unwrap()
+            .push(tokio::spawn(crate::sync::upstream::run(ctx)));
+    }
+}

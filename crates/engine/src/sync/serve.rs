@@ -1,0 +1,98 @@
+//! The IOC's side of the link: what a node may pull, and which of what it pushes is within
+//! its units. A node sees and sends only what its account's units allow, by the same scope
+//! as people: an alert belongs to its unit.
+
+use super::wire::{PullReply, PullRequest};
+use super::{AlertOp, Change, Gid, OpRecord};
+use crate::scope::Scope;
+use crate::store::{Reader, StoreError};
+use std::collections::HashMap;
+
+/// The units of shared things, read once per request.
+pub struct Units<'a> {
+    reader: &'a Reader,
+    /// This node's name: a gid of this node names a local alert by its id.
+    here: &'a str,
+    known: HashMap<Gid, Option<Option<String>>>,
+}
+
+impl<'a> Units<'a> {
+    pub fn new(reader: &'a Reader, here: &'a str) -> Units<'a> {
+        Units {
+            reader,
+            here,
+            known: HashMap::new(),
+        }
+    }
+
+    /// Learns the units of alerts opened in `ops` (a push that opens an alert and acts on it).
+    pub fn learn(&mut self, ops: &[OpRecord]) {
+        for op in ops {
+            let Change::Alert { alert, op: a } = &op.change;
+            if let AlertOp::Opened { alert: opened } = a {
+                self.known.insert(alert.clone(), Some(opened.unit.clone()));
+            }
+        }
+    }
+
+    /// The unit of the thing an operation is about: `None` when it is not known here.
+    pub fn of(&mut self, op: &OpRecord) -> Result<Option<Option<String>>, StoreError> {
+        let Change::Alert { alert, op: a } = &op.change;
+        if let AlertOp::Opened { alert: opened } = a {
+            return Ok(Some(opened.unit.clone()));
+        }
+        if let Some(u) = self.known.get(alert) {
+            return Ok(u.clone());
+        }
+        let u = self.reader.alert_unit(alert, self.here)?;
+        self.known.insert(alert.clone(), u.clone());
+        Ok(u)
+    }
+}
+
+/// What a node lacks and may have, oldest first per origin, at most `limit` in all. The
+/// node's own operations are never sent back.
+pub fn pull(
+    reader: &Reader,
+    here: &str,
+    caller: &str,
+    scope: &Scope,
+    req: &PullRequest,
+) -> Result<PullReply, StoreError> {
+    let limit = req.limit.clamp(1, super::wire::BATCH);
+    let mut reply = PullReply::default();
+    let mut units = Units::new(reader, here);
+    let mut origins: Vec<(String, u64)> = reader.sync_state()?.vector.into_iter().collect();
+    origins.sort();
+    for (origin, last) in origins {
+        if origin == caller {
+            continue;
+        }
+        let from = req.held.get(&origin).copied().unwrap_or(0);
+        if from >= last {
+            continue;
+        }
+        let room = limit.saturating_sub(reply.ops.len());
+        if room == 0 {
+            reply.more = true;
+            break;
+        }
+        let ops = reader.ops_after(&origin, from, room)?;
+        let mut upto = from;
+        for op in ops {
+            upto = op.seq;
+            // Unknown here: not sent (it cannot be judged); it is what the scope allows
+            // that matters, and an alert's opening always comes first.
+            if let Some(unit) = units.of(&op)? {
+                if scope.allows(unit.as_deref()) {
+                    reply.ops.push(op);
+                }
+            }
+        }
+        if upto < last {
+            reply.more = true;
+        }
+        reply.upto.insert(origin, upto);
+    }
+    Ok(reply)
+}

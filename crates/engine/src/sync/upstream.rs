@@ -1,0 +1,254 @@
+//! A node's link to its provincial IOC (`[upstream]`): it pushes the operations made here
+//! the IOC lacks, pulls the IOC's that this node lacks and may have, and says truthfully how
+//! the link is (connected, catching up with how much, or offline since when). Every request
+//! has a short timeout and the exchange repeats every second, so a cut shows within 5 s.
+
+use super::wire::{self, Held, PullReply, PullRequest, PushRequest};
+use crate::clock::Clock;
+use crate::pipeline::IngestSender;
+use crate::store::Reader;
+use chrono::{DateTime, Utc};
+use ioc_model::{LinkState, UpstreamLink};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How long one request may take before the link counts as down.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+/// Between two exchanges when all is sent and received.
+const IDLE: Duration = Duration::from_secs(1);
+/// The longest wait between two attempts while the IOC cannot be reached.
+const MAX_BACKOFF: Duration = Duration::from_secs(4);
+
+/// The link as the rest of the engine sees it.
+pub struct Link {
+    state: Mutex<UpstreamLink>,
+    /// What the IOC was known to hold of this node's operations.
+    upstream_held: Mutex<u64>,
+}
+
+impl Link {
+    pub fn new(url: &str, now: DateTime<Utc>) -> Link {
+        Link {
+            state: Mutex::new(UpstreamLink {
+                state: LinkState::Offline,
+                backlog: 0,
+                since: now,
+                url: url.to_string(),
+                error: Some("not connected yet".into()),
+                last_sync: None,
+            }),
+            upstream_held: Mutex::new(0),
+        }
+    }
+
+    pub fn get(&self) -> UpstreamLink {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, state: LinkState, backlog: u64, error: Option<String>, now: DateTime<Utc>) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if s.state != state {
+            s.since = now;
+            match state {
+                LinkState::Offline => tracing::warn!(
+                    "upstream {}: offline ({})",
+                    s.url,
+                    error.as_deref().unwrap_or("?")
+                ),
+                _ => tracing::info!("upstream {}: {:?}, backlog {backlog}", s.url, state),
+            }
+        }
+        s.state = state;
+        s.backlog = backlog;
+        s.error = error;
+        if state != LinkState::Offline {
+            s.last_sync = Some(now);
+        }
+    }
+}
+
+/// What the link task needs.
+pub struct Ctx {
+    pub url: String,
+    pub token_file: std::path::PathBuf,
+    pub node: Arc<str>,
+    pub reader: Arc<Reader>,
+    pub sender: IngestSender,
+    pub clock: Arc<dyn Clock>,
+    pub link: Arc<Link>,
+    pub cancel: CancellationToken,
+}
+
+/// Runs the link until cancelled.
+pub async fn run(ctx: Ctx) {
+    let client = match reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(REQUEST_TIMEOUT)
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("upstream: cannot make an HTTP client: {e}");
+            return;
+        }
+    };
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let wait = match round(&ctx, &client).await {
+            Ok(caught_up) => {
+                backoff = Duration::from_millis(250);
+                if caught_up {
+                    IDLE
+                } else {
+                    Duration::ZERO
+                }
+            }
+            Err(e) => {
+                let backlog = own_backlog(&ctx).await;
+                ctx.link
+                    .set(LinkState::Offline, backlog, Some(e), ctx.clock.now());
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                backoff
+            }
+        };
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Operations made here the IOC is not known to hold.
+async fn own_backlog(ctx: &Ctx) -> u64 {
+    let held = *ctx
+        .link
+        .upstream_held
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    own_last(ctx).await.saturating_sub(held)
+}
+
+async fn own_last(ctx: &Ctx) -> u64 {
+    let (reader, node) = (ctx.reader.clone(), ctx.node.clone());
+    tokio::task::spawn_blocking(move || {
+        reader
+            .sync_state()
+            .map(|s| s.vector.get(&*node).copied().unwrap_or(0))
+            .unwrap_or(0)
+    })
+    .await
+    .unwrap_or(0)
+}
+
+async fn call<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    req: reqwest::RequestBuilder,
+) -> Result<T, String> {
+    let _ = client;
+    let resp = req.send().await.map_err(|e| {
+        if e.is_timeout() {
+            "no answer in 3 s".to_string()
+        } else if e.is_connect() {
+            "cannot connect".to_string()
+        } else {
+            e.to_string()
+        }
+    })?;
+    let status = resp.status();
+    let gzip = resp
+        .headers()
+        .get(reqwest::header::CONTENT_ENCODING)
+        .is_some_and(|v| v == "gzip");
+    let body = resp.bytes().await.map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        let msg = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect());
+        return Err(format!("the IOC answered {status}: {msg}"));
+    }
+    wire::decode(&body, gzip)
+}
+
+/// One exchange: push, then pull. True when nothing is left on either side.
+async fn round(ctx: &Ctx, client: &reqwest::Client) -> Result<bool, String> {
+    let token = tokio::fs::read_to_string(&ctx.token_file)
+        .await
+        .map_err(|e| format!("token file {}: {e}", ctx.token_file.display()))?;
+    let token = token.trim();
+    let base = ctx.url.trim_end_matches('/');
+    let auth = format!("Bearer {token}");
+
+    // Push what the IOC lacks of ours.
+    let held: Held = call(
+        client,
+        client
+            .get(format!("{base}/api/sync/held"))
+            .header(reqwest::header::AUTHORIZATION, &auth),
+    )
+    .await?;
+    let mut upstream_held = held.held;
+    let (reader, node) = (ctx.reader.clone(), ctx.node.clone());
+    let mine = tokio::task::spawn_blocking(move || reader.ops_after(&node, held.held, wire::BATCH))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let pushed_all = mine.len() < wire::BATCH;
+    if !mine.is_empty() {
+        let body = wire::encode(&PushRequest { ops: mine });
+        let h: Held = call(
+            client,
+            client
+                .post(format!("{base}/api/sync/push"))
+                .header(reqwest::header::AUTHORIZATION, &auth)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(reqwest::header::CONTENT_ENCODING, "gzip")
+                .body(body),
+        )
+        .await?;
+        upstream_held = h.held;
+    }
+    *ctx.link
+        .upstream_held
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = upstream_held;
+
+    // Pull what we lack of theirs.
+    let reader = ctx.reader.clone();
+    let held_here = tokio::task::spawn_blocking(move || reader.sync_state())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?
+        .vector;
+    let body = wire::encode(&PullRequest {
+        held: held_here,
+        limit: wire::BATCH,
+    });
+    let reply: PullReply = call(
+        client,
+        client
+            .post(format!("{base}/api/sync/pull"))
+            .header(reqwest::header::AUTHORIZATION, &auth)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::CONTENT_ENCODING, "gzip")
+            .body(body),
+    )
+    .await?;
+    let more = reply.more;
+    if !reply.ops.is_empty() || !reply.upto.is_empty() {
+        ctx.sender
+            .merge(reply.ops, reply.upto)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let backlog = own_last(ctx).await.saturating_sub(upstream_held);
+    let caught_up = pushed_all && !more && backlog == 0;
+    let state = if caught_up {
+        LinkState::Connected
+    } else {
+        LinkState::CatchingUp
+    };
+    ctx.link.set(state, backlog, None, ctx.clock.now());
+    Ok(caught_up)
+}

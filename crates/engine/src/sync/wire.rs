@@ -1,0 +1,100 @@
+//! What the sync link carries between nodes (both ends are this engine): requests and
+//! answers as JSON, gzip-compressed (operations compress about tenfold), with the size after
+//! decompression bounded so a crafted body cannot blow up memory.
+
+use super::OpRecord;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+
+/// The most a body may hold once decompressed.
+pub const MAX_DECODED: u64 = 64 << 20;
+
+/// Operations per answer or push.
+pub const BATCH: usize = 2_000;
+
+/// `POST /api/sync/pull`: what the caller holds, per origin.
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq)]
+pub struct PullRequest {
+    pub held: HashMap<String, u64>,
+    pub limit: usize,
+}
+
+/// The answer: operations the caller lacks and may have; per origin, up to where the caller
+/// now holds everything it may have (`upto`); `more` when the limit cut the answer short.
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq)]
+pub struct PullReply {
+    pub ops: Vec<OpRecord>,
+    pub upto: HashMap<String, u64>,
+    pub more: bool,
+}
+
+/// `POST /api/sync/push`: the caller's own operations, in sequence order.
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq)]
+pub struct PushRequest {
+    pub ops: Vec<OpRecord>,
+}
+
+/// The answer to a push, and to `GET /api/sync/held`: everything of the caller's up to
+/// `held` is here. `refused`: operations on alerts outside the caller's units (left out).
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq)]
+pub struct Held {
+    pub held: u64,
+    #[serde(default)]
+    pub applied: usize,
+    #[serde(default)]
+    pub refused: usize,
+}
+
+pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    let json = serde_json::to_vec(v).expect("sync messages serialize");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&json).expect("writing to memory");
+    gz.finish().expect("writing to memory")
+}
+
+/// Reads a body: gzip when `gzip`, else plain JSON.
+pub fn decode<T: DeserializeOwned>(body: &[u8], gzip: bool) -> Result<T, String> {
+    let mut json = Vec::new();
+    if gzip {
+        flate2::read::GzDecoder::new(body)
+            .take(MAX_DECODED + 1)
+            .read_to_end(&mut json)
+            .map_err(|e| format!("not gzip: {e}"))?;
+        if json.len() as u64 > MAX_DECODED {
+            return Err(format!("over {} MiB once decompressed", MAX_DECODED >> 20));
+        }
+    } else {
+        json = body.to_vec();
+    }
+    serde_json::from_slice(&json).map_err(|e| format!("not a sync message: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_bounds() {
+        let r = Held {
+            held: 7,
+            applied: 2,
+            refused: 1,
+        };
+        assert_eq!(decode::<Held>(&encode(&r), true).unwrap(), r);
+        assert_eq!(decode::<Held>(br#"{"held": 3}"#, false).unwrap().held, 3);
+        assert!(decode::<Held>(b"{}", true)
+            .unwrap_err()
+            .starts_with("not gzip"));
+        // A bomb: 100 MiB of zeros compress to ~100 KiB.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![b' '; 1 << 20];
+        for _ in 0..100 {
+            gz.write_all(&zeros).unwrap();
+        }
+        let bomb = gz.finish().unwrap();
+        assert!(bomb.len() < 1 << 20);
+        assert!(decode::<Held>(&bomb, true).unwrap_err().contains("MiB"));
+    }
+}

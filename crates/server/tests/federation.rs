@@ -1,0 +1,266 @@
+//! A commune OC linked to the provincial IOC over HTTP, through a proxy the test can cut:
+//! the OC's alert reaches the IOC, the link state is told truthfully on both sides, acts made
+//! while apart are queued and merged when the link returns, and the OC sees only its units.
+
+mod common;
+
+use ioc_engine::alerts::AlertAction;
+use ioc_engine::{Config, Engine, Item, Obs};
+use ioc_model::{Alert, AlertState, Domain, Entity, LinkState};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+
+const RULES: &str = r#"
+[[rule]]
+name = "water-alarm-3"
+when = "metric == 'water_level' && value >= 5.0"
+severity = "critical"
+category = "flood"
+message = "Mực nước {value} m vượt báo động III"
+"#;
+
+const NAM_DAN: &str = "17935";
+const VINH: &str = "16681";
+
+/// A TCP proxy the test can cut (every connection dropped, new ones refused) and restore.
+struct Proxy {
+    addr: SocketAddr,
+    open: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn to(target: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let open = Arc::new(AtomicBool::new(true));
+        let conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let (o, c) = (open.clone(), conns.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !o.load(Ordering::SeqCst) {
+                    continue; // dropped: the cable is out
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                c.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Proxy { addr, open, conns }
+    }
+
+    fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+fn gauge(id: &str, unit: &str) -> Item {
+    Item::Entity(Box::new(
+        Entity::new(id, "WaterLevelGauge", &format!("Trạm {id}"), Domain::Water)
+            .at(105.49, 18.70)
+            .in_unit(unit, unit),
+    ))
+}
+
+fn level(id: &str, value: f64) -> Item {
+    Item::Obs(Obs {
+        entity: Arc::from(id),
+        metric: Arc::from("water_level"),
+        time: chrono::Utc::now(),
+        value,
+    })
+}
+
+fn alerts_of(engine: &Engine) -> Vec<Alert> {
+    let rt = tokio::runtime::Handle::current();
+    let mut all =
+        tokio::task::block_in_place(|| rt.block_on(engine.alerts(AlertState::ALL.to_vec(), 1000)))
+            .unwrap();
+    all.sort_by_key(|a| a.id);
+    // With their timelines.
+    all.into_iter()
+        .map(|a| {
+            tokio::task::block_in_place(|| rt.block_on(engine.alert(a.id)))
+                .unwrap()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Waits up to `secs` for `what`; the time it took.
+async fn within(secs: u64, what: &str, mut ok: impl FnMut() -> bool) -> Duration {
+    let t = Instant::now();
+    while !ok() {
+        assert!(
+            t.elapsed() < Duration::from_secs(secs),
+            "not within {secs} s: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    t.elapsed()
+}
+
+fn shared(mut a: Alert) -> Alert {
+    a.id = 0;
+    a
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oc_linked_to_the_ioc_through_a_cut() {
+    // The province.
+    let (_ioc_dir, ioc, ioc_addr) = common::start_with(|c| {
+        *c = {
+            let mut n = Config::parse(RULES).unwrap().without_demo();
+            n.paths = c.paths.clone();
+            n
+        };
+        c.node.name = Some("ioc-nghe-an".into());
+    })
+    .await;
+    let token = {
+        let mut conn = ioc_engine::store::connect_path(ioc.db_path()).unwrap();
+        ioc_engine::auth::add_node(&mut conn, "oc-nam-dan", &[NAM_DAN.into()], "test", 0, None)
+            .unwrap()
+    };
+    let proxy = Proxy::to(ioc_addr).await;
+
+    // The commune, linked through the proxy.
+    let oc_dir = tempfile::tempdir().unwrap();
+    let token_file = oc_dir.path().join("upstream.token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let mut config = Config::parse(RULES).unwrap().without_demo();
+    config.paths.data = Some(oc_dir.path().join("data"));
+    config.node.name = Some("oc-nam-dan".into());
+    config.upstream = Some(ioc_engine::config::UpstreamConfig {
+        url: format!("http://{}", proxy.addr),
+        token_file,
+    });
+    let oc = Arc::new(Engine::start(config).await.unwrap());
+
+    // Connected, nothing to send.
+    within(10, "the OC connects", || {
+        oc.health()
+            .upstream
+            .is_some_and(|u| u.state == LinkState::Connected)
+    })
+    .await;
+    assert!(ioc
+        .health()
+        .nodes
+        .iter()
+        .any(|n| n.node == "oc-nam-dan" && n.state == LinkState::Connected));
+    assert!(ioc.health().upstream.is_none(), "the IOC has no upstream");
+
+    // The OC's gauge crosses level III; the province's own gauges, one in the commune and
+    // one in Vinh, do too.
+    oc.sender()
+        .ingest(
+            "t",
+            vec![gauge("wl-nam-dan", NAM_DAN), level("wl-nam-dan", 5.4)],
+        )
+        .await
+        .unwrap();
+    ioc.sender()
+        .ingest(
+            "t",
+            vec![
+                gauge("wl-ioc-nam-dan", NAM_DAN),
+                gauge("wl-vinh", VINH),
+                level("wl-ioc-nam-dan", 5.2),
+                level("wl-vinh", 6.0),
+            ],
+        )
+        .await
+        .unwrap();
+    let took = within(10, "the OC's alert reaches the IOC", || {
+        alerts_of(&ioc).len() == 3
+    })
+    .await;
+    eprintln!("OC alert at the IOC after {took:?}");
+    within(10, "the IOC's alert of Nam Đàn reaches the OC", || {
+        alerts_of(&oc).len() == 2
+    })
+    .await;
+    let oc_alert = alerts_of(&oc)
+        .into_iter()
+        .find(|a| a.entity.as_deref() == Some("wl-nam-dan"))
+        .unwrap();
+    let ioc_copy = alerts_of(&ioc)
+        .into_iter()
+        .find(|a| a.entity.as_deref() == Some("wl-nam-dan"))
+        .unwrap();
+    assert_eq!(shared(ioc_copy.clone()), shared(oc_alert.clone()));
+    // Vinh is not the OC's: never sent.
+    assert!(!alerts_of(&oc)
+        .iter()
+        .any(|a| a.entity.as_deref() == Some("wl-vinh")));
+
+    // The cable is cut. The OC says so within 5 s.
+    proxy.cut();
+    let took = within(5, "the OC sees the link down", || {
+        oc.health()
+            .upstream
+            .is_some_and(|u| u.state == LinkState::Offline)
+    })
+    .await;
+    eprintln!("offline shown after {took:?}");
+    // Both act while apart: the OC acknowledges (queued), the IOC resolves and closes.
+    oc.alert_act(oc_alert.id, AlertAction::Ack, "nv-xa", None, None)
+        .await
+        .unwrap();
+    within(5, "the OC counts its queued act", || {
+        oc.health().upstream.is_some_and(|u| u.backlog >= 1)
+    })
+    .await;
+    for a in [AlertAction::Resolve, AlertAction::Close] {
+        ioc.alert_act(ioc_copy.id, a, "lanh-dao", None, None)
+            .await
+            .unwrap();
+    }
+
+    // Back: both converge on one state, with both acts.
+    proxy.restore();
+    within(10, "the OC reconnects and sends its backlog", || {
+        oc.health()
+            .upstream
+            .is_some_and(|u| u.state == LinkState::Connected && u.backlog == 0)
+    })
+    .await;
+    within(10, "both hold the same alert", || {
+        let a = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                (
+                    ioc.alert(ioc_copy.id).await.unwrap().unwrap(),
+                    oc.alert(oc_alert.id).await.unwrap().unwrap(),
+                )
+            })
+        });
+        shared(a.0) == shared(a.1)
+    })
+    .await;
+    let a = ioc.alert(ioc_copy.id).await.unwrap().unwrap();
+    assert_eq!(a.state, AlertState::Closed);
+    for (who, node) in [("nv-xa", "oc-nam-dan"), ("lanh-dao", "ioc-nghe-an")] {
+        assert!(
+            a.events
+                .iter()
+                .any(|e| e.actor == who && e.node.as_deref() == Some(node)),
+            "{who}@{node} on the timeline: {:?}",
+            a.events
+        );
+    }
+    oc.shutdown().await;
+}
