@@ -53,8 +53,11 @@ pub enum LinkState {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct UpstreamLink {
     pub state: LinkState,
-    /// Operations made here the IOC does not have yet.
+    /// Operations made here (what people did, alerts raised) the IOC does not have yet.
     pub backlog: u64,
+    /// Readings and device changes stored here the IOC has not taken yet.
+    #[serde(default)]
+    pub data_backlog: u64,
     /// Since when it is in this state.
     pub since: DateTime<Utc>,
     /// The IOC's address.

@@ -474,6 +474,14 @@ pub fn build() -> Routes {
             crate::sync::pull,
             "Operations the node lacks, of its units only (gzip JSON)",
         )
+        .add(
+            Post,
+            "/api/sync/data",
+            Role(P::Sync),
+            Nodes("devices and readings outside its units are left out"),
+            crate::sync::data,
+            "Devices and readings a node stored (gzip JSON), history included",
+        )
         // Rules
         .add(
             Get,

@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use indexmap::IndexMap;
-use ioc_engine::sync::wire::{self, PullRequest, PushRequest};
+use ioc_engine::sync::wire::{self, DataPush, PullRequest, PushRequest};
 
 /// The most a compressed sync body may be.
 const MAX_BODY: usize = 32 << 20;
@@ -93,4 +93,15 @@ pub async fn pull(
 ) -> Result<Gz, ApiError> {
     let req: PullRequest = read(&headers, body).await?;
     Ok(Gz::of(&st.engine.sync_pull(&c.who, req).await?))
+}
+
+/// `POST /api/sync/data`.
+pub async fn data(
+    State(st): State<AppState>,
+    c: Caller,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Gz, ApiError> {
+    let push: DataPush = read(&headers, body).await?;
+    Ok(Gz::of(&st.engine.sync_data(&c.who, push).await?))
 }

@@ -76,12 +76,51 @@ fn gauge(id: &str, unit: &str) -> Item {
 }
 
 fn level(id: &str, value: f64) -> Item {
+    level_at(id, value, chrono::Utc::now())
+}
+
+fn level_at(id: &str, value: f64, time: chrono::DateTime<chrono::Utc>) -> Item {
     Item::Obs(Obs {
         entity: Arc::from(id),
         metric: Arc::from("water_level"),
-        time: chrono::Utc::now(),
+        time,
         value,
     })
+}
+
+/// An IOC, and a commune OC (node account for Nam Đàn) linked to it through a proxy.
+async fn province() -> (
+    Arc<Engine>,
+    Arc<Engine>,
+    Proxy,
+    tempfile::TempDir,
+    tempfile::TempDir,
+) {
+    let (ioc_dir, ioc, ioc_addr) = common::start_with(|c| {
+        let mut n = Config::parse(RULES).unwrap().without_demo();
+        n.paths = c.paths.clone();
+        n.node.name = Some("ioc-nghe-an".into());
+        *c = n;
+    })
+    .await;
+    let token = {
+        let mut conn = ioc_engine::store::connect_path(ioc.db_path()).unwrap();
+        ioc_engine::auth::add_node(&mut conn, "oc-nam-dan", &[NAM_DAN.into()], "test", 0, None)
+            .unwrap()
+    };
+    let proxy = Proxy::to(ioc_addr).await;
+    let oc_dir = tempfile::tempdir().unwrap();
+    let token_file = oc_dir.path().join("upstream.token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let mut config = Config::parse(RULES).unwrap().without_demo();
+    config.paths.data = Some(oc_dir.path().join("data"));
+    config.node.name = Some("oc-nam-dan".into());
+    config.upstream = Some(ioc_engine::config::UpstreamConfig {
+        url: format!("http://{}", proxy.addr),
+        token_file,
+    });
+    let oc = Arc::new(Engine::start(config).await.unwrap());
+    (ioc, oc, proxy, ioc_dir, oc_dir)
 }
 
 fn alerts_of(engine: &Engine) -> Vec<Alert> {
@@ -120,35 +159,7 @@ fn shared(mut a: Alert) -> Alert {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oc_linked_to_the_ioc_through_a_cut() {
-    // The province.
-    let (_ioc_dir, ioc, ioc_addr) = common::start_with(|c| {
-        *c = {
-            let mut n = Config::parse(RULES).unwrap().without_demo();
-            n.paths = c.paths.clone();
-            n
-        };
-        c.node.name = Some("ioc-nghe-an".into());
-    })
-    .await;
-    let token = {
-        let mut conn = ioc_engine::store::connect_path(ioc.db_path()).unwrap();
-        ioc_engine::auth::add_node(&mut conn, "oc-nam-dan", &[NAM_DAN.into()], "test", 0, None)
-            .unwrap()
-    };
-    let proxy = Proxy::to(ioc_addr).await;
-
-    // The commune, linked through the proxy.
-    let oc_dir = tempfile::tempdir().unwrap();
-    let token_file = oc_dir.path().join("upstream.token");
-    std::fs::write(&token_file, format!("{token}\n")).unwrap();
-    let mut config = Config::parse(RULES).unwrap().without_demo();
-    config.paths.data = Some(oc_dir.path().join("data"));
-    config.node.name = Some("oc-nam-dan".into());
-    config.upstream = Some(ioc_engine::config::UpstreamConfig {
-        url: format!("http://{}", proxy.addr),
-        token_file,
-    });
-    let oc = Arc::new(Engine::start(config).await.unwrap());
+    let (ioc, oc, proxy, _ioc_dir, _oc_dir) = province().await;
 
     // Connected, nothing to send.
     within(10, "the OC connects", || {
@@ -262,5 +273,87 @@ async fn an_oc_linked_to_the_ioc_through_a_cut() {
             a.events
         );
     }
+    oc.shutdown().await;
+}
+
+/// An outage's readings reach the IOC afterwards: its series (and so its rollups and KPIs)
+/// for the period equal the OC's; history raises nothing at the IOC; a device outside the
+/// node's units is left out, and the OC's outbox still empties.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readings_of_an_outage_fill_in_at_the_ioc() {
+    let (ioc, oc, proxy, _d1, _d2) = province().await;
+    within(10, "the OC connects", || {
+        oc.health()
+            .upstream
+            .is_some_and(|u| u.state == LinkState::Connected)
+    })
+    .await;
+    proxy.cut();
+    within(5, "offline", || {
+        oc.health()
+            .upstream
+            .is_some_and(|u| u.state == LinkState::Offline)
+    })
+    .await;
+    // Three hours of the cut: 40 gauges of the commune and one of Vinh, a reading a minute,
+    // dated 5 to 4 hours ago, above alarm level III.
+    let start = chrono::Utc::now() - chrono::Duration::hours(5);
+    let mut items = vec![gauge("wl-vinh-oc", VINH)];
+    for g in 0..40 {
+        items.push(gauge(&format!("wl-{g}"), NAM_DAN));
+    }
+    for m in 0..60 {
+        let t = start + chrono::Duration::minutes(m);
+        for g in 0..40 {
+            items.push(level_at(
+                &format!("wl-{g}"),
+                5.0 + (g * m % 7) as f64 / 10.0,
+                t,
+            ));
+        }
+        items.push(level_at("wl-vinh-oc", 6.0, t));
+    }
+    let r = oc.sender().ingest("t", items).await.unwrap();
+    assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+    assert_eq!(r.history, 2460);
+    within(5, "the OC counts what waits", || {
+        oc.health().upstream.is_some_and(|u| u.data_backlog >= 2460)
+    })
+    .await;
+
+    proxy.restore();
+    let took = within(20, "the OC's outbox empties", || {
+        oc.health()
+            .upstream
+            .is_some_and(|u| u.state == LinkState::Connected && u.data_backlog == 0)
+    })
+    .await;
+    eprintln!("2,501 devices and readings taken by the IOC {took:?} after the link came back");
+    let (from, to) = (start, start + chrono::Duration::hours(1));
+    for g in 0..40 {
+        let id = format!("wl-{g}");
+        let at = |e: &Arc<Engine>| {
+            let (e, id) = (e.clone(), id.clone());
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async move {
+                    e.series(id, "water_level".into(), from, to)
+                        .await
+                        .unwrap()
+                        .expect("a series")
+                })
+            })
+        };
+        let (i, o) = (at(&ioc), at(&oc));
+        assert_eq!(i.points.len(), 60, "{id}");
+        assert_eq!(i.points, o.points, "{id}: the IOC's series is the OC's");
+    }
+    assert!(
+        ioc.hub().entity("wl-vinh-oc").is_none(),
+        "Vinh is not the OC's"
+    );
+    assert!(
+        alerts_of(&ioc).is_empty(),
+        "history pages no one at the IOC"
+    );
     oc.shutdown().await;
 }

@@ -202,6 +202,10 @@ fn example(r: &Route, f: &Fixtures) -> Option<(String, Body)> {
         ("GET", "/api/sync/held") => (r.path.into(), Body::None),
         ("POST", "/api/sync/push") => (r.path.into(), j(json!({"ops": []}))),
         ("POST", "/api/sync/pull") => (r.path.into(), j(json!({"held": {}, "limit": 100}))),
+        ("POST", "/api/sync/data") => (
+            r.path.into(),
+            j(json!({"entities": [], "obs": [], "upto": 0})),
+        ),
         ("POST", "/api/rules") | ("POST", "/api/rules/validate") => {
             (r.path.into(), j(json!({ "text": text })))
         }

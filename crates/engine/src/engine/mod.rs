@@ -261,6 +261,8 @@ impl Engine {
                 hlc: hlc.clone(),
                 gids: sync_state.alert_gids.into_iter().collect(),
                 held: sync_state.vector,
+                outbox: config.upstream.is_some(),
+                foreign_entities: sync_state.foreign_entities,
             },
             crate::pipeline::plausible::Ranges::new(&config.metrics),
             ops,

@@ -5,7 +5,7 @@
 use super::{Engine, EngineError};
 use crate::auth::Principal;
 use crate::sync::serve::Units;
-use crate::sync::wire::{Held, PullReply, PullRequest, PushRequest};
+use crate::sync::wire::{DataPush, DataTaken, Held, PullReply, PullRequest, PushRequest};
 use chrono::{DateTime, Utc};
 use ioc_model::{LinkState, NodeLink, Role};
 use std::collections::HashMap;
@@ -97,6 +97,66 @@ impl Engine {
         })
     }
 
+    /// `POST /api/sync/data`: devices and readings a node stored (during an outage too: what
+    /// is older than `[alerts] history_after` is history, stored and rolled up, never paging
+    /// anyone). Those outside its units are left out and counted.
+    pub async fn sync_data(
+        &self,
+        caller: &Principal,
+        push: DataPush,
+    ) -> Result<DataTaken, EngineError> {
+        let me = node_of(caller)?.to_string();
+        let scope = caller.scope();
+        let mut refused = 0;
+        let mut allowed = std::collections::HashSet::new();
+        let mut items = Vec::with_capacity(push.entities.len() + push.obs.len());
+        for e in push.entities {
+            if scope.allows(e.unit.as_deref()) {
+                allowed.insert(e.id.clone());
+                items.push(crate::ingest::Item::Entity(Box::new(e)));
+            } else {
+                refused += 1;
+            }
+        }
+        for (entity, metric, ts, value) in push.obs {
+            let ok = allowed.contains(&entity)
+                || self
+                    .hub
+                    .entity(&entity)
+                    .is_some_and(|e| scope.allows(e.unit.as_deref()));
+            let Some(time) = DateTime::<Utc>::from_timestamp_millis(ts) else {
+                refused += 1;
+                continue;
+            };
+            if !ok {
+                refused += 1;
+                continue;
+            }
+            items.push(crate::ingest::Item::Obs(crate::ingest::Obs {
+                entity: entity.into(),
+                metric: metric.into(),
+                time,
+                value,
+            }));
+        }
+        if refused > 0 {
+            tracing::warn!(
+                "sync: {refused} devices or readings of node {me:?} outside its units left out"
+            );
+        }
+        let report = self
+            .sender
+            .ingest(&format!("{}{me}", crate::sync::NODE_SOURCE), items)
+            .await
+            .map_err(|_| EngineError::Closed)?;
+        self.saw_node(&me, 0);
+        Ok(DataTaken {
+            upto: push.upto,
+            accepted: report.accepted,
+            refused: refused + report.rejected.len(),
+        })
+    }
+
     /// `GET /api/sync/held`: what this node holds of the caller's operations.
     pub async fn sync_held(&self, caller: &Principal) -> Result<Held, EngineError> {
         let me = node_of(caller)?.to_string();
@@ -179,6 +239,7 @@ impl Engine {
             token_file: u.token_file.clone(),
             node: self.node.clone(),
             reader: self.reader.clone(),
+            db: self.db_path.clone(),
             sender: self.sender.clone(),
             clock: self.clock.clone(),
             link,

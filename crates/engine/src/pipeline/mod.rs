@@ -264,6 +264,10 @@ pub(crate) struct Federation {
     pub gids: HashMap<i64, Gid>,
     /// Per origin, the highest sequence held.
     pub held: HashMap<String, u64>,
+    /// Keep devices and readings for the upstream IOC (a node with an `[upstream]`).
+    pub outbox: bool,
+    /// Devices of other nodes (see `EntityRec::foreign`).
+    pub foreign_entities: std::collections::HashSet<i64>,
 }
 
 /// The acts a change made by a person's other operation consists of (an incident resolved
@@ -305,6 +309,10 @@ struct EntityRec {
     series: HashMap<Arc<str>, i64>,
     /// PM2.5 and PM10 hourly windows for the NowCast, and what a message changed in them.
     particulates: Option<Box<particulates::Particulates>>,
+    /// A device of another node (registered through the federation's link): its readings
+    /// are stored, rolled up and shown here, but its own node's rules evaluate them (their
+    /// alerts come through the link), so this node's rules do not page twice for one event.
+    foreign: bool,
 }
 
 #[derive(Default)]
@@ -392,6 +400,8 @@ pub(crate) struct Pipeline {
     gids: HashMap<i64, Gid>,
     /// Per origin, the operations held: everything up to this sequence.
     held: HashMap<String, u64>,
+    /// See [`Federation::outbox`].
+    outbox: bool,
     /// Operations in batches not committed yet (by batch number): a fold reads the store
     /// and these.
     uncommitted: std::collections::VecDeque<(u64, OpRecord)>,
@@ -446,6 +456,7 @@ impl Pipeline {
                     entity: e,
                     series: HashMap::new(),
                     particulates: None,
+                    foreign: federation.foreign_entities.contains(&id),
                 },
             );
         }
@@ -492,6 +503,7 @@ impl Pipeline {
             hlc: federation.hlc,
             gids: federation.gids,
             held: federation.held,
+            outbox: federation.outbox,
             uncommitted: Default::default(),
             ranges,
             aq_changed: Vec::new(),
@@ -614,10 +626,12 @@ impl Pipeline {
     /// An empty batch with the next number.
     fn next_batch(&mut self) -> Prepared {
         self.batches += 1;
-        Prepared {
+        let mut p = Prepared {
             batch: self.batches,
             ..Default::default()
-        }
+        };
+        p.write.outbox = self.outbox;
+        p
     }
 
     /// Takes `first` and whatever else is already queued, up to `batch_max` items.
@@ -858,10 +872,12 @@ impl Pipeline {
         }
         e.latest.clear();
         e.last_seen = None;
+        let foreign = source.starts_with(crate::sync::NODE_SOURCE);
         let id = match self.reg.by_ext.get(e.id.as_str()) {
             Some(&id) => {
                 let rec = self.reg.recs.get_mut(&id).expect("registry consistent");
                 merge_known(&mut e, &rec.entity);
+                rec.foreign |= foreign;
                 if rec.entity == e {
                     return Ok(()); // nothing new
                 }
@@ -882,6 +898,7 @@ impl Pipeline {
                         entity: e.clone(),
                         series: HashMap::new(),
                         particulates: None,
+                        foreign,
                     },
                 );
                 id
@@ -980,7 +997,7 @@ impl Pipeline {
         }
 
         let stats = &self.stats;
-        if live {
+        if live && !rec.foreign {
             self.eval.observe(
                 &self.rules,
                 &Observed {

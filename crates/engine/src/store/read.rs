@@ -31,6 +31,31 @@ pub struct Reader {
     pool: Mutex<Vec<Connection>>,
 }
 
+/// (internal id, entity) from `SELECT id, ext_id, type, name, lon, lat, unit, unit_name,
+/// domain, attributes, status FROM entities` (its `latest` is not filled).
+pub(super) fn entity_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Entity)> {
+    let domain: String = r.get(8)?;
+    let attributes: String = r.get(9)?;
+    let status: String = r.get(10)?;
+    Ok((
+        r.get::<_, i64>(0)?,
+        Entity {
+            id: r.get(1)?,
+            kind: r.get(2)?,
+            name: r.get(3)?,
+            lon: r.get::<_, Option<f64>>(4)?,
+            lat: r.get::<_, Option<f64>>(5)?,
+            unit: r.get(6)?,
+            unit_name: r.get(7)?,
+            domain: Domain::parse(&domain).unwrap_or(Domain::Other),
+            attributes: serde_json::from_str(&attributes).unwrap_or_default(),
+            status: EntityStatus::parse(&status).unwrap_or_default(),
+            last_seen: None,
+            latest: Default::default(),
+        },
+    ))
+}
+
 pub fn event_kind_str(k: AlertEventKind) -> &'static str {
     match k {
         AlertEventKind::Raised => "raised",
@@ -150,28 +175,7 @@ impl Reader {
                 "SELECT id, ext_id, type, name, lon, lat, unit, unit_name, domain, attributes,
                         status FROM entities ORDER BY id",
             )?;
-            let rows = stmt.query_map([], |r| {
-                let domain: String = r.get(8)?;
-                let attributes: String = r.get(9)?;
-                let status: String = r.get(10)?;
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    Entity {
-                        id: r.get(1)?,
-                        kind: r.get(2)?,
-                        name: r.get(3)?,
-                        lon: r.get::<_, Option<f64>>(4)?,
-                        lat: r.get::<_, Option<f64>>(5)?,
-                        unit: r.get(6)?,
-                        unit_name: r.get(7)?,
-                        domain: Domain::parse(&domain).unwrap_or(Domain::Other),
-                        attributes: serde_json::from_str(&attributes).unwrap_or_default(),
-                        status: EntityStatus::parse(&status).unwrap_or_default(),
-                        last_seen: None,
-                        latest: Default::default(),
-                    },
-                ))
-            })?;
+            let rows = stmt.query_map([], entity_from_row)?;
             st.entities = rows.collect::<Result<_, _>>()?;
 
             let mut stmt = c.prepare("SELECT id, entity, metric FROM series ORDER BY id")?;

@@ -338,6 +338,18 @@ CREATE TABLE oplog (
 CREATE INDEX oplog_by_subject ON oplog (subject, hlc);
 "#;
 
+/// Federation: what a node with an `[upstream]` stored of devices (`entity`) and source
+/// readings (`series`, `ts`) that its IOC has not taken yet, in commit order; sent, then
+/// deleted once the IOC has committed it.
+const V8: &str = r#"
+CREATE TABLE upstream_outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    entity INTEGER,
+    series INTEGER,
+    ts INTEGER
+);
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
@@ -347,6 +359,7 @@ fn migrations() -> Migrations<'static> {
         M::up(V5),
         M::up(V6),
         M::up(V7),
+        M::up(V8),
     ])
 }
 

@@ -16,6 +16,8 @@ pub struct SyncState {
     pub alert_gids: Vec<(i64, Gid)>,
     /// Per origin, the highest sequence held (everything up to it is held).
     pub vector: HashMap<String, u64>,
+    /// Devices registered by other nodes (their source is `node:…`).
+    pub foreign_entities: std::collections::HashSet<i64>,
 }
 
 /// This data folder's node name: the one it recorded; else `configured`, or a new random one,
@@ -46,6 +48,11 @@ pub fn node_name(conn: &Connection, configured: Option<&str>) -> Result<String, 
             Ok(name)
         }
     }
+}
+
+/// Drops what the IOC has committed from the outbox.
+pub fn outbox_trim(conn: &Connection, upto: i64) -> Result<usize, StoreError> {
+    Ok(conn.execute("DELETE FROM upstream_outbox WHERE seq <= ?1", [upto])?)
 }
 
 /// Appends operations to the log. One made here (`seq` 0) gets its origin's next sequence;
@@ -101,7 +108,84 @@ fn op_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<OpRecord>> {
     }
 }
 
+/// (seq, entity, series, ts) of `upstream_outbox`.
+type OutboxRow = (i64, Option<i64>, Option<i64>, Option<i64>);
+
+/// A batch of what a node keeps for its IOC (see `upstream_outbox`).
+#[derive(Debug, Default)]
+pub struct OutboxBatch {
+    /// Devices registered or changed, in their newest version.
+    pub entities: Vec<ioc_model::Entity>,
+    /// Source readings: (device's id, metric, time in ms, value).
+    pub obs: Vec<(String, String, i64, f64)>,
+    /// The last outbox row read; `None`: the outbox is empty.
+    pub upto: Option<i64>,
+}
+
 impl super::Reader {
+    /// Up to `limit` rows of the outbox, oldest first. A reading raw retention removed
+    /// meanwhile is left out.
+    pub fn outbox(&self, limit: usize) -> Result<OutboxBatch, StoreError> {
+        self.with(|c| {
+            let mut out = OutboxBatch::default();
+            let mut rows = c.prepare_cached(
+                "SELECT seq, entity, series, ts FROM upstream_outbox ORDER BY seq LIMIT ?1",
+            )?;
+            let rows: Vec<OutboxRow> = rows
+                .query_map([limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            let mut entity = c.prepare_cached(
+                "SELECT id, ext_id, type, name, lon, lat, unit, unit_name, domain, attributes,
+                        status FROM entities WHERE id = ?1",
+            )?;
+            let mut reading = c.prepare_cached(
+                "SELECT e.ext_id, s.metric, o.value FROM series s
+                 JOIN entities e ON e.id = s.entity
+                 JOIN observations o ON o.series = s.id AND o.ts = ?2
+                 WHERE s.id = ?1",
+            )?;
+            let mut seen = std::collections::HashSet::new();
+            for (seq, e, series, ts) in rows {
+                out.upto = Some(seq);
+                match (e, series, ts) {
+                    (Some(id), _, _) if seen.insert(id) => {
+                        if let Some((_, en)) = entity
+                            .query_row([id], super::read::entity_from_row)
+                            .optional()?
+                        {
+                            out.entities.push(en);
+                        }
+                    }
+                    (None, Some(series), Some(ts)) => {
+                        if let Some((ext, metric, value)) = reading
+                            .query_row(params![series, ts], |r| {
+                                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                            })
+                            .optional()?
+                        {
+                            out.obs.push((ext, metric, ts, value));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Rows waiting in the outbox.
+    pub fn outbox_len(&self) -> Result<u64, StoreError> {
+        self.with(|c| {
+            Ok(
+                c.query_row("SELECT COUNT(*) FROM upstream_outbox", [], |r| {
+                    r.get::<_, i64>(0)
+                })? as u64,
+            )
+        })
+    }
+
     pub fn sync_state(&self) -> Result<SyncState, StoreError> {
         self.with(|c| {
             let last: Option<i64> = c.query_row("SELECT MAX(hlc) FROM oplog", [], |r| r.get(0))?;
@@ -120,6 +204,10 @@ impl super::Reader {
             for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
                 let (origin, seq) = row?;
                 st.vector.insert(origin, seq as u64);
+            }
+            let mut stmt = c.prepare("SELECT id FROM entities WHERE source LIKE 'node:%'")?;
+            for row in stmt.query_map([], |r| r.get::<_, i64>(0))? {
+                st.foreign_entities.insert(row?);
             }
             // Past operations left out on purpose (outside this node's units), as recorded.
             let mut stmt = c.prepare("SELECT key, value FROM meta WHERE key LIKE 'held:%'")?;

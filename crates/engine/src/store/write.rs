@@ -167,6 +167,9 @@ pub struct WriteBatch {
     pub oplog: Vec<crate::sync::OpRecord>,
     /// Alerts made on other nodes: (local id, federation id), recorded with the alert.
     pub alert_gids: Vec<(i64, String)>,
+    /// Keep what this batch stores of devices and readings for the upstream IOC
+    /// (`upstream_outbox`): set on a node with an `[upstream]`.
+    pub outbox: bool,
     /// Alerts whose whole timeline is written again (folded after another node's operation
     /// arrived): their stored events are replaced by the ones in `alert_events`.
     pub alert_timelines: Vec<i64>,
@@ -662,7 +665,8 @@ fn write_jobs(
                lon = excluded.lon, lat = excluded.lat, unit = excluded.unit,
                unit_name = excluded.unit_name, domain = excluded.domain,
                attributes = excluded.attributes, status = excluded.status,
-               source = excluded.source, updated_at = excluded.updated_at",
+               source = COALESCE(excluded.source, entities.source),
+               updated_at = excluded.updated_at",
         )?;
         let mut ins_series =
             tx.prepare_cached("INSERT INTO series (id, entity, metric) VALUES (?1, ?2, ?3)")?;
@@ -716,6 +720,10 @@ fn write_jobs(
                     e.source,
                     e.updated_at,
                 ])?;
+                if b.outbox {
+                    tx.prepare_cached("INSERT INTO upstream_outbox (entity) VALUES (?1)")?
+                        .execute(params![e.id])?;
+                }
             }
             for (id, entity, metric) in &b.series {
                 ins_series.execute(params![id, entity, metric])?;
@@ -724,6 +732,13 @@ fn write_jobs(
             for o in &b.observations {
                 if ins_obs.execute(params![o.series, o.ts, o.value])? == 1 {
                     outcome.inserted += 1;
+                    // A source's reading goes up; derived values the IOC derives itself.
+                    if b.outbox && !o.restates {
+                        tx.prepare_cached(
+                            "INSERT INTO upstream_outbox (series, ts) VALUES (?1, ?2)",
+                        )?
+                        .execute(params![o.series, o.ts])?;
+                    }
                     let bucket = o.ts.div_euclid(60_000);
                     rollups
                         .entry((o.series, bucket))

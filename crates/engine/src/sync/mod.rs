@@ -14,5 +14,9 @@ pub mod upstream;
 pub mod wire;
 
 pub use config::{NodeConfig, UpstreamConfig};
+
+/// The source name of what another node sends (`node:oc-nam-dan`): its devices are that
+/// node's, evaluated by its own rules.
+pub const NODE_SOURCE: &str = "node:";
 pub use hlc::{Hlc, HlcClock};
 pub use op::{AlertOp, Change, Gid, OpRecord};

@@ -3,7 +3,7 @@
 //! the link is (connected, catching up with how much, or offline since when). Every request
 //! has a short timeout and the exchange repeats every second, so a cut shows within 5 s.
 
-use super::wire::{self, Held, PullReply, PullRequest, PushRequest};
+use super::wire::{self, DataPush, DataTaken, Held, PullReply, PullRequest, PushRequest};
 use crate::clock::Clock;
 use crate::pipeline::IngestSender;
 use crate::store::Reader;
@@ -36,6 +36,7 @@ impl Link {
                 since: now,
                 url: url.to_string(),
                 error: Some("not connected yet".into()),
+                data_backlog: 0,
                 last_sync: None,
             }),
             upstream_held: Mutex::new(0),
@@ -46,7 +47,13 @@ impl Link {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn set(&self, state: LinkState, backlog: u64, error: Option<String>, now: DateTime<Utc>) {
+    fn set(
+        &self,
+        state: LinkState,
+        (backlog, data_backlog): (u64, u64),
+        error: Option<String>,
+        now: DateTime<Utc>,
+    ) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if s.state != state {
             s.since = now;
@@ -61,6 +68,7 @@ impl Link {
         }
         s.state = state;
         s.backlog = backlog;
+        s.data_backlog = data_backlog;
         s.error = error;
         if state != LinkState::Offline {
             s.last_sync = Some(now);
@@ -74,6 +82,8 @@ pub struct Ctx {
     pub token_file: std::path::PathBuf,
     pub node: Arc<str>,
     pub reader: Arc<Reader>,
+    /// The database, for dropping from the outbox what the IOC took.
+    pub db: std::path::PathBuf,
     pub sender: IngestSender,
     pub clock: Arc<dyn Clock>,
     pub link: Arc<Link>,
@@ -105,7 +115,7 @@ pub async fn run(ctx: Ctx) {
                 }
             }
             Err(e) => {
-                let backlog = own_backlog(&ctx).await;
+                let backlog = (own_backlog(&ctx).await, data_backlog(&ctx).await);
                 ctx.link
                     .set(LinkState::Offline, backlog, Some(e), ctx.clock.now());
                 backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -127,6 +137,14 @@ async fn own_backlog(ctx: &Ctx) -> u64 {
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     own_last(ctx).await.saturating_sub(held)
+}
+
+/// Readings and device changes not taken by the IOC yet.
+async fn data_backlog(ctx: &Ctx) -> u64 {
+    let reader = ctx.reader.clone();
+    tokio::task::spawn_blocking(move || reader.outbox_len().unwrap_or(0))
+        .await
+        .unwrap_or(0)
 }
 
 async fn own_last(ctx: &Ctx) -> u64 {
@@ -242,13 +260,59 @@ async fn round(ctx: &Ctx, client: &reqwest::Client) -> Result<bool, String> {
             .await
             .map_err(|e| e.to_string())?;
     }
+    // Devices and readings, a few batches a round so operations keep flowing.
+    let mut data_left = true;
+    for _ in 0..8 {
+        let reader = ctx.reader.clone();
+        let batch = tokio::task::spawn_blocking(move || reader.outbox(wire::DATA_BATCH))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let Some(upto) = batch.upto else {
+            data_left = false;
+            break;
+        };
+        let body = wire::encode(&DataPush {
+            entities: batch.entities,
+            obs: batch.obs,
+            upto,
+        });
+        let taken: DataTaken = call(
+            client,
+            client
+                .post(format!("{base}/api/sync/data"))
+                .header(reqwest::header::AUTHORIZATION, &auth)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(reqwest::header::CONTENT_ENCODING, "gzip")
+                .body(body),
+        )
+        .await?;
+        if taken.refused > 0 {
+            tracing::warn!(
+                "upstream: the IOC left out {} devices or readings (outside this node's units, or refused: see its dead letters)",
+                taken.refused
+            );
+        }
+        let db = ctx.db.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::store::connect_path(&db).and_then(|c| crate::store::outbox_trim(&c, taken.upto))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    }
     let backlog = own_last(ctx).await.saturating_sub(upstream_held);
-    let caught_up = pushed_all && !more && backlog == 0;
+    let data = if data_left {
+        data_backlog(ctx).await
+    } else {
+        0
+    };
+    let caught_up = pushed_all && !more && backlog == 0 && data == 0;
     let state = if caught_up {
         LinkState::Connected
     } else {
         LinkState::CatchingUp
     };
-    ctx.link.set(state, backlog, None, ctx.clock.now());
+    ctx.link.set(state, (backlog, data), None, ctx.clock.now());
     Ok(caught_up)
 }

@@ -47,6 +47,29 @@ pub struct Held {
     pub refused: usize,
 }
 
+/// Readings per `POST /api/sync/data`.
+pub const DATA_BATCH: usize = 5_000;
+
+/// `POST /api/sync/data`: devices and source readings a node stored, oldest first; `upto`
+/// is the node's outbox row they end at.
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq)]
+pub struct DataPush {
+    pub entities: Vec<ioc_model::Entity>,
+    /// (device id, metric, time in ms since the epoch, value).
+    pub obs: Vec<(String, String, i64, f64)>,
+    pub upto: i64,
+}
+
+/// The answer, once committed: the node may drop its outbox up to `upto`. `refused`:
+/// devices or readings outside its units, or refused by the pipeline (in the IOC's dead
+/// letters).
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq)]
+pub struct DataTaken {
+    pub upto: i64,
+    pub accepted: usize,
+    pub refused: usize,
+}
+
 pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     let json = serde_json::to_vec(v).expect("sync messages serialize");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
