@@ -11,30 +11,12 @@ use crate::format;
 use crate::i18n::use_i18n;
 use crate::state::{Live, Settings};
 use ioc_model::{
-    Domain, KpiDef, KpiItem, KpiSeries, KpiValue, Period, ReportFormat, ReportJob, ReportRequest,
-    ReportState, RuleCheck,
+    Domain, KpiDef, KpiDefs, KpiItem, KpiSeries, KpiValue, Period, ReportFormat, ReportJob,
+    ReportRequest, ReportState, Reports, RuleCheck,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use serde::Deserialize;
 use std::time::Duration;
-
-#[derive(Deserialize, Clone, Default)]
-struct Defs {
-    defs: Vec<KpiDef>,
-}
-
-#[derive(Deserialize, Clone, Default)]
-struct ReportFile {
-    name: String,
-    size: u64,
-}
-
-#[derive(Deserialize, Clone, Default)]
-struct Reports {
-    jobs: Vec<ReportJob>,
-    files: Vec<ReportFile>,
-}
 
 const NEW_KPI: &str = r#"id = "chi-so-moi"
 name = "Chỉ số mới"
@@ -131,10 +113,10 @@ pub fn KpisView() -> impl IntoView {
     });
 
     // The definition editor.
-    let defs = RwSignal::new(Defs::default());
+    let defs = RwSignal::new(KpiDefs::default());
     let load_defs = move || {
         spawn_local(async move {
-            if let Ok(d) = api::get::<Defs>("/api/kpi-defs").await {
+            if let Ok(d) = api::get::<KpiDefs>("/api/kpi-defs").await {
                 defs.set(d);
             }
         })
