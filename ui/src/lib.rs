@@ -1,10 +1,11 @@
 //! The IOC Console user interface: Leptos compiled to WebAssembly. It reaches data only
-//! through the server's HTTP API ([`api`]) and WebSocket feed ([`feed`]), so the very same
-//! build runs in the desktop window, in a browser and on a video wall.
+//! through the server's HTTP API ([`client`], over [`api`]) and WebSocket feed ([`feed`]), so
+//! the very same build runs in the desktop window, in a browser and on a video wall.
 
 mod api;
 mod attention;
 mod chart;
+mod client;
 mod components;
 mod feed;
 mod format;

@@ -226,3 +226,21 @@ pub struct ReportJob {
     /// `ui` or `schedule`.
     pub by: String,
 }
+
+/// A report in the reports folder.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ReportFile {
+    pub name: String,
+    pub size: u64,
+    pub at: DateTime<Utc>,
+}
+
+/// `GET /api/reports`: reports being made and made since start, and the reports folder's
+/// files (of the caller's units).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Reports {
+    pub jobs: Vec<ReportJob>,
+    pub files: Vec<ReportFile>,
+}

@@ -2,7 +2,7 @@
 //! value against its target, with its status, by unit; a KPI's series over time; what is
 //! behind a number.
 
-use crate::Domain;
+use crate::{Domain, RuleProblem};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -169,4 +169,14 @@ pub struct KpiDef {
     /// `config` (read-only) or `console` (kept in the store, editable).
     pub origin: String,
     pub editable: bool,
+}
+
+/// `GET /api/kpi-defs`: the definitions in force and what is wrong with any of them.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+// Published in `docs/openapi.json` under the name it had when the server defined it.
+#[cfg_attr(feature = "schema", schemars(rename = "Defs"))]
+pub struct KpiDefs {
+    pub defs: Vec<KpiDef>,
+    pub problems: Vec<RuleProblem>,
 }

@@ -23,8 +23,8 @@ pub use api::{
     SourceStatus, Unit, UpstreamLink,
 };
 pub use dashboard::{
-    Dashboard, Panel, PanelKind, ReportFormat, ReportJob, ReportRequest, ReportState, WallItem,
-    WallProfile, WallScreen, GRID_COLUMNS,
+    Dashboard, Panel, PanelKind, ReportFile, ReportFormat, ReportJob, ReportRequest, ReportState,
+    Reports, WallItem, WallProfile, WallScreen, GRID_COLUMNS,
 };
 pub use directive::{
     Directive, DirectiveActionRequest, DirectiveReport, DirectiveState, IssueDirectiveRequest,
@@ -35,11 +35,11 @@ pub use incident::{
     IncidentEventKind, IncidentState, OpenIncidentRequest, SopRef, Step, StepStatus,
 };
 pub use kpi::{
-    Better, KpiDef, KpiItem, KpiPoint, KpiSeries, KpiStatus, KpiValue, Period, UnitValue,
+    Better, KpiDef, KpiDefs, KpiItem, KpiPoint, KpiSeries, KpiStatus, KpiValue, Period, UnitValue,
 };
 pub use rule::{
     BacktestFiring, BacktestRequest, BacktestResponse, RuleCheck, RuleInfo, RuleProblem, RuleText,
-    RulesResponse,
+    RulesResponse, ValidateBody,
 };
 pub use silence::{Silence, SilenceMatch, SilenceRequest};
 pub use sop::{SopInfo, SopStepInfo};

@@ -60,6 +60,18 @@ pub struct RuleText {
     pub text: String,
 }
 
+/// Body of `POST /api/rules/validate`, `POST /api/sops/validate` and
+/// `POST /api/kpi-defs/validate`: a text checked as the editor types it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ValidateBody {
+    pub text: String,
+    /// The rule, template or definition being edited (its name before the edit); absent for
+    /// a new one, so that its own name is not taken for a clash.
+    #[serde(default)]
+    pub replacing: Option<String>,
+}
+
 /// `POST /api/rules/validate`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

@@ -11,11 +11,11 @@ use axum::response::NoContent;
 use axum::Json;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use ioc_model::{
-    Dashboard, KpiDef, KpiItem, KpiSeries, KpiValue, Period, ReportJob, ReportRequest, RuleCheck,
-    RuleProblem, RuleText, WallProfile,
+    Dashboard, KpiDef, KpiDefs, KpiItem, KpiSeries, KpiValue, Period, ReportFile, ReportJob,
+    ReportRequest, Reports, RuleCheck, RuleText, ValidateBody, WallProfile,
 };
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
@@ -127,22 +127,9 @@ pub async fn detail(
     ))
 }
 
-#[derive(Serialize, JsonSchema)]
-pub struct Defs {
-    defs: Vec<KpiDef>,
-    problems: Vec<RuleProblem>,
-}
-
-pub async fn defs(State(st): State<AppState>) -> Json<Defs> {
+pub async fn defs(State(st): State<AppState>) -> Json<KpiDefs> {
     let (defs, problems) = st.engine.kpi_defs().await;
-    Json(Defs { defs, problems })
-}
-
-#[derive(Deserialize, JsonSchema)]
-pub struct ValidateBody {
-    text: String,
-    #[serde(default)]
-    replacing: Option<String>,
+    Json(KpiDefs { defs, problems })
 }
 
 pub async fn validate_def(
@@ -256,20 +243,6 @@ pub async fn put_wall(
     JsonBody(w): JsonBody<WallProfile>,
 ) -> ApiResult<WallProfile> {
     Ok(Json(st.engine.put_wall(w, &c.actor()).await?))
-}
-
-/// A report in the reports folder.
-#[derive(Serialize, JsonSchema)]
-pub struct ReportFile {
-    name: String,
-    size: u64,
-    at: DateTime<Utc>,
-}
-
-#[derive(Serialize, JsonSchema)]
-pub struct Reports {
-    jobs: Vec<ReportJob>,
-    files: Vec<ReportFile>,
 }
 
 /// `GET /api/reports`: reports being made and made since start, and the folder's files

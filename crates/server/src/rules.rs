@@ -11,20 +11,12 @@ use axum::http::StatusCode;
 use axum::response::NoContent;
 use axum::Json;
 use chrono::Duration;
-use ioc_model::{BacktestRequest, BacktestResponse, RuleCheck, RuleText, RulesResponse};
-use schemars::JsonSchema;
-use serde::Deserialize;
+use ioc_model::{
+    BacktestRequest, BacktestResponse, RuleCheck, RuleText, RulesResponse, ValidateBody,
+};
 
 pub async fn list(State(st): State<AppState>) -> Json<RulesResponse> {
     Json(st.engine.rules().await)
-}
-
-#[derive(Deserialize, JsonSchema)]
-pub struct ValidateBody {
-    text: String,
-    /// The rule being edited (its name before the edit); absent for a new rule.
-    #[serde(default)]
-    replacing: Option<String>,
 }
 
 pub async fn validate(

@@ -10,20 +10,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::NoContent;
 use axum::Json;
-use ioc_model::{RuleCheck, RuleText, SopInfo};
+use ioc_model::{RuleCheck, RuleText, SopInfo, ValidateBody};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub async fn list(State(st): State<AppState>) -> Result<Json<Vec<SopInfo>>, ApiError> {
     Ok(Json(st.engine.sops().await?))
-}
-
-#[derive(Deserialize, JsonSchema)]
-pub struct ValidateBody {
-    text: String,
-    /// The template being edited (its name before the edit); absent for a new one.
-    #[serde(default)]
-    replacing: Option<String>,
 }
 
 pub async fn validate(

@@ -4,7 +4,7 @@
 //! line: Enter sends, Esc cancels.
 
 use super::app::{Now, Ops};
-use crate::api;
+use crate::client;
 use crate::format;
 use crate::i18n::use_i18n;
 use crate::state::{Live, Selection, Settings};
@@ -108,7 +108,7 @@ impl Ops {
             ..Default::default()
         };
         spawn_local(async move {
-            match api::post::<_, ioc_model::Silence>("/api/silences", &req).await {
+            match client::silences::create(&req).await {
                 Ok(s) => {
                     ops.live().silences.update(|m| {
                         m.insert(s.id, s);
@@ -125,8 +125,7 @@ impl Ops {
         let ops = *self;
         let work = expect_context_untracked();
         spawn_local(async move {
-            let url = format!("/api/alerts/{id}/{action}");
-            match api::post::<_, Alert>(&url, &body).await {
+            match client::alerts::act(id, action, &body).await {
                 Ok(alert) => {
                     ops.live().alerts.update(|m| {
                         if alert.state.is_open() {
@@ -227,7 +226,7 @@ pub fn AlertPanel() -> impl IntoView {
         let id = a.id;
         let _ = (a.updated_at, a.state);
         spawn_local(async move {
-            if let Ok(d) = api::get::<Alert>(&format!("/api/alerts/{id}")).await {
+            if let Ok(d) = client::alerts::get(id).await {
                 if sel.alert.get_untracked() == Some(id) {
                     detail.set(Some(d));
                 }

@@ -7,13 +7,14 @@ use super::map_view::MapView;
 use super::queue::AlertQueue;
 use super::topbar::TopBar;
 use crate::api;
+use crate::client;
 use crate::feed;
 use crate::format;
 use crate::i18n::{I18n, Lang};
 use crate::map;
 use crate::state::{Live, QueueFilter, Selection, Settings, View};
 use chrono::{DateTime, Utc};
-use ioc_model::{Alert, Health};
+use ioc_model::Alert;
 use leptos::ev;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -48,7 +49,7 @@ impl SopList {
     pub fn refresh(&self) {
         let list = self.0;
         spawn_local(async move {
-            if let Ok(l) = api::get::<Vec<ioc_model::SopInfo>>("/api/sops").await {
+            if let Ok(l) = client::sops::list().await {
                 list.set(l);
             }
         });
@@ -194,7 +195,7 @@ pub fn App() -> impl IntoView {
     let units = Units(RwSignal::new(Vec::new()));
     provide_context(units);
     spawn_local(async move {
-        if let Ok(u) = api::get::<Vec<ioc_model::Unit>>("/api/units").await {
+        if let Ok(u) = client::units().await {
             units.0.set(u);
         }
     });
@@ -223,7 +224,7 @@ pub fn App() -> impl IntoView {
     OPS.with(|o| o.set(Some(ops)));
 
     spawn_local(async move {
-        if let Ok(h) = api::get::<Health>("/api/health").await {
+        if let Ok(h) = client::health().await {
             settings.timezone.set(h.timezone);
             if stored_lang.is_none() {
                 if let Some(l) = Lang::parse(&h.language) {

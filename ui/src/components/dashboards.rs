@@ -8,6 +8,7 @@
 use super::app::Ops;
 use super::panels::{KpiValues, PanelView};
 use crate::api;
+use crate::client;
 use crate::i18n::use_i18n;
 use crate::state::Live;
 use ioc_model::{Dashboard, KpiValue, Panel, PanelKind, Role, Severity, GRID_COLUMNS};
@@ -33,7 +34,7 @@ fn free(d: &Dashboard, p: &Panel) -> bool {
 /// Opens the video wall: the desktop app's own windows, else a browser window.
 pub fn open_wall(ops: Ops) {
     spawn_local(async move {
-        match api::post::<_, serde_json::Value>("/api/desktop/wall", &serde_json::json!({})).await {
+        match client::dashboards::open_desktop_wall().await {
             Ok(_) => ops.toast(ops.i18n().tr("wall-opened"), false),
             Err(_) => {
                 if let Some(w) = web_sys::window() {
@@ -55,7 +56,7 @@ pub fn DashboardsView() -> impl IntoView {
     let editing = RwSignal::new(None::<Dashboard>);
     let refresh = move || {
         spawn_local(async move {
-            match api::get::<Vec<Dashboard>>("/api/dashboards").await {
+            match client::dashboards::list().await {
                 Ok(l) => list.set(l),
                 Err(e) => ops.toast(e, true),
             }
@@ -75,9 +76,7 @@ pub fn DashboardsView() -> impl IntoView {
             return;
         }
         spawn_local(async move {
-            if let Ok(v) =
-                api::get::<Vec<KpiValue>>(&format!("/api/kpis?period={p}&date={d}")).await
-            {
+            if let Ok(v) = client::kpis::all(&p, &d).await {
                 fetched.set(v);
             }
         });
@@ -130,11 +129,9 @@ pub fn DashboardsView() -> impl IntoView {
         };
         spawn_local(async move {
             let r = if d.id.is_empty() {
-                api::post::<_, Dashboard>("/api/dashboards", &d).await
+                client::dashboards::create(&d).await
             } else {
-                match api::send_json("PUT", &format!("/api/dashboards/{}", api::enc(&d.id)), &d)
-                    .await
-                {
+                match client::dashboards::replace(&d).await {
                     Ok((200, body)) => serde_json::from_str(&body).map_err(|e| e.to_string()),
                     Ok((_, body)) => Err(serde_json::from_str::<serde_json::Value>(&body)
                         .ok()
@@ -159,7 +156,7 @@ pub fn DashboardsView() -> impl IntoView {
             return;
         };
         spawn_local(async move {
-            match api::delete(&format!("/api/dashboards/{}", api::enc(&d.id))).await {
+            match client::dashboards::remove(&d.id).await {
                 Ok(()) => {
                     chosen.set("leader".into());
                     refresh();

@@ -2,11 +2,11 @@
 //! newest first; searchable, filtered by source, exportable as CSV.
 
 use super::app::Now;
-use crate::api;
+use crate::client;
 use crate::format;
 use crate::i18n::use_i18n;
 use crate::state::{Selection, Settings};
-use ioc_model::{DeadLetter, SourceStatus};
+use ioc_model::DeadLetter;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use std::time::Duration;
@@ -22,28 +22,24 @@ pub fn DeadLettersView() -> impl IntoView {
     let query = RwSignal::new(String::new());
     let source = sel.dead_source;
 
-    let query_string = move || {
-        let mut q = String::from("limit=500");
-        if let Some(s) = source.get() {
-            q.push_str(&format!("&source={}", api::enc(&s)));
-        }
+    let filter = move || {
         let text = query.get();
-        if !text.trim().is_empty() {
-            q.push_str(&format!("&q={}", api::enc(text.trim())));
+        client::deadletters::Filter {
+            source: source.get(),
+            text: Some(text.trim().to_string()).filter(|t| !t.is_empty()),
         }
-        q
     };
     let load = move || {
-        let q = query_string();
+        let f = filter();
         spawn_local(async move {
-            if let Ok(r) = api::get::<Vec<DeadLetter>>(&format!("/api/deadletters?{q}")).await {
+            if let Ok(r) = client::deadletters::list(&f).await {
                 rows.set(r);
             }
         });
     };
     Effect::new(move |_| load());
     spawn_local(async move {
-        if let Ok(s) = api::get::<Vec<SourceStatus>>("/api/sources").await {
+        if let Ok(s) = client::sources::list().await {
             sources.set(s.into_iter().map(|s| s.name).collect());
         }
     });
@@ -92,7 +88,7 @@ pub fn DeadLettersView() -> impl IntoView {
                         placeholder=move || i18n.tr("dead-search")
                         on:input=move |e| query.set(event_target_value(&e))
                     />
-                    <a class="btn" id="dead-export" href=move || format!("/api/deadletters?format=csv&{}", query_string().replace("limit=500", "limit=100000"))>
+                    <a class="btn" id="dead-export" href=move || client::deadletters::csv_url(&filter())>
                         {move || i18n.tr("dead-export")}
                     </a>
                 </div>

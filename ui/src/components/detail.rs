@@ -3,8 +3,8 @@
 //! its open alerts.
 
 use super::app::{Now, Ops};
-use crate::api;
 use crate::chart::{self, Band, ChartSpec};
+use crate::client;
 use crate::format;
 use crate::i18n::use_i18n;
 use crate::state::{Live, Selection, Settings};
@@ -68,14 +68,7 @@ pub fn DetailPanel() -> impl IntoView {
         spawn_local(async move {
             let to = format::now();
             let from = to - Duration::hours(6);
-            let url = format!(
-                "/api/entities/{}/series?metric={}&from={}&to={}",
-                api::enc(&id),
-                api::enc(&m),
-                api::enc(&from.to_rfc3339()),
-                api::enc(&to.to_rfc3339())
-            );
-            let r = api::get::<SeriesResponse>(&url).await;
+            let r = client::entities::series(&id, &m, from, to).await;
             // Only if the operator has not moved on meanwhile.
             if sel.entity.get_untracked().as_deref() == Some(id.as_str())
                 && metric_sel.get_untracked().as_deref() == Some(m.as_str())

@@ -4,7 +4,7 @@
 //! (`d`). `j`/`k` move; `h` shows finished ones too.
 
 use super::app::{Now, Ops};
-use crate::api;
+use crate::client;
 use crate::format;
 use crate::i18n::use_i18n;
 use crate::state::{Live, Selection, Settings, View};
@@ -56,9 +56,7 @@ fn rows(live: Live, work: DirectiveWork) -> Vec<Directive> {
 
 fn load_history(work: DirectiveWork) {
     spawn_local(async move {
-        if let Ok(v) =
-            api::get::<Vec<Directive>>("/api/directives?state=done,cancelled&limit=200").await
-        {
+        if let Ok(v) = client::directives::finished().await {
             work.finished.set(v);
         }
     });
@@ -196,7 +194,7 @@ pub fn DirectivesView() -> impl IntoView {
                 incident: None,
             };
             spawn_local(async move {
-                match api::post::<_, Directive>("/api/directives", &req).await {
+                match client::directives::issue(&req).await {
                     Ok(d) => {
                         live.directives.update(|m| {
                             m.insert(d.id, d.clone());
@@ -245,8 +243,7 @@ pub fn DirectivesView() -> impl IntoView {
         };
         work.ask.set(None);
         spawn_local(async move {
-            match api::post::<_, Directive>(&format!("/api/directives/{id}/{action}"), &body).await
-            {
+            match client::directives::act(id, action, &body).await {
                 Ok(d) => {
                     live.directives.update(|m| {
                         if d.state.is_open() {

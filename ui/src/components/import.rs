@@ -3,9 +3,8 @@
 //! shown as a message, refusals are in the dead letters.
 
 use super::app::Ops;
-use crate::api;
+use crate::client;
 use crate::i18n::use_i18n;
-use ioc_model::ImportReport;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
@@ -53,8 +52,7 @@ pub fn upload(files: web_sys::FileList, ops: Ops) {
                     .await
                     .map_err(|e| format!("{e:?}"))?;
                 let bytes = js_sys::Uint8Array::new(&buf).to_vec();
-                let url = format!("/api/import?format=auto&name={}", api::enc(&name));
-                api::post_bytes::<ImportReport>(&url, bytes).await
+                client::import::file(&name, bytes).await
             }
             .await;
             ops.import_result(&name, result);

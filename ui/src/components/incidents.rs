@@ -8,7 +8,7 @@
 //! comments, `n` issues a directive, `r` resolves, `o` reopens, `x` closes, `Esc` goes back.
 
 use super::app::{Now, Ops};
-use crate::api;
+use crate::client;
 use crate::format;
 use crate::i18n::use_i18n;
 use crate::state::{Live, Selection, Settings, View};
@@ -99,7 +99,7 @@ impl Ops {
                 sop: sop.filter(|s| !s.trim().is_empty()),
                 ..Default::default()
             };
-            match api::post::<_, Incident>("/api/incidents", &body).await {
+            match client::incidents::open(&body).await {
                 Ok(i) => {
                     ops.live().incidents.update(|m| {
                         m.insert(i.id, i.clone());
@@ -123,12 +123,24 @@ impl Ops {
         work.rev.update(|r| *r += 1);
     }
 
-    /// Sends an incident or step action; the answer replaces the live copy.
-    fn incident_action(&self, path: String, body: IncidentActionRequest, done_key: &'static str) {
+    /// Sends an action of incident `id` (of its `step`, if one); the answer replaces the live
+    /// copy.
+    fn incident_action(
+        &self,
+        id: i64,
+        step: Option<String>,
+        action: &'static str,
+        body: IncidentActionRequest,
+        done_key: &'static str,
+    ) {
         let ops = *self;
         let work = incident_work();
         spawn_local(async move {
-            match api::post::<_, Incident>(&path, &body).await {
+            let answer = match &step {
+                Some(step) => client::incidents::step_act(id, step, action, &body).await,
+                None => client::incidents::act(id, action, &body).await,
+            };
+            match answer {
                 Ok(i) => {
                     ops.live().incidents.update(|m| {
                         if i.state == IncidentState::Closed {
@@ -158,7 +170,9 @@ impl Ops {
     fn tick_next(&self, i: &Incident, step: &Step) {
         match step.checklist.iter().position(|c| !c.done) {
             Some(n) => self.incident_action(
-                format!("/api/incidents/{}/steps/{}/check", i.id, api::enc(&step.id)),
+                i.id,
+                Some(step.id.clone()),
+                "check",
                 IncidentActionRequest {
                     item: Some(n),
                     done: Some(true),
@@ -392,7 +406,7 @@ pub fn IncidentsView() -> impl IntoView {
         };
         let _ = live.incidents.with(|m| m.get(&id).map(|i| i.updated_at));
         spawn_local(async move {
-            if let Ok(d) = api::get::<Incident>(&format!("/api/incidents/{id}")).await {
+            if let Ok(d) = client::incidents::get(id).await {
                 if sel.incident.get_untracked() == Some(id) {
                     work.detail.set(Some(d));
                 }
@@ -472,33 +486,17 @@ pub fn IncidentsView() -> impl IntoView {
             ..Default::default()
         };
         match ask {
-            Ask::Comment => ops.incident_action(
-                format!("/api/incidents/{id}/comment"),
-                body,
-                "action-comment",
-            ),
-            Ask::Resolve => ops.incident_action(
-                format!("/api/incidents/{id}/resolve"),
-                body,
-                "action-resolve",
-            ),
-            Ask::Reopen => ops.incident_action(
-                format!("/api/incidents/{id}/reopen"),
-                body,
-                "incident-reopened",
-            ),
-            Ask::Close => {
-                ops.incident_action(format!("/api/incidents/{id}/close"), body, "action-close")
-            }
-            Ask::Skip => ops.incident_action(
-                format!("/api/incidents/{id}/steps/{}/skip", api::enc(&step)),
-                body,
-                "incident-skipped",
-            ),
+            Ask::Comment => ops.incident_action(id, None, "comment", body, "action-comment"),
+            Ask::Resolve => ops.incident_action(id, None, "resolve", body, "action-resolve"),
+            Ask::Reopen => ops.incident_action(id, None, "reopen", body, "incident-reopened"),
+            Ask::Close => ops.incident_action(id, None, "close", body, "action-close"),
+            Ask::Skip => ops.incident_action(id, Some(step), "skip", body, "incident-skipped"),
             Ask::StepDone => {
                 let a = answer.get_untracked();
                 ops.incident_action(
-                    format!("/api/incidents/{id}/steps/{}/done", api::enc(&step)),
+                    id,
+                    Some(step),
+                    "done",
                     IncidentActionRequest {
                         comment,
                         answer: (!a.is_empty()).then_some(a),
@@ -522,7 +520,7 @@ pub fn IncidentsView() -> impl IntoView {
                     incident: Some(id),
                 };
                 spawn_local(async move {
-                    match api::post::<_, ioc_model::Directive>("/api/directives", &req).await {
+                    match client::directives::issue(&req).await {
                         Ok(d) => {
                             live.directives.update(|m| {
                                 m.insert(d.id, d.clone());
@@ -574,15 +572,7 @@ pub fn IncidentsView() -> impl IntoView {
                     return;
                 }
             };
-            let mut url = format!(
-                "/api/incidents/{}/attachments?name={}",
-                i.id,
-                api::enc(&name)
-            );
-            if let Some(s) = step {
-                url.push_str(&format!("&step={}", api::enc(&s)));
-            }
-            match api::post_file::<ioc_model::AttachmentInfo>(&url, bytes, &kind).await {
+            match client::incidents::attach(i.id, &name, step.as_deref(), bytes, &kind).await {
                 Ok(a) => {
                     work.rev.update(|r| *r += 1);
                     ops.toast(i18n.tr_n("incident-attached", "name", a.name), false);
@@ -644,8 +634,8 @@ pub fn IncidentsView() -> impl IntoView {
                     let state = i.state;
                     let lang = i18n.lang.get();
                     let sop = i.sop.clone().map(|s| format!("{} · v{}", s.title, s.version)).unwrap_or_else(|| i18n.tr("incident-no-sop"));
-                    let pdf = format!("/api/incidents/{id}/report.pdf");
-                    let csv = format!("/api/incidents/{id}/report.csv");
+                    let pdf = client::incidents::report_pdf_url(id);
+                    let csv = client::incidents::report_csv_url(id);
                     let steps = i.steps.clone();
                     let events = i.events.clone();
                     let directives: Vec<ioc_model::Directive> = {
@@ -755,7 +745,7 @@ pub fn IncidentsView() -> impl IntoView {
                                     let answers = s.answers.clone();
                                     let step_files: Vec<&ioc_model::AttachmentInfo> = attachments.iter().filter(|a| a.step.as_deref() == Some(sid.as_str())).collect();
                                     let files = step_files.iter().map(|a| {
-                                        let href = format!("/api/attachments/{}", a.id);
+                                        let href = client::incidents::attachment_url(a.id);
                                         view! { <a class="file" href=href target="_blank">{format!("📎 {}", a.name)}</a> }
                                     }).collect_view();
                                     let row = NodeRef::<leptos::html::Li>::new();
@@ -787,7 +777,9 @@ pub fn IncidentsView() -> impl IntoView {
                                                                     on:click=move |e| {
                                                                         e.stop_propagation();
                                                                         ops.incident_action(
-                                                                            format!("/api/incidents/{id}/steps/{}/check", api::enc(&sid)),
+                                                                            id,
+                                                                            Some(sid.clone()),
+                                                                            "check",
                                                                             IncidentActionRequest { item: Some(k), done: Some(!done), ..Default::default() },
                                                                             "incident-checked",
                                                                         );

@@ -5,36 +5,18 @@
 
 use super::app::Ops;
 use super::panels::{kpi_name, value_text};
-use crate::api;
 use crate::chart;
+use crate::client;
 use crate::format;
 use crate::i18n::use_i18n;
 use crate::state::{Live, Settings};
 use ioc_model::{
-    Domain, KpiDef, KpiItem, KpiSeries, KpiValue, Period, ReportFormat, ReportJob, ReportRequest,
-    ReportState, RuleCheck,
+    Domain, KpiDef, KpiDefs, KpiItem, KpiSeries, KpiValue, Period, ReportFormat, ReportJob,
+    ReportRequest, ReportState, Reports, RuleCheck, ValidateBody,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use serde::Deserialize;
 use std::time::Duration;
-
-#[derive(Deserialize, Clone, Default)]
-struct Defs {
-    defs: Vec<KpiDef>,
-}
-
-#[derive(Deserialize, Clone, Default)]
-struct ReportFile {
-    name: String,
-    size: u64,
-}
-
-#[derive(Deserialize, Clone, Default)]
-struct Reports {
-    jobs: Vec<ReportJob>,
-    files: Vec<ReportFile>,
-}
 
 const NEW_KPI: &str = r#"id = "chi-so-moi"
 name = "Chỉ số mới"
@@ -78,29 +60,22 @@ pub fn KpisView() -> impl IntoView {
     let items = RwSignal::new(Vec::<KpiItem>::new());
     let range_days = RwSignal::new(30i64);
     let series = RwSignal::new(None::<KpiSeries>);
-    let query = move || {
-        let mut q = Vec::new();
+    let over = move || {
         let p = period.get();
-        if !p.is_empty() {
-            q.push(format!("period={p}"));
-            q.push(format!("date={}", date.get()));
+        client::kpis::Over {
+            period: (!p.is_empty()).then(|| (p, date.get())),
+            unit: unit.get(),
         }
-        if let Some(u) = unit.get() {
-            q.push(format!("unit={}", api::enc(&u)));
-        }
-        q.join("&")
     };
     Effect::new(move |_| {
         let Some(id) = chosen.get() else { return };
-        let q = query();
+        let over = over();
         live.kpis.track();
         spawn_local(async move {
-            if let Ok(v) = api::get::<KpiValue>(&format!("/api/kpis/{}?{q}", api::enc(&id))).await {
+            if let Ok(v) = client::kpis::value(&id, &over).await {
                 value.set(Some(v));
             }
-            if let Ok(v) =
-                api::get::<Vec<KpiItem>>(&format!("/api/kpis/{}/detail?{q}", api::enc(&id))).await
-            {
+            if let Ok(v) = client::kpis::detail(&id, &over).await {
                 items.set(v);
             }
         });
@@ -111,30 +86,19 @@ pub fn KpisView() -> impl IntoView {
         let u = unit.get();
         let to = format::now() + chrono::Duration::hours(1);
         let from = to - chrono::Duration::days(days);
-        let mut url = format!(
-            "/api/kpis/{}/series?from={}&to={}",
-            api::enc(&id),
-            api::enc(&from.to_rfc3339()),
-            api::enc(&to.to_rfc3339())
-        );
-        if days > 60 {
-            url.push_str("&period=week");
-        }
-        if let Some(u) = u {
-            url.push_str(&format!("&unit={}", api::enc(&u)));
-        }
+        let period = (days > 60).then_some("week");
         spawn_local(async move {
-            if let Ok(s) = api::get::<KpiSeries>(&url).await {
+            if let Ok(s) = client::kpis::series(&id, from, to, period, u.as_deref()).await {
                 series.set(Some(s));
             }
         });
     });
 
     // The definition editor.
-    let defs = RwSignal::new(Defs::default());
+    let defs = RwSignal::new(KpiDefs::default());
     let load_defs = move || {
         spawn_local(async move {
-            if let Ok(d) = api::get::<Defs>("/api/kpi-defs").await {
+            if let Ok(d) = client::kpis::defs().await {
                 defs.set(d);
             }
         })
@@ -150,9 +114,12 @@ pub fn KpisView() -> impl IntoView {
         }
         let h = set_timeout_with_handle(
             move || {
-                let body = serde_json::json!({"text": text.get_untracked(), "replacing": editing.get_untracked().and_then(|e| e.0)});
+                let body = ValidateBody {
+                    text: text.get_untracked(),
+                    replacing: editing.get_untracked().and_then(|e| e.0),
+                };
                 spawn_local(async move {
-                    if let Ok(c) = api::post::<_, RuleCheck>("/api/kpi-defs/validate", &body).await {
+                    if let Ok(c) = client::kpis::validate_def(&body).await {
                         check.set(Some(c));
                     }
                 });
@@ -186,11 +153,7 @@ pub fn KpisView() -> impl IntoView {
             text: text.get_untracked(),
         };
         spawn_local(async move {
-            let (m, url) = match &replacing {
-                Some(id) => ("PUT", format!("/api/kpi-defs/{}", api::enc(id))),
-                None => ("POST", "/api/kpi-defs".into()),
-            };
-            match api::send_json(m, &url, &body).await {
+            match client::kpis::save_def(replacing.as_deref(), &body).await {
                 Ok((200 | 201, b)) => {
                     if let Ok(d) = serde_json::from_str::<KpiDef>(&b) {
                         ops.toast(i18n.tr_n("kpi-saved", "name", d.name.clone()), false);
@@ -220,7 +183,7 @@ pub fn KpisView() -> impl IntoView {
     let reports = RwSignal::new(Reports::default());
     let load_reports = move || {
         spawn_local(async move {
-            if let Ok(r) = api::get::<Reports>("/api/reports").await {
+            if let Ok(r) = client::reports::list().await {
                 reports.set(r);
             }
         })
@@ -240,7 +203,7 @@ pub fn KpisView() -> impl IntoView {
             format: ReportFormat::parse(&r_format.get_untracked()).unwrap_or(ReportFormat::Pdf),
         };
         spawn_local(async move {
-            match api::post::<_, ReportJob>("/api/reports", &req).await {
+            match client::reports::start(&req).await {
                 Ok(j) => job.set(Some(j)),
                 Err(e) => ops.toast(e, true),
             }
@@ -256,7 +219,7 @@ pub fn KpisView() -> impl IntoView {
                 return;
             };
             spawn_local(async move {
-                if let Ok(n) = api::get::<ReportJob>(&format!("/api/reports/{}", j.id)).await {
+                if let Ok(n) = client::reports::get(j.id).await {
                     if n.state != ReportState::Running {
                         load_reports();
                     }
@@ -429,7 +392,7 @@ pub fn KpisView() -> impl IntoView {
                 </div>
                 {move || job.get().map(|j| {
                     let done = j.state == ReportState::Done;
-                    let href = format!("/api/reports/{}/file", j.id);
+                    let href = client::reports::file_url(j.id);
                     view! {
                         <div class="report-progress" id="report-progress" data-state=format!("{:?}", j.state).to_lowercase()>
                             <span class="progress wide"><i style=format!("width:{}%", j.progress)></i></span>
@@ -442,7 +405,7 @@ pub fn KpisView() -> impl IntoView {
             </form>
             <ul class="report-files" id="report-files">
                 {move || reports.get().files.into_iter().take(30).map(|f| {
-                    let href = format!("/api/reports/files/{}", api::enc(&f.name));
+                    let href = client::reports::folder_file_url(&f.name);
                     view! { <li><a href=href>{f.name.clone()}</a><span class="muted">{format!(" · {} kB", f.size.div_ceil(1024))}</span></li> }
                 }).collect_view()}
                 {move || reports.get().jobs.into_iter().filter(|j| j.state == ReportState::Failed).take(5).map(|j| view! {

@@ -4,9 +4,10 @@
 
 use super::app::App;
 use crate::api;
+use crate::client;
 use crate::i18n::{I18n, Lang};
 use crate::session;
-use ioc_model::{AuthProviders, LoginRequest, LoginResponse, Me};
+use ioc_model::{AuthProviders, LoginRequest, Me};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -41,7 +42,7 @@ pub fn Root() -> impl IntoView {
         }
     });
     spawn_local(async move {
-        match api::get::<Me>("/api/me").await {
+        match client::auth::me().await {
             Ok(m) => {
                 me.0.set(Some(m));
                 phase.set(Phase::Ready);
@@ -79,7 +80,7 @@ fn SignIn() -> impl IntoView {
     let busy = RwSignal::new(false);
     let providers = RwSignal::new(None::<AuthProviders>);
     spawn_local(async move {
-        if let Ok(p) = api::get::<AuthProviders>("/api/auth/providers").await {
+        if let Ok(p) = client::auth::providers().await {
             providers.set(Some(p));
         }
     });
@@ -94,7 +95,7 @@ fn SignIn() -> impl IntoView {
             password: password.get_untracked(),
         };
         spawn_local(async move {
-            match api::post::<_, LoginResponse>("/api/login", &body).await {
+            match client::auth::login(&body).await {
                 Ok(_) => {
                     // The session is in its cookie now. Start clean: the feed and every
                     // screen with the new session.
@@ -125,7 +126,7 @@ fn SignIn() -> impl IntoView {
                     let next: String = web_sys::window()
                         .and_then(|w| w.location().pathname().ok())
                         .unwrap_or_else(|| "/".into());
-                    let href = format!("{}?next={}", sso.login, api::enc(&next));
+                    let href = client::auth::sso_href(&sso.login, &next);
                     view! {
                         <a id="login-sso" class="btn primary sso" href=href>{sso.label}</a>
                         <div class="login-or muted">{move || i18n.tr("login-or")}</div>
@@ -158,7 +159,7 @@ fn SignIn() -> impl IntoView {
 /// Ends the session on the server and shows the sign-in form.
 pub fn sign_out() {
     spawn_local(async move {
-        let _ = api::send_json("POST", "/api/logout", &serde_json::json!({})).await;
+        let _ = client::auth::logout().await;
         let _ = web_sys::window().expect("window").location().reload();
     });
 }

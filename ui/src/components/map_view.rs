@@ -1,10 +1,10 @@
 //! The map and its legend.
 
 use super::app::Ops;
-use crate::api;
+use crate::client;
 use crate::i18n::use_i18n;
 use crate::map;
-use ioc_model::{BasemapInfo, BasemapKind};
+use ioc_model::BasemapKind;
 use leptos::html;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -29,7 +29,7 @@ pub fn MapView() -> impl IntoView {
         map::map_init(&el, &on_select);
         on_select.forget(); // one map for the page's lifetime
         spawn_local(async move {
-            if let Ok(info) = api::get::<BasemapInfo>("/api/basemap").await {
+            if let Ok(info) = client::basemap().await {
                 basemap.set(Some(info.kind));
                 map::map_set_basemap(&map::basemap_json(&info));
             }

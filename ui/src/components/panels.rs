@@ -6,8 +6,8 @@
 //! (`large`) the same panels use the wall's big type.
 
 use super::app::Now;
-use crate::api;
 use crate::chart;
+use crate::client;
 use crate::format;
 use crate::i18n::use_i18n;
 use crate::map;
@@ -27,7 +27,7 @@ pub struct Basemap(pub RwSignal<Option<String>>);
 impl Basemap {
     pub fn load(self) {
         spawn_local(async move {
-            if let Ok(info) = api::get::<ioc_model::BasemapInfo>("/api/basemap").await {
+            if let Ok(info) = client::basemap().await {
                 self.0.set(Some(crate::map::basemap_json(&info)));
             }
         });
@@ -200,22 +200,20 @@ fn watch_size(node: NodeRef<leptos::html::Div>, size: RwSignal<(u32, u32)>) {
     });
 }
 
-/// Fetches `url` now and every `every`, into `into`; stops with the panel.
-fn poll<T: serde::de::DeserializeOwned + Send + Sync + 'static>(
-    url: String,
-    every: Duration,
-    into: RwSignal<Option<T>>,
-) {
-    let load = {
-        let url = url.clone();
-        move || {
-            let url = url.clone();
-            spawn_local(async move {
-                if let Ok(v) = api::get::<T>(&url).await {
-                    into.try_set(Some(v));
-                }
-            });
-        }
+/// Fetches with `fetch` now and every `every`, into `into`; stops with the panel.
+fn poll<T, F>(fetch: impl Fn() -> F + 'static, every: Duration, into: RwSignal<Option<T>>)
+where
+    T: Send + Sync + 'static,
+    F: std::future::Future<Output = Result<T, String>> + 'static,
+{
+    let fetch = std::rc::Rc::new(fetch);
+    let load = move || {
+        let fetch = fetch.clone();
+        spawn_local(async move {
+            if let Ok(v) = fetch().await {
+                into.try_set(Some(v));
+            }
+        });
     };
     load();
     if let Ok(h) = set_interval_with_handle(load, every) {
@@ -241,13 +239,11 @@ pub fn ChartPanel(panel: Panel, large: bool) -> impl IntoView {
         let series = RwSignal::new(None::<KpiSeries>);
         let to = format::now() + chrono::Duration::hours(1);
         let from = to - chrono::Duration::days(days);
-        let url = format!(
-            "/api/kpis/{}/series?from={}&to={}",
-            api::enc(&k),
-            api::enc(&from.to_rfc3339()),
-            api::enc(&to.to_rfc3339())
-        );
-        poll(url, Duration::from_secs(60), series);
+        let fetch = move || {
+            let k = k.clone();
+            async move { client::kpis::series(&k, from, to, None, None).await }
+        };
+        poll(fetch, Duration::from_secs(60), series);
         view! {
             <div class="chart" node_ref=node inner_html=move || {
                 let Some(s) = series.get() else { return String::new() };
@@ -272,14 +268,11 @@ pub fn ChartPanel(panel: Panel, large: bool) -> impl IntoView {
         let series = RwSignal::new(None::<SeriesResponse>);
         let to = format::now();
         let from = to - chrono::Duration::days(days);
-        let url = format!(
-            "/api/entities/{}/series?metric={}&from={}&to={}",
-            api::enc(&entity),
-            api::enc(&metric),
-            api::enc(&from.to_rfc3339()),
-            api::enc(&to.to_rfc3339())
-        );
-        poll(url, Duration::from_secs(60), series);
+        let fetch = move || {
+            let (entity, metric) = (entity.clone(), metric.clone());
+            async move { client::entities::series(&entity, &metric, from, to).await }
+        };
+        poll(fetch, Duration::from_secs(60), series);
         let (f, t) = (from.timestamp_millis() as f64, to.timestamp_millis() as f64);
         view! {
             <div class="chart" node_ref=node inner_html=move || {

@@ -4,11 +4,11 @@
 //! would have fired.
 
 use super::app::Ops;
-use crate::api;
+use crate::client;
 use crate::format;
 use crate::i18n::use_i18n;
 use crate::state::Settings;
-use ioc_model::{BacktestResponse, RuleCheck, RuleInfo, RulesResponse};
+use ioc_model::{BacktestResponse, RuleCheck, RuleInfo, RulesResponse, ValidateBody};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use std::time::Duration;
@@ -38,7 +38,7 @@ pub fn RulesView() -> impl IntoView {
     let load_error = RwSignal::new(None::<String>);
     let refresh = move || {
         spawn_local(async move {
-            match api::get::<RulesResponse>("/api/rules").await {
+            match client::rules::list().await {
                 Ok(r) => {
                     list.set(r);
                     load_error.set(None);
@@ -71,12 +71,12 @@ pub fn RulesView() -> impl IntoView {
         }
         let h = set_timeout_with_handle(
             move || {
-                let body = serde_json::json!({
-                    "text": text.get_untracked(),
-                    "replacing": editing.get_untracked().and_then(|e| e.replacing),
-                });
+                let body = ValidateBody {
+                    text: text.get_untracked(),
+                    replacing: editing.get_untracked().and_then(|e| e.replacing),
+                };
                 spawn_local(async move {
-                    match api::post::<_, RuleCheck>("/api/rules/validate", &body).await {
+                    match client::rules::validate(&body).await {
                         Ok(c) => check.set(Some(c)),
                         Err(e) => check.set(Some(RuleCheck {
                             ok: false,
@@ -128,11 +128,7 @@ pub fn RulesView() -> impl IntoView {
             text: text.get_untracked(),
         };
         spawn_local(async move {
-            let (method, url) = match &ed.replacing {
-                Some(name) => ("PUT", format!("/api/rules/{}", api::enc(name))),
-                None => ("POST", "/api/rules".to_string()),
-            };
-            match api::send_json(method, &url, &body).await {
+            match client::rules::save(ed.replacing.as_deref(), &body).await {
                 Ok((200 | 201, body)) => {
                     let c: Option<RuleCheck> = serde_json::from_str(&body).ok();
                     let name = c.and_then(|c| c.name).unwrap_or_default();
@@ -157,7 +153,7 @@ pub fn RulesView() -> impl IntoView {
             return;
         };
         spawn_local(async move {
-            match api::delete(&format!("/api/rules/{}", api::enc(&name))).await {
+            match client::rules::remove(&name).await {
                 Ok(()) => {
                     ops.toast(i18n.tr_n("rule-deleted", "name", name), false);
                     editing.set(None);
@@ -178,7 +174,7 @@ pub fn RulesView() -> impl IntoView {
         };
         testing.set(true);
         spawn_local(async move {
-            let r = match api::send_json("POST", "/api/rules/backtest", &body).await {
+            let r = match client::rules::backtest(&body).await {
                 Ok((200, body)) => serde_json::from_str(&body).map_err(|e| e.to_string()),
                 Ok((_, body)) => match serde_json::from_str::<RuleCheck>(&body) {
                     Ok(c) => {

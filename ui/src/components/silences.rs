@@ -4,7 +4,7 @@
 //! "silenced" filter.
 
 use super::app::{Now, Ops};
-use crate::api;
+use crate::client;
 use crate::format;
 use crate::i18n::use_i18n;
 use crate::state::{Live, Settings};
@@ -63,7 +63,7 @@ pub fn SilencesView() -> impl IntoView {
             comment: f_comment.get_untracked(),
         };
         spawn_local(async move {
-            match api::post::<_, Silence>("/api/silences", &req).await {
+            match client::silences::create(&req).await {
                 Ok(s) => {
                     live.silences.update(|m| {
                         m.insert(s.id, s);
@@ -77,7 +77,7 @@ pub fn SilencesView() -> impl IntoView {
     };
     let end = move |id: i64| {
         spawn_local(async move {
-            match api::delete(&format!("/api/silences/{id}")).await {
+            match client::silences::end(id).await {
                 Ok(()) => {
                     live.silences.update(|m| {
                         m.remove(&id);

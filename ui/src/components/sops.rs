@@ -5,11 +5,11 @@
 //! template.
 
 use super::app::Ops;
-use crate::api;
+use crate::client;
 use crate::format;
 use crate::i18n::use_i18n;
 use crate::state::Settings;
-use ioc_model::{RuleCheck, SopInfo};
+use ioc_model::{RuleCheck, SopInfo, ValidateBody};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use std::time::Duration;
@@ -49,7 +49,7 @@ pub fn SopsView() -> impl IntoView {
     let load_error = RwSignal::new(None::<String>);
     let refresh = move || {
         spawn_local(async move {
-            match api::get::<Vec<SopInfo>>("/api/sops").await {
+            match client::sops::list().await {
                 Ok(l) => {
                     list.set(l);
                     load_error.set(None);
@@ -69,12 +69,12 @@ pub fn SopsView() -> impl IntoView {
         }
         let h = set_timeout_with_handle(
             move || {
-                let body = serde_json::json!({
-                    "text": text.get_untracked(),
-                    "replacing": editing.get_untracked().and_then(|e| e.replacing),
-                });
+                let body = ValidateBody {
+                    text: text.get_untracked(),
+                    replacing: editing.get_untracked().and_then(|e| e.replacing),
+                };
                 spawn_local(async move {
-                    let c = match api::post::<_, RuleCheck>("/api/sops/validate", &body).await {
+                    let c = match client::sops::validate(&body).await {
                         Ok(c) => c,
                         Err(e) => RuleCheck {
                             ok: false,
@@ -118,8 +118,7 @@ pub fn SopsView() -> impl IntoView {
     };
     let show_version = move |name: String, v: u32| {
         spawn_local(async move {
-            let url = format!("/api/sops/{}/versions/{v}", api::enc(&name));
-            match api::get_text(&url).await {
+            match client::sops::version_text(&name, v).await {
                 Ok(t) => {
                     text.set(t);
                     editing.set(Some(Editing {
@@ -140,11 +139,7 @@ pub fn SopsView() -> impl IntoView {
             text: text.get_untracked(),
         };
         spawn_local(async move {
-            let (method, url) = match &ed.replacing {
-                Some(name) => ("PUT", format!("/api/sops/{}", api::enc(name))),
-                None => ("POST", "/api/sops".to_string()),
-            };
-            match api::send_json(method, &url, &body).await {
+            match client::sops::save(ed.replacing.as_deref(), &body).await {
                 Ok((200 | 201, body)) => {
                     if let Ok(info) = serde_json::from_str::<SopInfo>(&body) {
                         ops.toast(
@@ -177,7 +172,7 @@ pub fn SopsView() -> impl IntoView {
             return;
         };
         spawn_local(async move {
-            match api::delete(&format!("/api/sops/{}", api::enc(&name))).await {
+            match client::sops::remove(&name).await {
                 Ok(()) => {
                     ops.toast(i18n.tr_n("sop-deleted", "name", name), false);
                     editing.set(None);

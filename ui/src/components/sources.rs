@@ -4,7 +4,7 @@
 
 use super::app::{Now, Ops};
 use super::import::ImportButton;
-use crate::api;
+use crate::client;
 use crate::format;
 use crate::i18n::use_i18n;
 use crate::state::{Selection, Settings, View};
@@ -32,7 +32,7 @@ pub fn SourcesView() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let refresh = move || {
         spawn_local(async move {
-            match api::get::<Vec<SourceStatus>>("/api/sources").await {
+            match client::sources::list().await {
                 Ok(s) => {
                     sources.set(s);
                     error.set(None);
@@ -57,7 +57,7 @@ pub fn SourcesView() -> impl IntoView {
             return;
         };
         spawn_local(async move {
-            match api::post_text::<SourceStatus>("/api/sources", &text).await {
+            match client::sources::save(&text).await {
                 Ok(s) => {
                     form.set(None);
                     form_error.set(None);
@@ -70,7 +70,7 @@ pub fn SourcesView() -> impl IntoView {
     };
     let remove = move |name: String| {
         spawn_local(async move {
-            match api::delete(&format!("/api/sources/{}", api::enc(&name))).await {
+            match client::sources::remove(&name).await {
                 Ok(()) => {
                     ops.toast(i18n.tr_n("src-deleted", "name", name), false);
                     refresh();

@@ -9,13 +9,13 @@
 //! one map moved from alert to alert — so memory stays flat and nothing needs a reload.
 
 use super::panels::{Basemap, ChartPanel, KpiValues, MapPanel, PanelView};
-use crate::api;
+use crate::client;
 use crate::feed;
 use crate::format;
 use crate::i18n::use_i18n;
 use crate::map;
 use crate::state::{Conn, Live};
-use ioc_model::{Alert, AlertState, Dashboard, Entity, Health, Panel, PanelKind, WallProfile};
+use ioc_model::{Alert, AlertState, Dashboard, Entity, Panel, PanelKind, WallProfile};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use std::time::Duration;
@@ -90,7 +90,7 @@ pub fn WallApp() -> impl IntoView {
         &js_sys::Date::now().into(),
     );
     spawn_local(async move {
-        if let Ok(h) = api::get::<Health>("/api/health").await {
+        if let Ok(h) = client::health().await {
             settings.timezone.set(h.timezone);
         }
     });
@@ -101,10 +101,10 @@ pub fn WallApp() -> impl IntoView {
     let dashboards = RwSignal::new(Vec::<Dashboard>::new());
     let load = move || {
         spawn_local(async move {
-            if let Ok(p) = api::get::<WallProfile>("/api/wall").await {
+            if let Ok(p) = client::dashboards::wall().await {
                 profile.set(Some(p));
             }
-            if let Ok(d) = api::get::<Vec<Dashboard>>("/api/dashboards").await {
+            if let Ok(d) = client::dashboards::list().await {
                 dashboards.set(d);
             }
         })
