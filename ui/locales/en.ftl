@@ -475,3 +475,8 @@ report-stage-done = Done
 report-download = Download
 report-bad-date = Choose a date
 kpi-domain-other = IOC operations
+
+# The link to the provincial IOC (a commune OC or a workstation)
+link-connected = Connected to the provincial IOC
+link-catching-up = Catching up with the provincial IOC: { $ops } actions and { $data } readings to go
+link-offline = No link to the provincial IOC since { $since } — { $ops } actions waiting to be sent

@@ -475,3 +475,8 @@ report-stage-done = Xong
 report-download = Tải về
 report-bad-date = Chọn một ngày
 kpi-domain-other = Vận hành IOC
+
+# The link to the provincial IOC (a commune OC or a workstation)
+link-connected = Đã kết nối với IOC tỉnh
+link-catching-up = Đang đồng bộ với IOC tỉnh: còn { $ops } thao tác, { $data } số liệu
+link-offline = Mất kết nối với IOC tỉnh từ { $since } — { $ops } thao tác chờ gửi

@@ -166,8 +166,10 @@ fn apply(live: Live, msg: ServerMsg) {
             directives,
             silences,
             kpis,
+            link,
         } => {
             live.kpis.set(kpis);
+            live.link.set(link);
             live.incidents
                 .set(incidents.into_iter().map(|i| (i.id, i)).collect());
             live.directives
@@ -206,9 +208,13 @@ fn apply(live: Live, msg: ServerMsg) {
             directives,
             silences,
             kpis,
+            link,
             ..
         } => {
             FEED.with(|f| f.borrow_mut().seq = seq);
+            if link.is_some() {
+                live.link.set(link);
+            }
             if !kpis.is_empty() {
                 live.kpis.set(kpis);
             }

@@ -26,6 +26,8 @@ pub struct Live {
     pub silences: RwSignal<HashMap<i64, Silence>>,
     /// Every KPI's current value.
     pub kpis: RwSignal<Vec<KpiValue>>,
+    /// The link to the provincial IOC, on a node that has one.
+    pub link: RwSignal<Option<ioc_model::UpstreamLink>>,
     pub conn: RwSignal<Conn>,
     /// Browser time (ms) of the last message from the server, heartbeats included.
     pub last_message: RwSignal<f64>,
@@ -44,6 +46,7 @@ impl Live {
             directives: RwSignal::new(HashMap::new()),
             silences: RwSignal::new(HashMap::new()),
             kpis: RwSignal::new(Vec::new()),
+            link: RwSignal::new(None),
             conn: RwSignal::new(Conn::Connecting),
             last_message: RwSignal::new(0.0),
             data_time: RwSignal::new(None),

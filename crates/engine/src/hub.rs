@@ -47,6 +47,7 @@ enum Change {
     Directive(Arc<Directive>),
     Silence(Arc<Silence>),
     Kpis,
+    Link,
 }
 
 struct State {
@@ -61,6 +62,8 @@ struct State {
     silences: HashMap<i64, Silence>,
     /// Current values, as last computed.
     kpis: Arc<Vec<KpiValue>>,
+    /// The link to the provincial IOC, on a node that has one.
+    link: Option<Arc<ioc_model::UpstreamLink>>,
     log: VecDeque<(u64, Change)>,
 }
 
@@ -96,6 +99,7 @@ impl Hub {
                 directives: HashMap::new(),
                 silences: HashMap::new(),
                 kpis: Arc::new(Vec::new()),
+                link: None,
                 log: VecDeque::new(),
             }),
             seq_tx: watch::channel(0).0,
@@ -248,6 +252,26 @@ impl Hub {
         self.seq_tx.send_replace(seq);
     }
 
+    /// The link to the IOC changed: every screen is told at once.
+    pub fn publish_link(&self, link: ioc_model::UpstreamLink) {
+        let seq = {
+            let mut st = self.state.lock().unwrap();
+            st.link = Some(Arc::new(link));
+            st.seq += 1;
+            let seq = st.seq;
+            st.log.push_back((seq, Change::Link));
+            while st.log.len() > self.config.log_capacity {
+                st.log.pop_front();
+            }
+            seq
+        };
+        self.seq_tx.send_replace(seq);
+    }
+
+    fn link(&self) -> Option<ioc_model::UpstreamLink> {
+        self.state.lock().unwrap().link.as_deref().cloned()
+    }
+
     /// The current KPI values.
     pub fn kpis(&self) -> Vec<KpiValue> {
         self.state.lock().unwrap().kpis.as_ref().clone()
@@ -288,6 +312,7 @@ impl Hub {
             directives,
             silences,
             kpis,
+            link: self.link(),
         }
     }
 
@@ -315,6 +340,7 @@ impl Hub {
         let mut directives: HashMap<i64, Arc<Directive>> = HashMap::new();
         let mut silences: HashMap<i64, Arc<Silence>> = HashMap::new();
         let mut kpis_changed = false;
+        let mut link_changed = false;
         for (_, change) in st.log.range(start..) {
             match change {
                 Change::Entity(id) => {
@@ -340,6 +366,7 @@ impl Hub {
                     silences.insert(s.id, s.clone());
                 }
                 Change::Kpis => kpis_changed = true,
+                Change::Link => link_changed = true,
             }
         }
         let entities: Vec<Entity> = entity_ids
@@ -365,6 +392,7 @@ impl Hub {
         } else {
             Vec::new()
         };
+        let link = st.link.as_deref().filter(|_| link_changed).cloned();
         drop(st);
         let mut alerts: Vec<Alert> = alerts.into_values().map(Arc::unwrap_or_clone).collect();
         alerts.sort_by_key(|a| a.id);
@@ -386,6 +414,7 @@ impl Hub {
             directives: sorted(directives),
             silences: sorted(silences),
             kpis,
+            link,
         })
     }
 
@@ -511,6 +540,41 @@ mod tests {
     use super::*;
     use crate::clock::SystemClock;
     use ioc_model::{AlertState, Domain, Severity};
+
+    /// The link to the IOC is in the snapshot, and in a delta only when it changed in it.
+    #[test]
+    fn the_link_goes_to_every_screen_when_it_changes() {
+        let h = hub(100);
+        let link = |state| ioc_model::UpstreamLink {
+            state,
+            backlog: 3,
+            data_backlog: 0,
+            since: chrono::Utc::now(),
+            url: "http://ioc".into(),
+            error: None,
+            last_sync: None,
+        };
+        let ServerMsg::Snapshot { link: none, .. } = h.snapshot() else {
+            panic!("a snapshot")
+        };
+        assert_eq!(none, None, "no upstream: no link");
+        let before = h.seq();
+        h.publish_link(link(ioc_model::LinkState::Offline));
+        let Catchup::Delta(ServerMsg::Delta { link: Some(l), .. }) =
+            h.since(Some(&h.epoch), before)
+        else {
+            panic!("a delta with the link")
+        };
+        assert_eq!(l.state, ioc_model::LinkState::Offline);
+        let after = h.seq();
+        h.publish_kpis(Vec::new());
+        h.publish_kpis(vec![]);
+        let ServerMsg::Snapshot { link: Some(l), .. } = h.snapshot() else {
+            panic!("a snapshot with the link")
+        };
+        assert_eq!(l.backlog, 3);
+        assert!(matches!(h.since(Some(&h.epoch), after), Catchup::UpToDate));
+    }
 
     fn hub(cap: usize) -> Hub {
         Hub::new(

@@ -47,6 +47,9 @@ pub enum ServerMsg {
         /// Every KPI's current value.
         #[serde(default)]
         kpis: Vec<KpiValue>,
+        /// The link to the provincial IOC, on a node that has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        link: Option<crate::UpstreamLink>,
     },
     /// Changes after sequence number `from - 1` up to and including `seq`, coalesced: only the
     /// newest value per entity and metric, only the newest version of each alert, entity,
@@ -71,6 +74,9 @@ pub enum ServerMsg {
         /// When present: every KPI's current value, replacing what the client held.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         kpis: Vec<KpiValue>,
+        /// When present: the link to the provincial IOC changed (state or what waits).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        link: Option<crate::UpstreamLink>,
     },
     /// Sent when nothing changed for a while, so a client can tell a quiet feed from a dead one.
     Heartbeat { seq: u64, time: DateTime<Utc> },

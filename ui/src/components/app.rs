@@ -330,6 +330,7 @@ pub fn App() -> impl IntoView {
     view! {
         <div class="app" on:dragover=super::import::on_drag_over on:drop=super::import::on_drop>
             <TopBar/>
+            <super::link::LinkBanner/>
             <datalist id="unit-codes">
                 <For each=move || units.0.get() key=|u| u.code.clone() children=|u| view! { <option value=u.code.clone()>{u.name.clone()}</option> }/>
             </datalist>

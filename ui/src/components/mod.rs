@@ -8,6 +8,7 @@ pub mod help;
 pub mod import;
 pub mod incidents;
 pub mod kpis;
+pub mod link;
 pub mod login;
 pub mod map_view;
 pub mod panels;

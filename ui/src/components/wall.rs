@@ -233,6 +233,7 @@ pub fn WallApp() -> impl IntoView {
                 <span class="wall-clock">{move || format::time(now.0.get(), &settings.timezone.get(), i18n.lang.get())}</span>
             </header>
             <div class="wall-progress"><i style=move || format!("width:{:.1}%", progress())></i></div>
+            <super::link::LinkBanner/>
             <Show when=stale>
                 <div class="wall-stale" id="wall-stale" role="alert">{stale_since}</div>
             </Show>

@@ -300,10 +300,13 @@ impl Engine {
             config.clone(),
             hub.clone(),
         ));
-        let link = config
-            .upstream
-            .as_ref()
-            .map(|u| Arc::new(crate::sync::upstream::Link::new(&u.url, clock.now())));
+        let link = config.upstream.as_ref().map(|u| {
+            Arc::new(crate::sync::upstream::Link::new(
+                &u.url,
+                clock.now(),
+                hub.clone(),
+            ))
+        });
         let engine = Engine {
             node,
             hlc,

@@ -23,13 +23,16 @@ const MAX_BACKOFF: Duration = Duration::from_secs(4);
 /// The link as the rest of the engine sees it.
 pub struct Link {
     state: Mutex<UpstreamLink>,
+    /// Every screen is told when the link changes.
+    hub: Arc<crate::hub::Hub>,
     /// What the IOC was known to hold of this node's operations.
     upstream_held: Mutex<u64>,
 }
 
 impl Link {
-    pub fn new(url: &str, now: DateTime<Utc>) -> Link {
-        Link {
+    pub fn new(url: &str, now: DateTime<Utc>, hub: Arc<crate::hub::Hub>) -> Link {
+        let link = Link {
+            hub,
             state: Mutex::new(UpstreamLink {
                 state: LinkState::Offline,
                 backlog: 0,
@@ -40,7 +43,9 @@ impl Link {
                 last_sync: None,
             }),
             upstream_held: Mutex::new(0),
-        }
+        };
+        link.hub.publish_link(link.get());
+        link
     }
 
     pub fn get(&self) -> UpstreamLink {
@@ -66,12 +71,21 @@ impl Link {
                 _ => tracing::info!("upstream {}: {:?}, backlog {backlog}", s.url, state),
             }
         }
+        let changed = s.state != state
+            || s.backlog != backlog
+            || s.data_backlog != data_backlog
+            || s.error != error;
         s.state = state;
         s.backlog = backlog;
         s.data_backlog = data_backlog;
         s.error = error;
         if state != LinkState::Offline {
             s.last_sync = Some(now);
+        }
+        if changed {
+            let now = s.clone();
+            drop(s);
+            self.hub.publish_link(now);
         }
     }
 }
