@@ -49,6 +49,18 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 629_145)]
         rows: usize,
     },
+    /// A commune OC cut off from the IOC for a simulated day (readings of every sensor a
+    /// minute, both sides working the same alerts), then reconnected: the time until both
+    /// hold the same state, next to plain batched inserts of the same rows.
+    Sync {
+        #[arg(long, default_value_t = 500)]
+        sensors: usize,
+        #[arg(long, default_value_t = 1440)]
+        minutes: usize,
+        /// Alerts both sides work (five acts each side per alert).
+        #[arg(long, default_value_t = 400)]
+        alerts: usize,
+    },
     /// A year of a KPI from the rollups, next to the same numbers from the raw rows; the
     /// leader dashboard's reads over the year.
     Kpi {
@@ -78,6 +90,18 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             .await
         }
         BenchCommand::Import { rows } => crate::bench_import::run(rows).await,
+        BenchCommand::Sync {
+            sensors,
+            minutes,
+            alerts,
+        } => {
+            crate::bench_sync::run(crate::bench_sync::SyncBench {
+                sensors,
+                minutes,
+                alerts,
+            })
+            .await
+        }
         BenchCommand::Ingest { n, dir } => {
             let tmp;
             let dir = match dir {

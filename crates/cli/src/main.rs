@@ -20,6 +20,7 @@ mod bench;
 mod bench_api;
 mod bench_import;
 mod bench_mqtt;
+mod bench_sync;
 mod demo;
 mod import;
 mod report;

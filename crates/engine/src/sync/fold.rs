@@ -67,11 +67,17 @@ pub fn fold_alert<'a>(
             } => match book.act(local_id, action, actor, comment.clone(), at, *auto_resolve) {
                 Ok(c) => Some(c),
                 Err(e) => {
+                    // Said without the alert's id, which differs from node to node.
+                    use crate::alerts::AlertError;
                     let why = match e {
-                        crate::alerts::AlertError::NotFound(_) => {
+                        AlertError::NotFound(_) => {
                             format!("the alert was already {}", current.state.as_str())
                         }
-                        e => e.to_string(),
+                        AlertError::InvalidTransition { from, to, .. } => {
+                            format!("the alert was {from}; it cannot become {to}")
+                        }
+                        AlertError::Invalid(m) => m,
+                        AlertError::OutOfScope(_) => "outside the actor's units".into(),
                     };
                     timeline.push(AlertEvent {
                         at,

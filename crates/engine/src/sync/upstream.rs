@@ -314,6 +314,11 @@ async fn round(ctx: &Ctx, client: &reqwest::Client) -> Result<bool, String> {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
+        // Progress as it goes, not only at the end of the round.
+        let ops = own_last(ctx).await.saturating_sub(upstream_held);
+        let data = data_backlog(ctx).await;
+        ctx.link
+            .set(LinkState::CatchingUp, (ops, data), None, ctx.clock.now());
     }
     let backlog = own_last(ctx).await.saturating_sub(upstream_held);
     let data = if data_left {
