@@ -586,12 +586,13 @@ fn test() -> Result {
 }
 
 fn bench() -> Result {
-    step("benchmarks (release build): ingest, rules, then MQTT through mosquitto");
+    step("benchmarks (release build): ingest, rules, KPIs, federation sync, then MQTT through mosquitto");
     sh("cargo", &["build", "--release", "-p", "ioc"])?;
     let bin = root().join("target/release/ioc");
     sh(bin.to_str().unwrap(), &["bench", "ingest"])?;
     sh(bin.to_str().unwrap(), &["bench", "rules"])?;
     sh(bin.to_str().unwrap(), &["bench", "kpi"])?;
+    sh(bin.to_str().unwrap(), &["bench", "sync"])?;
     sh(bin.to_str().unwrap(), &["bench", "mqtt"])
 }
 

@@ -166,7 +166,10 @@ pub async fn run(b: SyncBench) -> anyhow::Result<()> {
     oc.sender().ingest("bench", raise).await?;
     wait("the OC's alerts and sensors at the IOC", 120, || {
         let l = link_state(&oc);
-        l.state == LinkState::Connected && l.backlog == 0 && l.data_backlog == 0
+        ioc.health().open_alerts >= b.alerts
+            && l.state == LinkState::Connected
+            && l.backlog == 0
+            && l.data_backlog == 0
     })
     .await?;
     let pairs = {

@@ -71,7 +71,8 @@ fn gauge(id: &str, unit: &str) -> Item {
     Item::Entity(Box::new(
         Entity::new(id, "WaterLevelGauge", &format!("Trạm {id}"), Domain::Water)
             .at(105.49, 18.70)
-            .in_unit(unit, unit),
+            .in_unit(unit, unit)
+            .with_attr("alarm_1", 5.3),
     ))
 }
 
@@ -347,6 +348,41 @@ async fn the_readings_of_an_outage_fill_in_at_the_ioc() {
         assert_eq!(i.points.len(), 60, "{id}");
         assert_eq!(i.points, o.points, "{id}: the IOC's series is the OC's");
     }
+    // The day's KPI of the commune is the same at the province as at the commune.
+    // Nghệ An keeps UTC+7 all year.
+    let day = start
+        .with_timezone(&chrono::FixedOffset::east_opt(7 * 3600).unwrap())
+        .date_naive();
+    let kpi = |e: &Arc<Engine>| {
+        let e = e.clone();
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async move {
+                e.view(ioc_engine::Scope::Province)
+                    .kpi_value(
+                        "river-below-alarm",
+                        Some(ioc_model::Period::Day),
+                        Some(day),
+                        Some(NAM_DAN.into()),
+                    )
+                    .await
+                    .unwrap()
+            })
+        })
+    };
+    let (k_ioc, k_oc) = (kpi(&ioc), kpi(&oc));
+    eprintln!(
+        "river-below-alarm of the day: IOC {:?} ({}/{}), OC {:?}",
+        k_ioc.value, k_ioc.numerator, k_ioc.denominator, k_oc.value
+    );
+    assert!(
+        k_oc.denominator >= 40.0 && k_oc.value.is_some_and(|v| v < 100.0),
+        "a KPI with something to say: {k_oc:?}"
+    );
+    assert_eq!(
+        (k_ioc.value, k_ioc.numerator, k_ioc.denominator),
+        (k_oc.value, k_oc.numerator, k_oc.denominator),
+        "the IOC's KPI of the day is the OC's"
+    );
     assert!(
         ioc.hub().entity("wl-vinh-oc").is_none(),
         "Vinh is not the OC's"
