@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 
 const T: Duration = Duration::from_secs(60);
+const PASSWORD: &str = "mật khẩu đủ dài";
 
 /// A TCP proxy the test can cut (every connection dropped, new ones refused) and restore.
 struct Proxy {
@@ -115,6 +116,8 @@ async fn e2e_federation_link_banner() {
     );
     let token_file = dir.path().join("upstream.token");
     std::fs::write(&token_file, &out.stdout).unwrap();
+    // Accounts exist now, so people sign in to the IOC: its administrator.
+    add_user(&ioc_data, "quan-tri", "admin", PASSWORD);
     let ioc = Server::start("federation-ioc", &ioc_data, &ioc_config, 0);
     let proxy = Proxy::to(ioc.addr).await;
     let oc_config = config(
@@ -143,6 +146,43 @@ async fn e2e_federation_link_banner() {
     assert!(text.contains("Đã kết nối với IOC tỉnh"), "{text}");
     let health = get_json(&oc.url("/api/health")).await;
     assert_eq!(health["upstream"]["state"], "connected", "{health}");
+
+    // At the IOC, its administrator sees the commune's console linked, on the sources screen.
+    c.goto(&ioc.url("/")).await.unwrap();
+    let u = wait_for("the IOC's sign-in form", T, || async {
+        c.find(Locator::Id("login-username")).await.ok()
+    })
+    .await;
+    u.send_keys("quan-tri").await.unwrap();
+    let p = c.find(Locator::Id("login-password")).await.unwrap();
+    p.send_keys(PASSWORD).await.unwrap();
+    p.send_keys(&fantoccini::key::Key::Enter.to_string())
+        .await
+        .unwrap();
+    wait_for("the IOC's console", T, || async {
+        c.find(Locator::Id("user-chip")).await.ok()
+    })
+    .await;
+    js(
+        &c,
+        "[...document.querySelectorAll('.view-tab')].find(b => b.textContent.includes('Nguồn')).click(); return 1;",
+    )
+    .await;
+    wait_for("the OC in the IOC's list of linked consoles", T, || async {
+        let v = js(
+            &c,
+            "const r = document.querySelector('#nodes-table tr.node[data-node=\"oc-nam-dan\"]'); return r ? r.dataset.state : '';",
+        )
+        .await;
+        (v == "connected").then_some(())
+    })
+    .await;
+    screenshot(&c, "federation-ioc-nodes").await;
+    c.goto(&oc.url("/")).await.unwrap();
+    wait_for("the OC's banner again", T, || async {
+        (banner(&c).await.0 == "connected").then_some(())
+    })
+    .await;
 
     // The cable is cut.
     proxy.cut();

@@ -29,6 +29,8 @@ pub fn SourcesView() -> impl IntoView {
     let now = expect_context::<Now>();
     let ops = Ops::get();
     let sources = RwSignal::new(Vec::<SourceStatus>::new());
+    // On the provincial IOC: the consoles (commune OCs) that sync with it.
+    let nodes = RwSignal::new(Vec::<ioc_model::NodeLink>::new());
     let error = RwSignal::new(None::<String>);
     let refresh = move || {
         spawn_local(async move {
@@ -38,6 +40,9 @@ pub fn SourcesView() -> impl IntoView {
                     error.set(None);
                 }
                 Err(e) => error.set(Some(e)),
+            }
+            if let Ok(h) = client::health().await {
+                nodes.set(h.nodes);
             }
         })
     };
@@ -180,6 +185,34 @@ pub fn SourcesView() -> impl IntoView {
             </table>
             <Show when=move || sources.with(|s| s.is_empty())>
                 <p class="muted">{move || i18n.tr("src-none")}</p>
+            </Show>
+            <Show when=move || nodes.with(|n| !n.is_empty())>
+                <h2>{move || i18n.tr("nodes-title")}</h2>
+                <table class="grid" id="nodes-table">
+                    <thead>
+                        <tr>
+                            <th>{move || i18n.tr("nodes-name")}</th>
+                            <th>{move || i18n.tr("src-state")}</th>
+                            <th>{move || i18n.tr("nodes-last-seen")}</th>
+                            <th>{move || i18n.tr("nodes-lag")}</th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        {move || nodes.get().into_iter().map(|n| {
+                            let state = serde_json::to_value(n.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                            let key = format!("link-state-{state}");
+                            let seen = n.last_seen;
+                            view! {
+                                <tr class="node" data-node=n.node.clone() data-state=state.clone()>
+                                    <td>{n.node.clone()}</td>
+                                    <td class=format!("state {state}")>{move || i18n.tr(&key)}</td>
+                                    <td>{move || format::ago(&i18n, seen, now.0.get())}</td>
+                                    <td>{n.lag}</td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
             </Show>
         </section>
     }
