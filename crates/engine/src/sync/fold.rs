@@ -23,9 +23,18 @@ pub fn fold_alert<'a>(
     // In order, each (origin, sequence) once.
     let ordered: BTreeMap<_, &AlertOp> = ops
         .into_iter()
-        .map(|r| {
-            let super::Change::Alert { op, .. } = &r.change;
-            ((r.hlc, r.origin.as_str()), op)
+        .filter_map(|r| {
+            let super::Change::Alert { alert, op } = &r.change;
+            // Only the alert's own node opens it and makes its rules' and timers' changes;
+            // other nodes act on it (people, and what their incidents and silences do to
+            // it). Anything else is ignored, the same way on every node, so no node can
+            // rewrite another's alert.
+            let own = r.origin == alert.node;
+            let act = matches!(
+                op,
+                AlertOp::Acted { .. } | AlertOp::Incident { .. } | AlertOp::Silenced { .. }
+            );
+            (own || act).then_some(((r.hlc, r.origin.as_str()), op))
         })
         .collect();
     let (opened_key, opened) = ordered.iter().find_map(|(k, op)| match op {

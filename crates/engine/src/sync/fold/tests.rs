@@ -451,3 +451,44 @@ fn an_act_after_the_close_is_kept_as_not_applied() {
     );
     assert_eq!(a.acked_by, None, "an act without effect changes nothing");
 }
+
+/// A node cannot rewrite another node's alert: an opening or an engine's change it claims
+/// for an alert that is not its own is ignored, on every node alike; its acts count.
+#[test]
+fn only_an_alerts_own_node_opens_and_changes_it() {
+    let mut nodes = vec![Node::new("ioc", 0), Node::new("oc-a", 0)];
+    let gid = nodes[0].open();
+    deliver(&mut nodes, 0, 1, usize::MAX, false, false);
+    let honest = nodes[1].shared(&gid);
+    // The OC forges an earlier opening with another message, and a clear.
+    let mut forged = match &nodes[0].log[0].change {
+        Change::Alert {
+            op: AlertOp::Opened { alert },
+            ..
+        } => alert.clone(),
+        _ => panic!("an opening"),
+    };
+    forged.message = "giả mạo".into();
+    let n = &mut nodes[1];
+    for op in [
+        AlertOp::Opened { alert: forged },
+        AlertOp::Cleared { auto_resolve: true },
+    ] {
+        n.log.push(OpRecord {
+            origin: "oc-a".into(),
+            seq: n.next_seq,
+            hlc: Hlc(1),
+            change: Change::Alert {
+                alert: gid.clone(),
+                op,
+            },
+        });
+        n.next_seq += 1;
+    }
+    assert_eq!(nodes[1].shared(&gid), honest, "ignored");
+    assert!(
+        nodes[1].act(&gid, AlertAction::Ack, "nv-xa".into()),
+        "acts count"
+    );
+    assert_eq!(nodes[1].view(&gid).unwrap().state, AlertState::Acknowledged);
+}
