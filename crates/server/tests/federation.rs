@@ -393,3 +393,99 @@ async fn the_readings_of_an_outage_fill_in_at_the_ioc() {
     );
     oc.shutdown().await;
 }
+
+/// A commune OC that ran on its own before it was linked: its devices go up when the link is
+/// first configured, so the readings that follow are taken (not refused as unknown), and a
+/// device of the IOC's cannot be taken over by a node that sends the same id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_from_before_the_link_go_up_and_the_iocs_stay_its_own() {
+    let (ioc_dir, ioc, ioc_addr) = common::start_with(|c| {
+        let mut n = Config::parse(RULES).unwrap().without_demo();
+        n.paths = c.paths.clone();
+        n.node.name = Some("ioc-nghe-an".into());
+        *c = n;
+    })
+    .await;
+    let _keep = ioc_dir;
+    // The IOC's own gauge in the commune.
+    ioc.sender()
+        .ingest(
+            "t",
+            vec![gauge("wl-shared-id", NAM_DAN), level("wl-shared-id", 1.0)],
+        )
+        .await
+        .unwrap();
+    let token = {
+        let mut conn = ioc_engine::store::connect_path(ioc.db_path()).unwrap();
+        ioc_engine::auth::add_node(&mut conn, "oc-nam-dan", &[NAM_DAN.into()], "test", 0, None)
+            .unwrap()
+    };
+    // The OC on its own first.
+    let oc_dir = tempfile::tempdir().unwrap();
+    let base = || {
+        let mut c = Config::parse(RULES).unwrap().without_demo();
+        c.paths.data = Some(oc_dir.path().join("data"));
+        c.node.name = Some("oc-nam-dan".into());
+        c
+    };
+    let alone = Engine::start(base()).await.unwrap();
+    alone
+        .sender()
+        .ingest(
+            "t",
+            vec![
+                gauge("wl-before", NAM_DAN),
+                gauge("wl-shared-id", NAM_DAN),
+                level("wl-before", 1.0),
+            ],
+        )
+        .await
+        .unwrap();
+    alone.shutdown().await;
+    drop(alone);
+    // Then linked.
+    let token_file = oc_dir.path().join("upstream.token");
+    std::fs::write(&token_file, &token).unwrap();
+    let mut config = base();
+    config.upstream = Some(ioc_engine::config::UpstreamConfig {
+        url: format!("http://{ioc_addr}"),
+        token_file,
+    });
+    let oc = Arc::new(Engine::start(config).await.unwrap());
+    within(10, "the OC's devices reach the IOC", || {
+        ioc.hub().entity("wl-before").is_some()
+    })
+    .await;
+    let t = chrono::Utc::now();
+    oc.sender()
+        .ingest(
+            "t",
+            vec![
+                level_at("wl-before", 2.5, t),
+                level_at("wl-shared-id", 9.9, t),
+            ],
+        )
+        .await
+        .unwrap();
+    within(10, "the OC's reading is taken", || {
+        ioc.hub()
+            .entity("wl-before")
+            .and_then(|e| e.latest.get("water_level").map(|r| r.value))
+            == Some(2.5)
+    })
+    .await;
+    within(10, "the OC's outbox empties", || {
+        oc.health()
+            .upstream
+            .is_some_and(|u| u.state == LinkState::Connected && u.data_backlog == 0)
+    })
+    .await;
+    // The IOC's gauge of the same id is still the IOC's: the node's reading was left out.
+    let shared = ioc.hub().entity("wl-shared-id").unwrap();
+    assert_eq!(
+        shared.latest.get("water_level").map(|r| r.value),
+        Some(1.0),
+        "{shared:?}"
+    );
+    oc.shutdown().await;
+}

@@ -405,11 +405,13 @@ impl Oidc {
     /// A person (or a system) from the provider's claims.
     pub fn principal(&self, claims: &Value) -> Result<Principal, OidcError> {
         let c = &self.cfg;
+        // A node account is made on this IOC (`ioc node add`), never taken from a provider.
         let as_role = |s: &str| {
             c.role_map
                 .get(s)
                 .and_then(|r| Role::parse(r))
                 .or_else(|| Role::parse(s))
+                .filter(|r| *r != Role::Node)
         };
         let role = match claim(claims, &c.role_claim) {
             Some(Value::String(s)) => as_role(s),

@@ -171,6 +171,7 @@ impl Engine {
         let lock = lock(&data_dir)?;
         let tz = config.tz();
         let configured_node = config.node.name.clone();
+        let upstream = config.upstream.is_some();
         let (db_path, reader, loaded, managed, loaded_ops, sop_heads, node, sync_state) = {
             let data_dir = data_dir.clone();
             let now_ms = clock.now().timestamp_millis();
@@ -178,6 +179,12 @@ impl Engine {
                 let db = store::open(&data_dir)?;
                 let node = store::node_name(&store::connect_path(&db)?, configured_node.as_deref())
                     .map_err(EngineError::BadInput)?;
+                if upstream {
+                    let n = store::seed_outbox(&store::connect_path(&db)?)?;
+                    if n > 0 {
+                        tracing::info!("upstream: {n} devices of this node to send to the IOC");
+                    }
+                }
                 let filled = store::backfill_rollups(&mut store::connect_path(&db)?, tz)
                     .map_err(StoreError::from)?;
                 if filled > 0 {
@@ -197,9 +204,16 @@ impl Engine {
             .map_err(|e| EngineError::Internal(e.to_string()))??
         };
         let node: Arc<str> = Arc::from(node);
+        // After every time this node gave (never twice the same), and after every time it
+        // received, unless that one is implausibly far ahead (then as far as is adopted).
+        let own_last = reader.last_hlc_of(&node)?;
+        let adoptable = crate::sync::Hlc::new(
+            (clock.now() + crate::sync::hlc::MAX_ADOPTED_AHEAD).timestamp_millis(),
+            0,
+        );
         let hlc = Arc::new(crate::sync::HlcClock::new(
             clock.clone(),
-            sync_state.last_hlc,
+            own_last.max(sync_state.last_hlc.min(adoptable)),
         ));
 
         let (manager, rules) = {

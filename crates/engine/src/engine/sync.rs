@@ -66,7 +66,19 @@ impl Engine {
                 op.origin, op.seq
             )));
         }
+        if req.ops.len() > crate::sync::wire::BATCH {
+            return Err(EngineError::TooLarge(format!(
+                "at most {} operations a push",
+                crate::sync::wire::BATCH
+            )));
+        }
         let upto = req.ops.iter().map(|o| o.seq).max().unwrap_or(0);
+        // A time further ahead than a clock may plausibly drift would order the operation
+        // after everything anyone does for as long: refused (counted), like one out of scope.
+        let ahead = crate::sync::Hlc::new(
+            (self.clock.now() + crate::sync::hlc::MAX_ADOPTED_AHEAD).timestamp_millis(),
+            0,
+        );
         let (reader, here, scope) = (self.reader.clone(), self.node.clone(), caller.scope());
         let (kept, refused) = tokio::task::spawn_blocking(move || {
             let mut units = Units::new(&reader, &here);
@@ -75,7 +87,7 @@ impl Engine {
             let mut refused = 0;
             for op in req.ops {
                 match units.of(&op)? {
-                    Some(u) if scope.allows(u.as_deref()) => kept.push(op),
+                    Some(u) if scope.allows(u.as_deref()) && op.hlc <= ahead => kept.push(op),
                     _ => refused += 1,
                 }
             }
@@ -106,12 +118,37 @@ impl Engine {
         push: DataPush,
     ) -> Result<DataTaken, EngineError> {
         let me = node_of(caller)?.to_string();
+        if push.entities.len() + push.obs.len() > 2 * crate::sync::wire::DATA_BATCH {
+            return Err(EngineError::TooLarge(format!(
+                "at most {} devices and readings a push",
+                2 * crate::sync::wire::DATA_BATCH
+            )));
+        }
         let scope = caller.scope();
+        // A device is the node's if the node registered it (or it is new here): a node never
+        // takes over the IOC's devices or another node's, whatever the id and unit it sends.
+        let source = format!("{}{me}", crate::sync::NODE_SOURCE);
+        let owners = {
+            let reader = self.reader.clone();
+            let ids: Vec<String> = push
+                .entities
+                .iter()
+                .map(|e| e.id.clone())
+                .chain(push.obs.iter().map(|o| o.0.clone()))
+                .collect();
+            tokio::task::spawn_blocking(move || reader.entity_sources(&ids))
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))??
+        };
+        let its_own = |id: &str| match owners.get(id) {
+            None => true,
+            Some(s) => s.as_deref() == Some(source.as_str()),
+        };
         let mut refused = 0;
         let mut allowed = std::collections::HashSet::new();
         let mut items = Vec::with_capacity(push.entities.len() + push.obs.len());
         for e in push.entities {
-            if scope.allows(e.unit.as_deref()) {
+            if scope.allows(e.unit.as_deref()) && its_own(&e.id) {
                 allowed.insert(e.id.clone());
                 items.push(crate::ingest::Item::Entity(Box::new(e)));
             } else {
@@ -120,10 +157,12 @@ impl Engine {
         }
         for (entity, metric, ts, value) in push.obs {
             let ok = allowed.contains(&entity)
-                || self
-                    .hub
-                    .entity(&entity)
-                    .is_some_and(|e| scope.allows(e.unit.as_deref()));
+                || (owners.contains_key(&entity)
+                    && its_own(&entity)
+                    && self
+                        .hub
+                        .entity(&entity)
+                        .is_some_and(|e| scope.allows(e.unit.as_deref())));
             let Some(time) = DateTime::<Utc>::from_timestamp_millis(ts) else {
                 refused += 1;
                 continue;
@@ -141,12 +180,13 @@ impl Engine {
         }
         if refused > 0 {
             tracing::warn!(
-                "sync: {refused} devices or readings of node {me:?} outside its units left out"
+                "sync: {refused} devices or readings of node {me:?} left out (outside its \
+                 units, or devices that are not its own)"
             );
         }
         let report = self
             .sender
-            .ingest(&format!("{}{me}", crate::sync::NODE_SOURCE), items)
+            .ingest(&source, items)
             .await
             .map_err(|_| EngineError::Closed)?;
         self.saw_node(&me, 0);

@@ -1126,6 +1126,8 @@ impl Pipeline {
             ev.node = Some(self.node.to_string());
         }
         let gid = self.gid_of(id);
+        // The time the book applied the change at, so that every node dates it the same.
+        let at = change.events.first().map(|e| e.at);
         for op in ops {
             let op = match op {
                 // The alert as it opened, with the events that opened it.
@@ -1143,6 +1145,7 @@ impl Pipeline {
                 change: Change::Alert {
                     alert: gid.clone(),
                     op,
+                    at,
                 },
             };
             self.uncommitted.push_back((p.batch, r.clone()));

@@ -50,6 +50,32 @@ pub fn node_name(conn: &Connection, configured: Option<&str>) -> Result<String, 
     }
 }
 
+/// The first time a data folder runs with an `[upstream]`: every device of its own goes into
+/// the outbox, so that the IOC knows the devices whose readings follow (devices registered
+/// before the link existed would otherwise never be sent). Returns how many.
+pub fn seed_outbox(conn: &Connection) -> Result<usize, StoreError> {
+    let done: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'outbox:seeded'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if done.is_some() {
+        return Ok(0);
+    }
+    let n = conn.execute(
+        "INSERT INTO upstream_outbox (entity)
+         SELECT id FROM entities WHERE source IS NULL OR source NOT LIKE 'node:%' ORDER BY id",
+        [],
+    )?;
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('outbox:seeded', '1')",
+        [],
+    )?;
+    Ok(n)
+}
+
 /// Drops what the IOC has committed from the outbox.
 pub fn outbox_trim(conn: &Connection, upto: i64) -> Result<usize, StoreError> {
     Ok(conn.execute("DELETE FROM upstream_outbox WHERE seq <= ?1", [upto])?)
@@ -172,6 +198,41 @@ impl super::Reader {
                 }
             }
             Ok(out)
+        })
+    }
+
+    /// The source of each device of `ids` known here (`None` inside: known, of no source).
+    pub fn entity_sources(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, Option<String>>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare_cached("SELECT source FROM entities WHERE ext_id = ?1")?;
+            let mut out = HashMap::new();
+            for id in ids {
+                if out.contains_key(id) {
+                    continue;
+                }
+                if let Some(s) = stmt
+                    .query_row([id], |r| r.get::<_, Option<String>>(0))
+                    .optional()?
+                {
+                    out.insert(id.clone(), s);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The latest hybrid time of `origin`'s own operations.
+    pub fn last_hlc_of(&self, origin: &str) -> Result<Hlc, StoreError> {
+        self.with(|c| {
+            let last: Option<i64> = c.query_row(
+                "SELECT MAX(hlc) FROM oplog WHERE origin = ?1",
+                [origin],
+                |r| r.get(0),
+            )?;
+            Ok(Hlc(last.unwrap_or(0) as u64))
         })
     }
 

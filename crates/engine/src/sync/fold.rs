@@ -21,10 +21,10 @@ pub fn fold_alert<'a>(
     local: &dyn Fn(&Gid) -> Option<i64>,
 ) -> Option<Alert> {
     // In order, each (origin, sequence) once.
-    let ordered: BTreeMap<_, &AlertOp> = ops
+    let ordered: BTreeMap<_, (&AlertOp, Option<chrono::DateTime<chrono::Utc>>)> = ops
         .into_iter()
         .filter_map(|r| {
-            let super::Change::Alert { alert, op } = &r.change;
+            let super::Change::Alert { alert, op, at } = &r.change;
             // Only the alert's own node opens it and makes its rules' and timers' changes;
             // other nodes act on it (people, and what their incidents and silences do to
             // it). Anything else is ignored, the same way on every node, so no node can
@@ -34,10 +34,10 @@ pub fn fold_alert<'a>(
                 op,
                 AlertOp::Acted { .. } | AlertOp::Incident { .. } | AlertOp::Silenced { .. }
             );
-            (own || act).then_some(((r.hlc, r.origin.as_str()), op))
+            (own || act).then_some(((r.hlc, r.origin.as_str()), (op, *at)))
         })
         .collect();
-    let (opened_key, opened) = ordered.iter().find_map(|(k, op)| match op {
+    let (opened_key, opened) = ordered.iter().find_map(|(k, (op, _))| match op {
         AlertOp::Opened { alert } => Some((*k, alert)),
         _ => None,
     })?;
@@ -48,8 +48,8 @@ pub fn fold_alert<'a>(
         .map(|e| at_node(e, opened_key.1))
         .collect();
     let mut book = AlertBook::new(vec![current.clone()], local_id + 1);
-    for ((hlc, origin), op) in &ordered {
-        let at = hlc.time();
+    for ((hlc, origin), (op, at)) in &ordered {
+        let at = at.unwrap_or_else(|| hlc.time());
         let change = match op {
             AlertOp::Opened { .. } => None,
             AlertOp::Reactivated { value, message } => {
@@ -105,7 +105,9 @@ pub fn fold_alert<'a>(
                 }
             },
         };
-        if let Some(c) = change {
+        // A change that made another alert (an issuer's update after the alert was resolved
+        // here opens a new one in the book) is not this alert's.
+        if let Some(c) = change.filter(|c| c.alert.id == local_id) {
             current = c.alert;
             timeline.extend(c.events.into_iter().map(|e| at_node(e, origin)));
         }

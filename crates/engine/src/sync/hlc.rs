@@ -18,9 +18,10 @@ const COUNTER_BITS: u32 = 16;
 const COUNTER_MAX: u64 = (1 << COUNTER_BITS) - 1;
 
 /// A remote time further ahead of our wall clock than this is not adopted (its operations are
-/// still ordered by it): one node with a clock set years ahead must not drag every other
-/// node's times along. Ten minutes of drift, or a day, is adopted as the algorithm says.
-pub const MAX_ADOPTED_AHEAD: chrono::Duration = chrono::Duration::days(2);
+/// still ordered by it, and the IOC refuses a push of such times): one node with a clock set
+/// hours ahead (local time taken for UTC) must not drag every other node's times along. Ten
+/// minutes of drift is adopted as the algorithm says.
+pub const MAX_ADOPTED_AHEAD: chrono::Duration = chrono::Duration::hours(1);
 
 /// One hybrid time: milliseconds since the epoch in the high 48 bits, a counter in the low 16.
 /// Compared as one number.
@@ -102,9 +103,9 @@ impl HlcClock {
         let wall = self.clock.now().timestamp_millis();
         if remote.ms() > wall + MAX_ADOPTED_AHEAD.num_milliseconds() {
             tracing::warn!(
-                "an operation dated {remote} is more than {} days ahead of this node's clock; \
-                 its time is not adopted",
-                MAX_ADOPTED_AHEAD.num_days()
+                "an operation dated {remote} is more than {} minutes ahead of this node's \
+                 clock; its time is not adopted",
+                MAX_ADOPTED_AHEAD.num_minutes()
             );
             return;
         }

@@ -60,7 +60,15 @@ impl OpRecord {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "on", rename_all = "snake_case")]
 pub enum Change {
-    Alert { alert: Gid, op: AlertOp },
+    Alert {
+        alert: Gid,
+        op: AlertOp,
+        /// When it happened, as the alert's times and timeline record it (the reading's
+        /// time for a rule's change, the moment for an act). The hybrid time orders; this
+        /// dates. Absent: the hybrid time's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    },
 }
 
 impl Change {

@@ -25,19 +25,31 @@ impl<'a> Units<'a> {
         }
     }
 
-    /// Learns the units of alerts opened in `ops` (a push that opens an alert and acts on it).
+    /// Learns the units of alerts opened in `ops` by their own node (a push that opens an
+    /// alert and acts on it).
     pub fn learn(&mut self, ops: &[OpRecord]) {
         for op in ops {
-            let Change::Alert { alert, op: a } = &op.change;
+            let Change::Alert { alert, op: a, .. } = &op.change;
             if let AlertOp::Opened { alert: opened } = a {
-                self.known.insert(alert.clone(), Some(opened.unit.clone()));
+                if op.origin == alert.node {
+                    self.known.insert(alert.clone(), Some(opened.unit.clone()));
+                }
             }
         }
     }
 
-    /// The unit of the thing an operation is about: `None` when it is not known here.
+    /// The unit of the thing an operation is about: `None` when it is not known here, or
+    /// when the operation claims for another node's alert what only that node may do (open
+    /// it, or make its rules' and timers' changes).
     pub fn of(&mut self, op: &OpRecord) -> Result<Option<Option<String>>, StoreError> {
-        let Change::Alert { alert, op: a } = &op.change;
+        let Change::Alert { alert, op: a, .. } = &op.change;
+        let act = matches!(
+            a,
+            AlertOp::Acted { .. } | AlertOp::Incident { .. } | AlertOp::Silenced { .. }
+        );
+        if op.origin != alert.node && !act {
+            return Ok(None);
+        }
         if let AlertOp::Opened { alert: opened } = a {
             return Ok(Some(opened.unit.clone()));
         }
@@ -78,6 +90,9 @@ pub fn pull(
             break;
         }
         let ops = reader.ops_after(&origin, from, room)?;
+        // All there is was read: what is held of the origin past its last stored operation
+        // (left out on purpose elsewhere) is vouched for too, or the caller would ask forever.
+        let all = ops.len() < room;
         let mut upto = from;
         for op in ops {
             upto = op.seq;
@@ -89,7 +104,9 @@ pub fn pull(
                 }
             }
         }
-        if upto < last {
+        if all {
+            upto = last;
+        } else if upto < last {
             reply.more = true;
         }
         reply.upto.insert(origin, upto);

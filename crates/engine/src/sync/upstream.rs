@@ -120,9 +120,11 @@ pub async fn run(ctx: Ctx) {
     let mut backoff = Duration::from_millis(250);
     loop {
         let wait = match round(&ctx, &client).await {
-            Ok(caught_up) => {
+            Ok((caught_up, progressed)) => {
                 backoff = Duration::from_millis(250);
-                if caught_up {
+                // Straight on while there is more and it moves; a round that moved nothing
+                // waits like an idle one, so a stuck exchange never spins.
+                if caught_up || !progressed {
                     IDLE
                 } else {
                     Duration::ZERO
@@ -203,8 +205,9 @@ async fn call<T: serde::de::DeserializeOwned>(
     wire::decode(&body, gzip)
 }
 
-/// One exchange: push, then pull. True when nothing is left on either side.
-async fn round(ctx: &Ctx, client: &reqwest::Client) -> Result<bool, String> {
+/// One exchange: push, then pull, then devices and readings. (Nothing is left on either
+/// side, something moved.)
+async fn round(ctx: &Ctx, client: &reqwest::Client) -> Result<(bool, bool), String> {
     let token = tokio::fs::read_to_string(&ctx.token_file)
         .await
         .map_err(|e| format!("token file {}: {e}", ctx.token_file.display()))?;
@@ -227,6 +230,7 @@ async fn round(ctx: &Ctx, client: &reqwest::Client) -> Result<bool, String> {
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     let pushed_all = mine.len() < wire::BATCH;
+    let mut progressed = !mine.is_empty();
     if !mine.is_empty() {
         let body = wire::encode(&PushRequest { ops: mine });
         let h: Held = call(
@@ -268,6 +272,7 @@ async fn round(ctx: &Ctx, client: &reqwest::Client) -> Result<bool, String> {
     )
     .await?;
     let more = reply.more;
+    progressed |= !reply.ops.is_empty();
     if !reply.ops.is_empty() || !reply.upto.is_empty() {
         ctx.sender
             .merge(reply.ops, reply.upto)
@@ -286,6 +291,7 @@ async fn round(ctx: &Ctx, client: &reqwest::Client) -> Result<bool, String> {
             data_left = false;
             break;
         };
+        progressed = true;
         let body = wire::encode(&DataPush {
             entities: batch.entities,
             obs: batch.obs,
@@ -333,5 +339,5 @@ async fn round(ctx: &Ctx, client: &reqwest::Client) -> Result<bool, String> {
         LinkState::CatchingUp
     };
     ctx.link.set(state, (backlog, data), None, ctx.clock.now());
-    Ok(caught_up)
+    Ok((caught_up, progressed))
 }

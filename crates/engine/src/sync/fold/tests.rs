@@ -51,6 +51,7 @@ impl Node {
             change: Change::Alert {
                 alert: alert.clone(),
                 op,
+                at: None,
             },
         };
         self.next_seq += 1;
@@ -481,6 +482,7 @@ fn only_an_alerts_own_node_opens_and_changes_it() {
             change: Change::Alert {
                 alert: gid.clone(),
                 op,
+                at: None,
             },
         });
         n.next_seq += 1;
