@@ -15,7 +15,18 @@ fn ioc() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ioc"))
 }
 
-fn serve(data: &Path, config: &Path, port: u16) -> (Child, String) {
+/// A running `ioc serve`, killed if the test ends early (a failed assertion leaves no
+/// server behind).
+struct Serving(Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(data: &Path, config: &Path, port: u16) -> (Serving, String) {
     let mut child = ioc()
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
         .arg(data)
@@ -31,19 +42,19 @@ fn serve(data: &Path, config: &Path, port: u16) -> (Child, String) {
         .unwrap();
     let url = line.trim().rsplit(' ').next().unwrap().to_string();
     assert!(url.starts_with("http://"), "{line}");
-    (child, url)
+    (Serving(child), url)
 }
 
-fn kill(child: &mut Child) {
+fn kill(s: &mut Serving) {
     // SAFETY: signalling the child we started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    let _ = child.wait();
+    unsafe { libc::kill(s.0.id() as i32, libc::SIGKILL) };
+    let _ = s.0.wait();
 }
 
-fn stop(child: &mut Child) {
+fn stop(s: &mut Serving) {
     // SAFETY: signalling the child we started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let _ = child.wait();
+    unsafe { libc::kill(s.0.id() as i32, libc::SIGTERM) };
+    let _ = s.0.wait();
 }
 
 fn health(url: &str) -> serde_json::Value {
