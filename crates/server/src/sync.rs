@@ -68,8 +68,22 @@ async fn read<T: serde::de::DeserializeOwned>(
     wire::decode(&bytes, gzip).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))
 }
 
+/// The caller's data folder must be the one first seen for it (see
+/// `ioc_engine::store::incarnation`).
+async fn same_folder(st: &AppState, c: &Caller, headers: &HeaderMap) -> Result<(), ApiError> {
+    let inc = headers
+        .get(ioc_engine::engine::INCARNATION_HEADER)
+        .and_then(|v| v.to_str().ok());
+    Ok(st.engine.sync_incarnation(&c.who, inc).await?)
+}
+
 /// `GET /api/sync/held`.
-pub async fn held(State(st): State<AppState>, c: Caller) -> Result<Gz, ApiError> {
+pub async fn held(
+    State(st): State<AppState>,
+    c: Caller,
+    headers: HeaderMap,
+) -> Result<Gz, ApiError> {
+    same_folder(&st, &c, &headers).await?;
     Ok(Gz::of(&st.engine.sync_held(&c.who).await?))
 }
 
@@ -80,6 +94,7 @@ pub async fn push(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Gz, ApiError> {
+    same_folder(&st, &c, &headers).await?;
     let req: PushRequest = read(&headers, body).await?;
     Ok(Gz::of(&st.engine.sync_push(&c.who, req).await?))
 }
@@ -91,6 +106,7 @@ pub async fn pull(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Gz, ApiError> {
+    same_folder(&st, &c, &headers).await?;
     let req: PullRequest = read(&headers, body).await?;
     Ok(Gz::of(&st.engine.sync_pull(&c.who, req).await?))
 }
@@ -102,6 +118,7 @@ pub async fn data(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Gz, ApiError> {
+    same_folder(&st, &c, &headers).await?;
     let push: DataPush = read(&headers, body).await?;
     Ok(Gz::of(&st.engine.sync_data(&c.who, push).await?))
 }

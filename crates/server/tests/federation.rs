@@ -489,3 +489,50 @@ async fn devices_from_before_the_link_go_up_and_the_iocs_stay_its_own() {
     );
     oc.shutdown().await;
 }
+
+/// A node whose data folder is not the one first seen for it (reinstalled, or restored from
+/// a backup, under the same name) is refused with the reason, never merged: its sequence
+/// numbers would clash with what the IOC holds and its new operations be taken for repeats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_from_another_data_folder_is_refused_with_the_reason() {
+    let (ioc, oc, _proxy, _d1, oc_dir) = province().await;
+    within(10, "the OC connects", || {
+        oc.health()
+            .upstream
+            .is_some_and(|u| u.state == LinkState::Connected)
+    })
+    .await;
+    let config = |data: std::path::PathBuf| {
+        let mut c = Config::parse(RULES).unwrap().without_demo();
+        c.paths.data = Some(data);
+        c.node.name = Some("oc-nam-dan".into());
+        c.upstream = oc.config().upstream.clone();
+        c
+    };
+    let fresh = config(oc_dir.path().join("reinstalled"));
+    oc.shutdown().await;
+    let again = Engine::start(fresh).await.unwrap();
+    within(10, "the link refused, with the reason", || {
+        again.health().upstream.is_some_and(|u| {
+            u.state == LinkState::Offline
+                && u.error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("not the data folder the IOC knows"))
+        })
+    })
+    .await;
+    again.shutdown().await;
+    drop(again);
+    // The original folder is still welcome.
+    let back = Engine::start(config(oc_dir.path().join("data")))
+        .await
+        .unwrap();
+    within(10, "the original folder connects again", || {
+        back.health()
+            .upstream
+            .is_some_and(|u| u.state == LinkState::Connected)
+    })
+    .await;
+    back.shutdown().await;
+    let _ = ioc;
+}

@@ -114,7 +114,11 @@ impl Client {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut r = c.request(m, url);
         if let Some(t) = &self.token {
-            r = r.bearer_auth(t);
+            // A node syncs from one data folder (its incarnation): here, one per token.
+            r = r.bearer_auth(t).header(
+                "x-ioc-incarnation",
+                t.chars().rev().take(16).collect::<String>(),
+            );
         }
         if let Body::Json(v) = body {
             r = r.json(v);

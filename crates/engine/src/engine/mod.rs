@@ -8,6 +8,7 @@ mod operations;
 mod sync;
 
 pub use lead::Job;
+pub use sync::INCARNATION_HEADER;
 
 use crate::alerts::AlertAction;
 use crate::alerts::AlertError;
@@ -75,6 +76,8 @@ pub struct Engine {
     hlc: Arc<crate::sync::HlcClock>,
     /// The link to the IOC (`[upstream]`), if any.
     link: Option<Arc<crate::sync::upstream::Link>>,
+    /// This data folder's incarnation (see [`crate::store::incarnation`]).
+    incarnation: Arc<str>,
     /// Nodes that synced with this one.
     nodes: Mutex<HashMap<String, sync::NodeSeen>>,
     config: Arc<Config>,
@@ -172,13 +175,24 @@ impl Engine {
         let tz = config.tz();
         let configured_node = config.node.name.clone();
         let upstream = config.upstream.is_some();
-        let (db_path, reader, loaded, managed, loaded_ops, sop_heads, node, sync_state) = {
+        let (
+            db_path,
+            reader,
+            loaded,
+            managed,
+            loaded_ops,
+            sop_heads,
+            (node, incarnation),
+            sync_state,
+        ) = {
             let data_dir = data_dir.clone();
             let now_ms = clock.now().timestamp_millis();
             tokio::task::spawn_blocking(move || -> Result<_, EngineError> {
                 let db = store::open(&data_dir)?;
                 let node = store::node_name(&store::connect_path(&db)?, configured_node.as_deref())
                     .map_err(EngineError::BadInput)?;
+                let incarnation = store::incarnation(&store::connect_path(&db)?)
+                    .map_err(EngineError::Internal)?;
                 if upstream {
                     let n = store::seed_outbox(&store::connect_path(&db)?)?;
                     if n > 0 {
@@ -198,7 +212,16 @@ impl Engine {
                 let ops = reader.load_operations(now_ms)?;
                 let heads = reader.sop_heads()?;
                 let sync_state = reader.sync_state()?;
-                Ok((db, reader, loaded, managed, ops, heads, node, sync_state))
+                Ok((
+                    db,
+                    reader,
+                    loaded,
+                    managed,
+                    ops,
+                    heads,
+                    (node, incarnation),
+                    sync_state,
+                ))
             })
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??
@@ -325,6 +348,7 @@ impl Engine {
             node,
             hlc,
             link,
+            incarnation: Arc::from(incarnation),
             nodes: Mutex::new(HashMap::new()),
             auth: Arc::new(auth),
             config,

@@ -20,6 +20,9 @@ pub(super) struct NodeSeen {
     lag: u64,
 }
 
+/// The header a node sends its data folder's incarnation in.
+pub const INCARNATION_HEADER: &str = "x-ioc-incarnation";
+
 fn node_of(caller: &Principal) -> Result<&str, EngineError> {
     if caller.info.role != Role::Node {
         return Err(EngineError::Forbidden(
@@ -30,6 +33,28 @@ fn node_of(caller: &Principal) -> Result<&str, EngineError> {
 }
 
 impl Engine {
+    /// Checks that a node syncs from the data folder first seen for it.
+    pub async fn sync_incarnation(
+        &self,
+        caller: &Principal,
+        incarnation: Option<&str>,
+    ) -> Result<(), EngineError> {
+        let me = node_of(caller)?.to_string();
+        let Some(inc) = incarnation.map(str::to_string) else {
+            return Err(EngineError::BadInput(format!(
+                "node {me:?} sent no {INCARNATION_HEADER} (an older version?)"
+            )));
+        };
+        let db = self.db_path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = crate::store::connect_path(&db).map_err(|e| e.to_string())?;
+            crate::store::check_node_incarnation(&conn, &me, &inc)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?
+        .map_err(|m| EngineError::Op(crate::operate::OpError::Conflict(m)))
+    }
+
     /// `POST /api/sync/pull`: what the node lacks and may have.
     pub async fn sync_pull(
         &self,
@@ -278,6 +303,7 @@ impl Engine {
             url: u.url.clone(),
             token_file: u.token_file.clone(),
             node: self.node.clone(),
+            incarnation: self.incarnation.clone(),
             reader: self.reader.clone(),
             db: self.db_path.clone(),
             sender: self.sender.clone(),

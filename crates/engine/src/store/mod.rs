@@ -17,7 +17,10 @@ mod write;
 pub use config::StoreConfig;
 pub use operate::{AttachmentRow, LoadedOperations, SopRow};
 pub use read::{event_kind_str as event_kind_name, LoadedState, Reader};
-pub use sync::{node_name, outbox_trim, seed_outbox, OutboxBatch, SyncState};
+pub use sync::{
+    check_node_incarnation, incarnation, node_name, outbox_trim, seed_outbox, OutboxBatch,
+    SyncState,
+};
 pub use time::{from_ms, to_ms};
 pub use write::{
     backfill_rollups, DeadLetterRow, EntityRow, ObsRow, WriteBatch, WriteOutcome, Writer,

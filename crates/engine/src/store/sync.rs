@@ -50,6 +50,62 @@ pub fn node_name(conn: &Connection, configured: Option<&str>) -> Result<String, 
     }
 }
 
+/// This data folder's incarnation: a random id made at its first start. Two folders of the
+/// same node name (a reinstall, a restored backup) have different ones, so the IOC can tell
+/// that their sequence numbers would clash instead of silently dropping the new operations.
+pub fn incarnation(conn: &Connection) -> Result<String, String> {
+    let recorded: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'incarnation'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| e.to_string())?;
+    if let Some(i) = recorded {
+        return Ok(i);
+    }
+    let i = format!("{:016x}", rand::random::<u64>());
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('incarnation', ?1)",
+        params![i],
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(i)
+}
+
+/// Checks the incarnation a node syncs from against the one first seen for it (recorded
+/// then). `Err`: the explanation for the node's operator.
+pub fn check_node_incarnation(
+    conn: &Connection,
+    node: &str,
+    incarnation: &str,
+) -> Result<(), String> {
+    let key = format!("incarnation:{node}");
+    let known: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [&key], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(|e| e.to_string())?;
+    match known {
+        Some(k) if k == incarnation => Ok(()),
+        Some(_) => Err(format!(
+            "node {node:?}: this is not the data folder the IOC knows for it (a reinstall, or \
+             a backup restored, under the same name): its operations would clash with those \
+             the IOC already holds. Give it a new name and a new account (ioc node add)."
+        )),
+        None => {
+            conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+                params![key, incarnation],
+            )
+            .map_err(|e| e.to_string())?;
+            Ok(())
+        }
+    }
+}
+
 /// The first time a data folder runs with an `[upstream]`: every device of its own goes into
 /// the outbox, so that the IOC knows the devices whose readings follow (devices registered
 /// before the link existed would otherwise never be sent). Returns how many.

@@ -95,6 +95,8 @@ pub struct Ctx {
     pub url: String,
     pub token_file: std::path::PathBuf,
     pub node: Arc<str>,
+    /// This data folder's incarnation, sent with every request.
+    pub incarnation: Arc<str>,
     pub reader: Arc<Reader>,
     /// The database, for dropping from the outbox what the IOC took.
     pub db: std::path::PathBuf,
@@ -176,10 +178,10 @@ async fn own_last(ctx: &Ctx) -> u64 {
 }
 
 async fn call<T: serde::de::DeserializeOwned>(
-    client: &reqwest::Client,
+    ctx: &Ctx,
     req: reqwest::RequestBuilder,
 ) -> Result<T, String> {
-    let _ = client;
+    let req = req.header(crate::engine::INCARNATION_HEADER, &*ctx.incarnation);
     let resp = req.send().await.map_err(|e| {
         if e.is_timeout() {
             "no answer in 3 s".to_string()
@@ -217,7 +219,7 @@ async fn round(ctx: &Ctx, client: &reqwest::Client) -> Result<(bool, bool), Stri
 
     // Push what the IOC lacks of ours.
     let held: Held = call(
-        client,
+        ctx,
         client
             .get(format!("{base}/api/sync/held"))
             .header(reqwest::header::AUTHORIZATION, &auth),
@@ -234,7 +236,7 @@ async fn round(ctx: &Ctx, client: &reqwest::Client) -> Result<(bool, bool), Stri
     if !mine.is_empty() {
         let body = wire::encode(&PushRequest { ops: mine });
         let h: Held = call(
-            client,
+            ctx,
             client
                 .post(format!("{base}/api/sync/push"))
                 .header(reqwest::header::AUTHORIZATION, &auth)
@@ -262,7 +264,7 @@ async fn round(ctx: &Ctx, client: &reqwest::Client) -> Result<(bool, bool), Stri
         limit: wire::BATCH,
     });
     let reply: PullReply = call(
-        client,
+        ctx,
         client
             .post(format!("{base}/api/sync/pull"))
             .header(reqwest::header::AUTHORIZATION, &auth)
@@ -298,7 +300,7 @@ async fn round(ctx: &Ctx, client: &reqwest::Client) -> Result<(bool, bool), Stri
             upto,
         });
         let taken: DataTaken = call(
-            client,
+            ctx,
             client
                 .post(format!("{base}/api/sync/data"))
                 .header(reqwest::header::AUTHORIZATION, &auth)
