@@ -226,10 +226,9 @@ impl Engine {
     pub async fn sync_held(&self, caller: &Principal) -> Result<Held, EngineError> {
         let me = node_of(caller)?.to_string();
         let reader = self.reader.clone();
-        let held = tokio::task::spawn_blocking(move || reader.sync_state())
+        let held = tokio::task::spawn_blocking(move || reader.vector())
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??
-            .vector
             .get(&me)
             .copied()
             .unwrap_or(0);
@@ -243,13 +242,11 @@ impl Engine {
     /// The last sequence of this node's own operations.
     async fn own_last(&self) -> Result<u64, EngineError> {
         let (reader, node) = (self.reader.clone(), self.node.clone());
-        Ok(tokio::task::spawn_blocking(move || reader.sync_state())
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))??
-            .vector
-            .get(&*node)
-            .copied()
-            .unwrap_or(0))
+        Ok(
+            tokio::task::spawn_blocking(move || reader.last_seq_of(&node))
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))??,
+        )
     }
 
     fn saw_node(&self, node: &str, lag: u64) {

@@ -204,7 +204,43 @@ pub struct OutboxBatch {
     pub upto: Option<i64>,
 }
 
+/// Per origin, the highest sequence held: the log's, or past it what was left out on purpose
+/// (outside this node's units) as recorded. One index seek per origin.
+fn vector_of(c: &Connection) -> Result<HashMap<String, u64>, StoreError> {
+    let mut vector = HashMap::new();
+    // Each origin's last sequence by a seek on the primary key (origin, seq), not a scan of
+    // the whole log: the log only grows.
+    let mut stmt = c.prepare_cached(
+        "WITH RECURSIVE o(origin) AS (
+             SELECT MIN(origin) FROM oplog
+             UNION ALL
+             SELECT (SELECT MIN(origin) FROM oplog WHERE origin > o.origin) FROM o
+             WHERE o.origin IS NOT NULL)
+         SELECT origin, (SELECT MAX(seq) FROM oplog WHERE oplog.origin = o.origin)
+         FROM o WHERE origin IS NOT NULL",
+    )?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+        let (origin, seq) = row?;
+        vector.insert(origin, seq as u64);
+    }
+    let mut stmt = c.prepare_cached("SELECT key, value FROM meta WHERE key LIKE 'held:%'")?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+        let (key, value) = row?;
+        if let (Some(origin), Ok(seq)) = (key.strip_prefix("held:"), value.parse::<u64>()) {
+            let e = vector.entry(origin.to_string()).or_default();
+            *e = (*e).max(seq);
+        }
+    }
+    Ok(vector)
+}
+
 impl super::Reader {
+    /// What this node holds, per origin (see [`SyncState::vector`]); cheap, for every
+    /// exchange.
+    pub fn vector(&self) -> Result<HashMap<String, u64>, StoreError> {
+        self.with(vector_of)
+    }
+
     /// Up to `limit` rows of the outbox, oldest first. A reading raw retention removed
     /// meanwhile is left out.
     pub fn outbox(&self, limit: usize) -> Result<OutboxBatch, StoreError> {
@@ -280,6 +316,16 @@ impl super::Reader {
         })
     }
 
+    /// The last sequence of `origin`'s operations in the log (0: none).
+    pub fn last_seq_of(&self, origin: &str) -> Result<u64, StoreError> {
+        self.with(|c| {
+            let last: Option<i64> = c
+                .prepare_cached("SELECT MAX(seq) FROM oplog WHERE origin = ?1")?
+                .query_row([origin], |r| r.get(0))?;
+            Ok(last.unwrap_or(0) as u64)
+        })
+    }
+
     /// The latest hybrid time of `origin`'s own operations.
     pub fn last_hlc_of(&self, origin: &str) -> Result<Hlc, StoreError> {
         self.with(|c| {
@@ -317,25 +363,10 @@ impl super::Reader {
                     st.alert_gids.push((id, g));
                 }
             }
-            let mut stmt = c.prepare("SELECT origin, MAX(seq) FROM oplog GROUP BY origin")?;
-            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
-                let (origin, seq) = row?;
-                st.vector.insert(origin, seq as u64);
-            }
+            st.vector = vector_of(c)?;
             let mut stmt = c.prepare("SELECT id FROM entities WHERE source LIKE 'node:%'")?;
             for row in stmt.query_map([], |r| r.get::<_, i64>(0))? {
                 st.foreign_entities.insert(row?);
-            }
-            // Past operations left out on purpose (outside this node's units), as recorded.
-            let mut stmt = c.prepare("SELECT key, value FROM meta WHERE key LIKE 'held:%'")?;
-            for row in
-                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-            {
-                let (key, value) = row?;
-                if let (Some(origin), Ok(seq)) = (key.strip_prefix("held:"), value.parse::<u64>()) {
-                    let e = st.vector.entry(origin.to_string()).or_default();
-                    *e = (*e).max(seq);
-                }
             }
             Ok(st)
         })

@@ -74,7 +74,7 @@ pub fn pull(
     let limit = req.limit.clamp(1, super::wire::BATCH);
     let mut reply = PullReply::default();
     let mut units = Units::new(reader, here);
-    let mut origins: Vec<(String, u64)> = reader.sync_state()?.vector.into_iter().collect();
+    let mut origins: Vec<(String, u64)> = reader.vector()?.into_iter().collect();
     origins.sort();
     for (origin, last) in origins {
         if origin == caller {

@@ -167,14 +167,9 @@ async fn data_backlog(ctx: &Ctx) -> u64 {
 
 async fn own_last(ctx: &Ctx) -> u64 {
     let (reader, node) = (ctx.reader.clone(), ctx.node.clone());
-    tokio::task::spawn_blocking(move || {
-        reader
-            .sync_state()
-            .map(|s| s.vector.get(&*node).copied().unwrap_or(0))
-            .unwrap_or(0)
-    })
-    .await
-    .unwrap_or(0)
+    tokio::task::spawn_blocking(move || reader.last_seq_of(&node).unwrap_or(0))
+        .await
+        .unwrap_or(0)
 }
 
 async fn call<T: serde::de::DeserializeOwned>(
@@ -254,11 +249,10 @@ async fn round(ctx: &Ctx, client: &reqwest::Client) -> Result<(bool, bool), Stri
 
     // Pull what we lack of theirs.
     let reader = ctx.reader.clone();
-    let held_here = tokio::task::spawn_blocking(move || reader.sync_state())
+    let held_here = tokio::task::spawn_blocking(move || reader.vector())
         .await
         .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?
-        .vector;
+        .map_err(|e| e.to_string())?;
     let body = wire::encode(&PullRequest {
         held: held_here,
         limit: wire::BATCH,
