@@ -163,7 +163,8 @@ fn attributes(e: &Map<String, Value>, id: &str) -> Result<(Vec<Attr>, bool), Str
         });
     let mut out = Vec::new();
     for (name, v) in e {
-        if matches!(name.as_str(), "id" | "type" | "@context") {
+        // An attribute without a name (`"": {…}`) names nothing to measure or keep.
+        if matches!(name.as_str(), "id" | "type" | "@context") || name.trim().is_empty() {
             continue;
         }
         let normalized = v.as_object().filter(|o| {
