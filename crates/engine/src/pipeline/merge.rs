@@ -91,16 +91,14 @@ impl Pipeline {
         ops.extend(
             self.uncommitted
                 .iter()
-                .filter(|(_, r)| r.change.subject() == subject)
+                .filter(|(_, r)| matches!(&r.change, Change::Alert { alert, .. } if alert == gid))
                 .map(|(_, r)| r.clone()),
         );
         let ours = gid.node == *self.node;
         let known = if ours {
             Some(gid.id)
         } else {
-            self.gids
-                .iter()
-                .find_map(|(id, g)| (g == gid).then_some(*id))
+            self.locals.get(gid).copied()
         };
         let local_id = known.unwrap_or_else(|| self.alerts.peek_id());
         let node = self.node.clone();
@@ -111,6 +109,7 @@ impl Pipeline {
         if known.is_none() {
             self.alerts.allocate_id();
             self.gids.insert(local_id, gid.clone());
+            self.locals.insert(gid.clone(), local_id);
             p.write.alert_gids.push((local_id, gid.to_string()));
         }
         self.alerts.install(alert.clone(), !ours);

@@ -396,8 +396,9 @@ pub(crate) struct Pipeline {
     /// federation's log (see [`crate::sync`]), written with the change.
     node: Arc<str>,
     hlc: Arc<HlcClock>,
-    /// Alerts made on other nodes: local id → federation id.
+    /// Alerts made on other nodes: local id → federation id, and back.
     gids: HashMap<i64, Gid>,
+    locals: HashMap<Gid, i64>,
     /// Per origin, the operations held: everything up to this sequence.
     held: HashMap<String, u64>,
     /// See [`Federation::outbox`].
@@ -501,6 +502,11 @@ impl Pipeline {
             escalation,
             node: federation.node,
             hlc: federation.hlc,
+            locals: federation
+                .gids
+                .iter()
+                .map(|(id, g)| (g.clone(), *id))
+                .collect(),
             gids: federation.gids,
             held: federation.held,
             outbox: federation.outbox,
