@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! ioc serve [--listen ADDR] [--data DIR] [--config FILE] [--no-demo]
+//! ioc workstation --upstream URL [--listen ADDR] [--data DIR]
 //! ioc import basemap FILE [--data DIR] [--config FILE]
 //! ioc bench ingest [-n N]
 //! ioc demo places GEOJSON > assets/demo/nghe-an-communes.csv
@@ -26,6 +27,7 @@ mod import;
 mod report;
 mod serve;
 mod user;
+mod workstation;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -63,6 +65,9 @@ impl Common {
 enum Command {
     /// Run the engine and serve the API, the live feed and the UI over HTTP.
     Serve(serve::ServeArgs),
+    /// A control-room workstation of a provincial IOC: its picture and actions, through
+    /// network blips (open the printed address in a browser on this computer).
+    Workstation(workstation::WorkstationArgs),
     /// Import data files.
     #[command(subcommand)]
     Import(import::ImportCommand),
@@ -112,6 +117,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(a) => serve::run(a).await,
+            Command::Workstation(a) => workstation::run(a).await,
             Command::Import(c) => import::run(c).await,
             Command::Bench(c) => bench::run(c).await,
             Command::Demo(c) => demo::run(c),

@@ -91,3 +91,162 @@ impl ServerMsg {
         }
     }
 }
+
+/// What a client holds after applying the feed: the same picture a snapshot gives, kept up
+/// to date delta by delta. A workstation keeps one so its screens still show the IOC's last
+/// picture through a network blip, and can hand a reconnecting window a snapshot of it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Picture {
+    pub epoch: String,
+    pub seq: u64,
+    pub time: Option<DateTime<Utc>>,
+    pub entities: std::collections::BTreeMap<String, Entity>,
+    pub alerts: std::collections::BTreeMap<i64, Alert>,
+    pub incidents: std::collections::BTreeMap<i64, Incident>,
+    pub directives: std::collections::BTreeMap<i64, Directive>,
+    pub silences: std::collections::BTreeMap<i64, Silence>,
+    pub kpis: Vec<KpiValue>,
+    pub link: Option<crate::UpstreamLink>,
+}
+
+impl Picture {
+    /// Whether a snapshot has arrived yet.
+    pub fn is_empty(&self) -> bool {
+        self.epoch.is_empty()
+    }
+
+    /// Applies one message the way the console does: a snapshot replaces everything; a
+    /// delta replaces the newest version of what it names and drops what is over (a closed
+    /// alert or incident, a finished directive, a silence no longer current).
+    pub fn apply(&mut self, msg: &ServerMsg) {
+        match msg {
+            ServerMsg::Snapshot {
+                epoch,
+                seq,
+                time,
+                entities,
+                alerts,
+                incidents,
+                directives,
+                silences,
+                kpis,
+                link,
+            } => {
+                *self = Picture {
+                    epoch: epoch.clone(),
+                    seq: *seq,
+                    time: Some(*time),
+                    entities: entities.iter().map(|e| (e.id.clone(), e.clone())).collect(),
+                    alerts: std::collections::BTreeMap::new(),
+                    incidents: std::collections::BTreeMap::new(),
+                    directives: std::collections::BTreeMap::new(),
+                    silences: std::collections::BTreeMap::new(),
+                    kpis: kpis.clone(),
+                    link: link.clone(),
+                };
+                self.merge(*time, alerts, incidents, directives, silences);
+            }
+            ServerMsg::Delta {
+                seq,
+                time,
+                entities,
+                values,
+                alerts,
+                incidents,
+                directives,
+                silences,
+                kpis,
+                link,
+                ..
+            } => {
+                self.seq = *seq;
+                self.time = Some(*time);
+                if link.is_some() {
+                    self.link = link.clone();
+                }
+                if !kpis.is_empty() {
+                    self.kpis = kpis.clone();
+                }
+                for e in entities {
+                    self.entities.insert(e.id.clone(), e.clone());
+                }
+                for v in values {
+                    if let Some(e) = self.entities.get_mut(&v.entity) {
+                        e.latest.insert(
+                            v.metric.clone(),
+                            crate::Reading {
+                                value: v.value,
+                                time: v.time,
+                            },
+                        );
+                        if e.last_seen.is_none_or(|t| t < v.time) {
+                            e.last_seen = Some(v.time);
+                        }
+                    }
+                }
+                self.merge(*time, alerts, incidents, directives, silences);
+            }
+            ServerMsg::Heartbeat { seq, time } => {
+                self.seq = self.seq.max(*seq);
+                self.time = Some(*time);
+            }
+        }
+    }
+
+    fn merge(
+        &mut self,
+        now: DateTime<Utc>,
+        alerts: &[Alert],
+        incidents: &[Incident],
+        directives: &[Directive],
+        silences: &[Silence],
+    ) {
+        for a in alerts {
+            if a.state.is_open() {
+                self.alerts.insert(a.id, a.clone());
+            } else {
+                self.alerts.remove(&a.id);
+            }
+        }
+        for i in incidents {
+            if i.state == crate::IncidentState::Closed {
+                self.incidents.remove(&i.id);
+            } else {
+                self.incidents.insert(i.id, i.clone());
+            }
+        }
+        for d in directives {
+            if d.state.is_open() {
+                self.directives.insert(d.id, d.clone());
+            } else {
+                self.directives.remove(&d.id);
+            }
+        }
+        for s in silences {
+            if s.current_at(now) {
+                self.silences.insert(s.id, s.clone());
+            } else {
+                self.silences.remove(&s.id);
+            }
+        }
+    }
+
+    /// The whole picture as one snapshot message (`None` before the first snapshot).
+    pub fn snapshot(&self) -> Option<ServerMsg> {
+        if self.is_empty() {
+            return None;
+        }
+        Some(ServerMsg::Snapshot {
+            epoch: self.epoch.clone(),
+            seq: self.seq,
+            time: self.time.unwrap_or_default(),
+            entities: self.entities.values().cloned().collect(),
+            alerts: self.alerts.values().cloned().collect(),
+            incidents: self.incidents.values().cloned().collect(),
+            directives: self.directives.values().cloned().collect(),
+            silences: self.silences.values().cloned().collect(),
+            kpis: self.kpis.clone(),
+            link: self.link.clone(),
+        })
+    }
+}

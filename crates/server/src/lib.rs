@@ -7,6 +7,7 @@ mod auth;
 mod basemap;
 mod error;
 mod extract;
+mod idempotency;
 mod lead;
 mod operate;
 mod reply;
@@ -16,6 +17,7 @@ mod security;
 mod sops;
 mod sync;
 mod ui;
+pub mod workstation;
 mod ws;
 
 use axum::http::Method;
@@ -54,6 +56,8 @@ pub struct AppState {
     failed_login_delay_ms: u64,
     /// Encoded feed messages shared between clients.
     feed: Arc<ws::FeedCache>,
+    /// Answers kept for `Idempotency-Key`.
+    replies: Arc<idempotency::Replies>,
 }
 
 impl AppState {
@@ -128,6 +132,7 @@ pub fn router_with(engine: Arc<Engine>, desktop: Option<Arc<dyn Desktop>>) -> Ro
     let (table, doc, router) = build();
     let policies = table.iter().map(|r| ((r.method(), r.path), *r)).collect();
     let hosts = Arc::new(security::Hosts::new(&engine.config().server.hosts));
+    let db = engine.data_dir().join(ioc_engine::store::DB_FILE);
     let state = AppState {
         engine,
         tiles: Arc::new(basemap::TileCache::default()),
@@ -138,9 +143,15 @@ pub fn router_with(engine: Arc<Engine>, desktop: Option<Arc<dyn Desktop>>) -> Ro
         openapi: Arc::new(serde_json::to_string_pretty(&doc).expect("the document serializes")),
         failed_login_delay_ms: 1000,
         feed: Arc::new(ws::FeedCache::default()),
+        replies: Arc::new(idempotency::Replies::new(&db)),
     };
     let hosts = state.hosts.clone();
+    // The access check runs first, then the idempotency key (which needs the caller).
     let app = router
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require,

@@ -43,33 +43,40 @@ const NOT_BUILT: &str = "<!doctype html><meta charset=utf-8><title>IOC Console</
 <p>Chạy / run: <code>cargo xtask ui</code> — the API is up at <a href=/api/health style=color:#58a6ff>/api/health</a>.</p>";
 
 pub async fn serve(State(st): State<AppState>, uri: Uri) -> Response {
-    let path = uri.path().trim_start_matches('/');
-    let is_file = path
-        .rsplit('/')
-        .next()
-        .is_some_and(|last| last.contains('.'));
-    let path = if is_file { path } else { "index.html" };
-    match st.ui.get(path) {
-        Some(bytes) => {
-            let mime = mime_guess_from(path);
-            let cache = if path == "index.html" {
-                "no-cache"
-            } else {
-                "public, max-age=300"
-            };
-            (
-                [(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, cache)],
-                Body::from(bytes),
+    st.ui.respond(&uri)
+}
+
+impl Ui {
+    /// The file for `uri`, or the app's page for a screen's address.
+    pub fn respond(&self, uri: &Uri) -> Response {
+        let path = uri.path().trim_start_matches('/');
+        let is_file = path
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains('.'));
+        let path = if is_file { path } else { "index.html" };
+        match self.get(path) {
+            Some(bytes) => {
+                let mime = mime_guess_from(path);
+                let cache = if path == "index.html" {
+                    "no-cache"
+                } else {
+                    "public, max-age=300"
+                };
+                (
+                    [(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, cache)],
+                    Body::from(bytes),
+                )
+                    .into_response()
+            }
+            None if path == "index.html" => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                NOT_BUILT,
             )
-                .into_response()
+                .into_response(),
+            None => (StatusCode::NOT_FOUND, "not found").into_response(),
         }
-        None if path == "index.html" => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            NOT_BUILT,
-        )
-            .into_response(),
-        None => (StatusCode::NOT_FOUND, "not found").into_response(),
     }
 }
 

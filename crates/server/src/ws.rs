@@ -33,7 +33,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-type Socket = WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
+pub(crate) type Socket = WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
 use tokio::time::{sleep_until, Instant};
 
 #[derive(Deserialize, Default, JsonSchema)]
@@ -77,6 +77,22 @@ pub async fn upgrade(
     Query(q): Query<WsQuery>,
     req: Request,
 ) -> Result<Switching, crate::ApiError> {
+    let (resp, on_upgrade) = handshake(req)?;
+    let who = c.who;
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(up) => session(st, q, who, server_socket(up).await).await,
+            Err(e) => tracing::debug!("a feed upgrade failed: {e}"),
+        }
+    });
+    Ok(Switching(resp))
+}
+
+/// Checks a WebSocket upgrade request and makes its `101` answer; the socket comes when the
+/// returned upgrade resolves (after the answer is sent).
+pub(crate) fn handshake(
+    req: Request,
+) -> Result<(Response, hyper::upgrade::OnUpgrade), crate::ApiError> {
     let h = req.headers();
     let has = |name: header::HeaderName, want: &str| {
         h.get_all(name).iter().any(|v| {
@@ -102,27 +118,6 @@ pub async fn upgrade(
         .map(|k| tokio_tungstenite::tungstenite::handshake::derive_accept_key(k.as_bytes()))
         .ok_or_else(|| crate::ApiError::bad_request("no Sec-WebSocket-Key"))?;
     let on_upgrade = hyper::upgrade::on(req);
-    let who = c.who;
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(up) => {
-                let mut config = WebSocketConfig::default();
-                // Clients send nothing but pings; frames go out as they are made.
-                config.read_buffer_size = 4 * 1024;
-                config.write_buffer_size = 0;
-                config.max_write_buffer_size = MAX_WRITE_BUFFER;
-                config.max_message_size = Some(64 * 1024);
-                let ws = WebSocketStream::from_raw_socket(
-                    hyper_util::rt::TokioIo::new(up),
-                    Role::Server,
-                    Some(config),
-                )
-                .await;
-                session(st, q, who, ws).await
-            }
-            Err(e) => tracing::debug!("a feed upgrade failed: {e}"),
-        }
-    });
     let mut r = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let hs = r.headers_mut();
     hs.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -131,7 +126,19 @@ pub async fn upgrade(
         header::SEC_WEBSOCKET_ACCEPT,
         HeaderValue::from_str(&accept).expect("base64"),
     );
-    Ok(Switching(r))
+    Ok((r, on_upgrade))
+}
+
+/// The server side of an upgraded connection, set up for a feed.
+pub(crate) async fn server_socket(up: hyper::upgrade::Upgraded) -> Socket {
+    let mut config = WebSocketConfig::default();
+    // Clients send nothing but pings; frames go out as they are made.
+    config.read_buffer_size = 4 * 1024;
+    config.write_buffer_size = 0;
+    config.max_write_buffer_size = MAX_WRITE_BUFFER;
+    config.max_message_size = Some(64 * 1024);
+    WebSocketStream::from_raw_socket(hyper_util::rt::TokioIo::new(up), Role::Server, Some(config))
+        .await
 }
 
 /// Feed messages as sent, shared by every client that needs the same one: a few hundred
@@ -235,7 +242,10 @@ const FRAGMENT: usize = 16 * 1024;
 
 /// Sends one text message (in fragments when long); `false` when the client is gone or
 /// took nothing for [`SLOW_CLIENT`].
-async fn send(sink: &mut futures_util::stream::SplitSink<Socket, Message>, text: Bytes) -> bool {
+pub(crate) async fn send(
+    sink: &mut futures_util::stream::SplitSink<Socket, Message>,
+    text: Bytes,
+) -> bool {
     let sent = async {
         if text.len() <= FRAGMENT {
             let frame = Frame::message(text, OpCode::Data(Data::Text), true);

@@ -350,6 +350,21 @@ CREATE TABLE upstream_outbox (
 );
 "#;
 
+/// Answers to requests sent with an `Idempotency-Key` (a workstation's queued actions), so
+/// that a request sent again after its answer was lost is answered, not done twice.
+const V9: &str = r#"
+CREATE TABLE replies (
+    principal TEXT NOT NULL,
+    key TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    content_type TEXT,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (principal, key)
+) WITHOUT ROWID;
+CREATE INDEX replies_at ON replies(at);
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
@@ -360,6 +375,7 @@ fn migrations() -> Migrations<'static> {
         M::up(V6),
         M::up(V7),
         M::up(V8),
+        M::up(V9),
     ])
 }
 
