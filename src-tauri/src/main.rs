@@ -5,6 +5,7 @@
 
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod choice;
 mod notify;
 mod wall;
 
@@ -30,6 +31,13 @@ struct Args {
     /// Show the video wall only: a full-screen window on every monitor, no console.
     #[arg(long)]
     wall: bool,
+    /// Work as a control-room workstation of this provincial IOC (remembered; the sign-in
+    /// screen can change it): its picture and actions, through network blips.
+    #[arg(long, value_name = "URL", conflicts_with = "local")]
+    upstream: Option<String>,
+    /// Work with this computer's own engine again (forgets a remembered IOC).
+    #[arg(long)]
+    local: bool,
     /// Close by itself after this many seconds (smoke tests).
     #[arg(long, value_name = "SECONDS")]
     exit_after: Option<u64>,
@@ -49,14 +57,14 @@ fn config(args: &Args) -> anyhow::Result<Config> {
 /// Starts the engine and serves it on a free loopback port, with what the windows can do.
 async fn start(
     config: Config,
-    walls: Arc<wall::Walls>,
+    hooks: Arc<wall::Hooks>,
 ) -> anyhow::Result<(Arc<Engine>, SocketAddr)> {
     let listener = ioc_server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let addr = listener.local_addr()?;
     let engine = Arc::new(Engine::start(config).await?);
-    walls.serve_at(engine.clone(), addr);
+    hooks.walls.serve_at(Some(engine.clone()), addr);
     let served = engine.clone();
-    let desktop: Arc<dyn ioc_server::Desktop> = walls;
+    let desktop: Arc<dyn ioc_server::Desktop> = hooks;
     tokio::spawn(async move {
         let stop = std::future::pending();
         if let Err(e) = ioc_server::serve_with(served, listener, stop, Some(desktop)).await {
@@ -64,6 +72,32 @@ async fn start(
         }
     });
     Ok((engine, addr))
+}
+
+/// Starts a workstation's gateway to the IOC at `upstream` on a free loopback port.
+async fn start_workstation(
+    config: &Config,
+    upstream: String,
+    hooks: Arc<wall::Hooks>,
+) -> anyhow::Result<SocketAddr> {
+    let listener = ioc_server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let addr = listener.local_addr()?;
+    let opts = ioc_server::workstation::Options {
+        upstream,
+        data: config.data_dir().join("workstation"),
+        ui_dir: config.server.ui_dir.clone(),
+        hosts: vec![],
+    };
+    hooks.walls.serve_at(None, addr);
+    let desktop: Arc<dyn ioc_server::Desktop> = hooks;
+    let gate = ioc_server::workstation::Gate::start(opts, Some(desktop))?;
+    tokio::spawn(async move {
+        let stop = std::future::pending();
+        if let Err(e) = ioc_server::workstation::serve_gate(gate, listener, stop).await {
+            tracing::error!("the workstation's server stopped: {e}");
+        }
+    });
+    Ok(addr)
 }
 
 /// The windows are the person at this computer: once accounts exist, a window first opens
@@ -100,7 +134,32 @@ fn main() -> std::process::ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     tauri::async_runtime::set(runtime.handle().clone());
     let walls = Arc::new(wall::Walls::default());
-    let started = config(&args).and_then(|c| runtime.block_on(start(c, walls.clone())));
+    let config = match config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("IOC Console cannot start: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let choice = Arc::new(choice::Choice::new(&config.data_dir()));
+    if args.local || args.upstream.is_some() {
+        if let Err(e) = choice.remember(args.upstream.as_deref()) {
+            eprintln!("IOC Console cannot remember the choice of server: {e}");
+        }
+    }
+    let hooks = Arc::new(wall::Hooks {
+        walls: walls.clone(),
+        choice: choice.clone(),
+    });
+    let upstream = choice.upstream();
+    let started = match upstream.clone() {
+        Some(url) => runtime
+            .block_on(start_workstation(&config, url, hooks))
+            .map(|addr| (None, addr)),
+        None => runtime
+            .block_on(start(config, hooks))
+            .map(|(e, addr)| (Some(e), addr)),
+    };
     let (engine, addr) = match started {
         Ok(x) => x,
         Err(e) => {
@@ -108,17 +167,32 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let url = with_session(&engine, addr, "/");
-    engine.announce(&format!("http://{addr}"));
-    if let Some(min) = engine.config().alerts.notify.min() {
-        let _in_runtime = runtime.enter();
-        notify::spawn(engine.clone(), min);
-    }
-    tracing::info!(
-        "console UI at http://{addr}/ (data in {})",
-        engine.data_dir().display()
-    );
+    let url = match &engine {
+        Some(engine) => {
+            engine.announce(&format!("http://{addr}"));
+            if let Some(min) = engine.config().alerts.notify.min() {
+                let _in_runtime = runtime.enter();
+                notify::spawn(engine.clone(), min);
+            }
+            tracing::info!(
+                "console UI at http://{addr}/ (data in {})",
+                engine.data_dir().display()
+            );
+            with_session(engine, addr, "/")
+        }
+        None => {
+            tracing::info!(
+                "workstation of the IOC at {} — console UI at http://{addr}/",
+                upstream.as_deref().unwrap_or_default()
+            );
+            format!("http://{addr}/")
+        }
+    };
 
+    let title = match &upstream {
+        Some(u) => format!("IOC Console — trạm làm việc của IOC tỉnh ({u})"),
+        None => "IOC Console — Nghệ An".to_string(),
+    };
     let exit_after = args.exit_after;
     let wall_only = args.wall;
     let app = tauri::Builder::default()
@@ -129,7 +203,7 @@ fn main() -> std::process::ExitCode {
                 tracing::info!("video wall: {n} screen(s)");
             } else {
                 WebviewWindowBuilder::new(app, "console", WebviewUrl::External(url.parse()?))
-                    .title("IOC Console — Nghệ An")
+                    .title(title)
                     .inner_size(1600.0, 900.0)
                     .min_inner_size(1024.0, 640.0)
                     .maximized(true)
@@ -149,15 +223,20 @@ fn main() -> std::process::ExitCode {
         Ok(app) => app,
         Err(e) => {
             eprintln!("IOC Console cannot open its window: {e}");
-            runtime.block_on(engine.shutdown());
+            if let Some(engine) = &engine {
+                runtime.block_on(engine.shutdown());
+            }
             return std::process::ExitCode::FAILURE;
         }
     };
     let handle = runtime.handle().clone();
     app.run(move |_app, event| {
         if let tauri::RunEvent::Exit = event {
-            tracing::info!("closing: committing what was accepted");
-            handle.block_on(engine.shutdown());
+            if let Some(engine) = &engine {
+                tracing::info!("closing: committing what was accepted");
+                handle.block_on(engine.shutdown());
+            }
+            choice.relaunch_if_asked();
         }
     });
     std::process::ExitCode::SUCCESS

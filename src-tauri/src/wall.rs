@@ -8,15 +8,16 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use tauri::{AppHandle, Manager, WebviewUrl, WebviewWindowBuilder};
 
-/// What the wall windows need: the app (known once Tauri is set up) and the server.
+/// What the wall windows need: the app (known once Tauri is set up) and the server (with
+/// its engine, or a workstation's gateway whose windows share the signed-in cookie).
 #[derive(Default)]
 pub struct Walls {
     app: OnceLock<AppHandle>,
-    server: OnceLock<(Arc<Engine>, SocketAddr)>,
+    server: OnceLock<(Option<Arc<Engine>>, SocketAddr)>,
 }
 
 impl Walls {
-    pub fn serve_at(&self, engine: Arc<Engine>, addr: SocketAddr) {
+    pub fn serve_at(&self, engine: Option<Arc<Engine>>, addr: SocketAddr) {
         let _ = self.server.set((engine, addr));
     }
 
@@ -45,7 +46,11 @@ impl Walls {
                 let _ = w.set_focus();
                 continue;
             }
-            let url = crate::with_session(engine, *addr, &format!("/wall?screen={screen}"));
+            let path = format!("/wall?screen={screen}");
+            let url = match engine {
+                Some(engine) => crate::with_session(engine, *addr, &path),
+                None => format!("http://{addr}{path}"),
+            };
             let url = url.parse().map_err(|e| format!("wall address: {e}"))?;
             let mut b = WebviewWindowBuilder::new(app, &label, WebviewUrl::External(url))
                 .title(format!("IOC Console — màn hình {screen}"))
@@ -64,8 +69,26 @@ impl Walls {
     }
 }
 
-impl ioc_server::Desktop for Walls {
+/// What the desktop app offers its own pages: the wall's windows, and the choice of server.
+pub struct Hooks {
+    pub walls: Arc<Walls>,
+    pub choice: Arc<crate::choice::Choice>,
+}
+
+impl ioc_server::Desktop for Hooks {
     fn open_wall(&self) -> Result<usize, String> {
-        self.open()
+        self.walls.open()
+    }
+
+    fn set_upstream(&self, url: Option<String>) -> Result<(), String> {
+        self.choice.remember(url.as_deref())?;
+        let app = self
+            .walls
+            .app
+            .get()
+            .ok_or("the desktop app is still starting")?;
+        self.choice.relaunch_after_exit();
+        app.exit(0);
+        Ok(())
     }
 }

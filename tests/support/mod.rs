@@ -482,3 +482,106 @@ pub fn add_user(data: &Path, name: &str, role: &str, password: &str) {
     writeln!(c.stdin.take().unwrap(), "{password}").unwrap();
     assert!(c.wait().unwrap().success(), "ioc user add");
 }
+
+/// A TCP proxy the test can cut (every connection dropped, new ones refused) and restore.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Proxy {
+    pub async fn to(target: SocketAddr) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> =
+            std::sync::Arc::default();
+        let (o, c) = (open.clone(), conns.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !o.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue;
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                c.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Proxy { addr, open, conns }
+    }
+
+    pub fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// `ioc workstation --upstream URL` on a loopback port: a control-room workstation of an IOC.
+pub struct Workstation {
+    proc: Proc,
+    pub addr: SocketAddr,
+}
+
+impl Workstation {
+    /// Starts it with its queue in `data` and waits until it listens; its log goes to
+    /// `target/e2e/NAME.log`.
+    pub fn start(name: &str, data: &Path, upstream: &str) -> Workstation {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(artifacts().join(format!("{name}.log")))
+            .expect("log file");
+        let mut cmd = Command::new(bin("ioc"));
+        cmd.args([
+            "workstation",
+            "--upstream",
+            upstream,
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data")
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(log);
+        let mut proc = Proc::spawn(cmd, "ioc workstation");
+        let stdout = proc.child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) =
+                    line.strip_prefix("IOC Console workstation listening on http://")
+                {
+                    let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("ioc workstation did not start; see target/e2e/{name}.log"))
+            .parse()
+            .expect("an address");
+        Workstation { proc, addr }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn stop(mut self) {
+        assert!(
+            self.proc.stop(Duration::from_secs(20)),
+            "ioc workstation did not shut down within 20 s"
+        );
+    }
+}

@@ -479,6 +479,13 @@ kpi-domain-other = IOC operations
 # The link to the provincial IOC (a commune OC or a workstation)
 link-connected = Connected to the provincial IOC
 link-catching-up = Catching up with the provincial IOC: { $ops } actions and { $data } readings to go
+action-queued = Not sent to the provincial IOC yet: kept on this computer, sent by itself when the link is back ({ $ops } actions waiting)
+login-at-ioc = Sign in with your account at the provincial IOC: { $url }
+server-title = Server
+server-ioc-url = Provincial IOC address
+server-connect = Work as a workstation of the IOC
+server-local = Use this computer (no IOC)
+server-switching = Starting again with the chosen server…
 link-offline = No link to the provincial IOC since { $since } — { $ops } actions waiting to be sent
 nodes-title = Consoles linked to this IOC
 nodes-name = Node

@@ -479,6 +479,13 @@ kpi-domain-other = Vận hành IOC
 # The link to the provincial IOC (a commune OC or a workstation)
 link-connected = Đã kết nối với IOC tỉnh
 link-catching-up = Đang đồng bộ với IOC tỉnh: còn { $ops } thao tác, { $data } số liệu
+action-queued = Chưa gửi được tới IOC tỉnh: đã lưu trên máy này, sẽ tự gửi khi có kết nối ({ $ops } thao tác chờ gửi)
+login-at-ioc = Đăng nhập bằng tài khoản của IOC tỉnh: { $url }
+server-title = Máy chủ
+server-ioc-url = Địa chỉ IOC tỉnh
+server-connect = Làm trạm của IOC tỉnh
+server-local = Dùng máy này (không kết nối IOC)
+server-switching = Đang khởi động lại với máy chủ đã chọn…
 link-offline = Mất kết nối với IOC tỉnh từ { $since } — { $ops } thao tác chờ gửi
 nodes-title = Các trung tâm kết nối với IOC này
 nodes-name = Nút

@@ -39,8 +39,21 @@ async fn fetch(req: Request) -> Result<(u16, String), String> {
     Ok((resp.status(), text))
 }
 
+/// What an action's error says when a workstation kept it to send later (the toast it
+/// would make is replaced by the queue's own, see [`crate::session::on_queued`]).
+pub const QUEUED: &str = "⏳ queued";
+
 async fn send(req: Request) -> Result<String, String> {
     let (status, text) = fetch(req).await?;
+    if status == 202 {
+        // A workstation cut off from the IOC kept the action on disk to send later.
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+            if v.get("queued").is_some() {
+                crate::session::queued(v["waiting"].as_u64().unwrap_or(1));
+                return Err(QUEUED.to_string());
+            }
+        }
+    }
     if !(200..300).contains(&status) {
         // The API answers errors as {"error": "…"}.
         let msg = serde_json::from_str::<serde_json::Value>(&text)

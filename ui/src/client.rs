@@ -62,6 +62,17 @@ pub mod auth {
         api::send_json("POST", "/api/logout", &serde_json::json!({})).await
     }
 
+    /// The desktop app's choice of server: a provincial IOC's address, or `None` for its
+    /// own engine. The app starts again on it.
+    pub async fn choose_server(url: Option<String>) -> Result<Raw> {
+        api::send_json(
+            "POST",
+            "/api/desktop/upstream",
+            &serde_json::json!({ "url": url }),
+        )
+        .await
+    }
+
     /// The link to the province's sign-in page (`login`, from the providers), coming back to
     /// `next`.
     pub fn sso_href(login: &str, next: &str) -> String {

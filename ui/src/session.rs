@@ -5,8 +5,26 @@
 
 use std::cell::RefCell;
 
+/// What to do when an action was kept to send later.
+type OnQueued = Box<dyn Fn(u64)>;
+
 thread_local! {
     static ON_SIGNED_OUT: RefCell<Option<Box<dyn Fn()>>> = const { RefCell::new(None) };
+    static ON_QUEUED: RefCell<Option<OnQueued>> = const { RefCell::new(None) };
+}
+
+/// What to do when a workstation kept an action to send when the IOC is back (`202`), with
+/// how many wait.
+pub fn on_queued(f: impl Fn(u64) + 'static) {
+    ON_QUEUED.with(|c| *c.borrow_mut() = Some(Box::new(f)));
+}
+
+pub(crate) fn queued(waiting: u64) {
+    ON_QUEUED.with(|c| {
+        if let Some(f) = c.borrow().as_ref() {
+            f(waiting)
+        }
+    });
 }
 
 /// Forgets a token an older version kept in local storage.

@@ -41,7 +41,7 @@ pub async fn run(args: WorkstationArgs) -> anyhow::Result<()> {
     let upstream = opts.upstream.clone();
     let data = opts.data.clone();
     let stop = crate::serve::shutdown_signal();
-    let served = ioc_server::workstation::serve(opts, listener, stop);
+    let served = ioc_server::workstation::serve(opts, listener, stop, None);
     // Tests and scripts read this line to find the port.
     println!("IOC Console workstation listening on http://{addr} (IOC: {upstream})");
     tracing::info!("queue of actions in {}", data.display());

@@ -98,6 +98,12 @@ pub struct AuthProviders {
     /// The province's single sign-on, when configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sso: Option<SsoInfo>,
+    /// On a workstation: the provincial IOC one signs in to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// In the desktop app: the server can be chosen here (`POST /api/desktop/upstream`).
+    #[serde(default)]
+    pub desktop: bool,
 }
 
 /// The single sign-on button.

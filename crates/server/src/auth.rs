@@ -394,6 +394,8 @@ pub async fn providers(State(st): State<AppState>) -> Json<AuthProviders> {
             label: o.config().label.clone(),
             login: "/api/auth/oidc/login".into(),
         }),
+        upstream: None,
+        desktop: st.desktop.is_some(),
     })
 }
 

@@ -38,6 +38,88 @@ pub use security::Hosts;
 pub trait Desktop: Send + Sync {
     /// Opens the video wall, one window per monitor; how many opened.
     fn open_wall(&self) -> Result<usize, String>;
+    /// Remembers the server this desktop works with from now on (a provincial IOC's
+    /// address, or `None` for its own engine) and starts again on it.
+    fn set_upstream(&self, url: Option<String>) -> Result<(), String>;
+}
+
+/// The body of `POST /api/desktop/upstream`.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+pub struct UpstreamChoice {
+    /// The provincial IOC's address; absent or empty: this computer's own engine.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// Checks that `url` is a provincial IOC that answers, before a desktop is pointed at it
+/// (a typo must not leave the operator at a sign-in screen that cannot work).
+pub async fn check_upstream(url: &str) -> Result<String, String> {
+    let parsed = reqwest::Url::parse(url.trim())
+        .map_err(|e| format!("địa chỉ không hợp lệ / not an address: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Err("địa chỉ phải bắt đầu bằng http:// hoặc https:// / http(s):// only".into());
+    }
+    let probe = parsed
+        .join("/api/auth/providers")
+        .map_err(|e| e.to_string())?;
+    let answer = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .map_err(|e| e.to_string())?
+        .get(probe)
+        .send()
+        .await
+        .map_err(|e| format!("không kết nối được / cannot reach {parsed}: {e}"))?;
+    if !answer.status().is_success() {
+        return Err(format!(
+            "{parsed} answered {}: not an IOC Console",
+            answer.status()
+        ));
+    }
+    answer
+        .json::<ioc_model::AuthProviders>()
+        .await
+        .map_err(|_| format!("{parsed} is not an IOC Console"))?;
+    Ok(parsed.as_str().trim_end_matches('/').to_string())
+}
+
+/// `POST /api/desktop/upstream`, for the desktop's own pages only (the sign-in screen).
+async fn choose_upstream(
+    desktop: Option<&Arc<dyn Desktop>>,
+    headers: &axum::http::HeaderMap,
+    choice: UpstreamChoice,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let d = desktop.ok_or_else(|| ApiError::not_found("not the desktop app"))?;
+    let own_page = headers.contains_key(axum::http::header::ORIGIN)
+        || headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v == "same-origin");
+    if !own_page {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "from the desktop's own pages only",
+        ));
+    }
+    let url = match choice.url.filter(|u| !u.trim().is_empty()) {
+        Some(u) => Some(
+            check_upstream(&u)
+                .await
+                .map_err(|e| ApiError::new(axum::http::StatusCode::BAD_GATEWAY, e))?,
+        ),
+        None => None,
+    };
+    d.set_upstream(url.clone())
+        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    Ok(axum::Json(serde_json::json!({ "upstream": url })))
+}
+
+/// `POST /api/desktop/upstream` of a console with its own engine.
+async fn desktop_upstream(
+    axum::extract::State(st): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
+    extract::JsonBody(choice): extract::JsonBody<UpstreamChoice>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    choose_upstream(st.desktop.as_ref(), &headers, choice).await
 }
 
 /// Shared by every handler.

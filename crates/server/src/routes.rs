@@ -840,6 +840,15 @@ pub fn build() -> Routes {
             "Open the wall's windows (the desktop app only)",
         )
         .add(
+            Post,
+            "/api/desktop/upstream",
+            Public,
+            Unscoped("the desktop's own sign-in screen: which server to sign in to"),
+            crate::desktop_upstream,
+            "Choose the server this desktop works with: a provincial IOC, or its own engine \
+             (the desktop app only, from its own pages; it starts again on the choice)",
+        )
+        .add(
             Get,
             "/api/reports",
             Role(P::View),

@@ -153,6 +153,7 @@ async fn workstation(upstream: SocketAddr) -> (SocketAddr, tempfile::TempDir) {
         opts,
         listener,
         std::future::pending(),
+        None,
     ));
     (addr, dir)
 }

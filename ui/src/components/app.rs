@@ -146,6 +146,9 @@ impl Ops {
 
     /// Shows a short message for a few seconds.
     pub fn toast(&self, text: String, error: bool) {
+        if error && text.contains(api::QUEUED) {
+            return; // not a failure: the queue's own toast says what happened
+        }
         let sel = self.sel;
         sel.toast.set(Some((text.clone(), error)));
         set_timeout(
@@ -219,6 +222,9 @@ pub fn App() -> impl IntoView {
     provide_context(queue);
     let ops = Ops { live, sel, i18n };
     provide_context(ops);
+    crate::session::on_queued(move |waiting| {
+        ops.toast(i18n.tr_n("action-queued", "ops", waiting), false);
+    });
     let work = AlertWork::new();
     provide_context(work);
     OPS.with(|o| o.set(Some(ops)));

@@ -79,11 +79,32 @@ fn SignIn() -> impl IntoView {
         RwSignal::new(sso_error.map(|r| i18n.tr_with("login-sso-failed", &[("reason", r.into())])));
     let busy = RwSignal::new(false);
     let providers = RwSignal::new(None::<AuthProviders>);
+    let server_url = RwSignal::new(String::new());
+    let switching = RwSignal::new(false);
     spawn_local(async move {
         if let Ok(p) = client::auth::providers().await {
+            server_url.set(p.upstream.clone().unwrap_or_default());
             providers.set(Some(p));
         }
     });
+    // The desktop app only: sign in to a provincial IOC as its workstation, or use this
+    // computer's own engine. The app remembers the choice and starts again on it.
+    let choose = move |url: Option<String>| {
+        if switching.get_untracked() {
+            return;
+        }
+        switching.set(true);
+        error.set(None);
+        spawn_local(async move {
+            match client::auth::choose_server(url).await {
+                Ok(_) => {} // the app closes and opens again on the new server
+                Err(e) => {
+                    error.set(Some(e));
+                    switching.set(false);
+                }
+            }
+        });
+    };
     let submit = move |e: leptos::ev::SubmitEvent| {
         e.prevent_default();
         if busy.get_untracked() {
@@ -122,6 +143,11 @@ fn SignIn() -> impl IntoView {
                     <div class="title">{move || i18n.tr("app-title")}</div>
                 </div>
                 <h1>{move || i18n.tr("login-title")}</h1>
+                {move || providers.get().and_then(|p| p.upstream).map(|url| view! {
+                    <div id="login-upstream" class="muted">
+                        {move || i18n.tr_with("login-at-ioc", &[("url", url.clone().into())])}
+                    </div>
+                })}
                 {move || providers.get().and_then(|p| p.sso).map(|sso| {
                     let next: String = web_sys::window()
                         .and_then(|w| w.location().pathname().ok())
@@ -148,6 +174,29 @@ fn SignIn() -> impl IntoView {
                 <button id="login-submit" class="btn primary" type="submit" disabled=move || busy.get()>
                     {move || i18n.tr("login-submit")}
                 </button>
+                <Show when=move || providers.get().is_some_and(|p| p.desktop)>
+                    <details class="login-server" id="login-server">
+                        <summary>{move || i18n.tr("server-title")}</summary>
+                        <label>
+                            {move || i18n.tr("server-ioc-url")}
+                            <input id="server-url" type="url" placeholder="https://ioc.nghean.gov.vn"
+                                prop:value=server_url on:input=move |e| server_url.set(event_target_value(&e))/>
+                        </label>
+                        <button id="server-connect" class="btn" type="button" disabled=move || switching.get()
+                            on:click=move |_| choose(Some(server_url.get_untracked().trim().to_string()))>
+                            {move || i18n.tr("server-connect")}
+                        </button>
+                        <Show when=move || providers.get().is_some_and(|p| p.upstream.is_some())>
+                            <button id="server-local" class="btn" type="button" disabled=move || switching.get()
+                                on:click=move |_| choose(None)>
+                                {move || i18n.tr("server-local")}
+                            </button>
+                        </Show>
+                        <Show when=move || switching.get()>
+                            <div class="muted">{move || i18n.tr("server-switching")}</div>
+                        </Show>
+                    </details>
+                </Show>
                 <button class="lang" type="button" on:click=move |_| i18n.toggle()>
                     {move || i18n.tr("lang-switch")}
                 </button>

@@ -86,11 +86,16 @@ pub struct Gate {
     reset: watch::Sender<u64>,
     /// Something was queued, or someone signed in: try sending.
     wake: Notify,
+    /// What the desktop app's windows can do, when this runs in it.
+    desktop: Option<Arc<dyn crate::Desktop>>,
 }
 
 impl Gate {
     /// Opens the queue and starts the feed and the sender.
-    pub fn start(opts: Options) -> anyhow::Result<Arc<Gate>> {
+    pub fn start(
+        opts: Options,
+        desktop: Option<Arc<dyn crate::Desktop>>,
+    ) -> anyhow::Result<Arc<Gate>> {
         let mut upstream = reqwest::Url::parse(opts.upstream.trim())
             .map_err(|e| anyhow::anyhow!("the IOC's address {:?}: {e}", opts.upstream))?;
         if !matches!(upstream.scheme(), "http" | "https") || upstream.host().is_none() {
@@ -125,6 +130,7 @@ impl Gate {
             news: broadcast::channel(256).0,
             reset: watch::channel(0).0,
             wake: Notify::new(),
+            desktop,
         });
         tokio::spawn(feed::run(gate.clone()));
         tokio::spawn(proxy::drain(gate.clone()));
@@ -238,6 +244,9 @@ pub fn router(gate: Arc<Gate>) -> Router {
         .route("/api/logout", post(session::logout))
         .route("/api/session/desktop", get(session::no_ticket))
         .route("/api/auth/providers", get(session::providers))
+        .route("/api/me", get(session::me))
+        .route("/api/desktop/upstream", post(session::choose_upstream))
+        .route("/api/desktop/wall", post(session::open_wall))
         .route("/api/health", get(proxy::health))
         .route("/api/workstation/outbox", get(proxy::outbox_list))
         .route(
@@ -256,8 +265,17 @@ pub async fn serve(
     opts: Options,
     listener: TcpListener,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
+    desktop: Option<Arc<dyn crate::Desktop>>,
 ) -> anyhow::Result<()> {
-    let gate = Gate::start(opts)?;
+    serve_gate(Gate::start(opts, desktop)?, listener, stop).await
+}
+
+/// Serves a started workstation until `stop` resolves.
+pub async fn serve_gate(
+    gate: Arc<Gate>,
+    listener: TcpListener,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     axum::serve(
         listener,
         router(gate).into_make_service_with_connect_info::<SocketAddr>(),

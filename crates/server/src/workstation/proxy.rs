@@ -76,12 +76,15 @@ impl Cache {
     }
 }
 
-/// Why a request to the IOC failed, in a few words.
+/// Why a request to the IOC failed, in a few words (no address: the message says which
+/// IOC already).
 pub fn why(e: &reqwest::Error) -> String {
     if e.is_connect() {
         "no connection".into()
     } else if e.is_timeout() {
         "timed out".into()
+    } else if e.is_request() || e.is_body() {
+        "the connection broke".into()
     } else {
         let mut s = e.to_string();
         let mut src = std::error::Error::source(e);

@@ -13,25 +13,31 @@ use ioc_model::{AuthProviders, LoginRequest, LoginResponse};
 use rand::RngCore;
 use std::sync::Arc;
 
-/// The cookie that stands for the IOC's session on this computer.
-pub const COOKIE: &str = "ioc_workstation";
+/// The cookie that stands for the IOC's session on this computer, named by the port as
+/// the engine's own is (cookies do not tell ports apart: two consoles on one computer must
+/// not overwrite each other's).
+pub fn cookie_name(headers: &HeaderMap) -> String {
+    crate::auth::cookie_name(headers).replace("ioc_session_", "ioc_workstation_")
+}
 
 /// The local session id in the request's cookie.
 pub fn sid(headers: &HeaderMap) -> Option<String> {
+    let name = cookie_name(headers);
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
 }
 
-fn cookie(value: Option<&str>) -> HeaderValue {
+fn cookie(headers: &HeaderMap, value: Option<&str>) -> HeaderValue {
+    let name = cookie_name(headers);
     let v = match value {
-        Some(v) => format!("{COOKIE}={v}; Path=/; HttpOnly; SameSite=Strict"),
-        None => format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+        Some(v) => format!("{name}={v}; Path=/; HttpOnly; SameSite=Strict"),
+        None => format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
     };
     HeaderValue::from_str(&v).expect("a cookie of hex digits")
 }
@@ -39,6 +45,7 @@ fn cookie(value: Option<&str>) -> HeaderValue {
 /// `POST /api/login`: signs in at the IOC.
 pub async fn login(
     State(g): State<Arc<Gate>>,
+    headers: HeaderMap,
     Json(body): Json<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let url = g.upstream.join("api/login").expect("a path");
@@ -98,7 +105,7 @@ pub async fn login(
     })
     .into_response();
     r.headers_mut()
-        .insert(header::SET_COOKIE, cookie(Some(&sid)));
+        .insert(header::SET_COOKIE, cookie(&headers, Some(&sid)));
     Ok(r)
 }
 
@@ -123,7 +130,8 @@ pub async fn logout(State(g): State<Arc<Gate>>, headers: HeaderMap) -> Response 
         }
     }
     let mut r = StatusCode::NO_CONTENT.into_response();
-    r.headers_mut().insert(header::SET_COOKIE, cookie(None));
+    r.headers_mut()
+        .insert(header::SET_COOKIE, cookie(&headers, None));
     r
 }
 
@@ -134,12 +142,54 @@ pub async fn no_ticket() -> ApiError {
 
 /// `GET /api/auth/providers`: a workstation signs in with the IOC's accounts (the province's
 /// single sign-on goes through the IOC's own pages, not through a workstation yet).
-pub async fn providers() -> Json<AuthProviders> {
+pub async fn providers(State(g): State<Arc<Gate>>) -> Json<AuthProviders> {
     Json(AuthProviders {
         local: true,
         sign_in_required: true,
         sso: None,
+        upstream: Some(g.upstream().to_string()),
+        desktop: g.desktop.is_some(),
     })
+}
+
+/// `GET /api/me`: who is signed in at the IOC through this workstation (a workstation is
+/// never open without signing in, whatever the IOC allows on its own loopback).
+pub async fn me(State(g): State<Arc<Gate>>, headers: HeaderMap) -> Response {
+    match g.signed(sid(&headers).as_deref()) {
+        Some(s) => Json(ioc_model::Me {
+            user: s.user,
+            sign_in_required: true,
+        })
+        .into_response(),
+        None => ApiError::new(StatusCode::UNAUTHORIZED, "sign in at the IOC").into_response(),
+    }
+}
+
+/// `POST /api/desktop/upstream`: the sign-in screen chooses another server.
+pub async fn choose_upstream(
+    State(g): State<Arc<Gate>>,
+    headers: HeaderMap,
+    Json(choice): Json<crate::UpstreamChoice>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    crate::choose_upstream(g.desktop.as_ref(), &headers, choice).await
+}
+
+/// `POST /api/desktop/wall`: the wall's windows, for the person signed in here.
+pub async fn open_wall(
+    State(g): State<Arc<Gate>>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if g.signed(sid(&headers).as_deref()).is_none() {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "sign in first"));
+    }
+    let d = g
+        .desktop
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("not the desktop app: open /wall in a window"))?;
+    let n = d
+        .open_wall()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    Ok(Json(serde_json::json!({ "windows": n })))
 }
 
 impl Gate {
