@@ -175,3 +175,77 @@ async fn e2e_desktop_wall_only() {
     assert_eq!(c.windows().await.unwrap().len(), 1);
     c.close().await.unwrap();
 }
+
+/// The desktop app as a control-room workstation of a provincial IOC (`--upstream`): the
+/// operator signs in with the IOC's account in the window, which then shows the IOC's
+/// picture and the link; the choice is remembered for the next start.
+#[tokio::test(flavor = "multi_thread")]
+async fn e2e_desktop_workstation() {
+    const PASSWORD: &str = "mật khẩu đủ dài";
+    let dir = tempfile::tempdir().unwrap();
+    let ioc_data = dir.path().join("ioc");
+    let config = fast_config(dir.path());
+    add_user(&ioc_data, "lan", "operator", PASSWORD);
+    let ioc = Server::start("desktop-workstation-ioc", &ioc_data, &config, 0);
+    let desk = dir.path().join("desk");
+    let driver = WebDriver::tauri_driver().await;
+    let c = driver
+        .session(serde_json::json!({
+            "browserName": "wry",
+            "tauri:options": {
+                "application": bin("ioc-desktop"),
+                "args": ["--upstream", ioc.url(""), "--data", desk],
+            }
+        }))
+        .await;
+    let u = wait_for("the sign-in form", T, || async {
+        c.find(Locator::Id("login-username")).await.ok()
+    })
+    .await;
+    let at = js(
+        &c,
+        "const e = document.getElementById('login-upstream'); return e ? e.textContent : '';",
+    )
+    .await;
+    assert!(
+        at.as_str().unwrap_or("").contains(&ioc.url("")),
+        "the form says which IOC: {at}"
+    );
+    screenshot(&c, "desktop-workstation-sign-in").await;
+    u.send_keys("lan").await.unwrap();
+    let p = c.find(Locator::Id("login-password")).await.unwrap();
+    p.send_keys(PASSWORD).await.unwrap();
+    p.send_keys(&fantoccini::key::Key::Enter.to_string())
+        .await
+        .unwrap();
+    wait_for("the IOC's alerts in the window", T, || async {
+        let n = c
+            .find_all(Locator::Css("#alert-list li.alert"))
+            .await
+            .ok()?
+            .len();
+        (n > 0).then_some(())
+    })
+    .await;
+    wait_for("the link banner says connected", T, || async {
+        let s = js(
+            &c,
+            "const b = document.getElementById('link-banner'); return b ? b.dataset.state : '';",
+        )
+        .await;
+        (s == "connected").then_some(())
+    })
+    .await;
+    wait_for("the IOC's devices on the window's map", T, || async {
+        js(&c, "const m = document.getElementById('map'); return m ? Number(m.dataset.markers || 0) : 0;")
+            .await
+            .as_u64()
+            .filter(|n| *n > 50)
+    })
+    .await;
+    screenshot(&c, "desktop-workstation").await;
+    let remembered = std::fs::read_to_string(desk.join("desktop.json")).unwrap();
+    assert!(remembered.contains(&ioc.url("")), "{remembered}");
+    c.close().await.unwrap();
+    ioc.stop();
+}

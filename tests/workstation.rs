@@ -141,6 +141,14 @@ async fn e2e_two_workstations_on_one_ioc() {
         (banner(&c1).await.0 == "connected").then_some(())
     })
     .await;
+    wait_for("the IOC's devices on workstation 1's map", T, || async {
+        js(&c1, "const m = document.getElementById('map'); return m ? Number(m.dataset.markers || 0) : 0;")
+            .await
+            .as_u64()
+            .filter(|n| *n > 50)
+    })
+    .await;
+    screenshot(&c1, "workstation-1-connected").await;
 
     // lan acknowledges on workstation 1; binh's queue on workstation 2 shows it.
     let first = a_new_alert(&c1, &[]).await;
