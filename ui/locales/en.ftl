@@ -354,6 +354,7 @@ dreport-report = Progress report
 dreport-done = Done
 dreport-cancelled = Withdrawn
 dreport-overdue = Late
+dreport-not_applied = Not applied (acted on at two places)
 ask-ack = Note on receipt (optional):
 ask-report = Percent, then words (e.g. 60 evacuated 24 households):
 ask-done = What was done:

@@ -354,6 +354,7 @@ dreport-report = Báo cáo tiến độ
 dreport-done = Hoàn thành
 dreport-cancelled = Hủy
 dreport-overdue = Quá hạn
+dreport-not_applied = Không thực hiện được (hai nơi cùng thao tác)
 ask-ack = Ghi chú khi nhận (không bắt buộc):
 ask-report = Tiến độ % rồi nội dung (ví dụ: 60 đã sơ tán 24 hộ):
 ask-done = Kết quả thực hiện:

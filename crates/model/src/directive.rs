@@ -55,13 +55,18 @@ impl DirectiveState {
 pub struct DirectiveReport {
     pub at: DateTime<Utc>,
     pub actor: String,
-    /// What the report did: `acknowledged`, `report`, `done`, `cancelled`, `overdue`.
+    /// What the report did: `acknowledged`, `report`, `done`, `cancelled`, `overdue`, or
+    /// `not_applied` (an act the merged history of two nodes made impossible: kept, with
+    /// why, in `text`).
     pub kind: String,
     /// Percent done, as reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// The node (IOC, commune OC) it was made on, in a federation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// A directive.

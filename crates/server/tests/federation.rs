@@ -493,3 +493,201 @@ async fn a_node_from_another_data_folder_is_refused_with_the_reason() {
     back.shutdown().await;
     let _ = ioc;
 }
+
+/// The province's directive to a commune flows down to its OC; the commune acknowledges and
+/// reports while cut off, the province withdraws it meanwhile; reconnected, both hold the
+/// same directive: withdrawn, the commune's acknowledgement on it, its late report kept as
+/// not applied, each by whom and where. A directive to another commune never goes down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directive_flows_down_and_both_sides_converge() {
+    use ioc_engine::operate::directives::DirectiveAction;
+    use ioc_engine::operate::Actor;
+    use ioc_engine::pipeline::{Op, OpOutcome};
+    use ioc_model::{DirectiveState, Role};
+
+    let (ioc, oc, proxy, _ioc_dir, _oc_dir) = province().await;
+    within(10, "the OC connects", || {
+        oc.health()
+            .upstream
+            .is_some_and(|u| u.state == LinkState::Connected)
+    })
+    .await;
+    // The province's communes (from its basemap, in life).
+    let unit = |code: &str, name: &str| {
+        Item::Unit(ioc_model::Unit {
+            code: code.into(),
+            name: name.into(),
+            full_name: None,
+            parent: None,
+            lon: None,
+            lat: None,
+        })
+    };
+    ioc.sender()
+        .ingest("t", vec![unit(NAM_DAN, "Nam Đàn"), unit(VINH, "Vinh")])
+        .await
+        .unwrap();
+    let leader = Actor {
+        name: "lanh-dao".into(),
+        role: Role::Leader,
+        units: vec![],
+    };
+    let commune = Actor {
+        name: "nv-xa".into(),
+        role: Role::OcStaff,
+        units: vec![NAM_DAN.into()],
+    };
+    let issue = |unit: &str, title: &str| Op::Issue {
+        unit: unit.into(),
+        title: title.into(),
+        body: "Báo cáo trước 18:00".into(),
+        deadline: chrono::Utc::now() + chrono::Duration::hours(4),
+        incident: None,
+    };
+    let mut ids = Vec::new();
+    for (unit, title) in [
+        (NAM_DAN, "Sơ tán 40 hộ ven sông Lam"),
+        (VINH, "Kiểm tra đê"),
+    ] {
+        let mut tries = 0;
+        let d = loop {
+            match ioc.operate(issue(unit, title), leader.clone()).await {
+                Ok(OpOutcome::Directive(d)) => break d,
+                other if tries < 50 => {
+                    tries += 1;
+                    let _ = other; // the unit's device may not be committed yet
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => panic!("issuing: {other:?}"),
+            }
+        };
+        ids.push(d.id);
+    }
+    let at_oc = |oc: &Engine| {
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current()
+                .block_on(oc.directives(
+                    vec![
+                        DirectiveState::Issued,
+                        DirectiveState::Acknowledged,
+                        DirectiveState::InProgress,
+                    ],
+                    100,
+                ))
+                .unwrap()
+        })
+    };
+    within(10, "the directive reaches the commune's OC", || {
+        at_oc(&oc).len() == 1
+    })
+    .await;
+    let down = at_oc(&oc).remove(0);
+    assert_eq!(
+        down.title, "Sơ tán 40 hộ ven sông Lam",
+        "only its own unit's"
+    );
+    assert_eq!(down.state, DirectiveState::Issued);
+
+    proxy.cut();
+    within(5, "the OC sees the link down", || {
+        oc.health()
+            .upstream
+            .is_some_and(|u| u.state == LinkState::Offline)
+    })
+    .await;
+    for (action, text) in [
+        (DirectiveAction::Ack, None),
+        (
+            DirectiveAction::Report { progress: Some(60) },
+            Some("24/40 hộ".to_string()),
+        ),
+    ] {
+        oc.operate(
+            Op::Directive {
+                id: down.id,
+                action,
+                text,
+            },
+            commune.clone(),
+        )
+        .await
+        .unwrap();
+        // Apart in time, as in life (the hybrid clock orders them after the withdrawal
+        // below only if they come later).
+        if text_is_ack(&oc, down.id).await {
+            ioc.operate(
+                Op::Directive {
+                    id: ids[0],
+                    action: DirectiveAction::Cancel,
+                    text: Some("Đã có phương án khác".into()),
+                },
+                leader.clone(),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    proxy.restore();
+    within(10, "the OC reconnects and sends what waited", || {
+        oc.health()
+            .upstream
+            .is_some_and(|u| u.state == LinkState::Connected && u.backlog == 0)
+    })
+    .await;
+    let same = |a: &ioc_model::Directive, b: &ioc_model::Directive| {
+        let (mut a, mut b) = (a.clone(), b.clone());
+        a.id = 0;
+        b.id = 0;
+        a.incident = None;
+        b.incident = None;
+        a == b
+    };
+    within(10, "both hold the same directive", || {
+        let (i, o) = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                (
+                    ioc.directive(ids[0]).await.unwrap().unwrap(),
+                    oc.directive(down.id).await.unwrap().unwrap(),
+                )
+            })
+        });
+        same(&i, &o)
+    })
+    .await;
+    let d = ioc.directive(ids[0]).await.unwrap().unwrap();
+    assert_eq!(d.state, DirectiveState::Cancelled);
+    assert_eq!(d.acked_by.as_deref(), Some("nv-xa"));
+    let kinds: Vec<(&str, &str, Option<&str>)> = d
+        .reports
+        .iter()
+        .map(|r| (r.kind.as_str(), r.actor.as_str(), r.node.as_deref()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("issued", "lanh-dao", Some("ioc-nghe-an")),
+            ("acknowledged", "nv-xa", Some("oc-nam-dan")),
+            ("cancelled", "lanh-dao", Some("ioc-nghe-an")),
+            ("not_applied", "nv-xa", Some("oc-nam-dan")),
+        ],
+        "{:?}",
+        d.reports
+    );
+    // The OC's open directives: none left.
+    within(
+        5,
+        "the withdrawn directive leaves the OC's open list",
+        || at_oc(&oc).is_empty(),
+    )
+    .await;
+    oc.shutdown().await;
+}
+
+/// Whether the OC's copy of directive `id` is acknowledged (the withdrawal comes between the
+/// acknowledgement and the report).
+async fn text_is_ack(oc: &Engine, id: i64) -> bool {
+    oc.directive(id)
+        .await
+        .unwrap()
+        .is_some_and(|d| d.state == ioc_model::DirectiveState::Acknowledged)
+}

@@ -355,9 +355,12 @@ pub fn DirectivesView() -> impl IntoView {
                                         <Show when=chosen>
                                             <ol class="timeline">
                                                 {reports.iter().rev().map(|r| view! {
-                                                    <li class="event">
+                                                    <li class="event" class:not-applied=r.kind == "not_applied">
                                                         <span class="when">{format::date_time(r.at, &tz(), i18n.lang.get_untracked())}</span>
-                                                        <span class="who">{r.actor.clone()}</span>
+                                                        <span class="who">{match &r.node {
+                                                            Some(n) => format!("{} @ {n}", r.actor),
+                                                            None => r.actor.clone(),
+                                                        }}</span>
                                                         <span class="what">{i18n.tr_or(&format!("dreport-{}", r.kind), &r.kind)}{r.progress.map(|p| format!(" {p} %"))}</span>
                                                         {r.text.clone().map(|t| view! { <span class="comment">{t}</span> })}
                                                     </li>

@@ -15,7 +15,8 @@ pub struct DirectiveChange {
 }
 
 /// What someone does to a directive.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DirectiveAction {
     /// The unit has received it.
     Ack,
@@ -53,6 +54,8 @@ pub struct NewDirective {
 pub struct DirectiveBook {
     open: HashMap<i64, Directive>,
     next_id: i64,
+    /// Directives issued on another node (their deadlines are that node's to watch).
+    remote: std::collections::HashSet<i64>,
 }
 
 fn report(at: DateTime<Utc>, actor: &str, kind: &str) -> DirectiveReport {
@@ -62,6 +65,7 @@ fn report(at: DateTime<Utc>, actor: &str, kind: &str) -> DirectiveReport {
         kind: kind.to_string(),
         progress: None,
         text: None,
+        node: None,
     }
 }
 
@@ -82,6 +86,53 @@ impl DirectiveBook {
 
     pub fn get(&self, id: i64) -> Option<&Directive> {
         self.open.get(&id)
+    }
+
+    /// The id the next directive made here gets.
+    pub fn peek_id(&self) -> i64 {
+        self.next_id
+    }
+
+    /// Takes the next id for a directive of another node.
+    pub fn allocate_id(&mut self) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Marks directives as made on another node.
+    pub fn set_remote(&mut self, ids: impl IntoIterator<Item = i64>) {
+        self.remote.extend(ids);
+    }
+
+    /// Puts a directive as the federation's fold made it (open: kept; finished: dropped).
+    pub fn install(&mut self, d: Directive, remote: bool) {
+        if remote {
+            self.remote.insert(d.id);
+        }
+        self.next_id = self.next_id.max(d.id + 1);
+        if d.state.is_open() {
+            self.open.insert(d.id, d);
+        } else {
+            self.open.remove(&d.id);
+        }
+    }
+
+    /// Flags one directive overdue (its own node's timer did, replayed by the fold).
+    pub fn flag_overdue(&mut self, id: i64, now: DateTime<Utc>) -> Option<DirectiveChange> {
+        let d = self.open.get_mut(&id)?;
+        if d.overdue {
+            return None;
+        }
+        d.overdue = true;
+        d.updated_at = now;
+        let mut r = report(now, super::SYSTEM, "overdue");
+        r.text = Some(format!("deadline {}", d.deadline.to_rfc3339()));
+        d.reports.push(r.clone());
+        Some(DirectiveChange {
+            directive: d.clone(),
+            report: r,
+        })
     }
 
     pub fn directives(&self) -> impl Iterator<Item = &Directive> {
@@ -239,19 +290,14 @@ impl DirectiveBook {
     /// Directives whose deadline passed by `now` are flagged, once.
     pub fn due(&mut self, now: DateTime<Utc>) -> Vec<DirectiveChange> {
         let mut out = Vec::new();
-        for d in self.open.values_mut() {
-            if d.overdue || !d.late_at(now) {
-                continue;
-            }
-            d.overdue = true;
-            d.updated_at = now;
-            let mut r = report(now, super::SYSTEM, "overdue");
-            r.text = Some(format!("deadline {}", d.deadline.to_rfc3339()));
-            d.reports.push(r.clone());
-            out.push(DirectiveChange {
-                directive: d.clone(),
-                report: r,
-            });
+        let late: Vec<i64> = self
+            .open
+            .values()
+            .filter(|d| !d.overdue && d.late_at(now) && !self.remote.contains(&d.id))
+            .map(|d| d.id)
+            .collect();
+        for id in late {
+            out.extend(self.flag_overdue(id, now));
         }
         out.sort_by_key(|c| c.directive.id);
         out

@@ -3,7 +3,7 @@
 //! the ones not committed yet included, and replaces what the book and the store had.
 
 use super::{Pipeline, Prepared};
-use crate::sync::fold::fold_alert;
+use crate::sync::fold::{fold_alert, fold_directive};
 use crate::sync::{Change, Gid, OpRecord};
 use std::collections::{BTreeMap, HashMap};
 
@@ -16,6 +16,9 @@ pub struct MergeReport {
     pub repeats: usize,
     /// Alerts folded again.
     pub alerts: usize,
+    /// Directives folded again.
+    #[serde(default)]
+    pub directives: usize,
     /// Operations whose alert has not arrived yet (kept; folded when it does).
     pub waiting: usize,
     /// Per origin, everything up to this sequence is now held (or was left out on purpose).
@@ -35,6 +38,7 @@ impl Pipeline {
         let mut report = MergeReport::default();
         ops.sort_by(|a, b| (&a.origin, a.seq).cmp(&(&b.origin, b.seq)));
         let mut touched: BTreeMap<String, Gid> = BTreeMap::new();
+        let mut directives: BTreeMap<String, Gid> = BTreeMap::new();
         for op in ops {
             // Ours come back through relays: we have every one of them.
             if *op.origin == *self.node {
@@ -48,8 +52,14 @@ impl Pipeline {
             }
             *held = op.seq;
             self.hlc.observe(op.hlc);
-            let Change::Alert { alert, .. } = &op.change;
-            touched.insert(op.change.subject(), alert.clone());
+            match &op.change {
+                Change::Alert { alert, .. } => {
+                    touched.insert(op.change.subject(), alert.clone());
+                }
+                Change::Directive { directive, .. } => {
+                    directives.insert(op.change.subject(), directive.clone());
+                }
+            }
             self.uncommitted.push_back((p.batch, op.clone()));
             p.write.oplog.push(op);
             report.applied += 1;
@@ -74,8 +84,74 @@ impl Pipeline {
                 report.waiting += 1;
             }
         }
+        for (subject, gid) in directives {
+            if self.refold_directive(&subject, &gid, p) {
+                report.directives += 1;
+            } else {
+                report.waiting += 1;
+            }
+        }
         report.held = self.held.clone();
         report
+    }
+
+    /// Folds one directive again from its operations and puts the result in the book, the
+    /// store and the feed. False while its issuing has not arrived.
+    fn refold_directive(&mut self, subject: &str, gid: &Gid, p: &mut Prepared) -> bool {
+        let mut ops = match self.reader.ops_of(subject) {
+            Ok(ops) => ops,
+            Err(e) => {
+                tracing::error!("sync: cannot read the operations of {subject}: {e}");
+                return false;
+            }
+        };
+        ops.extend(
+            self.uncommitted
+                .iter()
+                .filter(|(_, r)| {
+                    matches!(&r.change, Change::Directive { directive, .. } if directive == gid)
+                })
+                .map(|(_, r)| r.clone()),
+        );
+        let ours = gid.node == *self.node;
+        let known = if ours {
+            Some(gid.id)
+        } else {
+            self.directive_locals.get(gid).copied()
+        };
+        let local_id = known.unwrap_or_else(|| self.ops.directives.peek_id());
+        let node = self.node.clone();
+        let Some(d) = fold_directive(local_id, &ops, &|g: &Gid| (g.node == *node).then_some(g.id))
+        else {
+            return false;
+        };
+        if known.is_none() {
+            self.ops.directives.allocate_id();
+            self.directive_gids.insert(local_id, gid.clone());
+            self.directive_locals.insert(gid.clone(), local_id);
+            p.write.directive_gids.push((local_id, gid.to_string()));
+        }
+        self.ops.directives.install(d.clone(), !ours);
+        let report = d
+            .reports
+            .last()
+            .cloned()
+            .unwrap_or(ioc_model::DirectiveReport {
+                at: d.updated_at,
+                actor: d.issued_by.clone(),
+                kind: "issued".into(),
+                progress: None,
+                text: None,
+                node: Some(gid.node.clone()),
+            });
+        self.write_directive(
+            crate::operate::directives::DirectiveChange {
+                directive: d,
+                report,
+            },
+            p,
+        );
+        true
     }
 
     /// Folds one alert again from its operations and puts the result in the book, the store

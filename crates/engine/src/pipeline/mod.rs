@@ -262,6 +262,8 @@ pub(crate) struct Federation {
     pub hlc: Arc<HlcClock>,
     /// Alerts made on other nodes: local id → federation id.
     pub gids: HashMap<i64, Gid>,
+    /// Directives issued on other nodes: local id → federation id.
+    pub directive_gids: HashMap<i64, Gid>,
     /// Per origin, the highest sequence held.
     pub held: HashMap<String, u64>,
     /// Keep devices and readings for the upstream IOC (a node with an `[upstream]`).
@@ -399,6 +401,9 @@ pub(crate) struct Pipeline {
     /// Alerts made on other nodes: local id → federation id, and back.
     gids: HashMap<i64, Gid>,
     locals: HashMap<Gid, i64>,
+    /// Directives issued on other nodes: local id → federation id, and back.
+    directive_gids: HashMap<i64, Gid>,
+    directive_locals: HashMap<Gid, i64>,
     /// Per origin, the operations held: everything up to this sequence.
     held: HashMap<String, u64>,
     /// See [`Federation::outbox`].
@@ -486,6 +491,9 @@ impl Pipeline {
         }
         let mut alerts = AlertBook::new(loaded.open_alerts, loaded.next_alert_id);
         alerts.set_foreign(federation.gids.keys().copied());
+        let mut ops = ops;
+        ops.directives
+            .set_remote(federation.directive_gids.keys().copied());
         Pipeline {
             rx,
             writer,
@@ -508,6 +516,12 @@ impl Pipeline {
                 .map(|(id, g)| (g.clone(), *id))
                 .collect(),
             gids: federation.gids,
+            directive_locals: federation
+                .directive_gids
+                .iter()
+                .map(|(id, g)| (g.clone(), *id))
+                .collect(),
+            directive_gids: federation.directive_gids,
             held: federation.held,
             outbox: federation.outbox,
             uncommitted: Default::default(),

@@ -15,7 +15,7 @@ use crate::operate::silences::SilenceBook;
 use crate::operate::sop::{self, SopSet};
 use crate::operate::{Actor, OpError, SYSTEM};
 use crate::store::{to_ms, AttachmentRow, LoadedOperations};
-use crate::sync::{AlertOp, Gid};
+use crate::sync::{AlertOp, DirectiveOp, Gid};
 use chrono::{DateTime, Utc};
 use ioc_model::{
     AlertEventKind, AttachmentInfo, Directive, Incident, IncidentEventKind, Silence, SilenceMatch,
@@ -408,15 +408,26 @@ impl Pipeline {
                     actor,
                     now,
                 )?;
-                let d = c.directive.clone();
-                self.record_directive(c, p);
-                Ok(OpOutcome::Directive(Box::new(d)))
+                let op = DirectiveOp::Issued {
+                    directive: Box::new(c.directive.clone()),
+                };
+                Ok(OpOutcome::Directive(Box::new(
+                    self.record_directive(c, op, p),
+                )))
             }
             Op::Directive { id, action, text } => {
-                let c = self.ops.directives.act(id, &action, actor, text, now)?;
-                let d = c.directive.clone();
-                self.record_directive(c, p);
-                Ok(OpOutcome::Directive(Box::new(d)))
+                let c = self
+                    .ops
+                    .directives
+                    .act(id, &action, actor, text.clone(), now)?;
+                let op = DirectiveOp::Acted {
+                    action,
+                    actor: actor.name.clone(),
+                    text: c.report.text.clone(),
+                };
+                Ok(OpOutcome::Directive(Box::new(
+                    self.record_directive(c, op, p),
+                )))
             }
             Op::Silence {
                 matcher,
@@ -502,7 +513,53 @@ impl Pipeline {
         p.publish.incidents.push(change.incident);
     }
 
-    fn record_directive(&mut self, change: DirectiveChange, p: &mut Prepared) {
+    /// The federation id of a directive of the book.
+    pub(super) fn directive_gid_of(&self, id: i64) -> Gid {
+        self.directive_gids
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| Gid::new(&self.node, id))
+    }
+
+    /// Writes a change of a directive made here, logs the operation that made it (for the
+    /// federation) and publishes it; the directive as it now is.
+    fn record_directive(
+        &mut self,
+        mut change: DirectiveChange,
+        op: DirectiveOp,
+        p: &mut Prepared,
+    ) -> ioc_model::Directive {
+        change.report.node = Some(self.node.to_string());
+        if let Some(last) = change.directive.reports.last_mut() {
+            last.node = Some(self.node.to_string());
+        }
+        // The book's copy carries the node too (the next change starts from it).
+        self.ops.directives.install(change.directive.clone(), false);
+        let op = match op {
+            DirectiveOp::Issued { .. } => DirectiveOp::Issued {
+                directive: Box::new(change.directive.clone()),
+            },
+            op => op,
+        };
+        let r = crate::sync::OpRecord {
+            origin: self.node.to_string(),
+            seq: 0,
+            hlc: self.hlc.now(),
+            change: crate::sync::Change::Directive {
+                directive: self.directive_gid_of(change.directive.id),
+                op,
+                at: Some(change.report.at),
+            },
+        };
+        self.uncommitted.push_back((p.batch, r.clone()));
+        p.write.oplog.push(r);
+        let out = change.directive.clone();
+        self.write_directive(change, p);
+        out
+    }
+
+    /// Writes and publishes a directive's change (also one the federation's fold made).
+    pub(super) fn write_directive(&mut self, change: DirectiveChange, p: &mut Prepared) {
         let d = &change.directive;
         let r = &change.report;
         p.write.audit.push(AuditEntry {
@@ -704,7 +761,7 @@ impl Pipeline {
             self.record_incident(c, p);
         }
         for c in self.ops.directives.due(now) {
-            self.record_directive(c, p);
+            self.record_directive(c, DirectiveOp::Overdue, p);
         }
         let last = std::mem::replace(&mut self.ops.silence_tick, now);
         let tick = self.ops.silences.due(last, now);

@@ -365,6 +365,13 @@ CREATE TABLE replies (
 CREATE INDEX replies_at ON replies(at);
 "#;
 
+/// Federation: a directive issued on another node is kept here under a local id, with its
+/// federation id (`ioc-nghe-an/12`).
+const V10: &str = r#"
+ALTER TABLE directives ADD COLUMN gid TEXT;
+CREATE UNIQUE INDEX directives_by_gid ON directives (gid) WHERE gid IS NOT NULL;
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
@@ -376,6 +383,7 @@ fn migrations() -> Migrations<'static> {
         M::up(V7),
         M::up(V8),
         M::up(V9),
+        M::up(V10),
     ])
 }
 

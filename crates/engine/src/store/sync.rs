@@ -14,6 +14,8 @@ pub struct SyncState {
     pub last_hlc: Hlc,
     /// Alerts made on other nodes: local id → their federation id.
     pub alert_gids: Vec<(i64, Gid)>,
+    /// Directives issued on other nodes: local id → federation id.
+    pub directive_gids: Vec<(i64, Gid)>,
     /// Per origin, the highest sequence held (everything up to it is held).
     pub vector: HashMap<String, u64>,
     /// Devices registered by other nodes (their source is `node:…`).
@@ -363,6 +365,13 @@ impl super::Reader {
                     st.alert_gids.push((id, g));
                 }
             }
+            let mut stmt = c.prepare("SELECT id, gid FROM directives WHERE gid IS NOT NULL")?;
+            for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+                let (id, gid) = row?;
+                if let Some(g) = Gid::parse(&gid) {
+                    st.directive_gids.push((id, g));
+                }
+            }
             st.vector = vector_of(c)?;
             let mut stmt = c.prepare("SELECT id FROM entities WHERE source LIKE 'node:%'")?;
             for row in stmt.query_map([], |r| r.get::<_, i64>(0))? {
@@ -382,6 +391,23 @@ impl super::Reader {
                     .optional()?
             } else {
                 c.prepare_cached("SELECT unit FROM alerts WHERE gid = ?1")?
+                    .query_row([gid.to_string()], |r| r.get(0))
+                    .optional()?
+            };
+            Ok(r)
+        })
+    }
+
+    /// The unit of a directive by its federation id; `None` when there is no such directive
+    /// here.
+    pub fn directive_unit(&self, gid: &Gid, here: &str) -> Result<Option<String>, StoreError> {
+        self.with(|c| {
+            let r = if gid.node == here {
+                c.prepare_cached("SELECT unit FROM directives WHERE id = ?1 AND gid IS NULL")?
+                    .query_row([gid.id], |r| r.get(0))
+                    .optional()?
+            } else {
+                c.prepare_cached("SELECT unit FROM directives WHERE gid = ?1")?
                     .query_row([gid.to_string()], |r| r.get(0))
                     .optional()?
             };

@@ -167,6 +167,8 @@ pub struct WriteBatch {
     pub oplog: Vec<crate::sync::OpRecord>,
     /// Alerts made on other nodes: (local id, federation id), recorded with the alert.
     pub alert_gids: Vec<(i64, String)>,
+    /// Directives of other nodes (after their rows are written): local id, federation id.
+    pub directive_gids: Vec<(i64, String)>,
     /// Keep what this batch stores of devices and readings for the upstream IOC
     /// (`upstream_outbox`): set on a node with an `[upstream]`.
     pub outbox: bool,
@@ -856,6 +858,10 @@ fn write_jobs(
                 write_dead_letter(&tx, d)?;
             }
             super::operate::write(&tx, b)?;
+            for (id, gid) in &b.directive_gids {
+                tx.prepare_cached("UPDATE directives SET gid = ?2 WHERE id = ?1")?
+                    .execute(params![id, gid])?;
+            }
             super::kpi::write(&tx, b)?;
             super::sync::write(&tx, &b.oplog)?;
             outcomes.push(outcome);

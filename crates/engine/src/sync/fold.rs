@@ -6,7 +6,7 @@
 //! already closed it) stays on the timeline as not applied, with who, where and why; a change
 //! of the engine's own that no longer applies (a clear after the close) leaves no trace.
 
-use super::op::{AlertOp, Gid, OpRecord};
+use super::op::{AlertOp, DirectiveOp, Gid, OpRecord};
 use crate::alerts::{subject, AlertBook};
 use ioc_model::{Alert, AlertEvent, AlertEventKind};
 use std::collections::BTreeMap;
@@ -24,7 +24,9 @@ pub fn fold_alert<'a>(
     let ordered: BTreeMap<_, (&AlertOp, Option<chrono::DateTime<chrono::Utc>>)> = ops
         .into_iter()
         .filter_map(|r| {
-            let super::Change::Alert { alert, op, at } = &r.change;
+            let super::Change::Alert { alert, op, at } = &r.change else {
+                return None;
+            };
             // Only the alert's own node opens it and makes its rules' and timers' changes;
             // other nodes act on it (people, and what their incidents and silences do to
             // it). Anything else is ignored, the same way on every node, so no node can
@@ -113,6 +115,105 @@ pub fn fold_alert<'a>(
         }
     }
     current.events = timeline;
+    Some(current)
+}
+
+/// The directive its operations make, by the same rule as alerts: in (hybrid time, origin)
+/// order, each replayed through the directive book; only its own node issues it and flags
+/// it overdue; an act the merged history made impossible (reported done at the commune
+/// while the province had withdrawn it) is kept among its reports as `not_applied`, with
+/// who, where and why. `local`: the id here of the origin's incident it belongs to.
+pub fn fold_directive<'a>(
+    local_id: i64,
+    ops: impl IntoIterator<Item = &'a OpRecord>,
+    local: &dyn Fn(&Gid) -> Option<i64>,
+) -> Option<ioc_model::Directive> {
+    use crate::operate::directives::DirectiveBook;
+    use crate::operate::{Actor, OpError};
+    let ordered: BTreeMap<_, (&DirectiveOp, Option<chrono::DateTime<chrono::Utc>>)> = ops
+        .into_iter()
+        .filter_map(|r| {
+            let super::Change::Directive { directive, op, at } = &r.change else {
+                return None;
+            };
+            let own = r.origin == directive.node;
+            let act = matches!(op, DirectiveOp::Acted { .. });
+            (own || act).then_some(((r.hlc, r.origin.as_str()), (op, *at)))
+        })
+        .collect();
+    let (issued_key, issued) = ordered.iter().find_map(|(k, (op, _))| match op {
+        DirectiveOp::Issued { directive } => Some((*k, directive)),
+        _ => None,
+    })?;
+    let mut current = ioc_model::Directive::clone(issued);
+    current.id = local_id;
+    current.incident = current
+        .incident
+        .and_then(|i| local(&Gid::new(issued_key.1, i)));
+    for r in &mut current.reports {
+        r.node = Some(issued_key.1.to_string());
+    }
+    let mut book = DirectiveBook::new(vec![current.clone()], local_id + 1);
+    for ((hlc, origin), (op, at)) in &ordered {
+        let at = at.unwrap_or_else(|| hlc.time());
+        let change = match op {
+            DirectiveOp::Issued { .. } => None,
+            DirectiveOp::Overdue => book.flag_overdue(local_id, at),
+            DirectiveOp::Acted {
+                action,
+                actor,
+                text,
+            } => {
+                // The act's scope was checked where it was made, and the link only carries
+                // what the node's units allow: replayed as it was taken.
+                let who = Actor {
+                    name: actor.clone(),
+                    role: ioc_model::Role::Admin,
+                    units: vec![],
+                };
+                match book.act(local_id, action, &who, text.clone(), at) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        let why = match e {
+                            OpError::NotFound(_) => {
+                                format!("the directive was already {}", current.state.as_str())
+                            }
+                            OpError::Conflict(_) => {
+                                format!("the directive was already {}", current.state.as_str())
+                            }
+                            OpError::Invalid(m) | OpError::OutOfScope(m) => m,
+                            other => other.to_string(),
+                        };
+                        current.reports.push(ioc_model::DirectiveReport {
+                            at,
+                            actor: actor.clone(),
+                            kind: "not_applied".into(),
+                            progress: None,
+                            text: Some(match text {
+                                Some(t) => format!("{}: {why} ({t})", action.name()),
+                                None => format!("{}: {why}", action.name()),
+                            }),
+                            node: Some(origin.to_string()),
+                        });
+                        None
+                    }
+                }
+            }
+        };
+        match change {
+            Some(c) => {
+                current = c.directive;
+                if let Some(last) = current.reports.last_mut() {
+                    last.node = Some(origin.to_string());
+                }
+            }
+            None if !matches!(op, DirectiveOp::Acted { .. }) => continue,
+            None => {}
+        }
+        // The book goes on from what is shown (its reports marked with their nodes, the
+        // acts not applied among them).
+        book.install(current.clone(), false);
+    }
     Some(current)
 }
 

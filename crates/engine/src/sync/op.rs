@@ -3,7 +3,8 @@
 use super::Hlc;
 use crate::alerts::AlertAction;
 use crate::ingest::ExternalAlert;
-use ioc_model::Alert;
+use crate::operate::directives::DirectiveAction;
+use ioc_model::{Alert, Directive};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -69,6 +70,13 @@ pub enum Change {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         at: Option<chrono::DateTime<chrono::Utc>>,
     },
+    Directive {
+        directive: Gid,
+        op: DirectiveOp,
+        /// When it happened (absent: the hybrid time's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    },
 }
 
 impl Change {
@@ -76,8 +84,25 @@ impl Change {
     pub fn subject(&self) -> String {
         match self {
             Change::Alert { alert, .. } => format!("alert:{alert}"),
+            Change::Directive { directive, .. } => format!("directive:{directive}"),
         }
     }
+}
+
+/// What happened to a directive, replayed by the fold through the directive book.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DirectiveOp {
+    /// Issued, at its origin: the directive as issued (its `incident` is the origin's id).
+    Issued { directive: Box<Directive> },
+    /// Its deadline passed (its origin's timer).
+    Overdue,
+    /// A person acknowledged, reported, finished or withdrew it, on some node.
+    Acted {
+        action: DirectiveAction,
+        actor: String,
+        text: Option<String>,
+    },
 }
 
 /// What happened to an alert. Each is one of the alert book's own changes, replayed by the

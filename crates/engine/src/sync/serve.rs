@@ -3,7 +3,7 @@
 //! as people: an alert belongs to its unit.
 
 use super::wire::{PullReply, PullRequest};
-use super::{AlertOp, Change, Gid, OpRecord};
+use super::{AlertOp, Change, DirectiveOp, Gid, OpRecord};
 use crate::scope::Scope;
 use crate::store::{Reader, StoreError};
 use std::collections::HashMap;
@@ -14,6 +14,7 @@ pub struct Units<'a> {
     /// This node's name: a gid of this node names a local alert by its id.
     here: &'a str,
     known: HashMap<Gid, Option<Option<String>>>,
+    directives: HashMap<Gid, Option<String>>,
 }
 
 impl<'a> Units<'a> {
@@ -22,6 +23,7 @@ impl<'a> Units<'a> {
             reader,
             here,
             known: HashMap::new(),
+            directives: HashMap::new(),
         }
     }
 
@@ -29,10 +31,23 @@ impl<'a> Units<'a> {
     /// alert and acts on it).
     pub fn learn(&mut self, ops: &[OpRecord]) {
         for op in ops {
-            let Change::Alert { alert, op: a, .. } = &op.change;
-            if let AlertOp::Opened { alert: opened } = a {
-                if op.origin == alert.node {
-                    self.known.insert(alert.clone(), Some(opened.unit.clone()));
+            match &op.change {
+                Change::Alert { alert, op: a, .. } => {
+                    if let AlertOp::Opened { alert: opened } = a {
+                        if op.origin == alert.node {
+                            self.known.insert(alert.clone(), Some(opened.unit.clone()));
+                        }
+                    }
+                }
+                Change::Directive {
+                    directive, op: d, ..
+                } => {
+                    if let DirectiveOp::Issued { directive: issued } = d {
+                        if op.origin == directive.node {
+                            self.directives
+                                .insert(directive.clone(), Some(issued.unit.clone()));
+                        }
+                    }
                 }
             }
         }
@@ -42,7 +57,26 @@ impl<'a> Units<'a> {
     /// when the operation claims for another node's alert what only that node may do (open
     /// it, or make its rules' and timers' changes).
     pub fn of(&mut self, op: &OpRecord) -> Result<Option<Option<String>>, StoreError> {
-        let Change::Alert { alert, op: a, .. } = &op.change;
+        let (alert, a) = match &op.change {
+            Change::Alert { alert, op: a, .. } => (alert, a),
+            Change::Directive {
+                directive, op: d, ..
+            } => {
+                // A directive is its unit's: only its own node issues it and flags it late.
+                if op.origin != directive.node && !matches!(d, DirectiveOp::Acted { .. }) {
+                    return Ok(None);
+                }
+                if let DirectiveOp::Issued { directive: issued } = d {
+                    return Ok(Some(Some(issued.unit.clone())));
+                }
+                if let Some(u) = self.directives.get(directive) {
+                    return Ok(u.clone().map(Some));
+                }
+                let u = self.reader.directive_unit(directive, self.here)?;
+                self.directives.insert(directive.clone(), u.clone());
+                return Ok(u.map(Some));
+            }
+        };
         let act = matches!(
             a,
             AlertOp::Acted { .. } | AlertOp::Incident { .. } | AlertOp::Silenced { .. }

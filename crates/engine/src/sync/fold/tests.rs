@@ -494,3 +494,157 @@ fn only_an_alerts_own_node_opens_and_changes_it() {
     );
     assert_eq!(nodes[1].view(&gid).unwrap().state, AlertState::Acknowledged);
 }
+
+mod directives {
+    //! Directives by the same rule: the province issues, the commune acknowledges and
+    //! reports while cut off, the province withdraws meanwhile; every order of arrival folds
+    //! to the same directive, the commune's late report kept as not applied, by whom and
+    //! where.
+
+    use super::super::fold_directive;
+    use crate::operate::directives::DirectiveAction;
+    use crate::sync::{Change, DirectiveOp, Gid, Hlc, OpRecord};
+    use chrono::{TimeZone, Utc};
+    use ioc_model::{Directive, DirectiveReport, DirectiveState};
+
+    fn op(origin: &str, seq: u64, hlc: u64, gid: &Gid, op: DirectiveOp) -> OpRecord {
+        OpRecord {
+            origin: origin.into(),
+            seq,
+            hlc: Hlc(hlc),
+            change: Change::Directive {
+                directive: gid.clone(),
+                op,
+                at: None,
+            },
+        }
+    }
+
+    fn issued() -> Directive {
+        let at = Utc.with_ymd_and_hms(2026, 12, 5, 14, 0, 0).unwrap();
+        Directive {
+            id: 12,
+            incident: Some(4),
+            unit: "17935".into(),
+            unit_name: "Nam Đàn".into(),
+            title: "Sơ tán 40 hộ ven sông Lam".into(),
+            body: String::new(),
+            deadline: at + chrono::Duration::hours(4),
+            issued_by: "thanh".into(),
+            issued_at: at,
+            state: DirectiveState::Issued,
+            progress: 0,
+            acked_at: None,
+            acked_by: None,
+            done_at: None,
+            updated_at: at,
+            overdue: false,
+            reports: vec![DirectiveReport {
+                at,
+                actor: "thanh".into(),
+                kind: "issued".into(),
+                progress: None,
+                text: Some("Sơ tán 40 hộ ven sông Lam".into()),
+                node: None,
+            }],
+        }
+    }
+
+    fn hlc_at(minutes: i64) -> u64 {
+        let t = Utc.with_ymd_and_hms(2026, 12, 5, 14, 0, 0).unwrap()
+            + chrono::Duration::minutes(minutes);
+        (t.timestamp_millis() as u64) << 16
+    }
+
+    #[test]
+    fn any_order_folds_to_the_same_directive() {
+        let gid = Gid::new("ioc", 12);
+        let acted = |action: DirectiveAction, actor: &str, text: Option<&str>| DirectiveOp::Acted {
+            action,
+            actor: actor.into(),
+            text: text.map(str::to_string),
+        };
+        let ops = vec![
+            op(
+                "ioc",
+                1,
+                hlc_at(0),
+                &gid,
+                DirectiveOp::Issued {
+                    directive: Box::new(issued()),
+                },
+            ),
+            op(
+                "oc-nam-dan",
+                1,
+                hlc_at(5),
+                &gid,
+                acted(DirectiveAction::Ack, "oc-lan", None),
+            ),
+            op(
+                "ioc",
+                2,
+                hlc_at(20),
+                &gid,
+                acted(
+                    DirectiveAction::Cancel,
+                    "thanh",
+                    Some("Đã có phương án khác"),
+                ),
+            ),
+            op(
+                "oc-nam-dan",
+                2,
+                hlc_at(30),
+                &gid,
+                acted(
+                    DirectiveAction::Report { progress: Some(60) },
+                    "oc-lan",
+                    Some("24/40 hộ"),
+                ),
+            ),
+            // A claim by the commune to have issued or flagged it is ignored.
+            op("oc-nam-dan", 3, hlc_at(10), &gid, DirectiveOp::Overdue),
+        ];
+        let here = |_: &Gid| None;
+        let first = fold_directive(3, &ops, &here).expect("issued");
+        assert_eq!(first.id, 3, "the local id");
+        assert_eq!(first.incident, None, "the province's incident is not here");
+        assert_eq!(first.state, DirectiveState::Cancelled);
+        assert!(!first.overdue);
+        assert_eq!(first.acked_by.as_deref(), Some("oc-lan"));
+        let kinds: Vec<(&str, Option<&str>)> = first
+            .reports
+            .iter()
+            .map(|r| (r.kind.as_str(), r.node.as_deref()))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("issued", Some("ioc")),
+                ("acknowledged", Some("oc-nam-dan")),
+                ("cancelled", Some("ioc")),
+                ("not_applied", Some("oc-nam-dan")),
+            ]
+        );
+        assert!(first.reports[3]
+            .text
+            .as_deref()
+            .is_some_and(|t| t.contains("cancelled") && t.contains("24/40 hộ")));
+        // Every order, with repeats, folds the same.
+        let n = ops.len();
+        for rot in 0..n {
+            let mut shuffled: Vec<OpRecord> =
+                ops.iter().cycle().skip(rot).take(n).cloned().collect();
+            shuffled.reverse();
+            shuffled.push(ops[rot].clone());
+            assert_eq!(fold_directive(3, &shuffled, &here).as_ref(), Some(&first));
+        }
+        // The province's own view maps its incident.
+        let at_ioc =
+            fold_directive(12, &ops, &|g: &Gid| (g.node == "ioc").then_some(g.id)).unwrap();
+        assert_eq!(at_ioc.incident, Some(4));
+        // Without its issuing, nothing yet.
+        assert!(fold_directive(3, &ops[1..], &here).is_none());
+    }
+}
