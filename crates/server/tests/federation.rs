@@ -612,9 +612,11 @@ async fn a_directive_flows_down_and_both_sides_converge() {
         )
         .await
         .unwrap();
-        // Apart in time, as in life (the hybrid clock orders them after the withdrawal
-        // below only if they come later).
+        tokio::time::sleep(Duration::from_millis(20)).await;
         if text_is_ack(&oc, down.id).await {
+            // Later than the acknowledgement: within one millisecond, two nodes' acts are
+            // concurrent and the merge orders them by node name.
+            tokio::time::sleep(Duration::from_millis(20)).await;
             ioc.operate(
                 Op::Directive {
                     id: ids[0],
