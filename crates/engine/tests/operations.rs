@@ -154,9 +154,13 @@ async fn log_folds_to_the_store(engine: &Engine) {
             .reader()
             .ops_of(&format!("alert:{node}/{id}"))
             .unwrap();
-        let folded =
-            ioc_engine::sync::fold::fold_alert(id, &ops, &|g| (g.node == node).then_some(g.id))
-                .unwrap_or_else(|| panic!("alert {id} has its opening in the log"));
+        let folded = ioc_engine::sync::fold::fold_alert(
+            id,
+            &ops,
+            &|g| (g.node == node).then_some(g.id),
+            &|g| (g.node == node).then_some(g.id),
+        )
+        .unwrap_or_else(|| panic!("alert {id} has its opening in the log"));
         assert_eq!(
             folded,
             stored,

@@ -693,3 +693,116 @@ async fn text_is_ack(oc: &Engine, id: i64) -> bool {
         .unwrap()
         .is_some_and(|d| d.state == ioc_model::DirectiveState::Acknowledged)
 }
+
+/// The province's silence of a commune (a maintenance window on its gauges) holds back the
+/// commune OC's own alerts too, at both ends; a person at the commune ends it early, and the
+/// province's copy ends with it; a silence of another commune never goes down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_flows_down_and_its_end_comes_back() {
+    use ioc_engine::operate::Actor;
+    use ioc_engine::pipeline::{Op, OpOutcome};
+    use ioc_model::{Role, SilenceMatch};
+
+    let (ioc, oc, _proxy, _ioc_dir, _oc_dir) = province().await;
+    within(10, "the OC connects", || {
+        oc.health()
+            .upstream
+            .is_some_and(|u| u.state == LinkState::Connected)
+    })
+    .await;
+    let supervisor = Actor {
+        name: "giam-sat".into(),
+        role: Role::Supervisor,
+        units: vec![],
+    };
+    let now = chrono::Utc::now();
+    let mut made = Vec::new();
+    for unit in [NAM_DAN, VINH] {
+        let OpOutcome::Silence(s) = ioc
+            .operate(
+                Op::Silence {
+                    matcher: SilenceMatch {
+                        unit: Some(unit.into()),
+                        category: Some("flood".into()),
+                        ..Default::default()
+                    },
+                    starts_at: now,
+                    ends_at: now + chrono::Duration::hours(2),
+                    comment: Some("Bảo trì trạm đo".into()),
+                },
+                supervisor.clone(),
+            )
+            .await
+            .unwrap()
+        else {
+            panic!("a silence")
+        };
+        made.push(s);
+    }
+    let current = |e: &Engine| {
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current()
+                .block_on(e.silences(100))
+                .unwrap()
+        })
+        .into_iter()
+        .filter(|s| s.current_at(chrono::Utc::now()))
+        .collect::<Vec<_>>()
+    };
+    within(10, "the commune's silence at its OC", || {
+        current(&oc).len() == 1
+    })
+    .await;
+    let down = current(&oc).remove(0);
+    assert_eq!(
+        down.matcher.unit.as_deref(),
+        Some(NAM_DAN),
+        "only its own unit's"
+    );
+    assert_eq!(down.created_by, "giam-sat");
+
+    // The commune's gauge crosses level III: held back at the OC, and so at the IOC.
+    oc.sender()
+        .ingest(
+            "t",
+            vec![gauge("wl-nam-dan", NAM_DAN), level("wl-nam-dan", 5.4)],
+        )
+        .await
+        .unwrap();
+    within(10, "the OC's alert, silenced, at the IOC", || {
+        let a = alerts_of(&ioc);
+        a.len() == 1 && a[0].silenced == Some(made[0].id)
+    })
+    .await;
+    let at_oc = alerts_of(&oc);
+    assert_eq!(
+        at_oc[0].silenced,
+        Some(down.id),
+        "by the local copy of the silence"
+    );
+
+    // Someone at the commune ends it early: the province's ends too, and the alert is back.
+    let commune = Actor {
+        name: "nv-xa".into(),
+        role: Role::Supervisor,
+        units: vec![NAM_DAN.into()],
+    };
+    oc.operate(Op::EndSilence { id: down.id }, commune)
+        .await
+        .unwrap();
+    within(10, "the province's copy ends", || {
+        let s = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current()
+                .block_on(ioc.silences(100))
+                .unwrap()
+        });
+        s.iter()
+            .any(|s| s.id == made[0].id && s.ended_by.as_deref() == Some("nv-xa"))
+    })
+    .await;
+    within(10, "the alert is no longer held back at either end", || {
+        alerts_of(&ioc)[0].silenced.is_none() && alerts_of(&oc)[0].silenced.is_none()
+    })
+    .await;
+    oc.shutdown().await;
+}

@@ -49,6 +49,29 @@ impl SilenceBook {
         self.current.values()
     }
 
+    /// The id the next silence made here gets.
+    pub fn peek_id(&self) -> i64 {
+        self.next_id
+    }
+
+    /// Takes the next id for a silence of another node.
+    pub fn allocate_id(&mut self) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Puts a silence as the federation's fold made it: kept while not over at `now`;
+    /// whether it was held before.
+    pub fn install(&mut self, s: Silence, now: DateTime<Utc>) -> Option<Silence> {
+        self.next_id = self.next_id.max(s.id + 1);
+        if s.current_at(now) {
+            self.current.insert(s.id, s)
+        } else {
+            self.current.remove(&s.id)
+        }
+    }
+
     /// Adds a silence (or a maintenance window, when it starts later).
     pub fn put(
         &mut self,

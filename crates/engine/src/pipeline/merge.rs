@@ -3,7 +3,7 @@
 //! the ones not committed yet included, and replaces what the book and the store had.
 
 use super::{Pipeline, Prepared};
-use crate::sync::fold::{fold_alert, fold_directive};
+use crate::sync::fold::{fold_alert, fold_directive, fold_silence};
 use crate::sync::{Change, Gid, OpRecord};
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,6 +19,9 @@ pub struct MergeReport {
     /// Directives folded again.
     #[serde(default)]
     pub directives: usize,
+    /// Silences folded again.
+    #[serde(default)]
+    pub silences: usize,
     /// Operations whose alert has not arrived yet (kept; folded when it does).
     pub waiting: usize,
     /// Per origin, everything up to this sequence is now held (or was left out on purpose).
@@ -39,6 +42,7 @@ impl Pipeline {
         ops.sort_by(|a, b| (&a.origin, a.seq).cmp(&(&b.origin, b.seq)));
         let mut touched: BTreeMap<String, Gid> = BTreeMap::new();
         let mut directives: BTreeMap<String, Gid> = BTreeMap::new();
+        let mut silences: BTreeMap<String, Gid> = BTreeMap::new();
         for op in ops {
             // Ours come back through relays: we have every one of them.
             if *op.origin == *self.node {
@@ -59,6 +63,9 @@ impl Pipeline {
                 Change::Directive { directive, .. } => {
                     directives.insert(op.change.subject(), directive.clone());
                 }
+                Change::Silence { silence, .. } => {
+                    silences.insert(op.change.subject(), silence.clone());
+                }
             }
             self.uncommitted.push_back((p.batch, op.clone()));
             p.write.oplog.push(op);
@@ -77,6 +84,14 @@ impl Pipeline {
                 }
             }
         }
+        // Silences first: an alert folded below may name one.
+        for (subject, gid) in silences {
+            if self.refold_silence(&subject, &gid, p) {
+                report.silences += 1;
+            } else {
+                report.waiting += 1;
+            }
+        }
         for (subject, gid) in touched {
             if self.refold(&subject, &gid, p) {
                 report.alerts += 1;
@@ -93,6 +108,44 @@ impl Pipeline {
         }
         report.held = self.held.clone();
         report
+    }
+
+    /// Folds one silence again from its operations and puts it to work here. False while
+    /// its making has not arrived.
+    fn refold_silence(&mut self, subject: &str, gid: &Gid, p: &mut Prepared) -> bool {
+        let mut ops = match self.reader.ops_of(subject) {
+            Ok(ops) => ops,
+            Err(e) => {
+                tracing::error!("sync: cannot read the operations of {subject}: {e}");
+                return false;
+            }
+        };
+        ops.extend(
+            self.uncommitted
+                .iter()
+                .filter(
+                    |(_, r)| matches!(&r.change, Change::Silence { silence, .. } if silence == gid),
+                )
+                .map(|(_, r)| r.clone()),
+        );
+        let ours = gid.node == *self.node;
+        let known = if ours {
+            Some(gid.id)
+        } else {
+            self.silence_locals.get(gid).copied()
+        };
+        let local_id = known.unwrap_or_else(|| self.ops.silences.peek_id());
+        let Some(s) = fold_silence(local_id, &ops) else {
+            return false;
+        };
+        if known.is_none() {
+            self.ops.silences.allocate_id();
+            self.silence_gids.insert(local_id, gid.clone());
+            self.silence_locals.insert(gid.clone(), local_id);
+            p.write.silence_gids.push((local_id, gid.to_string()));
+        }
+        self.install_silence(s, p);
+        true
     }
 
     /// Folds one directive again from its operations and puts the result in the book, the
@@ -178,8 +231,19 @@ impl Pipeline {
         };
         let local_id = known.unwrap_or_else(|| self.alerts.peek_id());
         let node = self.node.clone();
-        let Some(alert) = fold_alert(local_id, &ops, &|g: &Gid| (g.node == *node).then_some(g.id))
-        else {
+        let silences = &self.silence_locals;
+        let Some(alert) = fold_alert(
+            local_id,
+            &ops,
+            &|g: &Gid| (g.node == *node).then_some(g.id),
+            &|g: &Gid| {
+                if g.node == *node {
+                    Some(g.id)
+                } else {
+                    silences.get(g).copied()
+                }
+            },
+        ) else {
             return false;
         };
         if known.is_none() {

@@ -264,6 +264,8 @@ pub(crate) struct Federation {
     pub gids: HashMap<i64, Gid>,
     /// Directives issued on other nodes: local id → federation id.
     pub directive_gids: HashMap<i64, Gid>,
+    /// Silences made on other nodes: local id → federation id.
+    pub silence_gids: HashMap<i64, Gid>,
     /// Per origin, the highest sequence held.
     pub held: HashMap<String, u64>,
     /// Keep devices and readings for the upstream IOC (a node with an `[upstream]`).
@@ -404,6 +406,9 @@ pub(crate) struct Pipeline {
     /// Directives issued on other nodes: local id → federation id, and back.
     directive_gids: HashMap<i64, Gid>,
     directive_locals: HashMap<Gid, i64>,
+    /// Silences made on other nodes: local id → federation id, and back.
+    silence_gids: HashMap<i64, Gid>,
+    silence_locals: HashMap<Gid, i64>,
     /// Per origin, the operations held: everything up to this sequence.
     held: HashMap<String, u64>,
     /// See [`Federation::outbox`].
@@ -522,6 +527,12 @@ impl Pipeline {
                 .map(|(id, g)| (g.clone(), *id))
                 .collect(),
             directive_gids: federation.directive_gids,
+            silence_locals: federation
+                .silence_gids
+                .iter()
+                .map(|(id, g)| (g.clone(), *id))
+                .collect(),
+            silence_gids: federation.silence_gids,
             held: federation.held,
             outbox: federation.outbox,
             uncommitted: Default::default(),

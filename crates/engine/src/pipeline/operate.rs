@@ -15,7 +15,7 @@ use crate::operate::silences::SilenceBook;
 use crate::operate::sop::{self, SopSet};
 use crate::operate::{Actor, OpError, SYSTEM};
 use crate::store::{to_ms, AttachmentRow, LoadedOperations};
-use crate::sync::{AlertOp, DirectiveOp, Gid};
+use crate::sync::{AlertOp, DirectiveOp, Gid, SilenceOp};
 use chrono::{DateTime, Utc};
 use ioc_model::{
     AlertEventKind, AttachmentInfo, Directive, Incident, IncidentEventKind, Silence, SilenceMatch,
@@ -440,6 +440,14 @@ impl Pipeline {
                     .silences
                     .put(matcher, starts_at, ends_at, comment, actor, now)?;
                 self.record_silence(&s, "silence.put", &actor.name, p);
+                self.log_silence(
+                    s.id,
+                    SilenceOp::Put {
+                        silence: Box::new(s.clone()),
+                    },
+                    now,
+                    p,
+                );
                 if s.active_at(now) {
                     self.apply_silence(&s, now, p);
                 }
@@ -448,6 +456,14 @@ impl Pipeline {
             Op::EndSilence { id } => {
                 let s = self.ops.silences.end(id, actor, now)?;
                 self.record_silence(&s, "silence.end", &actor.name, p);
+                self.log_silence(
+                    s.id,
+                    SilenceOp::Ended {
+                        actor: actor.name.clone(),
+                    },
+                    now,
+                    p,
+                );
                 self.lift_silence(s.id, now, p);
                 Ok(OpOutcome::Silence(Box::new(s)))
             }
@@ -457,7 +473,45 @@ impl Pipeline {
     /// The operation of a silence starting or ending to hold an alert back.
     fn silenced(&self, silence: Option<i64>) -> AlertOp {
         AlertOp::Silenced {
-            silence: silence.map(|s| Gid::new(&self.node, s)),
+            silence: silence.map(|s| self.silence_gid_of(s)),
+        }
+    }
+
+    /// The federation id of a silence of the book.
+    pub(super) fn silence_gid_of(&self, id: i64) -> Gid {
+        self.silence_gids
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| Gid::new(&self.node, id))
+    }
+
+    /// Logs the operation of a silence made or ended here (for the federation).
+    fn log_silence(&mut self, id: i64, op: SilenceOp, at: DateTime<Utc>, p: &mut Prepared) {
+        let r = crate::sync::OpRecord {
+            origin: self.node.to_string(),
+            seq: 0,
+            hlc: self.hlc.now(),
+            change: crate::sync::Change::Silence {
+                silence: self.silence_gid_of(id),
+                op,
+                at: Some(at),
+            },
+        };
+        self.uncommitted.push_back((p.batch, r.clone()));
+        p.write.oplog.push(r);
+    }
+
+    /// A silence as the federation's fold made it: kept, stored, shown, and put to work on
+    /// this node's own alerts (those it now holds back, those it no longer does).
+    pub(super) fn install_silence(&mut self, s: ioc_model::Silence, p: &mut Prepared) {
+        let now = self.clock.now();
+        let before = self.ops.silences.install(s.clone(), now);
+        self.record_silence(&s, "silence.sync", crate::operate::SYSTEM, p);
+        let was_active = before.is_some_and(|b| b.active_at(now));
+        if s.active_at(now) && !was_active {
+            self.apply_silence(&s, now, p);
+        } else if !s.active_at(now) && was_active {
+            self.lift_silence(s.id, now, p);
         }
     }
 
@@ -606,7 +660,13 @@ impl Pipeline {
         p.publish.directives.push(change.directive);
     }
 
-    fn record_silence(&mut self, s: &Silence, action: &str, actor: &str, p: &mut Prepared) {
+    pub(super) fn record_silence(
+        &mut self,
+        s: &Silence,
+        action: &str,
+        actor: &str,
+        p: &mut Prepared,
+    ) {
         p.write.audit.push(AuditEntry {
             at: to_ms(self.clock.now()),
             actor: actor.to_string(),
@@ -621,7 +681,7 @@ impl Pipeline {
 
     /// Open alerts nobody has taken in hand yet that a silence now in force matches are
     /// silenced.
-    fn apply_silence(&mut self, s: &Silence, now: DateTime<Utc>, p: &mut Prepared) {
+    pub(super) fn apply_silence(&mut self, s: &Silence, now: DateTime<Utc>, p: &mut Prepared) {
         let hit: Vec<i64> = self
             .alerts
             .open_alerts()
@@ -642,7 +702,7 @@ impl Pipeline {
 
     /// The alerts a silence that ended was holding back come back (or fall under another
     /// silence still in force).
-    fn lift_silence(&mut self, silence: i64, now: DateTime<Utc>, p: &mut Prepared) {
+    pub(super) fn lift_silence(&mut self, silence: i64, now: DateTime<Utc>, p: &mut Prepared) {
         let held: Vec<ioc_model::Alert> = self
             .alerts
             .open_alerts()

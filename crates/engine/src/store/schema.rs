@@ -372,6 +372,12 @@ ALTER TABLE directives ADD COLUMN gid TEXT;
 CREATE UNIQUE INDEX directives_by_gid ON directives (gid) WHERE gid IS NOT NULL;
 "#;
 
+/// Federation: a silence made on another node, kept here under a local id.
+const V11: &str = r#"
+ALTER TABLE silences ADD COLUMN gid TEXT;
+CREATE UNIQUE INDEX silences_by_gid ON silences (gid) WHERE gid IS NOT NULL;
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
@@ -384,6 +390,7 @@ fn migrations() -> Migrations<'static> {
         M::up(V8),
         M::up(V9),
         M::up(V10),
+        M::up(V11),
     ])
 }
 

@@ -16,6 +16,8 @@ pub struct SyncState {
     pub alert_gids: Vec<(i64, Gid)>,
     /// Directives issued on other nodes: local id → federation id.
     pub directive_gids: Vec<(i64, Gid)>,
+    /// Silences made on other nodes: local id → federation id.
+    pub silence_gids: Vec<(i64, Gid)>,
     /// Per origin, the highest sequence held (everything up to it is held).
     pub vector: HashMap<String, u64>,
     /// Devices registered by other nodes (their source is `node:…`).
@@ -372,6 +374,13 @@ impl super::Reader {
                     st.directive_gids.push((id, g));
                 }
             }
+            let mut stmt = c.prepare("SELECT id, gid FROM silences WHERE gid IS NOT NULL")?;
+            for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+                let (id, gid) = row?;
+                if let Some(g) = Gid::parse(&gid) {
+                    st.silence_gids.push((id, g));
+                }
+            }
             st.vector = vector_of(c)?;
             let mut stmt = c.prepare("SELECT id FROM entities WHERE source LIKE 'node:%'")?;
             for row in stmt.query_map([], |r| r.get::<_, i64>(0))? {
@@ -412,6 +421,29 @@ impl super::Reader {
                     .optional()?
             };
             Ok(r)
+        })
+    }
+
+    /// The unit a silence is limited to (`Some(None)`: the whole province) by its federation
+    /// id; `None` when there is no such silence here.
+    pub fn silence_unit(
+        &self,
+        gid: &Gid,
+        here: &str,
+    ) -> Result<Option<Option<String>>, StoreError> {
+        self.with(|c| {
+            let doc: Option<String> = if gid.node == here {
+                c.prepare_cached("SELECT doc FROM silences WHERE id = ?1 AND gid IS NULL")?
+                    .query_row([gid.id], |r| r.get(0))
+                    .optional()?
+            } else {
+                c.prepare_cached("SELECT doc FROM silences WHERE gid = ?1")?
+                    .query_row([gid.to_string()], |r| r.get(0))
+                    .optional()?
+            };
+            Ok(doc
+                .and_then(|d| serde_json::from_str::<ioc_model::Silence>(&d).ok())
+                .map(|s| s.matcher.unit))
         })
     }
 

@@ -169,6 +169,8 @@ pub struct WriteBatch {
     pub alert_gids: Vec<(i64, String)>,
     /// Directives of other nodes (after their rows are written): local id, federation id.
     pub directive_gids: Vec<(i64, String)>,
+    /// Silences of other nodes (after their rows are written): local id, federation id.
+    pub silence_gids: Vec<(i64, String)>,
     /// Keep what this batch stores of devices and readings for the upstream IOC
     /// (`upstream_outbox`): set on a node with an `[upstream]`.
     pub outbox: bool,
@@ -860,6 +862,10 @@ fn write_jobs(
             super::operate::write(&tx, b)?;
             for (id, gid) in &b.directive_gids {
                 tx.prepare_cached("UPDATE directives SET gid = ?2 WHERE id = ?1")?
+                    .execute(params![id, gid])?;
+            }
+            for (id, gid) in &b.silence_gids {
+                tx.prepare_cached("UPDATE silences SET gid = ?2 WHERE id = ?1")?
                     .execute(params![id, gid])?;
             }
             super::kpi::write(&tx, b)?;

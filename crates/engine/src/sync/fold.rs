@@ -6,19 +6,21 @@
 //! already closed it) stays on the timeline as not applied, with who, where and why; a change
 //! of the engine's own that no longer applies (a clear after the close) leaves no trace.
 
-use super::op::{AlertOp, DirectiveOp, Gid, OpRecord};
+use super::op::{AlertOp, DirectiveOp, Gid, OpRecord, SilenceOp};
 use crate::alerts::{subject, AlertBook};
 use ioc_model::{Alert, AlertEvent, AlertEventKind};
 use std::collections::BTreeMap;
 
 /// The alert its operations make, with its whole timeline in `events`; `None` while the
 /// operation that opened it has not arrived. `local_id`: its id on this node; `local`: the
-/// id on this node of an incident or silence it refers to (`None`: not here, and the link is
-/// left out). `ops`: the operations of this one alert, in any order, repeats allowed.
+/// id on this node of an incident it refers to, `local_silence` of a silence (`None`: not
+/// here, and the link is left out). `ops`: the operations of this one alert, in any order,
+/// repeats allowed.
 pub fn fold_alert<'a>(
     local_id: i64,
     ops: impl IntoIterator<Item = &'a OpRecord>,
     local: &dyn Fn(&Gid) -> Option<i64>,
+    local_silence: &dyn Fn(&Gid) -> Option<i64>,
 ) -> Option<Alert> {
     // In order, each (origin, sequence) once.
     let ordered: BTreeMap<_, (&AlertOp, Option<chrono::DateTime<chrono::Utc>>)> = ops
@@ -67,7 +69,7 @@ pub fn fold_alert<'a>(
                 local(incident).and_then(|i| book.link_incident(local_id, i, actor, at).ok())
             }
             AlertOp::Silenced { silence } => match silence {
-                Some(s) => local(s).and_then(|s| book.set_silence(local_id, Some(s), at)),
+                Some(s) => local_silence(s).and_then(|s| book.set_silence(local_id, Some(s), at)),
                 None => book.set_silence(local_id, None, at),
             },
             AlertOp::Acted {
@@ -215,6 +217,42 @@ pub fn fold_directive<'a>(
         book.install(current.clone(), false);
     }
     Some(current)
+}
+
+/// The silence its operations make: as made at its own node (only that node makes it),
+/// ended early by the first person to end it, on any node, while it still held; `None`
+/// while its making has not arrived.
+pub fn fold_silence<'a>(
+    local_id: i64,
+    ops: impl IntoIterator<Item = &'a OpRecord>,
+) -> Option<ioc_model::Silence> {
+    let ordered: BTreeMap<_, (&SilenceOp, Option<chrono::DateTime<chrono::Utc>>)> = ops
+        .into_iter()
+        .filter_map(|r| {
+            let super::Change::Silence { silence, op, at } = &r.change else {
+                return None;
+            };
+            let own = r.origin == silence.node;
+            (own || matches!(op, SilenceOp::Ended { .. }))
+                .then_some(((r.hlc, r.origin.as_str()), (op, *at)))
+        })
+        .collect();
+    let mut s = ordered.values().find_map(|(op, _)| match op {
+        SilenceOp::Put { silence } => Some(ioc_model::Silence::clone(silence)),
+        _ => None,
+    })?;
+    s.id = local_id;
+    for ((hlc, _), (op, at)) in &ordered {
+        let at = at.unwrap_or_else(|| hlc.time());
+        if let SilenceOp::Ended { actor } = op {
+            // Ending one that is already over changes nothing.
+            if s.ended_by.is_none() && at < s.ends_at {
+                s.ends_at = at.max(s.starts_at);
+                s.ended_by = Some(actor.clone());
+            }
+        }
+    }
+    Some(s)
 }
 
 fn at_node(mut e: AlertEvent, node: &str) -> AlertEvent {

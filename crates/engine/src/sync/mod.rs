@@ -19,4 +19,4 @@ pub use config::{NodeConfig, UpstreamConfig};
 /// node's, evaluated by its own rules.
 pub const NODE_SOURCE: &str = "node:";
 pub use hlc::{Hlc, HlcClock};
-pub use op::{AlertOp, Change, DirectiveOp, Gid, OpRecord};
+pub use op::{AlertOp, Change, DirectiveOp, Gid, OpRecord, SilenceOp};

@@ -4,7 +4,7 @@ use super::Hlc;
 use crate::alerts::AlertAction;
 use crate::ingest::ExternalAlert;
 use crate::operate::directives::DirectiveAction;
-use ioc_model::{Alert, Directive};
+use ioc_model::{Alert, Directive, Silence};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -77,6 +77,13 @@ pub enum Change {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         at: Option<chrono::DateTime<chrono::Utc>>,
     },
+    Silence {
+        silence: Gid,
+        op: SilenceOp,
+        /// When it happened (absent: the hybrid time's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    },
 }
 
 impl Change {
@@ -85,8 +92,19 @@ impl Change {
         match self {
             Change::Alert { alert, .. } => format!("alert:{alert}"),
             Change::Directive { directive, .. } => format!("directive:{directive}"),
+            Change::Silence { silence, .. } => format!("silence:{silence}"),
         }
     }
+}
+
+/// What happened to a silence (a maintenance window, a known problem held back).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SilenceOp {
+    /// Made, at its origin: the silence as made.
+    Put { silence: Box<Silence> },
+    /// Ended early by a person, on some node.
+    Ended { actor: String },
 }
 
 /// What happened to a directive, replayed by the fold through the directive book.

@@ -3,7 +3,7 @@
 //! as people: an alert belongs to its unit.
 
 use super::wire::{PullReply, PullRequest};
-use super::{AlertOp, Change, DirectiveOp, Gid, OpRecord};
+use super::{AlertOp, Change, DirectiveOp, Gid, OpRecord, SilenceOp};
 use crate::scope::Scope;
 use crate::store::{Reader, StoreError};
 use std::collections::HashMap;
@@ -15,6 +15,7 @@ pub struct Units<'a> {
     here: &'a str,
     known: HashMap<Gid, Option<Option<String>>>,
     directives: HashMap<Gid, Option<String>>,
+    silences: HashMap<Gid, Option<Option<String>>>,
 }
 
 impl<'a> Units<'a> {
@@ -24,6 +25,7 @@ impl<'a> Units<'a> {
             here,
             known: HashMap::new(),
             directives: HashMap::new(),
+            silences: HashMap::new(),
         }
     }
 
@@ -49,6 +51,14 @@ impl<'a> Units<'a> {
                         }
                     }
                 }
+                Change::Silence { silence, op: s, .. } => {
+                    if let SilenceOp::Put { silence: made } = s {
+                        if op.origin == silence.node {
+                            self.silences
+                                .insert(silence.clone(), Some(made.matcher.unit.clone()));
+                        }
+                    }
+                }
             }
         }
     }
@@ -59,6 +69,22 @@ impl<'a> Units<'a> {
     pub fn of(&mut self, op: &OpRecord) -> Result<Option<Option<String>>, StoreError> {
         let (alert, a) = match &op.change {
             Change::Alert { alert, op: a, .. } => (alert, a),
+            Change::Silence { silence, op: s, .. } => {
+                // A silence is its unit's (or the province's, when it names none): only its
+                // own node makes it; anyone may end it early.
+                if op.origin != silence.node && !matches!(s, SilenceOp::Ended { .. }) {
+                    return Ok(None);
+                }
+                if let SilenceOp::Put { silence: made } = s {
+                    return Ok(Some(made.matcher.unit.clone()));
+                }
+                if let Some(u) = self.silences.get(silence) {
+                    return Ok(u.clone());
+                }
+                let u = self.reader.silence_unit(silence, self.here)?;
+                self.silences.insert(silence.clone(), u.clone());
+                return Ok(u);
+            }
             Change::Directive {
                 directive, op: d, ..
             } => {

@@ -75,7 +75,7 @@ impl Node {
     }
 
     fn view(&self, gid: &Gid) -> Option<Alert> {
-        fold_alert(self.local_id, self.ops_of(gid), &|_| None)
+        fold_alert(self.local_id, self.ops_of(gid), &|_| None, &|_| None)
     }
 
     /// The alert as every node must hold it (its local id aside).
@@ -646,5 +646,94 @@ mod directives {
         assert_eq!(at_ioc.incident, Some(4));
         // Without its issuing, nothing yet.
         assert!(fold_directive(3, &ops[1..], &here).is_none());
+    }
+}
+
+mod silences {
+    //! A silence made at the province, ended early at two places at once: whatever the order
+    //! of arrival, the first end in the merged order is the one, and an end after it was
+    //! over changes nothing.
+
+    use super::super::fold_silence;
+    use crate::sync::{Change, Gid, Hlc, OpRecord, SilenceOp};
+    use chrono::{TimeZone, Utc};
+    use ioc_model::{Silence, SilenceMatch};
+
+    fn at(minutes: i64) -> chrono::DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 5, 14, 0, 0).unwrap() + chrono::Duration::minutes(minutes)
+    }
+
+    fn op(origin: &str, seq: u64, minutes: i64, gid: &Gid, op: SilenceOp) -> OpRecord {
+        OpRecord {
+            origin: origin.into(),
+            seq,
+            hlc: Hlc((at(minutes).timestamp_millis() as u64) << 16),
+            change: Change::Silence {
+                silence: gid.clone(),
+                op,
+                at: None,
+            },
+        }
+    }
+
+    #[test]
+    fn the_first_end_in_the_merged_order_counts() {
+        let gid = Gid::new("ioc", 5);
+        let made = Silence {
+            id: 5,
+            matcher: SilenceMatch {
+                unit: Some("17935".into()),
+                ..Default::default()
+            },
+            starts_at: at(0),
+            ends_at: at(120),
+            comment: "Bảo trì".into(),
+            created_by: "giam-sat".into(),
+            created_at: at(0),
+            ended_by: None,
+        };
+        let ended = |who: &str| SilenceOp::Ended { actor: who.into() };
+        let ops = vec![
+            op(
+                "ioc",
+                1,
+                0,
+                &gid,
+                SilenceOp::Put {
+                    silence: Box::new(made.clone()),
+                },
+            ),
+            op("oc-nam-dan", 1, 30, &gid, ended("nv-xa")),
+            op("ioc", 2, 31, &gid, ended("giam-sat")),
+            // Only the silence's own node makes it.
+            op(
+                "oc-nam-dan",
+                2,
+                32,
+                &gid,
+                SilenceOp::Put {
+                    silence: Box::new(Silence {
+                        ends_at: at(600),
+                        ..made.clone()
+                    }),
+                },
+            ),
+        ];
+        let s = fold_silence(9, &ops).unwrap();
+        assert_eq!(s.id, 9);
+        assert_eq!(s.ends_at, at(30));
+        assert_eq!(s.ended_by.as_deref(), Some("nv-xa"));
+        let mut reversed = ops.clone();
+        reversed.reverse();
+        reversed.push(ops[2].clone());
+        assert_eq!(fold_silence(9, &reversed), Some(s));
+        // Ended after it was over: nothing changes.
+        let late = vec![
+            ops[0].clone(),
+            op("oc-nam-dan", 1, 150, &gid, ended("nv-xa")),
+        ];
+        let s = fold_silence(9, &late).unwrap();
+        assert_eq!((s.ends_at, s.ended_by), (at(120), None));
+        assert!(fold_silence(9, &ops[1..3]).is_none(), "not made yet");
     }
 }
