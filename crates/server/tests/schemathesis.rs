@@ -96,8 +96,11 @@ async fn generated_requests_get_no_server_error_and_answers_that_fit_the_schema(
             "not_a_server_error,response_schema_conformance",
             "--max-time",
             &seconds,
+            // One worker: Debian 12's Python 3.11 can fail parsing in two threads at once
+            // ("AST constructor recursion depth mismatch", cpython#106905, inside Hypothesis'
+            // lambda descriptions), which failed this test now and then for the tool's sake.
             "--workers",
-            "2",
+            "1",
             // The feed is a WebSocket; signing out would end the tester's own session.
             "--exclude-path",
             "/ws",
