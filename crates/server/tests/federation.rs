@@ -806,3 +806,76 @@ async fn a_silence_flows_down_and_its_end_comes_back() {
     .await;
     oc.shutdown().await;
 }
+
+/// A rule the province's people make on the IOC's rules screen runs at every linked OC on
+/// the OC's own devices (its alert comes up like any of the OC's), is read-only there, and
+/// goes when the province removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provinces_rules_run_at_the_oc_too() {
+    const RAIN: &str = "name = \"rain-very-heavy\"\nwhen = \"metric == 'rain_1h' && value >= 50.0\"\nseverity = \"major\"\ncategory = \"rain\"\nmessage = \"Mưa rất to: {value} mm/giờ\"\n";
+    let (ioc, oc, _proxy, _ioc_dir, _oc_dir) = province().await;
+    within(10, "the OC connects", || {
+        oc.health()
+            .upstream
+            .is_some_and(|u| u.state == LinkState::Connected)
+    })
+    .await;
+    let rules_of = |e: &Engine| {
+        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(e.rules())).rules
+    };
+    assert!(!rules_of(&oc).iter().any(|r| r.name == "rain-very-heavy"));
+    let saved = ioc.put_rule(RAIN, None, "quan-tri").await.unwrap();
+    assert!(saved.is_ok(), "{saved:?}");
+    let took = within(15, "the province's rule at the OC", || {
+        rules_of(&oc)
+            .iter()
+            .any(|r| r.name == "rain-very-heavy" && r.origin == "tinh.toml" && !r.editable)
+    })
+    .await;
+    eprintln!("the province's new rule ran at the OC {took:?} after it was saved");
+    // Read-only at the OC.
+    let changed = RAIN.replace("50.0", "10.0");
+    let r = oc
+        .put_rule(&changed, Some("rain-very-heavy"), "nv-xa")
+        .await
+        .unwrap();
+    assert!(r.is_err(), "changed at the IOC only: {r:?}");
+    assert!(oc.delete_rule("rain-very-heavy", "nv-xa").await.is_err());
+    // It runs on the OC's own rain gauge; the alert goes up like any of the OC's.
+    let rain = Item::Entity(Box::new(
+        Entity::new(
+            "rg-nam-dan",
+            "RainGauge",
+            "Trạm mưa Nam Đàn",
+            Domain::Environment,
+        )
+        .at(105.49, 18.70)
+        .in_unit(NAM_DAN, NAM_DAN),
+    ));
+    let obs = Item::Obs(Obs {
+        entity: Arc::from("rg-nam-dan"),
+        metric: Arc::from("rain_1h"),
+        time: chrono::Utc::now(),
+        value: 80.0,
+    });
+    oc.sender().ingest("t", vec![rain, obs]).await.unwrap();
+    within(10, "the OC's alert by the province's rule, at both", || {
+        let by_rule = |e: &Engine| {
+            alerts_of(e)
+                .iter()
+                .filter(|a| a.rule == "rain-very-heavy")
+                .count()
+        };
+        by_rule(&oc) == 1 && by_rule(&ioc) == 1
+    })
+    .await;
+    // Removed at the IOC: gone at the OC.
+    ioc.delete_rule("rain-very-heavy", "quan-tri")
+        .await
+        .unwrap();
+    within(15, "the province's rule leaves the OC", || {
+        !rules_of(&oc).iter().any(|r| r.name == "rain-very-heavy")
+    })
+    .await;
+    oc.shutdown().await;
+}

@@ -64,7 +64,8 @@ impl Engine {
         let me = node_of(caller)?.to_string();
         let (reader, here, scope) = (self.reader.clone(), self.node.clone(), caller.scope());
         let held_of_ours = req.held.get(&*self.node).copied().unwrap_or(0);
-        let reply = {
+        let theirs = req.rules.clone();
+        let mut reply = {
             let me = me.clone();
             tokio::task::spawn_blocking(move || {
                 crate::sync::serve::pull(&reader, &here, &me, &scope, &req)
@@ -74,6 +75,22 @@ impl Engine {
         };
         let ours = self.own_last().await?;
         self.saw_node(&me, ours.saturating_sub(held_of_ours));
+        // The rules the province's people made on the rules screen go to every node.
+        let path = self
+            .config
+            .rules_dir()
+            .join(crate::rules::files::EDITED_FILE);
+        let text = match tokio::fs::read_to_string(&path).await {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => {
+                return Err(EngineError::Internal(format!("{}: {e}", path.display())));
+            }
+        };
+        let shared = crate::sync::wire::SharedRules::of(text);
+        if theirs.as_deref() != Some(shared.version.as_str()) {
+            reply.rules = Some(shared);
+        }
         Ok(reply)
     }
 
@@ -303,6 +320,7 @@ impl Engine {
             incarnation: self.incarnation.clone(),
             reader: self.reader.clone(),
             db: self.db_path.clone(),
+            rules_dir: self.config.rules_dir(),
             sender: self.sender.clone(),
             clock: self.clock.clone(),
             link,

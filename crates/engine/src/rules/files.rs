@@ -15,6 +15,12 @@ use std::time::SystemTime;
 
 /// The file rules added from the rules screen go to.
 pub const EDITED_FILE: &str = "console.toml";
+/// The file a node linked to a provincial IOC keeps the province's shared rules in: written
+/// by the link, read-only on the node's rules screen (they are changed at the IOC).
+pub const PROVINCE_FILE: &str = "tinh.toml";
+/// The first line of [`PROVINCE_FILE`], followed by the version it holds.
+pub const PROVINCE_HEADER: &str =
+    "# Rules of the provincial IOC, kept by the link; change them at the IOC. version ";
 /// The file the demo rules are written to on first start.
 pub const SEED_FILE: &str = "nghe-an.toml";
 
@@ -28,6 +34,11 @@ pub enum Origin {
 }
 
 impl Origin {
+    /// Whether the rule is the provincial IOC's (kept by the link, not edited here).
+    pub fn is_province(&self) -> bool {
+        matches!(self, Origin::File(p) if p.file_name().is_some_and(|n| n == PROVINCE_FILE))
+    }
+
     /// As shown: `config` or the file's name.
     pub fn label(&self) -> String {
         match self {
@@ -239,6 +250,9 @@ impl RuleFiles {
         replacing_name: Option<&str>,
     ) -> Result<PathBuf, String> {
         let path = match replacing {
+            Some(o) if o.is_province() => {
+                return Err("this rule is the provincial IOC's; it is changed at the IOC".into())
+            }
             Some(Origin::File(p)) => p.clone(),
             Some(Origin::Config) => {
                 return Err("this rule is in the configuration file; change it there".into())
@@ -284,6 +298,9 @@ impl RuleFiles {
 
     /// Removes the rule `name` from its file.
     pub fn delete(&self, name: &str, origin: &Origin) -> Result<(), String> {
+        if origin.is_province() {
+            return Err("this rule is the provincial IOC's; it is removed at the IOC".into());
+        }
         let Origin::File(path) = origin else {
             return Err("this rule is in the configuration file; remove it there".into());
         };

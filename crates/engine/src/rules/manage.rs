@@ -148,7 +148,7 @@ impl RuleManager {
                     message: r.message.clone(),
                     enabled: r.enabled,
                     origin: origin.label(),
-                    editable: matches!(origin, Origin::File(_)),
+                    editable: matches!(origin, Origin::File(_)) && !origin.is_province(),
                     text: files::rule_text(r),
                     error: error.map(|e| e.to_string()),
                 }

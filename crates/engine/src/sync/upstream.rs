@@ -100,6 +100,9 @@ pub struct Ctx {
     pub reader: Arc<Reader>,
     /// The database, for dropping from the outbox what the IOC took.
     pub db: std::path::PathBuf,
+    /// The rules folder, where the province's shared rules are kept
+    /// ([`crate::rules::files::PROVINCE_FILE`]).
+    pub rules_dir: std::path::PathBuf,
     pub sender: IngestSender,
     pub clock: Arc<dyn Clock>,
     pub link: Arc<Link>,
@@ -148,6 +151,48 @@ pub async fn run(ctx: Ctx) {
 }
 
 /// Operations made here the IOC is not known to hold.
+/// The version of the province's rules kept here (from the file's first line).
+async fn province_version(path: &std::path::Path) -> Option<String> {
+    let text = tokio::fs::read_to_string(path).await.ok()?;
+    let first = text.lines().next()?;
+    first
+        .strip_prefix(crate::rules::files::PROVINCE_HEADER)
+        .map(|v| v.trim().to_string())
+}
+
+/// Replaces the province's rules kept here with the IOC's current ones (the rules folder is
+/// read again by the engine within a couple of seconds; a text that does not parse keeps
+/// the last good rules running and is reported on the rules screen, as for any file).
+async fn keep_province_rules(
+    path: &std::path::Path,
+    rules: &wire::SharedRules,
+) -> Result<(), String> {
+    let text = format!(
+        "{}{}\n{}",
+        crate::rules::files::PROVINCE_HEADER,
+        rules.version,
+        rules.text
+    );
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let tmp = path.with_extension("toml.tmp");
+    tokio::fs::write(&tmp, text)
+        .await
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    tokio::fs::rename(&tmp, path)
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    tracing::info!(
+        "upstream: the province's rules, version {}, kept in {}",
+        rules.version,
+        path.display()
+    );
+    Ok(())
+}
+
 async fn own_backlog(ctx: &Ctx) -> u64 {
     let held = *ctx
         .link
@@ -253,9 +298,11 @@ async fn round(ctx: &Ctx, client: &reqwest::Client) -> Result<(bool, bool), Stri
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
+    let province = ctx.rules_dir.join(crate::rules::files::PROVINCE_FILE);
     let body = wire::encode(&PullRequest {
         held: held_here,
         limit: wire::BATCH,
+        rules: province_version(&province).await,
     });
     let reply: PullReply = call(
         ctx,
@@ -268,6 +315,9 @@ async fn round(ctx: &Ctx, client: &reqwest::Client) -> Result<(bool, bool), Stri
     )
     .await?;
     let more = reply.more;
+    if let Some(rules) = reply.rules {
+        keep_province_rules(&province, &rules).await?;
+    }
     progressed |= !reply.ops.is_empty();
     if !reply.ops.is_empty() || !reply.upto.is_empty() {
         ctx.sender

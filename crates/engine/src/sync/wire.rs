@@ -19,6 +19,9 @@ pub const BATCH: usize = 2_000;
 pub struct PullRequest {
     pub held: HashMap<String, u64>,
     pub limit: usize,
+    /// The version of the province's shared rules the caller runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<String>,
 }
 
 /// The answer: operations the caller lacks and may have; per origin, up to where the caller
@@ -28,6 +31,30 @@ pub struct PullReply {
     pub ops: Vec<OpRecord>,
     pub upto: HashMap<String, u64>,
     pub more: bool,
+    /// The province's shared rules, when the caller's version is not the current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<SharedRules>,
+}
+
+/// The rules the province's people made on the IOC's rules screen, as a rules file: every
+/// node linked to the IOC runs them on its own devices too.
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq)]
+pub struct SharedRules {
+    /// A digest of `text`.
+    pub version: String,
+    pub text: String,
+}
+
+impl SharedRules {
+    pub fn of(text: String) -> SharedRules {
+        use sha2::{Digest, Sha256};
+        let version = Sha256::digest(text.as_bytes())
+            .iter()
+            .take(12)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        SharedRules { version, text }
+    }
 }
 
 /// `POST /api/sync/push`: the caller's own operations, in sequence order.
