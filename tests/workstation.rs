@@ -110,6 +110,7 @@ async fn e2e_two_workstations_on_one_ioc() {
     let dir = tempfile::tempdir().unwrap();
     let ioc_data = dir.path().join("ioc");
     let config = fast_config(dir.path());
+    let basemap = import_basemap(&ioc_data);
     add_user(&ioc_data, "lan", "operator", PASSWORD);
     add_user(&ioc_data, "binh", "operator", PASSWORD);
     add_user(&ioc_data, "quan-tri", "admin", PASSWORD);
@@ -149,6 +150,28 @@ async fn e2e_two_workstations_on_one_ioc() {
     })
     .await;
     screenshot(&c1, "workstation-1-connected").await;
+    if basemap {
+        // The IOC's basemap tiles (stored gzip-compressed) reach the workstation's map as
+        // tiles, not as compressed bytes the browser cannot read.
+        let got = js(
+            &c1,
+            "return (async () => { const out = []; \
+             for (const [z, x, y] of [[5, 25, 14], [6, 50, 28], [7, 101, 57], [8, 203, 114]]) { \
+               const r = await fetch(`/api/basemap/tiles/${z}/${x}/${y}`); \
+               const b = new Uint8Array(await r.arrayBuffer()); \
+               out.push([r.status, b.length, b[0] ?? 0, b[1] ?? 0]); \
+             } \
+             return out; })();",
+        )
+        .await;
+        let tiles: Vec<Vec<u64>> = serde_json::from_value(got.clone()).unwrap();
+        let good: Vec<&Vec<u64>> = tiles.iter().filter(|t| t[0] == 200 && t[1] > 0).collect();
+        assert!(!good.is_empty(), "tiles through the workstation: {got}");
+        assert!(
+            good.iter().all(|t| !(t[2] == 0x1f && t[3] == 0x8b)),
+            "decoded by the browser, not gzip bytes: {got}"
+        );
+    }
 
     // lan acknowledges on workstation 1; binh's queue on workstation 2 shows it.
     let first = a_new_alert(&c1, &[]).await;

@@ -45,6 +45,7 @@ pub struct Cache {
 struct Kept {
     status: u16,
     content_type: Option<String>,
+    content_encoding: Option<String>,
     body: Bytes,
     at: chrono::DateTime<Utc>,
 }
@@ -140,8 +141,11 @@ const PASS_IN: [header::HeaderName; 3] = [
     header::ACCEPT_LANGUAGE,
 ];
 /// Headers of the IOC's answer that the UI should see.
-const PASS_OUT: [header::HeaderName; 4] = [
+const PASS_OUT: [header::HeaderName; 5] = [
     header::CONTENT_TYPE,
+    // Basemap tiles come gzip-compressed as stored: the bytes pass as they are, so the
+    // encoding must too.
+    header::CONTENT_ENCODING,
     header::CONTENT_DISPOSITION,
     header::CACHE_CONTROL,
     header::ETAG,
@@ -259,6 +263,10 @@ async fn pass_back(
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
+            content_encoding: headers
+                .get(header::CONTENT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
             body: bytes.clone(),
             at: Utc::now(),
         };
@@ -278,6 +286,12 @@ fn cached(k: Kept) -> Response {
     *r.status_mut() = StatusCode::from_u16(k.status).unwrap_or(StatusCode::OK);
     if let Some(ct) = k.content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
         r.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    if let Some(ce) = k
+        .content_encoding
+        .and_then(|c| HeaderValue::from_str(&c).ok())
+    {
+        r.headers_mut().insert(header::CONTENT_ENCODING, ce);
     }
     r.headers_mut().insert(
         "x-ioc-cached",
