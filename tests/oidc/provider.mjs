@@ -6,7 +6,6 @@
 //   node provider.mjs --port P --issuer http://127.0.0.1:P --state DIR
 //   node provider.mjs --add-key --state DIR      (puts a new RS256 key first in DIR/jwks.json)
 
-import './node18.mjs';
 import { Provider, errors } from 'oidc-provider';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -755,13 +754,7 @@ server.listen(Number(args.port), args.host, () => {
   const hostInUrl = args.host.includes(':') ? `[${args.host}]` : args.host;
   const listening = `http://${hostInUrl}:${port}`;
   const issuer = (args.issuer ?? listening).replace(/\/$/, '');
-  // `new URL` in a try, not `URL.parse`: Debian 12's Node 18 has no `URL.parse`.
-  let parsed = null;
-  try {
-    parsed = new URL(issuer);
-  } catch {
-    parsed = null;
-  }
+  const parsed = URL.parse(issuer);
   if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || parsed.pathname !== '/' || parsed.search) {
     console.error(`[oidc] --issuer must be http(s)://host:port with no path: ${issuer}`);
     process.exit(2);

