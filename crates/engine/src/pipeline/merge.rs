@@ -110,24 +110,33 @@ impl Pipeline {
         report
     }
 
-    /// Folds one silence again from its operations and puts it to work here. False while
-    /// its making has not arrived.
-    fn refold_silence(&mut self, subject: &str, gid: &Gid, p: &mut Prepared) -> bool {
+    /// Every operation of one subject: those stored and those of batches not committed yet
+    /// (`is_it` picks the latter by their ids, without making a subject for each). `None`
+    /// when the store cannot be read (said in the log).
+    fn ops_for(&self, subject: &str, is_it: impl Fn(&Change) -> bool) -> Option<Vec<OpRecord>> {
         let mut ops = match self.reader.ops_of(subject) {
             Ok(ops) => ops,
             Err(e) => {
                 tracing::error!("sync: cannot read the operations of {subject}: {e}");
-                return false;
+                return None;
             }
         };
         ops.extend(
             self.uncommitted
                 .iter()
-                .filter(
-                    |(_, r)| matches!(&r.change, Change::Silence { silence, .. } if silence == gid),
-                )
+                .filter(|(_, r)| is_it(&r.change))
                 .map(|(_, r)| r.clone()),
         );
+        Some(ops)
+    }
+
+    /// Folds one silence again from its operations and puts it to work here. False while
+    /// its making has not arrived.
+    fn refold_silence(&mut self, subject: &str, gid: &Gid, p: &mut Prepared) -> bool {
+        let is_it = |c: &Change| matches!(c, Change::Silence { silence, .. } if silence == gid);
+        let Some(ops) = self.ops_for(subject, is_it) else {
+            return false;
+        };
         let ours = gid.node == *self.node;
         let known = if ours {
             Some(gid.id)
@@ -151,21 +160,12 @@ impl Pipeline {
     /// Folds one directive again from its operations and puts the result in the book, the
     /// store and the feed. False while its issuing has not arrived.
     fn refold_directive(&mut self, subject: &str, gid: &Gid, p: &mut Prepared) -> bool {
-        let mut ops = match self.reader.ops_of(subject) {
-            Ok(ops) => ops,
-            Err(e) => {
-                tracing::error!("sync: cannot read the operations of {subject}: {e}");
-                return false;
-            }
+        let Some(ops) = self.ops_for(
+            subject,
+            |c| matches!(c, Change::Directive { directive, .. } if directive == gid),
+        ) else {
+            return false;
         };
-        ops.extend(
-            self.uncommitted
-                .iter()
-                .filter(|(_, r)| {
-                    matches!(&r.change, Change::Directive { directive, .. } if directive == gid)
-                })
-                .map(|(_, r)| r.clone()),
-        );
         let ours = gid.node == *self.node;
         let known = if ours {
             Some(gid.id)
@@ -210,19 +210,12 @@ impl Pipeline {
     /// Folds one alert again from its operations and puts the result in the book, the store
     /// and the feed. False while its opening has not arrived.
     fn refold(&mut self, subject: &str, gid: &Gid, p: &mut Prepared) -> bool {
-        let mut ops = match self.reader.ops_of(subject) {
-            Ok(ops) => ops,
-            Err(e) => {
-                tracing::error!("sync: cannot read the operations of {subject}: {e}");
-                return false;
-            }
+        let Some(ops) = self.ops_for(
+            subject,
+            |c| matches!(c, Change::Alert { alert, .. } if alert == gid),
+        ) else {
+            return false;
         };
-        ops.extend(
-            self.uncommitted
-                .iter()
-                .filter(|(_, r)| matches!(&r.change, Change::Alert { alert, .. } if alert == gid))
-                .map(|(_, r)| r.clone()),
-        );
         let ours = gid.node == *self.node;
         let known = if ours {
             Some(gid.id)
