@@ -4,13 +4,13 @@
 
 mod common;
 
-use common::Proxy;
+use common::{gauge, level_at, unit, within, Proxy};
 
 use ioc_engine::alerts::AlertAction;
 use ioc_engine::{Config, Engine, Item, Obs};
 use ioc_model::{Alert, AlertState, Domain, Entity, LinkState};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const RULES: &str = r#"
 [[rule]]
@@ -24,26 +24,8 @@ message = "Mực nước {value} m vượt báo động III"
 const NAM_DAN: &str = "17935";
 const VINH: &str = "16681";
 
-fn gauge(id: &str, unit: &str) -> Item {
-    Item::Entity(Box::new(
-        Entity::new(id, "WaterLevelGauge", &format!("Trạm {id}"), Domain::Water)
-            .at(105.49, 18.70)
-            .in_unit(unit, unit)
-            .with_attr("alarm_1", 5.3),
-    ))
-}
-
 fn level(id: &str, value: f64) -> Item {
     level_at(id, value, chrono::Utc::now())
-}
-
-fn level_at(id: &str, value: f64, time: chrono::DateTime<chrono::Utc>) -> Item {
-    Item::Obs(Obs {
-        entity: Arc::from(id),
-        metric: Arc::from("water_level"),
-        time,
-        value,
-    })
 }
 
 /// An IOC, and a commune OC (node account for Nam Đàn) linked to it through a proxy.
@@ -95,19 +77,6 @@ fn alerts_of(engine: &Engine) -> Vec<Alert> {
                 .unwrap()
         })
         .collect()
-}
-
-/// Waits up to `secs` for `what`; the time it took.
-async fn within(secs: u64, what: &str, mut ok: impl FnMut() -> bool) -> Duration {
-    let t = Instant::now();
-    while !ok() {
-        assert!(
-            t.elapsed() < Duration::from_secs(secs),
-            "not within {secs} s: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    t.elapsed()
 }
 
 fn shared(mut a: Alert) -> Alert {
@@ -513,16 +482,6 @@ async fn a_directive_flows_down_and_both_sides_converge() {
     })
     .await;
     // The province's communes (from its basemap, in life).
-    let unit = |code: &str, name: &str| {
-        Item::Unit(ioc_model::Unit {
-            code: code.into(),
-            name: name.into(),
-            full_name: None,
-            parent: None,
-            lon: None,
-            lat: None,
-        })
-    };
     ioc.sender()
         .ingest("t", vec![unit(NAM_DAN, "Nam Đàn"), unit(VINH, "Vinh")])
         .await

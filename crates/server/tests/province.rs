@@ -8,13 +8,13 @@
 
 mod common;
 
-use common::Proxy;
+use common::{gauge, level_at, unit, within, Proxy};
 use ioc_engine::alerts::AlertAction;
 use ioc_engine::operate::directives::DirectiveAction;
 use ioc_engine::operate::Actor;
 use ioc_engine::pipeline::{Op, OpOutcome};
-use ioc_engine::{Config, Engine, Item, Obs};
-use ioc_model::{Alert, AlertState, DirectiveState, Domain, Entity, LinkState, Role};
+use ioc_engine::{Config, Engine};
+use ioc_model::{Alert, AlertState, DirectiveState, LinkState, Role};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,24 +35,6 @@ const PASSWORD: &str = "mật khẩu ca trực";
 const GAUGES: usize = 100;
 /// Acts on each alert on each side while apart.
 const ACTS: usize = 10;
-
-fn gauge(id: &str, unit: &str) -> Item {
-    Item::Entity(Box::new(
-        Entity::new(id, "WaterLevelGauge", &format!("Trạm {id}"), Domain::Water)
-            .at(105.49, 18.70)
-            .in_unit(unit, unit)
-            .with_attr("alarm_1", 5.3),
-    ))
-}
-
-fn level_at(id: &str, value: f64, time: chrono::DateTime<chrono::Utc>) -> Item {
-    Item::Obs(Obs {
-        entity: Arc::from(id),
-        metric: Arc::from("water_level"),
-        time,
-        value,
-    })
-}
 
 async fn oc(
     name: &str,
@@ -80,18 +62,6 @@ async fn oc(
 
 fn block<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
-}
-
-async fn within(secs: u64, what: &str, mut ok: impl FnMut() -> bool) -> Duration {
-    let t = Instant::now();
-    while !ok() {
-        assert!(
-            t.elapsed() < Duration::from_secs(secs),
-            "not within {secs} s: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    t.elapsed()
 }
 
 /// Every alert with its timeline, keyed by its entity (ids differ from node to node).
@@ -136,16 +106,6 @@ async fn a_province_works_apart_and_converges() {
             now,
         )
         .unwrap();
-    let unit = |code: &str, name: &str| {
-        Item::Unit(ioc_model::Unit {
-            code: code.into(),
-            name: name.into(),
-            full_name: None,
-            parent: None,
-            lon: None,
-            lat: None,
-        })
-    };
     ioc.sender()
         .ingest("t", vec![unit(NAM_DAN, "Nam Đàn"), unit(VINH, "Vinh")])
         .await

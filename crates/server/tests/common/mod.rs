@@ -78,3 +78,53 @@ impl Proxy {
         self.open.store(true, Ordering::SeqCst);
     }
 }
+
+/// A water-level gauge of `unit` (alarm level I at 5.3 m).
+pub fn gauge(id: &str, unit: &str) -> ioc_engine::Item {
+    ioc_engine::Item::Entity(Box::new(
+        ioc_model::Entity::new(
+            id,
+            "WaterLevelGauge",
+            &format!("Trạm {id}"),
+            ioc_model::Domain::Water,
+        )
+        .at(105.49, 18.70)
+        .in_unit(unit, unit)
+        .with_attr("alarm_1", 5.3),
+    ))
+}
+
+/// A water level read at `time`.
+pub fn level_at(id: &str, value: f64, time: chrono::DateTime<chrono::Utc>) -> ioc_engine::Item {
+    ioc_engine::Item::Obs(ioc_engine::Obs {
+        entity: Arc::from(id),
+        metric: Arc::from("water_level"),
+        time,
+        value,
+    })
+}
+
+/// A commune of the province's map.
+pub fn unit(code: &str, name: &str) -> ioc_engine::Item {
+    ioc_engine::Item::Unit(ioc_model::Unit {
+        code: code.into(),
+        name: name.into(),
+        full_name: None,
+        parent: None,
+        lon: None,
+        lat: None,
+    })
+}
+
+/// Waits up to `secs` for `what`; the time it took.
+pub async fn within(secs: u64, what: &str, mut ok: impl FnMut() -> bool) -> std::time::Duration {
+    let t = std::time::Instant::now();
+    while !ok() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(secs),
+            "not within {secs} s: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    t.elapsed()
+}
