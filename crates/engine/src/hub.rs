@@ -128,7 +128,7 @@ impl Hub {
         }
     }
 
-    /// Sets the operations the engine starts from: incidents not closed, open directives,
+    /// Sets the operations the engine starts from: incidents in view, open directives,
     /// silences not over.
     pub fn load_operations(
         &self,
@@ -138,10 +138,7 @@ impl Hub {
     ) {
         let mut st = self.state.lock().unwrap();
         let now = self.clock.now();
-        for i in incidents
-            .into_iter()
-            .filter(|i| i.state != ioc_model::IncidentState::Closed)
-        {
+        for i in incidents.into_iter().filter(Incident::in_view) {
             st.incidents.insert(i.id, i);
         }
         for d in directives.into_iter().filter(|d| d.state.is_open()) {
@@ -197,10 +194,10 @@ impl Hub {
                 st.log.push_back((st.seq, Change::Alert(Arc::new(a))));
             }
             for i in p.incidents {
-                if i.state == ioc_model::IncidentState::Closed {
-                    st.incidents.remove(&i.id);
-                } else {
+                if i.in_view() {
                     st.incidents.insert(i.id, i.clone());
+                } else {
+                    st.incidents.remove(&i.id);
                 }
                 st.seq += 1;
                 st.log.push_back((st.seq, Change::Incident(Arc::new(i))));

@@ -187,10 +187,15 @@ pub enum IncidentEventKind {
     DirectiveDone,
     DirectiveCancelled,
     DirectiveOverdue,
+    /// An act made on another node that the merged history made impossible (a step done at
+    /// a commune after the province had closed the incident): kept, with who, where and why.
+    NotApplied,
+    /// A person looked at what the merge flagged (see [`Incident::attention`]).
+    Reviewed,
 }
 
 impl IncidentEventKind {
-    pub const ALL: [IncidentEventKind; 18] = [
+    pub const ALL: [IncidentEventKind; 20] = [
         IncidentEventKind::Opened,
         IncidentEventKind::AlertAdded,
         IncidentEventKind::StepReady,
@@ -209,6 +214,8 @@ impl IncidentEventKind {
         IncidentEventKind::DirectiveDone,
         IncidentEventKind::DirectiveCancelled,
         IncidentEventKind::DirectiveOverdue,
+        IncidentEventKind::NotApplied,
+        IncidentEventKind::Reviewed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -232,6 +239,8 @@ impl IncidentEventKind {
             DirectiveDone => "directive_done",
             DirectiveCancelled => "directive_cancelled",
             DirectiveOverdue => "directive_overdue",
+            NotApplied => "not_applied",
+            Reviewed => "reviewed",
         }
     }
 
@@ -255,6 +264,9 @@ pub struct IncidentEvent {
     pub directive: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// The node it happened on, in a federation (`oc-dien-chau`); absent on a single node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// A file attached to an incident (`GET /api/attachments/{id}` returns its bytes).
@@ -305,6 +317,11 @@ pub struct Incident {
     pub closed_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed_by: Option<String>,
+    /// What needs a person since the nodes merged: work done on one node that the other's
+    /// acts made impossible (steps done at a commune while the province closed the
+    /// incident). Cleared by a person reviewing it; never cleared by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<String>,
     /// The timeline; only filled by `GET /api/incidents/{id}`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<IncidentEvent>,
@@ -317,14 +334,24 @@ pub struct Incident {
 }
 
 impl Incident {
+    /// Whether the live picture shows it: while it is worked, and closed while something
+    /// on it needs a person (see `attention`).
+    pub fn in_view(&self) -> bool {
+        self.state != IncidentState::Closed || self.attention.is_some()
+    }
+
     /// Steps finished (done or skipped) and all steps.
     pub fn progress(&self) -> (usize, usize) {
         let done = self.steps.iter().filter(|s| s.status.finished()).count();
         (done, self.steps.len())
     }
 
-    /// Steps past their SLA at `now`.
+    /// Steps past their SLA at `now` (none once the incident is no longer open).
     pub fn late_steps(&self, now: DateTime<Utc>) -> usize {
+        // Only an open incident's steps are being worked.
+        if self.state != IncidentState::Open {
+            return 0;
+        }
         self.steps.iter().filter(|s| s.late_at(now)).count()
     }
 

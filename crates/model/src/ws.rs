@@ -209,10 +209,10 @@ impl Picture {
             }
         }
         for i in incidents {
-            if i.state == crate::IncidentState::Closed {
-                self.incidents.remove(&i.id);
-            } else {
+            if i.in_view() {
                 self.incidents.insert(i.id, i.clone());
+            } else {
+                self.incidents.remove(&i.id);
             }
         }
         for d in directives {

@@ -79,7 +79,8 @@ pub struct ListQuery {
     limit: Option<usize>,
 }
 
-/// `GET /api/incidents?state=open` (default: not closed, live), `all`, or a list of states.
+/// `GET /api/incidents?state=open` (default, live: not closed, or closed with something
+/// flagged for a person), `all`, or a list of states.
 pub async fn incidents(
     State(st): State<AppState>,
     c: Caller,
@@ -170,7 +171,8 @@ pub async fn report(
 }
 
 /// `POST /api/incidents/{id}/{action}` with `{"comment", "alert"}`: `comment`, `resolve`,
-/// `reopen`, `close`, `alerts` (add `alert`).
+/// `reopen`, `close`, `alerts` (add `alert`), `review` (clear what the federation's merge
+/// flagged).
 pub async fn incident_action(
     State(st): State<AppState>,
     c: Caller,
@@ -201,13 +203,17 @@ pub async fn incident_action(
                 .alert
                 .ok_or_else(|| ApiError::bad_request("which alert? (`alert`)"))?,
         },
+        "review" => Op::Review {
+            incident: id,
+            comment: b.comment,
+        },
         other => {
             return Err(ApiError::not_found(format!(
-                "no incident action {other:?} (comment, resolve, reopen, close, alerts)"
+                "no incident action {other:?} (comment, resolve, reopen, close, alerts, review)"
             )))
         }
     };
-    if matches!(op, Op::Close { .. }) {
+    if matches!(op, Op::Close { .. } | Op::Review { .. }) {
         c.need(Permission::CloseIncidents)?;
     }
     Ok(Json(incident_of(

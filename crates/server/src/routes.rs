@@ -578,7 +578,7 @@ pub fn build() -> Routes {
             Role(P::WorkAlerts),
             Item(K::Incident),
             operate::incident_action,
-            "Act on an incident: comment, resolve, reopen, close, alerts",
+            "Act on an incident: comment, resolve, reopen, close, alerts, review",
         )
         .add(
             Post,

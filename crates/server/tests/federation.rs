@@ -838,3 +838,214 @@ async fn the_provinces_rules_run_at_the_oc_too() {
     .await;
     oc.shutdown().await;
 }
+
+/// The commune OC opens an incident on its flood alert and works its SOP; cut off, the
+/// province resolves and closes it while the commune goes on ticking and finishing steps.
+/// Reconnected, both hold the same closed incident, the commune's late work on its timeline
+/// as not applied (by whom, where) and the incident flagged for a person; a supervisor at the
+/// commune reviews it, and the flag goes at the province too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_closed_at_the_ioc_while_the_oc_worked_it_is_flagged() {
+    use ioc_engine::operate::Actor;
+    use ioc_engine::pipeline::{Op, OpOutcome};
+    use ioc_model::{Incident, IncidentEventKind, IncidentState, Role};
+
+    let (ioc, oc, proxy, _ioc_dir, _oc_dir) = province().await;
+    within(10, "the OC connects", || {
+        oc.health()
+            .upstream
+            .is_some_and(|u| u.state == LinkState::Connected)
+    })
+    .await;
+    oc.sender()
+        .ingest(
+            "t",
+            vec![gauge("wl-nam-dan", NAM_DAN), level("wl-nam-dan", 5.3)],
+        )
+        .await
+        .unwrap();
+    within(10, "the OC raises its alert", || alerts_of(&oc).len() == 1).await;
+    let alert = alerts_of(&oc).remove(0);
+    let commune = |name: &str, role: Role| Actor {
+        name: name.into(),
+        role,
+        units: vec![NAM_DAN.into()],
+    };
+    let lan = commune("lan", Role::Operator);
+    let OpOutcome::Incident(opened) = oc
+        .operate(
+            Op::OpenIncident {
+                alerts: vec![alert.id],
+                sop: None,
+                title: None,
+                comment: None,
+            },
+            lan.clone(),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("an incident")
+    };
+    let verify = opened
+        .steps
+        .iter()
+        .find(|s| s.id == "verify")
+        .expect("the flood SOP's first step")
+        .clone();
+    assert!(verify.checklist.len() >= 2, "{verify:?}");
+    let at_ioc = || {
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current()
+                .block_on(ioc.incidents(vec![], 10))
+                .unwrap()
+        })
+    };
+    within(10, "the incident reaches the IOC", || at_ioc().len() == 1).await;
+    let up = at_ioc().remove(0);
+    assert_eq!(up.title, opened.title);
+    within(10, "with its alert, held at the IOC", || {
+        at_ioc()[0].alerts.len() == 1
+    })
+    .await;
+    // The first tick, before the cut: both see it.
+    let check = |item: usize| Op::Check {
+        incident: opened.id,
+        step: "verify".into(),
+        item,
+        done: true,
+    };
+    oc.operate(check(0), lan.clone()).await.unwrap();
+
+    proxy.cut();
+    within(5, "the OC sees the link down", || {
+        oc.health()
+            .upstream
+            .is_some_and(|u| u.state == LinkState::Offline)
+    })
+    .await;
+    let thanh = Actor {
+        name: "thanh".into(),
+        role: Role::Supervisor,
+        units: vec![],
+    };
+    ioc.operate(
+        Op::Resolve {
+            incident: up.id,
+            comment: Some("Nước đã rút dưới báo động I".into()),
+        },
+        thanh.clone(),
+    )
+    .await
+    .unwrap();
+    ioc.operate(
+        Op::Close {
+            incident: up.id,
+            comment: None,
+        },
+        thanh.clone(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The commune, cut off, goes on.
+    for item in 1..verify.checklist.len() {
+        oc.operate(check(item), lan.clone()).await.unwrap();
+    }
+    oc.operate(
+        Op::StepDone {
+            incident: opened.id,
+            step: "verify".into(),
+            answer: None,
+            comment: Some("Trạm hạ lưu cũng tăng".into()),
+        },
+        lan.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        oc.incident(opened.id).await.unwrap().unwrap().state,
+        IncidentState::Open,
+        "apart, the commune still works it"
+    );
+    proxy.restore();
+    within(10, "the OC reconnects and sends what waited", || {
+        oc.health()
+            .upstream
+            .is_some_and(|u| u.state == LinkState::Connected && u.backlog == 0)
+    })
+    .await;
+    let both = || {
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                (
+                    ioc.incident(up.id).await.unwrap().unwrap(),
+                    oc.incident(opened.id).await.unwrap().unwrap(),
+                )
+            })
+        })
+    };
+    // The same but for the local ids (of the incident and of its alert).
+    let shared = |i: &Incident| {
+        let mut i = i.clone();
+        i.id = 0;
+        i.alerts = vec![0; i.alerts.len()];
+        for e in &mut i.events {
+            e.alert = e.alert.map(|_| 0);
+        }
+        i.directives.clear();
+        i.attachments.clear();
+        i
+    };
+    within(10, "both hold the same incident", || {
+        let (i, o) = both();
+        shared(&i) == shared(&o)
+    })
+    .await;
+    let (i, _) = both();
+    assert_eq!(i.state, IncidentState::Closed);
+    assert_eq!(i.closed_by.as_deref(), Some("thanh"));
+    assert_eq!(i.alerts.len(), 1);
+    let late: Vec<(&str, Option<&str>)> = i
+        .events
+        .iter()
+        .filter(|e| e.kind == IncidentEventKind::NotApplied)
+        .map(|e| (e.actor.as_str(), e.node.as_deref()))
+        .collect();
+    assert_eq!(
+        late.len(),
+        verify.checklist.len(),
+        "every late tick and the step: {:?}",
+        i.events
+    );
+    assert!(late
+        .iter()
+        .all(|(who, node)| *who == "lan" && *node == Some("oc-nam-dan")));
+    let flag = i.attention.clone().expect("flagged for a person");
+    assert!(flag.contains("oc-nam-dan"), "{flag}");
+    // The tick before the cut counts.
+    let v = i.steps.iter().find(|s| s.id == "verify").unwrap();
+    assert!(v.checklist[0].done);
+    assert!(!v.checklist[1].done);
+
+    // A supervisor at the commune looks at it: the flag goes at both ends.
+    oc.operate(
+        Op::Review {
+            incident: opened.id,
+            comment: Some("Đã báo lại tỉnh".into()),
+        },
+        commune("hung", Role::Supervisor),
+    )
+    .await
+    .unwrap();
+    within(10, "the review reaches the IOC", || {
+        let (i, o) = both();
+        i.attention.is_none() && shared(&i) == shared(&o)
+    })
+    .await;
+    let (i, _) = both();
+    let last = i.events.last().unwrap();
+    assert_eq!(last.kind, IncidentEventKind::Reviewed);
+    assert_eq!(last.node.as_deref(), Some("oc-nam-dan"));
+    oc.shutdown().await;
+}

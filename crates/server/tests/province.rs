@@ -2,9 +2,10 @@
 //! workstation, every link through a proxy the test cuts. While apart, both sides work the
 //! same alerts (about a thousand acts each), the workstation queues acts of its own, the
 //! Vinh OC answers the province's directive that the province withdraws meanwhile, and
-//! the Nam Đàn OC records two hours of readings of 100 gauges. Reconnected: every node holds
-//! the same alerts and directives, every act is on its alert once, and the IOC's KPI of
-//! the outage equals the OC's.
+//! the Nam Đàn OC records two hours of readings of 100 gauges and works the incidents it
+//! opened while the province comments on them. Reconnected: every node holds the same
+//! alerts, incidents and directives, every act is on its alert or incident once, and the
+//! IOC's KPI of the outage equals the OC's.
 
 mod common;
 
@@ -14,7 +15,7 @@ use ioc_engine::operate::directives::DirectiveAction;
 use ioc_engine::operate::Actor;
 use ioc_engine::pipeline::{Op, OpOutcome};
 use ioc_engine::{Config, Engine};
-use ioc_model::{Alert, AlertState, DirectiveState, LinkState, Role};
+use ioc_model::{Alert, AlertState, DirectiveState, Incident, IncidentEventKind, LinkState, Role};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,6 +36,8 @@ const PASSWORD: &str = "mật khẩu ca trực";
 const GAUGES: usize = 100;
 /// Acts on each alert on each side while apart.
 const ACTS: usize = 10;
+/// Incidents the Nam Đàn OC opens (one per alert of its first gauges).
+const INCIDENTS: usize = 10;
 
 async fn oc(
     name: &str,
@@ -72,7 +75,30 @@ fn alerts_by_entity(e: &Engine) -> std::collections::BTreeMap<String, Alert> {
             let mut full = block(e.alert(a.id)).unwrap().unwrap();
             full.id = 0;
             full.incident = None;
+            // The line of its joining an incident names the incident by its local id.
+            for ev in &mut full.events {
+                if ev.kind == ioc_model::AlertEventKind::Incident {
+                    ev.value = None;
+                }
+            }
             (full.entity.clone().unwrap_or_default(), full)
+        })
+        .collect()
+}
+
+/// Every incident with its timeline, keyed by its title (ids differ from node to node).
+fn incidents_by_title(e: &Engine) -> std::collections::BTreeMap<String, Incident> {
+    block(e.incidents(vec![], 1_000))
+        .unwrap()
+        .into_iter()
+        .map(|i| {
+            let mut full = block(e.incident(i.id)).unwrap().unwrap();
+            full.id = 0;
+            full.alerts = vec![0; full.alerts.len()];
+            for ev in &mut full.events {
+                ev.alert = ev.alert.map(|_| 0);
+            }
+            (full.title.clone(), full)
         })
         .collect()
 }
@@ -177,6 +203,41 @@ async fn a_province_works_apart_and_converges() {
             .unwrap()
             .len()
             == GAUGES
+    })
+    .await;
+    // The commune opens an incident on each alert of its first gauges; they go up.
+    let chief = Actor {
+        name: "to-truong".into(),
+        role: Role::Supervisor,
+        units: vec![NAM_DAN.into()],
+    };
+    let mut incidents = Vec::new();
+    for a in block(nam_dan.alerts(vec![AlertState::New], 10_000)).unwrap() {
+        let entity = a.entity.clone().unwrap_or_default();
+        let g: usize = entity.trim_start_matches("wl-").parse().unwrap();
+        if g >= INCIDENTS {
+            continue;
+        }
+        let OpOutcome::Incident(i) = nam_dan
+            .operate(
+                Op::OpenIncident {
+                    alerts: vec![a.id],
+                    sop: None,
+                    title: Some(format!("Ngập tại {entity}")),
+                    comment: None,
+                },
+                chief.clone(),
+            )
+            .await
+            .unwrap()
+        else {
+            panic!("an incident")
+        };
+        incidents.push(i.id);
+    }
+    assert_eq!(incidents.len(), INCIDENTS);
+    within(15, "the commune's incidents at the province", || {
+        block(ioc.incidents(vec![], 1_000)).unwrap().len() == INCIDENTS
     })
     .await;
     // The workstation's window follows the feed: it has the picture once the link says so.
@@ -341,6 +402,37 @@ async fn a_province_works_apart_and_converges() {
     )
     .await
     .unwrap();
+    // The commune works its incidents' first step; the province comments on each.
+    for id in &incidents {
+        nam_dan
+            .operate(
+                Op::Check {
+                    incident: *id,
+                    step: "verify".into(),
+                    item: 0,
+                    done: true,
+                },
+                chief.clone(),
+            )
+            .await
+            .unwrap();
+    }
+    let watch = Actor {
+        name: "thanh".into(),
+        role: Role::Supervisor,
+        units: vec![],
+    };
+    for i in block(ioc.incidents(vec![], 1_000)).unwrap() {
+        ioc.operate(
+            Op::Comment {
+                incident: i.id,
+                comment: Some("Tỉnh đang theo dõi camera".into()),
+            },
+            watch.clone(),
+        )
+        .await
+        .unwrap();
+    }
     // Two hours of readings of the commune's gauges, 4 hours ago, a reading a minute.
     let start = chrono::Utc::now() - chrono::Duration::hours(4);
     let mut items = Vec::new();
@@ -404,6 +496,47 @@ async fn a_province_works_apart_and_converges() {
         ws_total,
         ws_acts.len(),
         "each of the workstation's acts landed once"
+    );
+
+    // The incidents: the same at both, each act once, from where it was made.
+    within(20, "the commune's incidents equal at both", || {
+        let (p, c) = (incidents_by_title(&ioc), incidents_by_title(&nam_dan));
+        p.len() == INCIDENTS && p == c
+    })
+    .await;
+    for (title, i) in incidents_by_title(&ioc) {
+        let of = |who: &str, kind: IncidentEventKind| {
+            i.events
+                .iter()
+                .filter(|e| e.actor == who && e.kind == kind)
+                .map(|e| e.node.clone().unwrap_or_default())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            of("to-truong", IncidentEventKind::Checked),
+            vec!["oc-nam-dan"],
+            "{title}: the commune's tick once: {:?}",
+            i.events
+        );
+        assert_eq!(
+            of("thanh", IncidentEventKind::Comment),
+            vec!["ioc-nghe-an"],
+            "{title}: the province's comment once"
+        );
+        assert_eq!(i.alerts.len(), 1, "{title}: its alert is at the province");
+        assert!(i.attention.is_none());
+    }
+    let joined = |e: &Engine| {
+        block(e.alerts(AlertState::ALL.to_vec(), 10_000))
+            .unwrap()
+            .iter()
+            .filter(|a| a.incident.is_some())
+            .count()
+    };
+    assert_eq!(
+        (joined(&ioc), joined(&nam_dan)),
+        (INCIDENTS, INCIDENTS),
+        "each incident's alert is in it at both"
     );
 
     // The directive: withdrawn at both, the commune's acknowledgement on it.

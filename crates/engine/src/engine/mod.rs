@@ -299,6 +299,7 @@ impl Engine {
                 gids: sync_state.alert_gids.into_iter().collect(),
                 directive_gids: sync_state.directive_gids.into_iter().collect(),
                 silence_gids: sync_state.silence_gids.into_iter().collect(),
+                incident_gids: sync_state.incident_gids.into_iter().collect(),
                 held: sync_state.vector,
                 outbox: config.upstream.is_some(),
                 foreign_entities: sync_state.foreign_entities,

@@ -28,6 +28,9 @@ pub struct IncidentBook {
     /// Open (not resolved) incidents by group.
     by_group: HashMap<GroupKey, i64>,
     next_id: i64,
+    /// Incidents opened on other nodes: their own node's timer flags their steps late, and
+    /// this node's alerts do not join them by themselves.
+    remote: std::collections::HashSet<i64>,
 }
 
 fn ev(at: DateTime<Utc>, actor: &str, kind: IncidentEventKind) -> IncidentEvent {
@@ -39,6 +42,7 @@ fn ev(at: DateTime<Utc>, actor: &str, kind: IncidentEventKind) -> IncidentEvent 
         alert: None,
         directive: None,
         comment: None,
+        node: None,
     }
 }
 
@@ -84,6 +88,54 @@ impl IncidentBook {
 
     pub fn get(&self, id: i64) -> Option<&Incident> {
         self.open.get(&id)
+    }
+
+    /// The id the next incident will get.
+    pub fn peek_id(&self) -> i64 {
+        self.next_id
+    }
+
+    /// Takes the next id (for an incident of another node).
+    pub fn allocate_id(&mut self) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Marks incidents as opened on another node.
+    pub fn set_remote(&mut self, ids: impl IntoIterator<Item = i64>) {
+        self.remote.extend(ids);
+        let remote = &self.remote;
+        self.by_group.retain(|_, id| !remote.contains(id));
+    }
+
+    /// Whether an incident was opened on another node.
+    pub fn is_remote(&self, id: i64) -> bool {
+        self.remote.contains(&id)
+    }
+
+    /// Puts an incident as the federation's fold made it (closed: dropped).
+    pub fn install(&mut self, mut i: Incident, remote: bool) {
+        if remote {
+            self.remote.insert(i.id);
+        }
+        self.next_id = self.next_id.max(i.id + 1);
+        i.events.clear();
+        i.directives.clear();
+        i.attachments.clear();
+        let key = group_of(&i);
+        if self.by_group.get(&key) == Some(&i.id) && i.state != IncidentState::Open {
+            self.by_group.remove(&key);
+        }
+        // A group's incident is this node's own when it has one open.
+        if i.state == IncidentState::Open && !remote && !self.by_group.contains_key(&key) {
+            self.by_group.insert(key, i.id);
+        }
+        if i.state == IncidentState::Closed {
+            self.open.remove(&i.id);
+        } else {
+            self.open.insert(i.id, i);
+        }
     }
 
     /// Incidents not closed.
@@ -162,6 +214,7 @@ impl IncidentBook {
             resolved_at: None,
             closed_at: None,
             closed_by: None,
+            attention: None,
             events: Vec::new(),
             directives: Vec::new(),
             attachments: Vec::new(),
@@ -205,7 +258,9 @@ impl IncidentBook {
         }
         let key = group_of(&i);
         if i.state == IncidentState::Open {
-            self.by_group.insert(key, id);
+            if !self.remote.contains(&id) {
+                self.by_group.insert(key, id);
+            }
         } else if self.by_group.get(&key) == Some(&id) {
             self.by_group.remove(&key);
         }
@@ -660,7 +715,7 @@ impl IncidentBook {
         let late: Vec<i64> = self
             .open
             .values()
-            .filter(|i| i.state == IncidentState::Open)
+            .filter(|i| i.state == IncidentState::Open && !self.remote.contains(&i.id))
             .filter(|i| i.steps.iter().any(|s| s.late_at(now) && !s.overdue))
             .map(|i| i.id)
             .collect();

@@ -457,6 +457,7 @@ pub fn advance(
             alert: None,
             directive: None,
             comment: None,
+            node: None,
         };
         match verdict {
             Ok(true) => {

@@ -3,7 +3,7 @@
 //! the ones not committed yet included, and replaces what the book and the store had.
 
 use super::{Pipeline, Prepared};
-use crate::sync::fold::{fold_alert, fold_directive, fold_silence};
+use crate::sync::fold::{fold_alert, fold_directive, fold_incident, fold_silence};
 use crate::sync::{Change, Gid, OpRecord};
 use std::collections::{BTreeMap, HashMap};
 
@@ -22,6 +22,9 @@ pub struct MergeReport {
     /// Silences folded again.
     #[serde(default)]
     pub silences: usize,
+    /// Incidents folded again.
+    #[serde(default)]
+    pub incidents: usize,
     /// Operations whose alert has not arrived yet (kept; folded when it does).
     pub waiting: usize,
     /// Per origin, everything up to this sequence is now held (or was left out on purpose).
@@ -43,6 +46,7 @@ impl Pipeline {
         let mut touched: BTreeMap<String, Gid> = BTreeMap::new();
         let mut directives: BTreeMap<String, Gid> = BTreeMap::new();
         let mut silences: BTreeMap<String, Gid> = BTreeMap::new();
+        let mut incidents: BTreeMap<String, Gid> = BTreeMap::new();
         for op in ops {
             // Ours come back through relays: we have every one of them.
             if *op.origin == *self.node {
@@ -65,6 +69,9 @@ impl Pipeline {
                 }
                 Change::Silence { silence, .. } => {
                     silences.insert(op.change.subject(), silence.clone());
+                }
+                Change::Incident { incident, .. } => {
+                    incidents.insert(op.change.subject(), incident.clone());
                 }
             }
             self.uncommitted.push_back((p.batch, op.clone()));
@@ -92,11 +99,30 @@ impl Pipeline {
                 report.waiting += 1;
             }
         }
+        // Incidents before alerts (an alert names its incident), and again after them for
+        // those that named alerts not here yet (an incident names its alerts).
+        let mut again = Vec::new();
+        for (subject, gid) in incidents {
+            match self.refold_incident(&subject, &gid, p) {
+                Some(complete) => {
+                    report.incidents += 1;
+                    if !complete {
+                        again.push((subject, gid));
+                    }
+                }
+                None => report.waiting += 1,
+            }
+        }
         for (subject, gid) in touched {
             if self.refold(&subject, &gid, p) {
                 report.alerts += 1;
             } else {
                 report.waiting += 1;
+            }
+        }
+        if !again.is_empty() {
+            for (subject, gid) in again {
+                self.refold_incident(&subject, &gid, p);
             }
         }
         for (subject, gid) in directives {
@@ -174,8 +200,14 @@ impl Pipeline {
         };
         let local_id = known.unwrap_or_else(|| self.ops.directives.peek_id());
         let node = self.node.clone();
-        let Some(d) = fold_directive(local_id, &ops, &|g: &Gid| (g.node == *node).then_some(g.id))
-        else {
+        let incidents = &self.incident_locals;
+        let Some(d) = fold_directive(local_id, &ops, &|g: &Gid| {
+            if g.node == *node {
+                Some(g.id)
+            } else {
+                incidents.get(g).copied()
+            }
+        }) else {
             return false;
         };
         if known.is_none() {
@@ -207,6 +239,59 @@ impl Pipeline {
         true
     }
 
+    /// Folds one incident again from its operations and puts the result in the book, the
+    /// store (its whole timeline, with the lines its directives put there) and the feed.
+    /// `None` while its opening has not arrived; else whether every alert it names is here.
+    fn refold_incident(&mut self, subject: &str, gid: &Gid, p: &mut Prepared) -> Option<bool> {
+        let ops = self.ops_for(
+            subject,
+            |c| matches!(c, Change::Incident { incident, .. } if incident == gid),
+        )?;
+        let ours = gid.node == *self.node;
+        let known = if ours {
+            Some(gid.id)
+        } else {
+            self.incident_locals.get(gid).copied()
+        };
+        let local_id = known.unwrap_or_else(|| self.ops.incidents.peek_id());
+        let node = self.node.clone();
+        let alerts = &self.locals;
+        let complete = std::cell::Cell::new(true);
+        let mut incident = fold_incident(local_id, &node, &ops, &|g: &Gid| {
+            let id = if g.node == *node {
+                Some(g.id)
+            } else {
+                alerts.get(g).copied()
+            };
+            if id.is_none() {
+                complete.set(false);
+            }
+            id
+        })?;
+        if known.is_none() {
+            self.ops.incidents.allocate_id();
+            self.incident_gids.insert(local_id, gid.clone());
+            self.incident_locals.insert(gid.clone(), local_id);
+            p.write.incident_gids.push((local_id, gid.to_string()));
+        }
+        // The lines its directives put on the timeline stay as they are (every node makes
+        // those itself); the rest of the timeline is the fold's.
+        let events = std::mem::take(&mut incident.events);
+        self.ops.incidents.install(incident.clone(), !ours);
+        p.write.incidents.push(incident.clone());
+        if !p.write.incident_timelines.contains(&local_id) {
+            p.write.incident_timelines.push(local_id);
+        }
+        p.write
+            .incident_events
+            .retain(|(i, e)| *i != local_id || is_directive_line(e.kind));
+        p.write
+            .incident_events
+            .extend(events.into_iter().map(|e| (local_id, e)));
+        p.publish.incidents.push(incident);
+        Some(complete.get())
+    }
+
     /// Folds one alert again from its operations and puts the result in the book, the store
     /// and the feed. False while its opening has not arrived.
     fn refold(&mut self, subject: &str, gid: &Gid, p: &mut Prepared) -> bool {
@@ -225,10 +310,17 @@ impl Pipeline {
         let local_id = known.unwrap_or_else(|| self.alerts.peek_id());
         let node = self.node.clone();
         let silences = &self.silence_locals;
+        let incidents = &self.incident_locals;
         let Some(alert) = fold_alert(
             local_id,
             &ops,
-            &|g: &Gid| (g.node == *node).then_some(g.id),
+            &|g: &Gid| {
+                if g.node == *node {
+                    Some(g.id)
+                } else {
+                    incidents.get(g).copied()
+                }
+            },
             &|g: &Gid| {
                 if g.node == *node {
                     Some(g.id)
@@ -259,4 +351,19 @@ impl Pipeline {
         p.publish.alerts.push(alert);
         true
     }
+}
+
+/// A line an incident's directive put on its timeline (not one of the incident's own
+/// operations: kept when the incident is folded again).
+pub(crate) fn is_directive_line(kind: ioc_model::IncidentEventKind) -> bool {
+    use ioc_model::IncidentEventKind::*;
+    matches!(
+        kind,
+        DirectiveIssued
+            | DirectiveAcknowledged
+            | DirectiveReport
+            | DirectiveDone
+            | DirectiveCancelled
+            | DirectiveOverdue
+    )
 }

@@ -266,6 +266,8 @@ pub(crate) struct Federation {
     pub directive_gids: HashMap<i64, Gid>,
     /// Silences made on other nodes: local id → federation id.
     pub silence_gids: HashMap<i64, Gid>,
+    /// Incidents opened on other nodes: local id → federation id.
+    pub incident_gids: HashMap<i64, Gid>,
     /// Per origin, the highest sequence held.
     pub held: HashMap<String, u64>,
     /// Keep devices and readings for the upstream IOC (a node with an `[upstream]`).
@@ -409,6 +411,9 @@ pub(crate) struct Pipeline {
     /// Silences made on other nodes: local id → federation id, and back.
     silence_gids: HashMap<i64, Gid>,
     silence_locals: HashMap<Gid, i64>,
+    /// Incidents opened on other nodes: local id → federation id, and back.
+    incident_gids: HashMap<i64, Gid>,
+    incident_locals: HashMap<Gid, i64>,
     /// Per origin, the operations held: everything up to this sequence.
     held: HashMap<String, u64>,
     /// See [`Federation::outbox`].
@@ -499,6 +504,8 @@ impl Pipeline {
         let mut ops = ops;
         ops.directives
             .set_remote(federation.directive_gids.keys().copied());
+        ops.incidents
+            .set_remote(federation.incident_gids.keys().copied());
         Pipeline {
             rx,
             writer,
@@ -533,6 +540,12 @@ impl Pipeline {
                 .map(|(id, g)| (g.clone(), *id))
                 .collect(),
             silence_gids: federation.silence_gids,
+            incident_locals: federation
+                .incident_gids
+                .iter()
+                .map(|(id, g)| (g.clone(), *id))
+                .collect(),
+            incident_gids: federation.incident_gids,
             held: federation.held,
             outbox: federation.outbox,
             uncommitted: Default::default(),

@@ -15,7 +15,7 @@ use crate::operate::silences::SilenceBook;
 use crate::operate::sop::{self, SopSet};
 use crate::operate::{Actor, OpError, SYSTEM};
 use crate::store::{to_ms, AttachmentRow, LoadedOperations};
-use crate::sync::{AlertOp, DirectiveOp, Gid, SilenceOp};
+use crate::sync::{AlertOp, DirectiveOp, Gid, IncidentAct, IncidentOp, SilenceOp};
 use chrono::{DateTime, Utc};
 use ioc_model::{
     AlertEventKind, AttachmentInfo, Directive, Incident, IncidentEventKind, Silence, SilenceMatch,
@@ -123,6 +123,12 @@ pub enum Op {
     EndSilence {
         id: i64,
     },
+    /// A person has looked at what the federation's merge flagged on an incident (see
+    /// [`ioc_model::Incident::attention`]); closed incidents too.
+    Review {
+        incident: i64,
+        comment: Option<String>,
+    },
 }
 
 /// What an operation produced.
@@ -173,7 +179,8 @@ impl Op {
             Op::Comment { comment, .. }
             | Op::Resolve { comment, .. }
             | Op::Reopen { comment, .. }
-            | Op::Close { comment, .. } => check_opt("comment", comment, TEXT),
+            | Op::Close { comment, .. }
+            | Op::Review { comment, .. } => check_opt("comment", comment, TEXT),
             Op::Attach {
                 step,
                 name,
@@ -248,7 +255,7 @@ impl Pipeline {
                     comment,
                     now,
                 )?;
-                Ok(self.opened(change, actor, p))
+                Ok(self.opened(change, &actor.name, p))
             }
             Op::AddAlert { incident, alert } => {
                 let a = self
@@ -258,8 +265,10 @@ impl Pipeline {
                     .cloned()
                     .ok_or_else(|| OpError::NotFound(format!("no open alert {alert}")))?;
                 let change = self.ops.incidents.add_alert(incident, &a, actor, now)?;
+                let op = self.alert_added(&a, &actor.name);
+                let out = self.incident_done(change, Some(op), p);
                 self.link(incident, &[alert], &actor.name, p);
-                Ok(self.incident_done(change, p))
+                Ok(out)
             }
             Op::StepDone {
                 incident,
@@ -267,11 +276,20 @@ impl Pipeline {
                 answer,
                 comment,
             } => {
-                let c = self
-                    .ops
-                    .incidents
-                    .step_done(incident, &step, actor, answer, comment, now)?;
-                Ok(self.incident_done(c, p))
+                let c = self.ops.incidents.step_done(
+                    incident,
+                    &step,
+                    actor,
+                    answer.clone(),
+                    comment.clone(),
+                    now,
+                )?;
+                let act = IncidentAct::StepDone {
+                    step,
+                    answer,
+                    comment,
+                };
+                Ok(self.incident_done(c, Some(acted(act, actor)), p))
             }
             Op::Check {
                 incident,
@@ -283,7 +301,8 @@ impl Pipeline {
                     .ops
                     .incidents
                     .check(incident, &step, item, done, actor, now)?;
-                Ok(self.incident_done(c, p))
+                let act = IncidentAct::Check { step, item, done };
+                Ok(self.incident_done(c, Some(acted(act, actor)), p))
             }
             Op::Skip {
                 incident,
@@ -293,12 +312,17 @@ impl Pipeline {
                 let c = self
                     .ops
                     .incidents
-                    .skip(incident, &step, actor, comment, now)?;
-                Ok(self.incident_done(c, p))
+                    .skip(incident, &step, actor, comment.clone(), now)?;
+                let act = IncidentAct::Skip { step, comment };
+                Ok(self.incident_done(c, Some(acted(act, actor)), p))
             }
             Op::Comment { incident, comment } => {
-                let c = self.ops.incidents.comment(incident, actor, comment, now)?;
-                Ok(self.incident_done(c, p))
+                let c = self
+                    .ops
+                    .incidents
+                    .comment(incident, actor, comment.clone(), now)?;
+                let act = IncidentAct::Comment { comment };
+                Ok(self.incident_done(c, Some(acted(act, actor)), p))
             }
             Op::Attach {
                 incident,
@@ -333,11 +357,17 @@ impl Pipeline {
                     info: info.clone(),
                     data,
                 });
-                self.record_incident(c, p);
+                let act = IncidentAct::Attached {
+                    info: Box::new(info.clone()),
+                };
+                self.record_incident(c, Some(acted(act, actor)), p);
                 Ok(OpOutcome::Attachment(Box::new(info)))
             }
             Op::Resolve { incident, comment } => {
-                let c = self.ops.incidents.resolve(incident, actor, comment, now)?;
+                let c = self
+                    .ops
+                    .incidents
+                    .resolve(incident, actor, comment.clone(), now)?;
                 let alerts = c.incident.alerts.clone();
                 for id in alerts {
                     if let Some(ch) =
@@ -348,14 +378,22 @@ impl Pipeline {
                         self.record(ch, ops, p);
                     }
                 }
-                Ok(self.incident_done(c, p))
+                let act = IncidentAct::Resolve { comment };
+                Ok(self.incident_done(c, Some(acted(act, actor)), p))
             }
             Op::Reopen { incident, comment } => {
-                let c = self.ops.incidents.reopen(incident, actor, comment, now)?;
-                Ok(self.incident_done(c, p))
+                let c = self
+                    .ops
+                    .incidents
+                    .reopen(incident, actor, comment.clone(), now)?;
+                let act = IncidentAct::Reopen { comment };
+                Ok(self.incident_done(c, Some(acted(act, actor)), p))
             }
             Op::Close { incident, comment } => {
-                let c = self.ops.incidents.close(incident, actor, comment, now)?;
+                let c = self
+                    .ops
+                    .incidents
+                    .close(incident, actor, comment.clone(), now)?;
                 let alerts = c.incident.alerts.clone();
                 for id in alerts {
                     if let Some(ch) =
@@ -366,7 +404,8 @@ impl Pipeline {
                         self.record(ch, ops, p);
                     }
                 }
-                Ok(self.incident_done(c, p))
+                let act = IncidentAct::Close { comment };
+                Ok(self.incident_done(c, Some(acted(act, actor)), p))
             }
             Op::Issue {
                 unit,
@@ -467,7 +506,87 @@ impl Pipeline {
                 self.lift_silence(s.id, now, p);
                 Ok(OpOutcome::Silence(Box::new(s)))
             }
+            Op::Review { incident, comment } => self.review(incident, actor, comment, now, p),
         }
+    }
+
+    /// Clears what the federation's merge flagged on an incident, with a line on its
+    /// timeline (closed incidents are read from the store: they have left the book).
+    fn review(
+        &mut self,
+        id: i64,
+        actor: &Actor,
+        comment: Option<String>,
+        now: DateTime<Utc>,
+        p: &mut Prepared,
+    ) -> Result<OpOutcome, OpError> {
+        let mut i = match self.ops.incidents.get(id) {
+            Some(i) => i.clone(),
+            None => self
+                .reader
+                .incident(id)
+                .map_err(|e| OpError::Invalid(format!("cannot read incident {id}: {e}")))?
+                .ok_or_else(|| OpError::NotFound(format!("no incident {id}")))?,
+        };
+        if !actor.in_scope(i.unit.as_deref()) {
+            return Err(OpError::OutOfScope(format!(
+                "incident {id} is outside your units"
+            )));
+        }
+        if i.attention.is_none() {
+            return Err(OpError::Conflict(format!(
+                "incident {id} has nothing flagged to review"
+            )));
+        }
+        let comment = crate::operate::text(comment);
+        i.events.clear();
+        i.directives.clear();
+        i.attachments.clear();
+        i.attention = None;
+        i.updated_at = i.updated_at.max(now);
+        let remote = self.ops.incidents.is_remote(id);
+        self.ops.incidents.install(i.clone(), remote);
+        let e = ioc_model::IncidentEvent {
+            at: now,
+            actor: actor.name.clone(),
+            kind: IncidentEventKind::Reviewed,
+            step: None,
+            alert: None,
+            directive: None,
+            comment: comment.clone(),
+            node: None,
+        };
+        let op = IncidentOp::Reviewed {
+            actor: actor.name.clone(),
+            comment,
+        };
+        Ok(self.incident_done(
+            IncidentChange {
+                incident: i,
+                events: vec![e],
+            },
+            Some(op),
+            p,
+        ))
+    }
+
+    /// The operation of an alert joining an incident.
+    fn alert_added(&self, a: &ioc_model::Alert, actor: &str) -> IncidentOp {
+        let mut snapshot = a.clone();
+        snapshot.events.clear();
+        IncidentOp::AlertAdded {
+            alert: self.gid_of(a.id),
+            snapshot: Box::new(snapshot),
+            actor: actor.to_string(),
+        }
+    }
+
+    /// The federation id of an incident of the book.
+    pub(super) fn incident_gid_of(&self, id: i64) -> Gid {
+        self.incident_gids
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| Gid::new(&self.node, id))
     }
 
     /// The operation of a silence starting or ending to hold an alert back.
@@ -516,11 +635,17 @@ impl Pipeline {
     }
 
     /// Records a new incident and puts its alerts in it.
-    fn opened(&mut self, change: IncidentChange, actor: &Actor, p: &mut Prepared) -> OpOutcome {
+    fn opened(&mut self, change: IncidentChange, actor: &str, p: &mut Prepared) -> OpOutcome {
         let id = change.incident.id;
         let alerts = change.incident.alerts.clone();
-        let outcome = self.incident_done(change, p);
-        self.link(id, &alerts, &actor.name, p);
+        let mut opened = change.incident.clone();
+        opened.events = change.events.clone();
+        let op = IncidentOp::Opened {
+            alerts: alerts.iter().map(|a| self.gid_of(*a)).collect(),
+            incident: Box::new(opened),
+        };
+        let outcome = self.incident_done(change, Some(op), p);
+        self.link(id, &alerts, actor, p);
         outcome
     }
 
@@ -530,7 +655,7 @@ impl Pipeline {
             self.ops.correlator.forget(a);
             if let Ok(ch) = self.alerts.link_incident(a, incident, actor, now) {
                 let op = AlertOp::Incident {
-                    incident: Gid::new(&self.node, incident),
+                    incident: self.incident_gid_of(incident),
                     actor: actor.to_string(),
                 };
                 self.record(ch, vec![op], p);
@@ -538,14 +663,50 @@ impl Pipeline {
         }
     }
 
-    fn incident_done(&mut self, change: IncidentChange, p: &mut Prepared) -> OpOutcome {
+    fn incident_done(
+        &mut self,
+        change: IncidentChange,
+        op: Option<IncidentOp>,
+        p: &mut Prepared,
+    ) -> OpOutcome {
         let i = change.incident.clone();
-        self.record_incident(change, p);
+        self.record_incident(change, op, p);
         OpOutcome::Incident(Box::new(i))
     }
 
-    fn record_incident(&mut self, change: IncidentChange, p: &mut Prepared) {
+    /// Writes and publishes a change of an incident made here, and logs the operation that
+    /// made it for the federation (`None`: a change every node makes itself, as a
+    /// directive's line on the timeline).
+    fn record_incident(
+        &mut self,
+        mut change: IncidentChange,
+        op: Option<IncidentOp>,
+        p: &mut Prepared,
+    ) {
         let id = change.incident.id;
+        for e in &mut change.events {
+            e.node = Some(self.node.to_string());
+        }
+        if let Some(op) = op {
+            let r = crate::sync::OpRecord {
+                origin: self.node.to_string(),
+                seq: 0,
+                hlc: self.hlc.now(),
+                change: crate::sync::Change::Incident {
+                    incident: self.incident_gid_of(id),
+                    op,
+                    // The time the book applied the change at, so every node dates it alike.
+                    at: Some(
+                        change
+                            .events
+                            .first()
+                            .map_or(change.incident.updated_at, |e| e.at),
+                    ),
+                },
+            };
+            self.uncommitted.push_back((p.batch, r.clone()));
+            p.write.oplog.push(r);
+        }
         for e in &change.events {
             p.write.audit.push(AuditEntry {
                 at: to_ms(e.at),
@@ -653,7 +814,7 @@ impl Pipeline {
                 .incidents
                 .directive_event(incident, d.id, kind, &r.actor, comment, r.at)
             {
-                self.record_incident(c, p);
+                self.record_incident(c, None, p);
             }
         }
         p.write.directives.push(change.directive.clone());
@@ -741,7 +902,8 @@ impl Pipeline {
                 .incidents
                 .add_alert(incident, &a, &Actor::system(), now)
             {
-                self.record_incident(c, p);
+                let op = self.alert_added(&a, SYSTEM);
+                self.record_incident(c, Some(op), p);
                 self.link(incident, &[a.id], SYSTEM, p);
             }
             return;
@@ -808,7 +970,7 @@ impl Pipeline {
                     a.category,
                     a.unit_name
                 );
-                self.opened(change, &Actor::system(), p);
+                self.opened(change, SYSTEM, p);
             }
             Err(e) => tracing::warn!("could not open an incident for alert {}: {e}", a.id),
         }
@@ -818,7 +980,7 @@ impl Pipeline {
     /// windows that start and silences that end.
     pub(super) fn tick_operations(&mut self, now: DateTime<Utc>, p: &mut Prepared) {
         for c in self.ops.incidents.due(now) {
-            self.record_incident(c, p);
+            self.record_incident(c, Some(IncidentOp::Overdue), p);
         }
         for c in self.ops.directives.due(now) {
             self.record_directive(c, DirectiveOp::Overdue, p);
@@ -833,6 +995,14 @@ impl Pipeline {
             // Over: the clients drop it (nothing to store, it ended when it said it would).
             p.publish.silences.push(s);
         }
+    }
+}
+
+/// The operation of a person's act on an incident.
+fn acted(act: IncidentAct, actor: &Actor) -> IncidentOp {
+    IncidentOp::Acted {
+        act,
+        actor: actor.name.clone(),
     }
 }
 

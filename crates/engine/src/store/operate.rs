@@ -85,10 +85,21 @@ pub(super) fn write(tx: &Transaction<'_>, b: &super::WriteBatch) -> rusqlite::Re
             json(&stored),
         ])?;
     }
+    // A timeline the federation's fold made again replaces the one stored, but for the
+    // lines its directives put there (every node makes those itself; never rewritten).
+    for id in &b.incident_timelines {
+        tx.prepare_cached(
+            "DELETE FROM incident_events WHERE incident = ?1
+               AND kind NOT IN ('directive_issued', 'directive_acknowledged', 'directive_report',
+                                'directive_done', 'directive_cancelled', 'directive_overdue')",
+        )?
+        .execute([id])?;
+    }
     for (incident, e) in &b.incident_events {
         tx.prepare_cached(
-            "INSERT INTO incident_events (incident, at, actor, kind, step, alert, directive, comment)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO incident_events (incident, at, actor, kind, step, alert, directive, comment,
+                                          node)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?
         .execute(params![
             incident,
@@ -99,7 +110,12 @@ pub(super) fn write(tx: &Transaction<'_>, b: &super::WriteBatch) -> rusqlite::Re
             e.alert,
             e.directive,
             e.comment,
+            e.node,
         ])?;
+    }
+    for (id, gid) in &b.incident_gids {
+        tx.prepare_cached("UPDATE incidents SET gid = ?2 WHERE id = ?1")?
+            .execute(params![id, gid])?;
     }
     for d in &b.directives {
         tx.prepare_cached(
@@ -200,7 +216,11 @@ pub(super) fn load(c: &Connection, now_ms: i64) -> rusqlite::Result<LoadedOperat
         sops: latest_sops(c)?,
         ..Default::default()
     };
-    let mut stmt = c.prepare("SELECT doc FROM incidents WHERE state != 'closed' ORDER BY id")?;
+    // Closed ones too while something on them needs a person (they stay in view).
+    let mut stmt = c.prepare(
+        "SELECT doc FROM incidents
+         WHERE state != 'closed' OR json_extract(doc, '$.attention') IS NOT NULL ORDER BY id",
+    )?;
     ops.incidents = stmt
         .query_map([], |r| doc(&r.get::<_, String>(0)?))?
         .collect::<Result<_, _>>()?;
@@ -250,8 +270,8 @@ impl super::Reader {
             };
             let mut i: Incident = doc(&text)?;
             let mut stmt = c.prepare(
-                "SELECT at, actor, kind, step, alert, directive, comment
-                 FROM incident_events WHERE incident = ?1 ORDER BY id",
+                "SELECT at, actor, kind, step, alert, directive, comment, node
+                 FROM incident_events WHERE incident = ?1 ORDER BY at, id",
             )?;
             i.events = stmt
                 .query_map([id], |r| {
@@ -264,6 +284,7 @@ impl super::Reader {
                         alert: r.get(4)?,
                         directive: r.get(5)?,
                         comment: r.get(6)?,
+                        node: r.get(7)?,
                     })
                 })?
                 .collect::<Result<_, _>>()?;

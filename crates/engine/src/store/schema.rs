@@ -378,6 +378,14 @@ ALTER TABLE silences ADD COLUMN gid TEXT;
 CREATE UNIQUE INDEX silences_by_gid ON silences (gid) WHERE gid IS NOT NULL;
 "#;
 
+/// Federation: an incident opened on another node, kept here under a local id; the node each
+/// entry of a timeline happened on.
+const V12: &str = r#"
+ALTER TABLE incidents ADD COLUMN gid TEXT;
+CREATE UNIQUE INDEX incidents_by_gid ON incidents (gid) WHERE gid IS NOT NULL;
+ALTER TABLE incident_events ADD COLUMN node TEXT;
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
@@ -391,6 +399,7 @@ fn migrations() -> Migrations<'static> {
         M::up(V9),
         M::up(V10),
         M::up(V11),
+        M::up(V12),
     ])
 }
 

@@ -18,6 +18,8 @@ pub struct SyncState {
     pub directive_gids: Vec<(i64, Gid)>,
     /// Silences made on other nodes: local id → federation id.
     pub silence_gids: Vec<(i64, Gid)>,
+    /// Incidents opened on other nodes: local id → federation id.
+    pub incident_gids: Vec<(i64, Gid)>,
     /// Per origin, the highest sequence held (everything up to it is held).
     pub vector: HashMap<String, u64>,
     /// Devices registered by other nodes (their source is `node:…`).
@@ -381,6 +383,13 @@ impl super::Reader {
                     st.silence_gids.push((id, g));
                 }
             }
+            let mut stmt = c.prepare("SELECT id, gid FROM incidents WHERE gid IS NOT NULL")?;
+            for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+                let (id, gid) = row?;
+                if let Some(g) = Gid::parse(&gid) {
+                    st.incident_gids.push((id, g));
+                }
+            }
             st.vector = vector_of(c)?;
             let mut stmt = c.prepare("SELECT id FROM entities WHERE source LIKE 'node:%'")?;
             for row in stmt.query_map([], |r| r.get::<_, i64>(0))? {
@@ -417,6 +426,27 @@ impl super::Reader {
                     .optional()?
             } else {
                 c.prepare_cached("SELECT unit FROM directives WHERE gid = ?1")?
+                    .query_row([gid.to_string()], |r| r.get(0))
+                    .optional()?
+            };
+            Ok(r)
+        })
+    }
+
+    /// The unit of an incident by its federation id (`Some(None)`: it has none); `None`
+    /// when there is no such incident here.
+    pub fn incident_unit(
+        &self,
+        gid: &Gid,
+        here: &str,
+    ) -> Result<Option<Option<String>>, StoreError> {
+        self.with(|c| {
+            let r = if gid.node == here {
+                c.prepare_cached("SELECT unit FROM incidents WHERE id = ?1 AND gid IS NULL")?
+                    .query_row([gid.id], |r| r.get(0))
+                    .optional()?
+            } else {
+                c.prepare_cached("SELECT unit FROM incidents WHERE gid = ?1")?
                     .query_row([gid.to_string()], |r| r.get(0))
                     .optional()?
             };

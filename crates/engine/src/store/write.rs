@@ -177,6 +177,11 @@ pub struct WriteBatch {
     /// Alerts whose whole timeline is written again (folded after another node's operation
     /// arrived): their stored events are replaced by the ones in `alert_events`.
     pub alert_timelines: Vec<i64>,
+    /// Incidents of other nodes (after their rows are written): local id, federation id.
+    pub incident_gids: Vec<(i64, String)>,
+    /// Incidents whose whole timeline is written again (folded after another node's
+    /// operation arrived): their stored events are replaced by the ones in `incident_events`.
+    pub incident_timelines: Vec<i64>,
 }
 
 impl WriteBatch {

@@ -11,6 +11,9 @@ use crate::alerts::{subject, AlertBook};
 use ioc_model::{Alert, AlertEvent, AlertEventKind};
 use std::collections::BTreeMap;
 
+mod incident;
+pub use incident::fold_incident;
+
 /// The alert its operations make, with its whole timeline in `events`; `None` while the
 /// operation that opened it has not arrived. `local_id`: its id on this node; `local`: the
 /// id on this node of an incident it refers to, `local_silence` of a silence (`None`: not

@@ -1,5 +1,5 @@
 //! Federation: one province, many consoles. Every change that matters to more than one node
-//! (today: what happens to an alert) is an operation in a persisted log, written in the same
+//! (what happens to alerts, incidents, directives and silences) is an operation in a persisted log, written in the same
 //! transaction as the change, with its origin node, a sequence per origin and a hybrid
 //! logical clock time ([`hlc`]). Nodes exchange the operations the other has not seen, and
 //! the state of a shared thing is a fold of its operations in one order every node agrees on
@@ -19,4 +19,4 @@ pub use config::{NodeConfig, UpstreamConfig};
 /// node's, evaluated by its own rules.
 pub const NODE_SOURCE: &str = "node:";
 pub use hlc::{Hlc, HlcClock};
-pub use op::{AlertOp, Change, DirectiveOp, Gid, OpRecord, SilenceOp};
+pub use op::{AlertOp, Change, DirectiveOp, Gid, IncidentAct, IncidentOp, OpRecord, SilenceOp};

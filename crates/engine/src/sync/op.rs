@@ -4,7 +4,7 @@ use super::Hlc;
 use crate::alerts::AlertAction;
 use crate::ingest::ExternalAlert;
 use crate::operate::directives::DirectiveAction;
-use ioc_model::{Alert, Directive, Silence};
+use ioc_model::{Alert, AttachmentInfo, Directive, Incident, Silence};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -84,6 +84,13 @@ pub enum Change {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         at: Option<chrono::DateTime<chrono::Utc>>,
     },
+    Incident {
+        incident: Gid,
+        op: IncidentOp,
+        /// When it happened (absent: the hybrid time's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    },
 }
 
 impl Change {
@@ -93,7 +100,103 @@ impl Change {
             Change::Alert { alert, .. } => format!("alert:{alert}"),
             Change::Directive { directive, .. } => format!("directive:{directive}"),
             Change::Silence { silence, .. } => format!("silence:{silence}"),
+            Change::Incident { incident, .. } => format!("incident:{incident}"),
         }
+    }
+}
+
+/// What happened to an incident, replayed by the fold through the incident book. Its
+/// directives' changes are not among them: every node puts those on the timeline itself,
+/// from the directives' own operations.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum IncidentOp {
+    /// Opened, at its origin: the incident as opened with its opening events, and the
+    /// federation ids of its alerts (in the order of `incident.alerts`).
+    Opened {
+        incident: Box<Incident>,
+        alerts: Vec<Gid>,
+    },
+    /// An alert joined it (the alert as it was then, for its severity and its line on the
+    /// timeline).
+    AlertAdded {
+        alert: Gid,
+        snapshot: Box<Alert>,
+        actor: String,
+    },
+    /// Its late steps were flagged overdue (its origin's timer).
+    Overdue,
+    /// A person worked it, on some node.
+    Acted { act: IncidentAct, actor: String },
+    /// A person looked at what the merge flagged, on some node.
+    Reviewed {
+        actor: String,
+        comment: Option<String>,
+    },
+}
+
+/// What a person did to an incident (the operations of [`crate::pipeline::Op`] that change
+/// one, as made).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "act", rename_all = "snake_case")]
+pub enum IncidentAct {
+    StepDone {
+        step: String,
+        answer: Option<String>,
+        comment: Option<String>,
+    },
+    Check {
+        step: String,
+        item: usize,
+        done: bool,
+    },
+    Skip {
+        step: String,
+        comment: Option<String>,
+    },
+    Comment {
+        comment: Option<String>,
+    },
+    /// A file was attached; its bytes stay on the node it was attached on.
+    Attached {
+        info: Box<AttachmentInfo>,
+    },
+    Resolve {
+        comment: Option<String>,
+    },
+    Reopen {
+        comment: Option<String>,
+    },
+    Close {
+        comment: Option<String>,
+    },
+}
+
+impl IncidentAct {
+    /// Its name, as the timeline says it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            IncidentAct::StepDone { .. } => "step_done",
+            IncidentAct::Check { .. } => "check",
+            IncidentAct::Skip { .. } => "skip",
+            IncidentAct::Comment { .. } => "comment",
+            IncidentAct::Attached { .. } => "attachment",
+            IncidentAct::Resolve { .. } => "resolve",
+            IncidentAct::Reopen { .. } => "reopen",
+            IncidentAct::Close { .. } => "close",
+        }
+    }
+
+    /// Work on the incident's steps (what the "needs a person" flag is about when it could
+    /// not be taken in).
+    pub fn is_work(&self) -> bool {
+        matches!(
+            self,
+            IncidentAct::StepDone { .. }
+                | IncidentAct::Check { .. }
+                | IncidentAct::Skip { .. }
+                | IncidentAct::Attached { .. }
+        )
     }
 }
 

@@ -3,7 +3,7 @@
 //! as people: an alert belongs to its unit.
 
 use super::wire::{PullReply, PullRequest};
-use super::{AlertOp, Change, DirectiveOp, Gid, OpRecord, SilenceOp};
+use super::{AlertOp, Change, DirectiveOp, Gid, IncidentOp, OpRecord, SilenceOp};
 use crate::scope::Scope;
 use crate::store::{Reader, StoreError};
 use std::collections::HashMap;
@@ -16,6 +16,7 @@ pub struct Units<'a> {
     known: HashMap<Gid, Option<Option<String>>>,
     directives: HashMap<Gid, Option<String>>,
     silences: HashMap<Gid, Option<Option<String>>>,
+    incidents: HashMap<Gid, Option<Option<String>>>,
 }
 
 impl<'a> Units<'a> {
@@ -26,6 +27,7 @@ impl<'a> Units<'a> {
             known: HashMap::new(),
             directives: HashMap::new(),
             silences: HashMap::new(),
+            incidents: HashMap::new(),
         }
     }
 
@@ -59,6 +61,19 @@ impl<'a> Units<'a> {
                         }
                     }
                 }
+                Change::Incident {
+                    incident, op: i, ..
+                } => {
+                    if let IncidentOp::Opened {
+                        incident: opened, ..
+                    } = i
+                    {
+                        if op.origin == incident.node {
+                            self.incidents
+                                .insert(incident.clone(), Some(opened.unit.clone()));
+                        }
+                    }
+                }
             }
         }
     }
@@ -69,6 +84,28 @@ impl<'a> Units<'a> {
     pub fn of(&mut self, op: &OpRecord) -> Result<Option<Option<String>>, StoreError> {
         let (alert, a) = match &op.change {
             Change::Alert { alert, op: a, .. } => (alert, a),
+            Change::Incident {
+                incident, op: i, ..
+            } => {
+                // An incident is its unit's: only its own node opens it and flags it late;
+                // people anywhere work it.
+                let own_only = matches!(i, IncidentOp::Opened { .. } | IncidentOp::Overdue);
+                if op.origin != incident.node && own_only {
+                    return Ok(None);
+                }
+                if let IncidentOp::Opened {
+                    incident: opened, ..
+                } = i
+                {
+                    return Ok(Some(opened.unit.clone()));
+                }
+                if let Some(u) = self.incidents.get(incident) {
+                    return Ok(u.clone());
+                }
+                let u = self.reader.incident_unit(incident, self.here)?;
+                self.incidents.insert(incident.clone(), u.clone());
+                return Ok(u);
+            }
             Change::Silence { silence, op: s, .. } => {
                 // A silence is its unit's (or the province's, when it names none): only its
                 // own node makes it; anyone may end it early.
