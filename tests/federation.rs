@@ -172,3 +172,253 @@ async fn e2e_federation_link_banner() {
     oc.stop();
     ioc.stop();
 }
+
+/// JSON from an IOC Console's API, as `token`'s holder (an empty token: none).
+async fn call(
+    base: &Server,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let c = reqwest::Client::new();
+    let mut r = match method {
+        "POST" => c.post(base.url(path)),
+        _ => c.get(base.url(path)),
+    };
+    if !token.is_empty() {
+        r = r.bearer_auth(token);
+    }
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// A commune OC (the demo's stations, its node account the whole province) opens an incident
+/// that goes up; cut off, the province resolves and closes it while the commune comments on
+/// it. Back together, the commune's console keeps the closed incident in its list, marked
+/// "Cần xem xét", with the comment that could not be applied; its supervisor marks it
+/// reviewed by keyboard (`v`, a note, Enter) and the flag goes at the province too.
+#[tokio::test(flavor = "multi_thread")]
+async fn e2e_federation_incident_flagged_and_reviewed() {
+    use fantoccini::key::Key;
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (ioc_data, oc_data) = (dir.path().join("ioc"), dir.path().join("oc"));
+    let ioc_config = config(dir.path(), "ioc-nghe-an", "");
+    let out = std::process::Command::new(bin("ioc"))
+        .args(["node", "add", "oc-demo", "--units", "", "--data"])
+        .arg(&ioc_data)
+        .arg("--config")
+        .arg(&ioc_config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token_file = dir.path().join("upstream.token");
+    std::fs::write(&token_file, &out.stdout).unwrap();
+    add_user(&ioc_data, "quan-tri", "admin", PASSWORD);
+    let ioc = Server::start("incident-flag-ioc", &ioc_data, &ioc_config, 0);
+    let proxy = Proxy::to(ioc.addr).await;
+    // The OC: the fast demo, linked.
+    let oc_config = dir.path().join("oc.toml");
+    std::fs::write(
+        &oc_config,
+        format!(
+            "[node]\nname = \"oc-demo\"\n\n[upstream]\nurl = \"http://{}\"\ntoken_file = \"{}\"\n{}",
+            proxy.addr,
+            token_file.display(),
+            std::fs::read_to_string(fast_config(dir.path())).unwrap()
+        ),
+    )
+    .unwrap();
+    let oc = Server::start("incident-flag-oc", &oc_data, &oc_config, 0);
+    let (s, login) = call(
+        &ioc,
+        "",
+        "POST",
+        "/api/login",
+        Some(json!({"username": "quan-tri", "password": PASSWORD, "token": true})),
+    )
+    .await;
+    assert_eq!(s, 200, "{login}");
+    let admin = login["token"].as_str().unwrap().to_string();
+
+    // An alert of the commune's with an SOP; an incident on it, up at the province.
+    let alert = wait_for("an open alert at the OC", T, || async {
+        let (_, v) = call(&oc, "", "GET", "/api/alerts?state=new", None).await;
+        v.as_array().and_then(|a| {
+            a.iter()
+                .find(|a| {
+                    ["flood", "air_quality", "camera"]
+                        .contains(&a["category"].as_str().unwrap_or_default())
+                })
+                .and_then(|a| a["id"].as_i64())
+        })
+    })
+    .await;
+    let (s, incident) = call(
+        &oc,
+        "",
+        "POST",
+        "/api/incidents",
+        Some(json!({"alerts": [alert], "title": "Sự cố diễn tập liên thông"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{incident}");
+    let oc_id = incident["id"].as_i64().unwrap();
+    let ioc_id = wait_for("the incident at the IOC", T, || async {
+        let (_, v) = call(&ioc, &admin, "GET", "/api/incidents", None).await;
+        v.as_array().and_then(|a| {
+            a.iter()
+                .find(|i| i["title"] == "Sự cố diễn tập liên thông")
+                .and_then(|i| i["id"].as_i64())
+        })
+    })
+    .await;
+
+    // Apart: the province finishes it, the commune goes on.
+    proxy.cut();
+    wait_for("the OC offline", Duration::from_secs(10), || async {
+        let h = get_json(&oc.url("/api/health")).await;
+        (h["upstream"]["state"] == "offline").then_some(())
+    })
+    .await;
+    for (action, comment) in [
+        ("resolve", Some("Đã xác minh bằng camera")),
+        ("close", None),
+    ] {
+        let (s, v) = call(
+            &ioc,
+            &admin,
+            "POST",
+            &format!("/api/incidents/{ioc_id}/{action}"),
+            Some(json!({ "comment": comment })),
+        )
+        .await;
+        assert_eq!(s, 200, "{action}: {v}");
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (s, v) = call(
+        &oc,
+        "",
+        "POST",
+        &format!("/api/incidents/{oc_id}/comment"),
+        Some(json!({"comment": "Xã đã cử người tới hiện trường"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    proxy.restore();
+    let flag = wait_for("the incident flagged at the OC", T, || async {
+        let (_, i) = call(&oc, "", "GET", &format!("/api/incidents/{oc_id}"), None).await;
+        (i["state"] == "closed")
+            .then(|| i["attention"].as_str().map(str::to_string))
+            .flatten()
+    })
+    .await;
+    assert!(flag.contains("oc-demo"), "{flag}");
+
+    // The commune's console: the closed incident is still in the list, marked.
+    let driver = WebDriver::chromedriver().await;
+    let c = driver.chrome_session().await;
+    c.goto(&oc.url("/")).await.unwrap();
+    wait_for("the console", T, || async {
+        c.find(Locator::Css(".topbar .title")).await.ok()
+    })
+    .await;
+    c.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys("5")
+        .await
+        .unwrap();
+    let row = wait_for("the flagged incident in the list", T, || async {
+        c.find(Locator::Css(&format!(
+            "li.incident-row[data-id=\"{oc_id}\"] .attention-badge"
+        )))
+        .await
+        .ok()
+    })
+    .await;
+    assert!(row.text().await.unwrap().contains("Cần xem xét"));
+    c.find(Locator::Css(&format!(
+        "li.incident-row[data-id=\"{oc_id}\"]"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    let why = wait_for("what needs a person, on the incident", T, || async {
+        c.find(Locator::Id("incident-attention")).await.ok()
+    })
+    .await;
+    let text = why.text().await.unwrap();
+    assert!(
+        text.contains("Cần người xem xét") && text.contains("@ oc-demo"),
+        "{text}"
+    );
+    wait_for(
+        "the late comment on the timeline, not applied",
+        T,
+        || async {
+            let t = js(
+                &c,
+                "return document.getElementById('incident-timeline').textContent",
+            )
+            .await;
+            t.as_str()
+                .is_some_and(|t| t.contains("Không áp dụng") && t.contains("@oc-demo"))
+                .then_some(())
+        },
+    )
+    .await;
+    screenshot(&c, "federation-incident-attention").await;
+    // Reviewed, by keyboard.
+    c.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys("v")
+        .await
+        .unwrap();
+    let input = wait_for("the review prompt", T, || async {
+        c.find(Locator::Id("inc-ask-input")).await.ok()
+    })
+    .await;
+    input
+        .send_keys("Đã gọi xã, ghi vào biên bản")
+        .await
+        .unwrap();
+    input.send_keys(&Key::Enter.to_string()).await.unwrap();
+    wait_for("the flag gone from the OC's console", T, || async {
+        c.find(Locator::Id("incident-attention"))
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    wait_for("the flag gone at the IOC too", T, || async {
+        let (_, i) = call(
+            &ioc,
+            &admin,
+            "GET",
+            &format!("/api/incidents/{ioc_id}"),
+            None,
+        )
+        .await;
+        let last = i["events"].as_array()?.last()?.clone();
+        (i["attention"].is_null() && last["kind"] == "reviewed").then_some(())
+    })
+    .await;
+    screenshot(&c, "federation-incident-reviewed").await;
+    c.close().await.unwrap();
+    oc.stop();
+    ioc.stop();
+}

@@ -221,10 +221,10 @@ fn apply(live: Live, msg: ServerMsg) {
             if !incidents.is_empty() {
                 live.incidents.update(|m| {
                     for i in incidents {
-                        if i.state == ioc_model::IncidentState::Closed {
-                            m.remove(&i.id);
-                        } else {
+                        if i.in_view() {
                             m.insert(i.id, i);
+                        } else {
+                            m.remove(&i.id);
                         }
                     }
                 });

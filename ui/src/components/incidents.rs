@@ -5,7 +5,8 @@
 //! Keyboard: in the list `j`/`k` choose and `Enter` goes into the steps; in the steps
 //! `j`/`k` move, `t` ticks the next checklist item, `d` (or `Enter`) finishes the step
 //! (asking its answer and comment), `s` skips it, `u` attaches a file; anywhere `c`
-//! comments, `n` issues a directive, `r` resolves, `o` reopens, `x` closes, `Esc` goes back.
+//! comments, `n` issues a directive, `r` resolves, `o` reopens, `x` closes, `v` marks what the
+//! federation's merge flagged as reviewed, `Esc` goes back.
 
 use super::app::{Now, Ops};
 use crate::client;
@@ -33,6 +34,7 @@ pub enum Ask {
     Resolve,
     Reopen,
     Close,
+    Review,
     StepDone,
     Skip,
     Directive,
@@ -329,7 +331,11 @@ pub fn on_key(key: &str, ops: Ops, live: Live, sel: Selection, work: IncidentWor
             work.ask.set(Some(Ask::Close));
             true
         }
-        "r" | "o" | "x" if inc.is_some() => {
+        "v" if inc.as_ref().is_some_and(|i| i.attention.is_some()) => {
+            work.ask.set(Some(Ask::Review));
+            true
+        }
+        "r" | "o" | "x" | "v" if inc.is_some() => {
             ops.toast(ops.i18n().tr("action-not-now"), true);
             true
         }
@@ -490,6 +496,7 @@ pub fn IncidentsView() -> impl IntoView {
             Ask::Resolve => ops.incident_action(id, None, "resolve", body, "action-resolve"),
             Ask::Reopen => ops.incident_action(id, None, "reopen", body, "incident-reopened"),
             Ask::Close => ops.incident_action(id, None, "close", body, "action-close"),
+            Ask::Review => ops.incident_action(id, None, "review", body, "incident-reviewed"),
             Ask::Skip => ops.incident_action(id, Some(step), "skip", body, "incident-skipped"),
             Ask::StepDone => {
                 let a = answer.get_untracked();
@@ -596,7 +603,7 @@ pub fn IncidentsView() -> impl IntoView {
                     </Show>
                     <For
                         each=move || list.get()
-                        key=|i| (i.id, i.updated_at, i.state.as_str())
+                        key=|i| (i.id, i.updated_at, i.state.as_str(), i.attention.is_some())
                         children=move |i| {
                             let id = i.id;
                             let sev = i.severity.as_str();
@@ -621,6 +628,9 @@ pub fn IncidentsView() -> impl IntoView {
                                         <Show when=move || { late() > 0 }>
                                             <span class="late">{move || i18n.tr_n("incident-late-steps", "count", late())}</span>
                                         </Show>
+                                        {i.attention.is_some().then(|| view! {
+                                            <span class="attention-badge">{move || i18n.tr("incident-attention-badge")}</span>
+                                        })}
                                     </div>
                                 </li>
                             }
@@ -667,6 +677,16 @@ pub fn IncidentsView() -> impl IntoView {
                                 <dt>{move || i18n.tr("incident-sop")}</dt><dd>{sop}</dd>
                                 <dt>{move || i18n.tr("incident-opened-at")}</dt><dd>{format::date_time(i.opened_at, &tz(), lang)}" · "{i.opened_by.clone()}</dd>
                             </dl>
+                            {i.attention.clone().map(|why| view! {
+                                <div class="attention-box" id="incident-attention" role="alert">
+                                    <strong>{move || i18n.tr("incident-attention")}</strong>
+                                    <span class="muted">{move || i18n.tr("incident-attention-why")}</span>
+                                    <span class="why">{why}</span>
+                                    <Show when=may_close>
+                                        <button class="btn small" id="inc-review" on:click=move |_| work.ask.set(Some(Ask::Review))>{move || i18n.tr("do-review")}" "<kbd>"v"</kbd></button>
+                                    </Show>
+                                </div>
+                            })}
                             <div class="actions">
                                 <Show when=move || state != IncidentState::Closed>
                                     <button class="btn small" on:click=move |_| work.ask.set(Some(Ask::Comment))>{move || i18n.tr("do-comment")}" "<kbd>"c"</kbd></button>
@@ -691,6 +711,7 @@ pub fn IncidentsView() -> impl IntoView {
                                             Some(Ask::Resolve) => "ask-resolve-incident",
                                             Some(Ask::Reopen) => "ask-reopen",
                                             Some(Ask::Close) => "ask-close-incident",
+                                            Some(Ask::Review) => "ask-review",
                                             Some(Ask::Skip) => "ask-skip",
                                             _ => "ask-comment",
                                         })}
@@ -739,7 +760,9 @@ pub fn IncidentsView() -> impl IntoView {
                                     let status = s.status;
                                     let cursor = { let sid = sid.clone(); move || work.step.get().as_deref() == Some(sid.as_str()) };
                                     let due = s.due_at;
-                                    let late = move || { now.0.track(); status == StepStatus::Ready && due.is_some_and(|d| d <= format::now()) };
+                                    // Only an open incident's steps are being worked (and can be late).
+                                    let working = state == IncidentState::Open;
+                                    let late = move || { now.0.track(); working && status == StepStatus::Ready && due.is_some_and(|d| d <= format::now()) };
                                     let was_late = s.overdue;
                                     let asking = { let c = cursor.clone(); move || c() && work.ask.get() == Some(Ask::StepDone) };
                                     let answers = s.answers.clone();
@@ -761,7 +784,7 @@ pub fn IncidentsView() -> impl IntoView {
                                                 <span class="step-title">{s.title.clone()}</span>
                                                 <span class="role">{move || i18n.tr(&format!("role-{}", role.as_str()))}</span>
                                                 <span class="step-state">{move || i18n.tr(&format!("step-{}", status.as_str()))}</span>
-                                                {due.filter(|_| status == StepStatus::Ready).map(|d| view! {
+                                                {due.filter(|_| working && status == StepStatus::Ready).map(|d| view! {
                                                     <span class="due">{move || due_text(i18n, d, now.0.get())}</span>
                                                 })}
                                             </div>
@@ -769,7 +792,7 @@ pub fn IncidentsView() -> impl IntoView {
                                                 let items = s.checklist.iter().enumerate().map(|(k, c)| {
                                                     let sid = sid.clone();
                                                     let done = c.done;
-                                                    let ready = status == StepStatus::Ready;
+                                                    let ready = working && status == StepStatus::Ready;
                                                     view! {
                                                         <li class:done=done>
                                                             <label>
@@ -864,11 +887,15 @@ pub fn IncidentsView() -> impl IntoView {
                                     let what = format!("ievent-{}", ev.kind.as_str());
                                     let when = format::date_time(ev.at, &tz(), lang);
                                     let subject = ev.step.clone().or_else(|| ev.alert.map(|a| format!("#{a}"))).unwrap_or_default();
-                                    let overdue = matches!(ev.kind, IncidentEventKind::StepOverdue | IncidentEventKind::DirectiveOverdue);
+                                    let overdue = matches!(ev.kind, IncidentEventKind::StepOverdue | IncidentEventKind::DirectiveOverdue | IncidentEventKind::NotApplied);
                                     view! {
                                         <li class="event" class:late=overdue>
                                             <span class="when">{when}</span>
-                                            <span class="who">{ev.actor.clone()}</span>
+                                            // Who, and on which console.
+                                            <span class="who">{match &ev.node {
+                                                Some(n) => format!("{}@{n}", ev.actor),
+                                                None => ev.actor.clone(),
+                                            }}</span>
                                             <span class="what">{move || i18n.tr_or(&what, &what)}" "<span class="muted">{subject.clone()}</span></span>
                                             {ev.comment.clone().map(|c| view! { <span class="comment">{c}</span> })}
                                         </li>
