@@ -41,4 +41,7 @@ pub struct SopInfo {
     /// Versions there are (newest last).
     #[serde(default)]
     pub versions: Vec<u32>,
+    /// Kept from the provincial IOC: read-only here (changed at the IOC).
+    #[serde(default)]
+    pub province: bool,
 }

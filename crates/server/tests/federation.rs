@@ -1049,3 +1049,117 @@ async fn an_incident_closed_at_the_ioc_while_the_oc_worked_it_is_flagged() {
     assert_eq!(last.node.as_deref(), Some("oc-nam-dan"));
     oc.shutdown().await;
 }
+
+/// The SOP templates and KPI definitions the province's people make on the IOC reach the
+/// commune's OC, read-only there, and an incident there can be worked by the province's
+/// template; a change at the IOC comes down as a new version, a removal removes it; the
+/// seeded ones stay each node's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provinces_sops_and_kpis_reach_the_oc() {
+    use ioc_engine::operate::Actor;
+    use ioc_engine::pipeline::{Op, OpOutcome};
+    use ioc_model::Role;
+
+    const SOP: &str = "name = \"ngap-do-thi\"\ntitle = \"Ngập úng đô thị\"\ncategories = []\n\n[[step]]\nid = \"verify\"\ntitle = \"Xác minh điểm ngập bằng camera\"\n\n[[step]]\nid = \"divert\"\ntitle = \"Phân luồng giao thông\"\n";
+    const KPI: &str = "id = \"gauges-ok\"\nname = \"Trạm thủy văn dưới báo động III\"\ndomain = \"water\"\nperiod = \"day\"\nuom = \"%\"\ntarget = 100.0\nbetter = \"higher\"\ngreen = 95.0\namber = 80.0\n[of]\nsource = \"observations\"\nmetric = \"water_level\"\neach = \"max\"\nmeasure = \"share\"\nwhere = \"value < 5.0\"\n";
+    let (ioc, oc, _proxy, _ioc_dir, _oc_dir) = province().await;
+    within(10, "the OC connects", || {
+        oc.health()
+            .upstream
+            .is_some_and(|u| u.state == LinkState::Connected)
+    })
+    .await;
+    let block = |f: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>>| {
+        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+    };
+    let sop_at = |e: &Engine, name: &str| {
+        let all: Vec<ioc_model::SopInfo> = block(Box::pin(e.sops())).unwrap();
+        all.into_iter().find(|s| s.name == name)
+    };
+    let kpi_at = |e: &Engine, id: &str| {
+        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(e.kpi_defs()))
+            .0
+            .into_iter()
+            .find(|k| k.id == id)
+    };
+    assert!(ioc.put_sop(SOP, None, "lanh-dao").await.unwrap().is_ok());
+    assert!(ioc.put_kpi(KPI, None, "lanh-dao").await.unwrap().is_ok());
+    within(15, "the province's template and KPI at the OC", || {
+        sop_at(&oc, "ngap-do-thi").is_some_and(|s| s.province)
+            && kpi_at(&oc, "gauges-ok").is_some_and(|k| k.origin == "province" && !k.editable)
+    })
+    .await;
+    assert_eq!(sop_at(&oc, "ngap-do-thi").unwrap().text, SOP);
+    // The seeded ones are each node's own, and stay editable there.
+    assert!(!sop_at(&oc, "flood-warning").unwrap().province);
+    assert!(kpi_at(&oc, "river-below-alarm").unwrap().editable);
+
+    // Read-only at the OC.
+    let changed = SOP.replace("Ngập úng đô thị", "Ngập (xã sửa)");
+    assert!(oc
+        .put_sop(&changed, Some("ngap-do-thi"), "nv-xa")
+        .await
+        .is_err());
+    assert!(oc.delete_sop("ngap-do-thi", "nv-xa").await.is_err());
+    assert!(oc
+        .put_kpi(&KPI.replace("5.0", "4.0"), Some("gauges-ok"), "nv-xa")
+        .await
+        .is_err());
+    assert!(oc.delete_kpi("gauges-ok", "nv-xa").await.is_err());
+
+    // A commune's incident worked by the province's template.
+    oc.sender()
+        .ingest(
+            "t",
+            vec![gauge("wl-nam-dan", NAM_DAN), level("wl-nam-dan", 5.4)],
+        )
+        .await
+        .unwrap();
+    within(10, "the OC raises its alert", || alerts_of(&oc).len() == 1).await;
+    let alert = alerts_of(&oc).remove(0);
+    let OpOutcome::Incident(i) = oc
+        .operate(
+            Op::OpenIncident {
+                alerts: vec![alert.id],
+                sop: Some("ngap-do-thi".into()),
+                title: None,
+                comment: None,
+            },
+            Actor {
+                name: "nv-xa".into(),
+                role: Role::Operator,
+                units: vec![NAM_DAN.into()],
+            },
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("an incident")
+    };
+    assert_eq!(
+        i.steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        vec!["verify", "divert"]
+    );
+
+    // Changed at the IOC: a new version at the OC; removed there: gone at the OC.
+    let v2 = SOP.replace("Phân luồng giao thông", "Phân luồng và cắm biển cảnh báo");
+    assert!(ioc
+        .put_sop(&v2, Some("ngap-do-thi"), "lanh-dao")
+        .await
+        .unwrap()
+        .is_ok());
+    within(15, "the new version at the OC", || {
+        sop_at(&oc, "ngap-do-thi").is_some_and(|s| s.text == v2 && s.versions.len() == 2)
+    })
+    .await;
+    ioc.delete_sop("ngap-do-thi", "lanh-dao").await.unwrap();
+    ioc.delete_kpi("gauges-ok", "lanh-dao").await.unwrap();
+    within(15, "removed at the OC too", || {
+        sop_at(&oc, "ngap-do-thi").is_none() && kpi_at(&oc, "gauges-ok").is_none()
+    })
+    .await;
+    // The incident keeps the steps it started with.
+    let kept = oc.incident(i.id).await.unwrap().unwrap();
+    assert_eq!(kept.steps.len(), 2);
+    oc.shutdown().await;
+}

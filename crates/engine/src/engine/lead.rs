@@ -273,6 +273,13 @@ impl Engine {
         self.blocking(f).await
     }
 
+    /// The KPIs as the configuration and the store define them.
+    async fn stored_kpis(&self) -> Result<KpiSet, EngineError> {
+        let stored = self.on_reader(|r| r.kpi_defs()).await?;
+        let province = self.on_reader(|r| r.province_kpis()).await?;
+        Ok(KpiSet::build_with(&self.config.kpis, &stored, &province))
+    }
+
     /// Every KPI definition, and the problems of those that do not compile.
     pub async fn kpi_defs(&self) -> (Vec<KpiDef>, Vec<RuleProblem>) {
         let set = self.kpi_set().await;
@@ -299,6 +306,13 @@ impl Engine {
         }
         let k = def::parse(text, "console").map_err(|p| EngineError::BadInput(format!("{p:?}")))?;
         let id = k.config.id.clone();
+        for it in std::iter::once(id.as_str()).chain(replacing) {
+            if guard.get(it).is_some_and(|k| k.origin == "province") {
+                return Err(EngineError::BadInput(format!(
+                    "KPI {it:?} is the province's: it is changed at the provincial IOC"
+                )));
+            }
+        }
         let now = self.clock.now().timestamp_millis();
         let mut defs = vec![(id.clone(), Some(text.to_string()), now, actor.to_string())];
         let before = guard.get(replacing.unwrap_or(&id)).map(|k| k.text.clone());
@@ -319,8 +333,7 @@ impl Engine {
                 ..Default::default()
             })
             .await?;
-        let stored = self.on_reader(|r| r.kpi_defs()).await?;
-        *guard = Arc::new(KpiSet::build(&self.config.kpis, &stored));
+        *guard = Arc::new(self.stored_kpis().await?);
         let d = guard
             .defs()
             .into_iter()
@@ -337,6 +350,11 @@ impl Engine {
         let Some(k) = guard.get(id).cloned() else {
             return Err(EngineError::NotFound(format!("no KPI {id:?}")));
         };
+        if k.origin == "province" {
+            return Err(EngineError::BadInput(format!(
+                "KPI {id:?} is the province's: it is changed at the provincial IOC"
+            )));
+        }
         if k.origin != "console" {
             return Err(EngineError::BadInput(format!(
                 "{id:?} is a KPI of the configuration file; remove it there"
@@ -357,8 +375,7 @@ impl Engine {
                 ..Default::default()
             })
             .await?;
-        let stored = self.on_reader(|r| r.kpi_defs()).await?;
-        *guard = Arc::new(KpiSet::build(&self.config.kpis, &stored));
+        *guard = Arc::new(self.stored_kpis().await?);
         drop(guard);
         self.refresh_kpis().await;
         Ok(())

@@ -5,6 +5,7 @@
 mod import;
 mod lead;
 mod operations;
+pub mod province;
 mod sync;
 
 pub use lead::Job;
@@ -96,7 +97,7 @@ pub struct Engine {
     /// KPIs, dashboards, reports.
     lead: Arc<lead::Lead>,
     /// The SOP templates in force; the lock serializes their edits.
-    sops: tokio::sync::Mutex<crate::operate::sop::SopSet>,
+    sops: Arc<tokio::sync::Mutex<crate::operate::sop::SopSet>>,
     /// Stops the sources.
     cancel: CancellationToken,
     /// Stops the pipeline once it has taken what is queued.
@@ -322,7 +323,13 @@ impl Engine {
         let reader = Arc::new(reader);
         let config = Arc::new(config);
         let stored_kpis = lead::seed_kpis(&writer, &reader, clock.now()).await?;
-        let kpi_set = crate::kpi::KpiSet::build(&config.kpis, &stored_kpis);
+        let province_kpis = {
+            let r = reader.clone();
+            tokio::task::spawn_blocking(move || r.province_kpis())
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))??
+        };
+        let kpi_set = crate::kpi::KpiSet::build_with(&config.kpis, &stored_kpis, &province_kpis);
         for p in &kpi_set.problems {
             tracing::error!(
                 "KPI {:?} ({} {}:{}): {}; left out",
@@ -367,7 +374,7 @@ impl Engine {
             db_path,
             started_at: Utc::now(),
             rules: Arc::new(tokio::sync::Mutex::new(manager)),
-            sops: tokio::sync::Mutex::new(sops),
+            sops: Arc::new(tokio::sync::Mutex::new(sops)),
             cancel,
             stop,
             tasks: Mutex::new(Vec::new()),

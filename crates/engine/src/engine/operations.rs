@@ -218,6 +218,10 @@ impl Engine {
         }
         let config = sop::parse(text).map_err(|p| EngineError::BadInput(format!("{p:?}")))?;
         let name = config.name.clone();
+        not_the_provinces(&set, &name)?;
+        if let Some(old) = replacing {
+            not_the_provinces(&set, old)?;
+        }
         let n = name.clone();
         let history = self.blocking(move |r| r.sop_versions(&n)).await?;
         let version = history.last().map(|v| v.version + 1).unwrap_or(1);
@@ -302,6 +306,7 @@ impl Engine {
         let Some(t) = set.get(name).cloned() else {
             return Err(EngineError::NotFound(format!("no SOP template {name:?}")));
         };
+        not_the_provinces(&set, name)?;
         let n = name.to_string();
         let version = self
             .blocking(move |r| r.sop_versions(&n))
@@ -336,13 +341,31 @@ impl Engine {
     }
 
     async fn swap_sops(&self, sops: SopSet) -> Result<(), EngineError> {
-        let (done, rx) = oneshot::channel();
-        self.sender
-            .tx
-            .send(Command::SetSops { sops, done })
-            .await
-            .map_err(|_| EngineError::Closed)?;
-        rx.await.map_err(|_| EngineError::Closed)
+        swap_sops(&self.sender, sops).await
+    }
+}
+
+/// Hands the pipeline a new set of templates (new incidents follow them).
+pub(super) async fn swap_sops(
+    sender: &crate::pipeline::IngestSender,
+    sops: SopSet,
+) -> Result<(), EngineError> {
+    let (done, rx) = oneshot::channel();
+    sender
+        .tx
+        .send(Command::SetSops { sops, done })
+        .await
+        .map_err(|_| EngineError::Closed)?;
+    rx.await.map_err(|_| EngineError::Closed)
+}
+
+/// Refuses to change a template kept from the province (it is changed at the IOC).
+fn not_the_provinces(set: &SopSet, name: &str) -> Result<(), EngineError> {
+    match set.get(name) {
+        Some(t) if t.updated_by == crate::sync::PROVINCE => Err(EngineError::BadInput(format!(
+            "SOP {name:?} is the province's: it is changed at the provincial IOC"
+        ))),
+        _ => Ok(()),
     }
 }
 

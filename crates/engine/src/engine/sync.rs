@@ -65,6 +65,7 @@ impl Engine {
         let (reader, here, scope) = (self.reader.clone(), self.node.clone(), caller.scope());
         let held_of_ours = req.held.get(&*self.node).copied().unwrap_or(0);
         let theirs = req.rules.clone();
+        let their_defs = req.defs.clone();
         let mut reply = {
             let me = me.clone();
             tokio::task::spawn_blocking(move || {
@@ -91,7 +92,31 @@ impl Engine {
         if theirs.as_deref() != Some(shared.version.as_str()) {
             reply.rules = Some(shared);
         }
+        // So do the SOP templates and KPI definitions they made on their screens.
+        let defs = self.shared_defs().await?;
+        if their_defs.as_deref() != Some(defs.version.as_str()) {
+            reply.defs = Some(defs);
+        }
         Ok(reply)
+    }
+
+    /// The SOP templates and KPI definitions this IOC's people made (not the seeded ones,
+    /// nor any kept from further up), as its nodes keep them.
+    async fn shared_defs(&self) -> Result<crate::sync::wire::SharedDefs, EngineError> {
+        let mine = |by: &str| by != crate::alerts::SYSTEM && by != crate::sync::PROVINCE;
+        let sops = self
+            .sops
+            .lock()
+            .await
+            .iter()
+            .filter(|(_, t)| mine(&t.updated_by))
+            .map(|(n, t)| (n.clone(), t.text.clone()))
+            .collect();
+        let r = self.reader.clone();
+        let kpis = tokio::task::spawn_blocking(move || r.own_kpis())
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??;
+        Ok(crate::sync::wire::SharedDefs::of(sops, kpis))
     }
 
     /// `POST /api/sync/push`: the node's own operations; those on alerts outside its units
@@ -321,6 +346,15 @@ impl Engine {
             reader: self.reader.clone(),
             db: self.db_path.clone(),
             rules_dir: self.config.rules_dir(),
+            province: std::sync::Arc::new(super::province::Province {
+                sops: self.sops.clone(),
+                lead: self.lead.clone(),
+                writer: self.writer.clone(),
+                reader: self.reader.clone(),
+                sender: self.sender.clone(),
+                clock: self.clock.clone(),
+                config: self.config.clone(),
+            }),
             sender: self.sender.clone(),
             clock: self.clock.clone(),
             link,

@@ -36,6 +36,16 @@ impl KpiSet {
     /// The config file's definitions (read-only) and the store's, by id; a stored one with
     /// the id of a config one is left out.
     pub fn build(config: &[KpiConfig], stored: &[(String, String)]) -> KpiSet {
+        KpiSet::build_with(config, stored, &Default::default())
+    }
+
+    /// As [`KpiSet::build`], the stored definitions named in `province` being the
+    /// province's (kept from the IOC, read-only here).
+    pub fn build_with(
+        config: &[KpiConfig],
+        stored: &[(String, String)],
+        province: &std::collections::HashSet<String>,
+    ) -> KpiSet {
         let mut set = KpiSet::default();
         for c in config {
             let text = def::text_of(c);
@@ -52,11 +62,16 @@ impl KpiSet {
             if set.get(id).is_some() {
                 continue;
             }
-            match def::parse(text, "console") {
+            let origin = if province.contains(id) {
+                "province"
+            } else {
+                "console"
+            };
+            match def::parse(text, origin) {
                 Ok(k) => set.kpis.push(Arc::new(k)),
                 Err(p) => set.problems.extend(p.into_iter().map(|mut p| {
                     p.rule = Some(id.clone());
-                    p.origin = "console".into();
+                    p.origin = origin.into();
                     p
                 })),
             }

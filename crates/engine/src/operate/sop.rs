@@ -327,6 +327,7 @@ impl SopTemplate {
             text: self.text.clone(),
             updated_at: self.updated_at,
             updated_by: self.updated_by.clone(),
+            province: self.updated_by == crate::sync::PROVINCE,
             versions,
         }
     }

@@ -189,6 +189,33 @@ impl super::Reader {
         })
     }
 
+    /// The KPI definitions kept from the province's IOC (see [`crate::sync::PROVINCE`]).
+    pub fn province_kpis(&self) -> Result<std::collections::HashSet<String>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT id FROM kpi_defs WHERE updated_by = ?1")?;
+            let rows = stmt
+                .query_map([crate::sync::PROVINCE], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// The KPI definitions people made here (not seeded, not the province's): what an IOC
+    /// shares with its nodes.
+    pub fn own_kpis(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, text FROM kpi_defs WHERE updated_by NOT IN (?1, ?2) ORDER BY id",
+            )?;
+            let rows = stmt
+                .query_map([crate::sync::PROVINCE, crate::alerts::SYSTEM], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+    }
+
     /// The dashboards kept in the store, as JSON.
     pub fn dashboards(&self) -> Result<Vec<String>, StoreError> {
         self.with(|c| {

@@ -15,6 +15,10 @@ pub mod wire;
 
 pub use config::{NodeConfig, UpstreamConfig};
 
+/// Who the SOP templates and KPI definitions kept from the province's IOC are by, here:
+/// read-only on the node (they are changed at the IOC).
+pub const PROVINCE: &str = "province";
+
 /// The source name of what another node sends (`node:oc-nam-dan`): its devices are that
 /// node's, evaluated by its own rules.
 pub const NODE_SOURCE: &str = "node:";

@@ -103,6 +103,8 @@ pub struct Ctx {
     /// The rules folder, where the province's shared rules are kept
     /// ([`crate::rules::files::PROVINCE_FILE`]).
     pub rules_dir: std::path::PathBuf,
+    /// Where the province's SOP templates and KPI definitions are kept.
+    pub province: Arc<crate::engine::province::Province>,
     pub sender: IngestSender,
     pub clock: Arc<dyn Clock>,
     pub link: Arc<Link>,
@@ -303,6 +305,7 @@ async fn round(ctx: &Ctx, client: &reqwest::Client) -> Result<(bool, bool), Stri
         held: held_here,
         limit: wire::BATCH,
         rules: province_version(&province).await,
+        defs: ctx.province.version().await,
     });
     let reply: PullReply = call(
         ctx,
@@ -317,6 +320,9 @@ async fn round(ctx: &Ctx, client: &reqwest::Client) -> Result<(bool, bool), Stri
     let more = reply.more;
     if let Some(rules) = reply.rules {
         keep_province_rules(&province, &rules).await?;
+    }
+    if let Some(defs) = reply.defs {
+        ctx.province.keep(defs).await?;
     }
     progressed |= !reply.ops.is_empty();
     if !reply.ops.is_empty() || !reply.upto.is_empty() {

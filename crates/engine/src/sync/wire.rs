@@ -22,6 +22,9 @@ pub struct PullRequest {
     /// The version of the province's shared rules the caller runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules: Option<String>,
+    /// The version of the province's SOP templates and KPI definitions the caller keeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defs: Option<String>,
 }
 
 /// The answer: operations the caller lacks and may have; per origin, up to where the caller
@@ -34,6 +37,57 @@ pub struct PullReply {
     /// The province's shared rules, when the caller's version is not the current one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules: Option<SharedRules>,
+    /// The province's SOP templates and KPI definitions, when the caller's version is not
+    /// the current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defs: Option<SharedDefs>,
+}
+
+/// The SOP templates and KPI definitions the province's people made on the IOC's screens:
+/// every node linked to the IOC keeps them, read-only, and works and measures by them too.
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq)]
+pub struct SharedDefs {
+    /// A digest of the rest.
+    pub version: String,
+    /// Templates: name, text (TOML).
+    pub sops: Vec<(String, String)>,
+    /// KPI definitions: id, text (TOML).
+    pub kpis: Vec<(String, String)>,
+}
+
+impl SharedDefs {
+    pub fn of(mut sops: Vec<(String, String)>, mut kpis: Vec<(String, String)>) -> SharedDefs {
+        use sha2::{Digest, Sha256};
+        sops.sort();
+        kpis.sort();
+        let mut h = Sha256::new();
+        for (k, v) in sops
+            .iter()
+            .chain(std::iter::once(&(String::new(), String::new())))
+        {
+            h.update(k.as_bytes());
+            h.update([0]);
+            h.update(v.as_bytes());
+            h.update([0]);
+        }
+        for (k, v) in &kpis {
+            h.update(k.as_bytes());
+            h.update([0]);
+            h.update(v.as_bytes());
+            h.update([0]);
+        }
+        let version = h
+            .finalize()
+            .iter()
+            .take(12)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        SharedDefs {
+            version,
+            sops,
+            kpis,
+        }
+    }
 }
 
 /// The rules the province's people made on the IOC's rules screen, as a rules file: every
