@@ -418,6 +418,48 @@ async fn e2e_federation_incident_flagged_and_reviewed() {
     })
     .await;
     screenshot(&c, "federation-incident-reviewed").await;
+
+    // A template the province's people make on the IOC comes down, read-only at the OC.
+    let (s, v) = call(
+        &ioc,
+        &admin,
+        "POST",
+        "/api/sops",
+        Some(json!({"text": "name = \"ngap-do-thi\"\ntitle = \"Ngập úng đô thị\"\ncategories = []\n\n[[step]]\nid = \"verify\"\ntitle = \"Xác minh điểm ngập bằng camera\"\n"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    wait_for("the province's template at the OC", T, || async {
+        let (_, v) = call(&oc, "", "GET", "/api/sops", None).await;
+        v.as_array()?
+            .iter()
+            .any(|s| s["name"] == "ngap-do-thi" && s["province"] == true)
+            .then_some(())
+    })
+    .await;
+    c.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys("7")
+        .await
+        .unwrap();
+    let row = wait_for("the template in the OC's list", T, || async {
+        c.find(Locator::Css("tr[data-sop=\"ngap-do-thi\"]"))
+            .await
+            .ok()
+    })
+    .await;
+    assert!(row.text().await.unwrap().contains("Của tỉnh"));
+    row.click().await.unwrap();
+    wait_for("read-only, changed at the IOC", T, || async {
+        c.find(Locator::Id("sop-province")).await.ok()
+    })
+    .await;
+    assert!(
+        c.find(Locator::Id("sop-save")).await.is_err(),
+        "no saving the province's template here"
+    );
+    screenshot(&c, "federation-province-sop").await;
     c.close().await.unwrap();
     oc.stop();
     ioc.stop();

@@ -105,6 +105,8 @@ pub fn KpisView() -> impl IntoView {
     };
     load_defs();
     let editing = RwSignal::new(None::<(Option<String>, bool)>);
+    // The definition open is the province's (kept from the IOC, read-only here).
+    let provinces = RwSignal::new(false);
     let text = RwSignal::new(String::new());
     let check = RwSignal::new(None::<RuleCheck>);
     let pending = StoredValue::new(None::<TimeoutHandle>);
@@ -133,6 +135,7 @@ pub fn KpisView() -> impl IntoView {
         check.set(None);
         if new {
             text.set(NEW_KPI.into());
+            provinces.set(false);
             editing.set(Some((None, true)));
         } else {
             let id = chosen.get_untracked();
@@ -140,6 +143,7 @@ pub fn KpisView() -> impl IntoView {
                 .with_untracked(|d| d.defs.iter().find(|x| Some(&x.id) == id.as_ref()).cloned());
             if let Some(d) = d {
                 text.set(d.text.clone());
+                provinces.set(d.origin == "province");
                 editing.set(Some((Some(d.id), d.editable)));
             }
         }
@@ -345,6 +349,9 @@ pub fn KpisView() -> impl IntoView {
                     </table>
                     <Show when=move || editing.get().is_some()>
                         <div class="rule-editor" id="kpi-editor">
+                            <Show when=move || provinces.get()>
+                                <p class="muted" id="kpi-province">{move || i18n.tr("kpi-province")}</p>
+                            </Show>
                             <textarea class="toml" id="kpi-text" rows="18" spellcheck="false"
                                 prop:readOnly=move || !editing.get().is_some_and(|e| e.1)
                                 prop:value=move || text.get()

@@ -186,7 +186,9 @@ pub fn SopsView() -> impl IntoView {
         let name = editing.get()?.replacing?;
         list.get().into_iter().find(|s| s.name == name)
     };
-    let read_only = move || editing.get().is_some_and(|e| e.old_version.is_some());
+    // An old version, or a template kept from the province (changed at the IOC).
+    let provinces = move || chosen().is_some_and(|s| s.province);
+    let read_only = move || editing.get().is_some_and(|e| e.old_version.is_some()) || provinces();
     view! {
         <section class="page" id="sops-page">
             <header class="page-head">
@@ -219,7 +221,9 @@ pub fn SopsView() -> impl IntoView {
                                 let updated = format::date_time(s.updated_at, &settings.timezone.get_untracked(), lang);
                                 view! {
                                     <tr class="clickable" class:chosen=is_chosen data-sop=name.clone() on:click=move |_| open(Some(s2.clone()))>
-                                        <td class="strong">{s.title.clone()}<div class="muted mono">{name.clone()}</div></td>
+                                        <td class="strong">{s.title.clone()}
+                                            {s.province.then(|| view! { <span class="province-badge">{move || i18n.tr("from-province")}</span> })}
+                                            <div class="muted mono">{name.clone()}</div></td>
                                         <td>{s.categories.iter().map(|c| i18n.tr_or(&format!("cat-{c}"), c)).collect::<Vec<_>>().join(", ")}</td>
                                         <td class="num">{s.steps.len()}</td>
                                         <td>"v"{s.version}<div class="muted">{updated}" · "{s.updated_by.clone()}</div></td>
@@ -251,8 +255,11 @@ pub fn SopsView() -> impl IntoView {
                                 </div>
                             }
                         })}
-                        <Show when=read_only>
+                        <Show when=move || read_only() && !provinces()>
                             <p class="muted">{move || i18n.tr("sop-old-version")}</p>
+                        </Show>
+                        <Show when=provinces>
+                            <p class="muted" id="sop-province">{move || i18n.tr("sop-province")}</p>
                         </Show>
                         <textarea class="toml" id="sop-text" rows="20" spellcheck="false"
                             prop:readOnly=read_only
@@ -280,12 +287,12 @@ pub fn SopsView() -> impl IntoView {
                             <Show when=move || !read_only()>
                                 <button class="btn primary" id="sop-save" prop:disabled=move || !check.get().is_some_and(|c| c.ok) on:click=save>{move || i18n.tr("rule-save")}</button>
                             </Show>
-                            <Show when=move || editing.get().is_some_and(|e| e.replacing.is_some() && e.old_version.is_none())>
+                            <Show when=move || !provinces() && editing.get().is_some_and(|e| e.replacing.is_some() && e.old_version.is_none())>
                                 <button class="btn danger" id="sop-delete" on:click=remove>{move || i18n.tr("rule-delete")}</button>
                             </Show>
                             <button class="btn" on:click=move |_| editing.set(None)>{move || i18n.tr("src-cancel")}</button>
                         </div>
-                        {move || chosen().filter(|_| !read_only()).map(|s| view! {
+                        {move || chosen().filter(|_| editing.get().is_none_or(|e| e.old_version.is_none())).map(|s| view! {
                             <h3>{i18n.tr("sop-flow")}</h3>
                             <ol class="sop-flow" id="sop-flow">
                                 {s.steps.into_iter().map(|st| {
