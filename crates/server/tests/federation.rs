@@ -1082,14 +1082,28 @@ async fn the_provinces_sops_and_kpis_reach_the_oc() {
             .into_iter()
             .find(|k| k.id == id)
     };
+    // A KPI the commune made itself, whose id the province then uses too: the commune's stays.
+    let own = KPI.replace("gauges-ok", "xa-rieng").replace("5.0", "4.5");
+    assert!(oc.put_kpi(&own, None, "nv-xa").await.unwrap().is_ok());
     assert!(ioc.put_sop(SOP, None, "lanh-dao").await.unwrap().is_ok());
     assert!(ioc.put_kpi(KPI, None, "lanh-dao").await.unwrap().is_ok());
+    assert!(ioc
+        .put_kpi(&KPI.replace("gauges-ok", "xa-rieng"), None, "lanh-dao")
+        .await
+        .unwrap()
+        .is_ok());
     within(15, "the province's template and KPI at the OC", || {
         sop_at(&oc, "ngap-do-thi").is_some_and(|s| s.province)
             && kpi_at(&oc, "gauges-ok").is_some_and(|k| k.origin == "province" && !k.editable)
     })
     .await;
     assert_eq!(sop_at(&oc, "ngap-do-thi").unwrap().text, SOP);
+    let kept = kpi_at(&oc, "xa-rieng").unwrap();
+    assert_eq!(
+        (kept.origin.as_str(), kept.text.as_str()),
+        ("console", own.as_str()),
+        "the commune's own KPI stays its own"
+    );
     // The seeded ones are each node's own, and stay editable there.
     assert!(!sop_at(&oc, "flood-warning").unwrap().province);
     assert!(kpi_at(&oc, "river-below-alarm").unwrap().editable);

@@ -142,14 +142,31 @@ impl Province {
                 next.remove(name);
             }
         }
-        // KPI definitions.
+        // KPI definitions, under the lock of the KPI edits (one at a time).
+        let mut kpis = self.lead.kpis.write().await;
         let kept = self.read(|r| r.province_kpis()).await?;
+        // A definition this node's people made keeps its id: the province's of the same id
+        // is left out here (said in the log).
+        let ours: HashSet<String> = self
+            .read(|r| r.own_kpis())
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let starter: std::collections::HashMap<String, String> =
+            crate::kpi::catalogue::starter().into_iter().collect();
         let stored: std::collections::HashMap<String, String> =
             self.read(|r| r.kpi_defs()).await?.into_iter().collect();
         let mut kpi_defs = Vec::new();
         let ids: HashSet<&str> = shared.kpis.iter().map(|(i, _)| i.as_str()).collect();
         for (id, text) in &shared.kpis {
             if kept.contains(id) && stored.get(id) == Some(text) {
+                continue;
+            }
+            if ours.contains(id) {
+                tracing::warn!(
+                    "province KPI {id:?} has the id of one made here: this node keeps its own"
+                );
                 continue;
             }
             if let Err(p) = crate::kpi::def::parse(text, "province") {
@@ -167,7 +184,16 @@ impl Province {
             });
         }
         for id in kept.iter().filter(|i| !ids.contains(i.as_str())) {
-            kpi_defs.push((id.clone(), None, at, PROVINCE.to_string()));
+            // One of the starter catalogue goes back to the seeded definition.
+            match starter.get(id) {
+                Some(text) => kpi_defs.push((
+                    id.clone(),
+                    Some(text.clone()),
+                    at,
+                    crate::alerts::SYSTEM.to_string(),
+                )),
+                None => kpi_defs.push((id.clone(), None, at, PROVINCE.to_string())),
+            }
             audit.push(AuditEntry {
                 at,
                 actor: PROVINCE.into(),
@@ -198,8 +224,8 @@ impl Province {
         if n_kpis > 0 {
             let stored = self.read(|r| r.kpi_defs()).await?;
             let province = self.read(|r| r.province_kpis()).await?;
-            *self.lead.kpis.write().await =
-                Arc::new(KpiSet::build_with(&self.config.kpis, &stored, &province));
+            *kpis = Arc::new(KpiSet::build_with(&self.config.kpis, &stored, &province));
+            drop(kpis);
             self.lead.refresh().await;
         }
         tracing::info!(

@@ -46,6 +46,16 @@ fn ev(at: DateTime<Utc>, actor: &str, kind: IncidentEventKind) -> IncidentEvent 
     }
 }
 
+/// An alert's line on an incident's timeline. One of another unit than the incident's is
+/// named by its kind and severity only: the incident goes to the nodes of its own unit.
+fn alert_line(a: &Alert, unit: Option<&str>) -> String {
+    if a.unit.as_deref() == unit {
+        format!("{} — {}", a.entity_name, a.message)
+    } else {
+        format!("{} · {}", a.category, a.severity.as_str())
+    }
+}
+
 fn group_of(i: &Incident) -> GroupKey {
     (i.category.clone(), i.unit.clone())
 }
@@ -105,8 +115,16 @@ impl IncidentBook {
     /// Marks incidents as opened on another node.
     pub fn set_remote(&mut self, ids: impl IntoIterator<Item = i64>) {
         self.remote.extend(ids);
-        let remote = &self.remote;
-        self.by_group.retain(|_, id| !remote.contains(id));
+        // The group index names this node's own open incidents only (the latest of each
+        // group), whatever order they were loaded in.
+        let mut own: Vec<(GroupKey, i64)> = self
+            .open
+            .values()
+            .filter(|i| i.state == IncidentState::Open && !self.remote.contains(&i.id))
+            .map(|i| (group_of(i), i.id))
+            .collect();
+        own.sort_by_key(|(_, id)| *id);
+        self.by_group = own.into_iter().collect();
     }
 
     /// Whether an incident was opened on another node.
@@ -231,7 +249,7 @@ impl IncidentBook {
         for a in alerts {
             let mut e = ev(now, &actor.name, IncidentEventKind::AlertAdded);
             e.alert = Some(a.id);
-            e.comment = Some(format!("{} — {}", a.entity_name, a.message));
+            e.comment = Some(alert_line(a, incident.unit.as_deref()));
             events.push(e);
         }
         events.extend(advance(&mut incident, now, super::SYSTEM));
@@ -331,7 +349,7 @@ impl IncidentBook {
             i.severity = i.severity.max(alert.severity);
             let mut e = ev(now, &actor.name, IncidentEventKind::AlertAdded);
             e.alert = Some(alert.id);
-            e.comment = Some(format!("{} — {}", alert.entity_name, alert.message));
+            e.comment = Some(alert_line(alert, i.unit.as_deref()));
             events.push(e);
             Ok(())
         })

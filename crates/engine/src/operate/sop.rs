@@ -464,9 +464,11 @@ pub fn advance(
             Ok(true) => {
                 step.status = StepStatus::Ready;
                 step.ready_at = Some(now);
-                step.due_at = step
-                    .sla_seconds
-                    .map(|s| now + chrono::Duration::seconds(s as i64));
+                // An SLA too long to date (another node's template) has no due time.
+                step.due_at = step.sla_seconds.and_then(|s| {
+                    chrono::Duration::try_seconds(i64::try_from(s).ok()?)
+                        .and_then(|d| now.checked_add_signed(d))
+                });
             }
             Ok(false) => {
                 step.status = StepStatus::Skipped;

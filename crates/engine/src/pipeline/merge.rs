@@ -99,31 +99,30 @@ impl Pipeline {
                 report.waiting += 1;
             }
         }
-        // Incidents before alerts (an alert names its incident), and again after them for
-        // those that named alerts not here yet (an incident names its alerts).
-        let mut again = Vec::new();
+        // Incidents before alerts (an alert names its incident), and again once an alert
+        // they name arrives (an incident names its alerts), in this batch or a later one.
         for (subject, gid) in incidents {
             match self.refold_incident(&subject, &gid, p) {
-                Some(complete) => {
-                    report.incidents += 1;
-                    if !complete {
-                        again.push((subject, gid));
-                    }
-                }
+                Some(_) => report.incidents += 1,
                 None => report.waiting += 1,
             }
         }
+        let mut arrived = Vec::new();
         for (subject, gid) in touched {
             if self.refold(&subject, &gid, p) {
                 report.alerts += 1;
+                arrived.push(gid);
             } else {
                 report.waiting += 1;
             }
         }
-        if !again.is_empty() {
-            for (subject, gid) in again {
-                self.refold_incident(&subject, &gid, p);
-            }
+        let again: std::collections::BTreeSet<(String, Gid)> = arrived
+            .iter()
+            .filter_map(|g| self.incomplete.remove(g))
+            .flatten()
+            .collect();
+        for (subject, gid) in again {
+            self.refold_incident(&subject, &gid, p);
         }
         for (subject, gid) in directives {
             if self.refold_directive(&subject, &gid, p) {
@@ -256,7 +255,7 @@ impl Pipeline {
         let local_id = known.unwrap_or_else(|| self.ops.incidents.peek_id());
         let node = self.node.clone();
         let alerts = &self.locals;
-        let complete = std::cell::Cell::new(true);
+        let missing = std::cell::RefCell::new(Vec::new());
         let mut incident = fold_incident(local_id, &node, &ops, &|g: &Gid| {
             let id = if g.node == *node {
                 Some(g.id)
@@ -264,10 +263,17 @@ impl Pipeline {
                 alerts.get(g).copied()
             };
             if id.is_none() {
-                complete.set(false);
+                missing.borrow_mut().push(g.clone());
             }
             id
         })?;
+        let missing = missing.into_inner();
+        for g in &missing {
+            self.incomplete
+                .entry(g.clone())
+                .or_default()
+                .insert((subject.to_string(), gid.clone()));
+        }
         if known.is_none() {
             self.ops.incidents.allocate_id();
             self.incident_gids.insert(local_id, gid.clone());
@@ -289,7 +295,7 @@ impl Pipeline {
             .incident_events
             .extend(events.into_iter().map(|e| (local_id, e)));
         p.publish.incidents.push(incident);
-        Some(complete.get())
+        Some(missing.is_empty())
     }
 
     /// Folds one alert again from its operations and puts the result in the book, the store

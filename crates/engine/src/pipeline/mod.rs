@@ -414,6 +414,9 @@ pub(crate) struct Pipeline {
     /// Incidents opened on other nodes: local id → federation id, and back.
     incident_gids: HashMap<i64, Gid>,
     incident_locals: HashMap<Gid, i64>,
+    /// Incidents of other nodes folded before one of their alerts arrived, by that alert:
+    /// folded again when it does.
+    incomplete: HashMap<Gid, std::collections::BTreeSet<(String, Gid)>>,
     /// Per origin, the operations held: everything up to this sequence.
     held: HashMap<String, u64>,
     /// See [`Federation::outbox`].
@@ -546,6 +549,7 @@ impl Pipeline {
                 .map(|(id, g)| (g.clone(), *id))
                 .collect(),
             incident_gids: federation.incident_gids,
+            incomplete: HashMap::new(),
             held: federation.held,
             outbox: federation.outbox,
             uncommitted: Default::default(),

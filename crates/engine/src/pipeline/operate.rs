@@ -265,7 +265,7 @@ impl Pipeline {
                     .cloned()
                     .ok_or_else(|| OpError::NotFound(format!("no open alert {alert}")))?;
                 let change = self.ops.incidents.add_alert(incident, &a, actor, now)?;
-                let op = self.alert_added(&a, &actor.name);
+                let op = self.alert_added(&a, &actor.name, change.incident.unit.as_deref());
                 let out = self.incident_done(change, Some(op), p);
                 self.link(incident, &[alert], &actor.name, p);
                 Ok(out)
@@ -520,13 +520,24 @@ impl Pipeline {
         now: DateTime<Utc>,
         p: &mut Prepared,
     ) -> Result<OpOutcome, OpError> {
-        let mut i = match self.ops.incidents.get(id) {
-            Some(i) => i.clone(),
-            None => self
-                .reader
-                .incident(id)
-                .map_err(|e| OpError::Invalid(format!("cannot read incident {id}: {e}")))?
-                .ok_or_else(|| OpError::NotFound(format!("no incident {id}")))?,
+        let in_book = self.ops.incidents.get(id).cloned();
+        let from_book = in_book.is_some();
+        let mut i = match in_book {
+            Some(i) => i,
+            None => {
+                let stored = self
+                    .reader
+                    .incident(id)
+                    .map_err(|e| OpError::Invalid(format!("cannot read incident {id}: {e}")))?
+                    .ok_or_else(|| OpError::NotFound(format!("no incident {id}")))?;
+                // Not in the book and not closed in the store: its close is being written.
+                if stored.state != ioc_model::IncidentState::Closed {
+                    return Err(OpError::Conflict(format!(
+                        "incident {id} is changing; try again"
+                    )));
+                }
+                stored
+            }
         };
         if !actor.in_scope(i.unit.as_deref()) {
             return Err(OpError::OutOfScope(format!(
@@ -539,13 +550,19 @@ impl Pipeline {
             )));
         }
         let comment = crate::operate::text(comment);
+        let seen = i
+            .attention
+            .as_deref()
+            .map_or(0, crate::sync::fold::flag_count);
         i.events.clear();
         i.directives.clear();
         i.attachments.clear();
         i.attention = None;
         i.updated_at = i.updated_at.max(now);
-        let remote = self.ops.incidents.is_remote(id);
-        self.ops.incidents.install(i.clone(), remote);
+        if from_book {
+            let remote = self.ops.incidents.is_remote(id);
+            self.ops.incidents.install(i.clone(), remote);
+        }
         let e = ioc_model::IncidentEvent {
             at: now,
             actor: actor.name.clone(),
@@ -559,6 +576,7 @@ impl Pipeline {
         let op = IncidentOp::Reviewed {
             actor: actor.name.clone(),
             comment,
+            seen,
         };
         Ok(self.incident_done(
             IncidentChange {
@@ -570,10 +588,14 @@ impl Pipeline {
         ))
     }
 
-    /// The operation of an alert joining an incident.
-    fn alert_added(&self, a: &ioc_model::Alert, actor: &str) -> IncidentOp {
+    /// The operation of an alert joining an incident. The incident goes to the nodes of its
+    /// unit: of an alert of another unit they learn only its kind and severity.
+    fn alert_added(&self, a: &ioc_model::Alert, actor: &str, unit: Option<&str>) -> IncidentOp {
         let mut snapshot = a.clone();
         snapshot.events.clear();
+        if a.unit.as_deref() != unit {
+            redact(&mut snapshot);
+        }
         IncidentOp::AlertAdded {
             alert: self.gid_of(a.id),
             snapshot: Box::new(snapshot),
@@ -640,6 +662,7 @@ impl Pipeline {
         let alerts = change.incident.alerts.clone();
         let mut opened = change.incident.clone();
         opened.events = change.events.clone();
+
         let op = IncidentOp::Opened {
             alerts: alerts.iter().map(|a| self.gid_of(*a)).collect(),
             incident: Box::new(opened),
@@ -902,7 +925,7 @@ impl Pipeline {
                 .incidents
                 .add_alert(incident, &a, &Actor::system(), now)
             {
-                let op = self.alert_added(&a, SYSTEM);
+                let op = self.alert_added(&a, SYSTEM, a.unit.as_deref());
                 self.record_incident(c, Some(op), p);
                 self.link(incident, &[a.id], SYSTEM, p);
             }
@@ -996,6 +1019,17 @@ impl Pipeline {
             p.publish.silences.push(s);
         }
     }
+}
+
+/// What an alert of another unit shows of itself on an incident's timeline elsewhere.
+fn redact(a: &mut ioc_model::Alert) {
+    a.entity = None;
+    a.entity_name = String::new();
+    a.message = String::new();
+    a.value = None;
+    a.area = None;
+    a.description = None;
+    a.assignee = None;
 }
 
 /// The operation of a person's act on an incident.

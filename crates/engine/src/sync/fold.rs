@@ -12,7 +12,7 @@ use ioc_model::{Alert, AlertEvent, AlertEventKind};
 use std::collections::BTreeMap;
 
 mod incident;
-pub use incident::fold_incident;
+pub use incident::{flag_count, fold_incident};
 
 /// The alert its operations make, with its whole timeline in `events`; `None` while the
 /// operation that opened it has not arrived. `local_id`: its id on this node; `local`: the

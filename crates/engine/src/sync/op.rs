@@ -128,10 +128,13 @@ pub enum IncidentOp {
     Overdue,
     /// A person worked it, on some node.
     Acted { act: IncidentAct, actor: String },
-    /// A person looked at what the merge flagged, on some node.
+    /// A person looked at what the merge flagged, on some node: the first `seen` things
+    /// flagged (what they were shown; 0: all).
     Reviewed {
         actor: String,
         comment: Option<String>,
+        #[serde(default)]
+        seen: usize,
     },
 }
 

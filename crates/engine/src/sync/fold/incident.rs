@@ -38,13 +38,13 @@ pub fn fold_incident<'a>(
         IncidentOp::Opened { incident, alerts } => Some((*k, (incident, alerts))),
         _ => None,
     })?;
-    // Alerts this node does not hold stand in the fold under ids of their own (below zero),
-    // so every node replays the same list, and are left out at the end.
-    let mut stand_in = 0;
+    // Alerts this node does not hold stand in the fold under ids of their own (below zero,
+    // one per alert), so every node replays the same list, and are left out at the end.
+    let mut stand_ins: HashMap<Gid, i64> = HashMap::new();
     let mut alert_id = |g: &Gid| {
         local_alert(g).unwrap_or_else(|| {
-            stand_in -= 1;
-            stand_in
+            let next = -(stand_ins.len() as i64) - 1;
+            *stand_ins.entry(g.clone()).or_insert(next)
         })
     };
     let at_origin: HashMap<i64, i64> = opened
@@ -98,9 +98,20 @@ pub fn fold_incident<'a>(
                     .map(Some)
                     .map_err(|e| ("add_alert".to_string(), actor.clone(), e))
             }
-            IncidentOp::Reviewed { actor, comment } => {
-                flags.clear();
-                current.attention = None;
+            IncidentOp::Reviewed {
+                actor,
+                comment,
+                seen,
+            } => {
+                // What the reviewer saw: flags that come earlier in the merged order but
+                // reached their node only later stay.
+                let n = if *seen == 0 {
+                    flags.len()
+                } else {
+                    (*seen).min(flags.len())
+                };
+                flags.drain(..n);
+                current.attention = summary(&flags);
                 let mut e = event(at, actor, IncidentEventKind::Reviewed, origin);
                 e.comment = comment.clone();
                 timeline.push(e);
@@ -160,16 +171,21 @@ pub fn fold_incident<'a>(
             }
             Ok(None) => {}
             Err((name, actor, e)) => {
-                // Said without the incident's id, which differs from node to node.
+                // Said without the incident's or its alerts' ids, which differ from node to
+                // node.
                 let why = if current.state != IncidentState::Open {
                     format!("the incident was already {}", current.state.as_str())
+                } else if name == "add_alert" {
+                    "the alert is already in an incident".to_string()
                 } else {
                     match e {
                         OpError::NotFound(_) => "no such step".to_string(),
                         OpError::Invalid(m)
                         | OpError::Conflict(m)
                         | OpError::Forbidden(m)
-                        | OpError::OutOfScope(m) => m,
+                        | OpError::OutOfScope(m) => {
+                            m.replace(&format!("incident {local_id}"), "the incident")
+                        }
                     }
                 };
                 let what = match op {
@@ -192,7 +208,17 @@ pub fn fold_incident<'a>(
                     IncidentOp::Acted { act, .. }
                         if act.is_work() || matches!(act, IncidentAct::Comment { .. })
                 );
-                if work && current.state != IncidentState::Open {
+                // So does a resolution or a close refused while it is still open (its node
+                // has already closed the alerts).
+                let finish = matches!(
+                    op,
+                    IncidentOp::Acted {
+                        act: IncidentAct::Resolve { .. } | IncidentAct::Close { .. },
+                        ..
+                    }
+                );
+                let open = current.state == IncidentState::Open;
+                if (work && !open) || (finish && open) {
                     flags.push(format!("{what} — {actor} @ {origin}: {why}"));
                     current.updated_at = current.updated_at.max(at);
                 }
@@ -214,6 +240,15 @@ pub fn fold_incident<'a>(
     current.attention = summary(&flags);
     current.events = timeline;
     Some(current)
+}
+
+/// How many things a flag's text stands for (see [`summary`]).
+pub fn flag_count(summary: &str) -> usize {
+    summary
+        .strip_suffix(')')
+        .and_then(|s| s.rsplit_once(" (+"))
+        .and_then(|(_, n)| n.parse::<usize>().ok())
+        .map_or(1, |n| n + 1)
 }
 
 /// What the flag says: the first thing that needs a person, and how many more.

@@ -269,6 +269,7 @@ fn closed_at_the_province_while_the_commune_worked_its_steps_is_flagged() {
         IncidentOp::Reviewed {
             actor: "thanh".into(),
             comment: Some("Đã gọi xã xác nhận".into()),
+            seen: super::flag_count(first.attention.as_deref().unwrap()),
         },
     ));
     let after = fold_incident(2, "oc", &reviewed, &at_oc).unwrap();
@@ -320,4 +321,70 @@ fn work_done_before_the_close_in_the_merged_order_counts() {
         .events
         .iter()
         .any(|e| e.kind == IncidentEventKind::NotApplied));
+}
+
+#[test]
+fn a_review_clears_only_what_its_reviewer_saw() {
+    // The reviewer saw one flag; the second comes earlier in the merged order but reached
+    // their node only later: it stays.
+    let mut ops = history();
+    ops.push(op(
+        "ioc",
+        4,
+        9,
+        &Gid::new("ioc", 4),
+        IncidentOp::Reviewed {
+            actor: "thanh".into(),
+            comment: None,
+            seen: 1,
+        },
+    ));
+    let i = fold_incident(2, "oc", &ops, &|_: &Gid| Some(7)).unwrap();
+    let left = i.attention.expect("one flag left");
+    assert!(left.starts_with("step_done «verify»"), "{left}");
+    assert_eq!(super::flag_count(&left), 1);
+    assert_eq!(super::flag_count("a (+2)"), 3);
+}
+
+#[test]
+fn an_alert_added_twice_folds_the_same_with_or_without_it() {
+    // Joined again by hand at the province: refused alike on a node that holds the alert
+    // and on one that does not.
+    let mut ops = history();
+    ops.push(op(
+        "ioc",
+        4,
+        2,
+        &Gid::new("ioc", 4),
+        IncidentOp::AlertAdded {
+            alert: Gid::new("oc", 7),
+            snapshot: Box::new(alert(21)),
+            actor: "thanh".into(),
+        },
+    ));
+    let with = fold_incident(2, "oc", &ops, &|_: &Gid| Some(7)).unwrap();
+    let mut without = fold_incident(2, "oc", &ops, &|_: &Gid| None).unwrap();
+    assert_eq!(with.alerts, vec![7]);
+    assert!(without.alerts.is_empty());
+    without.alerts = vec![7];
+    for (e, w) in without.events.iter_mut().zip(&with.events) {
+        e.alert = w.alert;
+    }
+    assert_eq!(without, with);
+    assert!(with
+        .events
+        .iter()
+        .any(|e| e.kind == IncidentEventKind::NotApplied
+            && e.comment.as_deref() == Some("add_alert: the alert is already in an incident")));
+}
+
+#[test]
+fn a_remote_incident_loaded_last_leaves_the_group_to_this_nodes_own() {
+    let mut own = opened();
+    own.id = 1;
+    let mut remote = opened();
+    remote.id = 2;
+    let mut book = IncidentBook::new(vec![own, remote], 3);
+    book.set_remote([2]);
+    assert_eq!(book.for_group("flood", Some("17935")), Some(1));
 }
