@@ -10,12 +10,12 @@
 
 mod common;
 
-use common::{gauge, level_at, unit, Proxy};
+use common::{alerts_by_entity, block, gauge, level_at, unit, within, Proxy};
 use ioc_engine::alerts::AlertAction;
 use ioc_engine::{Config, Engine, ManualClock};
-use ioc_model::{Alert, AlertState, LinkState};
+use ioc_model::{AlertState, LinkState};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const RULES: &str = r#"
 [[rule]]
@@ -32,41 +32,11 @@ const ALERTS: usize = 400;
 /// The OC's clock runs this far ahead of the IOC's.
 const DRIFT: i64 = 10;
 
-fn block<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
-}
-
-/// Waits up to `secs` (real time) for `what`.
-async fn within(secs: u64, what: &str, mut ok: impl FnMut() -> bool) -> Duration {
-    let t = Instant::now();
-    while !ok() {
-        assert!(
-            t.elapsed() < Duration::from_secs(secs),
-            "not within {secs} s: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    t.elapsed()
-}
-
 fn config(dir: &std::path::Path, node: &str) -> Config {
     let mut c = Config::parse(RULES).unwrap().without_demo();
     c.paths.data = Some(dir.to_owned());
     c.node.name = Some(node.into());
     c
-}
-
-/// Every alert with its timeline, by its gauge (ids differ from node to node).
-fn alerts_by_entity(e: &Engine) -> std::collections::BTreeMap<String, Alert> {
-    block(e.alerts(AlertState::ALL.to_vec(), 100_000))
-        .unwrap()
-        .into_iter()
-        .map(|a| {
-            let mut full = block(e.alert(a.id)).unwrap().unwrap();
-            full.id = 0;
-            (full.entity.clone().unwrap_or_default(), full)
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -279,24 +249,6 @@ async fn a_day_apart_on_manual_clocks_converges() {
     .map(|s| s.points.len())
     .unwrap_or(0);
     assert!(points > 0, "the day's readings at the IOC");
-    let kpi = |e: &Arc<Engine>| {
-        block(e.view(ioc_engine::Scope::Province).kpi_value(
-            "river-below-alarm",
-            Some(ioc_model::Period::Day),
-            Some(day),
-            Some(NAM_DAN.into()),
-        ))
-        .unwrap()
-    };
-    let (k_ioc, k_oc) = (kpi(&ioc), kpi(&oc));
-    assert!(
-        k_oc.denominator >= SENSORS as f64,
-        "a KPI with something to say: {k_oc:?}"
-    );
-    assert_eq!(
-        (k_ioc.value, k_ioc.numerator, k_ioc.denominator),
-        (k_oc.value, k_oc.numerator, k_oc.denominator),
-        "the IOC's KPI of the day is the OC's"
-    );
+    common::same_kpi_of_day(&ioc, &oc, day, NAM_DAN, SENSORS);
     oc.shutdown().await;
 }

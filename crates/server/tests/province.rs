@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{gauge, level_at, unit, within, Proxy};
+use common::{alerts_by_entity, block, gauge, level_at, unit, within, Proxy};
 use ioc_engine::alerts::AlertAction;
 use ioc_engine::operate::directives::DirectiveAction;
 use ioc_engine::operate::Actor;
@@ -61,29 +61,6 @@ async fn oc(
         token_file,
     });
     (Arc::new(Engine::start(config).await.unwrap()), proxy, dir)
-}
-
-fn block<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
-}
-
-/// Every alert with its timeline, keyed by its entity (ids differ from node to node).
-fn alerts_by_entity(e: &Engine) -> std::collections::BTreeMap<String, Alert> {
-    let all = block(e.alerts(AlertState::ALL.to_vec(), 10_000)).unwrap();
-    all.into_iter()
-        .map(|a| {
-            let mut full = block(e.alert(a.id)).unwrap().unwrap();
-            full.id = 0;
-            full.incident = None;
-            // The line of its joining an incident names the incident by its local id.
-            for ev in &mut full.events {
-                if ev.kind == ioc_model::AlertEventKind::Incident {
-                    ev.value = None;
-                }
-            }
-            (full.entity.clone().unwrap_or_default(), full)
-        })
-        .collect()
 }
 
 /// Every incident with its timeline, keyed by its title (ids differ from node to node).
@@ -553,25 +530,7 @@ async fn a_province_works_apart_and_converges() {
     let day = start
         .with_timezone(&chrono::FixedOffset::east_opt(7 * 3600).unwrap())
         .date_naive();
-    let kpi = |e: &Arc<Engine>| {
-        block(e.view(ioc_engine::Scope::Province).kpi_value(
-            "river-below-alarm",
-            Some(ioc_model::Period::Day),
-            Some(day),
-            Some(NAM_DAN.into()),
-        ))
-        .unwrap()
-    };
-    let (k_ioc, k_oc) = (kpi(&ioc), kpi(&nam_dan));
-    assert!(
-        k_oc.denominator >= GAUGES as f64,
-        "a KPI with something to say: {k_oc:?}"
-    );
-    assert_eq!(
-        (k_ioc.value, k_ioc.numerator, k_ioc.denominator),
-        (k_oc.value, k_oc.numerator, k_oc.denominator),
-        "the IOC's KPI of the day is the OC's"
-    );
+    common::same_kpi_of_day(&ioc, &nam_dan, day, NAM_DAN, GAUGES);
     nam_dan.shutdown().await;
     vinh.shutdown().await;
 }

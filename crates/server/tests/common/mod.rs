@@ -128,3 +128,59 @@ pub async fn within(secs: u64, what: &str, mut ok: impl FnMut() -> bool) -> std:
     }
     t.elapsed()
 }
+
+/// Runs a future to its end from a synchronous closure (a `within` condition).
+pub fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+}
+
+/// Every alert with its timeline, keyed by its entity, without what is local to a node (its
+/// id, its incident's id, also on the line of its joining it): what every node must agree on.
+pub fn alerts_by_entity(
+    e: &ioc_engine::Engine,
+) -> std::collections::BTreeMap<String, ioc_model::Alert> {
+    let all = block(e.alerts(ioc_model::AlertState::ALL.to_vec(), 100_000)).unwrap();
+    all.into_iter()
+        .map(|a| {
+            let mut full = block(e.alert(a.id)).unwrap().unwrap();
+            full.id = 0;
+            full.incident = None;
+            for ev in &mut full.events {
+                if ev.kind == ioc_model::AlertEventKind::Incident {
+                    ev.value = None;
+                }
+            }
+            (full.entity.clone().unwrap_or_default(), full)
+        })
+        .collect()
+}
+
+/// The IOC's KPI of the river gauges of `unit` for `day` equals the OC's, and counts at
+/// least `gauges` of them.
+pub fn same_kpi_of_day(
+    ioc: &ioc_engine::Engine,
+    oc: &ioc_engine::Engine,
+    day: chrono::NaiveDate,
+    unit: &str,
+    gauges: usize,
+) {
+    let kpi = |e: &ioc_engine::Engine| {
+        block(e.view(ioc_engine::Scope::Province).kpi_value(
+            "river-below-alarm",
+            Some(ioc_model::Period::Day),
+            Some(day),
+            Some(unit.into()),
+        ))
+        .unwrap()
+    };
+    let (k_ioc, k_oc) = (kpi(ioc), kpi(oc));
+    assert!(
+        k_oc.denominator >= gauges as f64,
+        "a KPI with something to say: {k_oc:?}"
+    );
+    assert_eq!(
+        (k_ioc.value, k_ioc.numerator, k_ioc.denominator),
+        (k_oc.value, k_oc.numerator, k_oc.denominator),
+        "the IOC's KPI of the day is the OC's"
+    );
+}
