@@ -38,6 +38,36 @@ enabled = false
     path
 }
 
+/// The IOC (`ioc serve` on `dir/ioc`, its log `NAME.log`) with a node account for `node`
+/// of `units` (none: the whole province), made by the README's command, and its
+/// administrator `quan-tri` (accounts exist, so people sign in); the file with the node's
+/// token.
+fn ioc_with_node(
+    dir: &std::path::Path,
+    name: &str,
+    node: &str,
+    units: &str,
+) -> (Server, std::path::PathBuf) {
+    let ioc_data = dir.join("ioc");
+    let ioc_config = config(dir, "ioc-nghe-an", "");
+    let out = std::process::Command::new(bin("ioc"))
+        .args(["node", "add", node, "--units", units, "--data"])
+        .arg(&ioc_data)
+        .arg("--config")
+        .arg(&ioc_config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token_file = dir.join("upstream.token");
+    std::fs::write(&token_file, &out.stdout).unwrap();
+    add_user(&ioc_data, "quan-tri", "admin", PASSWORD);
+    (Server::start(name, &ioc_data, &ioc_config, 0), token_file)
+}
+
 async fn banner(c: &fantoccini::Client) -> (String, String) {
     let v = js(
         c,
@@ -53,26 +83,8 @@ async fn banner(c: &fantoccini::Client) -> (String, String) {
 #[tokio::test(flavor = "multi_thread")]
 async fn e2e_federation_link_banner() {
     let dir = tempfile::tempdir().unwrap();
-    let (ioc_data, oc_data) = (dir.path().join("ioc"), dir.path().join("oc"));
-    let ioc_config = config(dir.path(), "ioc-nghe-an", "");
-    // The IOC's node account for the commune, by the README's command.
-    let out = std::process::Command::new(bin("ioc"))
-        .args(["node", "add", "oc-nam-dan", "--units", "17935", "--data"])
-        .arg(&ioc_data)
-        .arg("--config")
-        .arg(&ioc_config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token_file = dir.path().join("upstream.token");
-    std::fs::write(&token_file, &out.stdout).unwrap();
-    // Accounts exist now, so people sign in to the IOC: its administrator.
-    add_user(&ioc_data, "quan-tri", "admin", PASSWORD);
-    let ioc = Server::start("federation-ioc", &ioc_data, &ioc_config, 0);
+    let oc_data = dir.path().join("oc");
+    let (ioc, token_file) = ioc_with_node(dir.path(), "federation-ioc", "oc-nam-dan", "17935");
     let proxy = Proxy::to(ioc.addr).await;
     let oc_config = config(
         dir.path(),
@@ -208,24 +220,8 @@ async fn e2e_federation_incident_flagged_and_reviewed() {
     use serde_json::json;
 
     let dir = tempfile::tempdir().unwrap();
-    let (ioc_data, oc_data) = (dir.path().join("ioc"), dir.path().join("oc"));
-    let ioc_config = config(dir.path(), "ioc-nghe-an", "");
-    let out = std::process::Command::new(bin("ioc"))
-        .args(["node", "add", "oc-demo", "--units", "", "--data"])
-        .arg(&ioc_data)
-        .arg("--config")
-        .arg(&ioc_config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token_file = dir.path().join("upstream.token");
-    std::fs::write(&token_file, &out.stdout).unwrap();
-    add_user(&ioc_data, "quan-tri", "admin", PASSWORD);
-    let ioc = Server::start("incident-flag-ioc", &ioc_data, &ioc_config, 0);
+    let oc_data = dir.path().join("oc");
+    let (ioc, token_file) = ioc_with_node(dir.path(), "incident-flag-ioc", "oc-demo", "");
     let proxy = Proxy::to(ioc.addr).await;
     // The OC: the fast demo, linked.
     let oc_config = dir.path().join("oc.toml");
