@@ -28,6 +28,10 @@ const APT_BUILD: &[&str] = &[
     "libxdo-dev",
     "libayatana-appindicator3-dev",
     "librsvg2-dev",
+    // The desktop window (WebKitGTK) plays the cameras' H.264/H.265 through GStreamer.
+    "gstreamer1.0-plugins-good",
+    "gstreamer1.0-plugins-bad",
+    "gstreamer1.0-libav",
 ];
 
 /// Extra packages for the test suite: browsers, WebDriver servers, a virtual display.
@@ -49,6 +53,14 @@ const APT_TEST: &[&str] = &[
     "python3-gi",
     // pdftotext: the tests read the text of the PDF reports.
     "poppler-utils",
+    // The cameras' tests: a real RTSP server with a test pattern (GStreamer's, driven from
+    // Python), H.264/VP8 encoders, the clock burnt into the picture, and ffprobe to check the
+    // evidence clips.
+    "gir1.2-gst-rtsp-server-1.0",
+    "gir1.2-gstreamer-1.0",
+    "gstreamer1.0-plugins-ugly",
+    "gstreamer1.0-x",
+    "ffmpeg",
 ];
 
 const TAURI_DRIVER: &str = "2.1.0";

@@ -428,6 +428,16 @@ impl Hub {
         v
     }
 
+    /// The entities that have attribute `key` (the cameras with a stream, say).
+    pub fn entities_with(&self, key: &str) -> Vec<Entity> {
+        let st = self.state.lock().unwrap();
+        st.entities
+            .values()
+            .filter(|e| e.attributes.contains_key(key))
+            .cloned()
+            .collect()
+    }
+
     pub fn entity(&self, id: &str) -> Option<Entity> {
         self.state.lock().unwrap().entities.get(id).cloned()
     }

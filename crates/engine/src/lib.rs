@@ -31,6 +31,7 @@ pub mod scope;
 pub mod sources;
 pub mod store;
 pub mod sync;
+pub mod video;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;

@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod api;
+pub mod camera;
 pub mod dashboard;
 pub mod directive;
 pub mod entity;
@@ -22,6 +23,7 @@ pub use api::{
     ImportReport, LinkState, NodeLink, SecretState, SeriesPoint, SeriesResponse, SourceState,
     SourceStatus, Unit, UpstreamLink,
 };
+pub use camera::{CameraCredentials, CameraStream, StreamProblem, StreamState};
 pub use dashboard::{
     Dashboard, Panel, PanelKind, ReportFile, ReportFormat, ReportJob, ReportRequest, ReportState,
     Reports, WallItem, WallProfile, WallScreen, GRID_COLUMNS,

@@ -85,6 +85,18 @@ impl SourceHealth {
         }
     }
 
+    /// `n` messages up to `at` (a camera's frames, counted once a second).
+    pub fn add_messages(&self, n: u64, at: DateTime<Utc>) {
+        if n == 0 {
+            return;
+        }
+        self.messages.fetch_add(n, Ordering::Relaxed);
+        let mut i = self.inner.lock().unwrap();
+        if i.last_message_at.is_none_or(|t| t < at) {
+            i.last_message_at = Some(at);
+        }
+    }
+
     pub fn rejected(&self, n: u64) {
         self.rejected.fetch_add(n, Ordering::Relaxed);
     }

@@ -1,0 +1,195 @@
+//! Cameras' live video: how each camera's stream is doing, and the envelope its frames travel
+//! in to a screen.
+//!
+//! A camera is an [`crate::Entity`] of type `Camera` whose attributes say where its video is
+//! (`rtsp_url`, `snapshot_url`, `onvif_url`); its credentials are kept apart, write-only. The
+//! engine keeps each stream open, remuxes it to fragmented MP4 without transcoding and sends
+//! it to every viewer over one WebSocket (`/api/cameras/{id}/live`), so a browser and the
+//! desktop window play it through Media Source Extensions.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The entity attribute with a camera's RTSP address (credentials never in it).
+pub const RTSP_URL: &str = "rtsp_url";
+/// The entity attribute choosing RTSP over `tcp` (the default: through firewalls and NAT,
+/// no loss) or `udp`.
+pub const RTSP_TRANSPORT: &str = "rtsp_transport";
+
+/// Where a camera's stream is.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum StreamState {
+    /// Opening (or opening again after a failure, see `retry_in_s`).
+    #[default]
+    Connecting,
+    /// Frames are arriving.
+    Live,
+    /// It was live, then no frame came for the stall timeout; being reopened.
+    Stalled,
+    /// It cannot be opened; `problem` says why. Retried with back-off.
+    Failed,
+}
+
+impl StreamState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamState::Connecting => "connecting",
+            StreamState::Live => "live",
+            StreamState::Stalled => "stalled",
+            StreamState::Failed => "failed",
+        }
+    }
+}
+
+/// Why a stream is not live, in terms an operator can act on.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum StreamProblem {
+    /// Nothing answers at the address (refused, unreachable, timed out).
+    Unreachable,
+    /// The camera refused the credentials (or none are set and it wants some).
+    Credentials,
+    /// Something answers, but not RTSP (a web page, another protocol).
+    NotRtsp,
+    /// The camera sends a codec browsers cannot play from fragmented MP4 (MJPEG, VP8, …).
+    UnsupportedCodec,
+    /// The camera's description has no video.
+    NoVideo,
+    /// No frame for the stall timeout.
+    Stalled,
+    /// The camera closed the stream.
+    Ended,
+    /// Anything else the camera or the network did wrong; `detail` has the words.
+    Protocol,
+}
+
+impl StreamProblem {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamProblem::Unreachable => "unreachable",
+            StreamProblem::Credentials => "credentials",
+            StreamProblem::NotRtsp => "not_rtsp",
+            StreamProblem::UnsupportedCodec => "unsupported_codec",
+            StreamProblem::NoVideo => "no_video",
+            StreamProblem::Stalled => "stalled",
+            StreamProblem::Ended => "ended",
+            StreamProblem::Protocol => "protocol",
+        }
+    }
+}
+
+/// One camera's stream as the engine sees it now.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct CameraStream {
+    /// The camera's entity id.
+    pub camera: String,
+    pub state: StreamState,
+    /// Why it is not live (absent while live or connecting the first time).
+    #[serde(default)]
+    pub problem: Option<StreamProblem>,
+    /// The camera's or the network's own words (passwords masked).
+    #[serde(default)]
+    pub detail: Option<String>,
+    /// The MIME type a Media Source Extensions player is given, e.g.
+    /// `video/mp4; codecs="avc1.42C01E"`; known once the stream is described.
+    #[serde(default)]
+    pub mime: Option<String>,
+    #[serde(default)]
+    pub width: Option<u32>,
+    #[serde(default)]
+    pub height: Option<u32>,
+    /// Frames per second over the last few seconds.
+    #[serde(default)]
+    pub fps: f64,
+    /// Frames received since the engine started.
+    #[serde(default)]
+    pub frames: u64,
+    /// Times the stream was opened again after a failure or a stall.
+    #[serde(default)]
+    pub reconnects: u32,
+    /// When it entered this state.
+    pub since: DateTime<Utc>,
+    #[serde(default)]
+    pub last_frame_at: Option<DateTime<Utc>>,
+    /// Camera to engine, from the camera's RTCP sender reports (its clock and ours).
+    #[serde(default)]
+    pub latency_ms: Option<f64>,
+    /// Seconds until the next attempt, while connecting again after a failure.
+    #[serde(default)]
+    pub retry_in_s: Option<f64>,
+    /// Whether credentials are set for it (their values are never shown).
+    #[serde(default)]
+    pub has_credentials: bool,
+}
+
+/// Credentials for a camera: written, never read back.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct CameraCredentials {
+    pub username: String,
+    /// Empty removes the credentials.
+    pub password: String,
+}
+
+/// The first byte of each binary message on `/api/cameras/{id}/live`.
+///
+/// A binary message is: this kind (1 byte), the frame's capture time in Unix milliseconds
+/// from the camera's clock (8 bytes, big-endian; 0 when not known yet), then fragmented MP4.
+/// Text messages are [`CameraStream`] as JSON, sent whenever the state changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum LiveKind {
+    /// An initialization segment (`ftyp` + `moov`): a player starts (again) from it.
+    Init = 0,
+    /// One frame as `moof` + `mdat`; the first after an init is a key frame.
+    Media = 1,
+}
+
+/// The header's length in bytes.
+pub const LIVE_HEADER: usize = 9;
+
+/// Writes a binary message's header.
+pub fn live_header(kind: LiveKind, captured_ms: Option<i64>) -> [u8; LIVE_HEADER] {
+    let mut h = [0u8; LIVE_HEADER];
+    h[0] = kind as u8;
+    h[1..].copy_from_slice(&captured_ms.unwrap_or(0).max(0).to_be_bytes());
+    h
+}
+
+/// Reads a binary message: its kind, capture time and the MP4 bytes.
+pub fn parse_live(msg: &[u8]) -> Option<(LiveKind, Option<i64>, &[u8])> {
+    if msg.len() < LIVE_HEADER {
+        return None;
+    }
+    let kind = match msg[0] {
+        0 => LiveKind::Init,
+        1 => LiveKind::Media,
+        _ => return None,
+    };
+    let ms = i64::from_be_bytes(msg[1..LIVE_HEADER].try_into().ok()?);
+    Some((kind, (ms > 0).then_some(ms), &msg[LIVE_HEADER..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_header_round_trips() {
+        let mut m = live_header(LiveKind::Media, Some(1_765_000_000_123)).to_vec();
+        m.extend_from_slice(b"moof");
+        let (k, t, rest) = parse_live(&m).unwrap();
+        assert_eq!(
+            (k, t, rest),
+            (LiveKind::Media, Some(1_765_000_000_123), &b"moof"[..])
+        );
+        let m = live_header(LiveKind::Init, None);
+        assert_eq!(parse_live(&m), Some((LiveKind::Init, None, &[][..])));
+        assert_eq!(parse_live(&[7; 12]), None);
+        assert_eq!(parse_live(&[1; 3]), None);
+    }
+}
