@@ -307,7 +307,9 @@ impl Feed {
             i.gop.clear();
         }
         i.gop.push(frame.clone());
-        i.ring.push_back(frame.clone());
+        if key || !i.ring.is_empty() {
+            i.ring.push_back(frame.clone());
+        }
         // Keep `keep`, cut at a key frame so what is kept can be played.
         while let Some(first) = i.ring.front() {
             if at.duration_since(first.received_at) <= self.keep {
