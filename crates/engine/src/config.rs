@@ -76,6 +76,8 @@ pub struct Config {
     /// `[metrics.<name>]`: plausible ranges over the defaults of
     /// [`crate::pipeline::plausible::DEFAULTS`].
     pub metrics: std::collections::BTreeMap<String, MetricRange>,
+    /// `[video]`: cameras' streams.
+    pub video: crate::video::VideoConfig,
 }
 
 /// The file as written. Sources are read in a second step, by their `kind`, so that an error
@@ -94,6 +96,7 @@ struct RawConfig {
     audit: AuditConfig,
     node: NodeConfig,
     upstream: Option<UpstreamConfig>,
+    video: crate::video::VideoConfig,
     #[serde(rename = "source")]
     sources: Option<Vec<toml::Spanned<toml::Table>>>,
     /// `[[rule]]` tables (read-only on the rules screen). Absent, and no rules folder yet: the
@@ -259,6 +262,7 @@ impl Config {
             kpi: raw.kpi,
             reports: raw.reports,
             metrics: raw.metrics,
+            video: raw.video,
         };
         config.validate()?;
         Ok(config)

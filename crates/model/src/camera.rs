@@ -87,6 +87,9 @@ impl StreamProblem {
 pub struct CameraStream {
     /// The camera's entity id.
     pub camera: String,
+    /// The camera's unit (commune) code, when it has one.
+    #[serde(default)]
+    pub unit: Option<String>,
     pub state: StreamState,
     /// Why it is not live (absent while live or connecting the first time).
     #[serde(default)]

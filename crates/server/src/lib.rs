@@ -5,6 +5,7 @@
 mod api;
 mod auth;
 mod basemap;
+mod cameras;
 mod error;
 mod extract;
 mod idempotency;

@@ -3,7 +3,7 @@
 //! document are all built from this one table, so a route cannot exist without a policy,
 //! and the test that walks the table (`tests/route_policy.rs`) reaches every route.
 
-use crate::{api, auth, basemap, lead, operate, rules, sops, ws, AppState};
+use crate::{api, auth, basemap, cameras, lead, operate, rules, sops, ws, AppState};
 use aide::axum::routing::{delete_with, get_with, post_with, put_with};
 use aide::axum::ApiRouter;
 use aide::transform::TransformOperation;
@@ -94,6 +94,7 @@ fn tag_of(path: &str) -> &'static str {
         .unwrap_or("");
     match seg {
         "entities" | "units" | "basemap" => "map",
+        "cameras" => "cameras",
         "alerts" => "alerts",
         "incidents" | "attachments" => "incidents",
         "directives" => "directives",
@@ -350,6 +351,38 @@ pub fn build() -> Routes {
             Item(K::Entity),
             api::series,
             "A device's metric over time",
+        )
+        .add(
+            Get,
+            "/api/cameras",
+            Role(P::View),
+            List(K::Entity),
+            cameras::list,
+            "Cameras' video streams and how each is doing",
+        )
+        .add(
+            Get,
+            "/api/cameras/{id}",
+            Role(P::View),
+            Item(K::Entity),
+            cameras::one,
+            "One camera's video stream",
+        )
+        .add(
+            Put,
+            "/api/cameras/{id}/credentials",
+            Role(P::EditSources),
+            Item(K::Entity),
+            cameras::credentials,
+            "Set a camera's credentials (write-only; an empty password removes them)",
+        )
+        .add(
+            Get,
+            "/api/cameras/{id}/live",
+            Role(P::View),
+            Item(K::Entity),
+            cameras::live,
+            "A camera's live video (WebSocket): its state as text, fragmented MP4 as binary",
         )
         .add(
             Get,

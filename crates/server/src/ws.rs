@@ -43,7 +43,7 @@ pub struct WsQuery {
 }
 
 /// `101 Switching Protocols`, in the API's description.
-pub struct Switching(Response);
+pub struct Switching(pub(crate) Response);
 
 impl IntoResponse for Switching {
     fn into_response(self) -> Response {
@@ -60,7 +60,7 @@ impl aide::OperationOutput for Switching {
         vec![(
             Some(101),
             aide::openapi::Response {
-                description: "the live feed (WebSocket): a snapshot, then deltas".into(),
+                description: "switched to a WebSocket".into(),
                 ..Default::default()
             },
         )]

@@ -41,7 +41,9 @@ fn flooded_gauge(id: &str, unit: &str) -> Vec<Item> {
     .in_unit(unit, &format!("Xã {unit}"))
     .with_attr("alarm_1", 3.0)
     .with_attr("alarm_2", 4.0)
-    .with_attr("alarm_3", 5.0);
+    .with_attr("alarm_3", 5.0)
+    // Watched by a camera (nothing answers there): the camera routes have a stream to check.
+    .with_attr("rtsp_url", "rtsp://127.0.0.1:9/gauge");
     vec![
         Item::Unit(ioc_model::Unit {
             code: unit.into(),
@@ -179,6 +181,13 @@ fn example(r: &Route, f: &Fixtures) -> Option<(String, Body)> {
             ("/api/auth/oidc/callback?code=x&state=y".into(), Body::None)
         }
         ("GET", "/api/entities/{id}") => (format!("/api/entities/{}", f.entity), Body::None),
+        ("GET", "/api/cameras/{id}") | ("GET", "/api/cameras/{id}/live") => {
+            (r.path.replace("{id}", &f.entity), Body::None)
+        }
+        ("PUT", "/api/cameras/{id}/credentials") => (
+            r.path.replace("{id}", &f.entity),
+            j(json!({"username": "u", "password": "p"})),
+        ),
         ("GET", "/api/entities/{id}/series") => (
             format!("/api/entities/{}/series?metric=water_level", f.entity),
             Body::None,

@@ -109,6 +109,8 @@ pub struct Engine {
     /// Held until shutdown: one engine per data folder.
     lock: Mutex<Option<std::fs::File>>,
     auth: Arc<crate::auth::Auth>,
+    /// Cameras' live video.
+    video: Arc<crate::video::Video>,
 }
 
 /// Locks the data folder for this engine.
@@ -354,7 +356,22 @@ impl Engine {
                 hub.clone(),
             ))
         });
+        let video = crate::video::Video::new(
+            config.video.clone(),
+            source_registry.clone(),
+            Some(sender.clone()),
+            clock.clone(),
+            cancel.child_token(),
+        );
+        {
+            let r = reader.clone();
+            let creds = tokio::task::spawn_blocking(move || r.camera_credentials())
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))??;
+            video.load_credentials(creds);
+        }
         let engine = Engine {
+            video,
             node,
             hlc,
             link,
@@ -386,6 +403,8 @@ impl Engine {
             engine.start_source(&source, None);
         }
         engine.start_upstream();
+        let follow = engine.video.follow(engine.hub.clone());
+        engine.tasks.lock().unwrap().push(follow);
         for (name, text) in managed {
             match SourceConfig::parse(&text) {
                 Ok(c) if engine.sources.get(c.name()).is_none() => {
@@ -603,6 +622,57 @@ impl Engine {
             .get(&name)
             .map(|h| h.status())
             .expect("just started"))
+    }
+
+    /// Cameras' live video.
+    pub fn video(&self) -> &Arc<crate::video::Video> {
+        &self.video
+    }
+
+    /// Sets (or, with an empty password, removes) a camera's credentials: kept in the store,
+    /// never shown again; the audit log records that they changed, not to what.
+    pub async fn set_camera_credentials(
+        &self,
+        camera: &str,
+        creds: ioc_model::CameraCredentials,
+        actor: &str,
+    ) -> Result<ioc_model::CameraStream, EngineError> {
+        let Some(entity) = self.hub.entity(camera) else {
+            return Err(EngineError::NotFound(format!("no camera {camera:?}")));
+        };
+        if !entity.attributes.contains_key(ioc_model::camera::RTSP_URL) {
+            return Err(EngineError::BadInput(format!(
+                "{camera:?} has no rtsp_url: set where its video is first"
+            )));
+        }
+        let value = (!creds.password.is_empty())
+            .then(|| (creds.username.trim().to_string(), creds.password));
+        if value.as_ref().is_some_and(|(u, _)| u.is_empty()) {
+            return Err(EngineError::BadInput(
+                "a user name is needed with a password".into(),
+            ));
+        }
+        let now = self.clock.now().timestamp_millis();
+        let had = self.video.has_credentials(camera);
+        self.writer
+            .write(crate::store::WriteBatch {
+                camera_credentials: vec![(camera.to_string(), value.clone(), now)],
+                audit: vec![crate::audit::AuditEntry {
+                    at: now,
+                    actor: actor.to_string(),
+                    action: if value.is_some() { "camera.credentials.set" } else { "camera.credentials.remove" }.into(),
+                    target: format!("entity:{camera}"),
+                    before: Some(serde_json::json!({ "credentials": had })),
+                    after: Some(serde_json::json!({ "credentials": value.is_some(), "username": value.as_ref().map(|v| v.0.clone()) })),
+                }],
+                ..Default::default()
+            })
+            .await?;
+        self.video.set_credentials(camera, value);
+        self.video.refresh(&self.hub);
+        self.video
+            .stream(camera)
+            .ok_or_else(|| EngineError::Internal(format!("camera {camera:?} has no stream")))
     }
 
     /// Stops and forgets a source added from the admin screen.

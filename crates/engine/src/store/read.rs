@@ -266,6 +266,20 @@ impl Reader {
         })
     }
 
+    /// Cameras' credentials: camera → (user, password).
+    pub fn camera_credentials(
+        &self,
+    ) -> Result<std::collections::HashMap<String, (String, String)>, StoreError> {
+        self.with(|c| {
+            let mut stmt =
+                c.prepare("SELECT camera, username, password FROM camera_credentials")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+    }
+
     /// The message a received alert came as: (format, body).
     pub fn alert_raw(&self, id: i64) -> Result<Option<(String, String)>, StoreError> {
         self.with(|c| {

@@ -386,6 +386,17 @@ CREATE UNIQUE INDEX incidents_by_gid ON incidents (gid) WHERE gid IS NOT NULL;
 ALTER TABLE incident_events ADD COLUMN node TEXT;
 "#;
 
+/// Cameras' credentials, kept apart from their entities (whose attributes anyone who sees
+/// the camera reads): written through the API, never read back through it.
+const V13: &str = r#"
+CREATE TABLE camera_credentials (
+    camera TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    password TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
@@ -400,6 +411,7 @@ fn migrations() -> Migrations<'static> {
         M::up(V10),
         M::up(V11),
         M::up(V12),
+        M::up(V13),
     ])
 }
 

@@ -131,6 +131,9 @@ fn write_dead_letter(tx: &rusqlite::Transaction, d: &DeadLetterRow) -> rusqlite:
     Ok(())
 }
 
+/// A camera's credentials: (camera, (user, password) or `None` to remove them, at).
+pub type CameraCredentialsRow = (String, Option<(String, String)>, i64);
+
 /// Everything one pipeline batch changes, written atomically.
 #[derive(Default, Debug)]
 pub struct WriteBatch {
@@ -147,6 +150,8 @@ pub struct WriteBatch {
     pub dead_letters: Vec<DeadLetterRow>,
     /// Sources of the admin screen: (name, its TOML, or `None` to delete it).
     pub managed_sources: Vec<(String, Option<String>, i64)>,
+    /// Cameras' credentials: (camera, (user, password) or `None` to remove them, at).
+    pub camera_credentials: Vec<CameraCredentialsRow>,
     /// Changes to record in the audit log, in this same transaction.
     pub audit: Vec<crate::audit::AuditEntry>,
     /// Incidents to insert or update (without their timelines).
@@ -195,6 +200,7 @@ impl WriteBatch {
             && self.dead_letters.is_empty()
             && self.alert_raw.is_empty()
             && self.managed_sources.is_empty()
+            && self.camera_credentials.is_empty()
             && self.audit.is_empty()
             && self.incidents.is_empty()
             && self.incident_events.is_empty()
@@ -859,6 +865,21 @@ fn write_jobs(
                     None => tx
                         .prepare_cached("DELETE FROM managed_sources WHERE name = ?1")?
                         .execute(params![name])?,
+                };
+            }
+            for (camera, creds, at) in &b.camera_credentials {
+                match creds {
+                    Some((user, password)) => tx
+                        .prepare_cached(
+                            "INSERT INTO camera_credentials (camera, username, password, updated_at)
+                             VALUES (?1, ?2, ?3, ?4)
+                             ON CONFLICT (camera) DO UPDATE SET username = excluded.username,
+                               password = excluded.password, updated_at = excluded.updated_at",
+                        )?
+                        .execute(params![camera, user, password, at])?,
+                    None => tx
+                        .prepare_cached("DELETE FROM camera_credentials WHERE camera = ?1")?
+                        .execute(params![camera])?,
                 };
             }
             for d in &b.dead_letters {

@@ -106,6 +106,7 @@ impl Feed {
             inner: Mutex::new(Inner {
                 status: CameraStream {
                     camera: camera.into(),
+                    unit: None,
                     state: StreamState::Connecting,
                     problem: None,
                     detail: None,

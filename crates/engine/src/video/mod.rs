@@ -354,8 +354,8 @@ impl Video {
         }
     }
 
-    /// Follows the cameras in the hub: whenever entities change (at most every two seconds),
-    /// the streams are brought in line.
+    /// Follows the cameras in the hub: when entities change, the streams are brought in line
+    /// at once, then at most twice a second.
     pub fn follow(self: &Arc<Self>, hub: Arc<crate::hub::Hub>) -> tokio::task::JoinHandle<()> {
         let video = self.clone();
         tokio::spawn(async move {
@@ -385,11 +385,11 @@ impl Video {
                 }
                 tokio::select! {
                     _ = video.cancel.cancelled() => return,
-                    r = seq.changed() => if r.is_err() { return },
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 }
                 tokio::select! {
                     _ = video.cancel.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    r = seq.changed() => if r.is_err() { return },
                 }
             }
         })

@@ -1,0 +1,181 @@
+//! Cameras: their streams' state, their credentials (write-only) and the live video itself,
+//! sent to a screen over one WebSocket per camera as fragmented MP4 (see
+//! [`ioc_model::camera`] for the messages).
+
+use crate::auth::Caller;
+use crate::extract::{Key, Path};
+use crate::ws::handshake;
+use crate::{ApiError, AppState};
+use axum::extract::{Request, State};
+use axum::Json;
+use futures_util::{SinkExt, StreamExt};
+use ioc_engine::video::feed::{Frame, Init, Packet};
+use ioc_model::camera::{live_header, LiveKind};
+use ioc_model::{CameraCredentials, CameraStream};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// Every camera stream the caller may see.
+pub async fn list(State(st): State<AppState>, c: Caller) -> Json<Vec<CameraStream>> {
+    let view = c.view(&st);
+    Json(
+        st.engine
+            .video()
+            .streams()
+            .into_iter()
+            .filter_map(|mut s| {
+                s.unit = view.entity(&s.camera).ok()?.unit;
+                Some(s)
+            })
+            .collect(),
+    )
+}
+
+/// One camera's stream.
+pub async fn one(
+    State(st): State<AppState>,
+    c: Caller,
+    Path(Key { id }): Path<Key>,
+) -> ApiResult<CameraStream> {
+    let unit = c.view(&st).entity(&id)?.unit;
+    st.engine
+        .video()
+        .stream(&id)
+        .map(|s| Json(CameraStream { unit, ..s }))
+        .ok_or_else(|| ApiError::not_found(format!("{id:?} has no video stream (no rtsp_url)")))
+}
+
+/// Sets a camera's credentials (an empty password removes them); they are never shown again.
+pub async fn credentials(
+    State(st): State<AppState>,
+    c: Caller,
+    Path(Key { id }): Path<Key>,
+    Json(body): Json<CameraCredentials>,
+) -> ApiResult<CameraStream> {
+    let unit = c.view(&st).entity(&id)?.unit;
+    let s = st
+        .engine
+        .set_camera_credentials(&id, body, &c.actor())
+        .await?;
+    Ok(Json(CameraStream { unit, ..s }))
+}
+
+/// A viewer that cannot take a frame in this long is cut (it reconnects and starts again
+/// at a key frame); nothing piles up for it on the server.
+const SLOW_VIEWER: Duration = Duration::from_secs(5);
+
+/// The live video of one camera (WebSocket): its state as text, then an init segment and
+/// the frames from the last key frame on, as binary messages.
+pub async fn live(
+    State(st): State<AppState>,
+    c: Caller,
+    Path(Key { id }): Path<Key>,
+    req: Request,
+) -> Result<crate::ws::Switching, ApiError> {
+    c.view(&st).entity(&id)?;
+    let feed =
+        st.engine.video().feed(&id).ok_or_else(|| {
+            ApiError::not_found(format!("{id:?} has no video stream (no rtsp_url)"))
+        })?;
+    let (resp, on_upgrade) = handshake(req)?;
+    tokio::spawn(async move {
+        let Ok(up) = on_upgrade.await else { return };
+        let mut config = WebSocketConfig::default();
+        config.read_buffer_size = 4 * 1024;
+        config.write_buffer_size = 0;
+        config.max_write_buffer_size = 16 * 1024 * 1024;
+        config.max_message_size = Some(64 * 1024);
+        let socket = WebSocketStream::from_raw_socket(
+            hyper_util::rt::TokioIo::new(up),
+            Role::Server,
+            Some(config),
+        )
+        .await;
+        if let Err(e) = watch(feed, socket).await {
+            tracing::debug!("a camera viewer left: {e}");
+        }
+    });
+    Ok(crate::ws::Switching(resp))
+}
+
+fn init_msg(i: &Init) -> Message {
+    let mut b = Vec::with_capacity(i.segment.len() + 9);
+    b.extend_from_slice(&live_header(LiveKind::Init, None));
+    b.extend_from_slice(&i.segment);
+    Message::Binary(b.into())
+}
+
+fn frame_msg(f: &Frame) -> Message {
+    let mut b = Vec::with_capacity(f.segment.len() + 9);
+    b.extend_from_slice(&live_header(LiveKind::Media, f.captured_ms));
+    b.extend_from_slice(&f.segment);
+    Message::Binary(b.into())
+}
+
+fn state_msg(s: &CameraStream) -> Message {
+    Message::Text(serde_json::to_string(s).expect("serializes").into())
+}
+
+async fn watch<S>(
+    feed: Arc<ioc_engine::video::feed::Feed>,
+    mut socket: WebSocketStream<S>,
+) -> Result<(), String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let w = feed.watch();
+    let mut rx = w.rx;
+    let send = async |socket: &mut WebSocketStream<S>, m: Message| -> Result<(), String> {
+        match tokio::time::timeout(SLOW_VIEWER, socket.send(m)).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err("too slow".into()),
+        }
+    };
+    send(&mut socket, state_msg(&w.status)).await?;
+    // Frames are sent only after an init, from a key frame.
+    let mut waiting_key = true;
+    let mut has_init = false;
+    if let Some(i) = &w.init {
+        send(&mut socket, init_msg(i)).await?;
+        has_init = true;
+        for f in w.frames.iter().filter(|f| Arc::ptr_eq(&f.init, i)) {
+            if waiting_key && !f.key {
+                continue;
+            }
+            waiting_key = false;
+            send(&mut socket, frame_msg(f)).await?;
+        }
+    }
+    loop {
+        tokio::select! {
+            p = rx.recv() => match p {
+                Ok(Packet::Init(i)) => {
+                    send(&mut socket, init_msg(&i)).await?;
+                    has_init = true;
+                    waiting_key = true;
+                }
+                Ok(Packet::Frame(f)) => {
+                    if !has_init || (waiting_key && !f.key) {
+                        continue;
+                    }
+                    waiting_key = false;
+                    send(&mut socket, frame_msg(&f)).await?;
+                }
+                Ok(Packet::State(s)) => send(&mut socket, state_msg(&s)).await?,
+                // Fell behind: skip to the next key frame rather than hold anything back.
+                Err(RecvError::Lagged(_)) => waiting_key = true,
+                Err(RecvError::Closed) => return Ok(()),
+            },
+            m = socket.next() => match m {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
