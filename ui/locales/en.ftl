@@ -506,3 +506,19 @@ nodes-lag = Operations behind
 link-state-connected = Connected
 link-state-catching_up = Catching up
 link-state-offline = No link
+
+# Cameras
+detail-camera = Live view
+camera-state-connecting = Connecting
+camera-state-live = Live
+camera-state-stalled = Stalled
+camera-state-failed = Cannot open
+camera-problem-unreachable = the camera cannot be reached
+camera-problem-credentials = wrong user name or password
+camera-problem-not_rtsp = the address is not an RTSP stream
+camera-problem-unsupported_codec = unsupported video codec
+camera-problem-no_video = the camera sends no video
+camera-problem-stalled = no frames
+camera-problem-ended = the camera ended the stream
+camera-problem-protocol = protocol error
+camera-unplayable = This browser cannot play this format

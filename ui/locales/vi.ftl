@@ -506,3 +506,19 @@ nodes-lag = Thao tác còn thiếu
 link-state-connected = Đã kết nối
 link-state-catching_up = Đang đồng bộ
 link-state-offline = Mất kết nối
+
+# Cameras
+detail-camera = Hình ảnh trực tiếp
+camera-state-connecting = Đang kết nối
+camera-state-live = Trực tiếp
+camera-state-stalled = Mất tín hiệu
+camera-state-failed = Không mở được
+camera-problem-unreachable = không kết nối được camera
+camera-problem-credentials = sai tên đăng nhập hoặc mật khẩu
+camera-problem-not_rtsp = địa chỉ không phải luồng RTSP
+camera-problem-unsupported_codec = định dạng video không hỗ trợ
+camera-problem-no_video = camera không có luồng video
+camera-problem-stalled = không nhận được hình
+camera-problem-ended = camera đã ngắt luồng
+camera-problem-protocol = lỗi giao thức
+camera-unplayable = Trình duyệt không phát được định dạng này

@@ -259,6 +259,38 @@ async fn cameras_stream_to_viewers_within_their_units_and_keep_credentials_secre
     );
     assert!(timed > 0, "frames carry the camera's capture time");
 
+    // A camera imported with its credentials in its address: they are kept apart, and work.
+    let inline = srv.auth_url().replace(
+        "rtsp://",
+        &format!("rtsp://{}:{}@", test_server::USER, test_server::PASSWORD),
+    );
+    engine
+        .sender()
+        .ingest("t", vec![camera("cam-c", A, &inline)])
+        .await
+        .unwrap();
+    until(
+        addr,
+        &op,
+        "cam-c",
+        "live with the imported credentials",
+        |s| s.state == StreamState::Live && s.has_credentials,
+    )
+    .await;
+    let shown = http
+        .get(format!("http://{addr}/api/entities/cam-c"))
+        .bearer_auth(&op)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !shown.contains(test_server::PASSWORD) && shown.contains(&srv.auth_url()),
+        "{shown}"
+    );
+
     // Credentials removed: the camera asks for them again.
     assert_eq!(put(&admin, "").await.unwrap().status(), 200);
     until(addr, &op, "cam-a", "refused again", |s| {

@@ -156,6 +156,16 @@ pub fn DetailPanel() -> impl IntoView {
         })
     });
 
+    // A camera with a stream: its live picture, kept open while the same camera is shown
+    // (its values and status changing do not restart it).
+    let camera = Memo::new(move |_| {
+        entity.with(|e| {
+            e.as_ref()
+                .filter(|e| e.attributes.contains_key(ioc_model::camera::RTSP_URL))
+                .map(|e| e.id.clone())
+        })
+    });
+
     let alerts = Memo::new(move |_| {
         let Some(id) = sel.entity.get() else {
             return Vec::new();
@@ -252,6 +262,16 @@ pub fn DetailPanel() -> impl IntoView {
                         }}
                     }
                         .into_any()
+                }}
+                {move || {
+                    camera
+                        .get()
+                        .map(|id| {
+                            view! {
+                                <h3>{i18n.tr("detail-camera")}</h3>
+                                <crate::video::CameraLive camera=id/>
+                            }
+                        })
                 }}
                 <h3>{move || i18n.tr("detail-chart")}</h3>
                 <div class="chart" id="chart">

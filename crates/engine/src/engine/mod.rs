@@ -369,6 +369,13 @@ impl Engine {
                 .await
                 .map_err(|e| EngineError::Internal(e.to_string()))??;
             video.load_credentials(creds);
+            let r = reader.clone();
+            video.reload_credentials_with(Box::new(move || {
+                r.camera_credentials().unwrap_or_else(|e| {
+                    tracing::error!("cameras' credentials: {e}");
+                    HashMap::new()
+                })
+            }));
         }
         let engine = Engine {
             video,

@@ -920,6 +920,14 @@ impl Pipeline {
         }
         e.latest.clear();
         e.last_seen = None;
+        // A camera's credentials written into its addresses are kept apart, write-only:
+        // anyone who may see the camera reads its attributes.
+        if let Some(creds) = crate::video::take_credentials(&mut e.attributes) {
+            let now = self.clock.now().timestamp_millis();
+            p.write
+                .camera_credentials
+                .push((e.id.clone(), Some(creds), now));
+        }
         let foreign = source.starts_with(crate::sync::NODE_SOURCE);
         let id = match self.reg.by_ext.get(e.id.as_str()) {
             Some(&id) => {

@@ -108,6 +108,44 @@ fn parse_target(
     })
 }
 
+/// The attributes that may hold a camera's addresses.
+pub const ADDRESSES: &[&str] = &[camera::RTSP_URL, "snapshot_url", "onvif_url"];
+
+/// Takes user names and passwords out of a camera's addresses (`rtsp://admin:pw@host/…`),
+/// leaving the addresses without them; the credentials found (the stream's first).
+pub fn take_credentials(
+    attributes: &mut serde_json::Map<String, serde_json::Value>,
+) -> Option<(String, String)> {
+    let mut found = None;
+    for key in ADDRESSES {
+        let Some(raw) = attributes.get(*key).and_then(|v| v.as_str()) else {
+            continue;
+        };
+        let Ok(mut url) = url::Url::parse(raw.trim()) else {
+            continue;
+        };
+        if url.username().is_empty() && url.password().is_none() {
+            continue;
+        }
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .to_string()
+        };
+        let creds = (
+            decode(url.username()),
+            decode(url.password().unwrap_or_default()),
+        );
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        attributes.insert(key.to_string(), url.to_string().into());
+        if found.is_none() && !creds.1.is_empty() {
+            found = Some(creds);
+        }
+    }
+    found
+}
+
 struct Running {
     target: Result<Target, String>,
     cancel: CancellationToken,
@@ -124,7 +162,12 @@ pub struct Video {
     sender: Option<IngestSender>,
     clock: Arc<dyn Clock>,
     cancel: CancellationToken,
+    /// Reads the credentials kept in the store (some arrive with imported cameras).
+    reload: Mutex<Option<CredentialsLoader>>,
 }
+
+/// Reads every camera's credentials from the store.
+pub type CredentialsLoader = Box<dyn Fn() -> HashMap<String, (String, String)> + Send + Sync>;
 
 impl std::fmt::Debug for Video {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -156,7 +199,13 @@ impl Video {
             sender,
             clock,
             cancel,
+            reload: Mutex::new(None),
         })
+    }
+
+    /// Where the kept credentials are read again from when cameras change.
+    pub fn reload_credentials_with(&self, loader: CredentialsLoader) {
+        *self.reload.lock().unwrap() = Some(loader);
     }
 
     pub fn config(&self) -> &VideoConfig {
@@ -380,6 +429,10 @@ impl Video {
                     })
                     .collect();
                 if last.as_ref() != Some(&key) {
+                    let fresh = video.reload.lock().unwrap().as_ref().map(|f| f());
+                    if let Some(all) = fresh {
+                        video.load_credentials(all);
+                    }
                     video.apply(&cameras);
                     last = Some(key);
                 }
@@ -404,6 +457,28 @@ impl Video {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_are_taken_out_of_every_address() {
+        let mut a = serde_json::Map::new();
+        a.insert("rtsp_url".into(), "rtsp://admin:p%40ss@10.0.0.5/101".into());
+        a.insert(
+            "snapshot_url".into(),
+            "http://admin:p%40ss@10.0.0.5/snap.jpg".into(),
+        );
+        a.insert(
+            "onvif_url".into(),
+            "http://10.0.0.5/onvif/device_service".into(),
+        );
+        assert_eq!(
+            take_credentials(&mut a),
+            Some(("admin".into(), "p@ss".into()))
+        );
+        assert_eq!(a["rtsp_url"], "rtsp://10.0.0.5/101");
+        assert_eq!(a["snapshot_url"], "http://10.0.0.5/snap.jpg");
+        assert!(!serde_json::to_string(&a).unwrap().contains("p%40ss"));
+        assert_eq!(take_credentials(&mut a), None, "nothing left");
+    }
 
     #[test]
     fn a_camera_address_is_checked_and_keeps_its_credentials_apart() {
