@@ -2,7 +2,10 @@
 //! starts its own engine and server, the map and alert queue render with live data, and new
 //! alerts pop up as native desktop notifications (received by a notification server on a
 //! private session bus); the console opens the video wall in windows of its own, and
-//! `--wall` starts the app as a wall only.
+//! `--wall` starts the app as a wall only; a camera plays in the window.
+
+#[path = "../crates/engine/tests/common/missing.rs"]
+mod missing;
 
 use fantoccini::Locator;
 use ioc_e2e::*;
@@ -248,4 +251,50 @@ async fn e2e_desktop_workstation() {
     assert!(remembered.contains(&ioc.url("")), "{remembered}");
     c.close().await.unwrap();
     ioc.stop();
+}
+
+/// A camera plays in the desktop window too: WebKitGTK's Media Source Extensions decode it
+/// through GStreamer.
+#[tokio::test(flavor = "multi_thread")]
+async fn e2e_desktop_camera_plays() {
+    use ioc_engine::video::test_server::{self, Options, TestServer};
+    if let Err(e) = test_server::available() {
+        return missing::missing(&e);
+    }
+    let rtsp = TestServer::start(&Options::default()).expect("RTSP test server");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = fast_config(dir.path());
+    // The camera arrives through a drop folder, as another system's export would.
+    let drop = dir.path().join("drop");
+    std::fs::create_dir_all(&drop).unwrap();
+    let (cam, lon, lat) = ("cam-desktop-cua-lo", 105.7238, 18.8162);
+    let fc = camera::camera_geojson(cam, "Camera bãi biển Cửa Lò", lon, lat, &rtsp.url("cam0"));
+    std::fs::write(drop.join("cameras.geojson"), fc.to_string()).unwrap();
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str(&format!(
+        "\n[video]\nstall = \"2s\"\n\n[[source]]\nname = \"camera-list\"\nkind = \"file\"\npath = {:?}\ninterval = \"1s\"\nsettle = \"0s\"\n",
+        drop.display().to_string()
+    ));
+    std::fs::write(&config, toml).unwrap();
+    let driver = WebDriver::tauri_driver().await;
+    let c = driver
+        .session(serde_json::json!({
+            "browserName": "wry",
+            "tauri:options": {
+                "application": bin("ioc-desktop"),
+                "args": ["--data", data, "--config", config],
+            }
+        }))
+        .await;
+    let supported = wait_for("the console page", T, || async {
+        js(&c, "return window.MediaSource ? MediaSource.isTypeSupported('video/mp4; codecs=\"avc1.42C01E\"') : null").await.as_bool()
+    })
+    .await;
+    assert!(supported, "WebKitGTK cannot play H.264 through Media Source Extensions (GStreamer's gstreamer1.0-libav missing?)");
+    camera::open_panel(&c, cam, lon, lat).await;
+    let live = camera::advances(&c, cam, "the picture playing in the window").await;
+    eprintln!("playing in the desktop window: {live}");
+    screenshot(&c, "desktop-camera-live").await;
+    c.close().await.unwrap();
 }

@@ -5,6 +5,8 @@
 //! The binaries must be built first (`cargo xtask test` does it): `target/debug/ioc`,
 //! `target/debug/ioc-desktop` and the UI in `ui/dist`.
 
+pub mod camera;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;

@@ -356,11 +356,21 @@ pub fn CameraLive(camera: String) -> impl IntoView {
             t
         })
     };
+    // The camera's own words: shown where the summary cannot say more (a protocol error),
+    // on hover otherwise.
     let detail = move || {
         shown.with(|s| {
             s.state
                 .as_ref()
                 .filter(|x| x.state != ioc_model::StreamState::Live)
+                .and_then(|x| x.detail.clone())
+        })
+    };
+    let detail_shown = move || {
+        shown.with(|s| {
+            s.state
+                .as_ref()
+                .filter(|x| x.problem == Some(ioc_model::StreamProblem::Protocol))
                 .and_then(|x| x.detail.clone())
         })
     };
@@ -373,11 +383,11 @@ pub fn CameraLive(camera: String) -> impl IntoView {
             data-latency=move || shown.with(|s| s.latency_ms.map(|l| format!("{l:.0}")).unwrap_or_default())
         >
             <video node_ref=node muted=true autoplay=true playsinline=true></video>
-            <div class=move || format!("camera-badge {}", state())>
+            <div class=move || format!("camera-badge {}", state()) title=move || detail().unwrap_or_default()>
                 <span class="camera-dot"></span>
                 {label}
             </div>
-            {move || detail().map(|d| view! { <div class="camera-detail">{d}</div> })}
+            {move || detail_shown().map(|d| view! { <div class="camera-detail">{d}</div> })}
         </div>
     }
 }

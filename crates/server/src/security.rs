@@ -150,7 +150,7 @@ fn csp(host: Option<&str>) -> String {
     format!(
         "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
          style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; \
-         connect-src 'self'{ws}; worker-src 'self' blob:; child-src 'self' blob:; \
+         media-src 'self' blob:; connect-src 'self'{ws}; worker-src 'self' blob:; child-src 'self' blob:; \
          object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
     )
 }

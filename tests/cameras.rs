@@ -1,0 +1,118 @@
+//! Cameras in a real browser: a camera fed by a real RTSP server (GStreamer's test pattern)
+//! plays in the entity panel (its frames advance, checked from the page), and a camera that
+//! loses power turns its marker and its picture to "stalled", raises the offline alert, and
+//! comes back by itself when the power does.
+
+#[path = "../crates/engine/tests/common/missing.rs"]
+mod missing;
+
+use fantoccini::Locator;
+use ioc_e2e::*;
+use ioc_engine::video::test_server::{self, Options, TestServer};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(60);
+const CAM: &str = "cam-e2e-quang-trung";
+const LON: f64 = 105.6813;
+const LAT: f64 = 18.6734;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn e2e_browser_camera_plays_stalls_and_comes_back() {
+    if let Err(e) = test_server::available() {
+        return missing::missing(&e);
+    }
+    let ports = (free_port(), free_port());
+    let opts = Options {
+        port: ports.0,
+        auth_port: ports.1,
+        ..Options::default()
+    };
+    let mut rtsp = TestServer::start(&opts).expect("RTSP test server");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = fast_config(dir.path());
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str("\n[video]\nstall = \"2s\"\nretry_max = \"1s\"\n");
+    std::fs::write(&config, toml).unwrap();
+    let server = Server::start("cameras-server", &data, &config, 0);
+
+    // The camera comes in as GeoJSON, as a province's camera list would.
+    let fc = camera::camera_geojson(
+        CAM,
+        "Camera ngã tư Quang Trung",
+        LON,
+        LAT,
+        &rtsp.url("cam0"),
+    );
+    let r = reqwest::Client::new()
+        .post(server.url("/api/import"))
+        .query(&[("format", "geojson"), ("name", "cameras.geojson")])
+        .body(fc.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+
+    let driver = WebDriver::chromedriver().await;
+    let c = driver.chrome_session().await;
+    c.set_window_size(1600, 1000).await.unwrap();
+    c.goto(&server.url("/")).await.unwrap();
+    let supported = js(&c, "return window.MediaSource ? MediaSource.isTypeSupported('video/mp4; codecs=\"avc1.42C01E\"') : false").await;
+    assert_eq!(
+        supported, true,
+        "this Chromium cannot play H.264 through Media Source Extensions"
+    );
+
+    // The operator clicks the camera on the map: its panel plays it.
+    camera::open_panel(&c, CAM, LON, LAT).await;
+    let live = camera::advances(&c, CAM, "the picture playing").await;
+    eprintln!("playing in Chromium: {live}");
+    assert!(
+        live["latency"].as_str().is_some_and(|l| !l.is_empty()),
+        "camera-to-page latency shown: {live}"
+    );
+    screenshot(&c, "camera-live").await;
+    assert_eq!(
+        camera::marker(&c, CAM).await,
+        "normal",
+        "an online camera's marker"
+    );
+
+    // Power cut: the picture says so, the marker turns, the offline alert comes.
+    rtsp.kill();
+    wait_for("the picture stalled", T, || async {
+        (camera::playing(&c, CAM).await["state"] == "stalled").then_some(())
+    })
+    .await;
+    let badge = c
+        .find(Locator::Css(".camera-live .camera-badge"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(badge.contains("Mất tín hiệu"), "{badge}");
+    wait_for("the marker offline", T, || async {
+        (camera::marker(&c, CAM).await == "offline").then_some(())
+    })
+    .await;
+    wait_for("the camera-offline alert", T, || async {
+        js(&c, "return [...document.querySelectorAll('.queue li')].some(li => li.textContent.includes('Camera mất kết nối'))")
+            .await
+            .as_bool()
+            .filter(|b| *b)
+    })
+    .await;
+    screenshot(&c, "camera-stalled").await;
+
+    // Power back: it plays again by itself, and the marker is back.
+    let _rtsp = TestServer::start(&opts).expect("RTSP test server again");
+    let again = camera::advances(&c, CAM, "the picture playing again").await;
+    eprintln!("playing again: {again}");
+    wait_for("the marker back", T, || async {
+        (camera::marker(&c, CAM).await != "offline").then_some(())
+    })
+    .await;
+    c.close().await.unwrap();
+    server.stop();
+}
