@@ -61,6 +61,22 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 400)]
         alerts: usize,
     },
+    /// Cameras (GStreamer's RTSP server) read by `ioc serve` and watched over its
+    /// WebSocket: frames per second, camera-to-viewer latency, CPU and memory per stream,
+    /// next to the same cameras read directly.
+    Video {
+        #[arg(long, default_value_t = 16)]
+        streams: usize,
+        /// Seconds measured (after the streams are live).
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        #[arg(long, default_value_t = 640)]
+        width: u32,
+        #[arg(long, default_value_t = 360)]
+        height: u32,
+        #[arg(long, default_value_t = 15)]
+        fps: u32,
+    },
     /// A year of a KPI from the rollups, next to the same numbers from the raw rows; the
     /// leader dashboard's reads over the year.
     Kpi {
@@ -90,6 +106,22 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             .await
         }
         BenchCommand::Import { rows } => crate::bench_import::run(rows).await,
+        BenchCommand::Video {
+            streams,
+            seconds,
+            width,
+            height,
+            fps,
+        } => {
+            crate::bench_video::run(crate::bench_video::VideoBench {
+                streams,
+                seconds,
+                width,
+                height,
+                fps,
+            })
+            .await
+        }
         BenchCommand::Sync {
             sensors,
             minutes,
