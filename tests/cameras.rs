@@ -1,7 +1,7 @@
 //! Cameras in a real browser: a camera fed by a real RTSP server (GStreamer's test pattern)
 //! plays in the entity panel (its frames advance, checked from the page), and a camera that
-//! loses power turns its marker and its picture to "stalled", raises the offline alert, and
-//! comes back by itself when the power does.
+//! loses power turns its marker and its picture to "stalled", raises the offline alert (which
+//! opens with the camera's picture), and comes back by itself when the power does.
 
 #[path = "../crates/engine/tests/common/missing.rs"]
 mod missing;
@@ -97,18 +97,54 @@ async fn e2e_browser_camera_plays_stalls_and_comes_back() {
     })
     .await;
     wait_for("the camera-offline alert", T, || async {
-        js(&c, "return [...document.querySelectorAll('.queue li')].some(li => li.textContent.includes('Camera mất kết nối'))")
+        js(&c, "return [...document.querySelectorAll('.queue li')].some(li => li.textContent.includes('Camera mất kết nối') && li.textContent.includes('Quang Trung'))")
             .await
             .as_bool()
             .filter(|b| *b)
     })
     .await;
     screenshot(&c, "camera-stalled").await;
+    // The alert opens with its camera (the camera itself here), stalled too.
+    c.find(Locator::XPath(
+        "//*[contains(@class,'queue')]//li[contains(., 'Camera mất kết nối') and contains(., 'Quang Trung')]",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    c.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys("\u{E007}")
+        .await
+        .unwrap();
+    let in_alert = format!("#alert-cameras .camera-live[data-camera=\"{CAM}\"]");
+    wait_for("the alert's camera", T, || async {
+        js(&c, &format!("const d = document.querySelector('{in_alert}'); return d ? d.dataset.state : null;"))
+            .await
+            .as_str()
+            .filter(|s| *s == "stalled")
+            .map(|_| ())
+    })
+    .await;
 
     // Power back: it plays again by itself, and the marker is back.
     let _rtsp = TestServer::start(&opts).expect("RTSP test server again");
     let again = camera::advances(&c, CAM, "the picture playing again").await;
     eprintln!("playing again: {again}");
+    // The alert's own picture plays again too.
+    let frames = || async {
+        js(&c, &format!("const d = document.querySelector('{in_alert}'); return d ? [d.dataset.state, Number(d.dataset.frames)] : null;")).await
+    };
+    wait_for("the alert's camera live again", T, || async {
+        let a = frames().await;
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let b = frames().await;
+        (b[0] == "live" && b[1].as_f64() > a[1].as_f64()).then_some(())
+    })
+    .await;
+    screenshot(&c, "camera-alert").await;
     wait_for("the marker back", T, || async {
         (camera::marker(&c, CAM).await != "offline").then_some(())
     })

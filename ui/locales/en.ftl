@@ -522,3 +522,4 @@ camera-problem-stalled = no frames
 camera-problem-ended = the camera ended the stream
 camera-problem-protocol = protocol error
 camera-unplayable = This browser cannot play this format
+alert-cameras = Related cameras

@@ -522,3 +522,4 @@ camera-problem-stalled = không nhận được hình
 camera-problem-ended = camera đã ngắt luồng
 camera-problem-protocol = lỗi giao thức
 camera-unplayable = Trình duyệt không phát được định dạng này
+alert-cameras = Camera liên quan

@@ -283,6 +283,43 @@ fn close(p: &Shared) {
     pl.queue.clear();
 }
 
+/// The cameras to show with an alert about `entity`: the device itself when it is a camera
+/// with a stream, then the nearest cameras with a stream within `radius_m`, at most `n`.
+pub fn related_cameras(
+    entities: &std::collections::HashMap<String, ioc_model::Entity>,
+    entity: Option<&str>,
+    n: usize,
+    radius_m: f64,
+) -> Vec<String> {
+    let Some(e) = entity.and_then(|id| entities.get(id)) else {
+        return Vec::new();
+    };
+    let streams = |c: &ioc_model::Entity| c.attributes.contains_key(ioc_model::camera::RTSP_URL);
+    let mut out = Vec::new();
+    if streams(e) {
+        out.push(e.id.clone());
+    }
+    let Some((lon, lat)) = e.position() else {
+        return out;
+    };
+    let mut near: Vec<(f64, &String)> = entities
+        .values()
+        .filter(|c| c.id != e.id && streams(c))
+        .filter_map(|c| {
+            let (x, y) = c.position()?;
+            // Equirectangular: plenty at a few kilometres.
+            let dx = (x - lon).to_radians() * lat.to_radians().cos();
+            let dy = (y - lat).to_radians();
+            let d = (dx * dx + dy * dy).sqrt() * 6_371_000.0;
+            (d <= radius_m).then_some((d, &c.id))
+        })
+        .collect();
+    near.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)));
+    out.extend(near.into_iter().map(|(_, id)| id.clone()));
+    out.truncate(n);
+    out
+}
+
 /// A camera's live picture with its state over it. `data-frames` and `data-state` let a test
 /// (and a curious operator's devtools) see it play.
 #[component]
@@ -389,5 +426,42 @@ pub fn CameraLive(camera: String) -> impl IntoView {
             </div>
             {move || detail_shown().map(|d| view! { <div class="camera-detail">{d}</div> })}
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ioc_model::{Domain, Entity};
+    use std::collections::HashMap;
+
+    fn at(id: &str, kind: &str, lon: f64, lat: f64, stream: bool) -> (String, Entity) {
+        let mut e = Entity::new(id, kind, id, Domain::Safety).at(lon, lat);
+        if stream {
+            e = e.with_attr("rtsp_url", format!("rtsp://10.0.0.1/{id}"));
+        }
+        (id.to_string(), e)
+    }
+
+    #[test]
+    fn an_alerts_cameras_are_itself_then_the_nearest_with_a_stream() {
+        // 0.001° of latitude ≈ 111 m.
+        let m: HashMap<String, Entity> = [
+            at("gauge", "WaterLevelGauge", 105.68, 18.67, false),
+            at("near", "Camera", 105.68, 18.675, true),
+            at("far", "Camera", 105.68, 18.69, true),
+            at("no-stream", "Camera", 105.68, 18.6701, false),
+            at("too-far", "Camera", 105.68, 18.8, true),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            related_cameras(&m, Some("gauge"), 3, 3000.0),
+            ["near", "far"]
+        );
+        assert_eq!(related_cameras(&m, Some("gauge"), 1, 3000.0), ["near"]);
+        assert_eq!(related_cameras(&m, Some("far"), 2, 3000.0), ["far", "near"]);
+        assert!(related_cameras(&m, Some("gauge"), 2, 100.0).is_empty());
+        assert!(related_cameras(&m, None, 2, 3000.0).is_empty());
     }
 }

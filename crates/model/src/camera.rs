@@ -26,9 +26,11 @@ pub enum StreamState {
     Connecting,
     /// Frames are arriving.
     Live,
-    /// It was live, then no frame came for the stall timeout; being reopened.
+    /// It was live, then lost its signal (no frame for the stall timeout, the camera gone,
+    /// …; `problem` says what now); being reopened until it is live again.
     Stalled,
-    /// It cannot be opened; `problem` says why. Retried with back-off.
+    /// It has not been opened since it was configured; `problem` says why. Retried with
+    /// back-off.
     Failed,
 }
 

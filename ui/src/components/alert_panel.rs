@@ -197,6 +197,10 @@ pub fn start_action(ops: Ops, work: AlertWork, id: i64, action: &'static str) {
     }
 }
 
+/// How many of an alert's cameras show with it, and how far from its device they may be.
+const RELATED_CAMERAS: usize = 2;
+const RELATED_RADIUS_M: f64 = 3_000.0;
+
 #[component]
 pub fn AlertPanel() -> impl IntoView {
     let i18n = use_i18n();
@@ -305,8 +309,26 @@ pub fn AlertPanel() -> impl IntoView {
         ops.alert_action(a.id, action, body);
     };
 
+    // The alert's cameras: kept while the same alert is open (its changes do not restart
+    // the pictures).
+    let cameras = Memo::new(move |_| {
+        let entity = alert.with(|a| a.as_ref().and_then(|a| a.entity.clone()));
+        live.entities.with(|m| {
+            crate::video::related_cameras(m, entity.as_deref(), RELATED_CAMERAS, RELATED_RADIUS_M)
+        })
+    });
+
     view! {
         <Show when=move || work.open.get() && alert.get().is_some()>
+          <div class="alert-side">
+            <Show when=move || !cameras.with(|c| c.is_empty())>
+                <section class="alert-cameras" id="alert-cameras">
+                    <h3>{move || i18n.tr("alert-cameras")}</h3>
+                    <For each=move || cameras.get() key=|c| c.clone() let:cam>
+                        <crate::video::CameraLive camera=cam/>
+                    </For>
+                </section>
+            </Show>
             {move || alert.get().map(|a| {
                 let id = a.id;
                 let sev = a.severity.as_str();
@@ -414,6 +436,7 @@ pub fn AlertPanel() -> impl IntoView {
                     </section>
                 }
             })}
+          </div>
         </Show>
     }
 }

@@ -70,6 +70,9 @@ struct Inner {
     duration: u32,
     /// Arrival of recent frames, for the frame rate.
     arrivals: VecDeque<Instant>,
+    /// It has been live since the feed began: a failure after that is a lost signal
+    /// (stalled) until it is live again, not a camera that never worked (failed).
+    ever_live: bool,
 }
 
 pub struct Feed {
@@ -131,6 +134,7 @@ impl Feed {
                 last_decode_time: None,
                 duration: 0,
                 arrivals: VecDeque::new(),
+                ever_live: false,
             }),
         }
     }
@@ -207,11 +211,9 @@ impl Feed {
     ) {
         let mut i = self.inner.lock().unwrap();
         i.session_base = None;
-        let was_live = i.status.state == StreamState::Live;
+        let ever_live = i.ever_live;
         self.set_status(&mut i, |s| {
-            let state = if was_live
-                || (s.state == StreamState::Stalled && problem == StreamProblem::Stalled)
-            {
+            let state = if ever_live {
                 StreamState::Stalled
             } else {
                 StreamState::Failed
@@ -333,6 +335,7 @@ impl Feed {
             });
         }
         let went_live = i.status.state != StreamState::Live;
+        i.ever_live = true;
         if went_live {
             self.set_status(&mut i, |s| {
                 s.state = StreamState::Live;
