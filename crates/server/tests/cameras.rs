@@ -5,55 +5,24 @@
 
 mod common;
 
+use common::{add_user as add, token};
+
 #[path = "../../engine/tests/common/missing.rs"]
 mod missing;
 
 use futures_util::StreamExt;
-use ioc_engine::auth::NewUser;
 use ioc_engine::video::test_server::{self, Options, TestServer};
-use ioc_engine::{Engine, Item};
+use ioc_engine::Item;
 use ioc_model::camera::{parse_live, LiveKind};
 use ioc_model::{CameraStream, Domain, Entity, EntityStatus, Role, StreamProblem, StreamState};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-const PASSWORD: &str = "mật khẩu ca trực";
 const A: &str = "16681";
 const B: &str = "16690";
-
-fn add(engine: &Engine, name: &str, role: Role, units: &[&str]) {
-    engine
-        .auth()
-        .add_user(
-            &NewUser {
-                username: name.into(),
-                display_name: None,
-                role,
-                units: units.iter().map(|u| u.to_string()).collect(),
-                password: PASSWORD.into(),
-            },
-            "test",
-            chrono::Utc::now().timestamp_millis(),
-        )
-        .unwrap();
-}
-
-async fn token(addr: SocketAddr, user: &str) -> String {
-    let r = reqwest::Client::new()
-        .post(format!("http://{addr}/api/login"))
-        .json(&json!({"username": user, "password": PASSWORD, "token": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{user}");
-    r.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
 
 fn camera(id: &str, unit: &str, url: &str) -> Item {
     Item::Entity(Box::new(

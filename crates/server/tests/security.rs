@@ -5,7 +5,8 @@
 
 mod common;
 
-use ioc_engine::auth::NewUser;
+use common::{add_user as add, token, PASSWORD};
+
 use ioc_engine::{Engine, Item, Obs};
 use ioc_model::{Domain, Entity, Role, Unit};
 use serde_json::{json, Value};
@@ -13,27 +14,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-const PASSWORD: &str = "mật khẩu ca trực";
 const A: &str = "16681";
 
 use common::{start, start_with};
-
-fn add(engine: &Engine, name: &str, role: Role, units: &[&str]) {
-    engine
-        .auth()
-        .add_user(
-            &NewUser {
-                username: name.into(),
-                display_name: None,
-                role,
-                units: units.iter().map(|u| u.to_string()).collect(),
-                password: PASSWORD.into(),
-            },
-            "test",
-            chrono::Utc::now().timestamp_millis(),
-        )
-        .unwrap();
-}
 
 fn flooded_gauge(id: &str, unit: &str) -> Vec<Item> {
     let e = Entity::new(id, "WaterLevelGauge", id, Domain::Water)
@@ -66,21 +49,6 @@ fn http() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
-}
-
-/// Signs in; the bearer token.
-async fn token(addr: SocketAddr, user: &str) -> String {
-    let r = http()
-        .post(format!("http://{addr}/api/login"))
-        .json(&json!({"username": user, "password": PASSWORD, "token": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{user}");
-    r.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 fn header(r: &reqwest::Response, name: &str) -> String {

@@ -184,3 +184,39 @@ pub fn same_kpi_of_day(
         "the IOC's KPI of the day is the OC's"
     );
 }
+
+/// The password of the accounts [`add_user`] makes.
+pub const PASSWORD: &str = "mật khẩu ca trực";
+
+/// Adds an account of `role` for `units` (none: the whole province).
+pub fn add_user(engine: &Engine, name: &str, role: ioc_model::Role, units: &[&str]) {
+    engine
+        .auth()
+        .add_user(
+            &ioc_engine::auth::NewUser {
+                username: name.into(),
+                display_name: None,
+                role,
+                units: units.iter().map(|u| u.to_string()).collect(),
+                password: PASSWORD.into(),
+            },
+            "test",
+            chrono::Utc::now().timestamp_millis(),
+        )
+        .unwrap();
+}
+
+/// Signs in as an account [`add_user`] made; the bearer token.
+pub async fn token(addr: SocketAddr, user: &str) -> String {
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}/api/login"))
+        .json(&serde_json::json!({"username": user, "password": PASSWORD, "token": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{user}");
+    r.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
