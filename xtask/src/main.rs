@@ -535,6 +535,7 @@ const NATIVE: &[&str] = &[
 ];
 
 fn test() -> Result {
+    disk_space()?;
     setup(true)?;
     step("formatting");
     sh("cargo", &["fmt", "--all", "--", "--check"])?;
@@ -594,6 +595,56 @@ fn test() -> Result {
     );
     sh_in(&root(), "xvfb-run", &args, &[("PATH", &path)])?;
     println!("screenshots: {}", root().join("target/e2e").display());
+    Ok(())
+}
+
+/// What a cold `cargo xtask test` leaves in target/ and fuzz/target/ (measured on a clean
+/// clone: about 15 GB), with room to spare for the linker's temporary files.
+const COLD_BUILD_BYTES: u64 = 22 << 30;
+/// Below this, even an incremental build can run out half-way through a link.
+const MIN_FREE_BYTES: u64 = 4 << 30;
+
+/// Fails at once, with numbers, when the disk cannot hold the build: otherwise it fails half an
+/// hour later as a linker "Bus error" or "No space left on device" deep in cargo's output.
+fn disk_space() -> Result {
+    let target = root().join("target");
+    let probe = if target.exists() {
+        target.clone()
+    } else {
+        root()
+    };
+    let Some(out) = output("df", &["-Pk", &probe.to_string_lossy()]) else {
+        return Ok(()); // no df: nothing to say, cargo will report
+    };
+    let free = out
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|k| k.parse::<u64>().ok())
+        .map(|k| k * 1024);
+    let Some(free) = free else { return Ok(()) };
+    let built = output("du", &["-sk", &target.to_string_lossy()])
+        .and_then(|o| o.split_whitespace().next()?.parse::<u64>().ok())
+        .map(|k| k * 1024)
+        .unwrap_or(0);
+    let need = COLD_BUILD_BYTES.saturating_sub(built).max(MIN_FREE_BYTES);
+    let gb = |b: u64| b as f64 / (1u64 << 30) as f64;
+    println!(
+        "disk: {:.1} GB free, target/ holds {:.1} GB, this run needs about {:.1} GB more",
+        gb(free),
+        gb(built),
+        gb(need)
+    );
+    if free < need {
+        return Err(format!(
+            "not enough disk space for the build: {:.1} GB free on {}, about {:.1} GB needed \
+             (a cold build of every test is about {:.0} GB); free some space and run again",
+            gb(free),
+            probe.display(),
+            gb(need),
+            gb(COLD_BUILD_BYTES)
+        ));
+    }
     Ok(())
 }
 
