@@ -287,7 +287,7 @@ pub fn entities(seed: u64, scale: f64) -> Vec<DemoEntity> {
                 radius,
                 1.0,
                 urban,
-                serde_json::json!({"ptz": i % 3 == 0}),
+                serde_json::json!({"ptz": i % 3 == 0, "simulated": true}),
             );
         }
     }
@@ -332,7 +332,7 @@ pub fn entities(seed: u64, scale: f64) -> Vec<DemoEntity> {
                 1.0,
                 1.0,
                 0.2,
-                serde_json::json!({"ptz": false}),
+                serde_json::json!({"ptz": false, "simulated": true}),
             );
         }
     }

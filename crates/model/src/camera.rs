@@ -16,6 +16,37 @@ pub const RTSP_URL: &str = "rtsp_url";
 /// no loss) or `udp`.
 pub const RTSP_TRANSPORT: &str = "rtsp_transport";
 
+/// The entity attribute with a camera's HTTP still (a JPEG or PNG; credentials never in it).
+pub const SNAPSHOT_URL: &str = "snapshot_url";
+/// The entity attribute with a camera's ONVIF device service address.
+pub const ONVIF_URL: &str = "onvif_url";
+/// The entity attribute marking a camera of the demo's simulation: it has no picture of its
+/// own, so its stills are drawn (its place and the time, marked as simulated).
+pub const SIMULATED: &str = "simulated";
+
+/// Whether the camera belongs to the demo's simulation.
+pub fn is_simulated(e: &crate::Entity) -> bool {
+    e.attributes.get(SIMULATED).and_then(|v| v.as_bool()) == Some(true)
+}
+
+/// Whether the camera has a live stream.
+pub fn has_live(e: &crate::Entity) -> bool {
+    attr(e, RTSP_URL).is_some()
+}
+
+/// Whether a still of the camera can be had (`GET /api/cameras/{id}/snapshot`).
+pub fn has_still(e: &crate::Entity) -> bool {
+    attr(e, SNAPSHOT_URL).is_some() || is_simulated(e)
+}
+
+fn attr<'a>(e: &'a crate::Entity, key: &str) -> Option<&'a str> {
+    e.attributes
+        .get(key)
+        .and_then(|v| v.as_str())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
 /// Where a camera's stream is.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

@@ -7,6 +7,8 @@ use crate::extract::{Key, Path};
 use crate::ws::handshake;
 use crate::{ApiError, AppState};
 use axum::extract::{Request, State};
+use axum::http::{header, HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::{SinkExt, StreamExt};
 use ioc_engine::video::feed::{Frame, Init, Packet};
@@ -52,18 +54,93 @@ pub async fn one(
 }
 
 /// Sets a camera's credentials (an empty password removes them); they are never shown again.
+/// Answers the camera's stream as it is now, or `null` for a camera without a live stream (a
+/// still or ONVIF address only).
 pub async fn credentials(
     State(st): State<AppState>,
     c: Caller,
     Path(Key { id }): Path<Key>,
     Json(body): Json<CameraCredentials>,
-) -> ApiResult<CameraStream> {
+) -> ApiResult<Option<CameraStream>> {
     let unit = c.view(&st).entity(&id)?.unit;
     let s = st
         .engine
         .set_camera_credentials(&id, body, &c.actor())
         .await?;
-    Ok(Json(CameraStream { unit, ..s }))
+    Ok(Json(s.map(|s| CameraStream { unit, ..s })))
+}
+
+/// A camera's recent still, as served.
+pub struct StillImage(ioc_engine::video::snapshot::Still);
+
+impl IntoResponse for StillImage {
+    fn into_response(self) -> Response {
+        let s = self.0;
+        let mut r = s.bytes.into_response();
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(s.mime));
+        // A screen shows it and asks again later; nobody else keeps it.
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-store"),
+        );
+        // What a camera sent (or what was drawn) may run nothing and load nothing, even
+        // when opened on its own.
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; sandbox"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&s.taken.to_rfc3339()) {
+            h.insert(HeaderName::from_static("x-still-taken"), v);
+        }
+        if s.simulated {
+            h.insert(
+                HeaderName::from_static("x-still-simulated"),
+                HeaderValue::from_static("true"),
+            );
+        }
+        if let Some(why) = s.stale {
+            // Header values are ASCII: the reason is for the log and the tests; the UI shows
+            // the still's age.
+            let ascii: String = why
+                .chars()
+                .filter(|c| c.is_ascii() && !c.is_control())
+                .collect();
+            if let Ok(v) = HeaderValue::from_str(&ascii) {
+                h.insert(HeaderName::from_static("x-still-stale"), v);
+            }
+        }
+        r
+    }
+}
+
+impl aide::OperationOutput for StillImage {
+    type Inner = ();
+    fn inferred_responses(
+        _ctx: &mut aide::generate::GenContext,
+        _op: &mut aide::openapi::Operation,
+    ) -> Vec<(Option<u16>, aide::openapi::Response)> {
+        vec![(
+            Some(200),
+            aide::openapi::Response {
+                description: "a JPEG or PNG still from the camera (an SVG drawing for a \
+                              simulated camera); X-Still-Taken says when"
+                    .into(),
+                ..Default::default()
+            },
+        )]
+    }
+}
+
+/// A camera's recent still: asked of the camera at most once per `[video] snapshot_every`,
+/// whoever asks; 404 when it has no `snapshot_url`, 502 when the camera did not give one.
+pub async fn snapshot(
+    State(st): State<AppState>,
+    c: Caller,
+    Path(Key { id }): Path<Key>,
+) -> Result<StillImage, ApiError> {
+    c.view(&st).entity(&id)?;
+    Ok(StillImage(st.engine.camera_still(&id).await?))
 }
 
 /// A viewer that cannot take a frame in this long is cut (it reconnects and starts again

@@ -101,6 +101,7 @@ impl From<EngineError> for ApiError {
             EngineError::Forbidden(_) => StatusCode::FORBIDDEN,
             EngineError::Busy(_) => StatusCode::CONFLICT,
             EngineError::TooLarge(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            EngineError::Unavailable(_) => StatusCode::BAD_GATEWAY,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())

@@ -386,6 +386,14 @@ pub fn build() -> Routes {
         )
         .add(
             Get,
+            "/api/cameras/{id}/snapshot",
+            Role(P::View),
+            Item(K::Entity),
+            cameras::snapshot,
+            "A camera's recent still (asked of the camera at most once per interval)",
+        )
+        .add(
+            Get,
             "/api/basemap",
             Role(P::View),
             Unscoped("the province's map"),

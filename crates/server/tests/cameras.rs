@@ -268,3 +268,238 @@ async fn cameras_stream_to_viewers_within_their_units_and_keep_credentials_secre
     .await;
     drop(srv);
 }
+
+/// A camera's HTTP still as IP cameras serve it: behind digest authentication (the realm and
+/// nonce of a Hikvision-style challenge), counting every request it answers.
+mod still_camera {
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use md5::{Digest, Md5};
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    pub const USER: &str = "viewer";
+    pub const PASSWORD: &str = "still-secret";
+    const REALM: &str = "IP Camera(C6128)";
+    const NONCE: &str = "4e6a4e7a4d7a4530";
+
+    /// The start of a JPEG file and a few bytes of picture (enough to be sniffed as one).
+    pub const JPEG: &[u8] = &[
+        0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0,
+        0xFF, 0xD9,
+    ];
+
+    pub struct Camera {
+        pub addr: SocketAddr,
+        pub hits: Arc<AtomicUsize>,
+    }
+
+    fn md5(s: &str) -> String {
+        Md5::digest(s.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    fn field<'a>(h: &'a str, name: &str) -> Option<&'a str> {
+        let at = h.find(&format!("{name}="))? + name.len() + 1;
+        let rest = &h[at..];
+        Some(match rest.strip_prefix('"') {
+            Some(q) => &q[..q.find('"')?],
+            None => rest.split(',').next()?.trim(),
+        })
+    }
+
+    /// Checks an `Authorization: Digest …` header as RFC 7616 (MD5, qop=auth) says.
+    fn authorized(headers: &HeaderMap) -> bool {
+        let Some(h) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        let Some(h) = h.strip_prefix("Digest ") else {
+            return false;
+        };
+        let (Some(user), Some(uri), Some(nc), Some(cnonce), Some(resp)) = (
+            field(h, "username"),
+            field(h, "uri"),
+            field(h, "nc"),
+            field(h, "cnonce"),
+            field(h, "response"),
+        ) else {
+            return false;
+        };
+        let ha1 = md5(&format!("{user}:{REALM}:{PASSWORD}"));
+        let ha2 = md5(&format!("GET:{uri}"));
+        user == USER && resp == md5(&format!("{ha1}:{NONCE}:{nc}:{cnonce}:auth:{ha2}"))
+    }
+
+    /// `/snap.jpg` (digest), `/open.jpg` (no credentials), `/page` (an HTML page).
+    pub async fn start() -> Camera {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = hits.clone();
+        let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap| {
+            let h = h.clone();
+            async move {
+                h.fetch_add(1, Ordering::SeqCst);
+                // A camera is slow to encode a still: concurrent askers must wait on one.
+                tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+                let jpeg = || ([("content-type", "image/jpeg")], JPEG).into_response();
+                let r: Response = match uri.path() {
+                    "/open.jpg" => jpeg(),
+                    "/page" => ([("content-type", "image/jpeg")], "<html><body>login</body></html>")
+                        .into_response(),
+                    "/snap.jpg" if authorized(&headers) => jpeg(),
+                    "/snap.jpg" => (
+                        StatusCode::UNAUTHORIZED,
+                        [(
+                            "www-authenticate",
+                            format!(r#"Digest realm="{REALM}", qop="auth", nonce="{NONCE}", algorithm="MD5""#),
+                        )],
+                    )
+                        .into_response(),
+                    _ => StatusCode::NOT_FOUND.into_response(),
+                };
+                r
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Camera { addr, hits }
+    }
+}
+
+fn still_camera(id: &str, unit: &str, attrs: serde_json::Value) -> Item {
+    let mut e = Entity::new(id, "Camera", &format!("Camera {id}"), Domain::Safety)
+        .at(105.68, 18.67)
+        .in_unit(unit, "Phường A");
+    e.attributes = attrs.as_object().unwrap().clone();
+    Item::Entity(Box::new(e))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stills_are_asked_of_the_camera_once_per_interval_whoever_asks() {
+    use std::sync::atomic::Ordering;
+    let cam = still_camera::start().await;
+    let (_dir, engine, addr) = common::start_with(|c| {
+        c.video.snapshot_every = Duration::from_secs(2);
+    })
+    .await;
+    add(&engine, "admin", Role::Admin, &[]);
+    add(&engine, "op-a", Role::Operator, &[A]);
+    add(&engine, "op-b", Role::Operator, &[B]);
+    let base = format!("http://{}", cam.addr);
+    engine
+        .sender()
+        .ingest(
+            "t",
+            vec![
+                common::unit(A, "Phường A"),
+                common::unit(B, "Xã B"),
+                still_camera(
+                    "open",
+                    A,
+                    json!({"snapshot_url": format!("{base}/open.jpg")}),
+                ),
+                still_camera(
+                    "locked",
+                    A,
+                    json!({"snapshot_url": format!("{base}/snap.jpg")}),
+                ),
+                still_camera("html", A, json!({"snapshot_url": format!("{base}/page")})),
+                still_camera("demo", A, json!({"simulated": true})),
+                still_camera("blind", A, json!({})),
+            ],
+        )
+        .await
+        .unwrap();
+    common::within(10, "cameras registered", || {
+        engine.hub().entity("blind").is_some()
+    })
+    .await;
+    let op = token(addr, "op-a").await;
+    let admin = token(addr, "admin").await;
+    let other = token(addr, "op-b").await;
+    let http = reqwest::Client::new();
+    let get = |t: &str, id: &str| {
+        http.get(format!("http://{addr}/api/cameras/{id}/snapshot"))
+            .bearer_auth(t)
+            .send()
+    };
+
+    // Twelve screens at once: one request to the camera, twelve pictures.
+    let all = futures_util::future::join_all((0..12).map(|_| get(&op, "open"))).await;
+    assert_eq!(all.len(), 12);
+    for r in all {
+        let r = r.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "image/jpeg");
+        assert!(r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("sandbox"));
+        assert!(r.headers().contains_key("x-still-taken"));
+        assert_eq!(r.bytes().await.unwrap().as_ref(), still_camera::JPEG);
+    }
+    assert_eq!(cam.hits.load(Ordering::SeqCst), 1, "one fetch for all");
+    // Within the interval: from memory. After it: asked again.
+    assert_eq!(get(&op, "open").await.unwrap().status(), 200);
+    assert_eq!(cam.hits.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(get(&op, "open").await.unwrap().status(), 200);
+    assert_eq!(
+        cam.hits.load(Ordering::SeqCst),
+        2,
+        "refreshed after the interval"
+    );
+
+    // Another unit's operator sees nothing of it.
+    let r = get(&other, "open").await.unwrap();
+    assert!(matches!(r.status().as_u16(), 403 | 404), "{}", r.status());
+
+    // An answer that is not a picture is refused, saying so; it is never passed on.
+    let r = get(&op, "html").await.unwrap();
+    assert_eq!(r.status(), 502);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("not a JPEG or PNG"), "{text}");
+    assert!(
+        !text.contains("<html>") || text.contains("starts"),
+        "{text}"
+    );
+
+    // Digest authentication: refused without credentials, taken with them (set by an
+    // administrator, write-only: the answer has no stream and no secret).
+    let r = get(&op, "locked").await.unwrap();
+    assert_eq!(r.status(), 502);
+    assert!(r.text().await.unwrap().contains("asks for credentials"));
+    let put = |pw: &str| {
+        http.put(format!("http://{addr}/api/cameras/locked/credentials"))
+            .bearer_auth(&admin)
+            .json(&json!({"username": still_camera::USER, "password": pw}))
+            .send()
+    };
+    let r = put("wrong").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "null", "no live stream to show");
+    let r = get(&op, "locked").await.unwrap();
+    assert_eq!(r.status(), 502);
+    assert!(r.text().await.unwrap().contains("refused the credentials"));
+    let r = put(still_camera::PASSWORD).await.unwrap();
+    assert!(!r.text().await.unwrap().contains(still_camera::PASSWORD));
+    let r = get(&op, "locked").await.unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.headers());
+    assert_eq!(r.bytes().await.unwrap().as_ref(), still_camera::JPEG);
+
+    // The demo's simulated camera: a drawing of its place and the time, marked as such.
+    let r = get(&op, "demo").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/svg+xml");
+    assert_eq!(r.headers()["x-still-simulated"], "true");
+    let svg = r.text().await.unwrap();
+    assert!(svg.contains("Camera demo") && svg.contains("Phường A") && svg.contains("MÔ PHỎNG"));
+
+    // A camera with nothing to take a still from.
+    let r = get(&op, "blind").await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("snapshot_url"));
+}

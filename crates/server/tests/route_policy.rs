@@ -43,7 +43,8 @@ fn flooded_gauge(id: &str, unit: &str) -> Vec<Item> {
     .with_attr("alarm_2", 4.0)
     .with_attr("alarm_3", 5.0)
     // Watched by a camera (nothing answers there): the camera routes have a stream to check.
-    .with_attr("rtsp_url", "rtsp://127.0.0.1:9/gauge");
+    .with_attr("rtsp_url", "rtsp://127.0.0.1:9/gauge")
+    .with_attr("simulated", true);
     vec![
         Item::Unit(ioc_model::Unit {
             code: unit.into(),
@@ -181,9 +182,9 @@ fn example(r: &Route, f: &Fixtures) -> Option<(String, Body)> {
             ("/api/auth/oidc/callback?code=x&state=y".into(), Body::None)
         }
         ("GET", "/api/entities/{id}") => (format!("/api/entities/{}", f.entity), Body::None),
-        ("GET", "/api/cameras/{id}") | ("GET", "/api/cameras/{id}/live") => {
-            (r.path.replace("{id}", &f.entity), Body::None)
-        }
+        ("GET", "/api/cameras/{id}")
+        | ("GET", "/api/cameras/{id}/live")
+        | ("GET", "/api/cameras/{id}/snapshot") => (r.path.replace("{id}", &f.entity), Body::None),
         ("PUT", "/api/cameras/{id}/credentials") => (
             r.path.replace("{id}", &f.entity),
             j(json!({"username": "u", "password": "p"})),

@@ -69,6 +69,10 @@ pub enum EngineError {
     /// A field or a body over its limit (the API answers 422).
     #[error("{0}")]
     TooLarge(String),
+    /// A device the engine asked on the caller's behalf (a camera) did not give what was
+    /// asked (the API answers 502).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 pub struct Engine {
@@ -643,13 +647,16 @@ impl Engine {
         camera: &str,
         creds: ioc_model::CameraCredentials,
         actor: &str,
-    ) -> Result<ioc_model::CameraStream, EngineError> {
+    ) -> Result<Option<ioc_model::CameraStream>, EngineError> {
         let Some(entity) = self.hub.entity(camera) else {
             return Err(EngineError::NotFound(format!("no camera {camera:?}")));
         };
-        if !entity.attributes.contains_key(ioc_model::camera::RTSP_URL) {
+        if !crate::video::ADDRESSES
+            .iter()
+            .any(|k| entity.attributes.contains_key(*k))
+        {
             return Err(EngineError::BadInput(format!(
-                "{camera:?} has no rtsp_url: set where its video is first"
+                "{camera:?} has no rtsp_url, snapshot_url or onvif_url: set where the camera is first"
             )));
         }
         let value = (!creds.password.is_empty())
@@ -677,9 +684,26 @@ impl Engine {
             .await?;
         self.video.set_credentials(camera, value);
         self.video.refresh(&self.hub);
+        Ok(self.video.stream(camera))
+    }
+
+    /// A recent still of a camera (see [`crate::video::snapshot`]): from the camera itself,
+    /// at most once per `[video] snapshot_every`, or drawn for the demo's simulated ones.
+    pub async fn camera_still(
+        &self,
+        camera: &str,
+    ) -> Result<crate::video::snapshot::Still, EngineError> {
+        let Some(entity) = self.hub.entity(camera) else {
+            return Err(EngineError::NotFound(format!("no camera {camera:?}")));
+        };
+        use crate::video::snapshot::SnapshotError;
         self.video
-            .stream(camera)
-            .ok_or_else(|| EngineError::Internal(format!("camera {camera:?} has no stream")))
+            .still(&entity, self.config.tz())
+            .await
+            .map_err(|e| match e {
+                SnapshotError::NoSource(why) => EngineError::NotFound(why),
+                SnapshotError::Failed(why) => EngineError::Unavailable(why),
+            })
     }
 
     /// Stops and forgets a source added from the admin screen.

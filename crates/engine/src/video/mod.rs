@@ -13,6 +13,7 @@
 pub mod feed;
 pub mod fmp4;
 pub mod rtsp;
+pub mod snapshot;
 pub mod test_server;
 
 use crate::clock::Clock;
@@ -44,6 +45,14 @@ pub struct VideoConfig {
     /// How much of each camera's recent video is kept in memory for evidence clips.
     #[serde(with = "humantime_serde")]
     pub keep: Duration,
+    /// A camera's still is asked of it at most this often, however many screens show it.
+    #[serde(with = "humantime_serde")]
+    pub snapshot_every: Duration,
+    /// How long a camera may take to give a still.
+    #[serde(with = "humantime_serde")]
+    pub snapshot_timeout: Duration,
+    /// At most this many cameras are asked for a still at once.
+    pub snapshot_fetches: usize,
 }
 
 impl Default for VideoConfig {
@@ -53,6 +62,9 @@ impl Default for VideoConfig {
             connect: Duration::from_secs(10),
             retry_max: Duration::from_secs(30),
             keep: Duration::from_secs(60),
+            snapshot_every: Duration::from_secs(10),
+            snapshot_timeout: Duration::from_secs(5),
+            snapshot_fetches: 4,
         }
     }
 }
@@ -109,7 +121,7 @@ fn parse_target(
 }
 
 /// The attributes that may hold a camera's addresses.
-pub const ADDRESSES: &[&str] = &[camera::RTSP_URL, "snapshot_url", "onvif_url"];
+pub const ADDRESSES: &[&str] = &[camera::RTSP_URL, camera::SNAPSHOT_URL, camera::ONVIF_URL];
 
 /// Takes user names and passwords out of a camera's addresses (`rtsp://admin:pw@host/…`),
 /// leaving the addresses without them; the credentials found (the stream's first).
@@ -164,6 +176,7 @@ pub struct Video {
     cancel: CancellationToken,
     /// Reads the credentials kept in the store (some arrive with imported cameras).
     reload: Mutex<Option<CredentialsLoader>>,
+    snapshots: snapshot::Snapshots,
 }
 
 /// Reads every camera's credentials from the store.
@@ -191,7 +204,6 @@ impl Video {
         cancel: CancellationToken,
     ) -> Arc<Video> {
         Arc::new(Video {
-            cfg,
             feeds: Default::default(),
             running: Default::default(),
             credentials: Default::default(),
@@ -200,7 +212,23 @@ impl Video {
             clock,
             cancel,
             reload: Mutex::new(None),
+            snapshots: snapshot::Snapshots::new(
+                cfg.snapshot_every,
+                cfg.snapshot_timeout,
+                cfg.snapshot_fetches,
+            ),
+            cfg,
         })
+    }
+
+    /// A recent still of the camera (see [`snapshot`]), in the given time zone when drawn.
+    pub async fn still(
+        &self,
+        e: &Entity,
+        tz: chrono_tz::Tz,
+    ) -> Result<snapshot::Still, snapshot::SnapshotError> {
+        let creds = self.credentials.read().unwrap().get(&e.id).cloned();
+        self.snapshots.still(e, creds, self.clock.now(), tz).await
     }
 
     /// Where the kept credentials are read again from when cameras change.
@@ -220,6 +248,7 @@ impl Video {
     /// Sets (or, with `None`, removes) a camera's credentials; its stream is opened again
     /// with them at the next [`Video::apply`].
     pub fn set_credentials(&self, camera: &str, creds: Option<(String, String)>) {
+        self.snapshots.forget(camera);
         let mut c = self.credentials.write().unwrap();
         match creds {
             Some(v) => c.insert(camera.to_string(), v),
