@@ -1,7 +1,8 @@
 //! Cameras in a real browser: a camera fed by a real RTSP server (GStreamer's test pattern)
 //! plays in the entity panel (its frames advance, checked from the page), and a camera that
 //! loses power turns its marker and its picture to "stalled", raises the offline alert (which
-//! opens with the camera's picture), and comes back by itself when the power does.
+//! opens with the camera's picture and the still of a camera up the street), and comes back by
+//! itself when the power does. Hovering over a camera with a still shows its picture.
 
 #[path = "../crates/engine/tests/common/missing.rs"]
 mod missing;
@@ -15,6 +16,9 @@ const T: Duration = Duration::from_secs(60);
 const CAM: &str = "cam-e2e-quang-trung";
 const LON: f64 = 105.6813;
 const LAT: f64 = 18.6734;
+/// A camera with a still only, 150 m up the street.
+const STILL: &str = "cam-e2e-still";
+const STILL_LAT: f64 = 18.6748;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn e2e_browser_camera_plays_stalls_and_comes_back() {
@@ -35,6 +39,10 @@ async fn e2e_browser_camera_plays_stalls_and_comes_back() {
     toml.push_str("\n[video]\nstall = \"2s\"\nretry_max = \"1s\"\n");
     std::fs::write(&config, toml).unwrap();
     let server = Server::start("cameras-server", &data, &config, 0);
+    let still = match camera::StillServer::start(dir.path()).await {
+        Ok(s) => s,
+        Err(e) => return missing::missing(&e),
+    };
 
     // The camera comes in as GeoJSON, as a province's camera list would.
     let fc = camera::camera_geojson(
@@ -52,6 +60,21 @@ async fn e2e_browser_camera_plays_stalls_and_comes_back() {
         .await
         .unwrap();
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    // A second camera with a still only (an HTTP snapshot address), as many are.
+    let fc = serde_json::json!({"type": "FeatureCollection", "features": [{
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [LON, STILL_LAT]},
+        "properties": {"id": STILL, "type": "Camera", "name": "Camera dốc Quang Trung",
+                       "snapshot_url": still.url()}
+    }]});
+    let r = reqwest::Client::new()
+        .post(server.url("/api/import"))
+        .query(&[("format", "geojson"), ("name", "still.geojson")])
+        .body(fc.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
 
     let driver = WebDriver::chromedriver().await;
     let c = driver.chrome_session().await;
@@ -62,6 +85,19 @@ async fn e2e_browser_camera_plays_stalls_and_comes_back() {
         supported, true,
         "this Chromium cannot play H.264 through Media Source Extensions"
     );
+
+    // Hovering over the still camera shows its picture on the card (the camera's own JPEG).
+    let tip = camera::hover_still(&c, STILL, LON, STILL_LAT).await;
+    assert_eq!(tip["width"], 640, "{tip}");
+    assert!(
+        tip["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("dốc Quang Trung"),
+        "{tip}"
+    );
+    screenshot(&c, "camera-hover-still").await;
+    assert!(still.hits.load(std::sync::atomic::Ordering::SeqCst) >= 1);
 
     // The operator clicks the camera on the map: its panel plays it.
     camera::open_panel(&c, CAM, LON, LAT).await;
@@ -120,6 +156,15 @@ async fn e2e_browser_camera_plays_stalls_and_comes_back() {
         .await
         .unwrap();
     let in_alert = format!("#alert-cameras .camera-live[data-camera=\"{CAM}\"]");
+    // …and with the still camera up the street, its picture shown.
+    wait_for("the alert's still camera", T, || async {
+        js(&c, &format!("const d = document.querySelector('#alert-cameras .camera-still[data-camera=\"{STILL}\"]');
+                          const i = d && d.querySelector('img');
+                          return d && d.dataset.state === 'shown' && i && i.complete && i.naturalWidth === 640 ? true : null;"))
+            .await
+            .as_bool()
+    })
+    .await;
     wait_for("the alert's camera", T, || async {
         js(&c, &format!("const d = document.querySelector('{in_alert}'); return d ? d.dataset.state : null;"))
             .await

@@ -90,3 +90,90 @@ pub fn camera_geojson(cam: &str, name: &str, lon: f64, lat: f64, rtsp_url: &str)
         "properties": {"id": cam, "type": "Camera", "name": name, "rtsp_url": rtsp_url}
     }]})
 }
+
+/// A camera's HTTP still as the test serves it: a real JPEG (ffmpeg's test card, made once)
+/// at `http://ADDR/snap.jpg`, counting the requests.
+pub struct StillServer {
+    pub addr: std::net::SocketAddr,
+    pub hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl StillServer {
+    /// Needs ffmpeg (Debian's package, installed by `cargo xtask setup --test`).
+    pub async fn start(dir: &std::path::Path) -> Result<StillServer, String> {
+        let jpeg = dir.join("still.jpg");
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+            .arg("testsrc=size=640x360:rate=1")
+            .args(["-frames:v", "1"])
+            .arg(&jpeg)
+            .output()
+            .map_err(|e| format!("ffmpeg (apt install ffmpeg): {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "ffmpeg: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let body = std::fs::read(&jpeg).map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let h = hits.clone();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut s, _)) = listener.accept().await {
+                let body = body.clone();
+                let h = h.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: image/jpeg\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = s.write_all(head.as_bytes()).await;
+                    let _ = s.write_all(&body).await;
+                });
+            }
+        });
+        Ok(StillServer { addr, hits })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/snap.jpg", self.addr)
+    }
+}
+
+/// Moves the mouse over a marker (the map centred there first) until its hover card shows
+/// a loaded still; what the card's picture is.
+pub async fn hover_still(c: &Client, cam: &str, lon: f64, lat: f64) -> Value {
+    wait_for("the camera on the map", T, || async {
+        marker(c, cam).await.as_str().map(|_| ())
+    })
+    .await;
+    js(
+        c,
+        &format!("window.__iocMap.jumpTo({{center: [{lon}, {lat}], zoom: 15}}); return true;"),
+    )
+    .await;
+    wait_for("the hover card's still", T, || async {
+        let v = js(
+            c,
+            &format!(
+                "const m = window.__iocMap; const p = m.project([{lon}, {lat}]);
+                 const r = m.getCanvas().getBoundingClientRect();
+                 m.getCanvas().dispatchEvent(new MouseEvent('mousemove', {{clientX: r.left + p.x, clientY: r.top + p.y, bubbles: true}}));
+                 const i = document.querySelector('.map-tip img.tip-still[data-camera=\"{cam}\"]');
+                 return i && i.complete && i.naturalWidth > 0 ? {{width: i.naturalWidth, src: i.src, text: i.parentElement.textContent}} : null;"
+            ),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        (!v.is_null()).then_some(v)
+    })
+    .await
+}

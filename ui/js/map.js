@@ -163,13 +163,45 @@ export function mapInit(container, onSelect) {
   map.on('click', 'markers', pick);
   map.on('mouseenter', 'markers', () => { map.getCanvas().style.cursor = 'pointer'; });
   map.on('mouseleave', 'markers', () => { map.getCanvas().style.cursor = ''; });
-  const tip = new maplibregl.Popup({ closeButton: false, closeOnClick: false, className: 'map-tip', offset: 10 });
+  // The hover card: the device's name and, for a camera with a still, its recent picture,
+  // asked again every 10 s while the card stays (the engine asks the camera at most once per
+  // interval whoever asks). Built once per device hovered, not on every mouse move.
+  const tip = new maplibregl.Popup({ closeButton: false, closeOnClick: false, className: 'map-tip', offset: 10, maxWidth: '260px' });
+  let tipId = null;
+  let tipTimer = null;
+  const tipClear = () => {
+    if (tipTimer) clearInterval(tipTimer);
+    tipTimer = null;
+    tipId = null;
+    tip.remove();
+  };
   map.on('mousemove', 'markers', (e) => {
     const f = e.features && e.features[0];
     if (!f) return;
-    tip.setLngLat(f.geometry.coordinates).setText(f.properties.name).addTo(map);
+    const id = String(f.properties.id);
+    if (id === tipId) return;
+    tipClear();
+    tipId = id;
+    const card = document.createElement('div');
+    const name = document.createElement('div');
+    name.textContent = f.properties.name;
+    card.appendChild(name);
+    if (f.properties.still === true || f.properties.still === 'true') {
+      const img = document.createElement('img');
+      img.className = 'tip-still';
+      img.alt = '';
+      img.dataset.camera = id;
+      let n = 0;
+      const load = () => { n += 1; img.src = `${location.origin}/api/cameras/${encodeURIComponent(id)}/snapshot?n=${n}`; };
+      img.onerror = () => { img.style.display = 'none'; };
+      img.onload = () => { img.style.display = ''; };
+      load();
+      tipTimer = setInterval(load, 10000);
+      card.appendChild(img);
+    }
+    tip.setLngLat(f.geometry.coordinates).setDOMContent(card).addTo(map);
   });
-  map.on('mouseleave', 'markers', () => tip.remove());
+  map.on('mouseleave', 'markers', tipClear);
   new ResizeObserver(() => map.resize()).observe(container);
   window.__iocMap = map; // for end-to-end tests and debugging
 }
@@ -209,7 +241,7 @@ export async function mapSetEntities(json) {
   const features = list.map((e) => ({
     type: 'Feature',
     geometry: { type: 'Point', coordinates: [e.lon, e.lat] },
-    properties: { id: e.id, name: e.name, kind: e.kind },
+    properties: { id: e.id, name: e.name, kind: e.kind, still: !!e.still },
   }));
   map.getSource('entities').setData({ type: 'FeatureCollection', features });
   shown = new Map();

@@ -110,6 +110,16 @@ pub mod entities {
     }
 }
 
+/// Cameras' stills (their live video has its own socket, see `video.rs`).
+pub mod cameras {
+    use super::*;
+
+    /// A camera's recent still; `n` tells one refresh from the next (nothing is cached).
+    pub fn snapshot_url(id: &str, n: u32) -> String {
+        api::url(&format!("/api/cameras/{}/snapshot?n={n}", enc(id)))
+    }
+}
+
 /// Alerts and their lifecycle.
 pub mod alerts {
     use super::*;

@@ -13,6 +13,7 @@ mod i18n;
 mod map;
 mod session;
 mod state;
+mod still;
 mod video;
 
 use wasm_bindgen::prelude::*;

@@ -64,6 +64,8 @@ struct Marker<'a> {
     lon: f64,
     lat: f64,
     level: &'static str,
+    /// A camera with a still: the hover card shows it.
+    still: bool,
 }
 
 #[derive(Serialize)]
@@ -96,6 +98,7 @@ pub fn set_all(entities: &HashMap<String, Entity>, alerts: &HashMap<i64, Alert>)
                 lon,
                 lat,
                 level: level_of(e, &by_entity),
+                still: ioc_model::camera::has_still(e),
             })
         })
         .collect();

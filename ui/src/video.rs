@@ -284,38 +284,40 @@ fn close(p: &Shared) {
 }
 
 /// The cameras to show with an alert about `entity`: the device itself when it is a camera
-/// with a stream, then the nearest cameras with a stream within `radius_m`, at most `n`.
+/// with a picture (a stream or a still), then the nearest cameras with one within
+/// `radius_m`, at most `n`; each with whether it has a live stream.
 pub fn related_cameras(
     entities: &std::collections::HashMap<String, ioc_model::Entity>,
     entity: Option<&str>,
     n: usize,
     radius_m: f64,
-) -> Vec<String> {
+) -> Vec<(String, bool)> {
+    use ioc_model::camera::{has_live, has_still};
     let Some(e) = entity.and_then(|id| entities.get(id)) else {
         return Vec::new();
     };
-    let streams = |c: &ioc_model::Entity| c.attributes.contains_key(ioc_model::camera::RTSP_URL);
+    let shows = |c: &ioc_model::Entity| has_live(c) || has_still(c);
     let mut out = Vec::new();
-    if streams(e) {
-        out.push(e.id.clone());
+    if shows(e) {
+        out.push((e.id.clone(), has_live(e)));
     }
     let Some((lon, lat)) = e.position() else {
         return out;
     };
-    let mut near: Vec<(f64, &String)> = entities
+    let mut near: Vec<(f64, &ioc_model::Entity)> = entities
         .values()
-        .filter(|c| c.id != e.id && streams(c))
+        .filter(|c| c.id != e.id && shows(c))
         .filter_map(|c| {
             let (x, y) = c.position()?;
             // Equirectangular: plenty at a few kilometres.
             let dx = (x - lon).to_radians() * lat.to_radians().cos();
             let dy = (y - lat).to_radians();
             let d = (dx * dx + dy * dy).sqrt() * 6_371_000.0;
-            (d <= radius_m).then_some((d, &c.id))
+            (d <= radius_m).then_some((d, c))
         })
         .collect();
-    near.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)));
-    out.extend(near.into_iter().map(|(_, id)| id.clone()));
+    near.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.id.cmp(&b.1.id)));
+    out.extend(near.into_iter().map(|(_, c)| (c.id.clone(), has_live(c))));
     out.truncate(n);
     out
 }
@@ -443,8 +445,12 @@ mod tests {
         (id.to_string(), e)
     }
 
+    fn ids(v: Vec<(String, bool)>) -> Vec<String> {
+        v.into_iter().map(|(id, _)| id).collect()
+    }
+
     #[test]
-    fn an_alerts_cameras_are_itself_then_the_nearest_with_a_stream() {
+    fn an_alerts_cameras_are_itself_then_the_nearest_with_a_picture() {
         // 0.001° of latitude ≈ 111 m.
         let m: HashMap<String, Entity> = [
             at("gauge", "WaterLevelGauge", 105.68, 18.67, false),
@@ -457,10 +463,24 @@ mod tests {
         .collect();
         assert_eq!(
             related_cameras(&m, Some("gauge"), 3, 3000.0),
-            ["near", "far"]
+            [("near".to_string(), true), ("far".to_string(), true)]
         );
-        assert_eq!(related_cameras(&m, Some("gauge"), 1, 3000.0), ["near"]);
-        assert_eq!(related_cameras(&m, Some("far"), 2, 3000.0), ["far", "near"]);
+        assert_eq!(ids(related_cameras(&m, Some("gauge"), 1, 3000.0)), ["near"]);
+        assert_eq!(
+            ids(related_cameras(&m, Some("far"), 2, 3000.0)),
+            ["far", "near"]
+        );
+        // A camera with a still only (the demo's) comes too, without a stream.
+        let mut m = m;
+        let (id, still) = at("still", "Camera", 105.68, 18.671, false);
+        m.insert(
+            id,
+            still.with_attr("snapshot_url", "http://10.0.0.1/snap.jpg"),
+        );
+        assert_eq!(
+            related_cameras(&m, Some("gauge"), 2, 3000.0),
+            [("still".to_string(), false), ("near".to_string(), true)]
+        );
         assert!(related_cameras(&m, Some("gauge"), 2, 100.0).is_empty());
         assert!(related_cameras(&m, None, 2, 3000.0).is_empty());
     }

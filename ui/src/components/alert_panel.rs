@@ -325,7 +325,7 @@ pub fn AlertPanel() -> impl IntoView {
                 <section class="alert-cameras" id="alert-cameras">
                     <h3>{move || i18n.tr("alert-cameras")}</h3>
                     <For each=move || cameras.get() key=|c| c.clone() let:cam>
-                        <crate::video::CameraLive camera=cam/>
+                        <crate::still::CameraView camera=cam.0 live=cam.1/>
                     </For>
                 </section>
             </Show>

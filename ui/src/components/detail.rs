@@ -156,13 +156,14 @@ pub fn DetailPanel() -> impl IntoView {
         })
     });
 
-    // A camera with a stream: its live picture, kept open while the same camera is shown
-    // (its values and status changing do not restart it).
+    // A camera: its live picture when it has a stream (kept open while the same camera is
+    // shown: its values and status changing do not restart it), else its still.
     let camera = Memo::new(move |_| {
+        use ioc_model::camera::{has_live, has_still};
         entity.with(|e| {
             e.as_ref()
-                .filter(|e| e.attributes.contains_key(ioc_model::camera::RTSP_URL))
-                .map(|e| e.id.clone())
+                .filter(|e| has_live(e) || has_still(e))
+                .map(|e| (e.id.clone(), has_live(e)))
         })
     });
 
@@ -266,10 +267,10 @@ pub fn DetailPanel() -> impl IntoView {
                 {move || {
                     camera
                         .get()
-                        .map(|id| {
+                        .map(|(id, live)| {
                             view! {
                                 <h3>{i18n.tr("detail-camera")}</h3>
-                                <crate::video::CameraLive camera=id/>
+                                <crate::still::CameraView camera=id live=live/>
                             }
                         })
                 }}
