@@ -407,8 +407,15 @@ async fn e2e_browser_wall_playlist_and_preset() {
             .map(|_| ())
     })
     .await;
-    wait_for("the nearest camera", T, || async {
-        c.find(Locator::Css(".preset-camera")).await.ok()
+    // The alert's cameras: the demo's nearest simulated camera, its still on the wall.
+    wait_for("the alert's camera on the wall", T, || async {
+        js(
+            &c,
+            "const i = document.querySelector('#wall-cameras .camera-still[data-state=shown] img');
+                return i && i.complete && i.naturalWidth > 0 ? true : null;",
+        )
+        .await
+        .as_bool()
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;

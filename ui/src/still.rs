@@ -22,6 +22,7 @@ struct Got {
     url: Option<String>,
     /// When the camera took it (RFC 3339, from `X-Still-Taken`).
     taken: Option<String>,
+    /// Drawn for a simulated camera (its picture says so, and its time).
     simulated: bool,
     /// The last refresh failed; the picture (if any) is older.
     error: Option<String>,
@@ -111,35 +112,38 @@ pub fn CameraStill(camera: String) -> impl IntoView {
             (None, _) => "none",
         })
     };
+    // A drawn still says its time and that it is simulated itself.
     let caption = move || {
         got.with(|g| {
-            let lang = i18n.lang.get();
-            let tz = settings.timezone.get();
-            let mut parts = Vec::new();
-            if let Some(t) = g
+            if g.simulated {
+                return String::new();
+            }
+            let Some(t) = g
                 .taken
                 .as_deref()
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            {
-                parts.push(format!(
-                    "{} {}",
-                    i18n.tr("camera-still-taken"),
-                    crate::format::time(t.with_timezone(&chrono::Utc), &tz, lang)
-                ));
-            }
-            if g.simulated {
-                parts.push(i18n.tr("camera-still-simulated"));
-            }
-            parts.join(" · ")
+            else {
+                return String::new();
+            };
+            format!(
+                "{} {}",
+                i18n.tr("camera-still-taken"),
+                crate::format::time(
+                    t.with_timezone(&chrono::Utc),
+                    &settings.timezone.get(),
+                    i18n.lang.get()
+                )
+            )
         })
     };
+    let has_caption = move || !caption().is_empty() || got.with(|g| g.error.is_some());
     view! {
         <figure class="camera-still" data-camera=camera data-state=state>
             {move || got.with(|g| g.url.clone()).map(|u| view! { <img src=u alt=""/> })}
             {move || got.with(|g| (g.url.is_none() && g.asks > 0).then(|| view! {
                 <div class="camera-still-none">{i18n.tr("camera-still-none")}</div>
             }))}
-            <figcaption>
+            <figcaption class:hidden=move || !has_caption()>
                 {caption}
                 {move || got.with(|g| g.error.clone()).map(|e| {
                     let title = e.clone();

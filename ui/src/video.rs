@@ -283,43 +283,122 @@ fn close(p: &Shared) {
     pl.queue.clear();
 }
 
-/// The cameras to show with an alert about `entity`: the device itself when it is a camera
-/// with a picture (a stream or a still), then the nearest cameras with one within
-/// `radius_m`, at most `n`; each with whether it has a live stream.
+/// At most this many cameras go with an alert, however many are named.
+pub const MAX_RELATED: usize = 4;
+
+/// The cameras to show with an alert about `entity`: those `named` (by its rule, its SOP or
+/// the device itself), then the device itself when it is a camera with a picture (a stream
+/// or a still), then the nearest cameras with one within `radius_m`; at most `n` (more when
+/// more are named, up to [`MAX_RELATED`]); each with whether it has a live stream.
 pub fn related_cameras(
     entities: &std::collections::HashMap<String, ioc_model::Entity>,
     entity: Option<&str>,
+    named: &[String],
     n: usize,
     radius_m: f64,
 ) -> Vec<(String, bool)> {
     use ioc_model::camera::{has_live, has_still};
-    let Some(e) = entity.and_then(|id| entities.get(id)) else {
-        return Vec::new();
-    };
     let shows = |c: &ioc_model::Entity| has_live(c) || has_still(c);
-    let mut out = Vec::new();
-    if shows(e) {
-        out.push((e.id.clone(), has_live(e)));
-    }
-    let Some((lon, lat)) = e.position() else {
-        return out;
+    let mut out: Vec<(String, bool)> = Vec::new();
+    let add = |c: &ioc_model::Entity, out: &mut Vec<(String, bool)>| {
+        if shows(c) && !out.iter().any(|(id, _)| *id == c.id) {
+            out.push((c.id.clone(), has_live(c)));
+        }
     };
-    let mut near: Vec<(f64, &ioc_model::Entity)> = entities
-        .values()
-        .filter(|c| c.id != e.id && shows(c))
-        .filter_map(|c| {
-            let (x, y) = c.position()?;
-            // Equirectangular: plenty at a few kilometres.
-            let dx = (x - lon).to_radians() * lat.to_radians().cos();
-            let dy = (y - lat).to_radians();
-            let d = (dx * dx + dy * dy).sqrt() * 6_371_000.0;
-            (d <= radius_m).then_some((d, c))
-        })
-        .collect();
-    near.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.id.cmp(&b.1.id)));
-    out.extend(near.into_iter().map(|(_, c)| (c.id.clone(), has_live(c))));
+    for id in named {
+        if let Some(c) = entities.get(id) {
+            add(c, &mut out);
+        }
+    }
+    let n = n.max(out.len()).min(MAX_RELATED);
+    if let Some(e) = entity.and_then(|id| entities.get(id)) {
+        add(e, &mut out);
+        if let Some((lon, lat)) = e.position() {
+            let mut near: Vec<(f64, &ioc_model::Entity)> = entities
+                .values()
+                .filter(|c| c.id != e.id && shows(c))
+                .filter_map(|c| {
+                    let (x, y) = c.position()?;
+                    // Equirectangular: plenty at a few kilometres.
+                    let dx = (x - lon).to_radians() * lat.to_radians().cos();
+                    let dy = (y - lat).to_radians();
+                    let d = (dx * dx + dy * dy).sqrt() * 6_371_000.0;
+                    (d <= radius_m).then_some((d, c))
+                })
+                .collect();
+            near.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.id.cmp(&b.1.id)));
+            for (_, c) in near {
+                add(c, &mut out);
+            }
+        }
+    }
     out.truncate(n);
     out
+}
+
+/// The cameras that rules and SOPs name for their alerts (`cameras = [...]`), read from the
+/// server at start and every minute after (rules and SOPs change seldom).
+#[derive(Clone, Copy)]
+pub struct NamedCameras {
+    by_rule: RwSignal<std::collections::HashMap<String, Vec<String>>>,
+    /// The cameras of the SOP the server would choose for each category.
+    by_category: RwSignal<std::collections::HashMap<String, Vec<String>>>,
+}
+
+impl NamedCameras {
+    /// Makes them, loads them and keeps them fresh, as a context for the screens below.
+    pub fn provide() -> NamedCameras {
+        let named = NamedCameras {
+            by_rule: RwSignal::new(Default::default()),
+            by_category: RwSignal::new(Default::default()),
+        };
+        provide_context(named);
+        let load = move || {
+            leptos::task::spawn_local(async move {
+                if let Ok(r) = crate::client::rules::list().await {
+                    named.by_rule.set(
+                        r.rules
+                            .into_iter()
+                            .filter(|r| !r.cameras.is_empty())
+                            .map(|r| (r.name, r.cameras))
+                            .collect(),
+                    );
+                }
+                if let Ok(mut sops) = crate::client::sops::list().await {
+                    sops.sort_by(|a, b| a.name.cmp(&b.name));
+                    let mut by = std::collections::HashMap::new();
+                    for s in sops {
+                        for c in s.categories {
+                            by.entry(c).or_insert_with(|| s.cameras.clone());
+                        }
+                    }
+                    named.by_category.set(by);
+                }
+            });
+        };
+        load();
+        let _ = set_interval_with_handle(load, Duration::from_secs(60));
+        named
+    }
+
+    /// The cameras named for an alert: by its rule, by its category's SOP, by its device.
+    pub fn for_alert(
+        &self,
+        a: &ioc_model::Alert,
+        entities: &std::collections::HashMap<String, ioc_model::Entity>,
+    ) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .by_rule
+            .with(|m| m.get(&a.rule).cloned().unwrap_or_default());
+        v.extend(
+            self.by_category
+                .with(|m| m.get(&a.category).cloned().unwrap_or_default()),
+        );
+        if let Some(e) = a.entity.as_ref().and_then(|id| entities.get(id)) {
+            v.extend(ioc_model::camera::named_by(e));
+        }
+        v
+    }
 }
 
 /// A camera's live picture with its state over it. `data-frames` and `data-state` let a test
@@ -462,12 +541,15 @@ mod tests {
         .into_iter()
         .collect();
         assert_eq!(
-            related_cameras(&m, Some("gauge"), 3, 3000.0),
+            related_cameras(&m, Some("gauge"), &[], 3, 3000.0),
             [("near".to_string(), true), ("far".to_string(), true)]
         );
-        assert_eq!(ids(related_cameras(&m, Some("gauge"), 1, 3000.0)), ["near"]);
         assert_eq!(
-            ids(related_cameras(&m, Some("far"), 2, 3000.0)),
+            ids(related_cameras(&m, Some("gauge"), &[], 1, 3000.0)),
+            ["near"]
+        );
+        assert_eq!(
+            ids(related_cameras(&m, Some("far"), &[], 2, 3000.0)),
             ["far", "near"]
         );
         // A camera with a still only (the demo's) comes too, without a stream.
@@ -478,10 +560,31 @@ mod tests {
             still.with_attr("snapshot_url", "http://10.0.0.1/snap.jpg"),
         );
         assert_eq!(
-            related_cameras(&m, Some("gauge"), 2, 3000.0),
+            related_cameras(&m, Some("gauge"), &[], 2, 3000.0),
             [("still".to_string(), false), ("near".to_string(), true)]
         );
-        assert!(related_cameras(&m, Some("gauge"), 2, 100.0).is_empty());
-        assert!(related_cameras(&m, None, 2, 3000.0).is_empty());
+        // Named cameras come first, however far (unknown and repeated names dropped), and
+        // more of them may come, up to the most an alert shows.
+        let named = ["too-far", "nope", "far", "too-far"].map(String::from);
+        assert_eq!(
+            ids(related_cameras(&m, Some("gauge"), &named, 2, 3000.0)),
+            ["too-far", "far"]
+        );
+        let named = ["too-far", "far", "near"].map(String::from);
+        assert_eq!(
+            ids(related_cameras(&m, Some("gauge"), &named, 2, 3000.0)),
+            ["too-far", "far", "near"]
+        );
+        let named = ["too-far"].map(String::from);
+        assert_eq!(
+            ids(related_cameras(&m, Some("gauge"), &named, 2, 3000.0)),
+            ["too-far", "still"]
+        );
+        assert_eq!(
+            ids(related_cameras(&m, None, &named, 2, 3000.0)),
+            ["too-far"]
+        );
+        assert!(related_cameras(&m, Some("gauge"), &[], 2, 100.0).is_empty());
+        assert!(related_cameras(&m, None, &[], 2, 3000.0).is_empty());
     }
 }

@@ -24,6 +24,28 @@ pub const ONVIF_URL: &str = "onvif_url";
 /// own, so its stills are drawn (its place and the time, marked as simulated).
 pub const SIMULATED: &str = "simulated";
 
+/// The entity attribute naming the cameras that watch a device (ids, as a list or separated
+/// by commas): its alerts open with them first.
+pub const CAMERAS: &str = "cameras";
+
+/// The cameras a device names as watching it.
+pub fn named_by(e: &crate::Entity) -> Vec<String> {
+    match e.attributes.get(CAMERAS) {
+        Some(serde_json::Value::Array(v)) => v
+            .iter()
+            .filter_map(|x| x.as_str())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        Some(serde_json::Value::String(s)) => s
+            .split([',', ';'])
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Whether the camera belongs to the demo's simulation.
 pub fn is_simulated(e: &crate::Entity) -> bool {
     e.attributes.get(SIMULATED).and_then(|v| v.as_bool()) == Some(true)

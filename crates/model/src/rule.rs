@@ -39,6 +39,9 @@ pub struct RuleInfo {
     pub text: String,
     /// Why it does not run, when it does not compile.
     pub error: Option<String>,
+    /// Cameras (entity ids) its alerts open with, before the nearest ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cameras: Vec<String>,
 }
 
 /// `GET /api/rules`.

@@ -33,6 +33,9 @@ pub struct SopInfo {
     pub title_en: Option<String>,
     /// Alert categories it is the default SOP for.
     pub categories: Vec<String>,
+    /// Cameras (entity ids) shown with alerts of its categories and with its incidents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cameras: Vec<String>,
     pub steps: Vec<SopStepInfo>,
     /// The template as TOML, as the editor shows it.
     pub text: String,

@@ -198,8 +198,8 @@ pub fn start_action(ops: Ops, work: AlertWork, id: i64, action: &'static str) {
 }
 
 /// How many of an alert's cameras show with it, and how far from its device they may be.
-const RELATED_CAMERAS: usize = 2;
-const RELATED_RADIUS_M: f64 = 3_000.0;
+pub const RELATED_CAMERAS: usize = 2;
+pub const RELATED_RADIUS_M: f64 = 3_000.0;
 
 #[component]
 pub fn AlertPanel() -> impl IntoView {
@@ -311,10 +311,20 @@ pub fn AlertPanel() -> impl IntoView {
 
     // The alert's cameras: kept while the same alert is open (its changes do not restart
     // the pictures).
+    let named = expect_context::<crate::video::NamedCameras>();
     let cameras = Memo::new(move |_| {
-        let entity = alert.with(|a| a.as_ref().and_then(|a| a.entity.clone()));
-        live.entities.with(|m| {
-            crate::video::related_cameras(m, entity.as_deref(), RELATED_CAMERAS, RELATED_RADIUS_M)
+        alert.with(|a| {
+            let Some(a) = a else { return Vec::new() };
+            live.entities.with(|m| {
+                let names = named.for_alert(a, m);
+                crate::video::related_cameras(
+                    m,
+                    a.entity.as_deref(),
+                    &names,
+                    RELATED_CAMERAS,
+                    RELATED_RADIUS_M,
+                )
+            })
         })
     });
 

@@ -191,6 +191,7 @@ pub fn App() -> impl IntoView {
     provide_context(directive_work);
     let sops = SopList(RwSignal::new(Vec::new()));
     provide_context(sops);
+    crate::video::NamedCameras::provide();
     sops.refresh();
     let basemap = super::panels::Basemap(RwSignal::new(None));
     provide_context(basemap);

@@ -15,7 +15,7 @@ use crate::format;
 use crate::i18n::use_i18n;
 use crate::map;
 use crate::state::{Conn, Live};
-use ioc_model::{Alert, AlertState, Dashboard, Entity, Panel, PanelKind, WallProfile};
+use ioc_model::{Alert, AlertState, Dashboard, Panel, PanelKind, WallProfile};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use std::time::Duration;
@@ -56,23 +56,6 @@ pub fn preset_alert(alerts: &[&Alert], min: ioc_model::Severity) -> Option<i64> 
         .map(|a| a.id)
 }
 
-/// The camera nearest a place.
-fn nearest_camera(
-    entities: &std::collections::HashMap<String, Entity>,
-    lon: f64,
-    lat: f64,
-) -> Option<Entity> {
-    entities
-        .values()
-        .filter(|e| e.kind == "Camera")
-        .filter_map(|e| {
-            e.position()
-                .map(|(x, y)| ((x - lon).powi(2) + (y - lat).powi(2), e))
-        })
-        .min_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal))
-        .map(|(_, e)| e.clone())
-}
-
 #[component]
 pub fn WallApp() -> impl IntoView {
     let i18n = use_i18n();
@@ -82,6 +65,7 @@ pub fn WallApp() -> impl IntoView {
     let basemap = Basemap(RwSignal::new(None));
     provide_context(basemap);
     basemap.load();
+    let named = crate::video::NamedCameras::provide();
     provide_context(KpiValues(Signal::derive(move || live.kpis.get())));
     // For the soak test: a reload would change this.
     let _ = js_sys::Reflect::set(
@@ -198,6 +182,23 @@ pub fn WallApp() -> impl IntoView {
         let id = preset.get()?;
         live.alerts.with(|m| m.get(&id).cloned())
     });
+    // The alert's cameras, as the operator's alert panel shows them (kept while the same
+    // alert is on the wall: its values changing do not restart the pictures).
+    let cameras = Memo::new(move |_| {
+        alert.with(|a| {
+            let Some(a) = a else { return Vec::new() };
+            live.entities.with(|m| {
+                let names = named.for_alert(a, m);
+                crate::video::related_cameras(
+                    m,
+                    a.entity.as_deref(),
+                    &names,
+                    super::alert_panel::RELATED_CAMERAS,
+                    super::alert_panel::RELATED_RADIUS_M,
+                )
+            })
+        })
+    });
     // The preset's map follows the alert.
     Effect::new(move |_| {
         let place = alert.get().and_then(|a| {
@@ -265,22 +266,14 @@ pub fn WallApp() -> impl IntoView {
                             let p = Panel { id: format!("preset-chart-{e}-{m}"), kind: PanelKind::Chart, x: 0, y: 0, w: 12, h: 4, title: None, kpi: None, kpis: Vec::new(), entity: Some(e), metric: Some(m), days: Some(1), text: None, min_severity: None, limit: None };
                             view! { <div class="preset-chart"><ChartPanel panel=p large=true/></div> }
                         })}
-                        {move || alert.get().and_then(|a| {
-                            let e = a.entity.as_ref()?;
-                            let (lon, lat) = live.entities.with_untracked(|m| m.get(e).and_then(|x| x.position()))?;
-                            live.entities.with_untracked(|m| nearest_camera(m, lon, lat))
-                        }).map(|cam| {
-                            let img = cam.attributes.get("snapshot_url").and_then(|v| v.as_str()).map(str::to_string);
-                            let st = cam.status.as_str();
-                            view! {
-                                <div class="preset-camera" data-camera=cam.id.clone()>
-                                    <div class="muted">{i18n.tr("wall-camera")}</div>
-                                    <div class="preset-entity">{cam.name.clone()}</div>
-                                    <div class=format!("status {st}")>{i18n.tr(&format!("status-{st}"))}</div>
-                                    {img.map(|src| view! { <img class="camera-snapshot" src=src alt=""/> })}
-                                </div>
-                            }
-                        })}
+                        <Show when=move || !cameras.with(|c| c.is_empty())>
+                            <div class="preset-cameras" id="wall-cameras">
+                                <div class="muted">{move || i18n.tr("wall-camera")}</div>
+                                <For each=move || cameras.get() key=|c| c.clone() let:cam>
+                                    <crate::still::CameraView camera=cam.0 live=cam.1/>
+                                </For>
+                            </div>
+                        </Show>
                     </div>
                 </div>
             </div>

@@ -81,6 +81,10 @@ pub struct SopConfig {
     pub categories: Vec<String>,
     #[serde(rename = "step")]
     pub steps: Vec<StepConfig>,
+    /// Cameras (entity ids) shown with alerts of its categories and with its incidents,
+    /// before the alerting device's nearest: the town's flood cameras for the flood SOP.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cameras: Vec<String>,
 }
 
 /// A checked template, one version of it.
@@ -308,6 +312,7 @@ impl SopTemplate {
             title: self.config.title.clone(),
             title_en: self.config.title_en.clone(),
             categories: self.config.categories.clone(),
+            cameras: self.config.cameras.clone(),
             steps: self
                 .config
                 .steps

@@ -79,6 +79,10 @@ pub struct RuleConfig {
     /// time (default: every alert), through that SOP (default: the category's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<IncidentRuleConfig>,
+    /// Cameras (entity ids) its alerts open with, before the device's own and the nearest:
+    /// the junction camera for a flood gauge that cannot see it, say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cameras: Vec<String>,
 }
 
 /// A rule's `incident` key.
@@ -130,6 +134,7 @@ impl Default for RuleConfig {
             active_days: None,
             levels: Vec::new(),
             incident: None,
+            cameras: Vec::new(),
         }
     }
 }

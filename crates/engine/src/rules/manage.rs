@@ -151,6 +151,7 @@ impl RuleManager {
                     editable: matches!(origin, Origin::File(_)) && !origin.is_province(),
                     text: files::rule_text(r),
                     error: error.map(|e| e.to_string()),
+                    cameras: r.cameras.clone(),
                 }
             })
             .collect();
