@@ -617,6 +617,26 @@ require = ["comment"]
     }
 
     #[test]
+    fn a_template_names_its_cameras() {
+        let t = template(
+            r#"
+name = "flood"
+title = "Ngập"
+categories = ["flood"]
+cameras = ["cam-ben-thuy", "cam-cua-hoi"]
+[[step]]
+id = "look"
+title = "Xem camera"
+"#,
+        );
+        assert_eq!(t.info(vec![1]).cameras, ["cam-ben-thuy", "cam-cua-hoi"]);
+        assert!(template(&t.text.replace("cameras = [\"cam-ben-thuy\", \"cam-cua-hoi\"]\n", ""))
+            .info(vec![1])
+            .cameras
+            .is_empty());
+    }
+
+    #[test]
     fn parallel_steps_start_together() {
         let t = template(
             r#"

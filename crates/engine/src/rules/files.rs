@@ -390,6 +390,15 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_names_its_cameras_and_keeps_them_in_its_text() {
+        let text = "name = \"x\"\nseverity = \"warning\"\nmessage = \"m\"\nwhen = \"metric == 'water_level'\"\ncameras = [\"cam-1\", \"cam-2\"]\n";
+        let r = parse_rule(text).unwrap();
+        assert_eq!(r.cameras, ["cam-1", "cam-2"]);
+        assert_eq!(parse_rule(&rule_text(&r)).unwrap(), r, "round trip");
+        assert!(!rule_text(&rule("y", "value > 1.0")).contains("cameras"));
+    }
+
+    #[test]
     fn rule_text_parses_and_points_into_cel() {
         let text =
             "name = \"x\"\nseverity = \"warning\"\nmessage = \"m\"\nwhen = \"metric == 'pm25'\"\n";
