@@ -239,6 +239,28 @@ impl View<'_> {
         Ok((info, data))
     }
 
+    // ----- evidence clips (in scope when their camera's unit is)
+
+    pub fn clips(
+        &self,
+        f: crate::store::ClipFilter,
+    ) -> Result<Vec<ioc_model::ClipInfo>, EngineError> {
+        let mut v = self.engine.clips(f)?;
+        v.retain(|c| self.scope.allows(c.unit.as_deref()));
+        Ok(v)
+    }
+
+    pub fn clip(&self, id: i64) -> Result<ioc_model::ClipInfo, EngineError> {
+        let c = self.engine.clip(id)?;
+        let unit = c.unit.clone();
+        self.check(&format!("clip {id}"), unit.as_deref(), c)
+    }
+
+    pub async fn clip_file(&self, id: i64) -> Result<(ioc_model::ClipInfo, Vec<u8>), EngineError> {
+        self.clip(id)?;
+        self.engine.clip_file(id).await
+    }
+
     // ----- directives and silences
 
     pub fn open_directives(&self) -> Vec<Directive> {

@@ -193,6 +193,104 @@ pub struct CameraCredentials {
     pub password: String,
 }
 
+/// Where an evidence clip is.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ClipState {
+    /// Waiting for the video after the moment (`to` has not come yet).
+    Recording,
+    /// Written to disk; `GET /api/clips/{id}/file` gives it.
+    Saved,
+    /// Nothing could be saved; `error` says why (no video kept around the moment, the
+    /// engine stopped while recording, the disk refused it).
+    Failed,
+    /// Removed by the retention limits (`[video] clips_max_mb`, `clips_keep`); its record
+    /// stays, with its fingerprint.
+    Expired,
+}
+
+impl ClipState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClipState::Recording => "recording",
+            ClipState::Saved => "saved",
+            ClipState::Failed => "failed",
+            ClipState::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ClipState> {
+        Some(match s {
+            "recording" => ClipState::Recording,
+            "saved" => ClipState::Saved,
+            "failed" => ClipState::Failed,
+            "expired" => ClipState::Expired,
+            _ => return None,
+        })
+    }
+}
+
+/// An evidence clip: a camera's video around a moment, cut from the minute the engine keeps
+/// of every stream and what follows, saved as an MP4 file.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ClipInfo {
+    pub id: i64,
+    pub camera: String,
+    pub camera_name: String,
+    /// The camera's unit.
+    #[serde(default)]
+    pub unit: Option<String>,
+    /// The alert it was saved for.
+    #[serde(default)]
+    pub alert: Option<i64>,
+    /// The incident it was saved for.
+    #[serde(default)]
+    pub incident: Option<i64>,
+    /// The moment it is about.
+    pub at: DateTime<Utc>,
+    /// What was asked: this long before the moment and after it.
+    pub before_s: u32,
+    pub after_s: u32,
+    /// The video it holds (received times of its first and last frames).
+    #[serde(default)]
+    pub from: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub to: Option<DateTime<Utc>>,
+    pub state: ClipState,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Bytes on disk (0 until saved).
+    pub size: u64,
+    /// SHA-256 of the file, hex: evidence can be shown to be unchanged.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// The file's name for a download: camera, date and time.
+    pub file_name: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Body of `POST /api/cameras/{id}/clips`: a clip around a moment, for an alert or incident.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ClipRequest {
+    #[serde(default)]
+    pub alert: Option<i64>,
+    #[serde(default)]
+    pub incident: Option<i64>,
+    /// The moment (default: now).
+    #[serde(default)]
+    pub at: Option<DateTime<Utc>>,
+    /// Seconds before the moment (default `[video] clip_before`; at most what is kept).
+    #[serde(default)]
+    pub before_s: Option<u32>,
+    /// Seconds after it (default `[video] clip_after`; at most 300).
+    #[serde(default)]
+    pub after_s: Option<u32>,
+}
+
 /// The first byte of each binary message on `/api/cameras/{id}/live`.
 ///
 /// A binary message is: this kind (1 byte), the frame's capture time in Unix milliseconds

@@ -23,7 +23,9 @@ pub use api::{
     ImportReport, LinkState, NodeLink, SecretState, SeriesPoint, SeriesResponse, SourceState,
     SourceStatus, Unit, UpstreamLink,
 };
-pub use camera::{CameraCredentials, CameraStream, StreamProblem, StreamState};
+pub use camera::{
+    CameraCredentials, CameraStream, ClipInfo, ClipRequest, ClipState, StreamProblem, StreamState,
+};
 pub use dashboard::{
     Dashboard, Panel, PanelKind, ReportFile, ReportFormat, ReportJob, ReportRequest, ReportState,
     Reports, WallItem, WallProfile, WallScreen, GRID_COLUMNS,

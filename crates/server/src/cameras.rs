@@ -3,7 +3,8 @@
 //! [`ioc_model::camera`] for the messages).
 
 use crate::auth::Caller;
-use crate::extract::{Key, Path};
+use crate::extract::{Id, Key, Path, Query};
+use crate::reply::{Created, Download};
 use crate::ws::handshake;
 use crate::{ApiError, AppState};
 use axum::extract::{Request, State};
@@ -13,7 +14,9 @@ use axum::Json;
 use futures_util::{SinkExt, StreamExt};
 use ioc_engine::video::feed::{Frame, Init, Packet};
 use ioc_model::camera::{live_header, LiveKind};
-use ioc_model::{CameraCredentials, CameraStream};
+use ioc_model::{CameraCredentials, CameraStream, ClipInfo, ClipRequest};
+use schemars::JsonSchema;
+use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
@@ -255,4 +258,75 @@ where
             },
         }
     }
+}
+
+/// Saves an evidence clip of the camera around a moment (default: now, `[video] clip_before`
+/// before and `clip_after` after), for an alert or an incident the caller may work on.
+/// Answers at once with the clip `recording`; it is saved when the time after has passed.
+pub async fn save_clip(
+    State(st): State<AppState>,
+    c: Caller,
+    Path(Key { id }): Path<Key>,
+    Json(req): Json<ClipRequest>,
+) -> Result<Created<ClipInfo>, ApiError> {
+    let view = c.view(&st);
+    view.entity(&id)?;
+    if let Some(a) = req.alert {
+        view.alert(a).await?;
+    }
+    if let Some(i) = req.incident {
+        view.incident(i).await?;
+    }
+    Ok(Created(
+        st.engine.save_clip(&id, req, c.who.as_actor()).await?,
+    ))
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub struct ClipsQuery {
+    /// Only the clips of this alert.
+    alert: Option<i64>,
+    /// Only the clips of this incident.
+    incident: Option<i64>,
+    /// Only the clips of this camera.
+    camera: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Evidence clips within the caller's units, newest first.
+pub async fn clips(
+    State(st): State<AppState>,
+    c: Caller,
+    Query(q): Query<ClipsQuery>,
+) -> ApiResult<Vec<ClipInfo>> {
+    Ok(Json(c.view(&st).clips(ioc_engine::store::ClipFilter {
+        alert: q.alert,
+        incident: q.incident,
+        camera: q.camera,
+        limit: Some(q.limit.unwrap_or(200).min(1000)),
+        ..Default::default()
+    })?))
+}
+
+/// One evidence clip's record.
+pub async fn clip(
+    State(st): State<AppState>,
+    c: Caller,
+    Path(Id { id }): Path<Id>,
+) -> ApiResult<ClipInfo> {
+    Ok(Json(c.view(&st).clip(id)?))
+}
+
+/// A saved clip's MP4 file, always as a download (never shown inline).
+pub async fn clip_file(
+    State(st): State<AppState>,
+    c: Caller,
+    Path(Id { id }): Path<Id>,
+) -> Result<Download, ApiError> {
+    let (info, bytes) = c.view(&st).clip_file(id).await?;
+    Ok(Download {
+        name: info.file_name,
+        content_type: "video/mp4".into(),
+        bytes,
+    })
 }

@@ -102,6 +102,7 @@ impl From<EngineError> for ApiError {
             EngineError::Busy(_) => StatusCode::CONFLICT,
             EngineError::TooLarge(_) => StatusCode::UNPROCESSABLE_ENTITY,
             EngineError::Unavailable(_) => StatusCode::BAD_GATEWAY,
+            EngineError::Conflict(_) => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())

@@ -26,6 +26,7 @@ pub enum Kind {
     Alert,
     Incident,
     Attachment,
+    Clip,
     Directive,
     Silence,
     Kpi,
@@ -94,7 +95,7 @@ fn tag_of(path: &str) -> &'static str {
         .unwrap_or("");
     match seg {
         "entities" | "units" | "basemap" => "map",
-        "cameras" => "cameras",
+        "cameras" | "clips" => "cameras",
         "alerts" => "alerts",
         "incidents" | "attachments" => "incidents",
         "directives" => "directives",
@@ -391,6 +392,38 @@ pub fn build() -> Routes {
             Item(K::Entity),
             cameras::snapshot,
             "A camera's recent still (asked of the camera at most once per interval)",
+        )
+        .add(
+            Post,
+            "/api/cameras/{id}/clips",
+            Role(P::WorkAlerts),
+            Item(K::Entity),
+            cameras::save_clip,
+            "Save an evidence clip of a camera around a moment, for an alert or incident",
+        )
+        .add(
+            Get,
+            "/api/clips",
+            Role(P::View),
+            List(K::Clip),
+            cameras::clips,
+            "Evidence clips (of an alert, an incident or a camera)",
+        )
+        .add(
+            Get,
+            "/api/clips/{id}",
+            Role(P::View),
+            Item(K::Clip),
+            cameras::clip,
+            "One evidence clip",
+        )
+        .add(
+            Get,
+            "/api/clips/{id}/file",
+            Role(P::View),
+            Item(K::Clip),
+            cameras::clip_file,
+            "An evidence clip's MP4 file (a download)",
         )
         .add(
             Get,

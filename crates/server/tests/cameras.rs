@@ -503,3 +503,256 @@ async fn stills_are_asked_of_the_camera_once_per_interval_whoever_asks() {
     assert_eq!(r.status(), 404);
     assert!(r.text().await.unwrap().contains("snapshot_url"));
 }
+
+async fn clip(addr: SocketAddr, t: &str, id: i64) -> ioc_model::ClipInfo {
+    let r = reqwest::Client::new()
+        .get(format!("http://{addr}/api/clips/{id}"))
+        .bearer_auth(t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+async fn clip_until(
+    addr: SocketAddr,
+    t: &str,
+    id: i64,
+    state: ioc_model::ClipState,
+) -> ioc_model::ClipInfo {
+    for _ in 0..300 {
+        let c = clip(addr, t, id).await;
+        if c.state == state {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "clip {id} not {state:?} in 30 s: {:?}",
+        clip(addr, t, id).await
+    );
+}
+
+/// Frames of an MP4 file that ffprobe decodes, with its codec and duration.
+fn probe(bytes: &[u8]) -> Option<(String, usize, f64)> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clip.mp4");
+    std::fs::write(&path, bytes).unwrap();
+    let out = match std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,nb_read_frames:format=duration",
+            "-of",
+            "default=nw=1",
+        ])
+        .arg(&path)
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => {
+            missing::missing(&format!("ffprobe (Debian ffmpeg): {e}"));
+            return None;
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("ffprobe gave no {k}: {text}"))
+            .to_string()
+    };
+    Some((
+        field("codec_name"),
+        field("nb_read_frames").parse().unwrap(),
+        field("duration").parse().unwrap(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_clips_are_cut_from_the_kept_video_saved_downloaded_and_expire() {
+    use ioc_model::ClipState;
+    if let Err(e) = test_server::available() {
+        return missing::missing(&e);
+    }
+    let srv = TestServer::start(&Options::default()).expect("RTSP test server");
+    let (dir, engine, addr) = common::start_with(|c| {
+        c.video.stall = Duration::from_secs(2);
+        c.video.clips_keep = Duration::from_secs(8);
+    })
+    .await;
+    add(&engine, "op-a", Role::Operator, &[A]);
+    add(&engine, "op-b", Role::Operator, &[B]);
+    add(&engine, "viewer-a", Role::Leader, &[A]);
+    engine
+        .sender()
+        .ingest(
+            "t",
+            vec![
+                common::unit(A, "Phường A"),
+                common::unit(B, "Xã B"),
+                camera("cam-a", A, &srv.url("cam0")),
+            ],
+        )
+        .await
+        .unwrap();
+    let op = token(addr, "op-a").await;
+    let other = token(addr, "op-b").await;
+    let viewer = token(addr, "viewer-a").await;
+    common::within(10, "the camera's stream opened", || {
+        engine.video().stream("cam-a").is_some()
+    })
+    .await;
+    until(addr, &op, "cam-a", "live", |s| s.state == StreamState::Live).await;
+    // Some video kept before the moment.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let http = reqwest::Client::new();
+    let save = |t: &str, body: serde_json::Value| {
+        http.post(format!("http://{addr}/api/cameras/cam-a/clips"))
+            .bearer_auth(t)
+            .json(&body)
+            .send()
+    };
+    // Only those who work alerts, in the camera's unit.
+    assert_eq!(save(&viewer, json!({})).await.unwrap().status(), 403);
+    let r = save(&other, json!({})).await.unwrap();
+    assert!(matches!(r.status().as_u16(), 403 | 404), "{}", r.status());
+    let r = save(&op, json!({"at": "2020-01-01T00:00:00Z"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "a moment no longer kept");
+    let r = save(&op, json!({"before_s": 2, "after_s": 2}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let first: ioc_model::ClipInfo = r.json().await.unwrap();
+    assert_eq!(first.state, ClipState::Recording);
+    let saved = clip_until(addr, &op, first.id, ClipState::Saved).await;
+    let (from, to) = (saved.from.unwrap(), saved.to.unwrap());
+    let span = (to - from).num_milliseconds();
+    assert!(
+        (2500..=4500).contains(&span),
+        "about 2 s before and after: {span} ms"
+    );
+    assert!(from <= saved.at && to >= saved.at);
+
+    // Downloaded as a file (never inline), the bytes it was fingerprinted with, and a real
+    // decoder reads every frame of it.
+    let r = http
+        .get(format!("http://{addr}/api/clips/{}/file", first.id))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "video/mp4");
+    let disposition = r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        disposition.starts_with("attachment") && disposition.contains("cam-a-"),
+        "{disposition}"
+    );
+    let bytes = r.bytes().await.unwrap();
+    assert_eq!(bytes.len() as u64, saved.size);
+    use sha2::Digest as _;
+    assert_eq!(
+        Some(format!("{:x}", sha2::Sha256::digest(&bytes))),
+        saved.sha256
+    );
+    if let Some((codec, frames, duration)) = probe(&bytes) {
+        assert_eq!(codec, "h264");
+        assert!(frames >= 30, "{frames} frames in {duration} s");
+        assert!((2.5..=4.5).contains(&duration), "{duration} s");
+    }
+    // Another unit's operator sees neither the clip nor its file.
+    for path in [
+        format!("/api/clips/{}", first.id),
+        format!("/api/clips/{}/file", first.id),
+    ] {
+        let r = http
+            .get(format!("http://{addr}{path}"))
+            .bearer_auth(&other)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            matches!(r.status().as_u16(), 403 | 404),
+            "{path}: {}",
+            r.status()
+        );
+    }
+    let listed: Vec<ioc_model::ClipInfo> = http
+        .get(format!("http://{addr}/api/clips?camera=cam-a"))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(listed.is_empty());
+
+    // Retention (clips_keep = 8 s): the next clip saved after that removes the first one's
+    // file; its record stays, with its fingerprint and why.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let second: ioc_model::ClipInfo = save(&op, json!({"before_s": 1, "after_s": 1}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    clip_until(addr, &op, second.id, ClipState::Saved).await;
+    let gone = clip_until(addr, &op, first.id, ClipState::Expired).await;
+    assert_eq!(gone.sha256, saved.sha256);
+    assert!(
+        gone.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("retention"),
+        "{gone:?}"
+    );
+    assert!(!dir
+        .path()
+        .join("clips")
+        .join(format!("{}.mp4", first.id))
+        .exists());
+    assert!(dir
+        .path()
+        .join("clips")
+        .join(format!("{}.mp4", second.id))
+        .exists());
+    let r = http
+        .get(format!("http://{addr}/api/clips/{}/file", first.id))
+        .bearer_auth(&op)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("expired"));
+    let listed: Vec<ioc_model::ClipInfo> = http
+        .get(format!("http://{addr}/api/clips?camera=cam-a"))
+        .bearer_auth(&op)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [second.id, first.id]
+    );
+    drop(srv);
+}

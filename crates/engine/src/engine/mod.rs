@@ -2,6 +2,7 @@
 //! writer, the pipeline and the sources. [`Engine::shutdown`] stops them in the reverse order
 //! so that everything accepted is committed before the process exits.
 
+mod clips;
 mod import;
 mod lead;
 mod operations;
@@ -69,6 +70,9 @@ pub enum EngineError {
     /// A field or a body over its limit (the API answers 422).
     #[error("{0}")]
     TooLarge(String),
+    /// The thing exists but is not in a state for this (a clip with no file; 409).
+    #[error("{0}")]
+    Conflict(String),
     /// A device the engine asked on the caller's behalf (a camera) did not give what was
     /// asked (the API answers 502).
     #[error("{0}")]
@@ -115,6 +119,8 @@ pub struct Engine {
     auth: Arc<crate::auth::Auth>,
     /// Cameras' live video.
     video: Arc<crate::video::Video>,
+    /// The last evidence clip's id.
+    clip_ids: std::sync::atomic::AtomicI64,
 }
 
 /// Locks the data folder for this engine.
@@ -381,8 +387,15 @@ impl Engine {
                 })
             }));
         }
+        let clip_ids = {
+            let r = reader.clone();
+            tokio::task::spawn_blocking(move || r.max_clip_id())
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))??
+        };
         let engine = Engine {
             video,
+            clip_ids: std::sync::atomic::AtomicI64::new(clip_ids),
             node,
             hlc,
             link,
@@ -414,6 +427,7 @@ impl Engine {
             engine.start_source(&source, None);
         }
         engine.start_upstream();
+        engine.fail_interrupted_clips().await?;
         let follow = engine.video.follow(engine.hub.clone());
         engine.tasks.lock().unwrap().push(follow);
         for (name, text) in managed {

@@ -630,10 +630,13 @@ title = "Xem camera"
 "#,
         );
         assert_eq!(t.info(vec![1]).cameras, ["cam-ben-thuy", "cam-cua-hoi"]);
-        assert!(template(&t.text.replace("cameras = [\"cam-ben-thuy\", \"cam-cua-hoi\"]\n", ""))
-            .info(vec![1])
-            .cameras
-            .is_empty());
+        assert!(template(
+            &t.text
+                .replace("cameras = [\"cam-ben-thuy\", \"cam-cua-hoi\"]\n", "")
+        )
+        .info(vec![1])
+        .cameras
+        .is_empty());
     }
 
     #[test]

@@ -16,7 +16,7 @@ mod write;
 
 pub use config::StoreConfig;
 pub use operate::{AttachmentRow, LoadedOperations, SopRow};
-pub use read::{event_kind_str as event_kind_name, LoadedState, Reader};
+pub use read::{event_kind_str as event_kind_name, ClipFilter, LoadedState, Reader};
 pub use sync::{
     check_node_incarnation, incarnation, node_name, outbox_trim, seed_outbox, OutboxBatch,
     SyncState,

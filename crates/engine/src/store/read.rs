@@ -25,6 +25,41 @@ pub struct LoadedState {
     pub next_alert_id: i64,
 }
 
+/// Which clips [`Reader::clips`] gives.
+#[derive(Debug, Clone, Default)]
+pub struct ClipFilter {
+    pub id: Option<i64>,
+    pub alert: Option<i64>,
+    pub incident: Option<i64>,
+    pub camera: Option<String>,
+    pub state: Option<ioc_model::ClipState>,
+    pub limit: Option<usize>,
+}
+
+fn clip_row(r: &Row) -> rusqlite::Result<ioc_model::ClipInfo> {
+    let state: String = r.get(11)?;
+    Ok(ioc_model::ClipInfo {
+        id: r.get(0)?,
+        camera: r.get(1)?,
+        camera_name: r.get(2)?,
+        unit: r.get(3)?,
+        alert: r.get(4)?,
+        incident: r.get(5)?,
+        at: from_ms(r.get(6)?),
+        before_s: r.get(7)?,
+        after_s: r.get(8)?,
+        from: r.get::<_, Option<i64>>(9)?.map(from_ms),
+        to: r.get::<_, Option<i64>>(10)?.map(from_ms),
+        state: ioc_model::ClipState::parse(&state).unwrap_or(ioc_model::ClipState::Failed),
+        error: r.get(12)?,
+        size: r.get::<_, i64>(13)?.max(0) as u64,
+        sha256: r.get(14)?,
+        file_name: r.get(15)?,
+        created_by: r.get(16)?,
+        created_at: from_ms(r.get(17)?),
+    })
+}
+
 /// A small pool of read-only connections.
 pub struct Reader {
     path: PathBuf,
@@ -264,6 +299,40 @@ impl Reader {
                 .collect::<Result<_, _>>()?;
             Ok(rows)
         })
+    }
+
+    /// Evidence clips, newest first: all, or those of an alert, an incident or a camera.
+    pub fn clips(&self, f: &ClipFilter) -> Result<Vec<ioc_model::ClipInfo>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, camera, camera_name, unit, alert, incident, at, before_s, after_s,
+                   from_ms, to_ms, state, error, size, sha256, file_name, created_by, created_at
+                 FROM clips
+                 WHERE (?1 IS NULL OR alert = ?1) AND (?2 IS NULL OR incident = ?2)
+                   AND (?3 IS NULL OR camera = ?3) AND (?4 IS NULL OR id = ?4)
+                   AND (?5 IS NULL OR state = ?5)
+                 ORDER BY id DESC LIMIT ?6",
+            )?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        f.alert,
+                        f.incident,
+                        f.camera,
+                        f.id,
+                        f.state.map(|s| s.as_str()),
+                        f.limit.unwrap_or(1000) as i64
+                    ],
+                    clip_row,
+                )?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// The largest clip id (0 when none).
+    pub fn max_clip_id(&self) -> Result<i64, StoreError> {
+        self.with(|c| Ok(c.query_row("SELECT COALESCE(MAX(id), 0) FROM clips", [], |r| r.get(0))?))
     }
 
     /// Cameras' credentials: camera → (user, password).

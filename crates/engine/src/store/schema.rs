@@ -397,6 +397,33 @@ CREATE TABLE camera_credentials (
 );
 "#;
 
+/// Evidence clips: their files are on disk (`clips/` in the data folder), their records
+/// here, kept after retention removes a file (with its fingerprint).
+const V14: &str = r#"
+CREATE TABLE clips (
+    id INTEGER PRIMARY KEY,
+    camera TEXT NOT NULL,
+    camera_name TEXT NOT NULL,
+    unit TEXT,
+    alert INTEGER,
+    incident INTEGER,
+    at INTEGER NOT NULL,
+    before_s INTEGER NOT NULL,
+    after_s INTEGER NOT NULL,
+    from_ms INTEGER,
+    to_ms INTEGER,
+    state TEXT NOT NULL,
+    error TEXT,
+    size INTEGER NOT NULL,
+    sha256 TEXT,
+    file_name TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX clips_by_alert ON clips (alert) WHERE alert IS NOT NULL;
+CREATE INDEX clips_by_incident ON clips (incident) WHERE incident IS NOT NULL;
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
@@ -412,6 +439,7 @@ fn migrations() -> Migrations<'static> {
         M::up(V11),
         M::up(V12),
         M::up(V13),
+        M::up(V14),
     ])
 }
 

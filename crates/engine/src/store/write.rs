@@ -152,6 +152,8 @@ pub struct WriteBatch {
     pub managed_sources: Vec<(String, Option<String>, i64)>,
     /// Cameras' credentials: (camera, (user, password) or `None` to remove them, at).
     pub camera_credentials: Vec<CameraCredentialsRow>,
+    /// Evidence clips to insert or update.
+    pub clips: Vec<ioc_model::ClipInfo>,
     /// Changes to record in the audit log, in this same transaction.
     pub audit: Vec<crate::audit::AuditEntry>,
     /// Incidents to insert or update (without their timelines).
@@ -201,6 +203,7 @@ impl WriteBatch {
             && self.alert_raw.is_empty()
             && self.managed_sources.is_empty()
             && self.camera_credentials.is_empty()
+            && self.clips.is_empty()
             && self.audit.is_empty()
             && self.incidents.is_empty()
             && self.incident_events.is_empty()
@@ -881,6 +884,38 @@ fn write_jobs(
                         .prepare_cached("DELETE FROM camera_credentials WHERE camera = ?1")?
                         .execute(params![camera])?,
                 };
+            }
+            for c in &b.clips {
+                tx.prepare_cached(
+                    "INSERT INTO clips (id, camera, camera_name, unit, alert, incident, at, before_s,
+                       after_s, from_ms, to_ms, state, error, size, sha256, file_name, created_by,
+                       created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                       ?17, ?18)
+                     ON CONFLICT (id) DO UPDATE SET from_ms = excluded.from_ms,
+                       to_ms = excluded.to_ms, state = excluded.state, error = excluded.error,
+                       size = excluded.size, sha256 = excluded.sha256",
+                )?
+                .execute(params![
+                    c.id,
+                    c.camera,
+                    c.camera_name,
+                    c.unit,
+                    c.alert,
+                    c.incident,
+                    c.at.timestamp_millis(),
+                    c.before_s,
+                    c.after_s,
+                    c.from.map(|t| t.timestamp_millis()),
+                    c.to.map(|t| t.timestamp_millis()),
+                    c.state.as_str(),
+                    c.error,
+                    c.size as i64,
+                    c.sha256,
+                    c.file_name,
+                    c.created_by,
+                    c.created_at.timestamp_millis(),
+                ])?;
             }
             for d in &b.dead_letters {
                 write_dead_letter(&tx, d)?;

@@ -165,6 +165,13 @@ impl Feed {
         self.tx.receiver_count()
     }
 
+    /// The frames kept and everything after them, with nothing lost in between (for a clip
+    /// that reaches past now).
+    pub fn recent_and_watch(&self) -> (Vec<Arc<Frame>>, broadcast::Receiver<Packet>) {
+        let i = self.inner.lock().unwrap();
+        (i.ring.iter().cloned().collect(), self.tx.subscribe())
+    }
+
     /// The frames kept (the last minute or so), oldest first, from a key frame.
     pub fn recent(&self) -> Vec<Arc<Frame>> {
         self.inner.lock().unwrap().ring.iter().cloned().collect()

@@ -10,6 +10,7 @@
 //! local network, with one process and no gateway to install; WebRTC would need a media stack
 //! (ICE, DTLS, SRTP) for no gain on a control room's network.
 
+pub mod clip;
 pub mod feed;
 pub mod fmp4;
 pub mod rtsp;
@@ -53,6 +54,17 @@ pub struct VideoConfig {
     pub snapshot_timeout: Duration,
     /// At most this many cameras are asked for a still at once.
     pub snapshot_fetches: usize,
+    /// An evidence clip starts this long before its moment (at most `keep`)…
+    #[serde(with = "humantime_serde")]
+    pub clip_before: Duration,
+    /// …and ends this long after it (at most 5 minutes).
+    #[serde(with = "humantime_serde")]
+    pub clip_after: Duration,
+    /// Saved clips beyond this many megabytes are removed, oldest first (their records stay).
+    pub clips_max_mb: u64,
+    /// Saved clips older than this are removed (their records stay).
+    #[serde(with = "humantime_serde")]
+    pub clips_keep: Duration,
 }
 
 impl Default for VideoConfig {
@@ -65,6 +77,10 @@ impl Default for VideoConfig {
             snapshot_every: Duration::from_secs(10),
             snapshot_timeout: Duration::from_secs(5),
             snapshot_fetches: 4,
+            clip_before: Duration::from_secs(30),
+            clip_after: Duration::from_secs(60),
+            clips_max_mb: 10_000,
+            clips_keep: Duration::from_secs(90 * 24 * 3600),
         }
     }
 }
