@@ -2,7 +2,8 @@
 //! plays in the entity panel (its frames advance, checked from the page), and a camera that
 //! loses power turns its marker and its picture to "stalled", raises the offline alert (which
 //! opens with the camera's picture and the still of a camera up the street), and comes back by
-//! itself when the power does. Hovering over a camera with a still shows its picture.
+//! itself when the power does. Hovering over a camera with a still shows its picture; `v` on
+//! the alert saves an evidence clip, listed with the alert and downloaded as an MP4.
 
 #[path = "../crates/engine/tests/common/missing.rs"]
 mod missing;
@@ -36,7 +37,7 @@ async fn e2e_browser_camera_plays_stalls_and_comes_back() {
     let data = dir.path().join("data");
     let config = fast_config(dir.path());
     let mut toml = std::fs::read_to_string(&config).unwrap();
-    toml.push_str("\n[video]\nstall = \"2s\"\nretry_max = \"1s\"\n");
+    toml.push_str("\n[video]\nstall = \"2s\"\nretry_max = \"1s\"\nclip_before = \"3s\"\nclip_after = \"2s\"\n");
     std::fs::write(&config, toml).unwrap();
     let server = Server::start("cameras-server", &data, &config, 0);
     let still = match camera::StillServer::start(dir.path()).await {
@@ -190,6 +191,57 @@ async fn e2e_browser_camera_plays_stalls_and_comes_back() {
     })
     .await;
     screenshot(&c, "camera-alert").await;
+
+    // Evidence: `v` saves a clip of the alert's camera with a stream; it is listed with the
+    // alert once saved, downloads as an MP4 and is noted on the timeline.
+    c.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys("v")
+        .await
+        .unwrap();
+    let saved = wait_for("the clip saved", T, || async {
+        let v = js(&c, "const li = document.querySelector('#alert-clips li.clip');
+                        if (!li) return null;
+                        const a = li.querySelector('a');
+                        return {state: li.dataset.state, href: a && a.href, name: a && a.getAttribute('download'), text: li.textContent};")
+            .await;
+        eprintln!("clip: {v}");
+        (v["state"] == "saved").then_some(v)
+    })
+    .await;
+    assert!(
+        saved["name"].as_str().unwrap_or_default().starts_with(CAM),
+        "{saved}"
+    );
+    let got = js(
+        &c,
+        &format!(
+            "return fetch({:?}).then(async r => {{ const b = new Uint8Array(await r.arrayBuffer());
+               return {{status: r.status, type: r.headers.get('content-type'), disposition: r.headers.get('content-disposition'),
+                        size: b.length, box: String.fromCharCode(b[4], b[5], b[6], b[7])}}; }});",
+            saved["href"].as_str().unwrap()
+        ),
+    )
+    .await;
+    assert_eq!(got["status"], 200, "{got}");
+    assert_eq!(got["type"], "video/mp4", "{got}");
+    assert!(
+        got["disposition"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("attachment"),
+        "{got}"
+    );
+    assert_eq!(got["box"], "ftyp", "an MP4 file: {got}");
+    assert!(got["size"].as_u64().unwrap_or(0) > 10_000, "{got}");
+    wait_for("the clip on the alert's timeline", T, || async {
+        js(&c, "return [...document.querySelectorAll('#alert-timeline .comment')].some(e => e.textContent.includes('Video #')) || null")
+            .await
+            .as_bool()
+    })
+    .await;
+    screenshot(&c, "camera-clip").await;
     wait_for("the marker back", T, || async {
         (camera::marker(&c, CAM).await != "offline").then_some(())
     })

@@ -118,6 +118,26 @@ pub mod cameras {
     pub fn snapshot_url(id: &str, n: u32) -> String {
         api::url(&format!("/api/cameras/{}/snapshot?n={n}", enc(id)))
     }
+
+    /// Saves an evidence clip of a camera around now (or `req.at`).
+    pub async fn save_clip(id: &str, req: &ioc_model::ClipRequest) -> Result<ioc_model::ClipInfo> {
+        api::post(&format!("/api/cameras/{}/clips", enc(id)), req).await
+    }
+
+    /// The clips saved for an alert.
+    pub async fn clips_of_alert(alert: i64) -> Result<Vec<ioc_model::ClipInfo>> {
+        api::get(&format!("/api/clips?alert={alert}")).await
+    }
+
+    /// The clips saved for an incident.
+    pub async fn clips_of_incident(incident: i64) -> Result<Vec<ioc_model::ClipInfo>> {
+        api::get(&format!("/api/clips?incident={incident}")).await
+    }
+
+    /// A saved clip's file (a download).
+    pub fn clip_file_url(id: i64) -> String {
+        api::url(&format!("/api/clips/{id}/file"))
+    }
 }
 
 /// Alerts and their lifecycle.

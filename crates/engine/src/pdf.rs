@@ -70,6 +70,14 @@ enum Op {
         h: f32,
         svg: Arc<str>,
     },
+    /// A JPEG or PNG picture (a camera's still), scaled into the box.
+    Image {
+        x: f32,
+        y: f32,
+        w: f32,
+        h: f32,
+        image: krilla::image::Image,
+    },
 }
 
 struct Faces {
@@ -422,6 +430,47 @@ impl Layout {
         self.y += h + 4.0;
     }
 
+    /// A JPEG or PNG picture at `width` points wide (at most the text width), or an error
+    /// when it cannot be read.
+    pub fn image(&mut self, bytes: Vec<u8>, png: bool, width: f32) -> Result<(), String> {
+        let data = krilla::Data::from(bytes);
+        let image = if png {
+            krilla::image::Image::from_png(data, true)
+        } else {
+            krilla::image::Image::from_jpeg(data, true)
+        }?;
+        let (pw, ph) = image.size();
+        let w = width.min(self.width());
+        let h = w * ph as f32 / pw.max(1) as f32;
+        self.need(h + 4.0);
+        let y = self.y;
+        self.page().push(Op::Image {
+            x: MARGIN,
+            y,
+            w,
+            h,
+            image,
+        });
+        self.y += h + 4.0;
+        Ok(())
+    }
+
+    /// An SVG picture at `width` points wide (at most the text width).
+    pub fn svg_at(&mut self, svg: String, size: (u32, u32), width: f32) {
+        let w = width.min(self.width());
+        let h = w * size.1 as f32 / size.0.max(1) as f32;
+        self.need(h + 4.0);
+        let y = self.y;
+        self.page().push(Op::Svg {
+            x: MARGIN,
+            y,
+            w,
+            h,
+            svg: Arc::from(svg),
+        });
+        self.y += h + 4.0;
+    }
+
     /// How many pages so far.
     pub fn page_count(&self) -> usize {
         self.pages.len()
@@ -523,6 +572,12 @@ impl Layout {
                         s.pop();
                         drawn.ok_or("a chart could not be drawn")?;
                     }
+                    Op::Image { x, y, w, h, image } => {
+                        let size = krilla::geom::Size::from_wh(*w, *h).ok_or("picture size")?;
+                        s.push_transform(&krilla::geom::Transform::from_translate(*x, *y));
+                        s.draw_image(image.clone(), size);
+                        s.pop();
+                    }
                     Op::Line {
                         x1,
                         y1,
@@ -553,8 +608,71 @@ impl Layout {
 }
 
 #[cfg(test)]
+#[path = "../tests/common/missing.rs"]
+mod missing;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pdf::missing;
+
+    /// A small PNG (a gradient), made here: zlib-compressed rows behind their chunks.
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let mut crc = flate2::Crc::new();
+            crc.update(kind);
+            crc.update(data);
+            out.extend_from_slice(kind);
+            out.extend_from_slice(data);
+            out.extend_from_slice(&crc.sum().to_be_bytes());
+        }
+        let mut raw = Vec::new();
+        for y in 0..h {
+            raw.push(0); // no filter
+            for x in 0..w {
+                raw.extend_from_slice(&[(x * 255 / w) as u8, (y * 255 / h) as u8, 128]);
+            }
+        }
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut z, &raw).unwrap();
+        let idat = z.finish().unwrap();
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&w.to_be_bytes());
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        chunk(&mut out, b"IHDR", &ihdr);
+        chunk(&mut out, b"IDAT", &idat);
+        chunk(&mut out, b"IEND", &[]);
+        out
+    }
+
+    #[test]
+    fn a_camera_still_goes_into_the_pdf_as_a_picture() {
+        let mut l = Layout::new("Ảnh", "chân trang");
+        l.image(png(64, 36), true, 200.0).unwrap();
+        assert!(l.image(b"not a picture".to_vec(), false, 200.0).is_err());
+        let pdf = l
+            .finish("vi-VN", chrono::Utc::now().fixed_offset())
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.pdf");
+        std::fs::write(&path, &pdf).unwrap();
+        if let Some(out) = missing::run_tool(
+            std::process::Command::new("pdfimages")
+                .arg("-list")
+                .arg(&path),
+            "Debian package poppler-utils",
+        ) {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.lines()
+                    .any(|l| l.contains(" 64 ") && l.contains(" 36 ")),
+                "a 64×36 picture in the PDF:\n{text}"
+            );
+        }
+    }
 
     #[test]
     fn text_is_measured_and_wrapped() {

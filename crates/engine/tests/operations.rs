@@ -290,6 +290,12 @@ async fn an_incident_worked_through_its_sop_across_a_restart() {
     let engine = start(dir.path(), &clock).await;
     let mut items = units();
     items.push(device("wl-1", "WaterLevelGauge", "17935"));
+    // A camera of the demo's kind beside the gauge: the report shows its still.
+    let Item::Entity(mut cam) = device("cam-1", "Camera", "17935") else {
+        unreachable!()
+    };
+    cam.attributes.insert("simulated".into(), true.into());
+    items.push(Item::Entity(cam));
     feed(&engine, &clock, items).await;
     feed(&engine, &clock, vec![obs("wl-1", "water_level", 0, 5.4)]).await;
     let i = engine
@@ -549,6 +555,9 @@ async fn an_incident_worked_through_its_sop_across_a_restart() {
             "Sơ tán dân",
             "Diễn biến",
             "minh",
+            "Camera và video bằng chứng",
+            "Camera cam-1",
+            "ảnh mô phỏng",
         ] {
             assert!(text.contains(needle), "{needle} not in the PDF:\n{text}");
         }

@@ -69,6 +69,58 @@ fn attr<'a>(e: &'a crate::Entity, key: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
+/// At most this many cameras go with an alert, however many are named.
+pub const MAX_RELATED: usize = 4;
+
+/// The cameras to show with an alert about `entity`: those `named` (by its rule, its SOP or
+/// the device itself), then the device itself when it is a camera with a picture (a stream
+/// or a still), then the nearest cameras with one within `radius_m`; at most `n` (more when
+/// more are named, up to [`MAX_RELATED`]); each with whether it has a live stream.
+pub fn related_cameras(
+    entities: &std::collections::HashMap<String, crate::Entity>,
+    entity: Option<&str>,
+    named: &[String],
+    n: usize,
+    radius_m: f64,
+) -> Vec<(String, bool)> {
+    let shows = |c: &crate::Entity| has_live(c) || has_still(c);
+    let mut out: Vec<(String, bool)> = Vec::new();
+    let add = |c: &crate::Entity, out: &mut Vec<(String, bool)>| {
+        if shows(c) && !out.iter().any(|(id, _)| *id == c.id) {
+            out.push((c.id.clone(), has_live(c)));
+        }
+    };
+    for id in named {
+        if let Some(c) = entities.get(id) {
+            add(c, &mut out);
+        }
+    }
+    let n = n.max(out.len()).min(MAX_RELATED);
+    if let Some(e) = entity.and_then(|id| entities.get(id)) {
+        add(e, &mut out);
+        if let Some((lon, lat)) = e.position() {
+            let mut near: Vec<(f64, &crate::Entity)> = entities
+                .values()
+                .filter(|c| c.id != e.id && shows(c))
+                .filter_map(|c| {
+                    let (x, y) = c.position()?;
+                    // Equirectangular: plenty at a few kilometres.
+                    let dx = (x - lon).to_radians() * lat.to_radians().cos();
+                    let dy = (y - lat).to_radians();
+                    let d = (dx * dx + dy * dy).sqrt() * 6_371_000.0;
+                    (d <= radius_m).then_some((d, c))
+                })
+                .collect();
+            near.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.id.cmp(&b.1.id)));
+            for (_, c) in near {
+                add(c, &mut out);
+            }
+        }
+    }
+    out.truncate(n);
+    out
+}
+
 /// Where a camera's stream is.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -347,5 +399,84 @@ mod tests {
         assert_eq!(parse_live(&m), Some((LiveKind::Init, None, &[][..])));
         assert_eq!(parse_live(&[7; 12]), None);
         assert_eq!(parse_live(&[1; 3]), None);
+    }
+}
+
+#[cfg(test)]
+mod related_tests {
+    use super::*;
+    use crate::{Domain, Entity};
+    use std::collections::HashMap;
+
+    fn at(id: &str, kind: &str, lon: f64, lat: f64, stream: bool) -> (String, Entity) {
+        let mut e = Entity::new(id, kind, id, Domain::Safety).at(lon, lat);
+        if stream {
+            e = e.with_attr("rtsp_url", format!("rtsp://10.0.0.1/{id}"));
+        }
+        (id.to_string(), e)
+    }
+
+    fn ids(v: Vec<(String, bool)>) -> Vec<String> {
+        v.into_iter().map(|(id, _)| id).collect()
+    }
+
+    #[test]
+    fn an_alerts_cameras_are_itself_then_the_nearest_with_a_picture() {
+        // 0.001° of latitude ≈ 111 m.
+        let m: HashMap<String, Entity> = [
+            at("gauge", "WaterLevelGauge", 105.68, 18.67, false),
+            at("near", "Camera", 105.68, 18.675, true),
+            at("far", "Camera", 105.68, 18.69, true),
+            at("no-stream", "Camera", 105.68, 18.6701, false),
+            at("too-far", "Camera", 105.68, 18.8, true),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            related_cameras(&m, Some("gauge"), &[], 3, 3000.0),
+            [("near".to_string(), true), ("far".to_string(), true)]
+        );
+        assert_eq!(
+            ids(related_cameras(&m, Some("gauge"), &[], 1, 3000.0)),
+            ["near"]
+        );
+        assert_eq!(
+            ids(related_cameras(&m, Some("far"), &[], 2, 3000.0)),
+            ["far", "near"]
+        );
+        // A camera with a still only (the demo's) comes too, without a stream.
+        let mut m = m;
+        let (id, still) = at("still", "Camera", 105.68, 18.671, false);
+        m.insert(
+            id,
+            still.with_attr("snapshot_url", "http://10.0.0.1/snap.jpg"),
+        );
+        assert_eq!(
+            related_cameras(&m, Some("gauge"), &[], 2, 3000.0),
+            [("still".to_string(), false), ("near".to_string(), true)]
+        );
+        // Named cameras come first, however far (unknown and repeated names dropped), and
+        // more of them may come, up to the most an alert shows.
+        let named = ["too-far", "nope", "far", "too-far"].map(String::from);
+        assert_eq!(
+            ids(related_cameras(&m, Some("gauge"), &named, 2, 3000.0)),
+            ["too-far", "far"]
+        );
+        let named = ["too-far", "far", "near"].map(String::from);
+        assert_eq!(
+            ids(related_cameras(&m, Some("gauge"), &named, 2, 3000.0)),
+            ["too-far", "far", "near"]
+        );
+        let named = ["too-far"].map(String::from);
+        assert_eq!(
+            ids(related_cameras(&m, Some("gauge"), &named, 2, 3000.0)),
+            ["too-far", "still"]
+        );
+        assert_eq!(
+            ids(related_cameras(&m, None, &named, 2, 3000.0)),
+            ["too-far"]
+        );
+        assert!(related_cameras(&m, Some("gauge"), &[], 2, 100.0).is_empty());
+        assert!(related_cameras(&m, None, &[], 2, 3000.0).is_empty());
     }
 }

@@ -286,7 +286,7 @@ pub async fn save_clip(
 pub struct ClipsQuery {
     /// Only the clips of this alert.
     alert: Option<i64>,
-    /// Only the clips of this incident.
+    /// Only the clips of this incident (and of its alerts).
     incident: Option<i64>,
     /// Only the clips of this camera.
     camera: Option<String>,
@@ -299,13 +299,30 @@ pub async fn clips(
     c: Caller,
     Query(q): Query<ClipsQuery>,
 ) -> ApiResult<Vec<ClipInfo>> {
-    Ok(Json(c.view(&st).clips(ioc_engine::store::ClipFilter {
+    use ioc_engine::store::ClipFilter;
+    let view = c.view(&st);
+    let limit = Some(q.limit.unwrap_or(200).min(1000));
+    let mut v = view.clips(ClipFilter {
         alert: q.alert,
         incident: q.incident,
-        camera: q.camera,
-        limit: Some(q.limit.unwrap_or(200).min(1000)),
+        camera: q.camera.clone(),
+        limit,
         ..Default::default()
-    })?))
+    })?;
+    // An incident's clips include those saved for its alerts before it was opened.
+    if let (Some(i), None) = (q.incident, q.alert) {
+        for a in view.incident(i).await?.alerts {
+            v.extend(view.clips(ClipFilter {
+                alert: Some(a),
+                camera: q.camera.clone(),
+                limit,
+                ..Default::default()
+            })?);
+        }
+        v.sort_by(|a, b| b.id.cmp(&a.id));
+        v.dedup_by_key(|c| c.id);
+    }
+    Ok(Json(v))
 }
 
 /// One evidence clip's record.

@@ -32,11 +32,14 @@ pub struct AlertWork {
     pub ask: RwSignal<Option<Ask>>,
     /// Bumped after every action, to reload the timeline.
     pub rev: RwSignal<u64>,
+    /// The cameras rules and SOPs name, for the alert's cameras.
+    pub named: crate::video::NamedCameras,
 }
 
 impl AlertWork {
-    pub fn new() -> AlertWork {
+    pub fn new(named: crate::video::NamedCameras) -> AlertWork {
         AlertWork {
+            named,
             open: RwSignal::new(false),
             ask: RwSignal::new(None),
             rev: RwSignal::new(0),
@@ -76,7 +79,73 @@ pub fn actions(state: AlertState) -> Vec<(&'static str, &'static str)> {
         v.push(("incident", "i"));
         v.push(("silence", "s"));
     }
+    if state != Closed {
+        v.push(("clip", "v"));
+    }
     v
+}
+
+/// The cameras that go with an alert (see [`crate::video::related_cameras`]).
+pub fn cameras_of(
+    a: &Alert,
+    entities: &std::collections::HashMap<String, ioc_model::Entity>,
+    named: crate::video::NamedCameras,
+) -> Vec<(String, bool)> {
+    let names = named.for_alert(a, entities);
+    crate::video::related_cameras(
+        entities,
+        a.entity.as_deref(),
+        &names,
+        RELATED_CAMERAS,
+        RELATED_RADIUS_M,
+    )
+}
+
+impl Ops {
+    /// Saves an evidence clip of each of the alert's cameras with a stream, around now.
+    pub fn save_clips(&self, work: AlertWork, id: i64) {
+        let ops = *self;
+        let Some(a) = ops.live().alerts.with_untracked(|m| m.get(&id).cloned()) else {
+            return;
+        };
+        let cams: Vec<String> = ops.live().entities.with_untracked(|m| {
+            cameras_of(&a, m, work.named)
+                .into_iter()
+                .filter(|(_, live)| *live)
+                .map(|(c, _)| c)
+                .collect()
+        });
+        if cams.is_empty() {
+            ops.toast(ops.i18n().tr("clip-no-camera"), true);
+            return;
+        }
+        let req = ioc_model::ClipRequest {
+            alert: Some(id),
+            incident: a.incident,
+            ..Default::default()
+        };
+        spawn_local(async move {
+            let mut saved = Vec::new();
+            for c in &cams {
+                match client::cameras::save_clip(c, &req).await {
+                    Ok(info) => saved.push(info),
+                    Err(e) => ops.toast(ops.i18n().tr_n("action-failed", "error", e), true),
+                }
+            }
+            if let Some(first) = saved.first() {
+                let msg = ops.i18n().tr_with(
+                    "clip-started",
+                    &[
+                        ("n", (saved.len() as u64).into()),
+                        ("before", u64::from(first.before_s).into()),
+                        ("after", u64::from(first.after_s).into()),
+                    ],
+                );
+                ops.toast(msg, false);
+                work.rev.update(|r| *r += 1);
+            }
+        });
+    }
 }
 
 /// `"2h bảo trì camera"`: a duration, then why.
@@ -182,6 +251,7 @@ pub fn start_action(ops: Ops, work: AlertWork, id: i64, action: &'static str) {
         "comment" => work.ask.set(Some(Ask::Comment)),
         "shelve" => work.ask.set(Some(Ask::Shelve)),
         "silence" => work.ask.set(Some(Ask::Silence)),
+        "clip" => ops.save_clips(work, id),
         "incident" => {
             // Already in one: go there.
             let inc = ops
@@ -311,22 +381,46 @@ pub fn AlertPanel() -> impl IntoView {
 
     // The alert's cameras: kept while the same alert is open (its changes do not restart
     // the pictures).
-    let named = expect_context::<crate::video::NamedCameras>();
     let cameras = Memo::new(move |_| {
         alert.with(|a| {
             let Some(a) = a else { return Vec::new() };
-            live.entities.with(|m| {
-                let names = named.for_alert(a, m);
-                crate::video::related_cameras(
-                    m,
-                    a.entity.as_deref(),
-                    &names,
-                    RELATED_CAMERAS,
-                    RELATED_RADIUS_M,
-                )
-            })
+            live.entities.with(|m| cameras_of(a, m, work.named))
         })
     });
+    // Its evidence clips: loaded with the alert and after every action, then every two
+    // seconds while one is still recording.
+    let clips = RwSignal::new(Vec::<ioc_model::ClipInfo>::new());
+    let clip_alert = Memo::new(move |_| alert.with(|a| a.as_ref().map(|a| a.id)));
+    let load_clips = move || {
+        let Some(id) = clip_alert.get_untracked() else {
+            clips.set(Vec::new());
+            return;
+        };
+        spawn_local(async move {
+            if let Ok(v) = client::cameras::clips_of_alert(id).await {
+                if clip_alert.get_untracked() == Some(id) {
+                    clips.set(v);
+                }
+            }
+        });
+    };
+    Effect::new(move |_| {
+        clip_alert.track();
+        work.rev.track();
+        load_clips();
+    });
+    if let Ok(h) = set_interval_with_handle(
+        move || {
+            if clips
+                .with_untracked(|v| v.iter().any(|c| c.state == ioc_model::ClipState::Recording))
+            {
+                load_clips();
+            }
+        },
+        std::time::Duration::from_secs(2),
+    ) {
+        on_cleanup(move || h.clear());
+    }
 
     view! {
         <Show when=move || work.open.get() && alert.get().is_some()>
@@ -419,6 +513,14 @@ pub fn AlertPanel() -> impl IntoView {
                                 </label>
                             </form>
                         </Show>
+                        <Show when=move || !clips.with(|c| c.is_empty())>
+                            <h3>{move || i18n.tr("clips")}</h3>
+                            <ul class="clips" id="alert-clips">
+                                <For each=move || clips.get() key=|c| (c.id, c.state.as_str(), c.size) let:c>
+                                    <ClipRow clip=c/>
+                                </For>
+                            </ul>
+                        </Show>
                         <h3>{move || i18n.tr("timeline")}</h3>
                         <ol class="timeline" id="alert-timeline">
                             {move || detail.get().filter(|d| d.id == id).map(|d| {
@@ -448,5 +550,43 @@ pub fn AlertPanel() -> impl IntoView {
             })}
           </div>
         </Show>
+    }
+}
+
+/// One evidence clip: its camera, its span, its state and, once saved, its download.
+#[component]
+pub fn ClipRow(clip: ioc_model::ClipInfo) -> impl IntoView {
+    let i18n = use_i18n();
+    let settings = expect_context::<Settings>();
+    let c = clip;
+    let tz = settings.timezone.get_untracked();
+    let lang = i18n.lang.get_untracked();
+    let span = match (c.from, c.to) {
+        (Some(f), Some(t)) => format!(
+            "{}–{}",
+            format::time(f, &tz, lang),
+            format::time(t, &tz, lang)
+        ),
+        _ => format::time(c.at, &tz, lang),
+    };
+    let state = c.state.as_str();
+    let href = client::cameras::clip_file_url(c.id);
+    let mb = if c.size < 1 << 20 {
+        format!("{} KB", c.size.div_ceil(1024))
+    } else {
+        format!("{:.1} MB", c.size as f64 / 1_048_576.0)
+    };
+    view! {
+        <li class=format!("clip {state}") data-clip=c.id data-state=state>
+            <span class="clip-camera">{c.camera_name.clone()}</span>
+            <span class="clip-span">{span}</span>
+            <span class="clip-state">{move || i18n.tr(&format!("clip-{state}"))}</span>
+            {(c.state == ioc_model::ClipState::Saved).then(|| view! {
+                <a class="btn small" href=href download=c.file_name.clone() title=c.sha256.clone().unwrap_or_default()>
+                    {move || i18n.tr("clip-download")}" ("{mb.clone()}")"
+                </a>
+            })}
+            {c.error.clone().map(|e| view! { <span class="muted clip-error">{e}</span> })}
+        </li>
     }
 }

@@ -191,7 +191,7 @@ pub fn App() -> impl IntoView {
     provide_context(directive_work);
     let sops = SopList(RwSignal::new(Vec::new()));
     provide_context(sops);
-    crate::video::NamedCameras::provide();
+    let named = crate::video::NamedCameras::provide();
     sops.refresh();
     let basemap = super::panels::Basemap(RwSignal::new(None));
     provide_context(basemap);
@@ -226,7 +226,7 @@ pub fn App() -> impl IntoView {
     crate::session::on_queued(move |waiting| {
         ops.toast(i18n.tr_n("action-queued", "ops", waiting), false);
     });
-    let work = AlertWork::new();
+    let work = AlertWork::new(named);
     provide_context(work);
     OPS.with(|o| o.set(Some(ops)));
 
@@ -425,7 +425,7 @@ fn operations_key(
                 true
             }
             // The lifecycle's keys act on the cursor's alert, panel open or not.
-            key @ ("a" | "g" | "w" | "c" | "r" | "x" | "z" | "i" | "s") => {
+            key @ ("a" | "g" | "w" | "c" | "r" | "x" | "z" | "i" | "s" | "v") => {
                 if let Some(id) = sel.alert.get_untracked() {
                     if let Some(state) = state_of(live, id) {
                         match actions(state).into_iter().find(|(_, k)| *k == key) {

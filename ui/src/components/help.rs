@@ -20,6 +20,7 @@ pub fn HelpOverlay() -> impl IntoView {
         ("z", "help-shelve"),
         ("i", "help-incident"),
         ("s", "help-silence"),
+        ("v", "help-clip"),
         ("Enter", "help-open"),
         ("Esc", "help-close"),
         ("h", "help-map"),

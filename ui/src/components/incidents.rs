@@ -435,6 +435,23 @@ pub fn IncidentsView() -> impl IntoView {
             (None, d) => d,
         }
     });
+    // Its evidence clips (its own and its alerts'), loaded with it and as its timeline grows.
+    let clips = RwSignal::new(Vec::<ioc_model::ClipInfo>::new());
+    let clip_key =
+        Memo::new(move |_| incident.with(|i| i.as_ref().map(|i| (i.id, i.events.len()))));
+    Effect::new(move |_| {
+        let Some((id, _)) = clip_key.get() else {
+            clips.set(Vec::new());
+            return;
+        };
+        spawn_local(async move {
+            if let Ok(v) = client::cameras::clips_of_incident(id).await {
+                if clip_key.get_untracked().map(|k| k.0) == Some(id) {
+                    clips.set(v);
+                }
+            }
+        });
+    });
     let may_close = move || {
         me.0.get().is_none_or(|m| {
             !m.sign_in_required || matches!(m.user.role, Role::Supervisor | Role::Admin)
@@ -881,6 +898,14 @@ pub fn IncidentsView() -> impl IntoView {
                                     }).collect_view()
                                 }}
                             </ul>
+                            <Show when=move || !clips.with(|c| c.is_empty())>
+                                <h3>{move || i18n.tr("clips")}</h3>
+                                <ul class="clips" id="incident-clips">
+                                    <For each=move || clips.get() key=|c| (c.id, c.state.as_str(), c.size) let:c>
+                                        <super::alert_panel::ClipRow clip=c/>
+                                    </For>
+                                </ul>
+                            </Show>
                             <h3>{move || i18n.tr("timeline")}</h3>
                             <ol class="timeline" id="incident-timeline">
                                 {events.into_iter().rev().map(|ev| {

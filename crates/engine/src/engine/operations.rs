@@ -9,9 +9,11 @@ use crate::operate::sop::{self, SopSet, SopTemplate};
 use crate::operate::Actor;
 use crate::pipeline::{Command, Op, OpOutcome};
 use crate::store::{from_ms, SopRow, WriteBatch, Writer};
+use ioc_model::{Alert, Entity};
 use ioc_model::{
     AttachmentInfo, Directive, DirectiveState, Incident, IncidentState, RuleCheck, Silence, SopInfo,
 };
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -149,7 +151,9 @@ impl Engine {
                 Ok(out)
             })
             .await?;
-        Ok(Some(AfterAction::new(
+        let clips = self.incident_clips(&incident)?;
+        let stills = self.incident_stills(&incident, &alerts).await;
+        let mut report = AfterAction::new(
             incident,
             alerts,
             self.config.organisation.name.clone(),
@@ -159,7 +163,97 @@ impl Engine {
                 .parse()
                 .unwrap_or(chrono_tz::Asia::Ho_Chi_Minh),
             self.clock.now(),
-        )))
+        );
+        report.clips = clips;
+        report.stills = stills;
+        Ok(Some(report))
+    }
+
+    /// An incident's evidence clips: its own and those saved for its alerts, oldest first.
+    fn incident_clips(&self, incident: &Incident) -> Result<Vec<ioc_model::ClipInfo>, EngineError> {
+        use crate::store::ClipFilter;
+        let mut v = self.clips(ClipFilter {
+            incident: Some(incident.id),
+            ..Default::default()
+        })?;
+        for a in &incident.alerts {
+            v.extend(self.clips(ClipFilter {
+                alert: Some(*a),
+                ..Default::default()
+            })?);
+        }
+        v.sort_by_key(|c| c.id);
+        v.dedup_by_key(|c| c.id);
+        Ok(v)
+    }
+
+    /// Stills of the incident's cameras, as its alerts showed them (named by their rules,
+    /// its SOP and their devices, then the nearest), at most four.
+    async fn incident_stills(
+        &self,
+        incident: &Incident,
+        alerts: &[Alert],
+    ) -> Vec<crate::operate::report::CameraStill> {
+        const MAX: usize = 4;
+        let by_rule: HashMap<String, Vec<String>> = self
+            .rules
+            .lock()
+            .await
+            .list()
+            .rules
+            .into_iter()
+            .map(|r| (r.name, r.cameras))
+            .collect();
+        let sop_cameras = match &incident.sop {
+            Some(s) => self
+                .sops
+                .lock()
+                .await
+                .get(&s.name)
+                .map(|t| t.config.cameras.clone())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let entities: HashMap<String, Entity> = self
+            .hub
+            .entities()
+            .into_iter()
+            .map(|e| (e.id.clone(), e))
+            .collect();
+        let mut cameras: Vec<String> = Vec::new();
+        for a in alerts {
+            let mut named = by_rule.get(&a.rule).cloned().unwrap_or_default();
+            named.extend(sop_cameras.iter().cloned());
+            if let Some(e) = a.entity.as_ref().and_then(|id| entities.get(id)) {
+                named.extend(ioc_model::camera::named_by(e));
+            }
+            for (c, _) in ioc_model::camera::related_cameras(
+                &entities,
+                a.entity.as_deref(),
+                &named,
+                2,
+                3000.0,
+            ) {
+                if !cameras.contains(&c) {
+                    cameras.push(c);
+                }
+            }
+        }
+        cameras.truncate(MAX);
+        let mut out = Vec::new();
+        for id in cameras {
+            let name = entities
+                .get(&id)
+                .map(|e| e.name.clone())
+                .unwrap_or_else(|| id.clone());
+            let still = self.camera_still(&id).await.map_err(|e| e.to_string());
+            out.push(crate::operate::report::CameraStill {
+                camera: id,
+                name,
+                still,
+            });
+        }
+        out
     }
 
     /// The SOP templates in force, by name, each with the versions it has had.

@@ -18,6 +18,13 @@ pub struct Row {
     pub detail: String,
 }
 
+/// A camera of the incident and its still when the report was made.
+pub struct CameraStill {
+    pub camera: String,
+    pub name: String,
+    pub still: Result<crate::video::snapshot::Still, String>,
+}
+
 /// Everything the report says.
 pub struct AfterAction {
     pub incident: Incident,
@@ -25,6 +32,10 @@ pub struct AfterAction {
     pub organisation: String,
     pub tz: chrono_tz::Tz,
     pub generated_at: DateTime<Utc>,
+    /// Its evidence clips (its own and its alerts').
+    pub clips: Vec<ioc_model::ClipInfo>,
+    /// Its cameras' stills, taken when the report was made.
+    pub stills: Vec<CameraStill>,
 }
 
 fn minutes(d: chrono::Duration) -> String {
@@ -50,6 +61,8 @@ impl AfterAction {
             organisation,
             tz,
             generated_at,
+            clips: Vec::new(),
+            stills: Vec::new(),
         }
     }
 
@@ -341,6 +354,88 @@ impl AfterAction {
                     Column::new("Hạn", 1.7),
                     Column::new("Kết quả", 1.7),
                     Column::new("Tiến độ", 0.9).right(),
+                ],
+                &rows,
+            );
+        }
+
+        if !self.stills.is_empty() || !self.clips.is_empty() {
+            l.heading("Camera và video bằng chứng", 2);
+        }
+        for c in &self.stills {
+            match &c.still {
+                Ok(s) => {
+                    let when = self.local(s.taken);
+                    let kind = if s.simulated {
+                        " (ảnh mô phỏng)"
+                    } else {
+                        ""
+                    };
+                    l.text(
+                        &format!("{} — ảnh lúc {when}{kind}", c.name),
+                        9.0,
+                        true,
+                        pdf::Color(0x20, 0x20, 0x20),
+                    );
+                    let drawn = match s.mime {
+                        "image/svg+xml" => {
+                            l.svg_at(
+                                String::from_utf8_lossy(&s.bytes).into_owned(),
+                                (640, 360),
+                                260.0,
+                            );
+                            Ok(())
+                        }
+                        m => l.image(s.bytes.to_vec(), m == "image/png", 260.0),
+                    };
+                    if let Err(e) = drawn {
+                        l.paragraph(&format!("(không đọc được ảnh: {e})"));
+                    }
+                }
+                Err(e) => l.paragraph(&format!("{}: không có ảnh ({e})", c.name)),
+            }
+        }
+        if !self.clips.is_empty() {
+            let rows: Vec<Vec<Cell>> = self
+                .clips
+                .iter()
+                .map(|c| {
+                    let span = match (c.from, c.to) {
+                        (Some(f), Some(t)) => format!(
+                            "{} – {}",
+                            self.local(f),
+                            t.with_timezone(&self.tz).format("%H:%M:%S")
+                        ),
+                        _ => self.local(c.at),
+                    };
+                    let state = match c.state {
+                        ioc_model::ClipState::Saved => {
+                            format!("{} ({:.1} MB)", c.file_name, c.size as f64 / 1_048_576.0)
+                        }
+                        ioc_model::ClipState::Recording => "đang ghi".into(),
+                        ioc_model::ClipState::Failed => {
+                            format!("không lưu được: {}", c.error.clone().unwrap_or_default())
+                        }
+                        ioc_model::ClipState::Expired => {
+                            format!("đã xoá: {}", c.error.clone().unwrap_or_default())
+                        }
+                    };
+                    vec![
+                        Cell::from(format!("#{}", c.id)),
+                        Cell::from(c.camera_name.clone()),
+                        Cell::from(span),
+                        Cell::from(state),
+                        Cell::from(c.sha256.clone().unwrap_or_default()),
+                    ]
+                })
+                .collect();
+            l.table(
+                &[
+                    Column::new("#", 0.5),
+                    Column::new("Camera", 1.6),
+                    Column::new("Thời gian", 2.0),
+                    Column::new("Tệp", 2.4),
+                    Column::new("SHA-256", 2.8),
                 ],
                 &rows,
             );
