@@ -242,6 +242,62 @@ async fn e2e_browser_camera_plays_stalls_and_comes_back() {
     })
     .await;
     screenshot(&c, "camera-clip").await;
+
+    // The cameras screen (`-`): a grid of four, the camera with a stream first, playing;
+    // `g` makes it nine, Enter shows the focused camera alone, Enter again goes back.
+    let body = c.find(Locator::Css("body")).await.unwrap();
+    body.send_keys("\u{E00C}").await.unwrap(); // Escape: close the alert panel first
+    body.send_keys("-").await.unwrap();
+    let grid = |c: &fantoccini::Client| {
+        let c = c.clone();
+        async move {
+            js(&c, "const g = document.getElementById('camera-grid'); if (!g) return null;
+                    const cells = [...g.querySelectorAll('.grid-cell')];
+                    return {layout: g.dataset.layout, cells: cells.map(x => x.dataset.camera || null),
+                            focused: cells.findIndex(x => x.dataset.focused === 'true')};")
+                .await
+        }
+    };
+    let g = wait_for("the grid of four", T, || async {
+        let g = grid(&c).await;
+        (g["layout"] == "4" && g["cells"][0] == CAM).then_some(g)
+    })
+    .await;
+    assert_eq!(g["cells"].as_array().map(Vec::len), Some(4), "{g}");
+    let ids: std::collections::HashSet<&str> = g["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x.as_str())
+        .collect();
+    assert_eq!(ids.len(), 4, "four different cameras: {g}");
+    let in_grid = camera::advances(&c, CAM, "the grid's camera playing").await;
+    eprintln!("grid: {in_grid}");
+    screenshot(&c, "camera-grid").await;
+    body.send_keys("g").await.unwrap();
+    wait_for("the grid of nine", T, || async {
+        let g = grid(&c).await;
+        (g["layout"] == "9" && g["cells"].as_array().map(Vec::len) == Some(9)).then_some(())
+    })
+    .await;
+    body.send_keys("\u{E014}").await.unwrap(); // ArrowRight: the second cell
+    body.send_keys("\u{E007}").await.unwrap(); // Enter: alone
+    let alone = wait_for("one camera alone", T, || async {
+        let g = grid(&c).await;
+        (g["layout"] == "1").then_some(g)
+    })
+    .await;
+    assert_eq!(alone["cells"].as_array().map(Vec::len), Some(1), "{alone}");
+    assert_ne!(
+        alone["cells"][0], CAM,
+        "the focused (second) camera: {alone}"
+    );
+    body.send_keys("\u{E007}").await.unwrap();
+    wait_for("back to nine", T, || async {
+        (grid(&c).await["layout"] == "9").then_some(())
+    })
+    .await;
+    body.send_keys("1").await.unwrap();
     wait_for("the marker back", T, || async {
         (camera::marker(&c, CAM).await != "offline").then_some(())
     })

@@ -68,11 +68,12 @@ pub enum View {
     Silences,
     Dashboards,
     Kpis,
+    Cameras,
 }
 
 impl View {
     /// Every screen with its label key and its digit.
-    pub const ALL: [(View, &'static str, &'static str); 10] = [
+    pub const ALL: [(View, &'static str, &'static str); 11] = [
         (View::Operations, "view-ops", "1"),
         (View::Sources, "view-sources", "2"),
         (View::DeadLetters, "view-dead", "3"),
@@ -83,6 +84,7 @@ impl View {
         (View::Silences, "view-silences", "8"),
         (View::Dashboards, "view-dashboards", "9"),
         (View::Kpis, "view-kpis", "0"),
+        (View::Cameras, "view-cameras", "-"),
     ];
 }
 

@@ -189,6 +189,11 @@ pub fn check(d: &Dashboard, kpis: &[String]) -> Result<(), String> {
                     return Err(format!("panel {:?}: a text panel needs some words", p.id));
                 }
             }
+            PanelKind::Camera => {
+                if p.entity.as_deref().is_none_or(|e| e.trim().is_empty()) {
+                    return Err(format!("panel {:?}: which camera (entity)?", p.id));
+                }
+            }
             PanelKind::Alerts | PanelKind::Incidents => {}
         }
     }

@@ -26,10 +26,12 @@ pub enum PanelKind {
     Table,
     /// Words.
     Text,
+    /// A camera (`entity`): live when it has a stream, its still otherwise.
+    Camera,
 }
 
 impl PanelKind {
-    pub const ALL: [PanelKind; 8] = [
+    pub const ALL: [PanelKind; 9] = [
         PanelKind::Kpi,
         PanelKind::Chart,
         PanelKind::Ranking,
@@ -38,6 +40,7 @@ impl PanelKind {
         PanelKind::Incidents,
         PanelKind::Table,
         PanelKind::Text,
+        PanelKind::Camera,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +53,7 @@ impl PanelKind {
             PanelKind::Incidents => "incidents",
             PanelKind::Table => "table",
             PanelKind::Text => "text",
+            PanelKind::Camera => "camera",
         }
     }
 

@@ -227,6 +227,8 @@ pub fn App() -> impl IntoView {
         ops.toast(i18n.tr_n("action-queued", "ops", waiting), false);
     });
     let work = AlertWork::new(named);
+    let grid = super::cameras::Grid::new();
+    provide_context(grid);
     provide_context(work);
     OPS.with(|o| o.set(Some(ops)));
 
@@ -297,6 +299,10 @@ pub fn App() -> impl IntoView {
                 sel.view.set(View::ALL[(n + 9) % 10].0);
                 true
             }
+            "-" => {
+                sel.view.set(View::Cameras);
+                true
+            }
             "Escape" if sel.help.get_untracked() => {
                 sel.help.set(false);
                 true
@@ -327,6 +333,7 @@ pub fn App() -> impl IntoView {
             View::Incidents => super::incidents::on_key(&e.key(), ops, live, sel, incident_work),
             View::Directives => super::directives::on_key(&e.key(), ops, live, sel, directive_work),
             View::Operations => operations_key(&e, ops, live, sel, work, queue, i18n),
+            View::Cameras => super::cameras::on_key(&e.key(), ops, live, sel, grid),
             _ => false,
         };
         if handled {
@@ -376,6 +383,9 @@ pub fn App() -> impl IntoView {
             </Show>
             <Show when=move || sel.view.get() == View::Dashboards>
                 <super::dashboards::DashboardsView/>
+            </Show>
+            <Show when=move || sel.view.get() == View::Cameras>
+                <super::cameras::CamerasView/>
             </Show>
             <Show when=move || sel.view.get() == View::Kpis>
                 <super::kpis::KpisView/>

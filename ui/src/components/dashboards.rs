@@ -181,6 +181,7 @@ pub fn DashboardsView() -> impl IntoView {
                 PanelKind::Map => (6, 5),
                 PanelKind::Table => (12, 4),
                 PanelKind::Text => (4, 2),
+                PanelKind::Camera => (4, 3),
                 _ => (6, 3),
             };
             let n = (1..)

@@ -1,5 +1,6 @@
 pub mod alert_panel;
 pub mod app;
+pub mod cameras;
 pub mod dashboards;
 pub mod deadletters;
 pub mod detail;

@@ -119,6 +119,7 @@ pub fn PanelView(panel: Panel, key_prefix: String, #[prop(optional)] large: bool
         PanelKind::Incidents => view! { <IncidentsPanel limit=panel.limit.unwrap_or(6) as usize/> }.into_any(),
         PanelKind::Table => view! { <TablePanel ids=panel.kpis.clone()/> }.into_any(),
         PanelKind::Text => view! { <p class="panel-text">{panel.text.clone().unwrap_or_default()}</p> }.into_any(),
+        PanelKind::Camera => view! { <CameraPanel camera=panel.entity.clone().unwrap_or_default()/> }.into_any(),
     };
     view! {
         <section class=format!("panel panel-{}", panel.kind.as_str()) style=style data-panel=panel.id.clone() data-kind=panel.kind.as_str()>
@@ -487,5 +488,39 @@ fn TablePanel(ids: Vec<String>) -> impl IntoView {
                 }).collect_view()}
             </tbody>
         </table>
+    }
+}
+
+/// A camera on a dashboard or the wall: live when it has a stream, else its still; its name
+/// under it. A camera that is not (or no longer) known says so.
+#[component]
+fn CameraPanel(camera: String) -> impl IntoView {
+    let i18n = use_i18n();
+    let live = expect_context::<crate::state::Live>();
+    let id = camera.clone();
+    // Decided once the camera is known (kept: its readings changing do not restart it).
+    let shown = Memo::new(move |_| {
+        live.entities.with(|m| {
+            m.get(&id).map(|e| {
+                (
+                    e.name.clone(),
+                    ioc_model::camera::has_live(e),
+                    ioc_model::camera::has_still(e) || ioc_model::camera::has_live(e),
+                )
+            })
+        })
+    });
+    let attr = camera.clone();
+    view! {
+        <div class="camera-panel" data-camera=attr>
+            {move || match shown.get() {
+                Some((name, live, true)) => view! {
+                    <crate::still::CameraView camera=camera.clone() live=live/>
+                    <div class="camera-panel-name">{name}</div>
+                }.into_any(),
+                Some((name, _, false)) => view! { <p class="muted">{name}": "{i18n.tr("camera-still-none")}</p> }.into_any(),
+                None => view! { <p class="muted">{i18n.tr("panel-no-camera")}" "{camera.clone()}</p> }.into_any(),
+            }}
+        </div>
     }
 }
