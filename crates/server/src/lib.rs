@@ -296,6 +296,8 @@ pub async fn serve_with(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     desktop: Option<Arc<dyn Desktop>>,
 ) -> std::io::Result<()> {
+    // What the engine does on its own that needs it shared: the rules' evidence clips.
+    engine.watch_alert_clips();
     axum::serve(
         listener,
         router_with(engine, desktop).into_make_service_with_connect_info::<SocketAddr>(),

@@ -589,6 +589,17 @@ async fn evidence_clips_are_cut_from_the_kept_video_saved_downloaded_and_expire(
     let (dir, engine, addr) = common::start_with(|c| {
         c.video.stall = Duration::from_secs(2);
         c.video.clips_keep = Duration::from_secs(8);
+        c.video.clip_before = Duration::from_secs(1);
+        c.video.clip_after = Duration::from_secs(1);
+        // A rule that keeps evidence of its alerts by itself.
+        c.rules = Some(vec![ioc_engine::config::RuleConfig {
+            name: "tamper".into(),
+            when: "metric == 'tamper' && value > 0.5".into(),
+            severity: ioc_model::Severity::Major,
+            message: "Camera bị che".into(),
+            clip: true,
+            ..Default::default()
+        }]);
     })
     .await;
     add(&engine, "op-a", Role::Operator, &[A]);
@@ -754,5 +765,71 @@ async fn evidence_clips_are_cut_from_the_kept_video_saved_downloaded_and_expire(
         listed.iter().map(|c| c.id).collect::<Vec<_>>(),
         [second.id, first.id]
     );
+
+    // A rule with `clip = true`: its alert gets a clip of its camera by itself, on its
+    // timeline.
+    engine
+        .sender()
+        .ingest(
+            "t",
+            vec![Item::Obs(ioc_engine::Obs {
+                entity: "cam-a".into(),
+                metric: "tamper".into(),
+                time: chrono::Utc::now(),
+                value: 1.0,
+            })],
+        )
+        .await
+        .unwrap();
+    let alert = {
+        let mut found = None;
+        for _ in 0..100 {
+            found = engine
+                .hub()
+                .open_alerts()
+                .into_iter()
+                .find(|a| a.rule == "tamper");
+            if found.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        found.expect("the tamper alert")
+    };
+    let auto = {
+        let mut got = None;
+        for _ in 0..200 {
+            let v: Vec<ioc_model::ClipInfo> = http
+                .get(format!("http://{addr}/api/clips?alert={}", alert.id))
+                .bearer_auth(&op)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if let Some(c) = v.into_iter().find(|c| c.state == ClipState::Saved) {
+                got = Some(c);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        got.expect("a clip saved for the rule's alert")
+    };
+    assert_eq!(auto.camera, "cam-a");
+    assert_eq!(auto.created_by, "system");
+    common::within(10, "the clip on the alert's timeline", || {
+        common::block(engine.alert(alert.id))
+            .ok()
+            .flatten()
+            .is_some_and(|a| {
+                a.events.iter().any(|e| {
+                    e.comment
+                        .as_deref()
+                        .is_some_and(|c| c.contains(&format!("Video #{}", auto.id)))
+                })
+            })
+    })
+    .await;
     drop(srv);
 }

@@ -250,6 +250,83 @@ impl Engine {
         }
     }
 
+    /// Saves clips of new alerts' cameras for the rules that ask (`clip = true`): checked
+    /// every second, from the alerts raised after it started (started once per engine).
+    pub fn watch_alert_clips(self: &Arc<Self>) {
+        if self.clip_watch.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let engine = self.clone();
+        let cancel = self.cancel.child_token();
+        tokio::spawn(async move {
+            let mut seen: std::collections::HashSet<i64> =
+                engine.hub.open_alerts().iter().map(|a| a.id).collect();
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = every.tick() => {}
+                }
+                let open = engine.hub.open_alerts();
+                let fresh: Vec<ioc_model::Alert> = open
+                    .iter()
+                    .filter(|a| !seen.contains(&a.id))
+                    .cloned()
+                    .collect();
+                seen = open.iter().map(|a| a.id).collect();
+                if fresh.is_empty() {
+                    continue;
+                }
+                let rules: std::collections::HashMap<String, (bool, Vec<String>)> = engine
+                    .rules
+                    .lock()
+                    .await
+                    .configs()
+                    .into_iter()
+                    .map(|r| (r.name, (r.clip, r.cameras)))
+                    .collect();
+                for a in fresh {
+                    let Some((true, named)) = rules.get(&a.rule) else {
+                        continue;
+                    };
+                    for cam in engine.alert_cameras(&a, named.clone()).await {
+                        let req = ClipRequest {
+                            alert: Some(a.id),
+                            incident: a.incident,
+                            at: Some(a.raised_at),
+                            ..Default::default()
+                        };
+                        if let Err(e) = engine.save_clip(&cam, req, Actor::system()).await {
+                            tracing::warn!(alert = a.id, camera = %cam, "evidence clip for the alert: {e}");
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// An alert's cameras with a stream: named by its rule, its category's SOP and its
+    /// device, then the device itself and the nearest (as the console shows them).
+    async fn alert_cameras(&self, a: &ioc_model::Alert, mut named: Vec<String>) -> Vec<String> {
+        if let Some(t) = crate::operate::sop::for_category(&*self.sops.lock().await, &a.category) {
+            named.extend(t.config.cameras.iter().cloned());
+        }
+        let entities: std::collections::HashMap<String, ioc_model::Entity> = self
+            .hub
+            .entities()
+            .into_iter()
+            .map(|e| (e.id.clone(), e))
+            .collect();
+        if let Some(e) = a.entity.as_ref().and_then(|id| entities.get(id)) {
+            named.extend(ioc_model::camera::named_by(e));
+        }
+        ioc_model::camera::related_cameras(&entities, a.entity.as_deref(), &named, 2, 3000.0)
+            .into_iter()
+            .filter(|(_, live)| *live)
+            .map(|(c, _)| c)
+            .collect()
+    }
+
     /// Removes the oldest saved clips beyond `[video] clips_max_mb` and those older than
     /// `clips_keep`; their records stay, marked expired.
     pub async fn enforce_clip_retention(&self) {

@@ -121,6 +121,8 @@ pub struct Engine {
     video: Arc<crate::video::Video>,
     /// The last evidence clip's id.
     clip_ids: std::sync::atomic::AtomicI64,
+    /// Whether the rules' clips are being saved (see [`Engine::watch_alert_clips`]).
+    clip_watch: std::sync::atomic::AtomicBool,
 }
 
 /// Locks the data folder for this engine.
@@ -396,6 +398,7 @@ impl Engine {
         let engine = Engine {
             video,
             clip_ids: std::sync::atomic::AtomicI64::new(clip_ids),
+            clip_watch: std::sync::atomic::AtomicBool::new(false),
             node,
             hlc,
             link,

@@ -83,6 +83,14 @@ pub struct RuleConfig {
     /// the junction camera for a flood gauge that cannot see it, say.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cameras: Vec<String>,
+    /// When it raises an alert, save an evidence clip of each of the alert's cameras with a
+    /// stream (`[video] clip_before` before, `clip_after` after).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub clip: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A rule's `incident` key.
@@ -135,6 +143,7 @@ impl Default for RuleConfig {
             levels: Vec::new(),
             incident: None,
             cameras: Vec::new(),
+            clip: false,
         }
     }
 }

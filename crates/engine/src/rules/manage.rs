@@ -117,6 +117,11 @@ impl RuleManager {
         set
     }
 
+    /// Every rule in force (enabled or not), as configured.
+    pub fn configs(&self) -> Vec<RuleConfig> {
+        self.current.iter().map(|(r, _)| r.clone()).collect()
+    }
+
     pub fn errors(&self) -> &[RuleError] {
         &self.errors
     }
