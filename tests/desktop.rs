@@ -273,7 +273,7 @@ async fn e2e_desktop_camera_plays() {
     std::fs::write(drop.join("cameras.geojson"), fc.to_string()).unwrap();
     let mut toml = std::fs::read_to_string(&config).unwrap();
     toml.push_str(&format!(
-        "\n[video]\nstall = \"2s\"\n\n[[source]]\nname = \"camera-list\"\nkind = \"file\"\npath = {:?}\ninterval = \"1s\"\nsettle = \"0s\"\n",
+        "\n[video]\nstall = \"2s\"\nclip_before = \"2s\"\nclip_after = \"2s\"\n\n[[source]]\nname = \"camera-list\"\nkind = \"file\"\npath = {:?}\ninterval = \"1s\"\nsettle = \"0s\"\n",
         drop.display().to_string()
     ));
     std::fs::write(&config, toml).unwrap();
@@ -296,5 +296,43 @@ async fn e2e_desktop_camera_plays() {
     let live = camera::advances(&c, cam, "the picture playing in the window").await;
     eprintln!("playing in the desktop window: {live}");
     screenshot(&c, "desktop-camera-live").await;
+
+    // The cameras screen, then `v` on the camera: an evidence clip is saved, and the window
+    // downloads it (with its session) as an MP4.
+    let body = c.find(fantoccini::Locator::Css("body")).await.unwrap();
+    body.send_keys("\u{E00C}").await.unwrap();
+    body.send_keys("-").await.unwrap();
+    wait_for("the camera first in the grid", T, || async {
+        js(&c, &format!("const d = document.querySelector('#camera-grid .grid-cell[data-focused=\"true\"]'); return d && d.dataset.camera === '{cam}' ? true : null;"))
+            .await
+            .as_bool()
+    })
+    .await;
+    body.send_keys("v").await.unwrap();
+    let clip = wait_for("the clip saved", T, || async {
+        let v = js(
+            &c,
+            &format!("return fetch('/api/clips?camera={cam}').then(r => r.json())"),
+        )
+        .await;
+        v.as_array()
+            .and_then(|a| a.iter().find(|c| c["state"] == "saved").cloned())
+    })
+    .await;
+    let got = js(
+        &c,
+        &format!(
+            "return fetch('/api/clips/{}/file').then(async r => {{ const b = new Uint8Array(await r.arrayBuffer());
+               return {{status: r.status, type: r.headers.get('content-type'), size: b.length, box: String.fromCharCode(b[4], b[5], b[6], b[7])}}; }});",
+            clip["id"]
+        ),
+    )
+    .await;
+    eprintln!("clip in the desktop window: {clip} {got}");
+    assert_eq!(got["status"], 200, "{got}");
+    assert_eq!(got["type"], "video/mp4", "{got}");
+    assert_eq!(got["box"], "ftyp", "{got}");
+    assert_eq!(got["size"].as_u64(), clip["size"].as_u64(), "{got}");
+    screenshot(&c, "desktop-camera-grid").await;
     c.close().await.unwrap();
 }
