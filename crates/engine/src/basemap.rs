@@ -268,7 +268,7 @@ fn round6(v: f64) -> f64 {
 /// How a test says that the shared data it needs is missing (a failure under CI).
 #[cfg(test)]
 #[path = "../tests/common/missing.rs"]
-mod missing;
+pub(crate) mod missing;
 
 #[cfg(test)]
 mod tests {

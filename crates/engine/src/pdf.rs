@@ -608,13 +608,9 @@ impl Layout {
 }
 
 #[cfg(test)]
-#[path = "../tests/common/missing.rs"]
-mod missing;
-
-#[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pdf::missing;
+    use crate::basemap::missing;
 
     /// A small PNG (a gradient), made here: zlib-compressed rows behind their chunks.
     fn png(w: u32, h: u32) -> Vec<u8> {

@@ -319,7 +319,7 @@ pub async fn clips(
                 ..Default::default()
             })?);
         }
-        v.sort_by(|a, b| b.id.cmp(&a.id));
+        v.sort_by_key(|c| std::cmp::Reverse(c.id));
         v.dedup_by_key(|c| c.id);
     }
     Ok(Json(v))
