@@ -15,9 +15,15 @@ use ioc_model::Entity;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// An entity as a CEL map, built once per entity version.
+/// An entity as a CEL map, built once per entity version, with its type for the tests that
+/// run without CEL ([`super::plan`]).
 #[derive(Debug)]
-pub struct EntityVal(Box<dyn Val + 'static>);
+pub struct EntityVal {
+    val: Box<dyn Val + 'static>,
+    pub(super) kind: String,
+    /// Its attributes that are numbers (as CEL sees them: doubles).
+    pub(super) numbers: Vec<(String, f64)>,
+}
 
 /// What one evaluation sees.
 pub struct EvalInput<'a> {
@@ -27,6 +33,18 @@ pub struct EvalInput<'a> {
     pub entity: &'a EntityVal,
     /// For rules with a `window`: its statistics.
     pub window: Option<super::window::WindowStats>,
+}
+
+impl EvalInput<'_> {
+    /// What the natively decided tests look at.
+    pub(super) fn seen(&self) -> super::plan::Seen<'_> {
+        super::plan::Seen {
+            metric: self.metric,
+            kind: &self.entity.kind,
+            value: self.value,
+            numbers: &self.entity.numbers,
+        }
+    }
 }
 
 fn window_value(w: &super::window::WindowStats) -> Option<Box<dyn Val>> {
@@ -64,11 +82,17 @@ fn json_to_cel(v: &serde_json::Value) -> cel::Value {
 
 /// Builds the CEL view of an entity.
 pub fn entity_value(e: &Entity) -> EntityVal {
-    EntityVal(
-        entity_map(e)
+    EntityVal {
+        val: entity_map(e)
             .try_into()
             .expect("a map of plain values converts to a CEL value"),
-    )
+        kind: e.kind.clone(),
+        numbers: e
+            .attributes
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
+            .collect(),
+    }
 }
 
 /// The CEL map of an entity (what `entity` is in rules and KPI conditions).
@@ -111,7 +135,7 @@ impl VariableResolver for Vars<'_, '_> {
             "time" => Some(CowVal::owned(CelTimestamp::from(
                 self.0.time.fixed_offset(),
             ))),
-            "entity" => Some(CowVal::Borrowed(&*self.0.entity.0)),
+            "entity" => Some(CowVal::Borrowed(&*self.0.entity.val)),
             "window" => self
                 .0
                 .window

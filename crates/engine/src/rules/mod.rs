@@ -2,9 +2,10 @@
 //! alert; the condition ceasing clears it (or, with `clear_when`, another condition: a
 //! hysteresis). A rule can look at a sliding window of the metric (`window`), watch for
 //! silence (`no_data`), be limited to an area (a unit or a drawn polygon), to hours and days,
-//! and take its severity from the value (`levels`). Rules are indexed by the metric their
-//! condition names (`metric == 'pm25'`), so an observation is only checked against rules
-//! that can match.
+//! and take its severity from the value (`levels`). Rules are indexed by the metric and entity
+//! type their condition names (`metric == 'pm25'`), so an observation is only checked against
+//! rules that can match; within that, plain thresholds are found by a binary search and CEL
+//! runs only where the condition says more than the index and a comparison can ([`plan`]).
 
 pub mod backtest;
 mod cel_env;
@@ -13,6 +14,7 @@ pub mod eval;
 pub mod files;
 pub mod manage;
 pub mod nodata;
+pub mod plan;
 mod template;
 mod timing;
 pub mod window;
@@ -54,6 +56,12 @@ pub struct Rule {
     pub for_ms: i64,
     program: cel::Program,
     clear_program: Option<cel::Program>,
+    /// `program` taken apart, without what the index guarantees.
+    plan: plan::Plan,
+    clear_plan: Option<plan::Plan>,
+    /// A plain `value` comparison and nothing else (no area, hours, window, no-data or clear
+    /// condition): kept in the sorted tables of its [`Group`]s.
+    threshold: Option<(plan::Cmp, f64)>,
     /// The metrics the condition can match, when it names them; `None`: any metric.
     pub metrics: Option<Vec<String>>,
     /// The entity types the condition can match, when it names them; `None`: any type.
@@ -76,6 +84,22 @@ impl Rule {
 
     pub fn has_clear_condition(&self) -> bool {
         self.clear_program.is_some()
+    }
+
+    /// Whether the index offers this rule observations of `metric` by an entity of `kind`.
+    pub fn is_candidate(&self, metric: &str, kind: &str) -> bool {
+        self.metrics
+            .as_ref()
+            .is_none_or(|ms| ms.iter().any(|m| m == metric))
+            && self
+                .types
+                .as_ref()
+                .is_none_or(|ts| ts.iter().any(|t| t == kind))
+    }
+
+    /// For a threshold rule: whether `value` reaches it.
+    pub fn threshold_reached(&self, value: f64) -> Option<bool> {
+        self.threshold.map(|(cmp, limit)| cmp.holds(value, limit))
     }
 
     /// Whether the rule concerns this entity (its area).
@@ -131,15 +155,89 @@ impl Rule {
     }
 }
 
-/// All loaded rules with their metric index.
+/// The rules an observation of one metric (or none named) by one entity type (or any) can
+/// match: the threshold rules sorted by their limit, so the ones a value reaches are a prefix
+/// found by binary search, and the others, checked one by one.
+#[derive(Default)]
+pub struct Group {
+    /// Rules decided one by one (through their [`plan::Plan`], CEL if needed).
+    each: Vec<usize>,
+    /// `value > t` / `value >= t` by `t` ascending, `>=` first among equal `t`.
+    above: Vec<(f64, bool, usize)>,
+    /// `value < t` / `value <= t` by `t` descending, `<=` first among equal `t`.
+    below: Vec<(f64, bool, usize)>,
+}
+
+impl Group {
+    fn add(&mut self, idx: usize, rule: &Rule) {
+        use plan::Cmp;
+        if self.iter().any(|i| i == idx) {
+            return; // named twice (`metric in ['a', 'a']`)
+        }
+        match rule.threshold {
+            Some((Cmp::Gt, t)) => self.above.push((t, false, idx)),
+            Some((Cmp::Ge, t)) => self.above.push((t, true, idx)),
+            Some((Cmp::Lt, t)) => self.below.push((t, false, idx)),
+            Some((Cmp::Le, t)) => self.below.push((t, true, idx)),
+            None => self.each.push(idx),
+        }
+    }
+
+    fn sort(&mut self) {
+        self.above
+            .sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
+        self.below
+            .sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
+    }
+
+    /// Rules decided one by one.
+    pub fn each(&self) -> &[usize] {
+        &self.each
+    }
+
+    /// The threshold rules a (non-NaN) `value` reaches.
+    pub fn reached(&self, value: f64) -> impl Iterator<Item = usize> + '_ {
+        let a = self
+            .above
+            .partition_point(|&(t, incl, _)| t < value || (incl && t == value));
+        let b = self
+            .below
+            .partition_point(|&(t, incl, _)| t > value || (incl && t == value));
+        self.above[..a]
+            .iter()
+            .chain(&self.below[..b])
+            .map(|&(_, _, i)| i)
+    }
+
+    /// The threshold rules, all of them.
+    pub fn thresholds(&self) -> impl Iterator<Item = usize> + '_ {
+        self.above.iter().chain(&self.below).map(|&(_, _, i)| i)
+    }
+
+    /// Every rule of the group.
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.each.iter().copied().chain(self.thresholds())
+    }
+}
+
+/// The groups of the rules that name a metric.
+#[derive(Default)]
+struct MetricRules {
+    /// … and entity types, by type.
+    by_type: HashMap<String, Group>,
+    /// … and no type.
+    any_type: Group,
+}
+
+/// All loaded rules with their metric and type index.
 pub struct RuleSet {
     rules: Vec<Rule>,
     /// Rules that name their metrics, by metric.
-    by_metric: HashMap<String, Vec<usize>>,
+    by_metric: HashMap<String, MetricRules>,
     /// Rules that name entity types but no metric, by type.
-    by_type: HashMap<String, Vec<usize>>,
+    by_type: HashMap<String, Group>,
     /// Rules that name neither.
-    any_metric: Vec<usize>,
+    any_metric: Group,
     env: Arc<cel::Env>,
     by_name: HashMap<String, usize>,
     /// For `active_hours`/`active_days`.
@@ -154,7 +252,7 @@ impl RuleSet {
             rules: Vec::new(),
             by_metric: HashMap::new(),
             by_type: HashMap::new(),
-            any_metric: Vec::new(),
+            any_metric: Group::default(),
             env: env.clone(),
             by_name: HashMap::new(),
             tz: chrono_tz::Asia::Ho_Chi_Minh,
@@ -175,17 +273,23 @@ impl RuleSet {
                 Ok(rule) => {
                     let idx = set.rules.len();
                     match (&rule.metrics, &rule.types) {
-                        (Some(ms), _) => {
+                        (Some(ms), types) => {
                             for m in ms {
-                                set.by_metric.entry(m.clone()).or_default().push(idx);
+                                let g = set.by_metric.entry(m.clone()).or_default();
+                                match types {
+                                    Some(ts) => ts.iter().for_each(|t| {
+                                        g.by_type.entry(t.clone()).or_default().add(idx, &rule)
+                                    }),
+                                    None => g.any_type.add(idx, &rule),
+                                }
                             }
                         }
                         (None, Some(ts)) => {
                             for t in ts {
-                                set.by_type.entry(t.clone()).or_default().push(idx);
+                                set.by_type.entry(t.clone()).or_default().add(idx, &rule);
                             }
                         }
-                        (None, None) => set.any_metric.push(idx),
+                        (None, None) => set.any_metric.add(idx, &rule),
                     }
                     set.by_name.insert(rule.config.name.clone(), idx);
                     set.rules.push(rule);
@@ -193,6 +297,12 @@ impl RuleSet {
                 Err(e) => errors.push(e),
             }
         }
+        for m in set.by_metric.values_mut() {
+            m.any_type.sort();
+            m.by_type.values_mut().for_each(Group::sort);
+        }
+        set.by_type.values_mut().for_each(Group::sort);
+        set.any_metric.sort();
         (set, errors)
     }
 
@@ -216,41 +326,67 @@ impl RuleSet {
         &self.rules
     }
 
+    /// The groups of rules an observation of `metric` by an entity of `entity_type` can match:
+    /// found through the metric and type indexes, so a rule that names another metric or
+    /// type costs nothing.
+    pub fn groups<'a>(
+        &'a self,
+        metric: &str,
+        entity_type: &str,
+    ) -> impl Iterator<Item = &'a Group> {
+        let m = self.by_metric.get(metric);
+        m.and_then(|m| m.by_type.get(entity_type))
+            .into_iter()
+            .chain(m.map(|m| &m.any_type))
+            .chain(self.by_type.get(entity_type))
+            .chain(std::iter::once(&self.any_metric))
+    }
+
     /// Indices of the rules that can match an observation of `metric` by an entity of
-    /// `entity_type`: found through the metric and type indexes, so a rule that names another
-    /// metric or type costs nothing.
+    /// `entity_type` (each once).
     pub fn candidates<'a>(
         &'a self,
         metric: &str,
-        entity_type: &'a str,
+        entity_type: &str,
     ) -> impl Iterator<Item = usize> + 'a {
-        let rules = &self.rules;
-        self.by_metric
-            .get(metric)
-            .into_iter()
-            .flatten()
-            .filter(move |&&i| {
-                rules[i]
-                    .types
-                    .as_ref()
-                    .is_none_or(|ts| ts.iter().any(|t| t == entity_type))
-            })
-            .chain(self.by_type.get(entity_type).into_iter().flatten())
-            .chain(self.any_metric.iter())
-            .copied()
+        self.groups(metric, entity_type).flat_map(Group::iter)
     }
 
-    /// Whether rule `idx` holds for this input. An evaluation error (a missing attribute, a
+    /// Whether rule `idx` holds for this input, by CEL alone (the reference the faster
+    /// [`RuleSet::decide`] is tested against). An evaluation error (a missing attribute, a
     /// type mismatch) is returned so the caller can report it; it counts as "does not hold".
     pub fn holds(&self, idx: usize, input: &EvalInput<'_>) -> Result<bool, String> {
         cel_env::evaluate(&self.env, &self.rules[idx].program, input)
     }
 
-    /// Whether the clear condition of rule `idx` holds (rules with `clear_when` only).
+    /// Whether the clear condition of rule `idx` holds, by CEL alone.
     pub fn clears(&self, idx: usize, input: &EvalInput<'_>) -> Result<bool, String> {
         match &self.rules[idx].clear_program {
             Some(p) => cel_env::evaluate(&self.env, p, input),
             None => Ok(false),
+        }
+    }
+
+    /// [`RuleSet::holds`] for a rule the index offered this input: its tests decide where
+    /// they can, CEL runs where something is left. An error is only met (and reported) when
+    /// the tests pass, that is for observations the rule is about.
+    pub fn decide(&self, idx: usize, input: &EvalInput<'_>) -> Result<bool, String> {
+        let r = &self.rules[idx];
+        match r.plan.decide(&input.seen()) {
+            Some(b) => Ok(b),
+            None => cel_env::evaluate(&self.env, &r.program, input),
+        }
+    }
+
+    /// [`RuleSet::clears`] for a rule the index offered this input.
+    pub fn decide_clear(&self, idx: usize, input: &EvalInput<'_>) -> Result<bool, String> {
+        let r = &self.rules[idx];
+        match (&r.clear_program, &r.clear_plan) {
+            (Some(p), Some(plan)) => match plan.decide(&input.seen()) {
+                Some(b) => Ok(b),
+                None => cel_env::evaluate(&self.env, p, input),
+            },
+            _ => Ok(false),
         }
     }
 
@@ -423,12 +559,27 @@ fn compile_one(env: &cel::Env, cfg: &RuleConfig) -> Result<Rule, RuleError> {
         d.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
             .unwrap_or(0)
     };
+    let planned = |p: &cel::Program| {
+        plan::Plan::of(p.expression()).without_guaranteed(metrics.as_deref(), types.as_deref())
+    };
+    let when_plan = planned(&program);
+    let clear_plan = clear_program.as_ref().map(planned);
+    let plain = clear_program.is_none()
+        && area.is_none()
+        && hours.is_none()
+        && days.is_none()
+        && cfg.window.is_none()
+        && cfg.no_data.is_none();
+    let threshold = when_plan.threshold().filter(|_| plain);
     Ok(Rule {
         category: cfg.category.clone().unwrap_or_else(|| cfg.name.clone()),
         for_ms: i64::try_from(cfg.for_.as_millis()).unwrap_or(i64::MAX),
         config: cfg.clone(),
         program,
         clear_program,
+        plan: when_plan,
+        clear_plan,
+        threshold,
         metrics,
         types,
         window_ms: ms(cfg.window),
@@ -492,21 +643,26 @@ mod tests {
             ),
         ]);
         assert!(errors.is_empty(), "{errors:?}");
-        let names = |m: &str| -> Vec<&str> {
-            set.candidates(m, "AirQualityStation")
+        let names = |m: &str, kind: &str| -> Vec<&str> {
+            let mut v = set
+                .candidates(m, kind)
                 .map(|i| set.get(i).name())
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>();
+            v.sort();
+            v
         };
-        assert_eq!(names("pm25"), ["a", "f", "d", "e"]);
-        assert_eq!(names("pm10"), ["b", "f", "d", "e"]);
-        assert_eq!(names("rain_24h"), ["c", "f", "d", "e"]);
-        assert_eq!(names("speed"), ["f", "d", "e"]);
-        let camera = |m: &str| -> Vec<&str> {
-            set.candidates(m, "Camera")
-                .map(|i| set.get(i).name())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(camera("pm25"), ["a", "d", "e"]);
-        assert_eq!(camera("online"), ["g", "d", "e"]);
+        let aq = |m: &str| names(m, "AirQualityStation");
+        assert_eq!(aq("pm25"), ["a", "d", "e", "f"]);
+        assert_eq!(aq("pm10"), ["b", "d", "e", "f"]);
+        assert_eq!(aq("rain_24h"), ["c", "d", "e", "f"]);
+        assert_eq!(aq("speed"), ["d", "e", "f"]);
+        assert_eq!(names("pm25", "Camera"), ["a", "d", "e"]);
+        assert_eq!(names("online", "Camera"), ["d", "e", "g"]);
+        // Plain thresholds are kept sorted; the rest is decided one by one.
+        let thresholds: Vec<&str> = ["a", "b", "c", "d", "e", "f", "g"]
+            .into_iter()
+            .filter(|n| set.by_name(n).unwrap().1.threshold.is_some())
+            .collect();
+        assert_eq!(thresholds, ["a", "b", "c", "d", "f", "g"], "all but the ||");
     }
 }

@@ -35,13 +35,16 @@ struct Holding {
 #[derive(Debug, Default)]
 pub struct Timers {
     holding: HashMap<(usize, i64), Holding>,
+    /// The rules holding per entity: what a threshold rule needs to know when a value no
+    /// longer reaches it (it is not visited otherwise).
+    by_entity: HashMap<i64, Vec<usize>>,
 }
 
 impl Timers {
     /// Marks a pair as already firing, e.g. for an alert still active when the engine restarts,
     /// so that the condition ceasing clears it.
     pub fn resume_firing(&mut self, rule: usize, entity: i64, metric: Arc<str>, since: i64) {
-        self.holding.insert(
+        let old = self.holding.insert(
             (rule, entity),
             Holding {
                 since,
@@ -51,6 +54,21 @@ impl Timers {
                 firing: true,
             },
         );
+        if old.is_none() {
+            self.by_entity.entry(entity).or_default().push(rule);
+        }
+    }
+
+    /// The rules whose condition holds (or whose alert is raised) for `entity`.
+    pub fn held_by(&self, entity: i64) -> &[usize] {
+        self.by_entity.get(&entity).map_or(&[], Vec::as_slice)
+    }
+
+    fn reindex(&mut self) {
+        self.by_entity.clear();
+        for &(rule, entity) in self.holding.keys() {
+            self.by_entity.entry(entity).or_default().push(rule);
+        }
     }
 
     /// Records one evaluation of `rule` for `entity` on an observation of `metric` at time
@@ -68,13 +86,19 @@ impl Timers {
     ) -> Option<Signal> {
         let key = (rule, entity);
         if holds {
-            let h = self.holding.entry(key).or_insert_with(|| Holding {
-                since: at,
-                last: at,
-                last_value: value,
-                metric: metric.clone(),
-                firing: false,
-            });
+            let h = match self.holding.entry(key) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    self.by_entity.entry(entity).or_default().push(rule);
+                    v.insert(Holding {
+                        since: at,
+                        last: at,
+                        last_value: value,
+                        metric: metric.clone(),
+                        firing: false,
+                    })
+                }
+            };
             if at < h.last {
                 return None; // late data does not move the timer backwards
             }
@@ -100,6 +124,12 @@ impl Timers {
                 Some(h) => {
                     let firing = h.firing;
                     self.holding.remove(&key);
+                    if let Some(rules) = self.by_entity.get_mut(&entity) {
+                        rules.retain(|&r| r != rule);
+                        if rules.is_empty() {
+                            self.by_entity.remove(&entity);
+                        }
+                    }
                     firing.then_some(Signal::Clear { rule, entity, at })
                 }
                 None => None,
@@ -138,6 +168,7 @@ impl Timers {
     /// Forgets everything about a rule (it was removed or changed).
     pub fn forget_rule(&mut self, rule: usize) {
         self.holding.retain(|&(r, _), _| r != rule);
+        self.reindex();
     }
 
     /// Whether the alert of `rule` for `entity` is raised (for hysteresis).
@@ -153,6 +184,7 @@ impl Timers {
                 self.holding.insert((r, entity), h);
             }
         }
+        self.reindex();
     }
 }
 
