@@ -28,6 +28,8 @@ const APT_BUILD: &[&str] = &[
     "libxdo-dev",
     "libayatana-appindicator3-dev",
     "librsvg2-dev",
+    // The UI's files are served precompressed (brotli beside gzip).
+    "brotli",
     // The desktop window (WebKitGTK) plays the cameras' H.264/H.265 through GStreamer.
     "gstreamer1.0-plugins-good",
     "gstreamer1.0-plugins-bad",
@@ -427,6 +429,7 @@ fn build_ui(release: bool) -> Result {
         ],
     )?;
     let ui = root.join("ui");
+    js_modules(&ui.join("js"), &dist.join("snippets"))?;
     copy(&ui.join("index.html"), &dist.join("index.html"))?;
     copy(&ui.join("boot.js"), &dist.join("boot.js"))?;
     copy(&ui.join("style.css"), &dist.join("style.css"))?;
@@ -472,7 +475,101 @@ fn build_ui(release: bool) -> Result {
         &fonts.join("LICENSE"),
         &dist.join("fonts/LICENSE-be-vietnam-pro.txt"),
     )?;
+    if release {
+        shrink_wasm(&dist.join("ioc_ui_bg.wasm"))?;
+        precompress(&dist)?;
+    }
     println!("UI built into {}", dist.display());
+    Ok(())
+}
+
+/// wasm-bindgen copies the modules Rust imports (`ui/js/map.js`, …) into `snippets/<crate>/js/`,
+/// but not the modules those import (`devices.js`, shared by the maps): every `ui/js` module
+/// goes beside them.
+fn js_modules(js: &Path, snippets: &Path) -> Result {
+    let read = |d: &Path| std::fs::read_dir(d).map_err(|e| format!("{}: {e}", d.display()));
+    for crate_dir in read(snippets)? {
+        let to = crate_dir.map_err(|e| e.to_string())?.path().join("js");
+        if !to.is_dir() {
+            continue;
+        }
+        for f in read(js)? {
+            let f = f.map_err(|e| e.to_string())?.path();
+            let name = f.file_name().unwrap_or_default();
+            if f.extension().is_some_and(|x| x == "js") && !to.join(name).exists() {
+                copy(&f, &to.join(name))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The release wasm through binaryen's optimiser (npm `binaryen`, pinned in ui/package.json:
+/// Debian's 108 breaks wasm-bindgen's output), tuned for size: it is downloaded by every
+/// console and wall at every start.
+fn shrink_wasm(wasm: &Path) -> Result {
+    let before = std::fs::metadata(wasm).map_err(|e| e.to_string())?.len();
+    let opt = root().join("ui/node_modules/.bin/wasm-opt");
+    let path = wasm.to_str().unwrap();
+    sh(
+        opt.to_str().unwrap(),
+        &[
+            "-Oz",
+            // What rustc's wasm32 target emits by default.
+            "--enable-bulk-memory",
+            "--enable-nontrapping-float-to-int",
+            "--enable-sign-ext",
+            "--enable-mutable-globals",
+            "--enable-reference-types",
+            "--enable-multivalue",
+            path,
+            "-o",
+            path,
+        ],
+    )?;
+    let after = std::fs::metadata(wasm).map_err(|e| e.to_string())?.len();
+    println!(
+        "wasm-opt: {:.1} MB -> {:.1} MB",
+        before as f64 / 1e6,
+        after as f64 / 1e6
+    );
+    Ok(())
+}
+
+/// A brotli and a gzip copy beside every file worth compressing (the server sends the one a
+/// client accepts); fonts and images are compressed already.
+fn precompress(dir: &Path) -> Result {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))? {
+            let p = e.map_err(|e| e.to_string())?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if matches!(
+                p.extension().and_then(|x| x.to_str()),
+                Some("wasm" | "js" | "mjs" | "css" | "html" | "svg" | "json")
+            ) {
+                files.push(p);
+            }
+        }
+    }
+    let (mut raw, mut br) = (0u64, 0u64);
+    for f in &files {
+        let name = f.to_str().unwrap();
+        sh("brotli", &["--quality=11", "--keep", "--force", name])?;
+        sh("gzip", &["-9", "--keep", "--force", "--no-name", name])?;
+        raw += std::fs::metadata(f).map_err(|e| e.to_string())?.len();
+        br += std::fs::metadata(format!("{name}.br"))
+            .map_err(|e| e.to_string())?
+            .len();
+    }
+    println!(
+        "precompressed {} files: {:.1} MB -> {:.1} MB with brotli",
+        files.len(),
+        raw as f64 / 1e6,
+        br as f64 / 1e6
+    );
     Ok(())
 }
 

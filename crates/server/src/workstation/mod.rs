@@ -255,7 +255,11 @@ pub fn router(gate: Arc<Gate>) -> Router {
         )
         .route("/ws", get(feed::window))
         .route("/api/{*rest}", any(proxy::forward))
-        .fallback(|axum::extract::State(g): axum::extract::State<Arc<Gate>>, uri: axum::http::Uri| async move { g.ui.respond(&uri) })
+        .fallback(
+            |axum::extract::State(g): axum::extract::State<Arc<Gate>>,
+             uri: axum::http::Uri,
+             headers: axum::http::HeaderMap| async move { g.ui.respond(&uri, &headers) },
+        )
         .with_state(gate);
     crate::harden(app, hosts)
 }
