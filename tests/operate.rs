@@ -106,6 +106,42 @@ async fn e2e_browser_sign_in_and_work_an_alert_by_keyboard() {
     })
     .await;
     assert!(chip.text().await.unwrap().contains("lan"));
+    // A 1366-px workstation with someone signed in: the whole bar stays on the screen (`?`
+    // included), the title whole, the new-alert count on one line, every screen's tab in
+    // sight (none scrolled away).
+    c.set_window_size(1366, 768).await.unwrap();
+    let fit = wait_for("the top bar laid out at 1366 px", T, || async {
+        let v = js(
+            &c,
+            "if (window.innerWidth > 1366) return null;
+             const box = (s) => document.querySelector(s).getBoundingClientRect();
+             const tabs = [...document.querySelectorAll('.view-tab')];
+             const views = box('.views');
+             const cut = (s) => { const e = document.querySelector(s); return e.scrollWidth - e.clientWidth; };
+             return {width: window.innerWidth, help: box('.help-btn').right,
+                     user: box('#user-chip').right, newH: box('.count.new').height,
+                     overflow: Math.max(cut('.topbar'), cut('.views'), cut('.title')),
+                     tabs: tabs.length,
+                     hidden: tabs.filter((t) => { const b = t.getBoundingClientRect();
+                       return b.width === 0 || b.right > Math.min(views.right, window.innerWidth) + 0.5
+                         || b.left < views.left - 0.5; }).length};",
+        )
+        .await;
+        v.is_object().then_some(v)
+    })
+    .await;
+    let width = fit["width"].as_f64().unwrap();
+    assert!(fit["help"].as_f64().unwrap() <= width, "{fit}");
+    assert!(fit["user"].as_f64().unwrap() <= width, "{fit}");
+    assert!(
+        fit["newH"].as_f64().unwrap() < 30.0,
+        "the count wrapped: {fit}"
+    );
+    assert!(fit["overflow"].as_f64().unwrap() <= 1.0, "{fit}");
+    assert!(fit["tabs"].as_u64().unwrap() >= 10, "{fit}");
+    assert_eq!(fit["hidden"], 0, "{fit}");
+    screenshot(&c, "operate-topbar-1366").await;
+    c.set_window_size(1600, 900).await.unwrap();
     // The session is in an HttpOnly cookie: no script of the page can read it.
     assert_eq!(
         js(&c, "return localStorage.getItem('ioc.token')").await,
