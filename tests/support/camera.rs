@@ -24,12 +24,15 @@ pub async fn playing(c: &Client, cam: &str) -> Value {
     .await
 }
 
-/// The camera's marker colour level on the map.
+/// The camera's marker colour level on the map: its feature-state after a change, else the
+/// level its feature was drawn with.
 pub async fn marker(c: &Client, cam: &str) -> Value {
     js(
         c,
         &format!(
-            "try {{ const m = window.__iocMap; return m ? (m.getFeatureState({{source: 'entities', id: '{cam}'}}).level || null) : null; }}
+            "try {{ const m = window.__iocMap; if (!m) return null;
+               return m.getFeatureState({{source: 'entities', id: '{cam}'}}).level
+                 || window.__iocLevel('{cam}'); }}
              catch (e) {{ return null; }}"
         ),
     )

@@ -180,6 +180,11 @@ impl Server {
     /// Starts `ioc serve --data DATA --config CONFIG` on `port` (0: any free port) and waits
     /// until it listens. Its log goes to `target/e2e/NAME.log`.
     pub fn start(name: &str, data: &Path, config: &Path, port: u16) -> Server {
+        Server::start_with(name, data, config, port, &[])
+    }
+
+    /// [`Server::start`] with more arguments for `ioc serve` (`--no-demo`).
+    pub fn start_with(name: &str, data: &Path, config: &Path, port: u16, args: &[&str]) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -191,6 +196,7 @@ impl Server {
             .arg(data)
             .arg("--config")
             .arg(config)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(log);
         let mut proc = Proc::spawn(cmd, "ioc serve");

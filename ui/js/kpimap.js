@@ -4,17 +4,15 @@
 // so a wall rotating for weeks never piles up WebGL contexts.
 
 import * as maplibregl from '/vendor/maplibre-gl.mjs';
+import {
+  EMPTY, IS_POINT, LevelBatch, POINT_COLOR, clusterLayers, deviceSource, feature,
+} from './devices.js';
 
 const NGHE_AN = [[103.85, 18.53], [105.98, 20.02]];
 const FONT = 'Be Vietnam Pro';
 const maps = new Map(); // key -> { map, ready, basemap }
 const pendingFocus = new Map(); // key -> [lon, lat, name], asked before the map existed
 
-const LEVEL = [
-  'match', ['get', 'level'],
-  'critical', '#ff453a', 'major', '#ff9f0a', 'warning', '#ffd60a', 'info', '#64d2ff',
-  'offline', '#6e7681', 'fault', '#bf5af2', 'normal', '#30d158', '#8b949e',
-];
 
 function fonts() {
   const f = (subset, range) => ({
@@ -40,7 +38,7 @@ export function kpiMapInit(key, container, basemapJson, large) {
   if (old) { old.map.remove(); maps.delete(key); }
   const info = JSON.parse(basemapJson || '{"kind":"none"}');
   const sources = {
-    devices: { type: 'geojson', data: { type: 'FeatureCollection', features: [] } },
+    devices: deviceSource(),
     focus: { type: 'geojson', data: { type: 'FeatureCollection', features: [] } },
   };
   const layers = [{ id: 'bg', type: 'background', paint: { 'background-color': '#0b1219' } }];
@@ -59,8 +57,10 @@ export function kpiMapInit(key, container, basemapJson, large) {
     layers.push({ id: 'units-line', type: 'line', source: 'units', ...layer,
       paint: { 'line-color': '#2f4a66', 'line-width': 0.8 } });
   }
-  layers.push({ id: 'devices', type: 'circle', source: 'devices',
-    paint: { 'circle-radius': large ? 7 : 4, 'circle-color': LEVEL,
+  // The same clustered devices layer as the operations map.
+  layers.push(...clusterLayers('devices', FONT, { large }));
+  layers.push({ id: 'devices', type: 'circle', source: 'devices', filter: IS_POINT,
+    paint: { 'circle-radius': large ? 7 : 4, 'circle-color': POINT_COLOR,
       'circle-stroke-color': '#0b1219', 'circle-stroke-width': 1 } });
   layers.push({ id: 'focus-halo', type: 'circle', source: 'focus',
     paint: { 'circle-radius': large ? 34 : 18, 'circle-color': '#ff453a', 'circle-opacity': 0.25,
@@ -80,7 +80,10 @@ export function kpiMapInit(key, container, basemapJson, large) {
     container.dataset.error = why;
     console.error(`map ${key}: ${why}`);
   });
-  const entry = { map, ready, layer: info.kind === 'pmtiles' ? info.layer : null, colors: null };
+  const entry = {
+    map, ready, layer: info.kind === 'pmtiles' ? info.layer : null, colors: null,
+    shown: new Map(), levels: new LevelBatch(map, 'devices'),
+  };
   maps.set(key, entry);
   // A panel that changes size (the wall's first layout, a window moved to another monitor)
   // shows the whole province again unless it is on an alert.
@@ -111,17 +114,27 @@ export async function kpiMapColor(key, json) {
   e.map.getContainer().dataset.colored = String(pairs.length);
 }
 
-// The devices as dots: [{id, lon, lat, level}].
+// The devices as dots: [{id, lon, lat, level}]. The same devices again with some levels
+// changed cost only those changes.
 export async function kpiMapDevices(key, json) {
   const e = maps.get(key);
   if (!e) return;
   await e.ready;
   const list = JSON.parse(json);
-  e.map.getSource('devices').setData({
-    type: 'FeatureCollection',
-    features: list.map((d) => ({ type: 'Feature', geometry: { type: 'Point', coordinates: [d.lon, d.lat] },
-      properties: { id: d.id, level: d.level } })),
-  });
+  const same = list.length === e.shown.size && list.every((d) => e.shown.has(d.id));
+  if (same) {
+    for (const d of list) {
+      if (e.shown.get(d.id) !== d.level) {
+        e.shown.set(d.id, d.level);
+        e.levels.set(d.id, d.level);
+      }
+    }
+  } else {
+    e.levels.clear();
+    e.map.removeFeatureState({ source: 'devices' });
+    e.shown = new Map(list.map((d) => [d.id, d.level]));
+    e.map.getSource('devices').setData({ ...EMPTY, features: list.map((d) => feature(d)) });
+  }
   e.map.getContainer().dataset.devices = String(list.length);
 }
 

@@ -1,28 +1,23 @@
 // The map, drawn by MapLibre GL JS (bundled under /vendor, never fetched from the internet).
 // Leptos drives it through these few functions; it knows nothing about the server.
 //
-// Markers are one GeoJSON source: a circle coloured by feature-state `level` (so a status
-// change costs a setFeatureState, not a source rebuild) and a white symbol per device kind.
+// Markers are the shared devices layer (`devices.js`): one clustered GeoJSON source, clusters
+// coloured by their worst device, a circle per device past the clusters' zoom coloured by its
+// level and a white symbol per device kind.
 
 import * as maplibregl from '/vendor/maplibre-gl.mjs';
+import {
+  CLUSTER_MAX_ZOOM, EMPTY, IS_POINT, LEVEL, LevelBatch, POINT_COLOR, clusterCard, clusterLayers,
+  deviceSource, feature, zoomIntoClusters,
+} from './devices.js';
 
 const NGHE_AN = [[103.85, 18.53], [105.98, 20.02]];
-const LEVEL_COLORS = [
-  'match', ['coalesce', ['feature-state', 'level'], 'unknown'],
-  'critical', '#ff453a',
-  'major', '#ff9f0a',
-  'warning', '#ffd60a',
-  'info', '#64d2ff',
-  'offline', '#6e7681',
-  'fault', '#bf5af2',
-  'normal', '#30d158',
-  '#8b949e',
-];
 const FONT = 'Be Vietnam Pro';
 
 let map = null;
 let ready = null;
 let shown = new Map(); // id -> level
+let levels = null; // LevelBatch
 let selected = null;
 
 function fontFaces() {
@@ -91,33 +86,31 @@ export function mapInit(container, onSelect) {
     style: {
       version: 8,
       'font-faces': fontFaces(),
-      sources: {
-        entities: { type: 'geojson', data: { type: 'FeatureCollection', features: [] }, promoteId: 'id' },
-      },
+      sources: { entities: deviceSource() },
       layers: [
         { id: 'background', type: 'background', paint: { 'background-color': '#0b1219' } },
         {
           id: 'halo', type: 'circle', source: 'entities',
-          filter: ['in', ['get', 'kind'], ['literal', ['AirQualityStation', 'WaterLevelGauge', 'RainGauge', 'TrafficCounter', 'Camera']]],
+          filter: ['all', IS_POINT, ['in', ['get', 'kind'], ['literal', ['AirQualityStation', 'WaterLevelGauge', 'RainGauge', 'TrafficCounter', 'Camera']]]],
           paint: {
             'circle-radius': ['interpolate', ['linear'], ['zoom'], 6, 9, 12, 20],
-            'circle-color': LEVEL_COLORS,
+            'circle-color': POINT_COLOR,
             'circle-blur': 0.6,
-            'circle-opacity': ['match', ['coalesce', ['feature-state', 'level'], ''],
-              ['critical', 'major'], 0.55, 'warning', 0.35, 0],
+            'circle-opacity': ['match', LEVEL, ['critical', 'major'], 0.55, 'warning', 0.35, 0],
           },
         },
+        ...clusterLayers('entities', FONT),
         {
-          id: 'markers', type: 'circle', source: 'entities',
+          id: 'markers', type: 'circle', source: 'entities', filter: IS_POINT,
           paint: {
             'circle-radius': ['interpolate', ['linear'], ['zoom'], 6, 5, 10, 8, 14, 12],
-            'circle-color': LEVEL_COLORS,
+            'circle-color': POINT_COLOR,
             'circle-stroke-color': ['case', ['boolean', ['feature-state', 'selected'], false], '#ffffff', '#0b1219'],
             'circle-stroke-width': ['case', ['boolean', ['feature-state', 'selected'], false], 3, 1.5],
           },
         },
         {
-          id: 'kinds', type: 'symbol', source: 'entities',
+          id: 'kinds', type: 'symbol', source: 'entities', filter: IS_POINT,
           minzoom: 9.5,
           layout: {
             'icon-image': ['get', 'kind'],
@@ -127,7 +120,7 @@ export function mapInit(container, onSelect) {
           },
         },
         {
-          id: 'names', type: 'symbol', source: 'entities',
+          id: 'names', type: 'symbol', source: 'entities', filter: IS_POINT,
           minzoom: 12.5,
           layout: {
             'text-field': ['get', 'name'],
@@ -145,6 +138,8 @@ export function mapInit(container, onSelect) {
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'bottom-right');
   map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-left');
   ready = new Promise((resolve) => map.on('load', resolve));
+  levels = new LevelBatch(map, 'entities');
+  zoomIntoClusters(map, 'entities', 'clusters');
   // A tile or style that fails is named on the map's element (and in the console).
   map.on('error', (ev) => {
     const why = (ev && ev.error && ev.error.message) || String(ev);
@@ -202,8 +197,20 @@ export function mapInit(container, onSelect) {
     tip.setLngLat(f.geometry.coordinates).setDOMContent(card).addTo(map);
   });
   map.on('mouseleave', 'markers', tipClear);
+  // A cluster's card: how many devices, and how many of them at each level that needs eyes.
+  let tipCluster = null;
+  map.on('mousemove', 'clusters', (e) => {
+    const f = e.features && e.features[0];
+    if (!f || f.properties.cluster_id === tipCluster) return;
+    tipClear();
+    tipCluster = f.properties.cluster_id;
+    tip.setLngLat(f.geometry.coordinates).setDOMContent(clusterCard(f.properties)).addTo(map);
+  });
+  map.on('mouseleave', 'clusters', () => { tipCluster = null; tipClear(); });
   new ResizeObserver(() => map.resize()).observe(container);
   window.__iocMap = map; // for end-to-end tests and debugging
+  window.__iocLevel = (id) => shown.get(id) ?? null; // the level last given to a device
+  window.__iocPending = () => levels.pending.size + (levels.timer ? 1 : 0); // changes not yet sent
 }
 
 // The boundaries under the markers: GeoJSON served whole, or PMTiles served as z/x/y tiles.
@@ -238,15 +245,12 @@ export async function mapSetBasemap(infoJson) {
 export async function mapSetEntities(json) {
   const list = JSON.parse(json);
   await ready;
-  const features = list.map((e) => ({
-    type: 'Feature',
-    geometry: { type: 'Point', coordinates: [e.lon, e.lat] },
-    properties: { id: e.id, name: e.name, kind: e.kind, still: !!e.still },
-  }));
-  map.getSource('entities').setData({ type: 'FeatureCollection', features });
+  levels.clear();
+  const features = list.map((e) => feature(e, { name: e.name, kind: e.kind, still: !!e.still }));
+  map.getSource('entities').setData({ ...EMPTY, features });
   shown = new Map();
   map.removeFeatureState({ source: 'entities' });
-  for (const e of list) setLevel(e.id, e.level);
+  for (const e of list) shown.set(e.id, e.level);
   if (selected) map.setFeatureState({ source: 'entities', id: selected }, { selected: true });
   summarize();
 }
@@ -265,7 +269,7 @@ function container() {
 }
 
 function setLevel(id, level) {
-  map.setFeatureState({ source: 'entities', id }, { level });
+  levels.set(id, level);
   shown.set(id, level);
 }
 
@@ -286,7 +290,8 @@ export async function mapSelect(id, lon, lat, fly) {
   selected = id || null;
   if (!selected) return;
   map.setFeatureState({ source: 'entities', id: selected }, { selected: true });
-  if (fly) map.flyTo({ center: [lon, lat], zoom: Math.max(map.getZoom(), 12), speed: 1.6 });
+  // Past the clusters' zoom, so the device is a marker of its own.
+  if (fly) map.flyTo({ center: [lon, lat], zoom: Math.max(map.getZoom(), CLUSTER_MAX_ZOOM + 1), speed: 1.6 });
 }
 
 // Areas of received alerts (CAP polygons/circles): a FeatureCollection.

@@ -5,6 +5,8 @@
 //! dense in Vinh, Cửa Lò and the towns, river gauges along the Cả (Lam) and Hiếu rivers, rain
 //! gauges across the western uplands.
 
+pub mod province;
+
 use ioc_model::{Domain, Entity, Unit};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
