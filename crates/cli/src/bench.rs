@@ -20,6 +20,23 @@ pub enum BenchCommand {
         /// Observations per run.
         #[arg(short, default_value_t = 200_000)]
         n: usize,
+        /// Rounds of the interleaved cases (medians are printed).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
+    /// The operations screen in headless Chromium with a generated province of 10,000,
+    /// 50,000 and 100,000 devices: first complete render, frames per second while panning,
+    /// 2,000 status changes until drawn; baseline: the same page with 1,000 devices.
+    Map {
+        /// The communes' boundaries the devices are spread over.
+        #[arg(
+            long,
+            default_value = "../shared/data/geo/nghe-an-communes-2025.geojson"
+        )]
+        communes: PathBuf,
+        /// Sizes after the 1,000-device baseline.
+        #[arg(long, value_delimiter = ',', default_values_t = [10_000, 50_000, 100_000])]
+        sizes: Vec<usize>,
     },
     /// Observations through a real mosquitto broker into the hub, next to what the broker
     /// delivers to a plain subscriber.
@@ -156,15 +173,43 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             println!("{}", r.summary());
             Ok(())
         }
-        BenchCommand::Rules { n } => {
+        BenchCommand::Map { communes, sizes } => {
+            let mut all = vec![1_000];
+            all.extend(sizes);
+            let cases = crate::bench_map::run(crate::bench_map::MapBench {
+                communes,
+                sizes: all,
+                changes: 2_000,
+            })
+            .await?;
+            let (base, last) = (&cases[0], cases.last().expect("a case"));
+            println!(
+                "map: {} devices, first render {:.0} ms, pan {:.1} fps, 2000 changes {:.0} ms, \
+                 baseline 1000 devices {:.0} ms",
+                last.devices,
+                last.first_render_ms,
+                last.pan_fps,
+                last.changes_ms,
+                base.first_render_ms
+            );
+            Ok(())
+        }
+        BenchCommand::Rules { n, rounds } => {
             let tmp = tempfile::tempdir()?;
-            let r = ioc_engine::bench::rules(tmp.path(), n, &[10, 1_000, 10_000]).await?;
-            println!("observations per run: {}", r.observations);
+            let r = ioc_engine::bench::rules(tmp.path(), n, &[10, 1_000, 10_000], rounds).await?;
+            println!(
+                "observations per run: {}; {} rounds of the cases interleaved, medians",
+                r.observations, r.rounds
+            );
             println!("no rules: {:.0} obs/s", r.no_rules_per_s);
-            for (k, per_s) in &r.with_rules {
+            for c in &r.with_rules {
                 println!(
-                    "{k} rules: {per_s:.0} obs/s, ratio {:.2}",
-                    per_s / r.no_rules_per_s
+                    "{} rules: {:.0} obs/s, ratio {:.2} (rounds {:.2} … {:.2})",
+                    c.rules,
+                    c.per_s,
+                    c.ratio(),
+                    c.ratios.first().copied().unwrap_or(f64::NAN),
+                    c.ratios.last().copied().unwrap_or(f64::NAN)
                 );
             }
             println!("{}", r.summary());

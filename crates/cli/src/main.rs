@@ -20,6 +20,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod bench;
 mod bench_api;
 mod bench_import;
+mod bench_map;
 mod bench_mqtt;
 mod bench_sync;
 mod bench_video;

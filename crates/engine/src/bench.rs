@@ -75,6 +75,7 @@ fn entity(i: usize) -> Entity {
     .with_attr("alarm_1", 3.0)
     .with_attr("alarm_2", 4.0)
     .with_attr("alarm_3", 5.0)
+    .with_attr("limit", 1000.0)
 }
 
 /// The synthetic messages: `n` observations over `entities` entities and 4 metrics, one
@@ -249,22 +250,48 @@ pub async fn ingest(dir: &Path, n: usize) -> anyhow::Result<IngestBench> {
 }
 
 /// Figures of `ioc bench rules`: the pipeline's throughput with no rules, and with each count
-/// of rules loaded, the same observations each time.
+/// of rules loaded, the same observations each time, the cases interleaved round after round
+/// so the machine's drift falls on all of them alike.
 #[derive(Debug, Clone)]
 pub struct RulesBench {
     pub observations: usize,
+    pub rounds: usize,
+    /// Median observations/s with no rules.
     pub no_rules_per_s: f64,
-    /// (rules loaded, observations/s).
-    pub with_rules: Vec<(usize, f64)>,
+    /// Per count of rules: the median observations/s and the ratios to the no-rules run of
+    /// the same round, sorted.
+    pub with_rules: Vec<RulesCase>,
+}
+
+/// One count of rules in [`RulesBench`].
+#[derive(Debug, Clone)]
+pub struct RulesCase {
+    pub rules: usize,
+    pub per_s: f64,
+    pub ratios: Vec<f64>,
+}
+
+impl RulesCase {
+    pub fn ratio(&self) -> f64 {
+        median(&self.ratios)
+    }
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
 }
 
 impl RulesBench {
-    /// The summary line: each count's throughput as a ratio to the no-rules pipeline.
+    /// The summary line: each count's median ratio to the no-rules pipeline.
     pub fn summary(&self) -> String {
         let parts: Vec<String> = self
             .with_rules
             .iter()
-            .map(|(k, r)| format!("{k} rules {:.2}", r / self.no_rules_per_s))
+            .map(|c| format!("{} rules {:.2}", c.rules, c.ratio()))
             .collect();
         format!(
             "rules: no rules {:.0} obs/s; ratio {}",
@@ -278,7 +305,9 @@ const RULE_METRICS: usize = 100;
 const KINDS: [&str; 3] = ["AirQualityStation", "WaterLevelGauge", "TrafficCounter"];
 
 /// `count` rules spread over 100 metrics and 3 entity types, as a large province's catalogue
-/// would be (each names its metric and type, so the index finds it). The first ten can fire.
+/// would be (each names its metric and type, so the index finds it): mostly fixed thresholds,
+/// one in ten against the device's own level (`entity.attributes.limit`), one in a hundred
+/// with arithmetic only CEL decides. The first ten can fire.
 fn bench_rules(count: usize) -> Vec<crate::rules::RuleConfig> {
     (0..count)
         .map(|i| {
@@ -287,10 +316,16 @@ fn bench_rules(count: usize) -> Vec<crate::rules::RuleConfig> {
             } else {
                 100.0 + (i / 100) as f64
             };
+            let test = match i % 100 {
+                _ if i < 10 => format!("value > {threshold:.1}"),
+                50 => "value > entity.attributes.limit * 2.0".to_string(),
+                n if n % 10 == 0 => "value > entity.attributes.limit".to_string(),
+                _ => format!("value > {threshold:.1}"),
+            };
             crate::rules::RuleConfig {
                 name: format!("bench-{i}"),
                 when: format!(
-                    "entity.type == '{}' && metric == 'm{:02}' && value > {threshold:.1}",
+                    "entity.type == '{}' && metric == 'm{:02}' && {test}",
                     KINDS[i % 3],
                     i % RULE_METRICS
                 ),
@@ -372,18 +407,43 @@ async fn rules_run(
     Ok(per_s)
 }
 
-/// Runs `ioc bench rules` in `dir`: `n` observations through the pipeline with no rules, then
-/// with each of `counts` rules loaded.
-pub async fn rules(dir: &Path, n: usize, counts: &[usize]) -> anyhow::Result<RulesBench> {
-    let no_rules_per_s = rules_run(dir, Vec::new(), n).await?;
-    let mut with_rules = Vec::new();
-    for &k in counts {
-        with_rules.push((k, rules_run(dir, bench_rules(k), n).await?));
+/// Runs `ioc bench rules` in `dir`: `n` observations through the pipeline with no rules and
+/// with each of `counts` rules loaded, the cases interleaved, `rounds` times over.
+pub async fn rules(
+    dir: &Path,
+    n: usize,
+    counts: &[usize],
+    rounds: usize,
+) -> anyhow::Result<RulesBench> {
+    let rounds = rounds.max(1);
+    let mut none = Vec::new();
+    let mut per_case: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); counts.len()];
+    for _ in 0..rounds {
+        let base = rules_run(dir, Vec::new(), n).await?;
+        none.push(base);
+        for (i, &k) in counts.iter().enumerate() {
+            let per_s = rules_run(dir, bench_rules(k), n).await?;
+            per_case[i].0.push(per_s);
+            per_case[i].1.push(per_s / base);
+        }
     }
+    let sorted = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v
+    };
     Ok(RulesBench {
         observations: n,
-        no_rules_per_s,
-        with_rules,
+        rounds,
+        no_rules_per_s: median(&sorted(none)),
+        with_rules: counts
+            .iter()
+            .zip(per_case)
+            .map(|(&rules, (per_s, ratios))| RulesCase {
+                rules,
+                per_s: median(&sorted(per_s)),
+                ratios: sorted(ratios),
+            })
+            .collect(),
     })
 }
 
