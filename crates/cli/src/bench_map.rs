@@ -7,7 +7,8 @@
 //! - first complete render: from navigation to the map idle with every device in its source;
 //! - pan: frames the map drew per second while panning across the province for two seconds;
 //! - 2,000 changes: 2,000 devices reported offline in one request, until the page has all of
-//!   them and the map is idle again (re-clustered and drawn).
+//!   them and the map has drawn the frame after its source took them (re-clustered); printed
+//!   with the time the page had them (the rest is the map's).
 
 use crate::bench_api::serve;
 use anyhow::Context;
@@ -27,6 +28,9 @@ pub struct MapCase {
     pub first_render_ms: f64,
     pub pan_fps: f64,
     pub changes_ms: f64,
+    /// Of which: until the page had every change (the rest is the map's re-clustering and
+    /// drawing).
+    pub changes_seen_ms: f64,
 }
 
 struct Driver(std::process::Child);
@@ -176,7 +180,7 @@ async fn case(communes: &str, n: usize, changes: usize) -> anyhow::Result<MapCas
     js(
         &c,
         &format!(
-            "window.__benchIds = {}; window.__benchT0 = null; window.__benchMs = null;
+            "window.__benchIds = {}; window.__benchT0 = null; window.__benchMs = null; window.__benchSeen = null;
              return true;",
             serde_json::to_string(&ids)?
         ),
@@ -189,8 +193,9 @@ async fn case(communes: &str, n: usize, changes: usize) -> anyhow::Result<MapCas
          const m = window.__iocMap;
          const check = () => {
            const all = window.__benchIds.every((id) => window.__iocLevel(id) === 'offline');
+           if (all && window.__benchSeen === null) window.__benchSeen = performance.now() - window.__benchT0;
            if (all && window.__iocPending() === 0 && m.isSourceLoaded('entities') && m.areTilesLoaded()) {
-             m.once('idle', () => { window.__benchMs = performance.now() - window.__benchT0; });
+             m.once('render', () => { window.__benchMs = performance.now() - window.__benchT0; });
              m.triggerRepaint();
            } else requestAnimationFrame(check);
          };
@@ -216,15 +221,17 @@ async fn case(communes: &str, n: usize, changes: usize) -> anyhow::Result<MapCas
         .await?;
     anyhow::ensure!(r.status().is_success(), "observations: {}", r.text().await?);
     let mut changes_ms = f64::NAN;
+    let mut seen_ms = f64::NAN;
     poll(
         "the 2,000 changes on the map",
         Duration::from_secs(120),
         async || {
-            let v = js(&c, "return window.__benchMs;").await?;
-            if let Some(ms) = v.as_f64() {
+            let v = js(&c, "return [window.__benchMs, window.__benchSeen];").await?;
+            if let (Some(ms), Some(seen)) = (v[0].as_f64(), v[1].as_f64()) {
                 changes_ms = ms;
+                seen_ms = seen;
             }
-            Ok(v.is_number())
+            Ok(v[0].is_number())
         },
     )
     .await?;
@@ -235,6 +242,7 @@ async fn case(communes: &str, n: usize, changes: usize) -> anyhow::Result<MapCas
         first_render_ms,
         pan_fps,
         changes_ms,
+        changes_seen_ms: seen_ms,
     })
 }
 
@@ -250,12 +258,14 @@ pub async fn run(b: MapBench) -> anyhow::Result<Vec<MapCase>> {
     for &n in &b.sizes {
         let c = case(&communes, n, b.changes.min(n)).await?;
         println!(
-            "{:>6} devices: first render {:.0} ms, pan {:.1} fps, {} changes {:.0} ms",
+            "{:>6} devices: first render {:.0} ms, pan {:.1} fps, {} changes {:.0} ms \
+             (in the page after {:.0} ms)",
             c.devices,
             c.first_render_ms,
             c.pan_fps,
             b.changes.min(n),
-            c.changes_ms
+            c.changes_ms,
+            c.changes_seen_ms
         );
         out.push(c);
     }
