@@ -15,30 +15,28 @@ const DEVICES: usize = 2600;
 /// `COLORS.critical` in `ui/js/devices.js`.
 const RED: [u8; 3] = [0xff, 0x45, 0x3a];
 
-/// The rendered cluster holding device `id` at the current view: its cluster id, worst rank,
-/// size and place on the page (CSS pixels), or null.
+/// The cluster holding device `id` at the current view, as drawn: its cell, worst rank, size,
+/// critical count and place on the page (CSS pixels); null while the map moves or before the
+/// map has drawn that cluster as it is.
 async fn cluster_of(c: &Client, id: &str) -> Value {
-    let script = format!(
-        "const done = arguments[arguments.length - 1];
-         (async () => {{
-           const m = window.__iocMap; if (!m) return null;
-           const src = m.getSource('entities');
-           for (const f of m.queryRenderedFeatures({{layers: ['clusters']}})) {{
-             const leaves = await src.getClusterLeaves(f.properties.cluster_id, Infinity, 0);
-             if (leaves.some((l) => l.properties.id === '{id}')) {{
-               const p = m.project(f.geometry.coordinates);
-               const r = m.getCanvas().getBoundingClientRect();
-               return {{cluster: f.properties.cluster_id, rank: f.properties.rank,
-                        count: f.properties.point_count, critical: f.properties.critical || 0,
-                        x: r.left + p.x, y: r.top + p.y}};
-             }}
-           }}
-           return null;
-         }})().then(done, (e) => done({{error: String(e)}}));"
-    );
-    c.execute_async(&script, vec![])
-        .await
-        .unwrap_or_else(|e| panic!("script failed: {e}"))
+    js(
+        c,
+        &format!(
+            "const m = window.__iocMap, d = window.__iocDevices;
+             if (!m || !d || m.isMoving()) return null;
+             const f = d.holding('{id}');
+             if (!f) return null;
+             const drawn = m.queryRenderedFeatures({{layers: ['clusters']}}).some((r) =>
+               r.properties.cell === f.properties.cell && r.properties.rank === f.properties.rank
+               && r.properties.count === f.properties.count);
+             if (!drawn) return null;
+             const p = m.project(f.geometry.coordinates);
+             const r = m.getCanvas().getBoundingClientRect();
+             return {{cluster: f.properties.cell, rank: f.properties.rank, count: f.properties.count,
+                      critical: f.properties.critical, x: r.left + p.x, y: r.top + p.y}};"
+        ),
+    )
+    .await
 }
 
 /// Whether the page's pixels around (x, y) are the critical red (the cluster's number is
@@ -202,8 +200,9 @@ async fn e2e_a_critical_device_colours_its_cluster() {
             &c,
             &format!(
                 "const m = window.__iocMap; if (m.isMoving()) return false;
-                 return m.queryRenderedFeatures({{layers: ['markers']}})
-                   .some((f) => f.properties.id === '{id}' && f.properties.level === 'critical');"
+                 const level = m.getFeatureState({{source: 'entities', id: '{id}'}}).level;
+                 return level === 'critical' && m.queryRenderedFeatures({{layers: ['markers']}})
+                   .some((f) => f.properties.id === '{id}');"
             ),
         )
         .await

@@ -4,9 +4,7 @@
 // so a wall rotating for weeks never piles up WebGL contexts.
 
 import * as maplibregl from '/vendor/maplibre-gl.mjs';
-import {
-  EMPTY, IS_POINT, LevelBatch, POINT_COLOR, clusterLayers, deviceSource, feature,
-} from './devices.js';
+import { DeviceLayer, POINTS_FROM_ZOOM, POINT_COLOR } from './devices.js';
 
 const NGHE_AN = [[103.85, 18.53], [105.98, 20.02]];
 const FONT = 'Be Vietnam Pro';
@@ -38,7 +36,6 @@ export function kpiMapInit(key, container, basemapJson, large) {
   if (old) { old.map.remove(); maps.delete(key); }
   const info = JSON.parse(basemapJson || '{"kind":"none"}');
   const sources = {
-    devices: deviceSource(),
     focus: { type: 'geojson', data: { type: 'FeatureCollection', features: [] } },
   };
   const layers = [{ id: 'bg', type: 'background', paint: { 'background-color': '#0b1219' } }];
@@ -58,8 +55,10 @@ export function kpiMapInit(key, container, basemapJson, large) {
       paint: { 'line-color': '#2f4a66', 'line-width': 0.8 } });
   }
   // The same clustered devices layer as the operations map.
-  layers.push(...clusterLayers('devices', FONT, { large }));
-  layers.push({ id: 'devices', type: 'circle', source: 'devices', filter: IS_POINT,
+  const devices = new DeviceLayer('devices', { font: FONT, large });
+  Object.assign(sources, devices.sources());
+  layers.push(...devices.clusterLayers());
+  layers.push({ id: 'devices', type: 'circle', source: 'devices', minzoom: POINTS_FROM_ZOOM,
     paint: { 'circle-radius': large ? 7 : 4, 'circle-color': POINT_COLOR,
       'circle-stroke-color': '#0b1219', 'circle-stroke-width': 1 } });
   layers.push({ id: 'focus-halo', type: 'circle', source: 'focus',
@@ -74,6 +73,8 @@ export function kpiMapInit(key, container, basemapJson, large) {
     interactive: !large, style: { version: 8, 'font-faces': fonts(), sources, layers },
   });
   const ready = new Promise((resolve) => map.on('load', resolve));
+  devices.attach(map);
+  if (!large) devices.clickable();
   // A tile or style that fails is named on the panel (and in the console), not just blank.
   map.on('error', (ev) => {
     const why = (ev && ev.error && ev.error.message) || String(ev);
@@ -82,7 +83,7 @@ export function kpiMapInit(key, container, basemapJson, large) {
   });
   const entry = {
     map, ready, layer: info.kind === 'pmtiles' ? info.layer : null, colors: null,
-    shown: new Map(), levels: new LevelBatch(map, 'devices'),
+    shown: new Map(), devices,
   };
   maps.set(key, entry);
   // A panel that changes size (the wall's first layout, a window moved to another monitor)
@@ -126,14 +127,12 @@ export async function kpiMapDevices(key, json) {
     for (const d of list) {
       if (e.shown.get(d.id) !== d.level) {
         e.shown.set(d.id, d.level);
-        e.levels.set(d.id, d.level);
+        e.devices.setLevel(d.id, d.level);
       }
     }
   } else {
-    e.levels.clear();
-    e.map.removeFeatureState({ source: 'devices' });
     e.shown = new Map(list.map((d) => [d.id, d.level]));
-    e.map.getSource('devices').setData({ ...EMPTY, features: list.map((d) => feature(d)) });
+    e.devices.setAll(list);
   }
   e.map.getContainer().dataset.devices = String(list.length);
 }

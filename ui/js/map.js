@@ -1,14 +1,13 @@
 // The map, drawn by MapLibre GL JS (bundled under /vendor, never fetched from the internet).
 // Leptos drives it through these few functions; it knows nothing about the server.
 //
-// Markers are the shared devices layer (`devices.js`): one clustered GeoJSON source, clusters
-// coloured by their worst device, a circle per device past the clusters' zoom coloured by its
-// level and a white symbol per device kind.
+// Markers are the shared devices layer (`devices.js`): clusters coloured by their worst
+// device, and past the clusters' zoom a circle per device coloured by its level and a white
+// symbol per device kind.
 
 import * as maplibregl from '/vendor/maplibre-gl.mjs';
 import {
-  CLUSTER_MAX_ZOOM, EMPTY, IS_POINT, LEVEL, LevelBatch, POINT_COLOR, clusterCard, clusterLayers,
-  deviceSource, feature, zoomIntoClusters,
+  DeviceLayer, LEVEL, POINTS_FROM_ZOOM, POINT_COLOR, clusterCard,
 } from './devices.js';
 
 const NGHE_AN = [[103.85, 18.53], [105.98, 20.02]];
@@ -17,7 +16,7 @@ const FONT = 'Be Vietnam Pro';
 let map = null;
 let ready = null;
 let shown = new Map(); // id -> level
-let levels = null; // LevelBatch
+const devices = new DeviceLayer('entities', { font: 'Be Vietnam Pro' });
 let selected = null;
 
 function fontFaces() {
@@ -86,12 +85,12 @@ export function mapInit(container, onSelect) {
     style: {
       version: 8,
       'font-faces': fontFaces(),
-      sources: { entities: deviceSource() },
+      sources: devices.sources(),
       layers: [
         { id: 'background', type: 'background', paint: { 'background-color': '#0b1219' } },
         {
-          id: 'halo', type: 'circle', source: 'entities',
-          filter: ['all', IS_POINT, ['in', ['get', 'kind'], ['literal', ['AirQualityStation', 'WaterLevelGauge', 'RainGauge', 'TrafficCounter', 'Camera']]]],
+          id: 'halo', type: 'circle', source: 'entities', minzoom: POINTS_FROM_ZOOM,
+          filter: ['in', ['get', 'kind'], ['literal', ['AirQualityStation', 'WaterLevelGauge', 'RainGauge', 'TrafficCounter', 'Camera']]],
           paint: {
             'circle-radius': ['interpolate', ['linear'], ['zoom'], 6, 9, 12, 20],
             'circle-color': POINT_COLOR,
@@ -99,9 +98,9 @@ export function mapInit(container, onSelect) {
             'circle-opacity': ['match', LEVEL, ['critical', 'major'], 0.55, 'warning', 0.35, 0],
           },
         },
-        ...clusterLayers('entities', FONT),
+        ...devices.clusterLayers(),
         {
-          id: 'markers', type: 'circle', source: 'entities', filter: IS_POINT,
+          id: 'markers', type: 'circle', source: 'entities', minzoom: POINTS_FROM_ZOOM,
           paint: {
             'circle-radius': ['interpolate', ['linear'], ['zoom'], 6, 5, 10, 8, 14, 12],
             'circle-color': POINT_COLOR,
@@ -110,8 +109,8 @@ export function mapInit(container, onSelect) {
           },
         },
         {
-          id: 'kinds', type: 'symbol', source: 'entities', filter: IS_POINT,
-          minzoom: 9.5,
+          id: 'kinds', type: 'symbol', source: 'entities',
+          minzoom: POINTS_FROM_ZOOM,
           layout: {
             'icon-image': ['get', 'kind'],
             'icon-size': ['interpolate', ['linear'], ['zoom'], 9.5, 0.35, 14, 0.55],
@@ -120,8 +119,8 @@ export function mapInit(container, onSelect) {
           },
         },
         {
-          id: 'names', type: 'symbol', source: 'entities', filter: IS_POINT,
-          minzoom: 12.5,
+          id: 'names', type: 'symbol', source: 'entities',
+          minzoom: POINTS_FROM_ZOOM,
           layout: {
             'text-field': ['get', 'name'],
             'text-font': [FONT],
@@ -138,8 +137,8 @@ export function mapInit(container, onSelect) {
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'bottom-right');
   map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-left');
   ready = new Promise((resolve) => map.on('load', resolve));
-  levels = new LevelBatch(map, 'entities');
-  zoomIntoClusters(map, 'entities', 'clusters');
+  devices.attach(map);
+  devices.clickable((id) => onSelect(id));
   // A tile or style that fails is named on the map's element (and in the console).
   map.on('error', (ev) => {
     const why = (ev && ev.error && ev.error.message) || String(ev);
@@ -201,16 +200,16 @@ export function mapInit(container, onSelect) {
   let tipCluster = null;
   map.on('mousemove', 'clusters', (e) => {
     const f = e.features && e.features[0];
-    if (!f || f.properties.cluster_id === tipCluster) return;
+    if (!f || f.properties.cell === tipCluster) return;
     tipClear();
-    tipCluster = f.properties.cluster_id;
+    tipCluster = f.properties.cell;
     tip.setLngLat(f.geometry.coordinates).setDOMContent(clusterCard(f.properties)).addTo(map);
   });
   map.on('mouseleave', 'clusters', () => { tipCluster = null; tipClear(); });
   new ResizeObserver(() => map.resize()).observe(container);
   window.__iocMap = map; // for end-to-end tests and debugging
   window.__iocLevel = (id) => shown.get(id) ?? null; // the level last given to a device
-  window.__iocPending = () => levels.pending.size + (levels.timer ? 1 : 0); // changes not yet sent
+  window.__iocDevices = devices; // the clusters: `holding(id)`, for tests and benchmarks
 }
 
 // The boundaries under the markers: GeoJSON served whole, or PMTiles served as z/x/y tiles.
@@ -245,11 +244,8 @@ export async function mapSetBasemap(infoJson) {
 export async function mapSetEntities(json) {
   const list = JSON.parse(json);
   await ready;
-  levels.clear();
-  const features = list.map((e) => feature(e, { name: e.name, kind: e.kind, still: !!e.still }));
-  map.getSource('entities').setData({ ...EMPTY, features });
+  devices.setAll(list, (e) => ({ name: e.name, kind: e.kind, still: !!e.still }));
   shown = new Map();
-  map.removeFeatureState({ source: 'entities' });
   for (const e of list) shown.set(e.id, e.level);
   if (selected) map.setFeatureState({ source: 'entities', id: selected }, { selected: true });
   summarize();
@@ -269,7 +265,7 @@ function container() {
 }
 
 function setLevel(id, level) {
-  levels.set(id, level);
+  devices.setLevel(id, level);
   shown.set(id, level);
 }
 
@@ -291,7 +287,7 @@ export async function mapSelect(id, lon, lat, fly) {
   if (!selected) return;
   map.setFeatureState({ source: 'entities', id: selected }, { selected: true });
   // Past the clusters' zoom, so the device is a marker of its own.
-  if (fly) map.flyTo({ center: [lon, lat], zoom: Math.max(map.getZoom(), CLUSTER_MAX_ZOOM + 1), speed: 1.6 });
+  if (fly) map.flyTo({ center: [lon, lat], zoom: Math.max(map.getZoom(), POINTS_FROM_ZOOM + 0.5), speed: 1.6 });
 }
 
 // Areas of received alerts (CAP polygons/circles): a FeatureCollection.
