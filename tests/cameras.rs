@@ -53,14 +53,7 @@ async fn e2e_browser_camera_plays_stalls_and_comes_back() {
         LAT,
         &rtsp.url("cam0"),
     );
-    let r = reqwest::Client::new()
-        .post(server.url("/api/import"))
-        .query(&[("format", "geojson"), ("name", "cameras.geojson")])
-        .body(fc.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    import(&server, "geojson", "cameras.geojson", None, fc.to_string()).await;
     // A second camera with a still only (an HTTP snapshot address), as many are.
     let fc = serde_json::json!({"type": "FeatureCollection", "features": [{
         "type": "Feature",
@@ -68,14 +61,7 @@ async fn e2e_browser_camera_plays_stalls_and_comes_back() {
         "properties": {"id": STILL, "type": "Camera", "name": "Camera dốc Quang Trung",
                        "snapshot_url": still.url()}
     }]});
-    let r = reqwest::Client::new()
-        .post(server.url("/api/import"))
-        .query(&[("format", "geojson"), ("name", "still.geojson")])
-        .body(fc.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    import(&server, "geojson", "still.geojson", None, fc.to_string()).await;
 
     let driver = WebDriver::chromedriver().await;
     let c = driver.chrome_session().await;

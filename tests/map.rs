@@ -92,14 +92,14 @@ async fn e2e_a_critical_device_colours_its_cluster() {
     )
     .unwrap();
     let server = Server::start_with("map-server", &data, &config, 0, &["--no-demo"]);
-    let r = reqwest::Client::new()
-        .post(server.url("/api/import"))
-        .query(&[("format", "geojson"), ("name", "province.geojson")])
-        .body(province.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    import(
+        &server,
+        "geojson",
+        "province.geojson",
+        None,
+        province.to_string(),
+    )
+    .await;
 
     let driver = WebDriver::chromedriver().await;
     let c = driver.chrome_session().await;
@@ -127,18 +127,14 @@ async fn e2e_a_critical_device_colours_its_cluster() {
         "id = \"id\"\nlon = \"lon\"\nlat = \"lat\"\nname = \"name\"\nkind = \"WaterLevelGauge\"\n\
                    domain = \"water\"\nmetrics = { water_level = \"level\" }\n";
     let body = json!({"id": id, "lon": lon, "lat": lat, "name": gauge["properties"]["name"], "level": 6.2});
-    let r = reqwest::Client::new()
-        .post(server.url("/api/import"))
-        .query(&[
-            ("format", "json"),
-            ("name", "gauge.json"),
-            ("mapping", mapping),
-        ])
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    import(
+        &server,
+        "json",
+        "gauge.json",
+        Some(mapping),
+        body.to_string(),
+    )
+    .await;
     let after = wait_for("the cluster turned critical", T, || async {
         Some(cluster_of(&c, &id).await).filter(|v| v["rank"] == 7)
     })

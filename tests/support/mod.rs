@@ -239,6 +239,32 @@ impl Server {
     }
 }
 
+/// Sends `body` to `POST /api/import` as a file called `name` in `format` (with a JSON
+/// source's `mapping` when given), as the import screen does; panics with the server's answer
+/// unless it is taken.
+pub async fn import(
+    server: &Server,
+    format: &str,
+    name: &str,
+    mapping: Option<&str>,
+    body: String,
+) {
+    let mut query = vec![("format", format), ("name", name)];
+    query.extend(mapping.map(|m| ("mapping", m)));
+    let r = reqwest::Client::new()
+        .post(server.url("/api/import"))
+        .query(&query)
+        .body(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST /api/import: {e}"));
+    assert!(
+        r.status().is_success(),
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+}
+
 /// Imports the real Nghệ An boundaries into `data`, when the shared data is present.
 pub fn import_basemap(data: &Path) -> bool {
     let Some(shared) = shared_data() else {
