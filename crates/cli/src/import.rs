@@ -261,8 +261,10 @@ async fn basemap(file: PathBuf, common: Common) -> anyhow::Result<()> {
         let db = store::open(&data)?;
         let writer = Writer::spawn(
             &db,
-            1024,
-            config.store.raw_retention,
+            &ioc_engine::store::StoreConfig {
+                batch_max: 1024,
+                ..config.store.clone()
+            },
             Arc::new(SystemClock),
             config.tz(),
             audit_key(&config)?,

@@ -269,8 +269,7 @@ impl Engine {
         };
         let writer = Arc::new(Writer::spawn(
             &db_path,
-            config.store.batch_max,
-            config.store.raw_retention,
+            &config.store,
             clock.clone(),
             tz,
             audit_key.clone(),

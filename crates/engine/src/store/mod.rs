@@ -1,14 +1,17 @@
 //! The local cache: SQLite in WAL mode, one writer thread that batches everything the pipeline
 //! commits into transactions, and readers on their own connections.
 //!
-//! Observations are stored raw (`observations`, kept for `store.raw_retention`) and as 1-minute
-//! rollups (`rollup_1m`: count/min/max/sum/last) that charts and restarts read instead of raw rows.
+//! Observations are stored raw (`observations`) and as 1-minute, hourly and daily rollups
+//! (`rollup_1m`/`_1h`/`_1d`: count/min/max/sum/last) that charts, KPIs and restarts read
+//! instead of raw rows; `retention` keeps each tier for its age and the whole file within its
+//! size budget.
 //! Series (entity × metric) get small integer ids so raw rows stay narrow.
 
 mod config;
 mod kpi;
 mod operate;
 mod read;
+mod retention;
 mod schema;
 mod sync;
 mod time;
@@ -115,6 +118,10 @@ pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(wrap)?;
     conn.pragma_update(None, "foreign_keys", "OFF")
+        .map_err(wrap)?;
+    // A long read (a report, a backup) holds checkpoints back and the WAL grows meanwhile;
+    // once a checkpoint gets through, the file is cut back to this instead of staying large.
+    conn.pragma_update(None, "journal_size_limit", 32 * 1024 * 1024)
         .map_err(wrap)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(wrap)?;

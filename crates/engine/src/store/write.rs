@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// An entity to insert or update, with its internal id.
@@ -268,8 +268,7 @@ impl Writer {
     /// `tz`: the display time zone, whose days the daily rollups follow.
     pub fn spawn(
         path: &Path,
-        batch_max: usize,
-        raw_retention: Duration,
+        store: &super::StoreConfig,
         clock: Arc<dyn Clock>,
         tz: chrono_tz::Tz,
         audit_key: Option<Arc<crate::audit::AuditKey>>,
@@ -278,6 +277,8 @@ impl Writer {
         let (tx, rx) = mpsc::channel(8);
         let status = Arc::new(WriterStatus::default());
         let thread_status = status.clone();
+        let batch_max = store.batch_max;
+        let retention = super::retention::Retention::new(store);
         let thread = std::thread::Builder::new()
             .name("ioc-store-writer".into())
             .spawn(move || {
@@ -286,11 +287,10 @@ impl Writer {
                     rx,
                     status: thread_status,
                     batch_max,
-                    raw_retention,
+                    retention,
                     clock,
                     tz,
                     audit_key,
-                    last_retention: Instant::now(),
                 }
                 .run()
             })
@@ -348,11 +348,10 @@ struct WriterThread {
     rx: mpsc::Receiver<Job>,
     status: Arc<WriterStatus>,
     batch_max: usize,
-    raw_retention: Duration,
+    retention: super::retention::Retention,
     clock: Arc<dyn Clock>,
     tz: chrono_tz::Tz,
     audit_key: Option<Arc<crate::audit::AuditKey>>,
-    last_retention: Instant,
 }
 
 #[derive(Clone, Copy)]
@@ -367,7 +366,24 @@ pub(crate) struct Agg {
 
 impl WriterThread {
     fn run(mut self) {
-        while let Some(first) = self.rx.blocking_recv() {
+        use tokio::sync::mpsc::error::TryRecvError;
+        loop {
+            // While a retention pass is under way it works whenever no batch waits.
+            let first = if self.retention.busy() {
+                match self.rx.try_recv() {
+                    Ok(job) => job,
+                    Err(TryRecvError::Empty) => {
+                        self.retention_slice();
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => break,
+                }
+            } else {
+                match self.rx.blocking_recv() {
+                    Some(job) => job,
+                    None => break,
+                }
+            };
             let mut jobs = vec![first];
             let mut weight = job_weight(&jobs[0]);
             while weight < self.batch_max {
@@ -384,14 +400,25 @@ impl WriterThread {
                 let Job::Write(_, reply) = job;
                 let _ = reply.send(outcome);
             }
-            if self.last_retention.elapsed() > Duration::from_secs(3600) {
-                self.last_retention = Instant::now();
-                if let Err(e) = self.apply_retention() {
-                    tracing::warn!("store retention failed: {e}");
-                }
+            if let Err(e) = self.retention.due(&self.conn, to_ms(self.clock.now())) {
+                tracing::warn!("store retention failed: {e}");
+            }
+            if self.retention.busy() {
+                self.retention_slice();
             }
         }
         tracing::debug!("store writer stopped");
+    }
+
+    /// About 50 ms of the retention pass under way.
+    fn retention_slice(&mut self) {
+        let now = to_ms(self.clock.now());
+        if let Err(e) = self
+            .retention
+            .slice(&mut self.conn, now, Duration::from_millis(50))
+        {
+            tracing::warn!("store retention failed: {e}");
+        }
     }
 
     /// Commits, retrying with back-off until the disk takes it.
@@ -425,44 +452,6 @@ impl WriterThread {
                 }
             }
         }
-    }
-
-    /// Deletes raw observations older than the retention, series by series (each delete is a
-    /// range on the primary key). Rollups stay.
-    fn apply_retention(&mut self) -> rusqlite::Result<()> {
-        let cutoff = to_ms(self.clock.now())
-            - i64::try_from(self.raw_retention.as_millis()).unwrap_or(i64::MAX);
-        let series: Vec<i64> = {
-            let mut stmt = self.conn.prepare("SELECT id FROM series")?;
-            let rows = stmt.query_map([], |r| r.get(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
-        let mut deleted = 0;
-        for chunk in series.chunks(256) {
-            let tx = self.conn.transaction()?;
-            {
-                let mut del =
-                    tx.prepare_cached("DELETE FROM observations WHERE series = ?1 AND ts < ?2")?;
-                for s in chunk {
-                    deleted += del.execute(params![s, cutoff])?;
-                }
-            }
-            tx.commit()?;
-        }
-        if deleted > 0 {
-            tracing::info!("store retention: deleted {deleted} raw observations");
-        }
-        // Dead letters: 30 days, and never more than the newest 100 000.
-        let dl_cutoff = to_ms(self.clock.now()) - 30 * 86_400_000;
-        let n = self.conn.execute(
-            "DELETE FROM dead_letters WHERE received_at < ?1
-               OR id <= (SELECT MAX(id) FROM dead_letters) - 100000",
-            params![dl_cutoff],
-        )?;
-        if n > 0 {
-            tracing::info!("store retention: deleted {n} dead letters");
-        }
-        Ok(())
     }
 }
 
