@@ -38,6 +38,42 @@ pub enum BenchCommand {
         #[arg(long, value_delimiter = ',', default_values_t = [10_000, 50_000, 100_000])]
         sizes: Vec<usize>,
     },
+    /// A day at full load: `ioc serve` with 100,000 devices, 10,000 rules and 50 screens fed
+    /// 10,000 observations a second for `--hours` of wall time, its engine clock `--speed`
+    /// times faster (retention, rollups, rule timers go through a day); memory, open files,
+    /// database and WAL sampled and plotted; acknowledged observations counted in the store.
+    Soak {
+        /// Wall-clock hours at full load.
+        #[arg(long, default_value_t = 1.0)]
+        hours: f64,
+        /// How much faster the engine's clock runs than the wall clock.
+        #[arg(long, default_value_t = 24.0)]
+        speed: f64,
+        /// Observations per second.
+        #[arg(long, default_value_t = 10_000)]
+        rate: usize,
+        #[arg(long, default_value_t = 100_000)]
+        devices: usize,
+        #[arg(long, default_value_t = 10_000)]
+        rules: usize,
+        #[arg(long, default_value_t = 50)]
+        clients: usize,
+        /// The database's size budget (`[store] max_size_mb`).
+        #[arg(long, default_value_t = 1024)]
+        db_mb: u64,
+        /// Seconds between samples.
+        #[arg(long, default_value_t = 30)]
+        sample: u64,
+        /// The communes' boundaries the devices are spread over.
+        #[arg(
+            long,
+            default_value = "../shared/data/geo/nghe-an-communes-2025.geojson"
+        )]
+        communes: PathBuf,
+        /// Where the plot (SVG) goes.
+        #[arg(long, default_value = "target/bench/soak.svg")]
+        out: PathBuf,
+    },
     /// Observations through a real mosquitto broker into the hub, next to what the broker
     /// delivers to a plain subscriber.
     Mqtt {
@@ -193,6 +229,32 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 base.first_render_ms
             );
             Ok(())
+        }
+        BenchCommand::Soak {
+            hours,
+            speed,
+            rate,
+            devices,
+            rules,
+            clients,
+            db_mb,
+            sample,
+            communes,
+            out,
+        } => {
+            crate::bench_soak::run(crate::bench_soak::SoakBench {
+                hours,
+                speed,
+                rate,
+                devices,
+                rules,
+                clients,
+                db_mb,
+                sample: std::time::Duration::from_secs(sample.max(1)),
+                communes,
+                out,
+            })
+            .await
         }
         BenchCommand::Rules { n, rounds } => {
             let tmp = tempfile::tempdir()?;

@@ -48,7 +48,7 @@ pub(crate) fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn open_files(pid: u32) -> usize {
+pub(crate) fn open_files(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
         .unwrap_or(0)
@@ -63,16 +63,16 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 }
 
 #[derive(Default)]
-struct Tally {
+pub(crate) struct Tally {
     delays_ms: Mutex<Vec<f64>>,
-    lost: AtomicU64,
+    pub lost: AtomicU64,
     messages: AtomicU64,
-    reconnects: AtomicU64,
-    connected: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub connected: AtomicU64,
 }
 
 /// One screen: follows the feed, checks every delta continues its sequence, samples delays.
-async fn client(
+pub(crate) async fn client(
     url: String,
     start: Instant,
     stop: Arc<AtomicBool>,
@@ -179,6 +179,15 @@ async fn post(http: &reqwest::Client, url: &str, body: Vec<Value>) -> anyhow::Re
 /// Starts `ioc serve` on loopback on a fresh data folder (in `dir`), with no demo data and
 /// `config` as its configuration.
 pub(crate) fn serve(dir: &std::path::Path, config: &str) -> anyhow::Result<Server> {
+    serve_with(dir, config, &[])
+}
+
+/// [`serve`] with more arguments for `ioc serve`.
+pub(crate) fn serve_with(
+    dir: &std::path::Path,
+    config: &str,
+    args: &[&str],
+) -> anyhow::Result<Server> {
     let cfg = dir.join("bench.toml");
     std::fs::write(&cfg, config)?;
     let mut child = std::process::Command::new(std::env::current_exe()?)
@@ -186,6 +195,7 @@ pub(crate) fn serve(dir: &std::path::Path, config: &str) -> anyhow::Result<Serve
         .arg(dir.join("data"))
         .arg("--config")
         .arg(&cfg)
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()?;

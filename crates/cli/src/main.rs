@@ -22,6 +22,7 @@ mod bench_api;
 mod bench_import;
 mod bench_map;
 mod bench_mqtt;
+mod bench_soak;
 mod bench_sync;
 mod bench_video;
 mod demo;

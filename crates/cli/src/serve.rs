@@ -14,6 +14,12 @@ pub struct ServeArgs {
     /// Run without the built-in Nghệ An simulator.
     #[arg(long)]
     no_demo: bool,
+    /// For `ioc bench soak`: the engine's clock runs this many times faster than the wall
+    /// clock from `--clock-epoch` (ms since 1970) on.
+    #[arg(long, hide = true, requires = "clock_epoch")]
+    clock_speed: Option<f64>,
+    #[arg(long, hide = true)]
+    clock_epoch: Option<i64>,
     #[command(flatten)]
     common: Common,
 }
@@ -55,7 +61,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener = ioc_server::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-    let engine = Arc::new(Engine::start(config).await?);
+    let clock: Arc<dyn ioc_engine::clock::Clock> = match (args.clock_speed, args.clock_epoch) {
+        (Some(speed), Some(epoch)) => Arc::new(ioc_engine::clock::ScaledClock {
+            epoch: chrono::DateTime::from_timestamp_millis(epoch)
+                .ok_or_else(|| anyhow::anyhow!("--clock-epoch {epoch} is out of range"))?,
+            speed,
+        }),
+        _ => Arc::new(ioc_engine::clock::SystemClock),
+    };
+    let engine = Arc::new(Engine::start_with_clock(config, clock).await?);
     let addr = listener.local_addr()?;
     engine.announce(&format!("http://{addr}"));
     // Tests and scripts read this line to find the port (server.json is written by then).
