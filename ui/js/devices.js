@@ -11,7 +11,8 @@
 // is drawn near the mean place of its devices (kept within the middle half of the cell, so two
 // neighbours never sit on each other), so the grid does not show; a cell of one device is drawn
 // where the device is. Past the clusters' zoom every device is its own marker, coloured through
-// feature-state at once.
+// feature-state at once; the map holds only the markers around the view (about a view to
+// spare on each side), replaced when the view leaves them.
 
 export const RANK = {
   unknown: 0, normal: 1, info: 2, offline: 3, fault: 4, warning: 5, major: 6, critical: 7,
@@ -33,6 +34,10 @@ export const EMPTY = { type: 'FeatureCollection', features: [] };
 // Clusters up to this zoom; past it (from zoom 12.5 on) every device is its own marker.
 export const CLUSTER_MAX_ZOOM = 12;
 export const POINTS_FROM_ZOOM = CLUSTER_MAX_ZOOM + 0.5;
+// The devices' own markers are given to the map only from this zoom on, and only those around
+// the view: at the province's zoom nobody sees them, and handing MapLibre's worker 100,000
+// points to index would cost the first render a second and more.
+const POINTS_DATA_FROM_ZOOM = POINTS_FROM_ZOOM - 1.5;
 // A cell's side on the screen at its own zoom, px (57–113 px as the zoom goes between).
 const CELL_PX = 80;
 const WORLD_PX = 512;
@@ -69,7 +74,8 @@ export class DeviceLayer {
     this.large = large;
     this.prefix = prefix;
     this.map = null;
-    this.devices = new Map(); // id -> { x, y, rank }
+    this.devices = new Map(); // id -> { x, y, rank, id, lon, lat, level, props }
+    this.pointsBox = null; // [w, s, e, n] of the markers the map holds, 'none', or null
     this.cells = []; // per zoom: Map key -> cell
     this.dirty = false;
     this.level = -1; // the zoom the clusters in view were made for
@@ -122,14 +128,14 @@ export class DeviceLayer {
   setAll(list, props = () => ({})) {
     this.devices = new Map();
     this.cells = Array.from({ length: CLUSTER_MAX_ZOOM + 1 }, () => new Map());
-    const features = [];
     // The finest cells from the devices, then each zoom's from the one under it.
     const top = this.cells[CLUSTER_MAX_ZOOM];
     const f = 2 ** CLUSTER_MAX_ZOOM;
     for (const d of list) {
       const level = d.level || 'unknown';
       const [x, y] = world(d.lon, d.lat);
-      const dev = { x, y, rank: RANK[level] ?? 0 };
+      const dev = { x, y, rank: RANK[level] ?? 0, id: d.id, lon: d.lon, lat: d.lat, level,
+        props: props(d) };
       this.devices.set(d.id, dev);
       const cx = Math.floor(x * f);
       const cy = Math.floor(y * f);
@@ -145,8 +151,6 @@ export class DeviceLayer {
       c.w = Math.min(c.w, d.lon); c.e = Math.max(c.e, d.lon);
       c.s = Math.min(c.s, d.lat); c.nn = Math.max(c.nn, d.lat);
       c.counts[dev.rank] += 1;
-      features.push({ type: 'Feature', geometry: { type: 'Point', coordinates: [d.lon, d.lat] },
-        properties: { id: d.id, level, ...props(d) } });
     }
     for (let z = CLUSTER_MAX_ZOOM - 1; z >= 0; z -= 1) {
       const up = this.cells[z];
@@ -167,12 +171,36 @@ export class DeviceLayer {
         for (let r = 0; r < 8; r += 1) p.counts[r] += c.counts[r];
       }
     }
-    if (this.map) {
-      this.map.removeFeatureState({ source: this.source });
-      this.map.getSource(this.source).setData({ ...EMPTY, features });
-    }
+    if (this.map) this.map.removeFeatureState({ source: this.source });
+    this.pointsBox = null;
     this.level = -1;
     this.schedule();
+  }
+
+  // The devices' own markers around the view, from POINTS_DATA_FROM_ZOOM on (see above).
+  points() {
+    const map = this.map;
+    const src = map && map.getSource(this.source);
+    if (!src) return;
+    if (map.getZoom() < POINTS_DATA_FROM_ZOOM) {
+      if (this.pointsBox !== 'none') src.setData(EMPTY);
+      this.pointsBox = 'none';
+      return;
+    }
+    const b = map.getBounds();
+    const [w, s, e, n] = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()];
+    const p = this.pointsBox;
+    if (Array.isArray(p) && w >= p[0] && s >= p[1] && e <= p[2] && n <= p[3]) return;
+    const [dx, dy] = [e - w, n - s];
+    const box = [w - dx, s - dy, e + dx, n + dy];
+    const features = [];
+    for (const d of this.devices.values()) {
+      if (d.lon < box[0] || d.lon > box[2] || d.lat < box[1] || d.lat > box[3]) continue;
+      features.push({ type: 'Feature', geometry: { type: 'Point', coordinates: [d.lon, d.lat] },
+        properties: { id: d.id, level: d.level, ...d.props } });
+    }
+    src.setData({ ...EMPTY, features });
+    this.pointsBox = box;
   }
 
   // The device `id` is now at `level`: its marker at once, its clusters in the next frame.
@@ -181,6 +209,7 @@ export class DeviceLayer {
     if (this.map) this.map.setFeatureState({ source: this.source, id }, { level });
     if (!dev) return;
     const rank = RANK[level] ?? 0;
+    dev.level = level;
     if (rank === dev.rank) return;
     for (let z = 0; z <= CLUSTER_MAX_ZOOM; z += 1) {
       const f = 2 ** z;
@@ -213,6 +242,7 @@ export class DeviceLayer {
   redraw() {
     const map = this.map;
     if (!map || !map.getSource(this.clusters)) return;
+    this.points();
     if (map.getZoom() >= POINTS_FROM_ZOOM) {
       if (this.level !== 99) map.getSource(this.clusters).setData(EMPTY);
       this.level = 99;

@@ -115,26 +115,32 @@ export async function kpiMapColor(key, json) {
   e.map.getContainer().dataset.colored = String(pairs.length);
 }
 
-// The devices as dots: [{id, lon, lat, level}]. The same devices again with some levels
-// changed cost only those changes.
+// The devices as dots: [{id, lon, lat, level}]. Lists that come while the map is still
+// loading replace each other: only the last is drawn.
 export async function kpiMapDevices(key, json) {
   const e = maps.get(key);
   if (!e) return;
+  const waiting = e.pendingDevices !== undefined;
+  e.pendingDevices = json;
+  if (waiting) return;
   await e.ready;
-  const list = JSON.parse(json);
-  const same = list.length === e.shown.size && list.every((d) => e.shown.has(d.id));
-  if (same) {
-    for (const d of list) {
-      if (e.shown.get(d.id) !== d.level) {
-        e.shown.set(d.id, d.level);
-        e.devices.setLevel(d.id, d.level);
-      }
-    }
-  } else {
-    e.shown = new Map(list.map((d) => [d.id, d.level]));
-    e.devices.setAll(list);
-  }
+  const list = JSON.parse(e.pendingDevices);
+  delete e.pendingDevices;
+  e.shown = new Map(list.map((d) => [d.id, d.level]));
+  e.devices.setAll(list);
   e.map.getContainer().dataset.devices = String(list.length);
+}
+
+// Some of the `n` devices the map holds changed level: [{id, level}]. False when it does not
+// hold those `n` (not drawn yet, or made again): then the whole list is sent instead.
+export function kpiMapLevels(key, n, json) {
+  const e = maps.get(key);
+  if (!e || e.pendingDevices !== undefined || e.shown.size !== n) return false;
+  for (const d of JSON.parse(json)) {
+    e.shown.set(d.id, d.level);
+    e.devices.setLevel(d.id, d.level);
+  }
+  return true;
 }
 
 // Zooms on a place and rings it (an alert's device); no place: the whole province.

@@ -136,7 +136,11 @@ export function mapInit(container, onSelect) {
   });
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'bottom-right');
   map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-left');
-  ready = new Promise((resolve) => map.on('load', resolve));
+  performance.mark('ioc-map-created');
+  ready = new Promise((resolve) => map.on('load', () => {
+    performance.mark('ioc-map-loaded');
+    resolve();
+  }));
   devices.attach(map);
   devices.clickable((id) => onSelect(id));
   // A tile or style that fails is named on the map's element (and in the console).
@@ -245,6 +249,7 @@ export async function mapSetEntities(json) {
   const list = JSON.parse(json);
   await ready;
   devices.setAll(list, (e) => ({ name: e.name, kind: e.kind, still: !!e.still }));
+  performance.mark('ioc-devices-set');
   shown = new Map();
   for (const e of list) shown.set(e.id, e.level);
   if (selected) map.setFeatureState({ source: 'entities', id: selected }, { selected: true });

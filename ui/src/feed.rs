@@ -76,7 +76,26 @@ fn ws_url() -> String {
     })
 }
 
+/// Marks a step of the page's start on its performance timeline: `ioc bench map` reads them
+/// to say where the first render's time goes.
+pub(crate) fn mark(name: &str) {
+    if let Some(p) = web_sys::window().and_then(|w| w.performance()) {
+        let _ = p.mark(name);
+    }
+}
+
+/// [`mark`] once the next frame has been drawn (a mark of what the screen shows).
+pub(crate) fn mark_after_frame(name: &'static str) {
+    let Some(w) = web_sys::window() else { return };
+    let after = Closure::once_into_js(move || {
+        // The frame's callbacks run before it is painted: mark in the task after it.
+        set_timeout(move || mark(name), Duration::ZERO);
+    });
+    let _ = w.request_animation_frame(after.unchecked_ref());
+}
+
 fn connect(live: Live) {
+    mark("ioc-feed-connect");
     let Ok(ws) = WebSocket::new(&ws_url()) else {
         schedule_reconnect(live);
         return;
@@ -86,12 +105,25 @@ fn connect(live: Live) {
         let Some(text) = e.data().as_string() else {
             return;
         };
+        let snapshot = text.starts_with(r#"{"type":"snapshot""#);
+        if snapshot {
+            mark("ioc-snapshot-received");
+        }
         match serde_json::from_str::<ServerMsg>(&text) {
-            Ok(msg) => apply(live, msg),
+            Ok(msg) => {
+                if snapshot {
+                    mark("ioc-snapshot-parsed");
+                }
+                apply(live, msg);
+                if snapshot {
+                    mark("ioc-snapshot-applied");
+                }
+            }
             Err(err) => web_sys::console::warn_1(&format!("bad message from server: {err}").into()),
         }
     });
     let on_open = Closure::<dyn FnMut()>::new(move || {
+        mark("ioc-feed-open");
         live.conn.set(Conn::Live);
         live.last_message.set(now_ms());
         FEED.with(|f| f.borrow_mut().backoff_ms = 0);

@@ -21,6 +21,7 @@ use wasm_bindgen::prelude::*;
 #[wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();
+    feed::mark("ioc-wasm-start");
     session::init();
     leptos::mount::mount_to_body(components::login::Root);
 }

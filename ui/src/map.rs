@@ -130,11 +130,13 @@ pub mod small {
     #[wasm_bindgen(module = "/js/kpimap.js")]
     extern "C" {
         #[wasm_bindgen(js_name = kpiMapInit)]
-        pub fn init(key: &str, container: &web_sys::HtmlElement, basemap_json: &str, large: bool);
+        fn init_map(key: &str, container: &web_sys::HtmlElement, basemap_json: &str, large: bool);
         #[wasm_bindgen(js_name = kpiMapColor)]
         fn color(key: &str, json: &str);
         #[wasm_bindgen(js_name = kpiMapDevices)]
         fn devices(key: &str, json: &str);
+        #[wasm_bindgen(js_name = kpiMapLevels)]
+        fn levels(key: &str, n: u32, json: &str) -> bool;
         #[wasm_bindgen(js_name = kpiMapFocus)]
         pub fn focus(key: &str, lon: f64, lat: f64, name: &str);
     }
@@ -155,20 +157,75 @@ pub mod small {
         color(key, &serde_json::Value::Object(colors).to_string());
     }
 
-    /// Shows every device with a position as a dot of its level.
+    /// Makes the small map `key` in `container` (again: it then gets every device anew).
+    pub fn init(key: &str, container: &web_sys::HtmlElement, basemap_json: &str, large: bool) {
+        SENT.with(|s| s.borrow_mut().remove(key));
+        init_map(key, container, basemap_json, large);
+    }
+
+    thread_local! {
+        /// Per small map: the level each device was last sent with.
+        static SENT: std::cell::RefCell<HashMap<String, HashMap<String, &'static str>>> =
+            Default::default();
+    }
+
+    /// Shows every device with a position as a dot of its level. Called on every change of
+    /// the live picture: when the map already holds these devices only the levels that
+    /// changed go to it, not a province's 100,000 devices ten times a second.
     pub fn show_devices(
         key: &str,
         entities: &HashMap<String, Entity>,
         alerts: &HashMap<i64, Alert>,
     ) {
         let by_entity = alerts_by_entity(alerts);
-        let dots: Vec<serde_json::Value> = entities
-            .values()
-            .filter_map(|e| {
-                let (lon, lat) = e.position()?;
-                Some(serde_json::json!({"id": e.id, "lon": lon, "lat": lat, "level": level_of(e, &by_entity)}))
-            })
-            .collect();
-        devices(key, &serde_json::Value::Array(dots).to_string());
+        SENT.with(|sent| {
+            let mut sent = sent.borrow_mut();
+            let last = sent.entry(key.to_string()).or_default();
+            let mut changes: Vec<LevelChange> = Vec::new();
+            let mut n = 0usize;
+            let mut same = true;
+            for e in entities.values() {
+                if e.position().is_none() {
+                    continue;
+                }
+                n += 1;
+                let l = level_of(e, &by_entity);
+                match last.get(e.id.as_str()) {
+                    Some(&old) if old == l => {}
+                    Some(_) => changes.push(LevelChange {
+                        id: &e.id,
+                        level: l,
+                    }),
+                    None => same = false,
+                }
+            }
+            if same && n == last.len() {
+                if changes.is_empty() {
+                    return;
+                }
+                if levels(
+                    key,
+                    n as u32,
+                    &serde_json::to_string(&changes).unwrap_or_default(),
+                ) {
+                    for c in changes {
+                        last.insert(c.id.to_string(), c.level);
+                    }
+                    return;
+                }
+            }
+            // The map does not hold these devices yet (new, or made again): all of them.
+            last.clear();
+            let dots: Vec<serde_json::Value> = entities
+                .values()
+                .filter_map(|e| {
+                    let (lon, lat) = e.position()?;
+                    let l = level_of(e, &by_entity);
+                    last.insert(e.id.clone(), l);
+                    Some(serde_json::json!({"id": e.id, "lon": lon, "lat": lat, "level": l}))
+                })
+                .collect();
+            devices(key, &serde_json::Value::Array(dots).to_string());
+        });
     }
 }

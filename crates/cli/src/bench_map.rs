@@ -26,10 +26,16 @@ pub struct MapBench {
 pub struct MapCase {
     pub devices: usize,
     pub first_render_ms: f64,
+    /// The page's marks until then (ms after navigation started).
+    pub first_render_steps: String,
     pub pan_fps: f64,
     pub changes_ms: f64,
     /// Of which: until the page had every change (the rest is the map's redrawing).
     pub changes_seen_ms: f64,
+    /// The wall (`/wall`): its first screen drawn with data, and the page's load event, ms
+    /// after navigation started.
+    pub wall_painted_ms: f64,
+    pub wall_loaded_ms: f64,
 }
 
 struct Driver(std::process::Child);
@@ -152,6 +158,30 @@ async fn case(communes: &str, n: usize, changes: usize) -> anyhow::Result<MapCas
     )
     .await?;
     let first_render_ms = first.as_f64().unwrap_or(f64::NAN);
+    // Where it went: the page's own marks (the UI marks the snapshot's steps).
+    let marks = js(
+        &c,
+        "const m = {};
+         for (const e of performance.getEntriesByType('mark')) if (!(e.name in m)) m[e.name] = e.startTime;
+         const nav = performance.getEntriesByType('navigation')[0];
+         if (nav) m['page-loaded'] = nav.loadEventEnd;
+         return m;",
+    )
+    .await?;
+    let mut steps: Vec<(String, f64)> = marks
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    steps.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let first_render_steps = steps
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ");
 
     // Panning across the province for two seconds: frames drawn per second.
     let pan = js_async(
@@ -235,11 +265,36 @@ async fn case(communes: &str, n: usize, changes: usize) -> anyhow::Result<MapCas
         },
     )
     .await?;
+    // The wall of the same province, opened afresh: its first screen drawn with data.
+    c.goto(&format!("{}/wall", server.url)).await?;
+    let mut wall = (f64::NAN, f64::NAN);
+    poll(
+        "the wall's first screen",
+        Duration::from_secs(60),
+        async || {
+            let v = js(
+                &c,
+                "const m = performance.getEntriesByName('ioc-wall-painted')[0];
+             const nav = performance.getEntriesByType('navigation')[0];
+             return m ? [m.startTime, nav ? nav.loadEventEnd : 0] : null;",
+            )
+            .await?;
+            if let (Some(p), Some(l)) = (v[0].as_f64(), v[1].as_f64()) {
+                wall = (p, l);
+                return Ok(true);
+            }
+            Ok(false)
+        },
+    )
+    .await?;
     let _ = c.close().await;
     drop(server);
     Ok(MapCase {
+        wall_painted_ms: wall.0,
+        wall_loaded_ms: wall.1,
         devices: n,
         first_render_ms,
+        first_render_steps,
         pan_fps,
         changes_ms,
         changes_seen_ms: seen_ms,
@@ -259,13 +314,20 @@ pub async fn run(b: MapBench) -> anyhow::Result<Vec<MapCase>> {
         let c = case(&communes, n, b.changes.min(n)).await?;
         println!(
             "{:>6} devices: first render {:.0} ms, pan {:.1} fps, {} changes {:.0} ms \
-             (in the page after {:.0} ms)",
+             (in the page after {:.0} ms); first render: {}",
             c.devices,
             c.first_render_ms,
             c.pan_fps,
             b.changes.min(n),
             c.changes_ms,
-            c.changes_seen_ms
+            c.changes_seen_ms,
+            c.first_render_steps
+        );
+        println!(
+            "{:>6} devices: the wall's first screen drawn {:.0} ms after navigation ({:.0} ms after the page loaded)",
+            c.devices,
+            c.wall_painted_ms,
+            c.wall_painted_ms - c.wall_loaded_ms
         );
         out.push(c);
     }

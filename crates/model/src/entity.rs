@@ -98,7 +98,8 @@ pub struct Reading {
     pub time: DateTime<Utc>,
 }
 
-/// A sensor, camera, device, station or asset.
+/// A sensor, camera, device, station or asset. Fields with nothing in them are left out of
+/// its JSON (a province's snapshot is 100,000 of these).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Entity {
@@ -111,25 +112,25 @@ pub struct Entity {
     pub name: String,
     /// WGS 84 position; absent for entities with no place of their own (a KPI, a device
     /// known only by id), which are then not drawn on the map.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lon: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lat: Option<f64>,
     /// Code of the administrative unit (commune/ward) it belongs to.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit_name: Option<String>,
     pub domain: Domain,
     /// Static properties, e.g. a gauge's alarm levels (`alarm_1`, `alarm_2`, `alarm_3`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub attributes: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
     pub status: EntityStatus,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<DateTime<Utc>>,
     /// Latest value per metric.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub latest: BTreeMap<String, Reading>,
 }
 

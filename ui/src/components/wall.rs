@@ -119,6 +119,19 @@ pub fn WallApp() -> impl IntoView {
                 .collect::<Vec<_>>(),
         )
     });
+    // The first screen drawn with data: marked on the page's timeline (after the frame that
+    // shows it) for `ioc bench map`.
+    Effect::new(move |done: Option<bool>| {
+        if done == Some(true) {
+            return true;
+        }
+        let ready = items.with(|i| i.as_ref().is_some_and(|v| !v.is_empty()))
+            && live.data_time.with(|t| t.is_some());
+        if ready {
+            crate::feed::mark_after_frame("ioc-wall-painted");
+        }
+        ready
+    });
     let current = RwSignal::new(0usize);
     let started = RwSignal::new(format::now_ms());
     let preset = Memo::new(move |_| {

@@ -84,9 +84,11 @@ impl Decoder for GeoJsonDecoder {
                     e = e.at(lon, lat);
                 }
             }
+            let name_key = m.name.as_deref().unwrap_or("name");
             if let Value::Object(p) = props {
                 for (k, v) in p {
-                    if !v.is_null() && !matches!(k.as_str(), "id" | "type") {
+                    // The id, type and name are the entity's own, not attributes.
+                    if !v.is_null() && !matches!(k.as_str(), "id" | "type") && k != name_key {
                         e.attributes.insert(k, v);
                     }
                 }
