@@ -221,25 +221,61 @@ async fn e2e_desktop_workstation() {
     p.send_keys(&fantoccini::key::Key::Enter.to_string())
         .await
         .unwrap();
-    wait_for("the IOC's alerts in the window", T, || async {
-        let n = c
-            .find_all(Locator::Css("#alert-list li.alert"))
-            .await
-            .ok()?
-            .len();
-        (n > 0).then_some(())
-    })
+    // Signed in (the page reloads without the form), or the form says why not.
+    let signed_in = wait_page(
+        &c,
+        "desktop-workstation",
+        "the sign-in to end",
+        T,
+        || async {
+            let v = c
+                .execute(
+                    "const e = document.querySelector('.login .form-error');
+                 if (e) return 'refused: ' + e.textContent;
+                 return document.querySelector('.login') ? '' : 'in';",
+                    vec![],
+                )
+                .await
+                .ok()?;
+            match v.as_str()? {
+                "" => None,
+                s => Some(s.to_string()),
+            }
+        },
+    )
     .await;
-    wait_for("the link banner says connected", T, || async {
-        let s = js(
+    assert_eq!(signed_in, "in", "the window's sign-in");
+    wait_page(
+        &c,
+        "desktop-workstation",
+        "the IOC's alerts in the window",
+        T,
+        || async {
+            let n = c
+                .find_all(Locator::Css("#alert-list li.alert"))
+                .await
+                .ok()?
+                .len();
+            (n > 0).then_some(())
+        },
+    )
+    .await;
+    wait_page(
+        &c,
+        "desktop-workstation",
+        "the link banner says connected",
+        T,
+        || async {
+            let s = js(
             &c,
             "const b = document.getElementById('link-banner'); return b ? b.dataset.state : '';",
         )
         .await;
-        (s == "connected").then_some(())
-    })
+            (s == "connected").then_some(())
+        },
+    )
     .await;
-    wait_for("the IOC's devices on the window's map", T, || async {
+    wait_page(&c, "desktop-workstation", "the IOC's devices on the window's map", T, || async {
         js(&c, "const m = document.getElementById('map'); return m ? Number(m.dataset.markers || 0) : 0;")
             .await
             .as_u64()

@@ -309,6 +309,46 @@ where
     }
 }
 
+/// [`wait_for`] on a page: when the time is up, a screenshot (`<shot>-timeout.png`) and the
+/// page's text go to the log before the panic, so a failure on CI shows what was on screen.
+pub async fn wait_page<T, F, Fut>(
+    c: &fantoccini::Client,
+    shot: &str,
+    what: &str,
+    timeout: Duration,
+    mut f: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            if let Ok(png) = c.screenshot().await {
+                let path = artifacts().join(format!("{shot}-timeout.png"));
+                if std::fs::write(&path, png).is_ok() {
+                    eprintln!("screenshot: {}", path.display());
+                }
+            }
+            if let Ok(text) = c
+                .execute(
+                    "return document.body ? document.body.innerText : ''",
+                    vec![],
+                )
+                .await
+            {
+                eprintln!("the page said:\n{}", text.as_str().unwrap_or_default());
+            }
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A WebDriver server (chromedriver or tauri-driver) on a free port.
 pub struct WebDriver {
     _proc: Proc,
