@@ -101,6 +101,11 @@ pub(crate) struct Retention {
     /// Per tier, a time no row is older than (the last cut made for size), so the next pass
     /// over budget need not look for the oldest row again (one seek per series).
     known_oldest: [Option<i64>; 3],
+    /// Per tier, cut down to its floor (`Some(false)`) or its least (`Some(true)`) in the
+    /// episode over budget under way (cleared once within budget).
+    at_floor: [Option<bool>; 3],
+    /// Per tier, the cutoff of its last sweep.
+    swept: [Option<i64>; 3],
 }
 
 impl Retention {
@@ -117,6 +122,8 @@ impl Retention {
             not_before: None,
             last: None,
             known_oldest: [None; 3],
+            at_floor: [None; 3],
+            swept: [None; 3],
         }
     }
 
@@ -144,18 +151,40 @@ impl Retention {
         for (i, t) in TIERS.iter().enumerate() {
             cutoffs[i] = Some(now.saturating_sub(self.ages_ms[i]).div_euclid(t.unit_ms));
         }
+        // A tier whose age cutoff moved less than a hundredth of its age since it was last
+        // swept has (almost) nothing to give: not swept again yet (a pass is a statement per
+        // series per tier).
+        for (i, c) in cutoffs.iter_mut().enumerate() {
+            let step = (self.ages_ms[i] / 100).div_euclid(TIERS[i].unit_ms);
+            if let (Some(cut), Some(prev)) = (*c, self.swept[i]) {
+                if cut.saturating_sub(prev) < step {
+                    *c = None;
+                }
+            }
+        }
         let series: Vec<i64> = {
             let mut stmt = conn.prepare("SELECT id FROM series ORDER BY id")?;
             let rows = stmt.query_map([], |r| r.get(0))?;
             rows.collect::<Result<_, _>>()?
         };
         let used = used_bytes(conn)?;
+        if self.max_bytes == 0 || used <= self.max_bytes {
+            self.at_floor = [None; 3];
+        }
         let mut for_size = None;
         if self.max_bytes > 0 && used > self.max_bytes {
+            let floor_of = |t: &Tier, least: bool| {
+                let keep = if least { t.least_ms } else { t.floor_ms };
+                now.saturating_sub(keep).div_euclid(t.unit_ms)
+            };
             'stages: for least in [false, true] {
                 for (i, t) in TIERS.iter().enumerate() {
-                    let keep = if least { t.least_ms } else { t.floor_ms };
-                    let floor = now.saturating_sub(keep).div_euclid(t.unit_ms);
+                    // Cut to its floor already in this episode over budget: what ages past
+                    // it is cut below, with the tier that gives now.
+                    if self.at_floor[i] >= Some(least) {
+                        continue;
+                    }
+                    let floor = floor_of(t, least);
                     let oldest = match self.known_oldest[i] {
                         Some(o) => Some(o.max(cutoffs[i].unwrap_or(i64::MIN))),
                         None => oldest(conn, t, &series)?,
@@ -170,8 +199,18 @@ impl Retention {
                         continue;
                     }
                     let cut = (oldest + (span / 4).max(1)).min(floor);
+                    if cut == floor {
+                        self.at_floor[i] = Some(least);
+                    }
                     if cutoffs[i].is_none_or(|c| c < cut) {
                         cutoffs[i] = Some(cut);
+                    }
+                    // The finer tiers stay at their floors meanwhile.
+                    for (k, f) in TIERS.iter().enumerate().take(i) {
+                        let fl = floor_of(f, self.at_floor[k].unwrap_or(least));
+                        if cutoffs[k].is_none_or(|c| c < fl) {
+                            cutoffs[k] = Some(fl);
+                        }
                     }
                     tracing::warn!(
                         "store over its size budget ({} MB used of {} MB): deleting {} before {}",
@@ -185,6 +224,12 @@ impl Retention {
                 }
             }
             if for_size.is_none() {
+                for (k, t) in TIERS.iter().enumerate() {
+                    let fl = floor_of(t, true);
+                    if cutoffs[k].is_none_or(|c| c < fl) {
+                        cutoffs[k] = Some(fl);
+                    }
+                }
                 tracing::error!(
                     "store over its size budget ({} MB used of {} MB) with only the last 10 \
                      minutes of raw observations, 6 hours of 1-minute and 7 days of hourly \
@@ -252,6 +297,11 @@ impl Retention {
             return Ok(());
         }
         let pass = self.pass.take().expect("a pass");
+        for (i, c) in pass.cutoffs.iter().enumerate() {
+            if let Some(c) = *c {
+                self.swept[i] = Some(self.swept[i].map_or(c, |k| k.max(c)));
+            }
+        }
         if let Some(i) = pass.for_size {
             // (Only a cut for size: the ages' cutoffs may lie long before the oldest row.)
             if let Some(c) = pass.cutoffs[i] {
@@ -402,8 +452,31 @@ mod tests {
         r.due(&conn, NOW + EVERY_MS).unwrap();
         assert!(!r.busy(), "a minute of wall time between routine passes");
         r.not_before = None;
+        // A late row past the raw age: a sweep five minutes on leaves it (the cutoff moved
+        // less than a hundredth of 30 days), one 8 hours on takes it.
+        fill(
+            &mut conn,
+            1,
+            "observations",
+            NOW - 31 * DAY,
+            NOW - 31 * DAY + 1,
+            1,
+        );
         r.due(&conn, NOW + EVERY_MS).unwrap();
         assert!(r.busy());
+        while r.busy() {
+            r.slice(&mut conn, NOW + EVERY_MS, Duration::from_millis(50))
+                .unwrap();
+        }
+        assert_eq!(r.last().unwrap().deleted, [0, 0, 0]);
+        r.not_before = None;
+        let later = NOW + 8 * 3_600_000;
+        r.due(&conn, later).unwrap();
+        while r.busy() {
+            r.slice(&mut conn, later, Duration::from_millis(50))
+                .unwrap();
+        }
+        assert_eq!(r.last().unwrap().deleted[0], 1 + 3 * 8);
     }
 
     #[test]
@@ -551,6 +624,42 @@ mod tests {
         let mut reports = Vec::new();
         for k in 0..60 {
             let now = NOW + k * 10_000;
+            r.due(&conn, now).unwrap();
+            if !r.busy() {
+                break;
+            }
+            while r.busy() {
+                r.slice(&mut conn, now, Duration::from_millis(50)).unwrap();
+            }
+            reports.push(r.last().unwrap());
+        }
+        assert!(
+            used_bytes(&conn).unwrap() <= cfg.max_size_mb << 20,
+            "{reports:?}"
+        );
+        assert!(reports.iter().any(|p| p.for_size == Some(1)), "{reports:?}");
+    }
+
+    /// A sped-up clock (or a slow pass) puts minutes between passes: the raw rows, cut to
+    /// their least, always have minutes past it; the 1-minute rollups must still give.
+    #[test]
+    fn with_minutes_between_passes_the_coarser_tier_still_gives() {
+        let (_dir, mut conn) = db();
+        for s in 1..=40 {
+            fill(&mut conn, s, "observations", NOW - 1_800_000, NOW, 10_000);
+            let m = NOW / 60_000;
+            fill(&mut conn, s, "rollup_1m", m - 40 * 60, m, 1);
+        }
+        let before = used_bytes(&conn).unwrap();
+        let cfg = StoreConfig {
+            max_size_mb: (before >> 20) / 3,
+            ..StoreConfig::default()
+        };
+        assert!(cfg.max_size_mb >= 1, "a budget to test: {before} bytes");
+        let mut r = Retention::new(&cfg);
+        let mut reports = Vec::new();
+        for k in 0..30 {
+            let now = NOW + k * 180_000;
             r.due(&conn, now).unwrap();
             if !r.busy() {
                 break;
