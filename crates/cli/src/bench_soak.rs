@@ -47,29 +47,16 @@ struct Sample {
 }
 
 const METRICS: usize = 100;
-const KINDS: [&str; 3] = ["AirQualityStation", "WaterLevelGauge", "TrafficCounter"];
+use ioc_engine::bench::RULE_KINDS as KINDS;
 
-/// The rules, as `ioc bench rules` loads them: over 100 metrics and 3 device types, mostly
-/// thresholds, one in ten against the device's own `limit`, one in a hundred with arithmetic;
-/// the first ten are reached about once a second in all.
+/// The rules `ioc bench rules` loads (`ioc_engine::bench::rule_condition`), each held for a
+/// minute; the first ten are reached about once a second in all.
 fn rules_toml(count: usize) -> String {
     let mut out = String::new();
     for i in 0..count {
-        let threshold = if i < 10 {
-            99.0
-        } else {
-            100.0 + (i / 100) as f64
-        };
-        let test = match i % 100 {
-            _ if i < 10 => format!("value > {threshold:.1}"),
-            50 => "value > entity.attributes.limit * 2.0".to_string(),
-            n if n % 10 == 0 => "value > entity.attributes.limit".to_string(),
-            _ => format!("value > {threshold:.1}"),
-        };
         out.push_str(&format!(
-            "\n[[rule]]\nname = \"soak-{i}\"\nwhen = \"entity.type == '{}' && metric == 'm{:02}' && {test}\"\nfor = \"60s\"\nseverity = \"warning\"\nmessage = \"{{entity.name}}: {{value}}\"\n",
-            KINDS[i % 3],
-            i % METRICS
+            "\n[[rule]]\nname = \"soak-{i}\"\nwhen = \"{}\"\nfor = \"60s\"\nseverity = \"warning\"\nmessage = \"{{entity.name}}: {{value}}\"\n",
+            ioc_engine::bench::rule_condition(i)
         ));
     }
     out

@@ -302,38 +302,44 @@ impl RulesBench {
 }
 
 const RULE_METRICS: usize = 100;
-const KINDS: [&str; 3] = ["AirQualityStation", "WaterLevelGauge", "TrafficCounter"];
+/// The device types the benchmark catalogue's rules name (`ioc bench soak` gives its devices
+/// these types so the same rules find them).
+pub const RULE_KINDS: [&str; 3] = ["AirQualityStation", "WaterLevelGauge", "TrafficCounter"];
+const KINDS: [&str; 3] = RULE_KINDS;
 
-/// `count` rules spread over 100 metrics and 3 entity types, as a large province's catalogue
-/// would be (each names its metric and type, so the index finds it): mostly fixed thresholds,
-/// one in ten against the device's own level (`entity.attributes.limit`), one in a hundred
-/// with arithmetic only CEL decides. The first ten can fire.
+/// The condition of rule `i` of the benchmark catalogue, as a large province's would be (each
+/// names its metric `mNN` of 100 and its type, so the index finds it): mostly fixed
+/// thresholds, one in ten against the device's own level (`entity.attributes.limit`), one in
+/// a hundred with arithmetic only CEL decides. The first ten (above 99) can fire.
+pub fn rule_condition(i: usize) -> String {
+    let threshold = if i < 10 {
+        99.0
+    } else {
+        100.0 + (i / 100) as f64
+    };
+    let test = match i % 100 {
+        _ if i < 10 => format!("value > {threshold:.1}"),
+        50 => "value > entity.attributes.limit * 2.0".to_string(),
+        n if n % 10 == 0 => "value > entity.attributes.limit".to_string(),
+        _ => format!("value > {threshold:.1}"),
+    };
+    format!(
+        "entity.type == '{}' && metric == 'm{:02}' && {test}",
+        KINDS[i % 3],
+        i % RULE_METRICS
+    )
+}
+
+/// `count` rules of the catalogue ([`rule_condition`]), each held for a minute.
 fn bench_rules(count: usize) -> Vec<crate::rules::RuleConfig> {
     (0..count)
-        .map(|i| {
-            let threshold = if i < 10 {
-                99.0
-            } else {
-                100.0 + (i / 100) as f64
-            };
-            let test = match i % 100 {
-                _ if i < 10 => format!("value > {threshold:.1}"),
-                50 => "value > entity.attributes.limit * 2.0".to_string(),
-                n if n % 10 == 0 => "value > entity.attributes.limit".to_string(),
-                _ => format!("value > {threshold:.1}"),
-            };
-            crate::rules::RuleConfig {
-                name: format!("bench-{i}"),
-                when: format!(
-                    "entity.type == '{}' && metric == 'm{:02}' && {test}",
-                    KINDS[i % 3],
-                    i % RULE_METRICS
-                ),
-                for_: std::time::Duration::from_secs(60),
-                severity: ioc_model::Severity::Warning,
-                message: "{entity.name}: {value}".into(),
-                ..Default::default()
-            }
+        .map(|i| crate::rules::RuleConfig {
+            name: format!("bench-{i}"),
+            when: rule_condition(i),
+            for_: std::time::Duration::from_secs(60),
+            severity: ioc_model::Severity::Warning,
+            message: "{entity.name}: {value}".into(),
+            ..Default::default()
         })
         .collect()
 }
