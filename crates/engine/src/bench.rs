@@ -136,10 +136,11 @@ pub async fn ingest(dir: &Path, n: usize) -> anyhow::Result<IngestBench> {
                 let tx = conn.transaction()?;
                 {
                     let mut st = tx.prepare_cached(
-                        "INSERT OR IGNORE INTO observations (series, ts, value) VALUES (?1, ?2, ?3)",
+                        "INSERT OR IGNORE INTO observations (part, series, ts, value)
+                         VALUES (?4, ?1, ?2, ?3)",
                     )?;
                     for (s, ts, v) in chunk {
-                        st.execute(rusqlite::params![s, ts, v])?;
+                        st.execute(rusqlite::params![s, ts, v, ts.div_euclid(3_600_000)])?;
                     }
                 }
                 tx.commit()?;

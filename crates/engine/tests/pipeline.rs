@@ -752,5 +752,29 @@ async fn a_late_reading_restates_the_hour_and_its_rollups() {
             assert_eq!(p.last, expected, "{points:?}");
         }
     }
+    // The hourly and daily rollups, rebuilt from the minutes, hold what the raw values
+    // hold: every NowCast once, the replaced one with its new value.
+    let db = rusqlite::Connection::open(dir.path().join("ioc.db")).unwrap();
+    let totals = |table: &str, count: &str, sum: &str| -> (i64, f64) {
+        db.query_row(
+            &format!(
+                "SELECT {count}, {sum} FROM {table} t JOIN series s ON s.id = t.series
+                 WHERE s.metric = 'pm25_nowcast'"
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    let raw = totals("observations", "count(*)", "sum(value)");
+    assert!(raw.0 >= 2, "{raw:?}");
+    for table in ["rollup_1m", "rollup_1h", "rollup_1d"] {
+        let rolled = totals(table, "sum(count)", "sum(sum)");
+        assert_eq!(rolled.0, raw.0, "{table}");
+        assert!(
+            (rolled.1 - raw.1).abs() < 1e-9,
+            "{table}: {rolled:?} {raw:?}"
+        );
+    }
     engine.shutdown().await;
 }

@@ -2,6 +2,7 @@
 //! alerts raised, incidents opened and directives due in a period; and the definitions kept
 //! in the store. Each rollup read is an index range on one series.
 
+use super::parts::HOURS;
 use super::StoreError;
 use crate::kpi::eval::{Buckets, Measured, Roll};
 use crate::kpi::records::{self, Record};
@@ -98,18 +99,11 @@ impl super::Reader {
         from: i64,
         to: i64,
     ) -> Result<Vec<Roll>, StoreError> {
-        let table = match buckets {
-            Buckets::Day => "rollup_1d",
-            Buckets::Hour => "rollup_1h",
-        };
+        const COLUMNS: &str = "bucket, count, min, max, sum, last, last_ts";
         self.with(|c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT bucket, count, min, max, sum, last, last_ts FROM {table}
-                 WHERE series = ?1 AND bucket >= ?2 AND bucket < ?3"
-            ))?;
             let mut out = Vec::new();
             for &s in series {
-                let rows = stmt.query_map(params![s, from, to], |r| {
+                let roll = |r: &rusqlite::Row<'_>| {
                     Ok(Roll {
                         series: s,
                         bucket: r.get(0)?,
@@ -120,9 +114,21 @@ impl super::Reader {
                         last: r.get(5)?,
                         last_ts: r.get(6)?,
                     })
-                })?;
-                for row in rows {
-                    out.push(row?);
+                };
+                match buckets {
+                    // Daily rollups are keyed by series; hourly ones by part first.
+                    Buckets::Day => {
+                        let mut stmt = c.prepare_cached(&format!(
+                            "SELECT {COLUMNS} FROM rollup_1d
+                             WHERE series = ?1 AND bucket >= ?2 AND bucket < ?3"
+                        ))?;
+                        for row in stmt.query_map(params![s, from, to], roll)? {
+                            out.push(row?);
+                        }
+                    }
+                    Buckets::Hour => {
+                        out.extend(HOURS.rows(c, COLUMNS, s, (from, to), usize::MAX, roll)?);
+                    }
                 }
             }
             Ok(out)

@@ -10,6 +10,7 @@
 mod config;
 mod kpi;
 mod operate;
+mod parts;
 mod read;
 mod retention;
 mod schema;

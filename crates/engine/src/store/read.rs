@@ -1,6 +1,7 @@
 //! Reads: the state the engine starts from, and the queries behind the HTTP API. Each reader
 //! connection is separate from the writer's, so reads never wait for a commit (WAL).
 
+use super::parts::{HOURS, MINUTES, RAW};
 use super::{connect, time::from_ms, StoreError};
 use ioc_model::{
     Alert, AlertEvent, AlertEventKind, AlertState, DeadLetter, Domain, Entity, EntityStatus,
@@ -217,9 +218,10 @@ impl Reader {
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             st.series = rows.collect::<Result<_, _>>()?;
 
-            // One index seek per series: cheap however long the history is.
+            // One index seek per series: cheap however long the history is. (The daily
+            // rollups are written with the 1-minute ones and hold the same latest value.)
             let mut last = c.prepare(
-                "SELECT last_ts, last FROM rollup_1m WHERE series = ?1
+                "SELECT last_ts, last FROM rollup_1d WHERE series = ?1
                  ORDER BY bucket DESC LIMIT 1",
             )?;
             for (id, _, _) in &st.series {
@@ -396,29 +398,25 @@ impl Reader {
         const HOUR_MS: i64 = 3_600_000;
         self.with(|c| {
             let tx = c.unchecked_transaction()?;
-            let raw = tx
-                .prepare_cached(
-                    "SELECT ts, value FROM observations
-                     WHERE series = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts",
-                )?
-                .query_map(
-                    params![
-                        series,
-                        from.saturating_mul(HOUR_MS),
-                        to.saturating_add(1).saturating_mul(HOUR_MS)
-                    ],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?
-                .collect::<Result<_, _>>()?;
-            let hours = tx
-                .prepare_cached(
-                    "SELECT bucket, sum, count, last_ts FROM rollup_1h
-                     WHERE series = ?1 AND bucket >= ?2 AND bucket <= ?3",
-                )?
-                .query_map(params![series, from, to], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                })?
-                .collect::<Result<_, _>>()?;
+            let raw = RAW.rows(
+                &tx,
+                "ts, value",
+                series,
+                (
+                    from.saturating_mul(HOUR_MS),
+                    to.saturating_add(1).saturating_mul(HOUR_MS),
+                ),
+                usize::MAX,
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let hours = HOURS.rows(
+                &tx,
+                "bucket, sum, count, last_ts",
+                series,
+                (from, to.saturating_add(1)),
+                usize::MAX,
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
             Ok((raw, hours))
         })
     }
@@ -435,22 +433,19 @@ impl Reader {
     ) -> Result<Option<Vec<SeriesPoint>>, StoreError> {
         // Steps of whole hours read the hourly rollups: a year is 8 760 rows, not 525 600.
         let hourly = step_s >= 3600 && step_s.is_multiple_of(3600);
-        let (table, unit_ms) = if hourly {
-            ("rollup_1h", 3_600_000)
-        } else {
-            ("rollup_1m", 60_000)
-        };
+        let table = if hourly { &HOURS } else { &MINUTES };
+        let unit_ms = table.unit_ms;
         let step_units = (step_s as i64 * 1000 / unit_ms).max(1);
         self.with(|c| {
             let Some(series) = series_id(c, entity, metric)? else {
                 return Ok(None);
             };
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT bucket, count, min, max, sum, last FROM {table}
-                 WHERE series = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY bucket"
-            ))?;
-            let rows = stmt.query_map(
-                params![series, from.div_euclid(unit_ms), to.div_euclid(unit_ms) + 1],
+            let rows = table.rows(
+                c,
+                "bucket, count, min, max, sum, last",
+                series,
+                (from.div_euclid(unit_ms), to.div_euclid(unit_ms) + 1),
+                usize::MAX,
                 |r| {
                     Ok((
                         r.get::<_, i64>(0)?,
@@ -463,8 +458,7 @@ impl Reader {
                 },
             )?;
             let mut out: Vec<(i64, SeriesPoint, f64)> = Vec::new();
-            for row in rows {
-                let (bucket, count, min, max, sum, last) = row?;
+            for (bucket, count, min, max, sum, last) in rows {
                 let b = bucket.div_euclid(step_units) * step_units;
                 match out.last_mut() {
                     Some((ob, p, s)) if *ob == b => {
@@ -512,16 +506,11 @@ impl Reader {
             let Some(series) = series_id(c, entity, metric)? else {
                 return Ok(Vec::new());
             };
-            let mut stmt = c.prepare_cached(
-                "SELECT ts, value FROM observations WHERE series = ?1 AND ts >= ?2 AND ts < ?3
-                 ORDER BY ts LIMIT ?4",
-            )?;
-            let rows = stmt
-                .query_map(params![series, from_ms, to_ms, limit as i64], |r| {
+            Ok(
+                RAW.rows(c, "ts, value", series, (from_ms, to_ms), limit, |r| {
                     Ok((r.get(0)?, r.get(1)?))
-                })?
-                .collect::<Result<_, _>>()?;
-            Ok(rows)
+                })?,
+            )
         })
     }
 
@@ -550,17 +539,17 @@ impl Reader {
                 .filter(|(_, _, m)| metrics.is_none_or(|ms| ms.contains(m)))
                 .collect();
             let mut rows = Vec::new();
-            let mut q = c.prepare_cached(
-                "SELECT ts, value FROM observations WHERE series = ?1 AND ts >= ?2 AND ts < ?3
-                 ORDER BY ts LIMIT ?4",
-            )?;
             let mut truncated = false;
             for (i, (sid, _, _)) in chosen.iter().enumerate() {
                 let before = rows.len();
-                for r in q.query_map(params![sid, from_ms, to_ms, (limit + 1) as i64], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?))
-                })? {
-                    let (ts, v) = r?;
+                for (ts, v) in RAW.rows(
+                    c,
+                    "ts, value",
+                    *sid,
+                    (from_ms, to_ms),
+                    limit.saturating_add(1),
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?)),
+                )? {
                     rows.push((ts, v, i as u32));
                 }
                 if rows.len() - before > limit {

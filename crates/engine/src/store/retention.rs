@@ -4,36 +4,42 @@
 //! reporting 10,000 observations a second writes some 20 GB of raw rows and 144 million
 //! 1-minute rollups a day.
 //!
+//! Those three tables are keyed by a time part first (`parts.rs`), and retention deletes
+//! whole parts, oldest first: the left edge of each B-tree, page after page, never a row in
+//! the middle of a page still in use. So a tier keeps a little more than its age (up to a
+//! part: an hour of raw rows or 1-minute rollups, a day of hourly ones).
+//!
 //! Over the budget, the oldest detail goes first: raw observations down to the last hour,
 //! then 1-minute rollups down to the last two days, then hourly ones down to the last 90
 //! days; if that is not enough, the same again down to the last 10 minutes, 6 hours and 7
-//! days (at a province's full load two days of 1-minute rollups alone are some 35 GB). Daily
-//! rollups (what KPIs and year charts read) are never given up for size. A pass over budget
-//! cuts a quarter of the span of the finest tier that can give, and the next pass follows at
-//! once while the database is still over, so it converges in a few passes (a tier already at
-//! its floor, with less than an eighth of its span past it, counts as unable to give). SQLite
-//! reuses the freed pages, so the file stops growing at about the budget.
+//! days (at a province's full load two days of 1-minute rollups alone are some 35 GB), each
+//! rounded to its part. Daily rollups (what KPIs and year charts read) are never given up
+//! for size. A pass over budget cuts a quarter of the span of the finest tier that can give
+//! (at least a part), and the next pass follows at once while the database is still over,
+//! so it converges in a few passes. A tier cut to its floor in an episode over budget is held
+//! there (what ages past it goes) while the next one gives. SQLite reuses the freed pages, so
+//! the file stops growing at about the budget.
 //!
-//! A pass works in slices of about 50 ms between the writer's commits (one transaction of a
-//! few hundred series each), so ingestion never waits for a whole pass to finish; routine
-//! passes (within budget) come every 5 minutes of the engine's clock but at most once a
-//! minute of wall time, as a pass over 300,000 series costs the writer a few seconds.
+//! A pass works in slices of about 50 ms between the writer's commits (one transaction of
+//! statements each deleting a range of a part's series), so ingestion never waits for a
+//! whole pass; routine passes (within budget) come every 5 minutes of the engine's clock but
+//! at most once a minute of wall time.
 
+use super::parts::{Table, HOURS, MINUTES, RAW};
 use super::{time::from_ms, StoreConfig};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use std::time::{Duration, Instant};
 
 /// How often a pass starts when the database is within its budget (engine clock)…
 const EVERY_MS: i64 = 5 * 60_000;
 /// …and at least this much wall time apart (a sped-up clock, `ioc bench soak`).
 const EVERY_WALL: Duration = Duration::from_secs(60);
+/// Series of a part deleted per statement (a few tens of thousands of rows at full load).
+const SERIES_PER_STATEMENT: i64 = 256;
 
 /// A tier of data, finest first.
 struct Tier {
-    table: &'static str,
-    column: &'static str,
-    /// Milliseconds per unit of `column`.
-    unit_ms: i64,
+    table: &'static Table,
     /// Cut for size no closer to now than this, first; then no closer than `least_ms`.
     floor_ms: i64,
     least_ms: i64,
@@ -42,41 +48,43 @@ struct Tier {
 
 const TIERS: [Tier; 3] = [
     Tier {
-        table: "observations",
-        column: "ts",
-        unit_ms: 1,
+        table: &RAW,
         floor_ms: 3_600_000,
         least_ms: 600_000,
         what: "raw observations",
     },
     Tier {
-        table: "rollup_1m",
-        column: "bucket",
-        unit_ms: 60_000,
+        table: &MINUTES,
         floor_ms: 2 * 86_400_000,
         least_ms: 6 * 3_600_000,
         what: "1-minute rollups",
     },
     Tier {
-        table: "rollup_1h",
-        column: "bucket",
-        unit_ms: 3_600_000,
+        table: &HOURS,
         floor_ms: 90 * 86_400_000,
         least_ms: 7 * 86_400_000,
         what: "hourly rollups",
     },
 ];
 
+impl Tier {
+    /// The part of the time `now - keep`: the parts before it go.
+    fn part_before(&self, now: i64, keep: i64) -> i64 {
+        let t = self.table;
+        t.part(now.saturating_sub(keep).div_euclid(t.unit_ms))
+    }
+}
+
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// One pass: what to delete in each tier (rows before the cutoff, in the tier's units) and
-/// how far through the series it got.
+/// One pass: per tier, the part before which everything goes; where it got.
 struct Pass {
     cutoffs: [Option<i64>; 3],
-    series: Vec<i64>,
-    next: usize,
+    /// The tier being worked on, and the part and first series of its next statement.
+    tier: usize,
+    at: Option<(i64, i64)>,
     deleted: [u64; 3],
     /// The tier cut for size, when the database was over its budget.
     for_size: Option<usize>,
@@ -98,14 +106,9 @@ pub(crate) struct Retention {
     next_at: i64,
     not_before: Option<Instant>,
     last: Option<PassReport>,
-    /// Per tier, a time no row is older than (the last cut made for size), so the next pass
-    /// over budget need not look for the oldest row again (one seek per series).
-    known_oldest: [Option<i64>; 3],
     /// Per tier, cut down to its floor (`Some(false)`) or its least (`Some(true)`) in the
     /// episode over budget under way (cleared once within budget).
     at_floor: [Option<bool>; 3],
-    /// Per tier, the cutoff of its last sweep.
-    swept: [Option<i64>; 3],
 }
 
 impl Retention {
@@ -121,9 +124,7 @@ impl Retention {
             next_at: i64::MIN,
             not_before: None,
             last: None,
-            known_oldest: [None; 3],
             at_floor: [None; 3],
-            swept: [None; 3],
         }
     }
 
@@ -149,24 +150,8 @@ impl Retention {
         self.next_at = now.saturating_add(EVERY_MS);
         let mut cutoffs: [Option<i64>; 3] = [None; 3];
         for (i, t) in TIERS.iter().enumerate() {
-            cutoffs[i] = Some(now.saturating_sub(self.ages_ms[i]).div_euclid(t.unit_ms));
+            cutoffs[i] = Some(t.part_before(now, self.ages_ms[i]));
         }
-        // A tier whose age cutoff moved less than a hundredth of its age since it was last
-        // swept has (almost) nothing to give: not swept again yet (a pass is a statement per
-        // series per tier).
-        for (i, c) in cutoffs.iter_mut().enumerate() {
-            let step = (self.ages_ms[i] / 100).div_euclid(TIERS[i].unit_ms);
-            if let (Some(cut), Some(prev)) = (*c, self.swept[i]) {
-                if cut.saturating_sub(prev) < step {
-                    *c = None;
-                }
-            }
-        }
-        let series: Vec<i64> = {
-            let mut stmt = conn.prepare("SELECT id FROM series ORDER BY id")?;
-            let rows = stmt.query_map([], |r| r.get(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
         let used = used_bytes(conn)?;
         if self.max_bytes == 0 || used <= self.max_bytes {
             self.at_floor = [None; 3];
@@ -174,8 +159,7 @@ impl Retention {
         let mut for_size = None;
         if self.max_bytes > 0 && used > self.max_bytes {
             let floor_of = |t: &Tier, least: bool| {
-                let keep = if least { t.least_ms } else { t.floor_ms };
-                now.saturating_sub(keep).div_euclid(t.unit_ms)
+                t.part_before(now, if least { t.least_ms } else { t.floor_ms })
             };
             'stages: for least in [false, true] {
                 for (i, t) in TIERS.iter().enumerate() {
@@ -185,14 +169,11 @@ impl Retention {
                         continue;
                     }
                     let floor = floor_of(t, least);
-                    let oldest = match self.known_oldest[i] {
-                        Some(o) => Some(o.max(cutoffs[i].unwrap_or(i64::MIN))),
-                        None => oldest(conn, t, &series)?,
-                    };
-                    let Some(oldest) = oldest else {
+                    let Some(oldest) = t.table.oldest(conn)? else {
                         continue;
                     };
-                    let span = now.div_euclid(t.unit_ms) - oldest;
+                    let oldest = oldest.max(cutoffs[i].unwrap_or(i64::MIN));
+                    let span = t.table.part(now.div_euclid(t.table.unit_ms)) - oldest + 1;
                     // A tier just at its floor gives only what aged past it since the last
                     // pass (a sliver, while the database keeps growing): the next one gives.
                     if floor - oldest <= span / 8 {
@@ -217,7 +198,11 @@ impl Retention {
                         used >> 20,
                         self.max_bytes >> 20,
                         t.what,
-                        from_ms(cut.saturating_mul(t.unit_ms)).format("%Y-%m-%d %H:%M UTC"),
+                        from_ms(
+                            cut.saturating_mul(t.table.per_part)
+                                .saturating_mul(t.table.unit_ms)
+                        )
+                        .format("%Y-%m-%d %H:%M UTC"),
                     );
                     for_size = Some(i);
                     break 'stages;
@@ -250,8 +235,8 @@ impl Retention {
         }
         self.pass = Some(Pass {
             cutoffs,
-            series,
-            next: 0,
+            tier: 0,
+            at: None,
             deleted: [0; 3],
             for_size,
             started: Instant::now(),
@@ -272,19 +257,42 @@ impl Retention {
         let t0 = Instant::now();
         let result = (|| {
             let tx = conn.transaction()?;
-            while pass.next < pass.series.len() && t0.elapsed() < budget {
-                let s = pass.series[pass.next];
-                for (i, t) in TIERS.iter().enumerate() {
-                    if let Some(c) = pass.cutoffs[i] {
-                        pass.deleted[i] +=
-                            tx.prepare_cached(&format!(
-                                "DELETE FROM {} WHERE series = ?1 AND {} < ?2",
-                                t.table, t.column
-                            ))?
-                            .execute(params![s, c])? as u64;
-                    }
-                }
-                pass.next += 1;
+            while pass.tier < TIERS.len() && t0.elapsed() < budget {
+                let t = TIERS[pass.tier].table;
+                let Some(cut) = pass.cutoffs[pass.tier] else {
+                    pass.tier += 1;
+                    continue;
+                };
+                let (part, from) = match pass.at {
+                    Some(at) => at,
+                    None => match t.oldest(&tx)? {
+                        Some(p) if p < cut => (p, i64::MIN),
+                        _ => {
+                            pass.tier += 1;
+                            continue;
+                        }
+                    },
+                };
+                // The part's first series from `from` on: a range of series goes per
+                // statement, so a slice ends within its budget.
+                let first: Option<i64> = tx
+                    .prepare_cached(&format!(
+                        "SELECT min(series) FROM {} WHERE part = ?1 AND series >= ?2",
+                        t.name
+                    ))?
+                    .query_row(params![part, from], |r| r.get(0))?;
+                let Some(first) = first else {
+                    pass.at = None;
+                    continue;
+                };
+                let to = first.saturating_add(SERIES_PER_STATEMENT);
+                pass.deleted[pass.tier] +=
+                    tx.prepare_cached(&format!(
+                        "DELETE FROM {} WHERE part = ?1 AND series >= ?2 AND series < ?3",
+                        t.name
+                    ))?
+                    .execute(params![part, first, to])? as u64;
+                pass.at = Some((part, to));
             }
             tx.commit()
         })();
@@ -293,21 +301,10 @@ impl Retention {
             self.pass = None;
             return Err(e);
         }
-        if pass.next < pass.series.len() {
+        if pass.tier < TIERS.len() {
             return Ok(());
         }
         let pass = self.pass.take().expect("a pass");
-        for (i, c) in pass.cutoffs.iter().enumerate() {
-            if let Some(c) = *c {
-                self.swept[i] = Some(self.swept[i].map_or(c, |k| k.max(c)));
-            }
-        }
-        if let Some(i) = pass.for_size {
-            // (Only a cut for size: the ages' cutoffs may lie long before the oldest row.)
-            if let Some(c) = pass.cutoffs[i] {
-                self.known_oldest[i] = Some(self.known_oldest[i].map_or(c, |k| k.max(c)));
-            }
-        }
         for (i, t) in TIERS.iter().enumerate() {
             if pass.deleted[i] > 0 {
                 tracing::info!(
@@ -341,23 +338,6 @@ pub(crate) fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
     Ok(((pages - free).max(0) * size) as u64)
 }
 
-/// The oldest row of a tier: one seek per series on its key (a `min` over the whole table
-/// would read all of it).
-fn oldest(conn: &Connection, t: &Tier, series: &[i64]) -> rusqlite::Result<Option<i64>> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {c} FROM {t} WHERE series = ?1 ORDER BY {c} LIMIT 1",
-        c = t.column,
-        t = t.table
-    ))?;
-    let mut min: Option<i64> = None;
-    for s in series {
-        if let Some(v) = stmt.query_row([s], |r| r.get::<_, i64>(0)).optional()? {
-            min = Some(min.map_or(v, |m| m.min(v)));
-        }
-    }
-    Ok(min)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,18 +360,36 @@ mod tests {
         )
         .unwrap();
         {
-            let sql = if table == "observations" {
-                "INSERT INTO observations (series, ts, value) VALUES (?1, ?2, 1.5)".to_string()
-            } else {
-                format!(
-                    "INSERT INTO {table} (series, bucket, count, min, max, sum, last, last_ts)
-                     VALUES (?1, ?2, 6, 1, 2, 9, 1.5, 0)"
-                )
+            let (sql, per_part) = match table {
+                "observations" => (
+                    "INSERT INTO observations (series, ts, value, part) VALUES (?1, ?2, 1.5, ?3)"
+                        .to_string(),
+                    RAW.per_part,
+                ),
+                "rollup_1d" => (
+                    "INSERT INTO rollup_1d (series, bucket, count, min, max, sum, last, last_ts)
+                     VALUES (?1, ?2, 6, 1, 2, 9, 1.5, ?3 - ?3)"
+                        .to_string(),
+                    1,
+                ),
+                _ => (
+                    format!(
+                        "INSERT INTO {table} (series, bucket, count, min, max, sum, last, last_ts,
+                                              part)
+                         VALUES (?1, ?2, 6, 1, 2, 9, 1.5, 0, ?3)"
+                    ),
+                    if table == "rollup_1m" {
+                        MINUTES.per_part
+                    } else {
+                        HOURS.per_part
+                    },
+                ),
             };
             let mut st = tx.prepare(&sql).unwrap();
             let mut t = from;
             while t < to {
-                st.execute(params![series, t]).unwrap();
+                st.execute(params![series, t, t.div_euclid(per_part)])
+                    .unwrap();
                 t += step;
             }
         }
@@ -452,8 +450,8 @@ mod tests {
         r.due(&conn, NOW + EVERY_MS).unwrap();
         assert!(!r.busy(), "a minute of wall time between routine passes");
         r.not_before = None;
-        // A late row past the raw age: a sweep five minutes on leaves it (the cutoff moved
-        // less than a hundredth of 30 days), one 8 hours on takes it.
+        // A late row past the raw age goes with the next routine pass; 8 hours on, the
+        // eight hours of parts that aged past 30 days go.
         fill(
             &mut conn,
             1,
@@ -468,7 +466,7 @@ mod tests {
             r.slice(&mut conn, NOW + EVERY_MS, Duration::from_millis(50))
                 .unwrap();
         }
-        assert_eq!(r.last().unwrap().deleted, [0, 0, 0]);
+        assert_eq!(r.last().unwrap().deleted, [1, 0, 0]);
         r.not_before = None;
         let later = NOW + 8 * 3_600_000;
         r.due(&conn, later).unwrap();
@@ -476,7 +474,7 @@ mod tests {
             r.slice(&mut conn, later, Duration::from_millis(50))
                 .unwrap();
         }
-        assert_eq!(r.last().unwrap().deleted[0], 1 + 3 * 8);
+        assert_eq!(r.last().unwrap().deleted[0], 3 * 8);
     }
 
     #[test]
@@ -591,7 +589,11 @@ mod tests {
             ),
             40 * 60
         );
-        assert!(count(&conn, "SELECT min(ts) FROM observations") >= NOW - 600_000 - 600_000);
+        // (Raw rows go by the hour: what is left starts with the hour of 10 minutes ago.)
+        assert!(
+            count(&conn, "SELECT min(ts) FROM observations")
+                >= RAW.part(NOW - 600_000) * RAW.per_part
+        );
         assert_eq!(
             count(
                 &conn,

@@ -424,6 +424,61 @@ CREATE INDEX clips_by_alert ON clips (alert) WHERE alert IS NOT NULL;
 CREATE INDEX clips_by_incident ON clips (incident) WHERE incident IS NOT NULL;
 "#;
 
+/// Raw observations, 1-minute and hourly rollups keyed by a time part first (an hour, an
+/// hour, a UTC day), so retention deletes whole pages at the left edge of each table instead
+/// of rewriting every page (see `parts.rs`). SQLite's `/` truncates toward zero; the part is
+/// the floor.
+const V15: &str = r#"
+CREATE TABLE observations_by_part (
+    part INTEGER NOT NULL,
+    series INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (part, series, ts)
+) WITHOUT ROWID;
+INSERT INTO observations_by_part (part, series, ts, value)
+    SELECT ts / 3600000 - (ts % 3600000 < 0), series, ts, value FROM observations
+    ORDER BY 1, 2, 3;
+DROP TABLE observations;
+ALTER TABLE observations_by_part RENAME TO observations;
+
+CREATE TABLE rollup_1m_by_part (
+    part INTEGER NOT NULL,
+    series INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    min REAL NOT NULL,
+    max REAL NOT NULL,
+    sum REAL NOT NULL,
+    last REAL NOT NULL,
+    last_ts INTEGER NOT NULL,
+    PRIMARY KEY (part, series, bucket)
+) WITHOUT ROWID;
+INSERT INTO rollup_1m_by_part (part, series, bucket, count, min, max, sum, last, last_ts)
+    SELECT bucket / 60 - (bucket % 60 < 0), series, bucket, count, min, max, sum, last, last_ts
+    FROM rollup_1m ORDER BY 1, 2, 3;
+DROP TABLE rollup_1m;
+ALTER TABLE rollup_1m_by_part RENAME TO rollup_1m;
+
+CREATE TABLE rollup_1h_by_part (
+    part INTEGER NOT NULL,
+    series INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    min REAL NOT NULL,
+    max REAL NOT NULL,
+    sum REAL NOT NULL,
+    last REAL NOT NULL,
+    last_ts INTEGER NOT NULL,
+    PRIMARY KEY (part, series, bucket)
+) WITHOUT ROWID;
+INSERT INTO rollup_1h_by_part (part, series, bucket, count, min, max, sum, last, last_ts)
+    SELECT bucket / 24 - (bucket % 24 < 0), series, bucket, count, min, max, sum, last, last_ts
+    FROM rollup_1h ORDER BY 1, 2, 3;
+DROP TABLE rollup_1h;
+ALTER TABLE rollup_1h_by_part RENAME TO rollup_1h;
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
@@ -440,6 +495,7 @@ fn migrations() -> Migrations<'static> {
         M::up(V12),
         M::up(V13),
         M::up(V14),
+        M::up(V15),
     ])
 }
 
@@ -452,5 +508,42 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         super::migrations().validate().unwrap();
+    }
+
+    /// A store from before readings were keyed by part keeps every row, each in its part
+    /// (the floor of its time, before 1970 too).
+    #[test]
+    fn readings_move_to_their_parts() {
+        let mut c = rusqlite::Connection::open_in_memory().unwrap();
+        super::migrations().to_version(&mut c, 14).unwrap();
+        c.execute_batch(
+            "INSERT INTO observations (series, ts, value) VALUES
+                 (1, 7200000, 1.0), (1, 7199999, 2.0), (2, -1, 3.0);
+             INSERT INTO rollup_1m (series, bucket, count, min, max, sum, last, last_ts)
+                 VALUES (1, 61, 1, 1, 1, 1, 1, 0), (1, -61, 1, 1, 1, 1, 1, 0);
+             INSERT INTO rollup_1h (series, bucket, count, min, max, sum, last, last_ts)
+                 VALUES (1, 24, 1, 1, 1, 1, 1, 0), (3, 23, 2, 1, 1, 2, 1, 0);",
+        )
+        .unwrap();
+        super::migrate(&mut c).unwrap();
+        let parts = |sql: &str| -> Vec<(i64, i64, i64)> {
+            let mut st = c.prepare(sql).unwrap();
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        assert_eq!(
+            parts("SELECT part, series, ts FROM observations"),
+            [(-1, 2, -1), (1, 1, 7199999), (2, 1, 7200000)]
+        );
+        assert_eq!(
+            parts("SELECT part, series, bucket FROM rollup_1m"),
+            [(-2, 1, -61), (1, 1, 61)]
+        );
+        assert_eq!(
+            parts("SELECT part, series, bucket FROM rollup_1h"),
+            [(0, 3, 23), (1, 1, 24)]
+        );
     }
 }

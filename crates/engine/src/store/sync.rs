@@ -2,6 +2,7 @@
 //! transaction as the changes it records, read to send to other nodes and to fold a shared
 //! thing again when an operation of another node arrives.
 
+use super::parts::RAW;
 use super::StoreError;
 use crate::sync::{Gid, Hlc, OpRecord};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -267,7 +268,7 @@ impl super::Reader {
             let mut reading = c.prepare_cached(
                 "SELECT e.ext_id, s.metric, o.value FROM series s
                  JOIN entities e ON e.id = s.entity
-                 JOIN observations o ON o.series = s.id AND o.ts = ?2
+                 JOIN observations o ON o.part = ?3 AND o.series = s.id AND o.ts = ?2
                  WHERE s.id = ?1",
             )?;
             let mut seen = std::collections::HashSet::new();
@@ -284,7 +285,7 @@ impl super::Reader {
                     }
                     (None, Some(series), Some(ts)) => {
                         if let Some((ext, metric, value)) = reading
-                            .query_row(params![series, ts], |r| {
+                            .query_row(params![series, ts, RAW.part(ts)], |r| {
                                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                             })
                             .optional()?

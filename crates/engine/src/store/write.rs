@@ -4,6 +4,7 @@
 //! then answers each batch. A failed commit (disk full, I/O error) is retried until it works:
 //! nothing is acknowledged that is not on disk, and the error is visible in `/api/health`.
 
+use super::parts::{Table, HOURS, MINUTES, RAW};
 use super::{connect, time::to_ms, StoreError};
 use crate::clock::Clock;
 use ioc_model::{Alert, AlertEvent, Entity, Unit};
@@ -513,52 +514,104 @@ fn restate_rollups(
 ) -> rusqlite::Result<()> {
     use crate::kpi::period::{day_date, local_day, midnight};
     use chrono::Datelike;
-    const AGG: &str = "SELECT count(*), min(value), max(value), sum(value),
-         (SELECT value FROM observations WHERE series = ?1 AND ts >= ?2 AND ts < ?3
-          ORDER BY ts DESC LIMIT 1), max(ts)
-         FROM observations WHERE series = ?1 AND ts >= ?2 AND ts < ?3";
-    const ROLL: &str = "SELECT sum(count), min(min), max(max), sum(sum),
-         (SELECT last FROM rollup_1m WHERE series = ?1 AND bucket >= ?2 AND bucket < ?3
-          ORDER BY last_ts DESC LIMIT 1), max(last_ts)
-         FROM rollup_1m WHERE series = ?1 AND bucket >= ?2 AND bucket < ?3";
-    let put = |table: &str,
-               series: i64,
-               bucket: i64,
-               from: i64,
-               to: i64,
-               sql: &str|
-     -> rusqlite::Result<()> {
-        let agg: (i64, f64, f64, f64, f64, i64) =
-            tx.prepare_cached(sql)?
-                .query_row(params![series, from, to], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                    ))
-                })?;
+    // The aggregate of a series's raw values, or of its 1-minute rollups, over a range.
+    let raw = |series: i64, from: i64, to: i64| -> rusqlite::Result<Option<Agg>> {
+        let values = RAW.rows(tx, "ts, value", series, (from, to), usize::MAX, |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?))
+        })?;
+        Ok(values.into_iter().fold(None, |acc: Option<Agg>, (ts, v)| {
+            let one = Agg {
+                count: 1,
+                min: v,
+                max: v,
+                sum: v,
+                last: v,
+                last_ts: ts,
+            };
+            Some(match acc {
+                Some(mut a) => {
+                    a.merge(&one);
+                    a
+                }
+                None => one,
+            })
+        }))
+    };
+    let rolled = |series: i64, from: i64, to: i64| -> rusqlite::Result<Option<Agg>> {
+        let rows = MINUTES.rows(
+            tx,
+            "count, min, max, sum, last, last_ts",
+            series,
+            (from, to),
+            usize::MAX,
+            |r| {
+                Ok(Agg {
+                    count: r.get(0)?,
+                    min: r.get(1)?,
+                    max: r.get(2)?,
+                    sum: r.get(3)?,
+                    last: r.get(4)?,
+                    last_ts: r.get(5)?,
+                })
+            },
+        )?;
+        Ok(rows.into_iter().reduce(|mut a, b| {
+            a.merge(&b);
+            a
+        }))
+    };
+    let put = |parts: Option<&Table>, series: i64, bucket: i64, agg: Option<Agg>| {
+        let Some(a) = agg else {
+            return Ok(());
+        };
+        let (table, part) = match parts {
+            Some(t) => (t.name, Some(t.part(bucket))),
+            None => ("rollup_1d", None),
+        };
         tx.prepare_cached(&format!(
-            "INSERT OR REPLACE INTO {table} (series, bucket, count, min, max, sum, last, last_ts)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            "INSERT OR REPLACE INTO {table} ({}series, bucket, count, min, max, sum, last, last_ts)
+             VALUES ({}?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            if part.is_some() { "part, " } else { "" },
+            if part.is_some() { "?9, " } else { "" },
         ))?
-        .execute(params![
-            series, bucket, agg.0, agg.1, agg.2, agg.3, agg.4, agg.5
-        ])?;
-        Ok(())
+        .execute(
+            [
+                &series as &dyn rusqlite::ToSql,
+                &bucket,
+                &a.count,
+                &a.min,
+                &a.max,
+                &a.sum,
+                &a.last,
+                &a.last_ts,
+            ]
+            .into_iter()
+            .chain(part.as_ref().map(|p| p as &dyn rusqlite::ToSql))
+            .collect::<Vec<_>>()
+            .as_slice(),
+        )
+        .map(drop)
     };
     let mut hours = std::collections::BTreeSet::new();
     let mut days = std::collections::BTreeSet::new();
     for &(series, minute) in minutes {
         let from = minute * 60_000;
-        put("rollup_1m", series, minute, from, from + 60_000, AGG)?;
+        put(
+            Some(&MINUTES),
+            series,
+            minute,
+            raw(series, from, from + 60_000)?,
+        )?;
         hours.insert((series, minute.div_euclid(60)));
         days.insert((series, local_day(from, tz)));
     }
     for (series, hour) in hours {
-        put("rollup_1h", series, hour, hour * 60, (hour + 1) * 60, ROLL)?;
+        put(
+            Some(&HOURS),
+            series,
+            hour,
+            rolled(series, hour * 60, (hour + 1) * 60)?,
+        )?;
     }
     for (series, day) in days {
         // A day at the edge of the calendar's range (a value dated in year −262143) has no
@@ -569,33 +622,44 @@ fn restate_rollups(
                 .then(|| midnight(date, tz).timestamp_millis().div_euclid(60_000))
         };
         if let (Some(from), Some(to)) = (minute(day), minute(day + 1)) {
-            put("rollup_1d", series, day, from, to, ROLL)?;
+            put(None, series, day, rolled(series, from, to)?)?;
         }
     }
     Ok(())
 }
 
+/// Adds these rollups to the hourly table (`Some(&HOURS)`, keyed by part) or the daily one.
 fn upsert_rollups(
     tx: &rusqlite::Transaction<'_>,
-    table: &str,
+    parts: Option<&Table>,
     rows: &HashMap<(i64, i64), Agg>,
 ) -> rusqlite::Result<()> {
+    let (table, part, key) = match parts {
+        Some(t) => (t.name, "part, ", "part, "),
+        None => ("rollup_1d", "", ""),
+    };
     let mut up = tx.prepare_cached(&format!(
-        "INSERT INTO {table} (series, bucket, count, min, max, sum, last, last_ts)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-         ON CONFLICT (series, bucket) DO UPDATE SET
+        "INSERT INTO {table} ({part}series, bucket, count, min, max, sum, last, last_ts)
+         VALUES ({}?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT ({key}series, bucket) DO UPDATE SET
            count = {table}.count + excluded.count,
            min = min({table}.min, excluded.min),
            max = max({table}.max, excluded.max),
            sum = {table}.sum + excluded.sum,
            last = CASE WHEN excluded.last_ts >= {table}.last_ts
                        THEN excluded.last ELSE {table}.last END,
-           last_ts = max({table}.last_ts, excluded.last_ts)"
+           last_ts = max({table}.last_ts, excluded.last_ts)",
+        if parts.is_some() { "?9, " } else { "" }
     ))?;
     for ((series, bucket), a) in rows {
-        up.execute(params![
-            series, bucket, a.count, a.min, a.max, a.sum, a.last, a.last_ts
-        ])?;
+        let p = parts.map(|t| t.part(*bucket));
+        let mut args: Vec<&dyn rusqlite::ToSql> = vec![
+            series, bucket, &a.count, &a.min, &a.max, &a.sum, &a.last, &a.last_ts,
+        ];
+        if let Some(p) = &p {
+            args.push(p);
+        }
+        up.execute(args.as_slice())?;
     }
     Ok(())
 }
@@ -614,10 +678,8 @@ pub fn backfill_rollups(conn: &mut Connection, tz: chrono_tz::Tz) -> rusqlite::R
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut written = 0;
     {
-        let mut stmt = tx.prepare(
-            "SELECT series, bucket, count, min, max, sum, last, last_ts FROM rollup_1m
-             ORDER BY series, bucket",
-        )?;
+        let mut stmt = tx
+            .prepare("SELECT series, bucket, count, min, max, sum, last, last_ts FROM rollup_1m")?;
         let mut rows = stmt.query([])?;
         let mut chunk: HashMap<(i64, i64), Agg> = HashMap::new();
         while let Some(r) = rows.next()? {
@@ -635,15 +697,15 @@ pub fn backfill_rollups(conn: &mut Connection, tz: chrono_tz::Tz) -> rusqlite::R
             if chunk.len() >= 100_000 {
                 let (h, d) = coarser(&chunk, tz);
                 written += h.len() + d.len();
-                upsert_rollups(&tx, "rollup_1h", &h)?;
-                upsert_rollups(&tx, "rollup_1d", &d)?;
+                upsert_rollups(&tx, Some(&HOURS), &h)?;
+                upsert_rollups(&tx, None, &d)?;
                 chunk.clear();
             }
         }
         let (h, d) = coarser(&chunk, tz);
         written += h.len() + d.len();
-        upsert_rollups(&tx, "rollup_1h", &h)?;
-        upsert_rollups(&tx, "rollup_1d", &d)?;
+        upsert_rollups(&tx, Some(&HOURS), &h)?;
+        upsert_rollups(&tx, None, &d)?;
     }
     tx.commit()?;
     Ok(written)
@@ -683,7 +745,8 @@ fn write_jobs(
         let mut ins_series =
             tx.prepare_cached("INSERT INTO series (id, entity, metric) VALUES (?1, ?2, ?3)")?;
         let mut ins_obs = tx.prepare_cached(
-            "INSERT OR IGNORE INTO observations (series, ts, value) VALUES (?1, ?2, ?3)",
+            "INSERT OR IGNORE INTO observations (part, series, ts, value)
+             VALUES (?4, ?1, ?2, ?3)",
         )?;
         let mut ins_alert = tx.prepare_cached(
             "INSERT INTO alerts (id, rule, entity, entity_name, unit, unit_name, domain, category,
@@ -742,7 +805,7 @@ fn write_jobs(
             }
             let mut outcome = WriteOutcome::default();
             for o in &b.observations {
-                if ins_obs.execute(params![o.series, o.ts, o.value])? == 1 {
+                if ins_obs.execute(params![o.series, o.ts, o.value, RAW.part(o.ts)])? == 1 {
                     outcome.inserted += 1;
                     // A source's reading goes up; derived values the IOC derives itself.
                     if b.outbox && !o.restates {
@@ -776,9 +839,9 @@ fn write_jobs(
                     && tx
                         .prepare_cached(
                             "UPDATE observations SET value = ?3
-                             WHERE series = ?1 AND ts = ?2 AND value IS NOT ?3",
+                             WHERE part = ?4 AND series = ?1 AND ts = ?2 AND value IS NOT ?3",
                         )?
-                        .execute(params![o.series, o.ts, o.value])?
+                        .execute(params![o.series, o.ts, o.value, RAW.part(o.ts)])?
                         == 1
                 {
                     restated.insert((o.series, o.ts.div_euclid(60_000)));
@@ -929,9 +992,9 @@ fn write_jobs(
         }
 
         let mut up_rollup = tx.prepare_cached(
-            "INSERT INTO rollup_1m (series, bucket, count, min, max, sum, last, last_ts)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (series, bucket) DO UPDATE SET
+            "INSERT INTO rollup_1m (part, series, bucket, count, min, max, sum, last, last_ts)
+             VALUES (?9, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (part, series, bucket) DO UPDATE SET
                count = rollup_1m.count + excluded.count,
                min = min(rollup_1m.min, excluded.min),
                max = max(rollup_1m.max, excluded.max),
@@ -942,12 +1005,20 @@ fn write_jobs(
         )?;
         for ((series, bucket), a) in &rollups {
             up_rollup.execute(params![
-                series, bucket, a.count, a.min, a.max, a.sum, a.last, a.last_ts
+                series,
+                bucket,
+                a.count,
+                a.min,
+                a.max,
+                a.sum,
+                a.last,
+                a.last_ts,
+                MINUTES.part(*bucket)
             ])?;
         }
         let (hours, days) = coarser(&rollups, tz);
-        upsert_rollups(&tx, "rollup_1h", &hours)?;
-        upsert_rollups(&tx, "rollup_1d", &days)?;
+        upsert_rollups(&tx, Some(&HOURS), &hours)?;
+        upsert_rollups(&tx, None, &days)?;
         restate_rollups(&tx, &restated, tz)?;
     }
     let audit: Vec<crate::audit::AuditEntry> = jobs
