@@ -38,6 +38,20 @@ pub enum BenchCommand {
         #[arg(long, value_delimiter = ',', default_values_t = [10_000, 50_000, 100_000])]
         sizes: Vec<usize>,
     },
+    /// The desktop app's memory on the demo, all its processes (the app and its engine,
+    /// WebKit's), once settled; baseline: the same engine alone (`ioc serve`, no window).
+    /// Needs a display (Xvfb) and `ioc-desktop` beside this program.
+    Desktop {
+        /// Seconds each program runs before it is sampled.
+        #[arg(long, default_value_t = 60)]
+        settle: u64,
+        /// The basemap both import.
+        #[arg(long, default_value = "../shared/data/geo/nghe-an-boundaries.pmtiles")]
+        basemap: PathBuf,
+        /// The `ioc-desktop` program (default: beside this one).
+        #[arg(long)]
+        desktop: Option<PathBuf>,
+    },
     /// A day at full load: `ioc serve` with 100,000 devices, 10,000 rules and 50 screens fed
     /// 10,000 observations a second for `--hours` of wall time, its engine clock `--speed`
     /// times faster (retention, rollups, rule timers go through a day); memory, open files,
@@ -229,6 +243,18 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 base.first_render_ms
             );
             Ok(())
+        }
+        BenchCommand::Desktop {
+            settle,
+            basemap,
+            desktop,
+        } => {
+            crate::bench_desktop::run(crate::bench_desktop::DesktopBench {
+                settle: std::time::Duration::from_secs(settle),
+                basemap,
+                desktop,
+            })
+            .await
         }
         BenchCommand::Soak {
             hours,

@@ -19,6 +19,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
 mod bench_api;
+mod bench_desktop;
 mod bench_import;
 mod bench_map;
 mod bench_mqtt;
