@@ -22,15 +22,7 @@ pub struct DesktopBench {
 
 /// PSS of one process, in KiB (0 once it is gone).
 fn pss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Pss:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    crate::bench_api::proc_kib(pid, "smaps_rollup", "Pss:")
 }
 
 /// Every process's parent: `/proc/PID/stat` after the command's closing parenthesis (a

@@ -564,33 +564,12 @@ fn restate_rollups(
         let Some(a) = agg else {
             return Ok(());
         };
-        let (table, part) = match parts {
-            Some(t) => (t.name, Some(t.part(bucket))),
-            None => ("rollup_1d", None),
-        };
-        tx.prepare_cached(&format!(
-            "INSERT OR REPLACE INTO {table} ({}series, bucket, count, min, max, sum, last, last_ts)
-             VALUES ({}?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            if part.is_some() { "part, " } else { "" },
-            if part.is_some() { "?9, " } else { "" },
-        ))?
-        .execute(
-            [
-                &series as &dyn rusqlite::ToSql,
-                &bucket,
-                &a.count,
-                &a.min,
-                &a.max,
-                &a.sum,
-                &a.last,
-                &a.last_ts,
-            ]
-            .into_iter()
-            .chain(part.as_ref().map(|p| p as &dyn rusqlite::ToSql))
-            .collect::<Vec<_>>()
-            .as_slice(),
-        )
-        .map(drop)
+        let (table, part, value) = rollup_table(parts);
+        let mut stmt = tx.prepare_cached(&format!(
+            "INSERT OR REPLACE INTO {table} ({part}series, bucket, count, min, max, sum, last, last_ts)
+             VALUES ({value}?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        ))?;
+        put_rollup(&mut stmt, parts, series, bucket, &a).map(drop)
     };
     let mut hours = std::collections::BTreeSet::new();
     let mut days = std::collections::BTreeSet::new();
@@ -628,38 +607,61 @@ fn restate_rollups(
     Ok(())
 }
 
-/// Adds these rollups to the hourly table (`Some(&HOURS)`, keyed by part) or the daily one.
+/// The hourly table (`Some(&HOURS)`, keyed by part first) or the daily one (`None`, keyed by
+/// series): its name, and the part's column and parameter (`?9`) where it has one.
+fn rollup_table(parts: Option<&Table>) -> (&'static str, &'static str, &'static str) {
+    match parts {
+        Some(t) => (t.name, "part, ", "?9, "),
+        None => ("rollup_1d", "", ""),
+    }
+}
+
+/// Runs a statement of `rollup_table`'s shape for one bucket.
+fn put_rollup(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    parts: Option<&Table>,
+    series: i64,
+    bucket: i64,
+    a: &Agg,
+) -> rusqlite::Result<usize> {
+    let (count, min, max, sum, last, last_ts) = (a.count, a.min, a.max, a.sum, a.last, a.last_ts);
+    match parts {
+        Some(t) => stmt.execute(params![
+            series,
+            bucket,
+            count,
+            min,
+            max,
+            sum,
+            last,
+            last_ts,
+            t.part(bucket)
+        ]),
+        None => stmt.execute(params![series, bucket, count, min, max, sum, last, last_ts]),
+    }
+}
+
+/// Adds these rollups to the hourly table (`Some(&HOURS)`) or the daily one (`None`).
 fn upsert_rollups(
     tx: &rusqlite::Transaction<'_>,
     parts: Option<&Table>,
     rows: &HashMap<(i64, i64), Agg>,
 ) -> rusqlite::Result<()> {
-    let (table, part, key) = match parts {
-        Some(t) => (t.name, "part, ", "part, "),
-        None => ("rollup_1d", "", ""),
-    };
+    let (table, part, value) = rollup_table(parts);
     let mut up = tx.prepare_cached(&format!(
         "INSERT INTO {table} ({part}series, bucket, count, min, max, sum, last, last_ts)
-         VALUES ({}?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-         ON CONFLICT ({key}series, bucket) DO UPDATE SET
+         VALUES ({value}?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT ({part}series, bucket) DO UPDATE SET
            count = {table}.count + excluded.count,
            min = min({table}.min, excluded.min),
            max = max({table}.max, excluded.max),
            sum = {table}.sum + excluded.sum,
            last = CASE WHEN excluded.last_ts >= {table}.last_ts
                        THEN excluded.last ELSE {table}.last END,
-           last_ts = max({table}.last_ts, excluded.last_ts)",
-        if parts.is_some() { "?9, " } else { "" }
+           last_ts = max({table}.last_ts, excluded.last_ts)"
     ))?;
     for ((series, bucket), a) in rows {
-        let p = parts.map(|t| t.part(*bucket));
-        let mut args: Vec<&dyn rusqlite::ToSql> = vec![
-            series, bucket, &a.count, &a.min, &a.max, &a.sum, &a.last, &a.last_ts,
-        ];
-        if let Some(p) = &p {
-            args.push(p);
-        }
-        up.execute(args.as_slice())?;
+        put_rollup(&mut up, parts, *series, *bucket, a)?;
     }
     Ok(())
 }
