@@ -208,6 +208,26 @@ async fn e2e_browser_operations_screen() {
             .filter(|n| *n > 0)
     })
     .await;
+    // Its values came on the feed for it alone: as many as the server holds.
+    let id = js(
+        &c,
+        "return document.querySelector('#detail .detail-id').textContent",
+    )
+    .await
+    .as_str()
+    .unwrap_or_default()
+    .to_string();
+    let mut url = reqwest::Url::parse(&server.url("/api/entities")).unwrap();
+    url.path_segments_mut().unwrap().push(&id);
+    let held = get_json(url.as_str()).await["latest"]
+        .as_object()
+        .map_or(0, |m| m.len());
+    assert!(held > 0, "entity {id:?} has values on the server");
+    wait_for("the detail panel's values", T, || async {
+        let shown = js(&c, "return [...document.querySelectorAll('#detail .metric-value')].filter((v) => v.textContent.trim() !== '').length").await;
+        (shown.as_u64() == Some(held as u64)).then_some(())
+    })
+    .await;
     screenshot(&c, "browser-detail").await;
 
     // English on request, Vietnamese back.

@@ -3,11 +3,15 @@
 //! back-off, resuming from the last sequence number it saw so only what was missed is sent.
 //! A connection that goes silent (no message, not even a heartbeat, for 15 s) is treated as
 //! dead and replaced.
+//!
+//! The feed is taken with `values=watched`: devices come without their values, and the
+//! values of the devices this screen shows (see [`watch`]) come as they change. The map
+//! needs every device's status, not its 10,000 readings a second.
 
 use crate::format::now_ms;
 use crate::map;
 use crate::state::{Conn, Live};
-use ioc_model::ServerMsg;
+use ioc_model::{ClientMsg, ServerMsg};
 use leptos::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -33,6 +37,8 @@ struct FeedState {
     seq: u64,
     backoff_ms: u32,
     reconnect_pending: bool,
+    /// The devices whose values the screen shows (sent again on every connection).
+    watched: Vec<String>,
 }
 
 thread_local! {
@@ -67,11 +73,11 @@ fn ws_url() -> String {
         let f = f.borrow();
         match &f.epoch {
             Some(e) => format!(
-                "{proto}://{host}/ws?epoch={}&since={}",
+                "{proto}://{host}/ws?values=watched&epoch={}&since={}",
                 crate::api::enc(e),
                 f.seq
             ),
-            None => format!("{proto}://{host}/ws"),
+            None => format!("{proto}://{host}/ws?values=watched"),
         }
     })
 }
@@ -92,6 +98,33 @@ pub(crate) fn mark_after_frame(name: &'static str) {
         set_timeout(move || mark(name), Duration::ZERO);
     });
     let _ = w.request_animation_frame(after.unchecked_ref());
+}
+
+/// Says which devices' values the screen shows now (the selected one): their values come at
+/// once and then as they change. Kept and said again on every reconnection.
+pub fn watch(ids: Vec<String>) {
+    FEED.with(|f| {
+        let mut f = f.borrow_mut();
+        if f.watched == ids {
+            return;
+        }
+        f.watched = ids;
+        if let Some(s) = &f.socket {
+            send_watch(&s.ws, &f.watched);
+        }
+    });
+}
+
+fn send_watch(ws: &WebSocket, ids: &[String]) {
+    if ws.ready_state() != WebSocket::OPEN {
+        return; // said on open
+    }
+    let msg = ClientMsg::Watch {
+        entities: ids.to_vec(),
+    };
+    if let Ok(text) = serde_json::to_string(&msg) {
+        let _ = ws.send_with_str(&text);
+    }
 }
 
 fn connect(live: Live) {
@@ -124,6 +157,12 @@ fn connect(live: Live) {
     });
     let on_open = Closure::<dyn FnMut()>::new(move || {
         mark("ioc-feed-open");
+        FEED.with(|f| {
+            let f = f.borrow();
+            if let (Some(s), false) = (&f.socket, f.watched.is_empty()) {
+                send_watch(&s.ws, &f.watched);
+            }
+        });
         live.conn.set(Conn::Live);
         live.last_message.set(now_ms());
         FEED.with(|f| f.borrow_mut().backoff_ms = 0);
@@ -289,22 +328,18 @@ fn apply(live: Live, msg: ServerMsg) {
             let mut areas_changed = false;
             if !entities.is_empty() || !values.is_empty() {
                 live.entities.update(|map| {
-                    for e in entities {
+                    for mut e in entities {
                         touched.insert(e.id.clone());
-                        new_entity |= map.insert(e.id.clone(), e).is_none();
+                        match map.remove(&e.id) {
+                            // Its values came on their own: a new version keeps them.
+                            Some(old) => e.keep_values_of(old),
+                            None => new_entity = true,
+                        }
+                        map.insert(e.id.clone(), e);
                     }
                     for v in values {
                         if let Some(e) = map.get_mut(&v.entity) {
-                            e.latest.insert(
-                                v.metric,
-                                ioc_model::Reading {
-                                    value: v.value,
-                                    time: v.time,
-                                },
-                            );
-                            if e.last_seen.is_none_or(|t| t < v.time) {
-                                e.last_seen = Some(v.time);
-                            }
+                            e.set_value(&v.metric, v.value, v.time);
                         }
                     }
                 });
@@ -338,8 +373,28 @@ fn apply(live: Live, msg: ServerMsg) {
                 })
             });
         }
-        // A heartbeat carries the sequence number this connection is at: nothing to apply.
-        ServerMsg::Heartbeat { .. } => {}
+        // The number this connection is at (changes that were only values move it too).
+        ServerMsg::Heartbeat { seq, .. } => {
+            FEED.with(|f| {
+                let mut f = f.borrow_mut();
+                f.seq = f.seq.max(seq);
+            });
+            return;
+        }
+        ServerMsg::Values { seq, time, values } => {
+            FEED.with(|f| {
+                let mut f = f.borrow_mut();
+                f.seq = f.seq.max(seq);
+            });
+            live.entities.update(|map| {
+                for v in values {
+                    if let Some(e) = map.get_mut(&v.entity) {
+                        e.set_value(&v.metric, v.value, v.time);
+                    }
+                }
+            });
+            live.data_time.set(Some(time));
+        }
     }
     live.revision.update(|r| *r += 1);
 }

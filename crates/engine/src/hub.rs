@@ -442,6 +442,21 @@ impl Hub {
         self.state.lock().unwrap().entities.get(id).cloned()
     }
 
+    /// Calls `f` with each of `ids` the hub knows, under its lock (so without copying a
+    /// device): how a feed reads the few devices a client watches, every frame.
+    pub fn with_entities<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a str>,
+        mut f: impl FnMut(&Entity),
+    ) {
+        let st = self.state.lock().unwrap();
+        for id in ids {
+            if let Some(e) = st.entities.get(id) {
+                f(e);
+            }
+        }
+    }
+
     /// The unit of a known entity (`Some(None)`: it has none), without copying it.
     pub fn entity_unit(&self, id: &str) -> Option<Option<String>> {
         self.state

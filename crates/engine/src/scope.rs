@@ -456,6 +456,13 @@ impl View<'_> {
                 silences.retain(|x| s.allows(x.matcher.unit.as_deref()));
                 kpis.clear();
             }
+            ServerMsg::Values { values, .. } => {
+                let hub = self.engine.hub();
+                values.retain(|v| {
+                    hub.entity_unit(&v.entity)
+                        .is_some_and(|u| s.allows(u.as_deref()))
+                });
+            }
             ServerMsg::Heartbeat { .. } => {}
         }
         msg

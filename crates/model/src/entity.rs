@@ -182,4 +182,27 @@ impl Entity {
     pub fn attr_f64(&self, key: &str) -> Option<f64> {
         self.attributes.get(key).and_then(|v| v.as_f64())
     }
+
+    /// Takes `value` at `time` as the latest of `metric` unless a newer one is held.
+    pub fn set_value(&mut self, metric: &str, value: f64, time: DateTime<Utc>) {
+        match self.latest.get_mut(metric) {
+            Some(r) if r.time > time => {}
+            Some(r) => *r = Reading { value, time },
+            None => {
+                self.latest.insert(metric.into(), Reading { value, time });
+            }
+        }
+        if self.last_seen.is_none_or(|t| t < time) {
+            self.last_seen = Some(time);
+        }
+    }
+
+    /// Keeps the newer of this version's and `old`'s values per metric: a device that
+    /// changes (its status, its name) on a feed without values keeps the values it had.
+    pub fn keep_values_of(&mut self, old: Entity) {
+        for (m, r) in old.latest {
+            self.set_value(&m, r.value, r.time);
+        }
+        self.last_seen = self.last_seen.max(old.last_seen);
+    }
 }

@@ -48,4 +48,4 @@ pub use rule::{
 pub use silence::{Silence, SilenceMatch, SilenceRequest};
 pub use sop::{SopInfo, SopStepInfo};
 pub use user::{AuthProviders, LoginRequest, LoginResponse, Me, Role, SsoInfo, UserInfo};
-pub use ws::{Picture, ServerMsg, ValueUpdate};
+pub use ws::{ClientMsg, FeedValues, Picture, ServerMsg, ValueUpdate, MAX_WATCHED};

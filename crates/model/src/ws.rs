@@ -3,6 +3,12 @@
 //! missed), then deltas.
 //! Every message carries the sequence number of the last change it includes; a reconnecting
 //! client sends `/ws?epoch=E&since=SEQ` with the epoch of its last snapshot.
+//!
+//! A screen that shows the values of only a few devices (the console: the one selected)
+//! connects with `/ws?values=watched` and says which ones with [`ClientMsg::Watch`]: its
+//! snapshot and deltas then carry devices without their values, and the values of the
+//! watched devices come as [`ServerMsg::Values`]. A province's 10,000 readings a second then
+//! cost such a client nothing but the few it looks at.
 
 use crate::alert::Alert;
 use crate::directive::Directive;
@@ -79,17 +85,58 @@ pub enum ServerMsg {
         link: Option<crate::UpstreamLink>,
     },
     /// Sent when nothing changed for a while, so a client can tell a quiet feed from a dead one.
+    /// `seq` is the number the connection is at: everything up to it that this client takes
+    /// has been sent (a client on `values=watched` may have been sent nothing for changes
+    /// that were only values).
     Heartbeat { seq: u64, time: DateTime<Utc> },
+    /// On `values=watched`: the newest values of the devices the client watches, those that
+    /// changed since it was last sent them (every metric of a device it has just begun to
+    /// watch). `seq` is the number the connection is at, as in a heartbeat: the values
+    /// themselves are not resumed from (a client watches anew when it reconnects and gets
+    /// them all again).
+    Values {
+        seq: u64,
+        time: DateTime<Utc>,
+        values: Vec<ValueUpdate>,
+    },
 }
 
 impl ServerMsg {
+    /// The sequence number a client is at after this message.
     pub fn seq(&self) -> u64 {
         match self {
             ServerMsg::Snapshot { seq, .. }
             | ServerMsg::Delta { seq, .. }
-            | ServerMsg::Heartbeat { seq, .. } => *seq,
+            | ServerMsg::Heartbeat { seq, .. }
+            | ServerMsg::Values { seq, .. } => *seq,
         }
     }
+}
+
+/// Which values a feed carries (`/ws?values=…`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FeedValues {
+    /// Every value of every device in the caller's units (the default; what a relay or an
+    /// archive wants).
+    #[default]
+    All,
+    /// Only those of the devices named by the client's last [`ClientMsg::Watch`].
+    Watched,
+}
+
+/// The most devices one client may watch at once.
+pub const MAX_WATCHED: usize = 256;
+
+/// Client → server messages on `/ws` (text frames of JSON).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMsg {
+    /// The devices whose values this client shows now, replacing the last list (at most
+    /// [`MAX_WATCHED`]; more are ignored). Devices outside the caller's units are ignored.
+    Watch { entities: Vec<String> },
 }
 
 /// What a client holds after applying the feed: the same picture a snapshot gives, kept up
@@ -168,27 +215,30 @@ impl Picture {
                     self.kpis = kpis.clone();
                 }
                 for e in entities {
-                    self.entities.insert(e.id.clone(), e.clone());
-                }
-                for v in values {
-                    if let Some(e) = self.entities.get_mut(&v.entity) {
-                        e.latest.insert(
-                            v.metric.clone(),
-                            crate::Reading {
-                                value: v.value,
-                                time: v.time,
-                            },
-                        );
-                        if e.last_seen.is_none_or(|t| t < v.time) {
-                            e.last_seen = Some(v.time);
-                        }
+                    let mut e = e.clone();
+                    if let Some(old) = self.entities.remove(&e.id) {
+                        e.keep_values_of(old);
                     }
+                    self.entities.insert(e.id.clone(), e);
                 }
+                self.apply_values(values);
                 self.merge(*time, alerts, incidents, directives, silences);
             }
             ServerMsg::Heartbeat { seq, time } => {
                 self.seq = self.seq.max(*seq);
                 self.time = Some(*time);
+            }
+            ServerMsg::Values { seq, values, .. } => {
+                self.seq = self.seq.max(*seq);
+                self.apply_values(values);
+            }
+        }
+    }
+
+    fn apply_values(&mut self, values: &[ValueUpdate]) {
+        for v in values {
+            if let Some(e) = self.entities.get_mut(&v.entity) {
+                e.set_value(&v.metric, v.value, v.time);
             }
         }
     }
@@ -248,5 +298,86 @@ impl Picture {
             kpis: self.kpis.clone(),
             link: self.link.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Domain, EntityStatus};
+
+    fn at(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_780_000_000 + s, 0).unwrap()
+    }
+
+    fn value(entity: &str, metric: &str, t: i64, value: f64) -> ValueUpdate {
+        ValueUpdate {
+            entity: entity.into(),
+            metric: metric.into(),
+            time: at(t),
+            value,
+        }
+    }
+
+    /// On a feed without values, a device that changes keeps the values the client was
+    /// sent for it, and `values` messages bring newer ones but never older.
+    #[test]
+    fn a_picture_keeps_watched_values_through_lean_changes() {
+        let mut p = Picture::default();
+        let gauge = Entity::new("wl-1", "WaterLevelGauge", "Trạm 1", Domain::Water);
+        p.apply(&ServerMsg::Snapshot {
+            epoch: "e".into(),
+            seq: 4,
+            time: at(0),
+            entities: vec![gauge.clone()],
+            alerts: vec![],
+            incidents: vec![],
+            directives: vec![],
+            silences: vec![],
+            kpis: vec![],
+            link: None,
+        });
+        p.apply(&ServerMsg::Values {
+            seq: 4,
+            time: at(10),
+            values: vec![
+                value("wl-1", "water_level", 10, 3.5),
+                value("nope", "x", 1, 1.0),
+            ],
+        });
+        assert_eq!(p.seq, 4);
+        assert_eq!(p.entities["wl-1"].latest["water_level"].value, 3.5);
+        let mut offline = gauge.clone();
+        offline.status = EntityStatus::Offline;
+        p.apply(&ServerMsg::Delta {
+            from: 5,
+            seq: 5,
+            time: at(11),
+            entities: vec![offline],
+            values: vec![],
+            alerts: vec![],
+            incidents: vec![],
+            directives: vec![],
+            silences: vec![],
+            kpis: vec![],
+            link: None,
+        });
+        let e = &p.entities["wl-1"];
+        assert_eq!(e.status, EntityStatus::Offline);
+        assert_eq!(
+            e.latest["water_level"].value, 3.5,
+            "kept through the change"
+        );
+        assert_eq!(e.last_seen, Some(at(10)));
+        p.apply(&ServerMsg::Values {
+            seq: 5,
+            time: at(12),
+            values: vec![value("wl-1", "water_level", 9, 1.0)],
+        });
+        assert_eq!(
+            p.entities["wl-1"].latest["water_level"].value, 3.5,
+            "an older value does not replace a newer one"
+        );
+        assert_eq!(p.entities.len(), 1, "unknown devices are not made up");
     }
 }

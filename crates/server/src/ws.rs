@@ -9,6 +9,11 @@
 //!
 //! Someone limited to some units gets only their units' devices and values, alerts,
 //! incidents, directives and silences (through their [`ioc_engine::View`]).
+//!
+//! A client on `?values=watched` (the console) gets devices without their values and names
+//! the few whose values it shows ([`ClientMsg::Watch`]); those come as [`ServerMsg::Values`],
+//! read from the hub's current state each frame and compared with what this client was last
+//! sent (so a watched device costs a lookup per frame, not a walk of the change log).
 
 use crate::auth::Caller;
 use crate::extract::Query;
@@ -20,7 +25,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use ioc_engine::auth::Principal;
 use ioc_engine::hub::Catchup;
-use ioc_model::ServerMsg;
+use ioc_model::{ClientMsg, FeedValues, ServerMsg, ValueUpdate, MAX_WATCHED};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -40,6 +45,9 @@ use tokio::time::{sleep_until, Instant};
 pub struct WsQuery {
     epoch: Option<String>,
     since: Option<u64>,
+    /// `all` (the default) or `watched`: only the values of the devices the client watches.
+    #[serde(default)]
+    values: FeedValues,
 }
 
 /// `101 Switching Protocols`, in the API's description.
@@ -155,8 +163,8 @@ type Entry = (Instant, Arc<OnceCell<(Bytes, u64)>>);
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum CacheKey {
-    Snapshot(Arc<str>),
-    Delta(Arc<str>, u64),
+    Snapshot(Arc<str>, FeedValues),
+    Delta(Arc<str>, FeedValues, u64),
 }
 
 /// How long a shared message is reused.
@@ -193,19 +201,62 @@ fn scope_key(p: &Principal) -> Arc<str> {
     Arc::from(units.join(","))
 }
 
-fn encode(st: &AppState, msg: ServerMsg, p: &Principal) -> (Bytes, u64) {
-    let msg = st.engine.view(p.scope()).feed(msg);
+/// The message as this client takes it, encoded; no bytes for a delta left empty (one
+/// that only carried values, for a client that does not take them).
+fn encode(st: &AppState, msg: ServerMsg, p: &Principal, values: FeedValues) -> (Bytes, u64) {
+    let mut msg = st.engine.view(p.scope()).feed(msg);
     let seq = msg.seq();
+    if values == FeedValues::Watched && without_values(&mut msg) {
+        return (Bytes::new(), seq);
+    }
     let text = serde_json::to_vec(&msg).expect("messages serialize");
     (Bytes::from(text), seq)
 }
 
-/// What a client at `since` of `epoch` needs next, encoded (shared when others need it too).
+/// Takes the values out of a snapshot or delta; whether what is left is an empty delta.
+fn without_values(msg: &mut ServerMsg) -> bool {
+    match msg {
+        ServerMsg::Snapshot { entities, .. } => {
+            for e in entities {
+                e.latest.clear();
+            }
+            false
+        }
+        ServerMsg::Delta {
+            entities,
+            values,
+            alerts,
+            incidents,
+            directives,
+            silences,
+            kpis,
+            link,
+            ..
+        } => {
+            values.clear();
+            for e in entities.iter_mut() {
+                e.latest.clear();
+            }
+            entities.is_empty()
+                && alerts.is_empty()
+                && incidents.is_empty()
+                && directives.is_empty()
+                && silences.is_empty()
+                && kpis.is_empty()
+                && link.is_none()
+        }
+        ServerMsg::Heartbeat { .. } | ServerMsg::Values { .. } => false,
+    }
+}
+
+/// What a client at `since` of `epoch` needs next, encoded (shared when others need it too),
+/// and the number it is at after it; no bytes when there is nothing to send up to there.
 async fn next(
     st: &AppState,
     p: &Principal,
     epoch: Option<&str>,
     since: u64,
+    values: FeedValues,
 ) -> Option<(Bytes, u64)> {
     let hub = st.engine.hub();
     let scope = scope_key(p);
@@ -214,9 +265,9 @@ async fn next(
         return None;
     }
     let key = if current {
-        CacheKey::Delta(scope, since)
+        CacheKey::Delta(scope, values, since)
     } else {
-        CacheKey::Snapshot(scope)
+        CacheKey::Snapshot(scope, values)
     };
     let reuse = if current { DELTA_REUSE } else { SNAPSHOT_REUSE };
     let cell = st.feed.cell(key, reuse);
@@ -224,15 +275,84 @@ async fn next(
         .get_or_init(|| async {
             match hub.since(epoch, since) {
                 Catchup::UpToDate => (Bytes::new(), since),
-                Catchup::Delta(m) | Catchup::Snapshot(m) => encode(st, m, p),
+                Catchup::Delta(m) | Catchup::Snapshot(m) => encode(st, m, p, values),
             }
         })
         .await
         .clone();
-    if got.0.is_empty() || (current && got.1 == since) {
+    if current && got.1 == since {
         None
     } else {
         Some(got)
+    }
+}
+
+/// The devices a `values=watched` client watches, and the time of each value it was sent.
+#[derive(Default)]
+struct Watched {
+    sent: HashMap<String, HashMap<String, chrono::DateTime<chrono::Utc>>>,
+}
+
+impl Watched {
+    /// Takes a client's message; `false` if it is not one.
+    fn take(&mut self, text: &str) -> bool {
+        match serde_json::from_str::<ClientMsg>(text) {
+            Ok(ClientMsg::Watch { entities }) => {
+                let mut sent = HashMap::new();
+                for id in entities.into_iter().take(MAX_WATCHED) {
+                    let had = self.sent.remove(&id).unwrap_or_default();
+                    sent.insert(id, had);
+                }
+                self.sent = sent;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The watched devices' values this client has not been sent yet, within its units, as
+    /// a message for a client at `seq`.
+    fn news(&mut self, st: &AppState, p: &Principal, seq: u64) -> Option<Bytes> {
+        if self.sent.is_empty() {
+            return None;
+        }
+        let scope = p.scope();
+        let mut values = Vec::new();
+        let sent = &mut self.sent;
+        st.engine
+            .hub()
+            .with_entities(sent.keys().map(String::as_str).collect::<Vec<_>>(), |e| {
+                if !scope.allows(e.unit.as_deref()) {
+                    return;
+                }
+                let Some(had) = sent.get(&e.id) else { return };
+                for (m, r) in &e.latest {
+                    if had.get(m) != Some(&r.time) {
+                        values.push(ValueUpdate {
+                            entity: e.id.clone(),
+                            metric: m.clone(),
+                            time: r.time,
+                            value: r.value,
+                        });
+                    }
+                }
+            });
+        if values.is_empty() {
+            return None;
+        }
+        for v in &values {
+            if let Some(had) = sent.get_mut(&v.entity) {
+                had.insert(v.metric.clone(), v.time);
+            }
+        }
+        let m = ServerMsg::Values {
+            seq,
+            time: st.engine.clock().now(),
+            values,
+        };
+        Some(Bytes::from(
+            serde_json::to_vec(&m).expect("messages serialize"),
+        ))
     }
 }
 
@@ -280,16 +400,19 @@ async fn session(st: AppState, q: WsQuery, p: Principal, socket: Socket) {
     let heartbeat = hub.config().heartbeat.max(Duration::from_millis(100));
     let mut changes = hub.subscribe();
     let (mut sink, mut stream) = socket.split();
+    let values = q.values;
+    let mut watched = Watched::default();
 
     let mut seq = q.since.unwrap_or(0);
-    if let Some((text, s)) = next(&st, &p, q.epoch.as_deref(), seq).await {
+    if let Some((text, s)) = next(&st, &p, q.epoch.as_deref(), seq, values).await {
         seq = s;
-        if !send(&mut sink, text).await {
+        if !text.is_empty() && !send(&mut sink, text).await {
             return;
         }
     }
     let epoch = hub.epoch().to_string();
     let mut last_sent = Instant::now();
+    let mut last_frame = Instant::now();
     loop {
         tokio::select! {
             changed = changes.changed() => {
@@ -297,9 +420,18 @@ async fn session(st: AppState, q: WsQuery, p: Principal, socket: Socket) {
                     break; // engine gone
                 }
                 // Coalesce: wait out the frame interval, then send everything at once.
-                sleep_until(last_sent + frame).await;
-                if let Some((text, s)) = next(&st, &p, Some(&epoch), seq).await {
+                sleep_until(last_frame + frame).await;
+                last_frame = Instant::now();
+                if let Some((text, s)) = next(&st, &p, Some(&epoch), seq, values).await {
                     seq = s;
+                    if !text.is_empty() {
+                        if !send(&mut sink, text).await {
+                            break;
+                        }
+                        last_sent = Instant::now();
+                    }
+                }
+                if let Some(text) = watched.news(&st, &p, seq) {
                     if !send(&mut sink, text).await {
                         break;
                     }
@@ -317,7 +449,20 @@ async fn session(st: AppState, q: WsQuery, p: Principal, socket: Socket) {
             incoming = stream.next() => {
                 match incoming {
                     None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
-                    Some(Ok(_)) => {} // pings are answered by the library; nothing else is expected
+                    Some(Ok(Message::Text(t))) if values == FeedValues::Watched => {
+                        if !watched.take(t.as_str()) {
+                            tracing::debug!("a feed client sent a message that is not one");
+                            continue;
+                        }
+                        // A device just watched: its values at once.
+                        if let Some(text) = watched.news(&st, &p, seq) {
+                            if !send(&mut sink, text).await {
+                                break;
+                            }
+                            last_sent = Instant::now();
+                        }
+                    }
+                    Some(Ok(_)) => {} // pings are answered by the library
                 }
             }
         }

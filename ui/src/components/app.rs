@@ -184,6 +184,8 @@ pub fn App() -> impl IntoView {
         toast: RwSignal::new(None),
     };
     provide_context(sel);
+    // The selected device's values come on the feed; no other device's do.
+    Effect::new(move |_| crate::feed::watch(sel.entity.get().into_iter().collect()));
     let incident_work = super::incidents::IncidentWork::new();
     provide_context(incident_work);
     super::incidents::provide(incident_work, sel);

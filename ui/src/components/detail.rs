@@ -55,6 +55,16 @@ pub fn DetailPanel() -> impl IntoView {
         }
         id
     });
+    // A device's values arrive a moment after it is selected (the feed sends only those of
+    // the device on screen): the first of them is shown when they come.
+    Effect::new(move |_| {
+        let Some(e) = entity.get() else { return };
+        if metric_sel.get_untracked().is_none() {
+            if let Some(m) = metrics_in_order(&e).into_iter().next() {
+                metric_sel.set(Some(m));
+            }
+        }
+    });
 
     // History from the API whenever the entity or metric changes.
     let series = RwSignal::new(None::<Result<(SeriesResponse, DateTime<Utc>), String>>);
@@ -221,7 +231,11 @@ pub fn DetailPanel() -> impl IntoView {
                             </dd>
                         </dl>
                         <h3>{i18n.tr("detail-latest")}</h3>
-                        {if metrics.is_empty() {
+                        {if metrics.is_empty() && e.last_seen.is_some() {
+                            // It has reported: its values are on their way (the feed sends
+                            // them once the device is on screen).
+                            view! { <p class="muted loading">"…"</p> }.into_any()
+                        } else if metrics.is_empty() {
                             view! { <p class="muted">{i18n.tr("detail-no-data")}</p> }.into_any()
                         } else {
                             view! {
