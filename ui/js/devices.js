@@ -241,7 +241,7 @@ export class DeviceLayer {
   // The clusters in view (with a margin), as the clusters source's data.
   redraw() {
     const map = this.map;
-    if (!map || !map.getSource(this.clusters)) return;
+    if (!map || !map.getSource(this.clusters) || !this.cells.length) return; // no devices yet
     this.points();
     if (map.getZoom() >= POINTS_FROM_ZOOM) {
       if (this.level !== 99) map.getSource(this.clusters).setData(EMPTY);

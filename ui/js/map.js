@@ -246,6 +246,7 @@ export async function mapSetBasemap(infoJson) {
 
 // Replaces every marker: [{id, name, kind, lon, lat, level}].
 export async function mapSetEntities(json) {
+  if (!ready) return; // no map yet: it is given the whole picture when it starts
   const list = JSON.parse(json);
   await ready;
   devices.setAll(list, (e) => ({ name: e.name, kind: e.kind, still: !!e.still }));
@@ -276,6 +277,7 @@ function setLevel(id, level) {
 
 // Changes the colour of some markers: [{id, level}].
 export async function mapUpdate(json) {
+  if (!ready) return; // no map yet: it is given the whole picture when it starts
   const list = JSON.parse(json);
   await ready;
   for (const e of list) {
@@ -286,6 +288,7 @@ export async function mapUpdate(json) {
 
 // Highlights one marker; flies to it when `fly`.
 export async function mapSelect(id, lon, lat, fly) {
+  if (!ready) return; // no map yet: it is given the whole picture when it starts
   await ready;
   if (selected) map.setFeatureState({ source: 'entities', id: selected }, { selected: false });
   selected = id || null;
@@ -297,6 +300,7 @@ export async function mapSelect(id, lon, lat, fly) {
 
 // Areas of received alerts (CAP polygons/circles): a FeatureCollection.
 export async function mapSetAreas(json) {
+  if (!ready) return; // no map yet: it is given the whole picture when it starts
   const fc = JSON.parse(json);
   await ready;
   if (!map.getSource('alert-areas')) {
@@ -315,6 +319,7 @@ export async function mapSetAreas(json) {
 
 // Fits the view to a GeoJSON geometry.
 export async function mapFitGeometry(json) {
+  if (!ready) return; // no map yet: it is given the whole picture when it starts
   const g = JSON.parse(json);
   await ready;
   let w = 180, s = 90, e = -180, n = -90;

@@ -129,44 +129,40 @@ fn send_watch(ws: &WebSocket, ids: &[String]) {
 
 fn connect(live: Live) {
     mark("ioc-feed-connect");
-    let Ok(ws) = WebSocket::new(&ws_url()) else {
-        schedule_reconnect(live);
-        return;
+    if has_early() {
+        // Taken in a task of its own, after the page's first views (and the map) are made:
+        // a snapshot already received is applied then, while the map loads, not before it
+        // is even created. Until then the early socket keeps buffering.
+        set_timeout(move || open(live), Duration::ZERO);
+    } else {
+        open(live);
+    }
+}
+
+/// Whether `boot.js` left a socket to take.
+fn has_early() -> bool {
+    web_sys::window()
+        .and_then(|w| js_sys::Reflect::get(&w, &JsValue::from_str("__iocEarlyFeed")).ok())
+        .is_some_and(|e| !e.is_undefined() && !e.is_null())
+}
+
+fn open(live: Live) {
+    let (ws, early) = match adopt_early() {
+        Some(x) => x,
+        None => match WebSocket::new(&ws_url()) {
+            Ok(ws) => (ws, Vec::new()),
+            Err(_) => {
+                schedule_reconnect(live);
+                return;
+            }
+        },
     };
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-        live.last_message.set(now_ms());
-        let Some(text) = e.data().as_string() else {
-            return;
-        };
-        let snapshot = text.starts_with(r#"{"type":"snapshot""#);
-        if snapshot {
-            mark("ioc-snapshot-received");
-        }
-        match serde_json::from_str::<ServerMsg>(&text) {
-            Ok(msg) => {
-                if snapshot {
-                    mark("ioc-snapshot-parsed");
-                }
-                apply(live, msg);
-                if snapshot {
-                    mark("ioc-snapshot-applied");
-                }
-            }
-            Err(err) => web_sys::console::warn_1(&format!("bad message from server: {err}").into()),
+        if let Some(text) = e.data().as_string() {
+            on_text(live, &text);
         }
     });
-    let on_open = Closure::<dyn FnMut()>::new(move || {
-        mark("ioc-feed-open");
-        FEED.with(|f| {
-            let f = f.borrow();
-            if let (Some(s), false) = (&f.socket, f.watched.is_empty()) {
-                send_watch(&s.ws, &f.watched);
-            }
-        });
-        live.conn.set(Conn::Live);
-        live.last_message.set(now_ms());
-        FEED.with(|f| f.borrow_mut().backoff_ms = 0);
-    });
+    let on_open = Closure::<dyn FnMut()>::new(move || opened(live));
     let on_close = Closure::<dyn FnMut()>::new(move || {
         if live.conn.get_untracked() != Conn::Connecting {
             live.conn.set(Conn::Lost);
@@ -176,6 +172,7 @@ fn connect(live: Live) {
     ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
     ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    let open = ws.ready_state() == WebSocket::OPEN;
     FEED.with(|f| {
         f.borrow_mut().socket = Some(Socket {
             ws,
@@ -184,6 +181,78 @@ fn connect(live: Live) {
             _on_close: on_close,
         })
     });
+    // The early socket's own events happened before this code had it: replayed, in order
+    // (no event runs while this does).
+    if open {
+        opened(live);
+    }
+    for text in early {
+        on_text(live, &text);
+    }
+}
+
+/// The socket `boot.js` opened while the WebAssembly loaded (a province's snapshot is
+/// built and sent meanwhile) and the messages it got so far; taken once, if still usable.
+fn adopt_early() -> Option<(WebSocket, Vec<String>)> {
+    let window = web_sys::window()?;
+    let key = JsValue::from_str("__iocEarlyFeed");
+    let early = js_sys::Reflect::get(&window, &key).ok()?;
+    if early.is_undefined() || early.is_null() {
+        return None;
+    }
+    let _ = js_sys::Reflect::delete_property(window.unchecked_ref::<js_sys::Object>(), &key);
+    let ws: WebSocket = js_sys::Reflect::get(&early, &JsValue::from_str("ws"))
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    let usable = matches!(ws.ready_state(), WebSocket::CONNECTING | WebSocket::OPEN);
+    // Its own handlers stop here, whatever happens next.
+    ws.set_onmessage(None);
+    ws.set_onclose(None);
+    if !usable {
+        return None;
+    }
+    let messages: js_sys::Array = js_sys::Reflect::get(&early, &JsValue::from_str("messages"))
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    let texts = messages.iter().filter_map(|m| m.as_string()).collect();
+    Some((ws, texts))
+}
+
+/// One message from the server, as text.
+fn on_text(live: Live, text: &str) {
+    live.last_message.set(now_ms());
+    let snapshot = text.starts_with(r#"{"type":"snapshot""#);
+    if snapshot {
+        mark("ioc-snapshot-received");
+    }
+    match serde_json::from_str::<ServerMsg>(text) {
+        Ok(msg) => {
+            if snapshot {
+                mark("ioc-snapshot-parsed");
+            }
+            apply(live, msg);
+            if snapshot {
+                mark("ioc-snapshot-applied");
+            }
+        }
+        Err(err) => web_sys::console::warn_1(&format!("bad message from server: {err}").into()),
+    }
+}
+
+/// The socket is open: say what this screen watches.
+fn opened(live: Live) {
+    mark("ioc-feed-open");
+    FEED.with(|f| {
+        let f = f.borrow();
+        if let (Some(s), false) = (&f.socket, f.watched.is_empty()) {
+            send_watch(&s.ws, &f.watched);
+        }
+    });
+    live.conn.set(Conn::Live);
+    live.last_message.set(now_ms());
+    FEED.with(|f| f.borrow_mut().backoff_ms = 0);
 }
 
 fn close_and_retry(live: Live) {
