@@ -4,11 +4,12 @@
 //! fell too far behind (or saw another run of the server) gets a fresh snapshot.
 
 use crate::clock::Clock;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use ioc_model::{
     Alert, Directive, Entity, Incident, KpiValue, Reading, ServerMsg, Silence, ValueUpdate,
 };
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
@@ -65,6 +66,70 @@ struct State {
     /// The link to the provincial IOC, on a node that has one.
     link: Option<Arc<ioc_model::UpstreamLink>>,
     log: VecDeque<(u64, Change)>,
+    /// Every entity as a snapshot without values carries it, by id (see [`LeanEntity`]):
+    /// made when an entity changes, so a console's snapshot of a province is a copy of
+    /// these, not 100,000 entities cloned and serialized while the page waits.
+    lean: BTreeMap<Arc<str>, (Option<Arc<str>>, Bytes)>,
+}
+
+/// One entity of a snapshot without values: its JSON without `latest`, `last_seen` and the
+/// closing brace (made when the entity changes), its unit, and its `last_seen` now (the one
+/// thing of it that its values change).
+#[derive(Clone, Debug)]
+pub struct LeanEntity {
+    pub unit: Option<Arc<str>>,
+    json: Bytes,
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+/// A snapshot without values: the message with no entities, and the entities in id order.
+#[derive(Debug)]
+pub struct LeanSnapshot {
+    pub msg: ServerMsg,
+    pub entities: Vec<LeanEntity>,
+}
+
+impl LeanSnapshot {
+    /// The snapshot's JSON, with the entities `keep` keeps (by unit), as
+    /// [`ServerMsg::Snapshot`] with every entity's `latest` empty would be.
+    pub fn encode(&self, keep: impl Fn(Option<&str>) -> bool) -> Vec<u8> {
+        let head = serde_json::to_vec(&self.msg).expect("messages serialize");
+        const EMPTY: &[u8] = br#""entities":[]"#;
+        let at = head
+            .windows(EMPTY.len())
+            .position(|w| w == EMPTY)
+            .expect("a snapshot names its entities")
+            + EMPTY.len()
+            - 1;
+        let size: usize = self.entities.iter().map(|e| e.json.len() + 48).sum();
+        let mut out = Vec::with_capacity(head.len() + size);
+        out.extend_from_slice(&head[..at]);
+        let mut first = true;
+        for e in self.entities.iter().filter(|e| keep(e.unit.as_deref())) {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.extend_from_slice(&e.json);
+            if let Some(t) = e.last_seen {
+                out.extend_from_slice(br#","last_seen":"#);
+                serde_json::to_writer(&mut out, &t).expect("times serialize");
+            }
+            out.push(b'}');
+        }
+        out.extend_from_slice(&head[at..]);
+        out
+    }
+}
+
+/// `e` as a [`LeanEntity`] holds it.
+fn lean_json(e: &Entity) -> (Option<Arc<str>>, Bytes) {
+    let mut bare = e.clone();
+    bare.latest.clear();
+    bare.last_seen = None;
+    let mut json = serde_json::to_vec(&bare).expect("entities serialize");
+    assert_eq!(json.pop(), Some(b'}'), "an entity is a JSON object");
+    (e.unit.as_deref().map(Arc::from), Bytes::from(json))
 }
 
 /// Result of [`Hub::since`].
@@ -73,6 +138,7 @@ pub enum Catchup {
     UpToDate,
     Delta(ServerMsg),
     Snapshot(ServerMsg),
+    LeanSnapshot(LeanSnapshot),
 }
 
 pub struct Hub {
@@ -101,6 +167,7 @@ impl Hub {
                 kpis: Arc::new(Vec::new()),
                 link: None,
                 log: VecDeque::new(),
+                lean: BTreeMap::new(),
             }),
             seq_tx: watch::channel(0).0,
             config,
@@ -121,7 +188,9 @@ impl Hub {
     pub fn load(&self, entities: Vec<Entity>, alerts: Vec<Alert>) {
         let mut st = self.state.lock().unwrap();
         for e in entities {
-            st.entities.insert(Arc::from(e.id.as_str()), e);
+            let id: Arc<str> = Arc::from(e.id.as_str());
+            st.lean.insert(id.clone(), lean_json(&e));
+            st.entities.insert(id, e);
         }
         for a in alerts.into_iter().filter(|a| a.state.is_open()) {
             st.alerts.insert(a.id, a);
@@ -163,6 +232,7 @@ impl Hub {
                     e.latest = old.latest;
                     e.last_seen = old.last_seen.max(e.last_seen);
                 }
+                st.lean.insert(id.clone(), lean_json(&e));
                 st.entities.insert(id.clone(), e);
                 st.seq += 1;
                 st.log.push_back((st.seq, Change::Entity(id)));
@@ -287,13 +357,63 @@ impl Hub {
     pub fn snapshot(&self) -> ServerMsg {
         let st = self.state.lock().unwrap();
         let mut entities: Vec<Entity> = st.entities.values().cloned().collect();
+        let msg = self.snapshot_without_entities(st);
+        entities.sort_by(|a, b| a.id.cmp(&b.id));
+        match msg {
+            ServerMsg::Snapshot {
+                epoch,
+                seq,
+                time,
+                alerts,
+                incidents,
+                directives,
+                silences,
+                kpis,
+                link,
+                ..
+            } => ServerMsg::Snapshot {
+                epoch,
+                seq,
+                time,
+                entities,
+                alerts,
+                incidents,
+                directives,
+                silences,
+                kpis,
+                link,
+            },
+            _ => unreachable!("a snapshot"),
+        }
+    }
+
+    /// Everything but the entities' values, for a client that has nothing and takes no
+    /// values (a console).
+    pub fn lean_snapshot(&self) -> LeanSnapshot {
+        let st = self.state.lock().unwrap();
+        let entities: Vec<LeanEntity> = st
+            .lean
+            .iter()
+            .map(|(id, (unit, json))| LeanEntity {
+                unit: unit.clone(),
+                json: json.clone(),
+                last_seen: st.entities.get(id).and_then(|e| e.last_seen),
+            })
+            .collect();
+        LeanSnapshot {
+            msg: self.snapshot_without_entities(st),
+            entities,
+        }
+    }
+
+    /// A snapshot with no entities (the lock is let go before sorting).
+    fn snapshot_without_entities(&self, st: std::sync::MutexGuard<'_, State>) -> ServerMsg {
         let mut alerts: Vec<Alert> = st.alerts.values().cloned().collect();
         let mut incidents: Vec<Incident> = st.incidents.values().cloned().collect();
         let mut directives: Vec<Directive> = st.directives.values().cloned().collect();
         let mut silences: Vec<Silence> = st.silences.values().cloned().collect();
         let seq = st.seq;
         drop(st);
-        entities.sort_by(|a, b| a.id.cmp(&b.id));
         alerts.sort_by(Alert::queue_cmp);
         incidents.sort_by(Incident::list_cmp);
         directives.sort_by(Directive::list_cmp);
@@ -303,7 +423,7 @@ impl Hub {
             epoch: self.epoch.clone(),
             seq,
             time: self.clock.now(),
-            entities,
+            entities: Vec::new(),
             alerts,
             incidents,
             directives,
@@ -315,8 +435,21 @@ impl Hub {
 
     /// What a client that has seen everything up to `seq` of run `epoch` needs next.
     pub fn since(&self, epoch: Option<&str>, seq: u64) -> Catchup {
+        self.since_with(epoch, seq, false)
+    }
+
+    /// [`Hub::since`]; a client that takes no values (`lean`) gets a [`LeanSnapshot`] when it
+    /// needs a snapshot.
+    pub fn since_with(&self, epoch: Option<&str>, seq: u64, lean: bool) -> Catchup {
+        let snapshot = || {
+            if lean {
+                Catchup::LeanSnapshot(self.lean_snapshot())
+            } else {
+                Catchup::Snapshot(self.snapshot())
+            }
+        };
         if epoch != Some(self.epoch.as_str()) {
-            return Catchup::Snapshot(self.snapshot());
+            return snapshot();
         }
         let st = self.state.lock().unwrap();
         if seq == st.seq {
@@ -325,7 +458,7 @@ impl Hub {
         let oldest = st.log.front().map(|(s, _)| *s).unwrap_or(st.seq + 1);
         if seq > st.seq || seq + 1 < oldest {
             drop(st);
-            return Catchup::Snapshot(self.snapshot());
+            return snapshot();
         }
         let start = st.log.partition_point(|(s, _)| *s <= seq);
         let mut entity_ids: Vec<Arc<str>> = Vec::new();
@@ -596,6 +729,77 @@ mod tests {
         };
         assert_eq!(l.backlog, 3);
         assert!(matches!(h.since(Some(&h.epoch), after), Catchup::UpToDate));
+    }
+
+    /// A console's snapshot, made from each entity's JSON kept in the hub, is the full
+    /// snapshot without values: same entities in the same order, same fields, `last_seen`
+    /// as it is now (not as it was when the entity last changed), scoped by unit.
+    #[test]
+    fn a_lean_snapshot_is_the_snapshot_without_values() {
+        let h = hub(100);
+        let t = Utc::now() - chrono::Duration::minutes(1);
+        h.load(
+            vec![
+                entity("b")
+                    .in_unit("u1", "Phường Một")
+                    .with_attr("alarm_1", 5.3),
+                entity("a"),
+            ],
+            vec![alert(1, AlertState::New)],
+        );
+        h.publish(Publish {
+            entities: vec![entity("c\"quoted\"").in_unit("u2", "Xã Hai")],
+            values: vec![
+                (Arc::from("b"), Arc::from("rain"), t, 2.5),
+                (Arc::from("c\"quoted\""), Arc::from("rain"), t, 1.0),
+            ],
+            ..Default::default()
+        });
+        let mut offline = entity("a");
+        offline.status = ioc_model::EntityStatus::Offline;
+        h.publish(Publish {
+            entities: vec![offline],
+            ..Default::default()
+        });
+        let full = h.snapshot();
+        let Catchup::LeanSnapshot(lean) = h.since_with(None, 0, true) else {
+            panic!("a lean snapshot for a client with nothing")
+        };
+        let decoded: ServerMsg = serde_json::from_slice(&lean.encode(|_| true)).unwrap();
+        let ServerMsg::Snapshot { mut entities, .. } = full.clone() else {
+            panic!("a snapshot")
+        };
+        assert_eq!(entities.len(), 3);
+        assert!(entities
+            .iter()
+            .any(|e| e.latest.is_empty() && e.last_seen.is_none()));
+        for e in &mut entities {
+            e.latest.clear();
+        }
+        let ServerMsg::Snapshot {
+            entities: got,
+            alerts,
+            seq,
+            ..
+        } = decoded.clone()
+        else {
+            panic!("a snapshot")
+        };
+        assert_eq!(got, entities);
+        assert_eq!(got[2].last_seen, Some(t), "the value's time");
+        assert_eq!(
+            got[0].status,
+            ioc_model::EntityStatus::Offline,
+            "the change"
+        );
+        assert_eq!((alerts.len(), seq), (1, full.seq()));
+        // Scoped: only the unit's devices.
+        let ServerMsg::Snapshot { entities: u1, .. } =
+            serde_json::from_slice(&lean.encode(|u| u == Some("u1"))).unwrap()
+        else {
+            panic!("a snapshot")
+        };
+        assert_eq!(u1.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["b"]);
     }
 
     fn hub(cap: usize) -> Hub {

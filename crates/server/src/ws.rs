@@ -273,9 +273,19 @@ async fn next(
     let cell = st.feed.cell(key, reuse);
     let got = cell
         .get_or_init(|| async {
-            match hub.since(epoch, since) {
+            match hub.since_with(epoch, since, values == FeedValues::Watched) {
                 Catchup::UpToDate => (Bytes::new(), since),
                 Catchup::Delta(m) | Catchup::Snapshot(m) => encode(st, m, p, values),
+                Catchup::LeanSnapshot(s) => {
+                    let view = st.engine.view(p.scope());
+                    let lean = ioc_engine::hub::LeanSnapshot {
+                        msg: view.feed(s.msg),
+                        entities: s.entities,
+                    };
+                    let scope = view.scope();
+                    let seq = lean.msg.seq();
+                    (Bytes::from(lean.encode(|u| scope.allows(u))), seq)
+                }
             }
         })
         .await
