@@ -123,6 +123,58 @@ async fn poll(
     Ok(())
 }
 
+/// Fresh loads of the page whose first render is measured (the median is printed).
+const FIRST_RENDER_RUNS: usize = 3;
+
+/// Opens the operations screen afresh: the time to its first complete render (every one of
+/// the `n` devices in the map's source and the map idle) and the page's marks until then.
+async fn first_render(
+    c: &fantoccini::Client,
+    url: &str,
+    n: usize,
+) -> anyhow::Result<(f64, String)> {
+    c.goto(&format!("{url}/")).await?;
+    // First complete render: every device in the map's source and the map idle.
+    poll("the devices on the map", Duration::from_secs(120), async || {
+        let v = js(c, "const m = document.getElementById('map'); return m ? Number(m.dataset.markers || 0) : 0;").await?;
+        Ok(v.as_u64() == Some(n as u64))
+    })
+    .await?;
+    let first = js_async(
+        c,
+        "const m = window.__iocMap;
+         await new Promise((r) => { if (m.loaded() && m.areTilesLoaded()) r(); else m.once('idle', r); });
+         return performance.now();",
+    )
+    .await?;
+    let first_render_ms = first.as_f64().unwrap_or(f64::NAN);
+    // Where it went: the page's own marks (the UI marks the snapshot's steps).
+    let marks = js(
+        c,
+        "const m = {};
+         for (const e of performance.getEntriesByType('mark')) if (!(e.name in m)) m[e.name] = e.startTime;
+         const nav = performance.getEntriesByType('navigation')[0];
+         if (nav) m['page-loaded'] = nav.loadEventEnd;
+         return m;",
+    )
+    .await?;
+    let mut steps: Vec<(String, f64)> = marks
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    steps.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let steps = steps
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok((first_render_ms, steps))
+}
+
 async fn case(communes: &str, n: usize, changes: usize) -> anyhow::Result<MapCase> {
     let dir = tempfile::tempdir()?;
     let server = serve(
@@ -143,45 +195,14 @@ async fn case(communes: &str, n: usize, changes: usize) -> anyhow::Result<MapCas
         anyhow::ensure!(r.status().is_success(), "import: {}", r.text().await?);
     }
     let (_driver, c) = chromium().await?;
-    c.goto(&format!("{}/", server.url)).await?;
-    // First complete render: every device in the map's source and the map idle.
-    poll("the devices on the map", Duration::from_secs(120), async || {
-        let v = js(&c, "const m = document.getElementById('map'); return m ? Number(m.dataset.markers || 0) : 0;").await?;
-        Ok(v.as_u64() == Some(n as u64))
-    })
-    .await?;
-    let first = js_async(
-        &c,
-        "const m = window.__iocMap;
-         await new Promise((r) => { if (m.loaded() && m.areTilesLoaded()) r(); else m.once('idle', r); });
-         return performance.now();",
-    )
-    .await?;
-    let first_render_ms = first.as_f64().unwrap_or(f64::NAN);
-    // Where it went: the page's own marks (the UI marks the snapshot's steps).
-    let marks = js(
-        &c,
-        "const m = {};
-         for (const e of performance.getEntriesByType('mark')) if (!(e.name in m)) m[e.name] = e.startTime;
-         const nav = performance.getEntriesByType('navigation')[0];
-         if (nav) m['page-loaded'] = nav.loadEventEnd;
-         return m;",
-    )
-    .await?;
-    let mut steps: Vec<(String, f64)> = marks
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
-                .collect()
-        })
-        .unwrap_or_default();
-    steps.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let first_render_steps = steps
-        .iter()
-        .map(|(k, v)| format!("{k} {v:.0}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    // The first render, on fresh loads of the page: the median of FIRST_RENDER_RUNS (one
+    // load is at the mercy of the machine's other work; the import is done once).
+    let mut runs: Vec<(f64, String)> = Vec::new();
+    for _ in 0..FIRST_RENDER_RUNS {
+        runs.push(first_render(&c, &server.url, n).await?);
+    }
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (first_render_ms, first_render_steps) = runs[runs.len() / 2].clone();
 
     // Panning across the province for two seconds: frames drawn per second.
     let pan = js_async(
@@ -313,7 +334,7 @@ pub async fn run(b: MapBench) -> anyhow::Result<Vec<MapCase>> {
     for &n in &b.sizes {
         let c = case(&communes, n, b.changes.min(n)).await?;
         println!(
-            "{:>6} devices: first render {:.0} ms, pan {:.1} fps, {} changes {:.0} ms \
+            "{:>6} devices: first render {:.0} ms (median of {FIRST_RENDER_RUNS} loads), pan {:.1} fps, {} changes {:.0} ms \
              (in the page after {:.0} ms); first render: {}",
             c.devices,
             c.first_render_ms,

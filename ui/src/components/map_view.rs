@@ -28,8 +28,8 @@ pub fn MapView() -> impl IntoView {
         });
         map::map_init(&el, &on_select);
         on_select.forget(); // one map for the page's lifetime
-        // The feed may have brought the picture before the map existed (it opens while the
-        // page loads): the map starts with it.
+                            // The feed may have brought the picture before the map existed (it opens while the
+                            // page loads): the map starts with it.
         let live = expect_context::<crate::state::Live>();
         live.entities.with_untracked(|e| {
             live.alerts.with_untracked(|a| {
