@@ -163,7 +163,7 @@ fn polygon(s: &str) -> Result<Vec<[f64; 2]>, String> {
                 lon.parse()
                     .map_err(|_| format!("polygon longitude {lon:?}"))?,
             );
-            if lat.abs() > 90.0 || lon.abs() > 180.0 {
+            if !on_earth(lon, lat) {
                 return Err(format!("polygon point {pair:?} is not on Earth"));
             }
             Ok([lon, lat])
@@ -200,16 +200,31 @@ fn circle(s: &str) -> Result<Vec<[f64; 2]>, String> {
             .parse()
             .map_err(|_| format!("circle radius {radius:?}"))?,
     );
+    if !on_earth(lon, lat) {
+        return Err(format!("circle centre {center:?} is not on Earth"));
+    }
+    // Half the Earth's circumference: a radius past it wraps round.
+    if !(0.0..=20_000.0).contains(&r) {
+        return Err(format!("circle radius {radius:?} is not 0 to 20,000 km"));
+    }
     let mut ring: Vec<[f64; 2]> = (0..32)
         .map(|i| {
             let a = i as f64 / 32.0 * std::f64::consts::TAU;
             let dlat = r / 111.32 * a.sin();
             let dlon = r / (111.32 * lat.to_radians().cos().max(0.01)) * a.cos();
-            [lon + dlon, lat + dlat]
+            // A circle past a pole or the antimeridian stays on the map: latitude stops at
+            // the pole, longitude wraps round.
+            let lon = (lon + dlon + 180.0).rem_euclid(360.0) - 180.0;
+            [lon, (lat + dlat).clamp(-90.0, 90.0)]
         })
         .collect();
     ring.push(ring[0]);
     Ok(ring)
+}
+
+/// A WGS 84 position (a NaN or infinite coordinate is not one).
+fn on_earth(lon: f64, lat: f64) -> bool {
+    lon.abs() <= 180.0 && lat.abs() <= 90.0
 }
 
 fn severity(s: &str) -> Severity {
