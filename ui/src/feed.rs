@@ -406,11 +406,7 @@ fn apply(live: Live, msg: ServerMsg) {
                         }
                         map.insert(e.id.clone(), e);
                     }
-                    for v in values {
-                        if let Some(e) = map.get_mut(&v.entity) {
-                            e.set_value(&v.metric, v.value, v.time);
-                        }
-                    }
+                    set_values(map, values);
                 });
             }
             if !alerts.is_empty() {
@@ -444,26 +440,34 @@ fn apply(live: Live, msg: ServerMsg) {
         }
         // The number this connection is at (changes that were only values move it too).
         ServerMsg::Heartbeat { seq, .. } => {
-            FEED.with(|f| {
-                let mut f = f.borrow_mut();
-                f.seq = f.seq.max(seq);
-            });
+            reached(seq);
             return;
         }
         ServerMsg::Values { seq, time, values } => {
-            FEED.with(|f| {
-                let mut f = f.borrow_mut();
-                f.seq = f.seq.max(seq);
-            });
-            live.entities.update(|map| {
-                for v in values {
-                    if let Some(e) = map.get_mut(&v.entity) {
-                        e.set_value(&v.metric, v.value, v.time);
-                    }
-                }
-            });
+            reached(seq);
+            live.entities.update(|map| set_values(map, values));
             live.data_time.set(Some(time));
         }
     }
     live.revision.update(|r| *r += 1);
+}
+
+/// The connection is at `seq` (never back).
+fn reached(seq: u64) {
+    FEED.with(|f| {
+        let mut f = f.borrow_mut();
+        f.seq = f.seq.max(seq);
+    });
+}
+
+/// New values of the devices held (a value of an unknown device is dropped).
+fn set_values(
+    map: &mut std::collections::HashMap<String, ioc_model::Entity>,
+    values: Vec<ioc_model::ValueUpdate>,
+) {
+    for v in values {
+        if let Some(e) = map.get_mut(&v.entity) {
+            e.set_value(&v.metric, v.value, v.time);
+        }
+    }
 }

@@ -122,12 +122,14 @@ impl LeanSnapshot {
     }
 }
 
-/// `e` as a [`LeanEntity`] holds it.
-fn lean_json(e: &Entity) -> (Option<Arc<str>>, Bytes) {
-    let mut bare = e.clone();
-    bare.latest.clear();
-    bare.last_seen = None;
-    let mut json = serde_json::to_vec(&bare).expect("entities serialize");
+/// `e` as a [`LeanEntity`] holds it (its values are set aside while it is serialized, not
+/// copied: this runs for every device at start-up).
+fn lean_json(e: &mut Entity) -> (Option<Arc<str>>, Bytes) {
+    let latest = std::mem::take(&mut e.latest);
+    let last_seen = e.last_seen.take();
+    let mut json = serde_json::to_vec(&*e).expect("entities serialize");
+    e.latest = latest;
+    e.last_seen = last_seen;
     assert_eq!(json.pop(), Some(b'}'), "an entity is a JSON object");
     (e.unit.as_deref().map(Arc::from), Bytes::from(json))
 }
@@ -187,9 +189,9 @@ impl Hub {
     /// Sets the state the engine starts from (no log entries: clients get a snapshot anyway).
     pub fn load(&self, entities: Vec<Entity>, alerts: Vec<Alert>) {
         let mut st = self.state.lock().unwrap();
-        for e in entities {
+        for mut e in entities {
             let id: Arc<str> = Arc::from(e.id.as_str());
-            st.lean.insert(id.clone(), lean_json(&e));
+            st.lean.insert(id.clone(), lean_json(&mut e));
             st.entities.insert(id, e);
         }
         for a in alerts.into_iter().filter(|a| a.state.is_open()) {
@@ -232,7 +234,7 @@ impl Hub {
                     e.latest = old.latest;
                     e.last_seen = old.last_seen.max(e.last_seen);
                 }
-                st.lean.insert(id.clone(), lean_json(&e));
+                st.lean.insert(id.clone(), lean_json(&mut e));
                 st.entities.insert(id.clone(), e);
                 st.seq += 1;
                 st.log.push_back((st.seq, Change::Entity(id)));
@@ -357,34 +359,12 @@ impl Hub {
     pub fn snapshot(&self) -> ServerMsg {
         let st = self.state.lock().unwrap();
         let mut entities: Vec<Entity> = st.entities.values().cloned().collect();
-        let msg = self.snapshot_without_entities(st);
+        let mut msg = self.snapshot_without_entities(st);
         entities.sort_by(|a, b| a.id.cmp(&b.id));
-        match msg {
-            ServerMsg::Snapshot {
-                epoch,
-                seq,
-                time,
-                alerts,
-                incidents,
-                directives,
-                silences,
-                kpis,
-                link,
-                ..
-            } => ServerMsg::Snapshot {
-                epoch,
-                seq,
-                time,
-                entities,
-                alerts,
-                incidents,
-                directives,
-                silences,
-                kpis,
-                link,
-            },
-            _ => unreachable!("a snapshot"),
+        if let ServerMsg::Snapshot { entities: e, .. } = &mut msg {
+            *e = entities;
         }
+        msg
     }
 
     /// Everything but the entities' values, for a client that has nothing and takes no
