@@ -205,15 +205,24 @@ async fn e2e_desktop_workstation() {
         c.find(Locator::Id("login-username")).await.ok()
     })
     .await;
-    let at = js(
+    // The line naming the IOC comes with the sign-in options (`/api/auth/providers`), a
+    // moment after the form.
+    let at = wait_page(
         &c,
-        "const e = document.getElementById('login-upstream'); return e ? e.textContent : '';",
+        "desktop-workstation",
+        "the form to say which IOC",
+        T,
+        || async {
+            let s = js(
+            &c,
+            "const e = document.getElementById('login-upstream'); return e ? e.textContent : '';",
+        )
+        .await;
+            s.as_str().filter(|s| !s.is_empty()).map(str::to_string)
+        },
     )
     .await;
-    assert!(
-        at.as_str().unwrap_or("").contains(&ioc.url("")),
-        "the form says which IOC: {at}"
-    );
+    assert!(at.contains(&ioc.url("")), "the form says which IOC: {at}");
     screenshot(&c, "desktop-workstation-sign-in").await;
     u.send_keys("lan").await.unwrap();
     let p = c.find(Locator::Id("login-password")).await.unwrap();
