@@ -7,6 +7,7 @@
 
 mod choice;
 mod notify;
+mod render;
 mod wall;
 
 use clap::Parser;
@@ -131,6 +132,7 @@ fn main() -> std::process::ExitCode {
         )
         .with_target(false)
         .init();
+    render::choose();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     tauri::async_runtime::set(runtime.handle().clone());
     let walls = Arc::new(wall::Walls::default());
