@@ -35,6 +35,19 @@ pub struct Health {
     pub nodes: Vec<NodeLink>,
 }
 
+/// `GET /api/ready`: what a load balancer or systemd needs to know, without a token, and
+/// nothing else (no counts, no version, no names).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Readiness {
+    /// The process answers (always true in an answer).
+    pub up: bool,
+    /// It takes work: the store answers and the engine is not stopping.
+    pub ready: bool,
+    /// The store answered a query and its writer has no error.
+    pub store: bool,
+}
+
 /// How the link to the upstream IOC is.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

@@ -20,8 +20,8 @@ pub mod ws;
 pub use alert::{Alert, AlertEvent, AlertEventKind, AlertState, Severity};
 pub use api::{
     AckRequest, AlertActionRequest, BasemapInfo, BasemapKind, DeadLetter, Health, ImportRejection,
-    ImportReport, LinkState, NodeLink, SecretState, SeriesPoint, SeriesResponse, SourceState,
-    SourceStatus, Unit, UpstreamLink,
+    ImportReport, LinkState, NodeLink, Readiness, SecretState, SeriesPoint, SeriesResponse,
+    SourceState, SourceStatus, Unit, UpstreamLink,
 };
 pub use camera::{
     CameraCredentials, CameraStream, ClipInfo, ClipRequest, ClipState, StreamProblem, StreamState,

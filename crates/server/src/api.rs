@@ -34,6 +34,11 @@ pub async fn health(State(st): State<AppState>) -> Json<Health> {
     Json(st.engine.health())
 }
 
+/// Up, ready, store reachable, for load balancers and systemd (`503` when not ready).
+pub async fn ready(State(st): State<AppState>) -> crate::reply::Ready {
+    crate::reply::Ready(st.engine.readiness().await)
+}
+
 pub async fn entities(State(st): State<AppState>, c: Caller) -> Json<Vec<Entity>> {
     Json(c.view(&st).entities())
 }

@@ -92,6 +92,37 @@ impl<T: JsonSchema> OperationOutput for Accepted<T> {
     }
 }
 
+/// `GET /api/ready`: `200` when ready, `503` when not, the same body either way (a check
+/// that reads only the status works, one that reads the body learns which part is down).
+pub struct Ready(pub ioc_model::Readiness);
+
+impl IntoResponse for Ready {
+    fn into_response(self) -> Response {
+        let status = if self.0.ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        (status, Json(self.0)).into_response()
+    }
+}
+
+impl OperationOutput for Ready {
+    type Inner = ioc_model::Readiness;
+    fn inferred_responses(
+        ctx: &mut GenContext,
+        _: &mut Operation,
+    ) -> Vec<(Option<u16>, DocResponse)> {
+        vec![
+            (Some(200), json_doc::<ioc_model::Readiness>(ctx, "ready")),
+            (
+                Some(503),
+                json_doc::<ioc_model::Readiness>(ctx, "not ready: stopping, or the store"),
+            ),
+        ]
+    }
+}
+
 /// A saved text (rule, SOP, KPI definition), or `400` with every problem and its place.
 pub struct Checked<T> {
     pub result: Result<T, RuleCheck>,

@@ -315,6 +315,14 @@ pub fn build() -> Routes {
         // The engine and the map
         .add(
             Get,
+            "/api/ready",
+            Public,
+            Unscoped("up, ready and store reachable, nothing else"),
+            api::ready,
+            "Liveness and readiness for load balancers and systemd (503 when not ready)",
+        )
+        .add(
+            Get,
             "/api/health",
             Role(P::View),
             Unscoped("the engine's own state"),

@@ -121,6 +121,29 @@ fn user(name: &str, role: Role, units: &[&str]) -> NewUser {
     }
 }
 
+/// A load balancer and systemd see a node is up and ready without a token, once accounts
+/// exist and everything else needs a session; they learn nothing more; a stopping node is
+/// not ready (503), so the balancer drains it.
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_answers_without_a_token_and_says_nothing_else() {
+    let (_dir, engine, addr) = start().await;
+    let now = chrono::Utc::now().timestamp_millis();
+    engine
+        .auth()
+        .add_user(&user("admin", Role::Admin, &[]), "test", now)
+        .unwrap();
+    let anon = Client { addr, token: None };
+    assert_eq!(anon.call("GET", "/api/health", None).await.0, 401);
+    let (s, r) = anon.call("GET", "/api/ready", None).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r, json!({"up": true, "ready": true, "store": true}));
+    engine.shutdown().await;
+    let (s, r) = anon.call("GET", "/api/ready", None).await;
+    assert_eq!(s, 503, "{r}");
+    assert_eq!(r["up"], true);
+    assert_eq!(r["ready"], false);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn roles_and_unit_scopes_are_enforced_by_the_server() {
     let (_dir, engine, addr) = start().await;

@@ -178,6 +178,7 @@ async fn every_response_carries_the_security_headers() {
         ("/wall", false),
         ("/no-such-file.js", false),
         ("/api/health", false),
+        ("/api/ready", false),
         ("/api/health", true),
         ("/api/alerts/999", true),
         ("/api/no/such/route", true),
@@ -199,7 +200,7 @@ async fn every_response_carries_the_security_headers() {
         assert_eq!(header(&r, "x-content-type-options"), "nosniff", "{path}");
         checked += 1;
     }
-    assert_eq!(checked, 8);
+    assert_eq!(checked, 9);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -25,7 +25,7 @@ use crate::sources::{self, SourceCtx};
 use crate::store::{self, Reader, StoreError, Writer};
 use chrono::{DateTime, Utc};
 use ioc_model::{
-    Alert, AlertState, BacktestResponse, DeadLetter, Entity, Health, Reading, RuleCheck,
+    Alert, AlertState, BacktestResponse, DeadLetter, Entity, Health, Readiness, Reading, RuleCheck,
     RulesResponse, SeriesResponse, SourceStatus, Unit,
 };
 use std::collections::HashMap;
@@ -907,6 +907,23 @@ impl Engine {
             })
             .await?;
         Ok(Ok(r))
+    }
+
+    /// Up, ready, store reachable: the store answers a query within two seconds and its
+    /// writer reports no error; not ready while stopping, so a balancer drains the node.
+    pub async fn readiness(&self) -> Readiness {
+        let writer_ok = self.writer.status().error.lock().unwrap().is_none();
+        let read = self.blocking(|r| r.with(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)));
+        let store = writer_ok
+            && matches!(
+                tokio::time::timeout(std::time::Duration::from_secs(2), read).await,
+                Ok(Ok(()))
+            );
+        Readiness {
+            up: true,
+            ready: store && !self.cancel.is_cancelled(),
+            store,
+        }
     }
 
     pub fn health(&self) -> Health {
