@@ -46,6 +46,16 @@ pub enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error(
+        "database {path} was written by a newer IOC Console (schema version {found}; this \
+         version knows up to {known}). Run the newer version on it, or restore a backup made \
+         by this one into another folder; it was left untouched"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: usize,
+        known: usize,
+    },
     #[error("database {path}: schema migration failed: {message}")]
     Migration { path: PathBuf, message: String },
     #[error("database: {0}")]
@@ -71,6 +81,26 @@ pub fn open(data_dir: &Path) -> Result<PathBuf, StoreError> {
     // database file's own permissions.
     for f in [DB_FILE, "ioc.db-wal", "ioc.db-shm"] {
         owner_only(&data_dir.join(f), false);
+    }
+    // An older schema is brought up to date below; a newer one is another version's data,
+    // which this one must not write to (it does not know what the new columns mean).
+    let found = schema::version(&conn).map_err(|source| StoreError::Sqlite {
+        path: path.clone(),
+        source,
+    })?;
+    if found > schema::VERSION {
+        return Err(StoreError::TooNew {
+            path,
+            found,
+            known: schema::VERSION,
+        });
+    }
+    if found > 0 && found < schema::VERSION {
+        tracing::info!(
+            "{}: schema version {found} brought up to {}",
+            path.display(),
+            schema::VERSION
+        );
     }
     schema::migrate(&mut conn).map_err(|e| StoreError::Migration {
         path: path.clone(),
@@ -139,4 +169,70 @@ pub fn migrate_connection(conn: &mut Connection) -> Result<(), String> {
 /// (`ioc user`, `ioc audit`).
 pub fn connect_path(path: &Path) -> Result<Connection, StoreError> {
     connect(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db_at(dir: &Path, version: usize) -> Connection {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut c = Connection::open(dir.join(DB_FILE)).unwrap();
+        schema::migrations().to_version(&mut c, version).unwrap();
+        c
+    }
+
+    /// A folder made by the previous version opens: its schema is brought up to date and
+    /// what it held is still there.
+    #[test]
+    fn a_folder_of_the_previous_version_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = db_at(dir.path(), schema::VERSION - 1);
+        c.execute(
+            "INSERT INTO observations (series, ts, value) VALUES (7, 3600000, 42.5)",
+            [],
+        )
+        .unwrap();
+        drop(c);
+        let path = open(dir.path()).unwrap();
+        let c = Connection::open(path).unwrap();
+        assert_eq!(schema::version(&c).unwrap(), schema::VERSION);
+        let row: (i64, i64, f64) = c
+            .query_row("SELECT series, ts, value FROM observations", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(row, (7, 3600000, 42.5));
+    }
+
+    /// A folder a newer version wrote is refused with a message that says so and what to
+    /// do, and is left as it was.
+    #[test]
+    fn a_folder_of_a_newer_version_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = db_at(dir.path(), schema::VERSION);
+        c.pragma_update(None, "user_version", (schema::VERSION + 1) as i64)
+            .unwrap();
+        let tables = |c: &Connection| -> i64 {
+            c.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+                .unwrap()
+        };
+        let before = tables(&c);
+        drop(c);
+        let err = open(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, StoreError::TooNew { found, known, .. }
+                if found == schema::VERSION + 1 && known == schema::VERSION),
+            "{err}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains("newer IOC Console"), "{msg}");
+        assert!(
+            msg.contains(&format!("schema version {}", schema::VERSION + 1)),
+            "{msg}"
+        );
+        let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        assert_eq!(schema::version(&c).unwrap(), schema::VERSION + 1);
+        assert_eq!(tables(&c), before);
+    }
 }

@@ -479,7 +479,7 @@ DROP TABLE rollup_1h;
 ALTER TABLE rollup_1h_by_part RENAME TO rollup_1h;
 "#;
 
-fn migrations() -> Migrations<'static> {
+pub(super) fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
         M::up(V2),
@@ -499,6 +499,16 @@ fn migrations() -> Migrations<'static> {
     ])
 }
 
+/// The schema version this build writes (`PRAGMA user_version` once migrated).
+pub const VERSION: usize = 15;
+
+/// The database's schema version (0: empty, never migrated).
+pub fn version(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.query_row("PRAGMA user_version", [], |r| {
+        r.get::<_, i64>(0).map(|v| v.max(0) as usize)
+    })
+}
+
 pub fn migrate(conn: &mut Connection) -> Result<(), rusqlite_migration::Error> {
     migrations().to_latest(conn)
 }
@@ -508,6 +518,16 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         super::migrations().validate().unwrap();
+    }
+
+    /// VERSION is what the migrations end on: a migration added without it would make this
+    /// build refuse its own databases.
+    #[test]
+    fn version_is_the_last_migration() {
+        let mut c = rusqlite::Connection::open_in_memory().unwrap();
+        assert_eq!(super::version(&c).unwrap(), 0);
+        super::migrate(&mut c).unwrap();
+        assert_eq!(super::version(&c).unwrap(), super::VERSION);
     }
 
     /// A store from before readings were keyed by part keeps every row, each in its part
