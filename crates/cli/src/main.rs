@@ -9,6 +9,8 @@
 //! ioc user add NAME --role ROLE [--unit CODE]... --password-stdin [--data DIR]
 //! ioc node add NAME [--units U1,U2] [--data DIR]
 //! ioc audit verify [--data DIR]
+//! ioc backup [--data DIR] --out FILE
+//! ioc restore FILE --data DIR
 //! ioc report --domain D --period day|week|month --date YYYY-MM-DD --format pdf|csv|xlsx --out FILE
 //! ```
 
@@ -17,6 +19,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod backup;
 mod bench;
 mod bench_api;
 mod bench_desktop;
@@ -92,6 +95,10 @@ enum Command {
     Node(user::NodeCommand),
     /// A statistical report (PDF, CSV, XLSX) of a domain over a day, week or month.
     Report(report::ReportArgs),
+    /// Back up a data folder into one file, while the engine runs on it.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a new (or empty) data folder.
+    Restore(backup::RestoreArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -105,6 +112,8 @@ fn main() -> std::process::ExitCode {
             | Command::Audit(_)
             | Command::Node(_)
             | Command::Report(_)
+            | Command::Backup(_)
+            | Command::Restore(_)
     );
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -129,6 +138,8 @@ fn main() -> std::process::ExitCode {
             Command::Audit(c) => user::run_audit(c),
             Command::Node(c) => user::run_node(c),
             Command::Report(a) => report::run(a),
+            Command::Backup(a) => backup::run_backup(a),
+            Command::Restore(a) => backup::run_restore(a),
         }
     });
     match result {

@@ -543,3 +543,115 @@ fn node_add_prints_a_token_for_a_node_account() {
         "{list}"
     );
 }
+
+/// `ioc backup` of the folder a running `ioc serve` (the demo, writing all along) holds,
+/// `ioc restore` into a new folder: the restored folder has what the server had committed
+/// and serves; a second restore over it and a folder of a newer version are refused with
+/// messages that say what to do.
+#[test]
+fn backup_while_serving_and_restore_into_a_new_folder() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Killed(
+        ioc()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(server.0.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("http://"), "{line}");
+    let count = |db: &std::path::Path| -> i64 {
+        let c =
+            rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .unwrap();
+        c.query_row("SELECT count(*) FROM observations", [], |r| r.get(0))
+            .unwrap()
+    };
+    // The demo's history and live simulator are in.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while count(&data.join("ioc.db")) < 1000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the demo wrote nothing"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let file = dir.path().join("nghe-an.iocbackup");
+    let out = ioc()
+        .args(["backup", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("backed up") && said.contains("files"),
+        "{said}"
+    );
+    let at_backup = count(&data.join("ioc.db"));
+    drop(server);
+    let after = count(&data.join("ioc.db"));
+
+    let restored = dir.path().join("restored");
+    let out = ioc()
+        .arg("restore")
+        .arg(&file)
+        .arg("--data")
+        .arg(&restored)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A snapshot of the running server: what it had, not what came after.
+    let n = count(&restored.join("ioc.db"));
+    assert!(
+        n >= 1000 && n <= at_backup.max(after),
+        "{n} of {at_backup}..{after}"
+    );
+    assert!(restored.join("rules").is_dir());
+
+    // Never over a folder that holds something.
+    let out = ioc()
+        .arg("restore")
+        .arg(&file)
+        .arg("--data")
+        .arg(&restored)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("not empty"), "{err}");
+
+    // A folder written by a newer version is refused by every command that opens it.
+    let c = rusqlite::Connection::open(restored.join("ioc.db")).unwrap();
+    let v: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    c.pragma_update(None, "user_version", v + 1).unwrap();
+    drop(c);
+    let out = ioc()
+        .args(["serve", "--no-demo", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&restored)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("newer IOC Console"),
+        "{err}"
+    );
+}

@@ -11,6 +11,7 @@ pub mod alerts;
 pub mod aqi;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod basemap;
 pub mod bench;
 pub mod clock;

@@ -64,6 +64,8 @@ pub enum StoreError {
     WriterGone,
 }
 
+pub use schema::{version as schema_version, VERSION as SCHEMA_VERSION};
+
 /// Name of the database file inside the data folder.
 pub const DB_FILE: &str = "ioc.db";
 
