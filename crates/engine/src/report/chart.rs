@@ -71,7 +71,9 @@ pub fn svg(s: &KpiSeries, bars: bool, tz: Tz) -> Option<String> {
         let blue = RGBColor(11, 79, 138);
         if bars {
             chart
-                .draw_series(values.iter().map(|(i, v)| {
+                // A count of 0 is no bar: a rectangle of no height is an invalid SVG shape
+                // (usvg warns once per bar, a flood in the log for a quiet month).
+                .draw_series(values.iter().filter(|(_, v)| *v != 0.0).map(|(i, v)| {
                     let x = *i as f64;
                     Rectangle::new([(x - 0.35, 0.0), (x + 0.35, *v)], blue.filled())
                 }))
@@ -103,4 +105,40 @@ pub fn svg(s: &KpiSeries, bars: bool, tz: Tz) -> Option<String> {
         root.present().ok()?;
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ioc_model::{KpiPoint, KpiStatus};
+
+    /// A month with a few counts and many zeros: a bar per count, no rectangle of no height.
+    #[test]
+    fn zero_counts_draw_no_bar() {
+        let t0: chrono::DateTime<chrono::Utc> = "2026-11-01T00:00:00Z".parse().unwrap();
+        let points = (0..30)
+            .map(|d| KpiPoint {
+                from: t0 + chrono::Duration::days(d),
+                to: t0 + chrono::Duration::days(d + 1),
+                value: Some(if d % 10 == 3 { 2.0 } else { 0.0 }),
+                status: KpiStatus::Green,
+                numerator: 0.0,
+                denominator: 0.0,
+            })
+            .collect();
+        let s = KpiSeries {
+            id: "critical-alerts".into(),
+            period: Period::Day,
+            uom: String::new(),
+            target: 1.0,
+            unit: None,
+            points,
+        };
+        let svg = svg(&s, true, chrono_tz::Asia::Ho_Chi_Minh).unwrap();
+        let tree = usvg::Tree::from_str(&svg, &usvg::Options::default()).unwrap();
+        assert!(tree.root().has_children());
+        let blue = svg.matches("fill=\"#0B4F8A\"").count();
+        assert_eq!(blue, 3, "one bar per day with a count");
+        assert!(!svg.contains("height=\"0\""), "a bar of no height");
+    }
 }
