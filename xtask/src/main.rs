@@ -10,7 +10,11 @@
 //! cargo xtask setup [--test]      only install what is missing
 //! cargo xtask bench               ioc bench ingest, rules and mqtt, release build
 //! cargo xtask fuzz [--minutes N]  coverage-guided fuzzing of the decoders and parsers
+//! cargo xtask dist [--check ROOT] the installable packages into target/dist/ (--check:
+//!                                 install, start and purge them in a Debian 12 chroot)
 //! ```
+
+mod dist;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -85,15 +89,18 @@ fn main() -> ExitCode {
         "test" => test(),
         "bench" => bench(),
         "fuzz" => fuzz_command(&rest),
+        "dist" => dist::dist(&rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <run|serve|test|ui|setup|bench>\n\
+                "usage: cargo xtask <run|serve|test|ui|setup|bench|fuzz|dist>\n\
                  \n  run    build and open the desktop app (Nghệ An demo)\
                  \n  serve  run `ioc serve` for a browser on http://127.0.0.1:8080\
                  \n  test   every check and test, as CI runs it\
                  \n  ui     build the web UI into ui/dist\
                  \n  setup  install what is missing (--test: also the test tools)\
                  \n  bench  ioc bench ingest, rules and mqtt on a release build\
+                 \n  dist   the packages into target/dist/ (--check ROOT: install and start \
+                 them in a Debian 12 chroot at ROOT)\
                  \n  fuzz   fuzz every decoder and parser (--minutes N, default {FUZZ_MINUTES}; \
                  then target names to run only those)"
             );
