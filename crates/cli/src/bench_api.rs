@@ -181,6 +181,26 @@ async fn post(http: &reqwest::Client, url: &str, body: Vec<Value>) -> anyhow::Re
     Ok(())
 }
 
+/// Imports generated devices (GeoJSON features) into the server at `url` through
+/// `POST /api/import`, 10,000 to a request.
+pub(crate) async fn import_devices(
+    http: &reqwest::Client,
+    url: &str,
+    features: &[Value],
+) -> anyhow::Result<()> {
+    for chunk in features.chunks(10_000) {
+        let body = json!({"type": "FeatureCollection", "features": chunk});
+        let r = http
+            .post(format!("{url}/api/import"))
+            .query(&[("format", "geojson"), ("name", "province.geojson")])
+            .body(body.to_string())
+            .send()
+            .await?;
+        anyhow::ensure!(r.status().is_success(), "import: {}", r.text().await?);
+    }
+    Ok(())
+}
+
 /// Starts `ioc serve` on loopback on a fresh data folder (in `dir`), with no demo data and
 /// `config` as its configuration.
 pub(crate) fn serve(dir: &std::path::Path, config: &str) -> anyhow::Result<Server> {

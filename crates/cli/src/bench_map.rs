@@ -184,16 +184,7 @@ async fn case(communes: &str, n: usize, changes: usize) -> anyhow::Result<MapCas
     let province = ioc_engine::demo::province::devices(communes, n, 14)?;
     let features = province["features"].as_array().cloned().unwrap_or_default();
     let http = reqwest::Client::new();
-    for chunk in features.chunks(10_000) {
-        let body = json!({"type": "FeatureCollection", "features": chunk});
-        let r = http
-            .post(format!("{}/api/import", server.url))
-            .query(&[("format", "geojson"), ("name", "province.geojson")])
-            .body(body.to_string())
-            .send()
-            .await?;
-        anyhow::ensure!(r.status().is_success(), "import: {}", r.text().await?);
-    }
+    crate::bench_api::import_devices(&http, &server.url, &features).await?;
     let (_driver, c) = chromium().await?;
     // The first render, on fresh loads of the page: the median of FIRST_RENDER_RUNS (one
     // load is at the mercy of the machine's other work; the import is done once).

@@ -135,16 +135,7 @@ pub async fn run(b: SoakBench) -> anyhow::Result<()> {
                 .to_string(),
         );
     }
-    for chunk in features.chunks(10_000) {
-        let body = json!({"type": "FeatureCollection", "features": chunk});
-        let r = http
-            .post(format!("{}/api/import", server.url))
-            .query(&[("format", "geojson"), ("name", "province.geojson")])
-            .body(body.to_string())
-            .send()
-            .await?;
-        anyhow::ensure!(r.status().is_success(), "import: {}", r.text().await?);
-    }
+    crate::bench_api::import_devices(&http, &server.url, &features).await?;
     drop(features);
     eprintln!(
         "soak: {} devices and {} rules loaded in {:.0} s; feeding {} obs/s for {} h, engine clock ×{}",

@@ -69,7 +69,8 @@ impl std::fmt::Debug for AuditKey {
     }
 }
 
-fn hex(b: &[u8]) -> String {
+/// Lower-case hexadecimal of `b` (MACs, digests).
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 

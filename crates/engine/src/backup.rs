@@ -14,6 +14,7 @@
 //! staging folder into place: a restore that fails leaves nothing half restored, and it
 //! never writes over a folder that holds anything.
 
+use crate::audit::hex;
 use crate::engine::{LOCK_FILE, SERVER_FILE};
 use crate::store::{self, DB_FILE};
 use chrono::{DateTime, Utc};
@@ -92,10 +93,6 @@ pub struct Summary {
     pub files: usize,
     pub bytes: u64,
     pub schema_version: usize,
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The folder's files to back up besides the database, relative paths sorted. Symbolic

@@ -479,28 +479,17 @@ DROP TABLE rollup_1h;
 ALTER TABLE rollup_1h_by_part RENAME TO rollup_1h;
 "#;
 
+/// Every migration in order; the schema version is how many have run.
+const STEPS: [&str; 15] = [
+    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15,
+];
+
 pub(super) fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(V1),
-        M::up(V2),
-        M::up(V3),
-        M::up(V4),
-        M::up(V5),
-        M::up(V6),
-        M::up(V7),
-        M::up(V8),
-        M::up(V9),
-        M::up(V10),
-        M::up(V11),
-        M::up(V12),
-        M::up(V13),
-        M::up(V14),
-        M::up(V15),
-    ])
+    Migrations::new(STEPS.iter().map(|sql| M::up(sql)).collect())
 }
 
 /// The schema version this build writes (`PRAGMA user_version` once migrated).
-pub const VERSION: usize = 15;
+pub const VERSION: usize = STEPS.len();
 
 /// The database's schema version (0: empty, never migrated).
 pub fn version(conn: &Connection) -> rusqlite::Result<usize> {
