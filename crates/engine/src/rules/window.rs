@@ -44,14 +44,18 @@ impl Windows {
     }
 
     /// Records an observation, if any rule watches its metric. Late values are inserted in
-    /// time order.
+    /// time order; a value at a time already held replaces it, as the store keeps one row per
+    /// (series, time): a message a broker delivers again is not counted twice.
     pub fn record(&mut self, entity: i64, metric: &Arc<str>, at: i64, value: f64) {
         let Some(keep) = self.keep_for(metric) else {
             return;
         };
         let q = self.values.entry((entity, metric.clone())).or_default();
-        let pos = q.partition_point(|&(t, _)| t <= at);
-        q.insert(pos, (at, value));
+        let pos = q.partition_point(|&(t, _)| t < at);
+        match q.get_mut(pos) {
+            Some(same) if same.0 == at => same.1 = value,
+            _ => q.insert(pos, (at, value)),
+        }
         let newest = q.back().map(|&(t, _)| t).unwrap_or(at);
         while q.front().is_some_and(|&(t, _)| t < newest - keep) {
             q.pop_front();
@@ -114,6 +118,18 @@ impl Windows {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_delivered_again_counts_once() {
+        let mut w = Windows::default();
+        let m: Arc<str> = Arc::from("flow");
+        w.need(Some("flow"), 10 * 60_000);
+        for at in [0, 60_000, 60_000, 120_000, 60_000] {
+            w.record(1, &m, at, 2.0);
+        }
+        let s = w.stats(1, &m, 120_000, 10 * 60_000).unwrap();
+        assert_eq!((s.count, s.sum), (3.0, 6.0));
+    }
 
     #[test]
     fn statistics_over_a_span() {
