@@ -44,6 +44,8 @@ const APT_BUILD: &[&str] = &[
 const APT_TEST: &[&str] = &[
     "mosquitto",
     "mosquitto-clients",
+    // The NATS JetStream source: a three-node cluster on loopback, its MQTT listener.
+    "nats-server",
     "libxml2-utils",
     "xvfb",
     "xauth",

@@ -6,6 +6,7 @@ pub mod file;
 pub mod health;
 pub mod http;
 pub mod mqtt;
+pub mod nats;
 pub mod secrets;
 pub mod sensorthings;
 pub mod simulator;
@@ -76,6 +77,7 @@ type Reader = fn(toml::Value) -> Result<Arc<dyn Source>, String>;
 pub const KINDS: &[(&str, Reader)] = &[
     ("simulator", read::<simulator::SimulatorConfig>),
     ("mqtt", read::<mqtt::MqttConfig>),
+    ("nats", read::<nats::NatsConfig>),
     ("http", read::<http::HttpConfig>),
     ("websocket", read::<websocket::WebsocketConfig>),
     ("sensorthings", read::<sensorthings::SensorThingsConfig>),

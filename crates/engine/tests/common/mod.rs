@@ -1,1 +1,2 @@
 pub mod mosquitto;
+pub mod nats;
