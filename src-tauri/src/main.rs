@@ -204,9 +204,20 @@ fn main() -> std::process::ExitCode {
                 let n = wall::Walls::open(&walls)?;
                 tracing::info!("video wall: {n} screen(s)");
             } else {
+                // Maximized where a window manager does it; without one (a kiosk session,
+                // Xvfb) nothing maximizes, so the first size never exceeds the screen.
+                let (width, height) = app
+                    .primary_monitor()
+                    .ok()
+                    .flatten()
+                    .map(|m| {
+                        let s = m.size().to_logical::<f64>(m.scale_factor());
+                        (s.width.min(1600.0), s.height.min(900.0))
+                    })
+                    .unwrap_or((1600.0, 900.0));
                 WebviewWindowBuilder::new(app, "console", WebviewUrl::External(url.parse()?))
                     .title(title)
-                    .inner_size(1600.0, 900.0)
+                    .inner_size(width, height)
                     .min_inner_size(1024.0, 640.0)
                     .maximized(true)
                     .build()?;

@@ -5,11 +5,18 @@
 //!   graceful stop on SIGTERM). Built with Debian's own `dpkg-deb` from the files in
 //!   `assets/packaging/ioc-server/`.
 //!
+//! - `ioc-console_<version>_amd64.deb`: the desktop app, from the Tauri bundler (`cargo tauri
+//!   build --bundles deb`, tauri-cli installed when missing) as `tauri.conf.json`'s `bundle`
+//!   says: the icon, a menu entry with the Vietnamese name, the video wall as a second entry.
+//!   No AppImage: its bundler downloads linuxdeploy from GitHub, which is not Debian's.
+//!
 //! `cargo xtask dist --check ROOT` then installs the package in a clean Debian 12 chroot at
 //! ROOT (made with debootstrap when absent), checks the unit with `systemd-analyze verify`,
 //! starts the service's command as the unit does (as `ioc`, no systemd in a chroot), waits
 //! for `/api/ready`, stops it with SIGTERM and checks the exit, then removes and purges the
-//! package (the data stays, the configuration and the user go).
+//! package (the data stays, the configuration and the user go); then the desktop package:
+//! its menu entries validated, the console and the wall started under Xvfb until they close
+//! by themselves, and purged.
 
 use crate::{root, sh, step, Result};
 use std::path::{Path, PathBuf};
@@ -133,6 +140,99 @@ fn server_deb(version: &str) -> Result<PathBuf> {
     Ok(deb)
 }
 
+/// The Tauri bundler's command line (`cargo tauri`), installed from crates.io when missing.
+fn tauri_cli() -> Result {
+    let there = Command::new("cargo")
+        .args(["tauri", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !there {
+        step("installing tauri-cli (the Tauri bundler; once, about 15 minutes)");
+        sh(
+            "cargo",
+            &["install", "tauri-cli", "--version", "^2", "--locked"],
+        )?;
+    }
+    Ok(())
+}
+
+/// The desktop app as a `.deb`, made by the Tauri bundler from `tauri.conf.json` (`bundle`:
+/// the icon, the menu entry with its Vietnamese name, the wall as a second entry, the
+/// GStreamer plugins the cameras' video needs); returns its path in `target/dist/`.
+fn desktop_deb(version: &str) -> Result<PathBuf> {
+    tauri_cli()?;
+    step("release build of ioc-desktop and its .deb (the Tauri bundler)");
+    let _config = BundlerConfig::write()?;
+    // The UI is embedded from ui/dist (built above); nothing to run before the build.
+    crate::sh_in(
+        &root().join("src-tauri"),
+        "cargo",
+        &["tauri", "build", "--ci", "--bundles", "deb"],
+        &[],
+    )?;
+    let made = root().join(format!(
+        "target/release/bundle/deb/{DESKTOP_PACKAGE}_{version}_amd64.deb"
+    ));
+    if !made.exists() {
+        return Err(format!("the bundler made no {}", made.display()));
+    }
+    let deb = root().join("target/dist").join(made.file_name().unwrap());
+    std::fs::create_dir_all(deb.parent().unwrap()).map_err(|e| e.to_string())?;
+    std::fs::copy(&made, &deb).map_err(|e| format!("{}: {e}", made.display()))?;
+    Ok(deb)
+}
+
+/// The bundler's copy of `tauri.conf.json`, in the app crate's folder while it lives.
+///
+/// The configuration lives at the workspace's root (the repository's shape) with its paths
+/// relative to the root, and `tauri-build` reads it there. The bundler (`cargo tauri`) only
+/// looks for it beside the app's `Cargo.toml` and reads paths relative to that folder: it
+/// gets a copy there with every path made absolute, removed when the bundle is made.
+struct BundlerConfig(PathBuf);
+
+impl BundlerConfig {
+    fn write() -> Result<BundlerConfig> {
+        use serde_json::Value;
+        let root = root();
+        let text = std::fs::read_to_string(root.join("tauri.conf.json"))
+            .map_err(|e| format!("tauri.conf.json: {e}"))?;
+        let mut c: Value =
+            serde_json::from_str(&text).map_err(|e| format!("tauri.conf.json: {e}"))?;
+        let abs = |v: &mut Value| {
+            if let Some(p) = v.as_str().filter(|p| !p.starts_with('/')) {
+                *v = Value::from(root.join(p).to_string_lossy().into_owned());
+            }
+        };
+        if let Some(v) = c.pointer_mut("/build/frontendDist") {
+            abs(v);
+        }
+        if let Some(Value::Array(icons)) = c.pointer_mut("/bundle/icon") {
+            icons.iter_mut().for_each(abs);
+        }
+        if let Some(v) = c.pointer_mut("/bundle/linux/deb/desktopTemplate") {
+            abs(v);
+        }
+        if let Some(Value::Object(files)) = c.pointer_mut("/bundle/linux/deb/files") {
+            files.values_mut().for_each(abs);
+        }
+        let at = root.join("src-tauri/tauri.conf.json");
+        let json = serde_json::to_string_pretty(&c).map_err(|e| e.to_string())?;
+        std::fs::write(&at, json).map_err(|e| format!("{}: {e}", at.display()))?;
+        Ok(BundlerConfig(at))
+    }
+}
+
+impl Drop for BundlerConfig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The desktop package's name: the bundler's, from `productName` (which also names the menu
+/// entry's file, hence a Debian-style name: the people see the entry's `Name`, in Vietnamese
+/// first).
+const DESKTOP_PACKAGE: &str = "ioc-console";
+
 pub fn dist(args: &[String]) -> Result {
     crate::setup(false)?;
     crate::build_ui(true)?;
@@ -142,13 +242,108 @@ pub fn dist(args: &[String]) -> Result {
     step("packages");
     let deb = server_deb(&version)?;
     println!("{}", deb.display());
+    let desktop = desktop_deb(&version)?;
+    println!("{}", desktop.display());
     if let Some(i) = args.iter().position(|a| a == "--check") {
         let chroot = args
             .get(i + 1)
             .map(PathBuf::from)
             .ok_or("--check needs the folder of a Debian 12 chroot (made if absent)")?;
         check_server_deb(&deb, &chroot)?;
+        check_desktop_deb(&desktop, &chroot)?;
     }
+    Ok(())
+}
+
+/// Installs the desktop package in the chroot, checks its menu entries and icon, starts the
+/// console and the wall under a virtual display until they close by themselves, then purges it.
+fn check_desktop_deb(deb: &Path, chroot: &Path) -> Result {
+    step(&format!(
+        "installing {} in the same Debian 12",
+        deb.display()
+    ));
+    let _mounts = Mounts::new(chroot)?;
+    let _ = in_root(chroot, &format!("dpkg --purge {DESKTOP_PACKAGE}"));
+    let name = deb.file_name().unwrap().to_string_lossy().into_owned();
+    std::fs::copy(deb, chroot.join("tmp").join(&name)).map_err(|e| e.to_string())?;
+    // The package's Depends come from Debian's archive (WebKitGTK, GTK, GStreamer); the
+    // display and the desktop-file checker are the test's own.
+    in_root(
+        chroot,
+        &format!(
+            "apt-get -q update >/dev/null && apt-get -y -q install /tmp/{name} \
+             xvfb xauth x11-apps desktop-file-utils >/dev/null"
+        ),
+    )?;
+    let facts = in_root(
+        chroot,
+        "ls /usr/share/applications; \
+         for f in /usr/share/applications/ioc-*.desktop; do desktop-file-validate \"$f\" && echo \"valid $f\"; done; \
+         grep -h '^Name\\|^Exec' /usr/share/applications/ioc-*.desktop; \
+         ls /usr/share/icons/hicolor/128x128/apps/",
+    )?;
+    println!("{facts}");
+    for want in [
+        "Name[vi]=Trung tâm Điều hành IOC",
+        "Name[vi]=Màn hình tường IOC",
+        "Exec=ioc-desktop --wall",
+        "valid /usr/share/applications/ioc-console.desktop",
+        "valid /usr/share/applications/ioc-desktop-wall.desktop",
+        "ioc-desktop.png",
+    ] {
+        if !facts.contains(want) {
+            return Err(format!("after install, expected {want:?} in:\n{facts}"));
+        }
+    }
+    if facts.matches("valid /usr/share/applications/").count() < 2 {
+        return Err(format!(
+            "a menu entry is not a valid desktop file:\n{facts}"
+        ));
+    }
+    for (what, args, shot) in [
+        ("the console", "", "console"),
+        ("the wall", " --wall", "wall"),
+    ] {
+        step(&format!(
+            "starting {what} under Xvfb (it closes itself after 25 s)"
+        ));
+        // A picture of the screen after 15 s, for a person to look at.
+        let out = in_root(
+            chroot,
+            &format!(
+                "rm -rf /tmp/ioc-desktop-check /tmp/{shot}.xwd && HOME=/root xvfb-run -a \
+                 -s '-screen 0 1366x768x24' sh -c 'ioc-desktop{args} --data /tmp/ioc-desktop-check \
+                 --exit-after 25 2>&1 & app=$!; sleep 15; xwd -root -silent > /tmp/{shot}.xwd; \
+                 wait $app'; echo \"exit=$?\"; ls /tmp/ioc-desktop-check"
+            ),
+        )?;
+        let tail: Vec<&str> = out.lines().rev().take(12).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        println!("{}", tail.join("\n"));
+        if !out.contains("exit=0") || !out.contains("ioc.db") {
+            return Err(format!("{what} did not run and close cleanly:\n{out}"));
+        }
+        let png = root().join(format!("target/dist/check-{shot}.png"));
+        let xwd = chroot.join(format!("tmp/{shot}.xwd"));
+        if sh(
+            "convert",
+            &[&format!("xwd:{}", xwd.display()), png.to_str().unwrap()],
+        )
+        .is_ok()
+        {
+            println!("screenshot: {}", png.display());
+        }
+    }
+    in_root(chroot, &format!("apt-get -y -q purge {DESKTOP_PACKAGE}"))?;
+    let left = in_root(
+        chroot,
+        "test -e /usr/bin/ioc-desktop && echo bin-left; \
+         ls /usr/share/applications | grep ioc-desktop && echo menu-left; true",
+    )?;
+    if left.contains("left") {
+        return Err(format!("after purge: {left}"));
+    }
+    println!("{name}: installed, both menu entries valid, console and wall ran, purged");
     Ok(())
 }
 
