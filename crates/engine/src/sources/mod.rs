@@ -48,6 +48,75 @@ impl SourceCtx {
     }
 }
 
+/// The decoder of each message of a broker source by where it came from (an MQTT topic, a
+/// NATS subject): the first of `routes` whose filter matches, in the protocol's own filter
+/// syntax, else the source's default decoder.
+pub(crate) struct Decoders {
+    default: Arc<dyn crate::decode::Decoder>,
+    routes: Vec<(String, Arc<dyn crate::decode::Decoder>)>,
+    matches: fn(&str, &str) -> bool,
+}
+
+impl Decoders {
+    /// `matches(origin, filter)` is the protocol's filter matching.
+    pub(crate) fn build(
+        decoder: &str,
+        mapping: Option<&toml::Value>,
+        routes: &std::collections::BTreeMap<String, String>,
+        matches: fn(&str, &str) -> bool,
+    ) -> Result<Decoders, String> {
+        let build = crate::decode::build;
+        let default = build(decoder, mapping).map_err(|e| format!("decoder: {e}"))?;
+        let routes = routes
+            .iter()
+            .map(|(filter, name)| {
+                build(name, mapping)
+                    .map(|d| (filter.clone(), d))
+                    .map_err(|e| format!("routes {filter:?}: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Decoders {
+            default,
+            routes,
+            matches,
+        })
+    }
+
+    pub(crate) fn for_origin(&self, origin: &str) -> &Arc<dyn crate::decode::Decoder> {
+        self.routes
+            .iter()
+            .find(|(f, _)| (self.matches)(origin, f))
+            .map(|(_, d)| d)
+            .unwrap_or(&self.default)
+    }
+}
+
+/// Hands one broker message to the pipeline; the receiver answers after its commit (when
+/// the source may acknowledge it). `None`: the engine is stopping.
+pub(crate) async fn deliver(
+    ctx: &SourceCtx,
+    decoders: &Decoders,
+    origin: &str,
+    payload: &[u8],
+) -> Option<tokio::sync::oneshot::Receiver<crate::ingest::IngestReport>> {
+    let now = ctx.clock.now();
+    ctx.health.message(now);
+    let dctx = crate::decode::DecodeCtx {
+        source: &ctx.name,
+        origin: Some(origin),
+        received_at: now,
+    };
+    let items = decoders
+        .for_origin(origin)
+        .decode(payload, &dctx)
+        .unwrap_or_else(|reason| vec![Item::Rejected(reason)]);
+    let (done, rx) = tokio::sync::oneshot::channel();
+    let mut ingest = ctx.ingest(items, payload, Some(origin));
+    ingest.done = Some(done);
+    ctx.sender.send(ingest).await.ok()?;
+    Some(rx)
+}
+
 /// The default `max_age` of live sources: a week.
 pub fn week() -> std::time::Duration {
     std::time::Duration::from_secs(7 * 24 * 3600)

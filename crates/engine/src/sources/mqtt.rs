@@ -26,9 +26,8 @@
 //! not redelivered forever.
 
 use super::backoff::Backoff;
-use super::SourceCtx;
-use crate::decode::{self, DecodeCtx, Decoder};
-use crate::ingest::{IngestReport, Item};
+use super::{deliver, Decoders, SourceCtx};
+use crate::ingest::IngestReport;
 use ioc_model::SourceState;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -138,33 +137,12 @@ impl MqttConfig {
     }
 
     fn decoders(&self) -> Result<Decoders, String> {
-        let default = decode::build(&self.decoder, self.mapping.as_ref())
-            .map_err(|e| format!("decoder: {e}"))?;
-        let routes = self
-            .routes
-            .iter()
-            .map(|(filter, name)| {
-                decode::build(name, self.mapping.as_ref())
-                    .map(|d| (filter.clone(), d))
-                    .map_err(|e| format!("routes {filter:?}: {e}"))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Decoders { default, routes })
-    }
-}
-
-struct Decoders {
-    default: Arc<dyn Decoder>,
-    routes: Vec<(String, Arc<dyn Decoder>)>,
-}
-
-impl Decoders {
-    fn for_topic(&self, topic: &str) -> &Arc<dyn Decoder> {
-        self.routes
-            .iter()
-            .find(|(f, _)| rumqttc::matches(topic, f))
-            .map(|(_, d)| d)
-            .unwrap_or(&self.default)
+        Decoders::build(
+            &self.decoder,
+            self.mapping.as_ref(),
+            &self.routes,
+            rumqttc::matches,
+        )
     }
 }
 
@@ -191,31 +169,6 @@ fn tls_config(ca_file: Option<&PathBuf>) -> Result<rumqttc::TlsConfiguration, St
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(rumqttc::TlsConfiguration::Rustls(Arc::new(config)))
-}
-
-/// Hands one message to the pipeline; the receiver answers after its commit.
-async fn deliver(
-    ctx: &SourceCtx,
-    decoders: &Decoders,
-    topic: &str,
-    payload: &[u8],
-) -> Option<oneshot::Receiver<IngestReport>> {
-    let now = ctx.clock.now();
-    ctx.health.message(now);
-    let dctx = DecodeCtx {
-        source: &ctx.name,
-        origin: Some(topic),
-        received_at: now,
-    };
-    let items = decoders
-        .for_topic(topic)
-        .decode(payload, &dctx)
-        .unwrap_or_else(|reason| vec![Item::Rejected(reason)]);
-    let (done, rx) = oneshot::channel();
-    let mut ingest = ctx.ingest(items, payload, Some(topic));
-    ingest.done = Some(done);
-    ctx.sender.send(ingest).await.ok()?;
-    Some(rx)
 }
 
 /// The source task.
@@ -552,6 +505,7 @@ impl super::Source for MqttConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::DecodeCtx;
 
     fn cfg(toml_text: &str) -> MqttConfig {
         toml::from_str(toml_text).unwrap()
@@ -644,9 +598,9 @@ mod tests {
             origin: None,
             received_at: chrono::Utc::now(),
         };
-        let e = d.for_topic("cap/nghean").decode(b"{}", &ctx).unwrap_err();
+        let e = d.for_origin("cap/nghean").decode(b"{}", &ctx).unwrap_err();
         assert!(e.contains("XML") || e.contains("CAP"), "{e}");
-        let e = d.for_topic("ioc/x").decode(b"<alert/>", &ctx).unwrap_err();
+        let e = d.for_origin("ioc/x").decode(b"<alert/>", &ctx).unwrap_err();
         assert!(e.contains("JSON"), "{e}");
     }
 }

@@ -30,9 +30,8 @@
 //! that cannot be decoded is committed as a dead letter and then acknowledged.
 
 use super::backoff::Backoff;
-use super::SourceCtx;
-use crate::decode::{self, DecodeCtx, Decoder};
-use crate::ingest::{IngestReport, Item};
+use super::{deliver, Decoders, SourceCtx};
+use crate::ingest::IngestReport;
 use async_nats::jetstream::{self, consumer::pull, stream};
 use futures_util::StreamExt;
 use ioc_model::SourceState;
@@ -190,18 +189,7 @@ impl NatsConfig {
     }
 
     fn decoders(&self) -> Result<Decoders, String> {
-        let default = decode::build(&self.decoder, self.mapping.as_ref())
-            .map_err(|e| format!("decoder: {e}"))?;
-        let routes = self
-            .routes
-            .iter()
-            .map(|(filter, name)| {
-                decode::build(name, self.mapping.as_ref())
-                    .map(|d| (filter.clone(), d))
-                    .map_err(|e| format!("routes {filter:?}: {e}"))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Decoders { default, routes })
+        Decoders::build(&self.decoder, self.mapping.as_ref(), &self.routes, matches)
     }
 
     fn consumer_name(&self) -> String {
@@ -291,46 +279,6 @@ impl NatsConfig {
             ..Default::default()
         }
     }
-}
-
-struct Decoders {
-    default: Arc<dyn Decoder>,
-    routes: Vec<(String, Arc<dyn Decoder>)>,
-}
-
-impl Decoders {
-    fn for_subject(&self, subject: &str) -> &Arc<dyn Decoder> {
-        self.routes
-            .iter()
-            .find(|(f, _)| matches(subject, f))
-            .map(|(_, d)| d)
-            .unwrap_or(&self.default)
-    }
-}
-
-/// Hands one message to the pipeline; the receiver answers after its commit.
-async fn deliver(
-    ctx: &SourceCtx,
-    decoders: &Decoders,
-    subject: &str,
-    payload: &[u8],
-) -> Option<oneshot::Receiver<IngestReport>> {
-    let now = ctx.clock.now();
-    ctx.health.message(now);
-    let dctx = DecodeCtx {
-        source: &ctx.name,
-        origin: Some(subject),
-        received_at: now,
-    };
-    let items = decoders
-        .for_subject(subject)
-        .decode(payload, &dctx)
-        .unwrap_or_else(|reason| vec![Item::Rejected(reason)]);
-    let (done, rx) = oneshot::channel();
-    let mut ingest = ctx.ingest(items, payload, Some(subject));
-    ingest.done = Some(done);
-    ctx.sender.send(ingest).await.ok()?;
-    Some(rx)
 }
 
 /// The stream and the durable consumer, made when missing.
@@ -529,6 +477,7 @@ impl super::Source for NatsConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::DecodeCtx;
 
     fn cfg(toml_text: &str) -> NatsConfig {
         toml::from_str(toml_text).unwrap()
@@ -625,7 +574,7 @@ mod tests {
             origin: None,
             received_at: chrono::Utc::now(),
         };
-        let e = d.for_subject("cap.nghean").decode(b"{}", &ctx).unwrap_err();
+        let e = d.for_origin("cap.nghean").decode(b"{}", &ctx).unwrap_err();
         assert!(e.contains("XML") || e.contains("CAP"), "{e}");
     }
 }
