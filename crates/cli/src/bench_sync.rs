@@ -135,8 +135,8 @@ pub async fn run(b: SyncBench) -> anyhow::Result<()> {
         std::future::pending(),
     ));
     let token = {
-        let mut conn = ioc_engine::store::connect_path(ioc.db_path())?;
-        ioc_engine::auth::add_node(&mut conn, "oc-nam-dan", &[NAM_DAN.into()], "bench", 0, None)?
+        let conn = ioc_engine::store::connect_path(ioc.store())?;
+        ioc_engine::auth::add_node(&conn, "oc-nam-dan", &[NAM_DAN.into()], "bench", 0, None)?
     };
     let (proxy, link) = Proxy::start(ioc_addr).await?;
     let token_file = tmp.path().join("upstream.token");
@@ -331,7 +331,7 @@ pub async fn run(b: SyncBench) -> anyhow::Result<()> {
                          VALUES (?4, ?1, ?2, ?3)",
                     )?;
                     for (s, ts, v) in chunk {
-                        st.execute(rusqlite::params![s, ts, v, ts.div_euclid(3_600_000)])?;
+                        st.execute(ioc_engine::store::db::params![s, ts, v, ts.div_euclid(3_600_000)])?;
                     }
                 }
                 tx.commit()?;

@@ -55,6 +55,10 @@ pub struct Common {
     /// Configuration file (TOML). Default: built-in defaults (the Nghệ An demo).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// The store's database when it is not SQLite in the data folder: PostgreSQL at
+    /// postgres://USER@HOST:PORT/DB (its password in PGPASSWORD). Overrides `[store] url`.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
 }
 
 impl Common {
@@ -63,6 +67,9 @@ impl Common {
         let mut config = ioc_engine::Config::load(self.config.as_deref())?;
         if let Some(d) = &self.data {
             config.paths.data = Some(d.clone());
+        }
+        if let Some(url) = &self.store {
+            config.store.url = Some(url.clone());
         }
         Ok(config)
     }

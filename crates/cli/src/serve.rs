@@ -83,9 +83,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 /// Whether the data folder has any user account (checked before listening anywhere).
 fn any_account(config: &ioc_engine::Config) -> anyhow::Result<bool> {
-    let db = ioc_engine::store::open(&config.data_dir())?;
+    let db = ioc_engine::store::open_configured(&config.store, &config.data_dir())?;
     let conn = ioc_engine::store::connect_path(&db)?;
-    Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM users)", [], |r| r.get(0))?)
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM users)",
+        ioc_engine::store::db::params![],
+        |r| r.get(0),
+    )?)
 }
 
 pub async fn shutdown_signal() {

@@ -68,14 +68,14 @@ pub fn run_node(c: NodeCommand) -> anyhow::Result<()> {
                 .map(|u| u.trim().to_string())
                 .filter(|u| !u.is_empty())
                 .collect();
-            let mut conn = open_db(&common)?;
+            let conn = open_db(&common)?;
             let actor = format!(
                 "cli:{}",
                 std::env::var("USER").unwrap_or_else(|_| "unknown".into())
             );
             let key = crate::import::audit_key(&common.load()?)?;
             let token = ioc_engine::auth::add_node(
-                &mut conn,
+                &conn,
                 &name,
                 &units,
                 &actor,
@@ -117,12 +117,12 @@ pub enum AuditCommand {
     },
 }
 
-fn open_db(common: &Common) -> anyhow::Result<rusqlite::Connection> {
+fn open_db(common: &Common) -> anyhow::Result<ioc_engine::store::db::Db> {
     let config = common.load()?;
     let dir = config.data_dir();
-    let path =
-        ioc_engine::store::open(&dir).with_context(|| format!("data folder {}", dir.display()))?;
-    ioc_engine::store::connect_path(&path).map_err(Into::into)
+    let at = ioc_engine::store::open_configured(&config.store, &dir)
+        .with_context(|| format!("the store of data folder {}", dir.display()))?;
+    ioc_engine::store::connect_path(&at).map_err(Into::into)
 }
 
 pub fn run_user(c: UserCommand) -> anyhow::Result<()> {
@@ -140,14 +140,14 @@ pub fn run_user(c: UserCommand) -> anyhow::Result<()> {
             let mut input = String::new();
             std::io::stdin().read_to_string(&mut input)?;
             let password = input.lines().next().unwrap_or("").to_string();
-            let mut conn = open_db(&a.common)?;
+            let conn = open_db(&a.common)?;
             let actor = format!(
                 "cli:{}",
                 std::env::var("USER").unwrap_or_else(|_| "unknown".into())
             );
             let key = crate::import::audit_key(&a.common.load()?)?;
             let info = add_user(
-                &mut conn,
+                &conn,
                 &NewUser {
                     username: a.name,
                     display_name: a.display_name,
@@ -176,7 +176,7 @@ pub fn run_user(c: UserCommand) -> anyhow::Result<()> {
             let conn = open_db(&common)?;
             let mut stmt = conn
                 .prepare("SELECT username, role, units, disabled FROM users ORDER BY username")?;
-            let rows = stmt.query_map([], |r| {
+            let rows = stmt.query_map(ioc_engine::store::db::params![], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,

@@ -20,8 +20,8 @@
 //! The head is read inside each appending transaction, so any writer (the engine, the
 //! `ioc user` command) extends the same chain.
 
+use crate::store::db::{params, Db, OptionalExtension, Result as DbResult};
 use hmac::{Hmac, Mac};
-use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -245,18 +245,14 @@ const HEAD_KEY: &str = "audit_head";
 
 /// Appends entries inside `tx` (which must hold the write lock: begin it IMMEDIATE or write
 /// before calling), continuing the chain from its stored head; keyed when `key` is given.
-pub fn append(
-    tx: &Transaction<'_>,
-    entries: &[AuditEntry],
-    key: Option<&AuditKey>,
-) -> rusqlite::Result<()> {
+pub fn append(tx: &Db, entries: &[AuditEntry], key: Option<&AuditKey>) -> DbResult<()> {
     if entries.is_empty() {
         return Ok(());
     }
     let (mut seq, mut prev): (i64, String) = tx
         .query_row(
             "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-            [],
+            params![],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?
@@ -342,12 +338,12 @@ pub struct Witness {
 }
 
 /// The current head, as a witness.
-pub fn head(conn: &rusqlite::Connection, now_ms: i64) -> Result<Witness, AuditError> {
-    let db = |e: rusqlite::Error| AuditError::Db(e.to_string());
+pub fn head(conn: &Db, now_ms: i64) -> Result<Witness, AuditError> {
+    let db = |e: crate::store::db::DbError| AuditError::Db(e.to_string());
     let (seq, hash) = conn
         .query_row(
             "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-            [],
+            params![],
             |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
         )
         .optional()
@@ -364,9 +360,7 @@ pub fn head(conn: &rusqlite::Connection, now_ms: i64) -> Result<Witness, AuditEr
     })
 }
 
-fn read_head(
-    conn: &rusqlite::Connection,
-) -> rusqlite::Result<Option<(i64, String, Option<String>)>> {
+fn read_head(conn: &Db) -> DbResult<Option<(i64, String, Option<String>)>> {
     let v: Option<String> = conn
         .query_row("SELECT value FROM meta WHERE key = ?1", [HEAD_KEY], |r| {
             r.get(0)
@@ -382,25 +376,25 @@ fn read_head(
 }
 
 /// Walks the whole chain without a key or a witness; the number of entries when intact.
-pub fn verify(conn: &rusqlite::Connection) -> Result<u64, AuditError> {
+pub fn verify(conn: &Db) -> Result<u64, AuditError> {
     verify_with(conn, None, None)
 }
 
 /// Walks the whole chain, checking keyed rows and the head with `key`, and that the chain
 /// still holds what `witness` saw; the number of entries when intact.
 pub fn verify_with(
-    conn: &rusqlite::Connection,
+    conn: &Db,
     key: Option<&AuditKey>,
     witness: Option<&Witness>,
 ) -> Result<u64, AuditError> {
-    let db = |e: rusqlite::Error| AuditError::Db(e.to_string());
+    let db = |e: crate::store::db::DbError| AuditError::Db(e.to_string());
     let mut stmt = conn
         .prepare(
             "SELECT seq, at, actor, action, target, before, after, prev_hash, hash, alg
              FROM audit ORDER BY seq",
         )
         .map_err(db)?;
-    let mut rows = stmt.query([]).map_err(db)?;
+    let mut rows = stmt.query(params![]).map_err(db)?;
     let (mut last_seq, mut last_hash) = (0i64, GENESIS.to_string());
     let mut n = 0u64;
     let mut keyed_seen = false;
@@ -496,34 +490,29 @@ pub fn verify_with(
 }
 
 /// The newest entries, newest first, optionally about one target.
-pub fn recent(
-    conn: &rusqlite::Connection,
-    target: Option<&str>,
-    limit: usize,
-) -> rusqlite::Result<Vec<AuditRow>> {
+pub fn recent(conn: &Db, target: Option<&str>, limit: usize) -> DbResult<Vec<AuditRow>> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, at, actor, action, target, before, after, prev_hash, hash FROM audit
          WHERE (?1 IS NULL OR target = ?1) ORDER BY seq DESC LIMIT ?2",
     )?;
     let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
-    let rows = stmt
-        .query_map(params![target, limit as i64], |r| {
-            Ok(AuditRow {
-                seq: r.get(0)?,
-                entry: AuditEntry {
-                    at: r.get(1)?,
-                    actor: r.get(2)?,
-                    action: r.get(3)?,
-                    target: r.get(4)?,
-                    before: parse(r.get(5)?),
-                    after: parse(r.get(6)?),
-                },
-                prev_hash: r.get(7)?,
-                hash: r.get(8)?,
-            })
-        })?
-        .collect();
-    rows
+
+    stmt.query_map(params![target, limit as i64], |r| {
+        Ok(AuditRow {
+            seq: r.get(0)?,
+            entry: AuditEntry {
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                target: r.get(4)?,
+                before: parse(r.get(5)?),
+                after: parse(r.get(6)?),
+            },
+            prev_hash: r.get(7)?,
+            hash: r.get(8)?,
+        })
+    })?
+    .collect()
 }
 
 /// `[audit]`: the audit log's chain.
@@ -540,7 +529,7 @@ pub struct AuditConfig {
 mod tests {
     use super::*;
 
-    fn db() -> (tempfile::TempDir, rusqlite::Connection) {
+    fn db() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
         let path = crate::store::open(dir.path()).unwrap();
         let conn = crate::store::connect(&path).unwrap();
@@ -558,13 +547,13 @@ mod tests {
         }
     }
 
-    fn fill(conn: &mut rusqlite::Connection, n: i64) {
+    fn fill(conn: &Db, n: i64) {
         fill_with(conn, n, None)
     }
 
-    fn fill_with(conn: &mut rusqlite::Connection, n: i64, key: Option<&AuditKey>) {
+    fn fill_with(conn: &Db, n: i64, key: Option<&AuditKey>) {
         let start: i64 = conn
-            .query_row("SELECT count(*) FROM audit", [], |r| r.get(0))
+            .query_row("SELECT count(*) FROM audit", params![], |r| r.get(0))
             .unwrap();
         for i in start..start + n {
             let tx = conn.transaction().unwrap();
@@ -579,26 +568,28 @@ mod tests {
 
     #[test]
     fn removing_the_oldest_entries_or_the_head_record_is_found() {
-        let (_d, mut conn) = db();
-        fill(&mut conn, 5);
-        conn.execute("DELETE FROM audit WHERE seq <= 2", [])
+        let (_d, conn) = db();
+        fill(&conn, 5);
+        conn.execute("DELETE FROM audit WHERE seq <= 2", params![])
             .unwrap();
         assert_eq!(verify(&conn), Err(AuditError::Missing(1, 3)));
 
-        let (_d, mut conn) = db();
-        fill(&mut conn, 5);
-        conn.execute("DELETE FROM meta WHERE key = 'audit_head'", [])
+        let (_d, conn) = db();
+        fill(&conn, 5);
+        conn.execute("DELETE FROM meta WHERE key = 'audit_head'", params![])
             .unwrap();
         assert_eq!(verify(&conn), Err(AuditError::Head(5)));
         // The newest removed together with the head: only a witness can tell.
-        let (_d, mut conn) = db();
-        fill(&mut conn, 5);
+        let (_d, conn) = db();
+        fill(&conn, 5);
         let w = head(&conn, 0).unwrap();
         assert_eq!(w.seq, 5);
-        conn.execute("DELETE FROM audit WHERE seq >= 4", [])
+        conn.execute("DELETE FROM audit WHERE seq >= 4", params![])
             .unwrap();
         let last: String = conn
-            .query_row("SELECT hash FROM audit WHERE seq = 3", [], |r| r.get(0))
+            .query_row("SELECT hash FROM audit WHERE seq = 3", params![], |r| {
+                r.get(0)
+            })
             .unwrap();
         conn.execute(
             "UPDATE meta SET value = ?1 WHERE key = 'audit_head'",
@@ -614,10 +605,10 @@ mod tests {
 
     #[test]
     fn a_keyed_chain_cannot_be_rewritten_without_the_key() {
-        let (_d, mut conn) = db();
-        fill(&mut conn, 3);
+        let (_d, conn) = db();
+        fill(&conn, 3);
         let k = key(7);
-        fill_with(&mut conn, 3, Some(&k));
+        fill_with(&conn, 3, Some(&k));
         assert_eq!(verify_with(&conn, Some(&k), None), Ok(6));
         assert!(matches!(verify(&conn), Err(AuditError::NeedKey(4, _))));
         assert!(matches!(
@@ -625,12 +616,14 @@ mod tests {
             Err(AuditError::WrongKey(4, _))
         ));
         // Altering a keyed row and recomputing a plain hash for it: a downgrade.
-        let (_d2, mut c2) = db();
-        fill_with(&mut c2, 3, Some(&k));
+        let (_d2, c2) = db();
+        fill_with(&c2, 3, Some(&k));
         let prev: String = c2
-            .query_row("SELECT prev_hash FROM audit WHERE seq = 3", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT prev_hash FROM audit WHERE seq = 3",
+                params![],
+                |r| r.get(0),
+            )
             .unwrap();
         let e = entry(99);
         let forged = hash(&prev, 3, e.at, &e.actor, &e.action, &e.target, None, None);
@@ -650,11 +643,14 @@ mod tests {
             Err(AuditError::Downgraded(3))
         );
         // The newest keyed rows cut and the head rewritten: the head's MAC needs the key.
-        let (_d3, mut c3) = db();
-        fill_with(&mut c3, 4, Some(&k));
-        c3.execute("DELETE FROM audit WHERE seq = 4", []).unwrap();
+        let (_d3, c3) = db();
+        fill_with(&c3, 4, Some(&k));
+        c3.execute("DELETE FROM audit WHERE seq = 4", params![])
+            .unwrap();
         let h3: String = c3
-            .query_row("SELECT hash FROM audit WHERE seq = 3", [], |r| r.get(0))
+            .query_row("SELECT hash FROM audit WHERE seq = 3", params![], |r| {
+                r.get(0)
+            })
             .unwrap();
         c3.execute(
             "UPDATE meta SET value = ?1 WHERE key = 'audit_head'",
@@ -663,10 +659,13 @@ mod tests {
         .unwrap();
         assert_eq!(verify_with(&c3, Some(&k), None), Err(AuditError::Head(3)));
         // A keyed row's contents altered.
-        let (_d4, mut c4) = db();
-        fill_with(&mut c4, 3, Some(&k));
-        c4.execute("UPDATE audit SET actor = 'user:mallory' WHERE seq = 2", [])
-            .unwrap();
+        let (_d4, c4) = db();
+        fill_with(&c4, 3, Some(&k));
+        c4.execute(
+            "UPDATE audit SET actor = 'user:mallory' WHERE seq = 2",
+            params![],
+        )
+        .unwrap();
         assert_eq!(
             verify_with(&c4, Some(&k), None),
             Err(AuditError::Altered(2))
@@ -691,34 +690,39 @@ mod tests {
 
     #[test]
     fn an_intact_chain_verifies() {
-        let (_d, mut conn) = db();
+        let (_d, conn) = db();
         assert_eq!(verify(&conn), Ok(0));
-        fill(&mut conn, 5);
+        fill(&conn, 5);
         assert_eq!(verify(&conn), Ok(5));
         assert_eq!(recent(&conn, Some("alert:3"), 10).unwrap().len(), 1);
     }
 
     #[test]
     fn altering_or_removing_any_row_is_found() {
-        let (_d, mut conn) = db();
-        fill(&mut conn, 5);
-        conn.execute("UPDATE audit SET actor = 'user:mallory' WHERE seq = 3", [])
-            .unwrap();
+        let (_d, conn) = db();
+        fill(&conn, 5);
+        conn.execute(
+            "UPDATE audit SET actor = 'user:mallory' WHERE seq = 3",
+            params![],
+        )
+        .unwrap();
         assert_eq!(verify(&conn), Err(AuditError::Altered(3)));
 
-        let (_d, mut conn) = db();
-        fill(&mut conn, 5);
-        conn.execute("DELETE FROM audit WHERE seq = 2", []).unwrap();
+        let (_d, conn) = db();
+        fill(&conn, 5);
+        conn.execute("DELETE FROM audit WHERE seq = 2", params![])
+            .unwrap();
         assert_eq!(verify(&conn), Err(AuditError::Missing(2, 3)));
 
         // Removed and renumbered, hash recomputed for the row itself: the chain breaks.
-        let (_d, mut conn) = db();
-        fill(&mut conn, 5);
-        conn.execute("DELETE FROM audit WHERE seq = 5", []).unwrap();
+        let (_d, conn) = db();
+        fill(&conn, 5);
+        conn.execute("DELETE FROM audit WHERE seq = 5", params![])
+            .unwrap();
         assert_eq!(verify(&conn), Err(AuditError::Truncated(4, 5)));
 
-        let (_d, mut conn) = db();
-        fill(&mut conn, 3);
+        let (_d, conn) = db();
+        fill(&conn, 3);
         let rows = recent(&conn, None, 10).unwrap();
         let r2 = rows.iter().find(|r| r.seq == 2).unwrap();
         let forged = hash(GENESIS, 2, 0, "x", "y", "z", None, None);

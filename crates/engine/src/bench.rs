@@ -140,7 +140,12 @@ pub async fn ingest(dir: &Path, n: usize) -> anyhow::Result<IngestBench> {
                          VALUES (?4, ?1, ?2, ?3)",
                     )?;
                     for (s, ts, v) in chunk {
-                        st.execute(rusqlite::params![s, ts, v, ts.div_euclid(3_600_000)])?;
+                        st.execute(crate::store::db::params![
+                            s,
+                            ts,
+                            v,
+                            ts.div_euclid(3_600_000)
+                        ])?;
                     }
                 }
                 tx.commit()?;
@@ -564,7 +569,7 @@ pub async fn kpi(dir: &Path, stations: usize, days: i64) -> anyhow::Result<KpiBe
                  GROUP BY day ORDER BY day",
             )?;
             let rows = stmt
-                .query_map(rusqlite::params![offset_ms, f, t], |r| {
+                .query_map(crate::store::db::params![offset_ms, f, t], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;

@@ -3,6 +3,9 @@
 //! exchange both hold the same alert — the state one rule gives, both acts on its timeline
 //! with who and where — across a restart, without the province's timers touching it.
 
+#[path = "common/store.rs"]
+mod test_store;
+
 use chrono::{DateTime, Duration, Utc};
 use ioc_engine::alerts::AlertAction;
 use ioc_engine::sync::OpRecord;
@@ -31,6 +34,7 @@ message = "Mực nước {value} m vượt báo động III"
 async fn start(dir: &Path, node: &str, clock: &Arc<ManualClock>) -> Engine {
     let mut c = Config::parse(RULES).unwrap().without_demo();
     c.paths.data = Some(dir.to_owned());
+    c.store.url = test_store::url_for(dir);
     c.node.name = Some(node.into());
     Engine::start_with_clock(c, clock.clone()).await.unwrap()
 }
@@ -56,7 +60,8 @@ async fn exchange(from: &Engine, to: &Engine) -> usize {
 }
 
 fn alerts_of(engine: &Engine) -> Vec<Alert> {
-    let c = rusqlite::Connection::open(engine.db_path()).unwrap();
+    let c = rusqlite::Connection::open(engine.store().sqlite_path().expect("SQLite by default"))
+        .unwrap();
     let mut stmt = c.prepare("SELECT id FROM alerts ORDER BY id").unwrap();
     let ids: Vec<i64> = stmt
         .query_map([], |r| r.get(0))
@@ -213,6 +218,7 @@ async fn a_data_folder_keeps_its_node_name() {
     e.shutdown().await;
     let mut c = Config::parse(RULES).unwrap().without_demo();
     c.paths.data = Some(dir.path().to_owned());
+    c.store.url = test_store::url_for(dir.path());
     c.node.name = Some("oc-khac".into());
     let err = Engine::start_with_clock(c, clock.clone())
         .await

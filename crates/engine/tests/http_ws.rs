@@ -2,6 +2,9 @@
 //! auth headers, "since" on the next poll, errors shown and recovered from; a WebSocket feed
 //! that drops and is resumed from the last message's time.
 
+#[path = "common/store.rs"]
+mod test_store;
+
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -67,6 +70,7 @@ async fn until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T 
 fn engine_config(dir: &std::path::Path, source: &str) -> Config {
     let mut c = Config::parse(source).unwrap();
     c.paths.data = Some(dir.to_owned());
+    c.store.url = test_store::url_for(dir);
     c
 }
 

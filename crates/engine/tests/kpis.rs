@@ -4,6 +4,9 @@
 //! statistical report that carries the numbers worked out by hand (that it carries exactly what
 //! `GET /api/kpis` answers is checked over HTTP, in crates/server/tests/kpi_report.rs).
 
+#[path = "common/store.rs"]
+mod test_store;
+
 #[path = "common/missing.rs"]
 mod missing;
 
@@ -73,6 +76,7 @@ measure = "max"
 fn config(dir: &Path) -> Config {
     let mut c = Config::parse(CONFIG).unwrap().without_demo();
     c.paths.data = Some(dir.to_owned());
+    c.store.url = test_store::url_for(dir);
     c
 }
 

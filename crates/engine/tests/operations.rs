@@ -3,6 +3,9 @@
 //! included) to a close that closes its alerts, directives on the incident's timeline,
 //! silences and maintenance windows, SOP versions, and the after-action report.
 
+#[path = "common/store.rs"]
+mod test_store;
+
 #[path = "common/missing.rs"]
 mod missing;
 
@@ -47,6 +50,7 @@ incident = {}
 fn config(dir: &Path) -> Config {
     let mut c = Config::parse(RULES).unwrap().without_demo();
     c.paths.data = Some(dir.to_owned());
+    c.store.url = test_store::url_for(dir);
     c
 }
 
@@ -137,7 +141,9 @@ async fn incident_op(engine: &Engine, actor: &Actor, o: Op) -> Incident {
 /// what this one has.
 async fn log_folds_to_the_store(engine: &Engine) {
     let ids: Vec<i64> = {
-        let c = rusqlite::Connection::open(engine.db_path()).unwrap();
+        let c =
+            rusqlite::Connection::open(engine.store().sqlite_path().expect("SQLite by default"))
+                .unwrap();
         let mut stmt = c.prepare("SELECT id FROM alerts ORDER BY id").unwrap();
         let ids = stmt
             .query_map([], |r| r.get(0))

@@ -2,6 +2,9 @@
 //! their `for` duration (once), acknowledgements are kept, and a restart on the same folder
 //! resumes exactly where it stopped.
 
+#[path = "common/store.rs"]
+mod test_store;
+
 use chrono::{DateTime, Duration, Utc};
 use ioc_engine::config::RuleConfig;
 use ioc_engine::ingest::Ingest;
@@ -17,6 +20,7 @@ fn t0() -> DateTime<Utc> {
 fn config(dir: &Path) -> Config {
     let mut c = Config::default().without_demo();
     c.paths.data = Some(dir.to_owned());
+    c.store.url = test_store::url_for(dir);
     c.rules = Some(vec![
         RuleConfig {
             name: "pm25-high".into(),

@@ -3,6 +3,9 @@
 //! value, escalation and shelving timers across a restart. Time-driven checks are run with
 //! `Engine::tick`, not by sleeping.
 
+#[path = "common/store.rs"]
+mod test_store;
+
 use chrono::{DateTime, Duration, Utc};
 use ioc_engine::alerts::AlertAction;
 use ioc_engine::{Config, Engine, Item, ManualClock, Obs};
@@ -18,6 +21,7 @@ fn t0() -> DateTime<Utc> {
 fn config(dir: &Path, rules: &str) -> Config {
     let mut c = Config::parse(rules).unwrap().without_demo();
     c.paths.data = Some(dir.to_owned());
+    c.store.url = test_store::url_for(dir);
     c
 }
 

@@ -4,6 +4,9 @@
 //! rule's alerts, every change in the audit log, and a backtest that fires exactly when the
 //! live rule did.
 
+#[path = "common/store.rs"]
+mod test_store;
+
 use chrono::{DateTime, Duration, Utc};
 use ioc_engine::{Config, Engine, Item, ManualClock, Obs};
 use ioc_model::{Alert, Domain, Entity};
@@ -48,6 +51,7 @@ fn alert(engine: &Engine, rule: &str, entity: &str) -> Option<Alert> {
 async fn start(dir: &Path, clock: &Arc<ManualClock>) -> Engine {
     let mut c = Config::parse("").unwrap().without_demo();
     c.paths.data = Some(dir.to_owned());
+    c.store.url = test_store::url_for(dir);
     Engine::start_with_clock(c, clock.clone()).await.unwrap()
 }
 

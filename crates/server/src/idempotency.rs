@@ -16,9 +16,8 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use rusqlite::{params, Connection, OptionalExtension};
+use ioc_engine::store::db::{params, Db, OptionalExtension};
 use std::collections::HashSet;
-use std::path::Path;
 use std::sync::Mutex;
 
 /// The header a client sends.
@@ -36,24 +35,27 @@ type Kept = (u16, Vec<u8>, Option<String>);
 
 /// The kept answers and the keys being answered now.
 pub struct Replies {
-    conn: Mutex<Option<Connection>>,
-    path: std::path::PathBuf,
+    conn: Mutex<Option<Db>>,
+    at: ioc_engine::store::Location,
     running: Mutex<HashSet<(String, String)>>,
 }
 
 impl Replies {
-    pub fn new(db: &Path) -> Replies {
+    pub fn new(db: &ioc_engine::store::Location) -> Replies {
         Replies {
             conn: Mutex::new(None),
-            path: db.to_path_buf(),
+            at: db.clone(),
             running: Mutex::new(HashSet::new()),
         }
     }
 
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, String> {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Db) -> ioc_engine::store::db::Result<T>,
+    ) -> Result<T, String> {
         let mut g = self.conn.lock().unwrap();
         if g.is_none() {
-            *g = Some(ioc_engine::store::connect_path(&self.path).map_err(|e| e.to_string())?);
+            *g = Some(ioc_engine::store::connect_path(&self.at).map_err(|e| e.to_string())?);
         }
         f(g.as_ref().expect("just opened")).map_err(|e| e.to_string())
     }
@@ -72,8 +74,10 @@ impl Replies {
     fn put(&self, who: &str, key: &str, status: u16, body: &[u8], ct: Option<&str>, now: i64) {
         let r = self.with(|c| {
             c.execute(
-                "INSERT OR REPLACE INTO replies (principal, key, status, body, content_type, at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO replies (principal, key, status, body, content_type, at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                 ON CONFLICT (principal, key) DO UPDATE SET status = excluded.status, \
+                   body = excluded.body, content_type = excluded.content_type, at = excluded.at",
                 params![who, key, status as i64, body, ct, now],
             )?;
             c.execute("DELETE FROM replies WHERE at < ?1", params![now - KEEP_MS])

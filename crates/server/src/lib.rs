@@ -215,7 +215,7 @@ pub fn router_with(engine: Arc<Engine>, desktop: Option<Arc<dyn Desktop>>) -> Ro
     let (table, doc, router) = build();
     let policies = table.iter().map(|r| ((r.method(), r.path), *r)).collect();
     let hosts = Arc::new(security::Hosts::new(&engine.config().server.hosts));
-    let db = engine.data_dir().join(ioc_engine::store::DB_FILE);
+    let db = engine.store().clone();
     let state = AppState {
         engine,
         tiles: Arc::new(basemap::TileCache::default()),

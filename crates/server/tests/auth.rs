@@ -354,7 +354,7 @@ async fn roles_and_unit_scopes_are_enforced_by_the_server() {
         .map(|r| r["action"].as_str().unwrap())
         .collect();
     assert!(actions.contains(&"alert.comment"), "{actions:?}");
-    let conn = ioc_engine::store::connect_path(engine.db_path()).unwrap();
+    let conn = ioc_engine::store::connect_path(engine.store()).unwrap();
     let n = ioc_engine::audit::verify(&conn).unwrap();
     assert!(n >= 10, "{n}");
 

@@ -44,9 +44,8 @@ async fn province() -> (
     })
     .await;
     let token = {
-        let mut conn = ioc_engine::store::connect_path(ioc.db_path()).unwrap();
-        ioc_engine::auth::add_node(&mut conn, "oc-nam-dan", &[NAM_DAN.into()], "test", 0, None)
-            .unwrap()
+        let conn = ioc_engine::store::connect_path(ioc.store()).unwrap();
+        ioc_engine::auth::add_node(&conn, "oc-nam-dan", &[NAM_DAN.into()], "test", 0, None).unwrap()
     };
     let proxy = Proxy::to(ioc_addr).await;
     let oc_dir = tempfile::tempdir().unwrap();
@@ -342,9 +341,8 @@ async fn devices_from_before_the_link_go_up_and_the_iocs_stay_its_own() {
         .await
         .unwrap();
     let token = {
-        let mut conn = ioc_engine::store::connect_path(ioc.db_path()).unwrap();
-        ioc_engine::auth::add_node(&mut conn, "oc-nam-dan", &[NAM_DAN.into()], "test", 0, None)
-            .unwrap()
+        let conn = ioc_engine::store::connect_path(ioc.store()).unwrap();
+        ioc_engine::auth::add_node(&conn, "oc-nam-dan", &[NAM_DAN.into()], "test", 0, None).unwrap()
     };
     // The OC on its own first.
     let oc_dir = tempfile::tempdir().unwrap();

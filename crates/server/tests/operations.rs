@@ -504,6 +504,6 @@ async fn incidents_directives_silences_and_templates_by_role_and_unit() {
     assert_eq!(incidents.len(), 1);
     assert_eq!(incidents[0].id, cualo);
 
-    let conn = ioc_engine::store::connect_path(engine.db_path()).unwrap();
+    let conn = ioc_engine::store::connect_path(engine.store()).unwrap();
     ioc_engine::audit::verify(&conn).unwrap();
 }

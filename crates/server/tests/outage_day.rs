@@ -67,9 +67,8 @@ async fn a_day_apart_on_manual_clocks_converges() {
         .await
         .unwrap();
     let token = {
-        let mut conn = ioc_engine::store::connect_path(ioc.db_path()).unwrap();
-        ioc_engine::auth::add_node(&mut conn, "oc-nam-dan", &[NAM_DAN.into()], "test", 0, None)
-            .unwrap()
+        let conn = ioc_engine::store::connect_path(ioc.store()).unwrap();
+        ioc_engine::auth::add_node(&conn, "oc-nam-dan", &[NAM_DAN.into()], "test", 0, None).unwrap()
     };
     let link = Proxy::to(ioc_addr).await;
     let token_file = dir.path().join("upstream.token");

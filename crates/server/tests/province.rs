@@ -46,8 +46,8 @@ async fn oc(
     ioc_addr: SocketAddr,
 ) -> (Arc<Engine>, Proxy, tempfile::TempDir) {
     let token = {
-        let mut conn = ioc_engine::store::connect_path(ioc.db_path()).unwrap();
-        ioc_engine::auth::add_node(&mut conn, name, &[units.into()], "test", 0, None).unwrap()
+        let conn = ioc_engine::store::connect_path(ioc.store()).unwrap();
+        ioc_engine::auth::add_node(&conn, name, &[units.into()], "test", 0, None).unwrap()
     };
     let proxy = Proxy::to(ioc_addr).await;
     let dir = tempfile::tempdir().unwrap();

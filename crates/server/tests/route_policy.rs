@@ -372,10 +372,9 @@ async fn every_route_declares_and_enforces_its_policy() {
     let admin_b = Client::login(addr, "admin-b").await;
     // Node accounts of unit A and of unit B (the federation's link).
     let node = |name: &str, unit: &str| {
-        let mut conn = ioc_engine::store::connect_path(engine.db_path()).unwrap();
-        let token =
-            ioc_engine::auth::add_node(&mut conn, name, &[unit.to_string()], "test", now, None)
-                .unwrap();
+        let conn = ioc_engine::store::connect_path(engine.store()).unwrap();
+        let token = ioc_engine::auth::add_node(&conn, name, &[unit.to_string()], "test", now, None)
+            .unwrap();
         Client {
             addr,
             token: Some(token),

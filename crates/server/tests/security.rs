@@ -473,11 +473,11 @@ async fn secrets_are_write_only() {
     let edited = kho["config"].as_str().unwrap().replace("1m", "5m") + "interval = \"5m\"\n";
     let r = put(edited).await.unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let conn = ioc_engine::store::connect_path(engine.db_path()).unwrap();
+    let conn = ioc_engine::store::connect_path(engine.store()).unwrap();
     let stored: String = conn
         .query_row(
             "SELECT config FROM managed_sources WHERE name = 'kho'",
-            [],
+            ioc_engine::store::db::params![],
             |r| r.get(0),
         )
         .unwrap();
@@ -497,7 +497,7 @@ async fn secrets_are_write_only() {
     let rows: String = conn
         .query_row(
             "SELECT group_concat(coalesce(before, '') || coalesce(after, ''), '') FROM audit",
-            [],
+            ioc_engine::store::db::params![],
             |r| r.get(0),
         )
         .unwrap();
@@ -506,7 +506,10 @@ async fn secrets_are_write_only() {
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(dir.path()), 0o700);
-    assert_eq!(mode(engine.db_path()), 0o600);
+    assert_eq!(
+        mode(engine.store().sqlite_path().expect("SQLite by default")),
+        0o600
+    );
     for f in ["ioc.db-wal", "ioc.db-shm"] {
         let p = dir.path().join(f);
         if p.exists() {

@@ -20,17 +20,16 @@ pub mod guard;
 pub mod oidc;
 
 use crate::audit::{self, AuditEntry};
+use crate::store::db::{params, Db, DbError, OptionalExtension, Result as DbResult, Row};
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
 use argon2::Argon2;
 pub use config::{AuthConfig, OidcConfig};
 use ioc_model::{Role, UserInfo};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -183,7 +182,7 @@ pub enum AuthError {
     #[error("{0}")]
     Invalid(String),
     #[error("database: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(#[from] DbError),
 }
 
 /// The SHA-256 of a token, as stored.
@@ -234,7 +233,7 @@ pub struct NewUser {
 /// returned, once; it does not expire (disabling the account revokes it). The account has no
 /// usable password: a node never signs in as a person.
 pub fn add_node(
-    conn: &mut Connection,
+    conn: &Db,
     name: &str,
     units: &[String],
     actor: &str,
@@ -281,7 +280,7 @@ pub fn valid_username(name: &str) -> bool {
 /// Adds an account on an open database (the `ioc user add` command and the admin API),
 /// recording it in the audit log in the same transaction.
 pub fn add_user(
-    conn: &mut Connection,
+    conn: &Db,
     u: &NewUser,
     actor: &str,
     now_ms: i64,
@@ -305,7 +304,7 @@ pub fn add_user(
         role: u.role,
         units: u.units.clone(),
     };
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction()?;
     let exists: bool = tx
         .query_row(
             "SELECT 1 FROM users WHERE username = ?1",
@@ -348,7 +347,7 @@ pub fn add_user(
     Ok(info)
 }
 
-fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserInfo> {
+fn user_row(r: &Row<'_, '_>) -> DbResult<UserInfo> {
     let role: String = r.get(2)?;
     let units: String = r.get(3)?;
     Ok(UserInfo {
@@ -361,7 +360,7 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserInfo> {
 
 /// Accounts and sessions of one data folder.
 pub struct Auth {
-    conn: Mutex<Connection>,
+    conn: Mutex<Db>,
     /// Set once an account exists (accounts are never deleted, only disabled).
     enabled: AtomicBool,
     /// Sessions of the desktop window, in memory only.
@@ -381,7 +380,7 @@ pub struct Auth {
     /// sign in again, which the provider's own session makes a redirect and back).
     sso: Mutex<HashMap<String, SsoSession>>,
     session_ms: i64,
-    path: PathBuf,
+    at: crate::store::Location,
 }
 
 /// How long a desktop window's ticket is valid: it is used at once, by the window.
@@ -399,17 +398,21 @@ pub struct SsoSession {
 }
 
 impl Auth {
-    pub fn open(db: &Path, session_hours: u32) -> Result<Auth, AuthError> {
+    pub fn open(
+        db: impl Into<crate::store::Location>,
+        session_hours: u32,
+    ) -> Result<Auth, AuthError> {
         Auth::open_keyed(db, session_hours, None)
     }
 
     /// Like [`Auth::open`], appending to a keyed audit chain.
     pub fn open_keyed(
-        db: &Path,
+        db: impl Into<crate::store::Location>,
         session_hours: u32,
         audit_key: Option<std::sync::Arc<crate::audit::AuditKey>>,
     ) -> Result<Auth, AuthError> {
-        let conn = crate::store::connect(db).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let at: crate::store::Location = db.into();
+        let conn = crate::store::connect(&at).map_err(|e| AuthError::Invalid(e.to_string()))?;
         let admin_key = new_token();
         let auth = Auth {
             conn: Mutex::new(conn),
@@ -423,14 +426,15 @@ impl Auth {
             oidc: None,
             sso: Mutex::new(HashMap::new()),
             session_ms: i64::from(session_hours.max(1)) * 3_600_000,
-            path: db.to_owned(),
+            at,
         };
         auth.sign_in_required();
         Ok(auth)
     }
 
-    pub fn db_path(&self) -> &Path {
-        &self.path
+    /// Where its accounts are kept (the store's database).
+    pub fn store(&self) -> &crate::store::Location {
+        &self.at
     }
 
     /// Adds the province's sign-in provider (`[auth.oidc]`).
@@ -509,7 +513,7 @@ impl Auth {
         }
         let conn = self.conn.lock().unwrap();
         let any = conn
-            .query_row("SELECT EXISTS (SELECT 1 FROM users)", [], |r| {
+            .query_row("SELECT EXISTS (SELECT 1 FROM users)", params![], |r| {
                 r.get::<_, bool>(0)
             })
             .unwrap_or(false);
@@ -606,13 +610,11 @@ impl Auth {
             before: None,
             after: Some(serde_json::json!({ "reason": reason, "locked": locked })),
         };
-        let mut conn = self.conn.lock().unwrap();
-        let r = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .and_then(|tx| {
-                audit::append(&tx, &[entry], self.audit_key.as_deref())?;
-                tx.commit()
-            });
+        let conn = self.conn.lock().unwrap();
+        let r = conn.transaction().and_then(|tx| {
+            audit::append(&tx, &[entry], self.audit_key.as_deref())?;
+            tx.commit()
+        });
         if let Err(e) = r {
             tracing::error!("cannot record a failed sign-in in the audit log: {e}");
         }
@@ -728,14 +730,16 @@ impl Auth {
         let mut stmt = conn.prepare(
             "SELECT username, display_name, role, units FROM users WHERE disabled = 0 ORDER BY username",
         )?;
-        let rows = stmt.query_map([], user_row)?.collect::<Result<_, _>>()?;
+        let rows = stmt
+            .query_map(params![], user_row)?
+            .collect::<Result<_, _>>()?;
         Ok(rows)
     }
 
     /// Adds an account (the admin API).
     pub fn add_user(&self, u: &NewUser, actor: &str, now_ms: i64) -> Result<UserInfo, AuthError> {
-        let mut conn = self.conn.lock().unwrap();
-        let info = add_user(&mut conn, u, actor, now_ms, self.audit_key.as_deref())?;
+        let conn = self.conn.lock().unwrap();
+        let info = add_user(&conn, u, actor, now_ms, self.audit_key.as_deref())?;
         self.enabled.store(true, Ordering::Relaxed);
         Ok(info)
     }
@@ -801,7 +805,7 @@ mod tests {
         assert!(auth
             .add_user(&user("minh", Role::OcStaff, &[]), "t", 0)
             .is_err());
-        let conn = crate::store::connect(auth.db_path()).unwrap();
+        let conn = crate::store::connect(auth.store()).unwrap();
         assert_eq!(audit::verify(&conn), Ok(1));
     }
 
@@ -824,7 +828,7 @@ mod tests {
             Err(AuthError::Locked { by: "account", .. })
         ));
         assert!(auth.login("lan", "mật-khẩu-đủ-dài", 31_000, from).is_ok());
-        let conn = crate::store::connect(auth.db_path()).unwrap();
+        let conn = crate::store::connect(auth.store()).unwrap();
         let rows = audit::recent(&conn, Some("user:lan"), 100).unwrap();
         let failed = rows
             .iter()

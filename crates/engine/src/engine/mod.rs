@@ -98,7 +98,8 @@ pub struct Engine {
     stats: Arc<PipelineStats>,
     sources: Arc<SourceRegistry>,
     data_dir: PathBuf,
-    db_path: PathBuf,
+    /// The store's database: SQLite in the data folder, or PostgreSQL.
+    db: store::Location,
     started_at: DateTime<Utc>,
     /// The rules: config, files, edits; the one lock that serializes rule changes.
     rules: Arc<tokio::sync::Mutex<RuleManager>>,
@@ -190,6 +191,7 @@ impl Engine {
         let tz = config.tz();
         let configured_node = config.node.name.clone();
         let upstream = config.upstream.is_some();
+        let store_config = config.store.clone();
         let (
             db_path,
             reader,
@@ -203,7 +205,7 @@ impl Engine {
             let data_dir = data_dir.clone();
             let now_ms = clock.now().timestamp_millis();
             tokio::task::spawn_blocking(move || -> Result<_, EngineError> {
-                let db = store::open(&data_dir)?;
+                let db = store::open_configured(&store_config, &data_dir)?;
                 let node = store::node_name(&store::connect_path(&db)?, configured_node.as_deref())
                     .map_err(EngineError::BadInput)?;
                 let incarnation = store::incarnation(&store::connect_path(&db)?)
@@ -214,7 +216,7 @@ impl Engine {
                         tracing::info!("upstream: {n} devices of this node to send to the IOC");
                     }
                 }
-                let filled = store::backfill_rollups(&mut store::connect_path(&db)?, tz)
+                let filled = store::backfill_rollups(&store::connect_path(&db)?, tz)
                     .map_err(StoreError::from)?;
                 if filled > 0 {
                     tracing::info!(
@@ -287,7 +289,7 @@ impl Engine {
         let ops = crate::pipeline::Operations::new(loaded_ops, sops.clone(), clock.now());
         tracing::info!(
             "store {}: {} entities, {} open alerts",
-            db_path.display(),
+            db_path,
             loaded.entities.len(),
             loaded.open_alerts.len()
         );
@@ -414,7 +416,7 @@ impl Engine {
             stats,
             sources: source_registry,
             data_dir,
-            db_path,
+            db: db_path,
             started_at: Utc::now(),
             rules: Arc::new(tokio::sync::Mutex::new(manager)),
             sops: Arc::new(tokio::sync::Mutex::new(sops)),
@@ -563,8 +565,9 @@ impl Engine {
         &self.data_dir
     }
 
-    pub fn db_path(&self) -> &Path {
-        &self.db_path
+    /// Where the store's database is.
+    pub fn store(&self) -> &store::Location {
+        &self.db
     }
 
     /// Starts one source; `managed` is its TOML when it comes from the admin screen.
@@ -913,7 +916,9 @@ impl Engine {
     /// writer reports no error; not ready while stopping, so a balancer drains the node.
     pub async fn readiness(&self) -> Readiness {
         let writer_ok = self.writer.status().error.lock().unwrap().is_none();
-        let read = self.blocking(|r| r.with(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)));
+        let read = self.blocking(|r| {
+            r.with(|c| Ok(c.query_row("SELECT 1", crate::store::db::params![], |_| Ok(()))?))
+        });
         let store = writer_ok
             && matches!(
                 tokio::time::timeout(std::time::Duration::from_secs(2), read).await,

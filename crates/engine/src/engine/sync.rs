@@ -45,7 +45,7 @@ impl Engine {
                 "node {me:?} sent no {INCARNATION_HEADER} (an older version?)"
             )));
         };
-        let db = self.db_path.clone();
+        let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
             let conn = crate::store::connect_path(&db).map_err(|e| e.to_string())?;
             crate::store::check_node_incarnation(&conn, &me, &inc)
@@ -344,7 +344,7 @@ impl Engine {
             node: self.node.clone(),
             incarnation: self.incarnation.clone(),
             reader: self.reader.clone(),
-            db: self.db_path.clone(),
+            db: self.db.clone(),
             rules_dir: self.config.rules_dir(),
             province: std::sync::Arc::new(super::province::Province {
                 sops: self.sops.clone(),

@@ -229,9 +229,9 @@ pub fn offline(
 ) -> Result<StatReport, String> {
     let tz = config.tz();
     let dir = config.data_dir();
-    let db = crate::store::open(&dir).map_err(|e| e.to_string())?;
-    let mut conn = crate::store::connect_path(&db).map_err(|e| e.to_string())?;
-    crate::store::backfill_rollups(&mut conn, tz).map_err(|e| e.to_string())?;
+    let db = crate::store::open_configured(&config.store, &dir).map_err(|e| e.to_string())?;
+    let conn = crate::store::connect_path(&db).map_err(|e| e.to_string())?;
+    crate::store::backfill_rollups(&conn, tz).map_err(|e| e.to_string())?;
     let reader = Reader::new(&db);
     let stored = match reader.meta("kpis_seeded").map_err(|e| e.to_string())? {
         Some(_) => reader.kpi_defs().map_err(|e| e.to_string())?,

@@ -21,6 +21,9 @@ pub struct StoreConfig {
     pub max_size_mb: u64,
     /// Most observations written in one transaction.
     pub batch_max: usize,
+    /// A PostgreSQL database instead of SQLite in the data folder:
+    /// `postgres://USER@HOST:PORT/DB`, its password in `PGPASSWORD` (`ioc serve --store`).
+    pub url: Option<String>,
 }
 
 impl Default for StoreConfig {
@@ -31,6 +34,7 @@ impl Default for StoreConfig {
             hour_retention: Duration::from_secs(5 * 366 * 86_400),
             max_size_mb: 20_000,
             batch_max: 8192,
+            url: None,
         }
     }
 }

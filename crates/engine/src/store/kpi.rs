@@ -2,16 +2,16 @@
 //! alerts raised, incidents opened and directives due in a period; and the definitions kept
 //! in the store. Each rollup read is an index range on one series.
 
+use super::db::{params, Db, Result as DbResult, Row};
 use super::parts::HOURS;
 use super::StoreError;
 use crate::kpi::eval::{Buckets, Measured, Roll};
 use crate::kpi::records::{self, Record};
 use ioc_model::{Directive, Domain, Entity, Incident};
-use rusqlite::{params, Transaction};
 
 /// Writes the KPI definitions, dashboards and settings of a batch (in the writer's
 /// transaction).
-pub(super) fn write(tx: &Transaction<'_>, b: &super::WriteBatch) -> rusqlite::Result<()> {
+pub(super) fn write(tx: &Db, b: &super::WriteBatch) -> DbResult<()> {
     for (id, text, at, by) in &b.kpi_defs {
         match text {
             Some(t) => tx
@@ -103,7 +103,7 @@ impl super::Reader {
         self.with(|c| {
             let mut out = Vec::new();
             for &s in series {
-                let roll = |r: &rusqlite::Row<'_>| {
+                let roll = |r: &Row<'_, '_>| {
                     Ok(Roll {
                         series: s,
                         bucket: r.get(0)?,
@@ -189,7 +189,7 @@ impl super::Reader {
         self.with(|c| {
             let mut stmt = c.prepare("SELECT id, text FROM kpi_defs ORDER BY rowid")?;
             let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
             Ok(rows)
         })
@@ -227,7 +227,7 @@ impl super::Reader {
         self.with(|c| {
             let mut stmt = c.prepare("SELECT doc FROM dashboards ORDER BY id")?;
             let rows = stmt
-                .query_map([], |r| r.get(0))?
+                .query_map(params![], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
             Ok(rows)
         })
@@ -236,7 +236,7 @@ impl super::Reader {
     /// A value of the `meta` table.
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.with(|c| {
-            use rusqlite::OptionalExtension;
+            use super::db::OptionalExtension;
             Ok(
                 c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
                     .optional()?,

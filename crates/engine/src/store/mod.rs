@@ -8,13 +8,16 @@
 //! Series (entity × metric) get small integer ids so raw rows stay narrow.
 
 mod config;
+pub mod db;
 mod kpi;
 mod operate;
 mod parts;
 mod read;
 mod retention;
 mod schema;
+mod schema_pg;
 mod sync;
+pub mod testing;
 mod time;
 mod write;
 
@@ -31,6 +34,7 @@ pub use write::{
     WriterStatus, DEAD_LETTER_PAYLOAD, DEAD_LETTER_SAMPLES,
 };
 
+use db::Db;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 
@@ -59,9 +63,142 @@ pub enum StoreError {
     #[error("database {path}: schema migration failed: {message}")]
     Migration { path: PathBuf, message: String },
     #[error("database: {0}")]
-    Query(#[from] rusqlite::Error),
+    Query(#[from] db::DbError),
     #[error("the store writer has stopped")]
     WriterGone,
+    #[error("database {location}: {source}")]
+    Database {
+        location: String,
+        source: db::DbError,
+    },
+    #[error("{0}")]
+    BadLocation(String),
+}
+
+/// Where the store's database is: a file in the data folder (SQLite, the default), or a
+/// PostgreSQL database (`ioc serve --store postgres://USER@HOST:PORT/DB`) that several
+/// IOC nodes share.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    Sqlite(PathBuf),
+    /// Its URL, without a password (that comes from `PGPASSWORD`).
+    Postgres(String),
+}
+
+impl Location {
+    /// A new connection with our settings.
+    pub fn connect(&self) -> Result<Db, StoreError> {
+        match self {
+            Location::Sqlite(path) => connect_sqlite(path).map(Db::from),
+            Location::Postgres(url) => Db::postgres(url).map_err(|source| StoreError::Database {
+                location: url.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// The database file, on SQLite.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match self {
+            Location::Sqlite(p) => Some(p),
+            Location::Postgres(_) => None,
+        }
+    }
+
+    /// `postgres://…` checked: a PostgreSQL URL without a password in it (a URL is logged
+    /// and shown; the password is not).
+    pub fn postgres(url: &str) -> Result<Location, StoreError> {
+        let bad = |why: &str| StoreError::BadLocation(format!("store {url:?}: {why}"));
+        let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+        if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+            return Err(bad("a PostgreSQL store is postgres://USER@HOST:PORT/DB"));
+        }
+        if parsed.password().is_some() {
+            return Err(StoreError::BadLocation(
+                "the store's URL has a password in it: give it in the environment as PGPASSWORD \
+                 instead (a URL ends up in logs)"
+                    .into(),
+            ));
+        }
+        if parsed.path().trim_matches('/').is_empty() {
+            return Err(bad("name the database: postgres://USER@HOST:PORT/DB"));
+        }
+        Ok(Location::Postgres(url.to_string()))
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(p) => write!(f, "{}", p.display()),
+            Location::Postgres(u) => f.write_str(u),
+        }
+    }
+}
+
+impl From<&Path> for Location {
+    fn from(p: &Path) -> Location {
+        Location::Sqlite(p.to_owned())
+    }
+}
+impl From<&PathBuf> for Location {
+    fn from(p: &PathBuf) -> Location {
+        Location::Sqlite(p.clone())
+    }
+}
+impl From<PathBuf> for Location {
+    fn from(p: PathBuf) -> Location {
+        Location::Sqlite(p)
+    }
+}
+impl From<&Location> for Location {
+    fn from(l: &Location) -> Location {
+        l.clone()
+    }
+}
+
+/// Opens the store `[store]` names: PostgreSQL at its `url`, or SQLite in `data_dir`; its
+/// schema brought up to date. Blocking.
+pub fn open_configured(store: &StoreConfig, data_dir: &Path) -> Result<Location, StoreError> {
+    match &store.url {
+        Some(url) => {
+            let at = Location::postgres(url)?;
+            open_postgres(&at)?;
+            Ok(at)
+        }
+        None => open(data_dir).map(Location::Sqlite),
+    }
+}
+
+/// Opens the PostgreSQL store at `at` and brings its schema up to date (a newer one is
+/// refused, as on SQLite).
+pub fn open_postgres(at: &Location) -> Result<(), StoreError> {
+    let Location::Postgres(url) = at else {
+        return Err(StoreError::BadLocation(format!(
+            "{at} is not a PostgreSQL store"
+        )));
+    };
+    let db = at.connect()?;
+    let wrap = |source| StoreError::Database {
+        location: url.clone(),
+        source,
+    };
+    let found = schema_pg::version(&db).map_err(wrap)?;
+    if found > schema_pg::VERSION {
+        return Err(StoreError::TooNew {
+            path: PathBuf::from(url),
+            found,
+            known: schema_pg::VERSION,
+        });
+    }
+    schema_pg::migrate(&db).map_err(wrap)?;
+    Ok(())
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Query(db::DbError::Sqlite(e))
+    }
 }
 
 pub use schema::{version as schema_version, VERSION as SCHEMA_VERSION};
@@ -78,7 +215,7 @@ pub fn open(data_dir: &Path) -> Result<PathBuf, StoreError> {
     })?;
     let path = data_dir.join(DB_FILE);
     owner_only(data_dir, true);
-    let mut conn = connect(&path)?;
+    let mut conn = connect_sqlite(&path)?;
     // Before the first write creates the WAL: SQLite gives the -wal and -shm files the
     // database file's own permissions.
     for f in [DB_FILE, "ioc.db-wal", "ioc.db-shm"] {
@@ -138,7 +275,11 @@ pub fn owner_only(path: &Path, dir: bool) {
 }
 
 /// A connection with the pragmas every connection of ours uses.
-pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
+pub(crate) fn connect(at: impl Into<Location>) -> Result<Db, StoreError> {
+    at.into().connect()
+}
+
+fn connect_sqlite(path: &Path) -> Result<Connection, StoreError> {
     let wrap = |source| StoreError::Sqlite {
         path: path.to_owned(),
         source,
@@ -163,14 +304,19 @@ pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
 
 /// Creates the schema on an open connection (used by the ingest benchmark's baseline so that
 /// both sides write the very same table).
-pub fn migrate_connection(conn: &mut Connection) -> Result<(), String> {
-    schema::migrate(conn).map_err(|e| e.to_string())
+pub fn migrate_connection(conn: &mut Db) -> Result<(), String> {
+    match conn.sqlite_mut() {
+        Some(c) => schema::migrate(c).map_err(|e| e.to_string()),
+        None => schema_pg::migrate(conn)
+            .map(drop)
+            .map_err(|e| e.to_string()),
+    }
 }
 
 /// A connection to a database file with our pragmas, for tools working on it directly
 /// (`ioc user`, `ioc audit`).
-pub fn connect_path(path: &Path) -> Result<Connection, StoreError> {
-    connect(path)
+pub fn connect_path(at: impl Into<Location>) -> Result<Db, StoreError> {
+    connect(at)
 }
 
 #[cfg(test)]

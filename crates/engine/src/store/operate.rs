@@ -2,13 +2,13 @@
 //! versions, silences and attached files. Written by the writer thread in the same
 //! transaction as the alerts they touch; read by the engine at start and by the API.
 
+use super::db::{params, Db, OptionalExtension, Result as DbResult, Row};
 use super::time::{from_ms, to_ms};
 use super::StoreError;
 use ioc_model::{
     AttachmentInfo, Directive, DirectiveState, Incident, IncidentEvent, IncidentEventKind,
     IncidentState, Silence,
 };
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 /// One saved version of an SOP template.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,14 +50,15 @@ fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("operations serialize")
 }
 
-fn doc<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
-    serde_json::from_str(text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+fn doc<T: serde::de::DeserializeOwned>(text: &str) -> DbResult<T> {
+    serde_json::from_str(text).map_err(|e| super::db::DbError::Column {
+        column: 0,
+        message: format!("a stored document does not read: {e}"),
     })
 }
 
 /// Writes the operations of a batch inside the writer's transaction.
-pub(super) fn write(tx: &Transaction<'_>, b: &super::WriteBatch) -> rusqlite::Result<()> {
+pub(super) fn write(tx: &Db, b: &super::WriteBatch) -> DbResult<()> {
     for i in &b.incidents {
         let mut stored = i.clone();
         stored.events.clear();
@@ -175,16 +176,16 @@ pub(super) fn write(tx: &Transaction<'_>, b: &super::WriteBatch) -> rusqlite::Re
     Ok(())
 }
 
-fn next_id(c: &Connection, table: &str) -> rusqlite::Result<i64> {
+fn next_id(c: &Db, table: &str) -> DbResult<i64> {
     c.query_row(
         &format!("SELECT COALESCE(MAX(id), 0) + 1 FROM {table}"),
-        [],
+        params![],
         |r| r.get(0),
     )
 }
 
 /// The newest version of every template not removed.
-pub(super) fn latest_sops(c: &Connection) -> rusqlite::Result<Vec<SopRow>> {
+pub(super) fn latest_sops(c: &Db) -> DbResult<Vec<SopRow>> {
     let mut stmt = c.prepare(
         "SELECT t.name, t.version, t.text, t.created_at, t.created_by, t.deleted
          FROM sop_templates t
@@ -192,11 +193,11 @@ pub(super) fn latest_sops(c: &Connection) -> rusqlite::Result<Vec<SopRow>> {
            ON m.name = t.name AND m.v = t.version
          WHERE t.deleted = 0 ORDER BY t.name",
     )?;
-    let rows = stmt.query_map([], sop_row)?;
+    let rows = stmt.query_map(params![], sop_row)?;
     rows.collect()
 }
 
-fn sop_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SopRow> {
+fn sop_row(r: &Row<'_, '_>) -> DbResult<SopRow> {
     Ok(SopRow {
         name: r.get(0)?,
         version: r.get(1)?,
@@ -207,7 +208,7 @@ fn sop_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SopRow> {
     })
 }
 
-pub(super) fn load(c: &Connection, now_ms: i64) -> rusqlite::Result<LoadedOperations> {
+pub(super) fn load(c: &Db, now_ms: i64) -> DbResult<LoadedOperations> {
     let mut ops = LoadedOperations {
         next_incident: next_id(c, "incidents")?,
         next_directive: next_id(c, "directives")?,
@@ -217,18 +218,24 @@ pub(super) fn load(c: &Connection, now_ms: i64) -> rusqlite::Result<LoadedOperat
         ..Default::default()
     };
     // Closed ones too while something on them needs a person (they stay in view).
-    let mut stmt = c.prepare(
-        "SELECT doc FROM incidents
-         WHERE state != 'closed' OR json_extract(doc, '$.attention') IS NOT NULL ORDER BY id",
-    )?;
+    let mut stmt = c.prepare(match c.dialect() {
+        super::db::Dialect::Sqlite => {
+            "SELECT doc FROM incidents
+             WHERE state != 'closed' OR json_extract(doc, '$.attention') IS NOT NULL ORDER BY id"
+        }
+        super::db::Dialect::Postgres => {
+            "SELECT doc FROM incidents
+             WHERE state != 'closed' OR (doc::jsonb ->> 'attention') IS NOT NULL ORDER BY id"
+        }
+    })?;
     ops.incidents = stmt
-        .query_map([], |r| doc(&r.get::<_, String>(0)?))?
+        .query_map(params![], |r| doc(&r.get::<_, String>(0)?))?
         .collect::<Result<_, _>>()?;
     let mut stmt = c.prepare(
         "SELECT doc FROM directives WHERE state NOT IN ('done', 'cancelled') ORDER BY id",
     )?;
     ops.directives = stmt
-        .query_map([], |r| doc(&r.get::<_, String>(0)?))?
+        .query_map(params![], |r| doc(&r.get::<_, String>(0)?))?
         .collect::<Result<_, _>>()?;
     let mut stmt = c.prepare("SELECT doc FROM silences WHERE ends_at > ?1 ORDER BY id")?;
     ops.silences = stmt
@@ -237,7 +244,7 @@ pub(super) fn load(c: &Connection, now_ms: i64) -> rusqlite::Result<LoadedOperat
     Ok(ops)
 }
 
-fn attachment_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<AttachmentInfo> {
+fn attachment_info(r: &Row<'_, '_>) -> DbResult<AttachmentInfo> {
     Ok(AttachmentInfo {
         id: r.get(0)?,
         incident: r.get(1)?,
@@ -409,7 +416,7 @@ impl super::Reader {
                    ON m.name = t.name AND m.v = t.version ORDER BY t.name",
             )?;
             let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<Result<_, _>>()?;
             Ok(rows)
         })

@@ -11,7 +11,7 @@
 //!
 //! Daily rollups, kept for good, stay keyed by series.
 
-use rusqlite::{params, Connection, Row};
+use super::db::{params, Db, Result as DbResult, Row};
 use std::ops::RangeInclusive;
 
 /// No parts (an empty range).
@@ -60,19 +60,14 @@ impl Table {
     }
 
     /// The oldest part the table holds (one seek).
-    pub fn oldest(&self, c: &Connection) -> rusqlite::Result<Option<i64>> {
+    pub fn oldest(&self, c: &Db) -> DbResult<Option<i64>> {
         c.prepare_cached(&format!("SELECT min(part) FROM {}", self.name))?
-            .query_row([], |r| r.get(0))
+            .query_row(params![], |r| r.get(0))
     }
 
     /// The parts that may hold values in `[from, to)`, within those the table holds (so a
     /// range from the epoch costs no more than the data there is).
-    pub fn parts(
-        &self,
-        c: &Connection,
-        from: i64,
-        to: i64,
-    ) -> rusqlite::Result<RangeInclusive<i64>> {
+    pub fn parts(&self, c: &Db, from: i64, to: i64) -> DbResult<RangeInclusive<i64>> {
         if from >= to {
             return Ok(NONE);
         }
@@ -81,7 +76,7 @@ impl Table {
                 "SELECT (SELECT min(part) FROM {t}), (SELECT max(part) FROM {t})",
                 t = self.name
             ))?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            .query_row(params![], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(match (lo, hi) {
             (Some(lo), Some(hi)) => self.part(from).max(lo)..=self.part(to - 1).min(hi),
             _ => NONE,
@@ -92,13 +87,13 @@ impl Table {
     /// of each, mapped by `f`. One index range per part.
     pub fn rows<T>(
         &self,
-        c: &Connection,
+        c: &Db,
         cols: &str,
         series: i64,
         (from, to): (i64, i64),
         limit: usize,
-        mut f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
-    ) -> rusqlite::Result<Vec<T>> {
+        mut f: impl FnMut(&Row<'_, '_>) -> DbResult<T>,
+    ) -> DbResult<Vec<T>> {
         let mut out = Vec::new();
         let mut stmt = c.prepare_cached(&format!(
             "SELECT {cols} FROM {t} WHERE part = ?1 AND series = ?2 AND {k} >= ?3 AND {k} < ?4

@@ -1,15 +1,15 @@
 //! Reads: the state the engine starts from, and the queries behind the HTTP API. Each reader
 //! connection is separate from the writer's, so reads never wait for a commit (WAL).
 
+use super::db::{params, Db, OptionalExtension, Result as DbResult, Row};
 use super::parts::{HOURS, MINUTES, RAW};
 use super::{connect, time::from_ms, StoreError};
 use ioc_model::{
     Alert, AlertEvent, AlertEventKind, AlertState, DeadLetter, Domain, Entity, EntityStatus,
     SeriesPoint, Severity, Unit,
 };
-use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+
 use std::sync::Mutex;
 
 /// What the engine needs in memory to resume after a restart.
@@ -37,7 +37,7 @@ pub struct ClipFilter {
     pub limit: Option<usize>,
 }
 
-fn clip_row(r: &Row) -> rusqlite::Result<ioc_model::ClipInfo> {
+fn clip_row(r: &Row) -> DbResult<ioc_model::ClipInfo> {
     let state: String = r.get(11)?;
     Ok(ioc_model::ClipInfo {
         id: r.get(0)?,
@@ -63,13 +63,13 @@ fn clip_row(r: &Row) -> rusqlite::Result<ioc_model::ClipInfo> {
 
 /// A small pool of read-only connections.
 pub struct Reader {
-    path: PathBuf,
-    pool: Mutex<Vec<Connection>>,
+    at: super::Location,
+    pool: Mutex<Vec<Db>>,
 }
 
 /// (internal id, entity) from `SELECT id, ext_id, type, name, lon, lat, unit, unit_name,
 /// domain, attributes, status FROM entities` (its `latest` is not filled).
-pub(super) fn entity_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Entity)> {
+pub(super) fn entity_from_row(r: &Row<'_, '_>) -> DbResult<(i64, Entity)> {
     let domain: String = r.get(8)?;
     let attributes: String = r.get(9)?;
     let status: String = r.get(10)?;
@@ -130,7 +130,7 @@ pub(super) const ALERT_COLUMNS: &str =
     acked_at, acked_by, count, external_id, area, description, expires_at, assignee,
     shelved_until, escalation, incident, silenced, resolved_at";
 
-pub(super) fn alert_from_row(r: &Row<'_>) -> rusqlite::Result<Alert> {
+pub(super) fn alert_from_row(r: &Row<'_, '_>) -> DbResult<Alert> {
     let domain: String = r.get(6)?;
     let severity: String = r.get(8)?;
     let state: String = r.get(9)?;
@@ -172,23 +172,22 @@ pub(super) fn alert_from_row(r: &Row<'_>) -> rusqlite::Result<Alert> {
 }
 
 impl Reader {
-    pub fn new(path: &Path) -> Reader {
+    pub fn new(at: impl Into<super::Location>) -> Reader {
         Reader {
-            path: path.to_owned(),
+            at: at.into(),
             pool: Mutex::new(Vec::new()),
         }
     }
 
     /// Runs `f` on a pooled connection. Blocking: call from `spawn_blocking` in async code.
-    pub fn with<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    pub fn with<T>(&self, f: impl FnOnce(&Db) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let conn = match self.pool.lock().unwrap().pop() {
             Some(c) => c,
             None => {
-                let c = connect(&self.path)?;
-                c.pragma_update(None, "query_only", true)?;
+                let c = connect(&self.at)?;
+                if let Some(lite) = c.sqlite() {
+                    lite.pragma_update(None, "query_only", true)?;
+                }
                 c
             }
         };
@@ -211,11 +210,11 @@ impl Reader {
                 "SELECT id, ext_id, type, name, lon, lat, unit, unit_name, domain, attributes,
                         status FROM entities ORDER BY id",
             )?;
-            let rows = stmt.query_map([], entity_from_row)?;
+            let rows = stmt.query_map(params![], entity_from_row)?;
             st.entities = rows.collect::<Result<_, _>>()?;
 
             let mut stmt = c.prepare("SELECT id, entity, metric FROM series ORDER BY id")?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            let rows = stmt.query_map(params![], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             st.series = rows.collect::<Result<_, _>>()?;
 
             // One index seek per series: cheap however long the history is. (The daily
@@ -242,10 +241,11 @@ impl Reader {
             st.open_alerts = stmt
                 .query_map([now_ms - 30 * 86_400_000], alert_from_row)?
                 .collect::<Result<_, _>>()?;
-            st.next_alert_id =
-                c.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM alerts", [], |r| {
-                    r.get(0)
-                })?;
+            st.next_alert_id = c.query_row(
+                "SELECT COALESCE(MAX(id), 0) + 1 FROM alerts",
+                params![],
+                |r| r.get(0),
+            )?;
             Ok(st)
         })
     }
@@ -297,7 +297,7 @@ impl Reader {
         self.with(|c| {
             let mut stmt = c.prepare("SELECT name, config FROM managed_sources ORDER BY name")?;
             let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
             Ok(rows)
         })
@@ -334,7 +334,13 @@ impl Reader {
 
     /// The largest clip id (0 when none).
     pub fn max_clip_id(&self) -> Result<i64, StoreError> {
-        self.with(|c| Ok(c.query_row("SELECT COALESCE(MAX(id), 0) FROM clips", [], |r| r.get(0))?))
+        self.with(|c| {
+            Ok(
+                c.query_row("SELECT COALESCE(MAX(id), 0) FROM clips", params![], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
     }
 
     /// Cameras' credentials: camera → (user, password).
@@ -345,7 +351,7 @@ impl Reader {
             let mut stmt =
                 c.prepare("SELECT camera, username, password FROM camera_credentials")?;
             let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
+                .query_map(params![], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
                 .collect::<Result<_, _>>()?;
             Ok(rows)
         })
@@ -397,7 +403,7 @@ impl Reader {
     ) -> Result<(Vec<(i64, f64)>, Vec<(i64, f64, u32, i64)>), StoreError> {
         const HOUR_MS: i64 = 3_600_000;
         self.with(|c| {
-            let tx = c.unchecked_transaction()?;
+            let tx = c.read_transaction()?;
             let raw = RAW.rows(
                 &tx,
                 "ts, value",
@@ -532,7 +538,7 @@ impl Reader {
                  ORDER BY s.id",
             )?;
             let all: Vec<(i64, String, String)> = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<Result<_, _>>()?;
             let chosen: Vec<(i64, String, String)> = all
                 .into_iter()
@@ -576,14 +582,27 @@ impl Reader {
     ) -> Result<Vec<DeadLetter>, StoreError> {
         self.with(|c| {
             let like = text.map(|t| format!("%{}%", t.replace('%', "\\%").replace('_', "\\_")));
-            let mut stmt = c.prepare_cached(
-                "SELECT id, source, received_at, origin, reason, payload, size, count, samples
-                 FROM dead_letters
-                 WHERE (?1 IS NULL OR source = ?1)
-                   AND (?2 IS NULL OR reason LIKE ?2 ESCAPE '\\' OR origin LIKE ?2 ESCAPE '\\'
-                        OR CAST(payload AS TEXT) LIKE ?2 ESCAPE '\\')
-                 ORDER BY id DESC LIMIT ?3",
-            )?;
+            // SQLite's LIKE ignores the case of ASCII letters; PostgreSQL's ILIKE of all.
+            let mut stmt = c.prepare_cached(match c.dialect() {
+                super::db::Dialect::Sqlite => {
+                    "SELECT id, source, received_at, origin, reason, payload, size, count, samples
+                     FROM dead_letters
+                     WHERE (?1 IS NULL OR source = ?1)
+                       AND (?2 IS NULL OR reason LIKE ?2 ESCAPE '\\'
+                            OR origin LIKE ?2 ESCAPE '\\'
+                            OR CAST(payload AS TEXT) LIKE ?2 ESCAPE '\\')
+                     ORDER BY id DESC LIMIT ?3"
+                }
+                super::db::Dialect::Postgres => {
+                    "SELECT id, source, received_at, origin, reason, payload, size, count, samples
+                     FROM dead_letters
+                     WHERE (?1::text IS NULL OR source = ?1)
+                       AND (?2::text IS NULL OR reason ILIKE ?2 ESCAPE '\\'
+                            OR origin ILIKE ?2 ESCAPE '\\'
+                            OR encode(payload, 'escape') ILIKE ?2 ESCAPE '\\')
+                     ORDER BY id DESC LIMIT ?3"
+                }
+            })?;
             let rows = stmt
                 .query_map(params![source, like, limit as i64], |r| {
                     let payload: Vec<u8> = r.get(5)?;
@@ -610,13 +629,14 @@ impl Reader {
     /// Number of raw observations stored.
     pub fn count_observations(&self) -> Result<u64, StoreError> {
         self.with(|c| {
-            let n: i64 = c.query_row("SELECT COUNT(*) FROM observations", [], |r| r.get(0))?;
+            let n: i64 =
+                c.query_row("SELECT COUNT(*) FROM observations", params![], |r| r.get(0))?;
             Ok(n as u64)
         })
     }
 }
 
-fn series_id(c: &Connection, entity: &str, metric: &str) -> Result<Option<i64>, StoreError> {
+fn series_id(c: &Db, entity: &str, metric: &str) -> Result<Option<i64>, StoreError> {
     Ok(c.prepare_cached(
         "SELECT s.id FROM series s JOIN entities e ON e.id = s.entity
          WHERE e.ext_id = ?1 AND s.metric = ?2",
@@ -625,11 +645,11 @@ fn series_id(c: &Connection, entity: &str, metric: &str) -> Result<Option<i64>, 
     .optional()?)
 }
 
-fn units(c: &Connection) -> Result<Vec<Unit>, StoreError> {
+fn units(c: &Db) -> Result<Vec<Unit>, StoreError> {
     let mut stmt =
         c.prepare("SELECT code, name, full_name, parent, lon, lat FROM units ORDER BY code")?;
     let rows = stmt
-        .query_map([], |r| {
+        .query_map(params![], |r| {
             Ok(Unit {
                 code: r.get(0)?,
                 name: r.get(1)?,

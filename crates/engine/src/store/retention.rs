@@ -25,9 +25,9 @@
 //! whole pass; routine passes (within budget) come every 5 minutes of the engine's clock but
 //! at most once a minute of wall time.
 
+use super::db::{params, Db, Result as DbResult};
 use super::parts::{Table, HOURS, MINUTES, RAW};
 use super::{time::from_ms, StoreConfig};
-use rusqlite::{params, Connection};
 use std::time::{Duration, Instant};
 
 /// How often a pass starts when the database is within its budget (engine clock)…
@@ -139,8 +139,41 @@ impl Retention {
         self.last
     }
 
+    /// On PostgreSQL, a pass drops the partitions wholly older than each tier's age (and
+    /// deletes the few old rows of the default partition): no row-by-row deletes, no slices.
+    /// The size budget is the database server's business there (its own disk and alerts).
+    fn drop_partitions(&mut self, conn: &Db, now: i64) -> DbResult<()> {
+        let mut report = PassReport::default();
+        for (i, t) in TIERS.iter().enumerate() {
+            let before = t.part_before(now, self.ages_ms[i]);
+            for (name, _) in super::schema_pg::partitions_before(conn, t.table, before)? {
+                let rows: i64 =
+                    conn.query_row(&format!("SELECT count(*) FROM {name}"), params![], |r| {
+                        r.get(0)
+                    })?;
+                conn.execute_batch(&format!("DROP TABLE {name}"))?;
+                report.deleted[i] += rows.max(0) as u64;
+            }
+            report.deleted[i] += conn.execute(
+                &format!("DELETE FROM {}_default WHERE part < ?1", t.table.name),
+                params![before],
+            )? as u64;
+        }
+        if report.deleted.iter().any(|&n| n > 0) {
+            tracing::info!(
+                "store retention: {} raw observations, {} 1-minute and {} hourly rollups \
+                 dropped with their partitions",
+                report.deleted[0],
+                report.deleted[1],
+                report.deleted[2]
+            );
+        }
+        self.last = Some(report);
+        Ok(())
+    }
+
     /// Starts a pass when one is due at `now` (engine clock, ms).
-    pub fn due(&mut self, conn: &Connection, now: i64) -> rusqlite::Result<()> {
+    pub fn due(&mut self, conn: &Db, now: i64) -> DbResult<()> {
         if self.pass.is_some()
             || now < self.next_at
             || self.not_before.is_some_and(|t| Instant::now() < t)
@@ -148,6 +181,9 @@ impl Retention {
             return Ok(());
         }
         self.next_at = now.saturating_add(EVERY_MS);
+        if conn.dialect() == super::db::Dialect::Postgres {
+            return self.drop_partitions(conn, now);
+        }
         let mut cutoffs: [Option<i64>; 3] = [None; 3];
         for (i, t) in TIERS.iter().enumerate() {
             cutoffs[i] = Some(t.part_before(now, self.ages_ms[i]));
@@ -245,12 +281,7 @@ impl Retention {
     }
 
     /// Works on the pass for about `budget` (one transaction).
-    pub fn slice(
-        &mut self,
-        conn: &mut Connection,
-        now: i64,
-        budget: Duration,
-    ) -> rusqlite::Result<()> {
+    pub fn slice(&mut self, conn: &Db, now: i64, budget: Duration) -> DbResult<()> {
         let Some(pass) = self.pass.as_mut() else {
             return Ok(());
         };
@@ -331,10 +362,18 @@ impl Retention {
 }
 
 /// Bytes of the database's pages in use (the free ones are reused before the file grows).
-pub(crate) fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
-    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
-    let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
-    let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+pub(crate) fn used_bytes(conn: &Db) -> DbResult<u64> {
+    if conn.dialect() == super::db::Dialect::Postgres {
+        let size: i64 = conn.query_row(
+            "SELECT pg_database_size(current_database())",
+            params![],
+            |r| r.get(0),
+        )?;
+        return Ok(size.max(0) as u64);
+    }
+    let pages: i64 = conn.query_row("PRAGMA page_count", params![], |r| r.get(0))?;
+    let free: i64 = conn.query_row("PRAGMA freelist_count", params![], |r| r.get(0))?;
+    let size: i64 = conn.query_row("PRAGMA page_size", params![], |r| r.get(0))?;
     Ok(((pages - free).max(0) * size) as u64)
 }
 
@@ -345,14 +384,14 @@ mod tests {
     const DAY: i64 = 86_400_000;
     const NOW: i64 = 1_780_000_000_000;
 
-    fn db() -> (tempfile::TempDir, Connection) {
+    fn db() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
         let path = super::super::open(dir.path()).unwrap();
         let conn = super::super::connect(&path).unwrap();
         (dir, conn)
     }
 
-    fn fill(conn: &mut Connection, series: i64, table: &str, from: i64, to: i64, step: i64) {
+    fn fill(conn: &Db, series: i64, table: &str, from: i64, to: i64, step: i64) {
         let tx = conn.transaction().unwrap();
         tx.execute(
             "INSERT OR IGNORE INTO series (id, entity, metric) VALUES (?1, ?1, 'm')",
@@ -396,12 +435,12 @@ mod tests {
         tx.commit().unwrap();
     }
 
-    fn count(conn: &Connection, sql: &str) -> i64 {
-        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    fn count(conn: &Db, sql: &str) -> i64 {
+        conn.query_row(sql, params![], |r| r.get(0)).unwrap()
     }
 
     /// Runs passes (as the writer would after its commits) until none is due.
-    fn settle(r: &mut Retention, conn: &mut Connection, now: i64) -> Vec<PassReport> {
+    fn settle(r: &mut Retention, conn: &Db, now: i64) -> Vec<PassReport> {
         let mut reports = Vec::new();
         for _ in 0..50 {
             r.due(conn, now).unwrap();
@@ -418,17 +457,17 @@ mod tests {
 
     #[test]
     fn each_tier_is_kept_for_its_age() {
-        let (_dir, mut conn) = db();
+        let (_dir, conn) = db();
         for s in 1..=3 {
-            fill(&mut conn, s, "observations", NOW - 40 * DAY, NOW, 3_600_000);
+            fill(&conn, s, "observations", NOW - 40 * DAY, NOW, 3_600_000);
             let m = NOW / 60_000;
-            fill(&mut conn, s, "rollup_1m", m - 100 * 1440, m, 60);
+            fill(&conn, s, "rollup_1m", m - 100 * 1440, m, 60);
             let h = NOW / 3_600_000;
-            fill(&mut conn, s, "rollup_1h", h - 6 * 366 * 24, h, 24);
-            fill(&mut conn, s, "rollup_1d", 0, 8000, 1);
+            fill(&conn, s, "rollup_1h", h - 6 * 366 * 24, h, 24);
+            fill(&conn, s, "rollup_1d", 0, 8000, 1);
         }
         let mut r = Retention::new(&StoreConfig::default());
-        let reports = settle(&mut r, &mut conn, NOW);
+        let reports = settle(&mut r, &conn, NOW);
         assert_eq!(reports.len(), 1, "{reports:?}");
         assert_eq!(reports[0].for_size, None);
         let oldest = |sql: &str| count(&conn, sql);
@@ -453,7 +492,7 @@ mod tests {
         // A late row past the raw age goes with the next routine pass; 8 hours on, the
         // eight hours of parts that aged past 30 days go.
         fill(
-            &mut conn,
+            &conn,
             1,
             "observations",
             NOW - 31 * DAY,
@@ -463,7 +502,7 @@ mod tests {
         r.due(&conn, NOW + EVERY_MS).unwrap();
         assert!(r.busy());
         while r.busy() {
-            r.slice(&mut conn, NOW + EVERY_MS, Duration::from_millis(50))
+            r.slice(&conn, NOW + EVERY_MS, Duration::from_millis(50))
                 .unwrap();
         }
         assert_eq!(r.last().unwrap().deleted, [1, 0, 0]);
@@ -471,20 +510,19 @@ mod tests {
         let later = NOW + 8 * 3_600_000;
         r.due(&conn, later).unwrap();
         while r.busy() {
-            r.slice(&mut conn, later, Duration::from_millis(50))
-                .unwrap();
+            r.slice(&conn, later, Duration::from_millis(50)).unwrap();
         }
         assert_eq!(r.last().unwrap().deleted[0], 3 * 8);
     }
 
     #[test]
     fn over_the_budget_the_oldest_raw_rows_go_first() {
-        let (_dir, mut conn) = db();
+        let (_dir, conn) = db();
         // Five days of a reading every 5 s on 8 series: some 20 MB of raw rows.
         for s in 1..=8 {
-            fill(&mut conn, s, "observations", NOW - 5 * DAY, NOW, 5_000);
+            fill(&conn, s, "observations", NOW - 5 * DAY, NOW, 5_000);
             let m = NOW / 60_000;
-            fill(&mut conn, s, "rollup_1m", m - 5 * 1440, m, 1);
+            fill(&conn, s, "rollup_1m", m - 5 * 1440, m, 1);
         }
         let before = used_bytes(&conn).unwrap();
         let minutes = count(&conn, "SELECT count(*) FROM rollup_1m");
@@ -494,7 +532,7 @@ mod tests {
         };
         assert!(cfg.max_size_mb >= 2, "a budget to test: {before} bytes");
         let mut r = Retention::new(&cfg);
-        let reports = settle(&mut r, &mut conn, NOW);
+        let reports = settle(&mut r, &conn, NOW);
         let after = used_bytes(&conn).unwrap();
         assert!(
             after <= cfg.max_size_mb << 20,
@@ -523,11 +561,11 @@ mod tests {
 
     #[test]
     fn with_only_the_last_hour_of_raw_rows_the_minute_rollups_give() {
-        let (_dir, mut conn) = db();
+        let (_dir, conn) = db();
         for s in 1..=40 {
-            fill(&mut conn, s, "observations", NOW - 1_800_000, NOW, 60_000);
+            fill(&conn, s, "observations", NOW - 1_800_000, NOW, 60_000);
             let m = NOW / 60_000;
-            fill(&mut conn, s, "rollup_1m", m - 20 * 1440, m, 1);
+            fill(&conn, s, "rollup_1m", m - 20 * 1440, m, 1);
         }
         let raw = count(&conn, "SELECT count(*) FROM observations");
         let before = used_bytes(&conn).unwrap();
@@ -537,7 +575,7 @@ mod tests {
         };
         assert!(cfg.max_size_mb >= 1, "a budget to test: {before} bytes");
         let mut r = Retention::new(&cfg);
-        let reports = settle(&mut r, &mut conn, NOW);
+        let reports = settle(&mut r, &conn, NOW);
         assert!(
             used_bytes(&conn).unwrap() <= cfg.max_size_mb << 20,
             "{reports:?}"
@@ -559,11 +597,11 @@ mod tests {
 
     #[test]
     fn when_the_preferred_floors_are_not_enough_less_is_kept() {
-        let (_dir, mut conn) = db();
+        let (_dir, conn) = db();
         for s in 1..=40 {
-            fill(&mut conn, s, "observations", NOW - 1_800_000, NOW, 10_000);
+            fill(&conn, s, "observations", NOW - 1_800_000, NOW, 10_000);
             let m = NOW / 60_000;
-            fill(&mut conn, s, "rollup_1m", m - 40 * 60, m, 1);
+            fill(&conn, s, "rollup_1m", m - 40 * 60, m, 1);
         }
         let before = used_bytes(&conn).unwrap();
         let cfg = StoreConfig {
@@ -572,7 +610,7 @@ mod tests {
         };
         assert!(cfg.max_size_mb >= 1, "a budget to test: {before} bytes");
         let mut r = Retention::new(&cfg);
-        let reports = settle(&mut r, &mut conn, NOW);
+        let reports = settle(&mut r, &conn, NOW);
         assert!(
             used_bytes(&conn).unwrap() <= cfg.max_size_mb << 20,
             "{reports:?}"
@@ -608,11 +646,11 @@ mod tests {
 
     #[test]
     fn a_tier_at_its_floor_does_not_keep_the_next_from_giving() {
-        let (_dir, mut conn) = db();
+        let (_dir, conn) = db();
         for s in 1..=40 {
-            fill(&mut conn, s, "observations", NOW - 7_200_000, NOW, 10_000);
+            fill(&conn, s, "observations", NOW - 7_200_000, NOW, 10_000);
             let m = NOW / 60_000;
-            fill(&mut conn, s, "rollup_1m", m - 5 * 1440, m, 1);
+            fill(&conn, s, "rollup_1m", m - 5 * 1440, m, 1);
         }
         let before = used_bytes(&conn).unwrap();
         let cfg = StoreConfig {
@@ -631,7 +669,7 @@ mod tests {
                 break;
             }
             while r.busy() {
-                r.slice(&mut conn, now, Duration::from_millis(50)).unwrap();
+                r.slice(&conn, now, Duration::from_millis(50)).unwrap();
             }
             reports.push(r.last().unwrap());
         }
@@ -646,11 +684,11 @@ mod tests {
     /// their least, always have minutes past it; the 1-minute rollups must still give.
     #[test]
     fn with_minutes_between_passes_the_coarser_tier_still_gives() {
-        let (_dir, mut conn) = db();
+        let (_dir, conn) = db();
         for s in 1..=40 {
-            fill(&mut conn, s, "observations", NOW - 1_800_000, NOW, 10_000);
+            fill(&conn, s, "observations", NOW - 1_800_000, NOW, 10_000);
             let m = NOW / 60_000;
-            fill(&mut conn, s, "rollup_1m", m - 40 * 60, m, 1);
+            fill(&conn, s, "rollup_1m", m - 40 * 60, m, 1);
         }
         let before = used_bytes(&conn).unwrap();
         let cfg = StoreConfig {
@@ -667,7 +705,7 @@ mod tests {
                 break;
             }
             while r.busy() {
-                r.slice(&mut conn, now, Duration::from_millis(50)).unwrap();
+                r.slice(&conn, now, Duration::from_millis(50)).unwrap();
             }
             reports.push(r.last().unwrap());
         }

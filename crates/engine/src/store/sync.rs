@@ -2,10 +2,10 @@
 //! transaction as the changes it records, read to send to other nodes and to fold a shared
 //! thing again when an operation of another node arrives.
 
+use super::db::{params, Db, OptionalExtension, Result as DbResult, Row};
 use super::parts::RAW;
 use super::StoreError;
 use crate::sync::{Gid, Hlc, OpRecord};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::collections::HashMap;
 
 /// What the engine needs of the log at start.
@@ -30,11 +30,13 @@ pub struct SyncState {
 /// This data folder's node name: the one it recorded; else `configured`, or a new random one,
 /// recorded now. A configured name different from the recorded one is refused (the folder's
 /// operations were logged under the recorded one).
-pub fn node_name(conn: &Connection, configured: Option<&str>) -> Result<String, String> {
+pub fn node_name(conn: &Db, configured: Option<&str>) -> Result<String, String> {
     let recorded: Option<String> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'node'", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'node'",
+            params![],
+            |r| r.get(0),
+        )
         .optional()
         .map_err(|e| e.to_string())?;
     match (recorded, configured) {
@@ -60,11 +62,11 @@ pub fn node_name(conn: &Connection, configured: Option<&str>) -> Result<String, 
 /// This data folder's incarnation: a random id made at its first start. Two folders of the
 /// same node name (a reinstall, a restored backup) have different ones, so the IOC can tell
 /// that their sequence numbers would clash instead of silently dropping the new operations.
-pub fn incarnation(conn: &Connection) -> Result<String, String> {
+pub fn incarnation(conn: &Db) -> Result<String, String> {
     let recorded: Option<String> = conn
         .query_row(
             "SELECT value FROM meta WHERE key = 'incarnation'",
-            [],
+            params![],
             |r| r.get(0),
         )
         .optional()
@@ -83,11 +85,7 @@ pub fn incarnation(conn: &Connection) -> Result<String, String> {
 
 /// Checks the incarnation a node syncs from against the one first seen for it (recorded
 /// then). `Err`: the explanation for the node's operator.
-pub fn check_node_incarnation(
-    conn: &Connection,
-    node: &str,
-    incarnation: &str,
-) -> Result<(), String> {
+pub fn check_node_incarnation(conn: &Db, node: &str, incarnation: &str) -> Result<(), String> {
     let key = format!("incarnation:{node}");
     let known: Option<String> = conn
         .query_row("SELECT value FROM meta WHERE key = ?1", [&key], |r| {
@@ -104,7 +102,7 @@ pub fn check_node_incarnation(
         )),
         None => {
             conn.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
                 params![key, incarnation],
             )
             .map_err(|e| e.to_string())?;
@@ -116,11 +114,11 @@ pub fn check_node_incarnation(
 /// The first time a data folder runs with an `[upstream]`: every device of its own goes into
 /// the outbox, so that the IOC knows the devices whose readings follow (devices registered
 /// before the link existed would otherwise never be sent). Returns how many.
-pub fn seed_outbox(conn: &Connection) -> Result<usize, StoreError> {
+pub fn seed_outbox(conn: &Db) -> Result<usize, StoreError> {
     let done: Option<String> = conn
         .query_row(
             "SELECT value FROM meta WHERE key = 'outbox:seeded'",
-            [],
+            params![],
             |r| r.get(0),
         )
         .optional()?;
@@ -130,23 +128,23 @@ pub fn seed_outbox(conn: &Connection) -> Result<usize, StoreError> {
     let n = conn.execute(
         "INSERT INTO upstream_outbox (entity)
          SELECT id FROM entities WHERE source IS NULL OR source NOT LIKE 'node:%' ORDER BY id",
-        [],
+        params![],
     )?;
     conn.execute(
         "INSERT INTO meta (key, value) VALUES ('outbox:seeded', '1')",
-        [],
+        params![],
     )?;
     Ok(n)
 }
 
 /// Drops what the IOC has committed from the outbox.
-pub fn outbox_trim(conn: &Connection, upto: i64) -> Result<usize, StoreError> {
+pub fn outbox_trim(conn: &Db, upto: i64) -> Result<usize, StoreError> {
     Ok(conn.execute("DELETE FROM upstream_outbox WHERE seq <= ?1", [upto])?)
 }
 
 /// Appends operations to the log. One made here (`seq` 0) gets its origin's next sequence;
 /// one received keeps its own and is ignored if already held.
-pub(super) fn write(tx: &Transaction<'_>, ops: &[OpRecord]) -> rusqlite::Result<()> {
+pub(super) fn write(tx: &Db, ops: &[OpRecord]) -> DbResult<()> {
     for op in ops {
         let body = serde_json::to_string(&op.change).expect("operations serialize");
         if op.seq == 0 {
@@ -163,8 +161,8 @@ pub(super) fn write(tx: &Transaction<'_>, ops: &[OpRecord]) -> rusqlite::Result<
             ])?;
         } else {
             tx.prepare_cached(
-                "INSERT OR IGNORE INTO oplog (origin, seq, hlc, subject, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO oplog (origin, seq, hlc, subject, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
             )?
             .execute(params![
                 op.origin,
@@ -178,7 +176,7 @@ pub(super) fn write(tx: &Transaction<'_>, ops: &[OpRecord]) -> rusqlite::Result<
     Ok(())
 }
 
-fn op_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<OpRecord>> {
+fn op_from_row(r: &Row<'_, '_>) -> DbResult<Option<OpRecord>> {
     let body: String = r.get(3)?;
     let origin: String = r.get(0)?;
     let seq: i64 = r.get(1)?;
@@ -213,7 +211,7 @@ pub struct OutboxBatch {
 
 /// Per origin, the highest sequence held: the log's, or past it what was left out on purpose
 /// (outside this node's units) as recorded. One index seek per origin.
-fn vector_of(c: &Connection) -> Result<HashMap<String, u64>, StoreError> {
+fn vector_of(c: &Db) -> Result<HashMap<String, u64>, StoreError> {
     let mut vector = HashMap::new();
     // Each origin's last sequence by a seek on the primary key (origin, seq), not a scan of
     // the whole log: the log only grows.
@@ -226,12 +224,16 @@ fn vector_of(c: &Connection) -> Result<HashMap<String, u64>, StoreError> {
          SELECT origin, (SELECT MAX(seq) FROM oplog WHERE oplog.origin = o.origin)
          FROM o WHERE origin IS NOT NULL",
     )?;
-    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+    for row in stmt.query_map(params![], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })? {
         let (origin, seq) = row?;
         vector.insert(origin, seq as u64);
     }
     let mut stmt = c.prepare_cached("SELECT key, value FROM meta WHERE key LIKE 'held:%'")?;
-    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+    for row in stmt.query_map(params![], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })? {
         let (key, value) = row?;
         if let (Some(origin), Ok(seq)) = (key.strip_prefix("held:"), value.parse::<u64>()) {
             let e = vector.entry(origin.to_string()).or_default();
@@ -349,7 +351,7 @@ impl super::Reader {
     pub fn outbox_len(&self) -> Result<u64, StoreError> {
         self.with(|c| {
             Ok(
-                c.query_row("SELECT COUNT(*) FROM upstream_outbox", [], |r| {
+                c.query_row("SELECT COUNT(*) FROM upstream_outbox", params![], |r| {
                     r.get::<_, i64>(0)
                 })? as u64,
             )
@@ -358,34 +360,43 @@ impl super::Reader {
 
     pub fn sync_state(&self) -> Result<SyncState, StoreError> {
         self.with(|c| {
-            let last: Option<i64> = c.query_row("SELECT MAX(hlc) FROM oplog", [], |r| r.get(0))?;
+            let last: Option<i64> =
+                c.query_row("SELECT MAX(hlc) FROM oplog", params![], |r| r.get(0))?;
             let mut st = SyncState {
                 last_hlc: Hlc(last.unwrap_or(0) as u64),
                 ..Default::default()
             };
             let mut stmt = c.prepare("SELECT id, gid FROM alerts WHERE gid IS NOT NULL")?;
-            for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+            for row in stmt.query_map(params![], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })? {
                 let (id, gid) = row?;
                 if let Some(g) = Gid::parse(&gid) {
                     st.alert_gids.push((id, g));
                 }
             }
             let mut stmt = c.prepare("SELECT id, gid FROM directives WHERE gid IS NOT NULL")?;
-            for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+            for row in stmt.query_map(params![], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })? {
                 let (id, gid) = row?;
                 if let Some(g) = Gid::parse(&gid) {
                     st.directive_gids.push((id, g));
                 }
             }
             let mut stmt = c.prepare("SELECT id, gid FROM silences WHERE gid IS NOT NULL")?;
-            for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+            for row in stmt.query_map(params![], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })? {
                 let (id, gid) = row?;
                 if let Some(g) = Gid::parse(&gid) {
                     st.silence_gids.push((id, g));
                 }
             }
             let mut stmt = c.prepare("SELECT id, gid FROM incidents WHERE gid IS NOT NULL")?;
-            for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+            for row in stmt.query_map(params![], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })? {
                 let (id, gid) = row?;
                 if let Some(g) = Gid::parse(&gid) {
                     st.incident_gids.push((id, g));
@@ -393,7 +404,7 @@ impl super::Reader {
             }
             st.vector = vector_of(c)?;
             let mut stmt = c.prepare("SELECT id FROM entities WHERE source LIKE 'node:%'")?;
-            for row in stmt.query_map([], |r| r.get::<_, i64>(0))? {
+            for row in stmt.query_map(params![], |r| r.get::<_, i64>(0))? {
                 st.foreign_entities.insert(row?);
             }
             Ok(st)

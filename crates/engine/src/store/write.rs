@@ -4,13 +4,12 @@
 //! then answers each batch. A failed commit (disk full, I/O error) is retried until it works:
 //! nothing is acknowledged that is not on disk, and the error is visible in `/api/health`.
 
+use super::db::{params, Db, OptionalExtension, Result as DbResult};
 use super::parts::{Table, HOURS, MINUTES, RAW};
 use super::{connect, time::to_ms, StoreError};
 use crate::clock::Clock;
 use ioc_model::{Alert, AlertEvent, Entity, Unit};
-use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -86,7 +85,7 @@ impl DeadLetterRow {
 }
 
 /// Adds a grouped dead letter to the row of its grouping, or inserts it.
-fn write_dead_letter(tx: &rusqlite::Transaction, d: &DeadLetterRow) -> rusqlite::Result<()> {
+fn write_dead_letter(tx: &Db, d: &DeadLetterRow) -> DbResult<()> {
     let samples =
         |v: &[String]| (!v.is_empty()).then(|| serde_json::to_string(v).unwrap_or_default());
     if let Some(g) = &d.grouping {
@@ -265,17 +264,21 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on the database at `path` (already migrated by `store::open`).
-    /// `tz`: the display time zone, whose days the daily rollups follow.
+    /// Starts the writer thread on the database at `at` (already migrated by `store::open`
+    /// or `store::open_postgres`). `tz`: the display time zone, whose days the daily rollups
+    /// follow.
     pub fn spawn(
-        path: &Path,
+        at: impl Into<super::Location>,
         store: &super::StoreConfig,
         clock: Arc<dyn Clock>,
         tz: chrono_tz::Tz,
         audit_key: Option<Arc<crate::audit::AuditKey>>,
     ) -> Result<Writer, StoreError> {
-        let conn = connect(path)?;
+        let at: super::Location = at.into();
         let (tx, rx) = mpsc::channel(8);
+        // The connection is made on the writer's own thread: PostgreSQL's client runs a
+        // runtime of its own, which cannot start on a thread of the engine's.
+        let (opened, open_result) = std::sync::mpsc::sync_channel(1);
         let status = Arc::new(WriterStatus::default());
         let thread_status = status.clone();
         let batch_max = store.batch_max;
@@ -283,6 +286,16 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("ioc-store-writer".into())
             .spawn(move || {
+                let conn = match connect(&at) {
+                    Ok(c) => {
+                        let _ = opened.send(Ok(()));
+                        c
+                    }
+                    Err(e) => {
+                        let _ = opened.send(Err(e));
+                        return;
+                    }
+                };
                 WriterThread {
                     conn,
                     rx,
@@ -293,10 +306,12 @@ impl Writer {
                     clock,
                     tz,
                     audit_key,
+                    partitions: Default::default(),
                 }
                 .run()
             })
             .expect("spawn store writer thread");
+        open_result.recv().map_err(|_| StoreError::WriterGone)??;
         Ok(Writer {
             tx: Mutex::new(Some(tx)),
             status,
@@ -346,7 +361,7 @@ impl Writer {
 }
 
 struct WriterThread {
-    conn: Connection,
+    conn: Db,
     rx: mpsc::Receiver<Job>,
     status: Arc<WriterStatus>,
     batch_max: usize,
@@ -355,6 +370,8 @@ struct WriterThread {
     clock: Arc<dyn Clock>,
     tz: chrono_tz::Tz,
     audit_key: Option<Arc<crate::audit::AuditKey>>,
+    /// Partitions known to exist (PostgreSQL).
+    partitions: std::collections::HashSet<String>,
 }
 
 #[derive(Clone, Copy)]
@@ -421,17 +438,43 @@ impl WriterThread {
         let now = to_ms(self.clock.now());
         if let Err(e) = self
             .retention
-            .slice(&mut self.conn, now, Duration::from_millis(50))
+            .slice(&self.conn, now, Duration::from_millis(50))
         {
             tracing::warn!("store retention failed: {e}");
         }
+    }
+
+    /// On PostgreSQL, the partitions the batch's readings go to (made before the batch's
+    /// transaction, so it never waits on a table lock of its own making).
+    fn partitions(&mut self, jobs: &[Job]) -> DbResult<()> {
+        if self.conn.dialect() != super::db::Dialect::Postgres {
+            return Ok(());
+        }
+        let mut raw = std::collections::BTreeSet::new();
+        let mut minutes = std::collections::BTreeSet::new();
+        let mut hours = std::collections::BTreeSet::new();
+        for Job::Write(b, _) in jobs {
+            for o in &b.observations {
+                raw.insert(RAW.part(o.ts));
+                minutes.insert(MINUTES.part(o.ts.div_euclid(MINUTES.unit_ms)));
+                hours.insert(HOURS.part(o.ts.div_euclid(HOURS.unit_ms)));
+            }
+        }
+        let now = to_ms(self.clock.now());
+        for (t, parts) in [(&RAW, raw), (&MINUTES, minutes), (&HOURS, hours)] {
+            super::schema_pg::ensure_partitions(&self.conn, t, parts, now, &mut self.partitions)?;
+        }
+        Ok(())
     }
 
     /// Commits, retrying with back-off until the disk takes it.
     fn commit_until_done(&mut self, jobs: &[Job]) -> Vec<WriteOutcome> {
         let mut delay = Duration::from_millis(100);
         loop {
-            match write_jobs(&mut self.conn, jobs, self.tz, self.audit_key.as_deref()) {
+            let written = self
+                .partitions(jobs)
+                .and_then(|()| write_jobs(&self.conn, jobs, self.tz, self.audit_key.as_deref()));
+            match written {
                 Ok(outcomes) => {
                     let mut err = self.status.error.lock().unwrap();
                     if err.take().is_some() {
@@ -508,14 +551,14 @@ fn coarser(minutes: &HashMap<(i64, i64), Agg>, tz: chrono_tz::Tz) -> (Buckets, B
 /// value back out, a minimum cannot): each minute from its raw values, then its hour and its
 /// local day from their minutes.
 fn restate_rollups(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Db,
     minutes: &std::collections::BTreeSet<(i64, i64)>,
     tz: chrono_tz::Tz,
-) -> rusqlite::Result<()> {
+) -> DbResult<()> {
     use crate::kpi::period::{day_date, local_day, midnight};
     use chrono::Datelike;
     // The aggregate of a series's raw values, or of its 1-minute rollups, over a range.
-    let raw = |series: i64, from: i64, to: i64| -> rusqlite::Result<Option<Agg>> {
+    let raw = |series: i64, from: i64, to: i64| -> DbResult<Option<Agg>> {
         let values = RAW.rows(tx, "ts, value", series, (from, to), usize::MAX, |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?))
         })?;
@@ -537,7 +580,7 @@ fn restate_rollups(
             })
         }))
     };
-    let rolled = |series: i64, from: i64, to: i64| -> rusqlite::Result<Option<Agg>> {
+    let rolled = |series: i64, from: i64, to: i64| -> DbResult<Option<Agg>> {
         let rows = MINUTES.rows(
             tx,
             "count, min, max, sum, last, last_ts",
@@ -566,8 +609,11 @@ fn restate_rollups(
         };
         let (table, part, value) = rollup_table(parts);
         let mut stmt = tx.prepare_cached(&format!(
-            "INSERT OR REPLACE INTO {table} ({part}series, bucket, count, min, max, sum, last, last_ts)
-             VALUES ({value}?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            "INSERT INTO {table} ({part}series, bucket, count, min, max, sum, last, last_ts)
+             VALUES ({value}?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT ({part}series, bucket) DO UPDATE SET count = excluded.count,
+               min = excluded.min, max = excluded.max, sum = excluded.sum,
+               last = excluded.last, last_ts = excluded.last_ts"
         ))?;
         put_rollup(&mut stmt, parts, series, bucket, &a).map(drop)
     };
@@ -618,12 +664,12 @@ fn rollup_table(parts: Option<&Table>) -> (&'static str, &'static str, &'static 
 
 /// Runs a statement of `rollup_table`'s shape for one bucket.
 fn put_rollup(
-    stmt: &mut rusqlite::CachedStatement<'_>,
+    stmt: &mut super::db::Stmt<'_>,
     parts: Option<&Table>,
     series: i64,
     bucket: i64,
     a: &Agg,
-) -> rusqlite::Result<usize> {
+) -> DbResult<usize> {
     let (count, min, max, sum, last, last_ts) = (a.count, a.min, a.max, a.sum, a.last, a.last_ts);
     match parts {
         Some(t) => stmt.execute(params![
@@ -642,23 +688,20 @@ fn put_rollup(
 }
 
 /// Adds these rollups to the hourly table (`Some(&HOURS)`) or the daily one (`None`).
-fn upsert_rollups(
-    tx: &rusqlite::Transaction<'_>,
-    parts: Option<&Table>,
-    rows: &HashMap<(i64, i64), Agg>,
-) -> rusqlite::Result<()> {
+fn upsert_rollups(tx: &Db, parts: Option<&Table>, rows: &HashMap<(i64, i64), Agg>) -> DbResult<()> {
     let (table, part, value) = rollup_table(parts);
     let mut up = tx.prepare_cached(&format!(
         "INSERT INTO {table} ({part}series, bucket, count, min, max, sum, last, last_ts)
          VALUES ({value}?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT ({part}series, bucket) DO UPDATE SET
            count = {table}.count + excluded.count,
-           min = min({table}.min, excluded.min),
-           max = max({table}.max, excluded.max),
+           min = CASE WHEN excluded.min < {table}.min THEN excluded.min ELSE {table}.min END,
+           max = CASE WHEN excluded.max > {table}.max THEN excluded.max ELSE {table}.max END,
            sum = {table}.sum + excluded.sum,
            last = CASE WHEN excluded.last_ts >= {table}.last_ts
                        THEN excluded.last ELSE {table}.last END,
-           last_ts = max({table}.last_ts, excluded.last_ts)"
+           last_ts = CASE WHEN excluded.last_ts > {table}.last_ts
+                          THEN excluded.last_ts ELSE {table}.last_ts END"
     ))?;
     for ((series, bucket), a) in rows {
         put_rollup(&mut up, parts, *series, *bucket, a)?;
@@ -668,21 +711,21 @@ fn upsert_rollups(
 
 /// Fills the hourly and daily rollups from the minute ones, once, for a store that had
 /// minute rollups before hourly and daily ones existed. Returns the rows written.
-pub fn backfill_rollups(conn: &mut Connection, tz: chrono_tz::Tz) -> rusqlite::Result<usize> {
+pub fn backfill_rollups(conn: &Db, tz: chrono_tz::Tz) -> DbResult<usize> {
     let empty: bool = conn.query_row(
         "SELECT NOT EXISTS (SELECT 1 FROM rollup_1h) AND EXISTS (SELECT 1 FROM rollup_1m)",
-        [],
+        params![],
         |r| r.get(0),
     )?;
     if !empty {
         return Ok(0);
     }
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let tx = conn.transaction()?;
     let mut written = 0;
     {
         let mut stmt = tx
             .prepare("SELECT series, bucket, count, min, max, sum, last, last_ts FROM rollup_1m")?;
-        let mut rows = stmt.query([])?;
+        let mut rows = stmt.query(params![])?;
         let mut chunk: HashMap<(i64, i64), Agg> = HashMap::new();
         while let Some(r) = rows.next()? {
             chunk.insert(
@@ -714,13 +757,13 @@ pub fn backfill_rollups(conn: &mut Connection, tz: chrono_tz::Tz) -> rusqlite::R
 }
 
 fn write_jobs(
-    conn: &mut Connection,
+    conn: &Db,
     jobs: &[Job],
     tz: chrono_tz::Tz,
     audit_key: Option<&crate::audit::AuditKey>,
-) -> rusqlite::Result<Vec<WriteOutcome>> {
+) -> DbResult<Vec<WriteOutcome>> {
     // IMMEDIATE: the audit chain's head is read in here; no other writer may slip in between.
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let tx = conn.transaction()?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     {
         let mut rollups: HashMap<(i64, i64), Agg> = HashMap::new();
@@ -747,8 +790,8 @@ fn write_jobs(
         let mut ins_series =
             tx.prepare_cached("INSERT INTO series (id, entity, metric) VALUES (?1, ?2, ?3)")?;
         let mut ins_obs = tx.prepare_cached(
-            "INSERT OR IGNORE INTO observations (part, series, ts, value)
-             VALUES (?4, ?1, ?2, ?3)",
+            "INSERT INTO observations (part, series, ts, value)
+             VALUES (?4, ?1, ?2, ?3) ON CONFLICT DO NOTHING",
         )?;
         let mut ins_alert = tx.prepare_cached(
             "INSERT INTO alerts (id, rule, entity, entity_name, unit, unit_name, domain, category,
@@ -841,7 +884,8 @@ fn write_jobs(
                     && tx
                         .prepare_cached(
                             "UPDATE observations SET value = ?3
-                             WHERE part = ?4 AND series = ?1 AND ts = ?2 AND value IS NOT ?3",
+                             WHERE part = ?4 AND series = ?1 AND ts = ?2
+                               AND value IS DISTINCT FROM ?3",
                         )?
                         .execute(params![o.series, o.ts, o.value, RAW.part(o.ts)])?
                         == 1
@@ -998,12 +1042,15 @@ fn write_jobs(
              VALUES (?9, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (part, series, bucket) DO UPDATE SET
                count = rollup_1m.count + excluded.count,
-               min = min(rollup_1m.min, excluded.min),
-               max = max(rollup_1m.max, excluded.max),
+               min = CASE WHEN excluded.min < rollup_1m.min
+                          THEN excluded.min ELSE rollup_1m.min END,
+               max = CASE WHEN excluded.max > rollup_1m.max
+                          THEN excluded.max ELSE rollup_1m.max END,
                sum = rollup_1m.sum + excluded.sum,
                last = CASE WHEN excluded.last_ts >= rollup_1m.last_ts
                            THEN excluded.last ELSE rollup_1m.last END,
-               last_ts = max(rollup_1m.last_ts, excluded.last_ts)",
+               last_ts = CASE WHEN excluded.last_ts > rollup_1m.last_ts
+                              THEN excluded.last_ts ELSE rollup_1m.last_ts END",
         )?;
         for ((series, bucket), a) in &rollups {
             up_rollup.execute(params![

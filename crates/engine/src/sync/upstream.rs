@@ -99,7 +99,7 @@ pub struct Ctx {
     pub incarnation: Arc<str>,
     pub reader: Arc<Reader>,
     /// The database, for dropping from the outbox what the IOC took.
-    pub db: std::path::PathBuf,
+    pub db: crate::store::Location,
     /// The rules folder, where the province's shared rules are kept
     /// ([`crate::rules::files::PROVINCE_FILE`]).
     pub rules_dir: std::path::PathBuf,
