@@ -40,12 +40,27 @@ const APT_BUILD: &[&str] = &[
     "gstreamer1.0-libav",
 ];
 
+/// The engine's integration tests that run a second time with the store on PostgreSQL
+/// (`IOC_TEST_STORE=postgres`): those that write and read the store the most. The
+/// end-to-end tests run once, on SQLite.
+const STORE_MATRIX: &[&str] = &[
+    "pipeline",
+    "operations",
+    "kpis",
+    "rule_features",
+    "rule_management",
+    "http_ws",
+    "federation",
+];
+
 /// Extra packages for the test suite: browsers, WebDriver servers, a virtual display.
 const APT_TEST: &[&str] = &[
     "mosquitto",
     "mosquitto-clients",
     // The NATS JetStream source: a three-node cluster on loopback, its MQTT listener.
     "nats-server",
+    // The store's PostgreSQL side: each test process runs a cluster of its own (initdb).
+    "postgresql-15",
     "libxml2-utils",
     "xvfb",
     "xauth",
@@ -673,6 +688,12 @@ fn test() -> Result {
     args.extend(NATIVE);
     args.extend(["--", "--skip", "e2e_"]);
     sh("cargo", &args)?;
+    step("the engine's store-heavy tests again, on PostgreSQL (a cluster of their own)");
+    let mut args = vec!["test", "-p", "ioc-engine"];
+    for t in STORE_MATRIX {
+        args.extend(["--test", t]);
+    }
+    sh_in(&root(), "cargo", &args, &[("IOC_TEST_STORE", "postgres")])?;
     step("UI unit tests (native)");
     sh("cargo", &["test", "-p", "ioc-ui", "--lib"])?;
     // A few seconds of coverage-guided fuzzing per decoder and parser (`cargo xtask fuzz`

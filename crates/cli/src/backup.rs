@@ -28,7 +28,14 @@ fn mb(bytes: u64) -> f64 {
 }
 
 pub fn run_backup(a: BackupArgs) -> anyhow::Result<()> {
-    let data = a.common.load()?.data_dir();
+    let config = a.common.load()?;
+    if let Some(url) = &config.store.url {
+        anyhow::bail!(
+            "the store is PostgreSQL ({url}): back its database up with pg_dump (or the \
+             server's own backups); `ioc backup` copies a data folder's SQLite store"
+        );
+    }
+    let data = config.data_dir();
     let s = ioc_engine::backup::backup(&data, &a.out)?;
     println!(
         "backed up {} ({} files, {:.1} MB, schema version {}) into {}",

@@ -493,7 +493,7 @@ pub fn verify_with(
 pub fn recent(conn: &Db, target: Option<&str>, limit: usize) -> DbResult<Vec<AuditRow>> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, at, actor, action, target, before, after, prev_hash, hash FROM audit
-         WHERE (?1 IS NULL OR target = ?1) ORDER BY seq DESC LIMIT ?2",
+         WHERE (CAST(?1 AS TEXT) IS NULL OR target = ?1) ORDER BY seq DESC LIMIT ?2",
     )?;
     let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
 

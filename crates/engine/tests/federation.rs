@@ -60,11 +60,10 @@ async fn exchange(from: &Engine, to: &Engine) -> usize {
 }
 
 fn alerts_of(engine: &Engine) -> Vec<Alert> {
-    let c = rusqlite::Connection::open(engine.store().sqlite_path().expect("SQLite by default"))
-        .unwrap();
+    let c = ioc_engine::store::connect_path(engine.store()).unwrap();
     let mut stmt = c.prepare("SELECT id FROM alerts ORDER BY id").unwrap();
     let ids: Vec<i64> = stmt
-        .query_map([], |r| r.get(0))
+        .query_map(ioc_engine::store::db::params![], |r| r.get(0))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();

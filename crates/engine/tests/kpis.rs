@@ -427,12 +427,12 @@ async fn kpis_from_rollups_by_hand() {
     }
     let xlsx = r.render(ReportFormat::Xlsx).unwrap();
     assert!(xlsx.starts_with(b"PK"), "a zip");
+    let store = engine.store().clone();
     engine.shutdown().await;
     drop(engine);
 
     // Rollups made before hourly and daily ones existed are filled in at start.
-    let db = dir.path().join("ioc.db");
-    let conn = rusqlite::Connection::open(&db).unwrap();
+    let conn = ioc_engine::store::connect_path(&store).unwrap();
     conn.execute_batch("DELETE FROM rollup_1h; DELETE FROM rollup_1d;")
         .unwrap();
     drop(conn);

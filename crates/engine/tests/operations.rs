@@ -141,16 +141,14 @@ async fn incident_op(engine: &Engine, actor: &Actor, o: Op) -> Incident {
 /// what this one has.
 async fn log_folds_to_the_store(engine: &Engine) {
     let ids: Vec<i64> = {
-        let c =
-            rusqlite::Connection::open(engine.store().sqlite_path().expect("SQLite by default"))
-                .unwrap();
-        let mut stmt = c.prepare("SELECT id FROM alerts ORDER BY id").unwrap();
-        let ids = stmt
-            .query_map([], |r| r.get(0))
+        let c = ioc_engine::store::connect_path(engine.store()).unwrap();
+        let ids: Result<Vec<i64>, _> = c
+            .prepare("SELECT id FROM alerts ORDER BY id")
             .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        ids
+            .query_map(ioc_engine::store::db::params![], |r| r.get(0))
+            .unwrap()
+            .collect();
+        ids.unwrap()
     };
     assert!(!ids.is_empty(), "alerts to check");
     let node = engine.node().to_string();

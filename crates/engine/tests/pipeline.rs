@@ -758,14 +758,14 @@ async fn a_late_reading_restates_the_hour_and_its_rollups() {
     }
     // The hourly and daily rollups, rebuilt from the minutes, hold what the raw values
     // hold: every NowCast once, the replaced one with its new value.
-    let db = rusqlite::Connection::open(dir.path().join("ioc.db")).unwrap();
+    let db = ioc_engine::store::connect_path(engine.store()).unwrap();
     let totals = |table: &str, count: &str, sum: &str| -> (i64, f64) {
         db.query_row(
             &format!(
-                "SELECT {count}, {sum} FROM {table} t JOIN series s ON s.id = t.series
-                 WHERE s.metric = 'pm25_nowcast'"
+                "SELECT CAST({count} AS BIGINT), {sum} FROM {table} t
+                 JOIN series s ON s.id = t.series WHERE s.metric = 'pm25_nowcast'"
             ),
-            [],
+            ioc_engine::store::db::params![],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap()

@@ -34,6 +34,9 @@ pub enum DbError {
     /// `query_row` found nothing (see [`OptionalExtension::optional`]).
     #[error("the query returned no rows")]
     NoRows,
+    /// PostgreSQL refused a statement (its text says which).
+    #[error("{message} in: {sql}")]
+    Statement { sql: String, message: String },
     /// A column could not be read as the type asked for.
     #[error("column {column}: {message}")]
     Column { column: usize, message: String },
@@ -78,6 +81,9 @@ pub enum Value<'a> {
     Text(&'a str),
     Blob(&'a [u8]),
     Bool(bool),
+    /// A whole column at once (PostgreSQL's `unnest`): a batch in one statement.
+    Ints(&'a [i64]),
+    Reals(&'a [f64]),
 }
 
 /// Something that binds as a [`Value`].
@@ -175,6 +181,21 @@ impl<T: ToValue> ToValue for Option<T> {
         }
     }
 }
+impl ToValue for [i64] {
+    fn value(&self) -> Value<'_> {
+        Value::Ints(self)
+    }
+}
+impl ToValue for Vec<i64> {
+    fn value(&self) -> Value<'_> {
+        Value::Ints(self)
+    }
+}
+impl ToValue for Vec<f64> {
+    fn value(&self) -> Value<'_> {
+        Value::Reals(self)
+    }
+}
 impl ToValue for Value<'_> {
     fn value(&self) -> Value<'_> {
         *self
@@ -226,6 +247,11 @@ impl rusqlite::ToSql for dyn ToValue + '_ {
             Value::Text(s) => ValueRef::Text(s.as_bytes()),
             Value::Blob(b) => ValueRef::Blob(b),
             Value::Bool(b) => ValueRef::Integer(i64::from(b)),
+            Value::Ints(_) | Value::Reals(_) => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    "SQLite binds no arrays: one statement per row".into(),
+                ))
+            }
         }))
     }
 }
@@ -239,6 +265,8 @@ enum Owned {
     Text(String),
     Blob(Vec<u8>),
     Bool(bool),
+    Ints(Vec<i64>),
+    Reals(Vec<f64>),
 }
 
 impl Owned {
@@ -250,6 +278,8 @@ impl Owned {
             Value::Text(t) => Owned::Text(t.to_owned()),
             Value::Blob(b) => Owned::Blob(b.to_vec()),
             Value::Bool(b) => Owned::Bool(b),
+            Value::Ints(v) => Owned::Ints(v.to_vec()),
+            Value::Reals(v) => Owned::Reals(v.to_vec()),
         }
     }
 
@@ -261,6 +291,8 @@ impl Owned {
             Owned::Text(t) => Value::Text(t),
             Owned::Blob(b) => Value::Blob(b),
             Owned::Bool(b) => Value::Bool(*b),
+            Owned::Ints(v) => Value::Ints(v),
+            Owned::Reals(v) => Value::Reals(v),
         }
     }
 }
@@ -299,6 +331,8 @@ impl tokio_postgres::types::ToSql for PgParam {
                 out.put_slice(s.as_bytes());
             }
             (Value::Blob(b), &Type::BYTEA) => out.put_slice(b),
+            (Value::Ints(v), &Type::INT8_ARRAY) => return v.to_sql(ty, out),
+            (Value::Reals(v), &Type::FLOAT8_ARRAY) => return v.to_sql(ty, out),
             (v, ty) => {
                 return Err(format!("cannot bind {v:?} to a parameter of type {ty}").into());
             }
@@ -544,8 +578,11 @@ fn on_pg<T: Send + 'static>(f: impl std::future::Future<Output = T> + Send + 'st
 impl Pg {
     fn prepare(&self, sql: &str) -> Result<tokio_postgres::Statement> {
         let client = self.client.clone();
-        let sql = placeholders(sql);
-        Ok(on_pg(async move { client.prepare(&sql).await })?)
+        let text = placeholders(sql);
+        on_pg(async move { client.prepare(&text).await }).map_err(|e| DbError::Statement {
+            sql: sql.split_whitespace().collect::<Vec<_>>().join(" "),
+            message: pg_message(&e),
+        })
     }
 
     fn execute(&self, s: &tokio_postgres::Statement, params: Vec<PgParam>) -> Result<u64> {

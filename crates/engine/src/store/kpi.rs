@@ -62,7 +62,7 @@ impl super::Reader {
                 "SELECT s.id, e.ext_id, e.type, e.name, e.unit, e.unit_name, e.domain,
                         e.attributes
                  FROM series s JOIN entities e ON e.id = s.entity
-                 WHERE s.metric = ?1 AND (?2 IS NULL OR e.type = ?2)
+                 WHERE s.metric = ?1 AND (CAST(?2 AS TEXT) IS NULL OR e.type = ?2)
                  ORDER BY s.id",
             )?;
             let rows = stmt.query_map(params![metric, entity_type], |r| {

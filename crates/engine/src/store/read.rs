@@ -310,9 +310,9 @@ impl Reader {
                 "SELECT id, camera, camera_name, unit, alert, incident, at, before_s, after_s,
                    from_ms, to_ms, state, error, size, sha256, file_name, created_by, created_at
                  FROM clips
-                 WHERE (?1 IS NULL OR alert = ?1) AND (?2 IS NULL OR incident = ?2)
-                   AND (?3 IS NULL OR camera = ?3) AND (?4 IS NULL OR id = ?4)
-                   AND (?5 IS NULL OR state = ?5)
+                 WHERE (CAST(?1 AS BIGINT) IS NULL OR alert = ?1) AND (CAST(?2 AS BIGINT) IS NULL OR incident = ?2)
+                   AND (CAST(?3 AS TEXT) IS NULL OR camera = ?3) AND (CAST(?4 AS BIGINT) IS NULL OR id = ?4)
+                   AND (CAST(?5 AS TEXT) IS NULL OR state = ?5)
                  ORDER BY id DESC LIMIT ?6",
             )?;
             let rows = stmt
@@ -587,8 +587,8 @@ impl Reader {
                 super::db::Dialect::Sqlite => {
                     "SELECT id, source, received_at, origin, reason, payload, size, count, samples
                      FROM dead_letters
-                     WHERE (?1 IS NULL OR source = ?1)
-                       AND (?2 IS NULL OR reason LIKE ?2 ESCAPE '\\'
+                     WHERE (CAST(?1 AS TEXT) IS NULL OR source = ?1)
+                       AND (CAST(?2 AS TEXT) IS NULL OR reason LIKE ?2 ESCAPE '\\'
                             OR origin LIKE ?2 ESCAPE '\\'
                             OR CAST(payload AS TEXT) LIKE ?2 ESCAPE '\\')
                      ORDER BY id DESC LIMIT ?3"
@@ -596,8 +596,8 @@ impl Reader {
                 super::db::Dialect::Postgres => {
                     "SELECT id, source, received_at, origin, reason, payload, size, count, samples
                      FROM dead_letters
-                     WHERE (?1::text IS NULL OR source = ?1)
-                       AND (?2::text IS NULL OR reason ILIKE ?2 ESCAPE '\\'
+                     WHERE (CAST(?1 AS TEXT) IS NULL OR source = ?1)
+                       AND (CAST(?2 AS TEXT) IS NULL OR reason ILIKE ?2 ESCAPE '\\'
                             OR origin ILIKE ?2 ESCAPE '\\'
                             OR encode(payload, 'escape') ILIKE ?2 ESCAPE '\\')
                      ORDER BY id DESC LIMIT ?3"

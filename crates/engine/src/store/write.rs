@@ -756,6 +756,87 @@ pub fn backfill_rollups(conn: &Db, tz: chrono_tz::Tz) -> DbResult<usize> {
     Ok(written)
 }
 
+/// The batch's readings in one `INSERT … SELECT unnest(…)` (PostgreSQL): the (series, time,
+/// value bits) of those stored; one of two readings of the same series and time in the
+/// batch is stored, the other is a duplicate, as on SQLite.
+fn insert_observations_at_once(
+    tx: &Db,
+    b: &WriteBatch,
+) -> DbResult<std::collections::HashSet<(i64, i64, u64)>> {
+    let n = b.observations.len();
+    let mut out = std::collections::HashSet::with_capacity(n);
+    if n == 0 {
+        return Ok(out);
+    }
+    let (mut part, mut series, mut ts, mut value) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for o in &b.observations {
+        part.push(RAW.part(o.ts));
+        series.push(o.series);
+        ts.push(o.ts);
+        value.push(o.value);
+    }
+    tx.prepare_cached(
+        "INSERT INTO observations (part, series, ts, value)
+         SELECT * FROM unnest(?1::bigint[], ?2::bigint[], ?3::bigint[], ?4::float8[])
+         ON CONFLICT DO NOTHING RETURNING series, ts, value",
+    )?
+    .each(params![part, series, ts, value], |r| {
+        let v: f64 = r.get(2)?;
+        out.insert((r.get(0)?, r.get(1)?, v.to_bits()));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Adds a batch's rollups to the 1-minute (`Some(&MINUTES)`), hourly (`Some(&HOURS)`) or
+/// daily (`None`) table in one statement (PostgreSQL).
+fn upsert_at_once(tx: &Db, parts: Option<&Table>, rows: &HashMap<(i64, i64), Agg>) -> DbResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut ints: [Vec<i64>; 5] = Default::default();
+    let mut reals: [Vec<f64>; 4] = Default::default();
+    for (&(series, bucket), a) in rows {
+        ints[0].push(parts.map_or(0, |t| t.part(bucket)));
+        ints[1].push(series);
+        ints[2].push(bucket);
+        ints[3].push(a.count);
+        ints[4].push(a.last_ts);
+        reals[0].push(a.min);
+        reals[1].push(a.max);
+        reals[2].push(a.sum);
+        reals[3].push(a.last);
+    }
+    let (table, part, value) = match parts {
+        Some(t) => (t.name, "part, ", "p, "),
+        None => ("rollup_1d", "", ""),
+    };
+    tx.prepare_cached(&format!(
+        "INSERT INTO {table} ({part}series, bucket, count, min, max, sum, last, last_ts)
+         SELECT {value}s, b, c, mn, mx, sm, l, lt
+         FROM unnest(?1::bigint[], ?2::bigint[], ?3::bigint[], ?4::bigint[], ?5::bigint[],
+                     ?6::float8[], ?7::float8[], ?8::float8[], ?9::float8[])
+              AS r(p, s, b, c, lt, mn, mx, sm, l)
+         ON CONFLICT ({part}series, bucket) DO UPDATE SET
+           count = {table}.count + excluded.count,
+           min = LEAST({table}.min, excluded.min),
+           max = GREATEST({table}.max, excluded.max),
+           sum = {table}.sum + excluded.sum,
+           last = CASE WHEN excluded.last_ts >= {table}.last_ts
+                       THEN excluded.last ELSE {table}.last END,
+           last_ts = GREATEST({table}.last_ts, excluded.last_ts)"
+    ))?
+    .execute(params![
+        ints[0], ints[1], ints[2], ints[3], ints[4], reals[0], reals[1], reals[2], reals[3]
+    ])?;
+    Ok(())
+}
+
 fn write_jobs(
     conn: &Db,
     jobs: &[Job],
@@ -849,8 +930,18 @@ fn write_jobs(
                 ins_series.execute(params![id, entity, metric])?;
             }
             let mut outcome = WriteOutcome::default();
+            // PostgreSQL: the batch's readings in one statement, which answers with those it
+            // stored (a statement per row is a round trip per row there).
+            let mut stored = match tx.dialect() {
+                super::db::Dialect::Postgres => Some(insert_observations_at_once(&tx, b)?),
+                super::db::Dialect::Sqlite => None,
+            };
             for o in &b.observations {
-                if ins_obs.execute(params![o.series, o.ts, o.value, RAW.part(o.ts)])? == 1 {
+                let inserted = match &mut stored {
+                    Some(stored) => stored.remove(&(o.series, o.ts, o.value.to_bits())),
+                    None => ins_obs.execute(params![o.series, o.ts, o.value, RAW.part(o.ts)])? == 1,
+                };
+                if inserted {
                     outcome.inserted += 1;
                     // A source's reading goes up; derived values the IOC derives itself.
                     if b.outbox && !o.restates {
@@ -1037,6 +1128,15 @@ fn write_jobs(
             outcomes.push(outcome);
         }
 
+        if tx.dialect() == super::db::Dialect::Postgres {
+            upsert_at_once(&tx, Some(&MINUTES), &rollups)?;
+            let (hours, days) = coarser(&rollups, tz);
+            upsert_at_once(&tx, Some(&HOURS), &hours)?;
+            upsert_at_once(&tx, None, &days)?;
+            restate_rollups(&tx, &restated, tz)?;
+            rollups.clear();
+            restated.clear();
+        }
         let mut up_rollup = tx.prepare_cached(
             "INSERT INTO rollup_1m (part, series, bucket, count, min, max, sum, last, last_ts)
              VALUES (?9, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
