@@ -776,14 +776,18 @@ fn disk_space() -> Result {
 }
 
 fn bench() -> Result {
-    step("benchmarks (release build): ingest, rules, KPIs, federation sync, then MQTT through mosquitto");
+    step(
+        "benchmarks (release build): ingest, rules, KPIs, federation sync, MQTT through \
+         mosquitto, then NATS JetStream into PostgreSQL",
+    );
     sh("cargo", &["build", "--release", "-p", "ioc"])?;
     let bin = root().join("target/release/ioc");
     sh(bin.to_str().unwrap(), &["bench", "ingest"])?;
     sh(bin.to_str().unwrap(), &["bench", "rules"])?;
     sh(bin.to_str().unwrap(), &["bench", "kpi"])?;
     sh(bin.to_str().unwrap(), &["bench", "sync"])?;
-    sh(bin.to_str().unwrap(), &["bench", "mqtt"])
+    sh(bin.to_str().unwrap(), &["bench", "mqtt"])?;
+    sh(bin.to_str().unwrap(), &["bench", "cluster"])
 }
 
 // ---------------------------------------------------------------------------------------

@@ -13,6 +13,10 @@ pub enum BenchCommand {
         /// Scratch folder (default: a temporary one, removed afterwards).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// The store on PostgreSQL (postgres://USER@HOST:PORT/DB, password in PGPASSWORD),
+        /// in scratch schemas dropped afterwards; the baseline is then plain COPY.
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
     },
     /// The pipeline with 10, 1,000 and 10,000 rules loaded, next to the same pipeline with
     /// none.
@@ -94,6 +98,18 @@ pub enum BenchCommand {
         /// Number of messages.
         #[arg(short, default_value_t = 50_000)]
         n: usize,
+    },
+    /// Devices' messages through a three-node NATS JetStream cluster into the engine (rules
+    /// on) and PostgreSQL, next to plain COPY of as many rows into the same PostgreSQL.
+    Cluster {
+        /// Number of observations (two per message).
+        #[arg(short, default_value_t = 200_000)]
+        n: usize,
+        /// The PostgreSQL to write to (postgres://USER@HOST:PORT/DB, password in
+        /// PGPASSWORD), in scratch schemas dropped afterwards. Default: one of the
+        /// benchmark's own (initdb in a temporary folder, fsync on).
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
     },
     /// `ioc serve` on loopback with hundreds of WebSocket clients and tens of REST readers
     /// while observations arrive: delivery delay, messages lost, memory per client.
@@ -201,7 +217,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             })
             .await
         }
-        BenchCommand::Ingest { n, dir } => {
+        BenchCommand::Ingest { n, dir, store } => {
             let tmp;
             let dir = match dir {
                 Some(d) => d,
@@ -210,14 +226,19 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                     tmp.path().to_owned()
                 }
             };
-            let r = ioc_engine::bench::ingest(&dir, n).await?;
+            let r = ioc_engine::bench::ingest(&dir, n, store.as_deref()).await?;
             println!("observations: {}", r.observations);
             println!(
                 "pipeline: {:.0} obs/s, p50 {:.1} ms, p99 {:.1} ms",
                 r.obs_per_s, r.p50_ms, r.p99_ms
             );
+            let how = if store.is_some() {
+                "PostgreSQL COPY, binary, a transaction per writer batch"
+            } else {
+                "batched rusqlite inserts"
+            };
             println!(
-                "baseline (batched rusqlite inserts, same rows): {:.0} rows/s",
+                "baseline ({how}, same rows): {:.0} rows/s",
                 r.baseline_rows_per_s
             );
             println!("{}", r.summary());
@@ -318,6 +339,24 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             println!(
                 "leader dashboard's reads over the range: {:.0} ms",
                 r.dashboard_ms
+            );
+            println!("{}", r.summary());
+            Ok(())
+        }
+        BenchCommand::Cluster { n, store } => {
+            let r = crate::bench_cluster::run(n, store).await?;
+            println!(
+                "observations: {} (two a message, 1,000 devices)",
+                r.observations
+            );
+            println!("store: {}", r.store);
+            println!(
+                "pipeline (NATS JetStream, 3 nodes → engine, rules on → PostgreSQL): {:.0} obs/s",
+                r.obs_per_s
+            );
+            println!(
+                "baseline (PostgreSQL COPY, binary, a transaction per writer batch): {:.0} rows/s",
+                r.baseline_rows_per_s
             );
             println!("{}", r.summary());
             Ok(())

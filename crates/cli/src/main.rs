@@ -22,6 +22,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod backup;
 mod bench;
 mod bench_api;
+mod bench_cluster;
 mod bench_desktop;
 mod bench_import;
 mod bench_map;

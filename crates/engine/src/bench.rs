@@ -107,26 +107,148 @@ fn messages(n: usize, entities: usize, end: DateTime<Utc>) -> Vec<(usize, Vec<u8
         .collect()
 }
 
-/// Runs the benchmark in `dir` (two fresh databases are made there).
-pub async fn ingest(dir: &Path, n: usize) -> anyhow::Result<IngestBench> {
-    const ENTITIES: usize = 1000;
-    const CHUNK: usize = 2048;
-    let end = Utc::now();
-    let msgs = messages(n, ENTITIES, end);
+/// Devices of `ioc bench ingest`.
+const INGEST_ENTITIES: usize = 1000;
 
-    // Baseline: the same rows, plain batched inserts into the same table.
-    let baseline_rows_per_s = {
+/// Runs the benchmark in `dir` (two fresh databases are made there), or with the store on
+/// the PostgreSQL database at `store` (in two scratch schemas of it, dropped afterwards; the
+/// baseline is then `COPY` of the same rows).
+pub async fn ingest(dir: &Path, n: usize, store: Option<&str>) -> anyhow::Result<IngestBench> {
+    let end = Utc::now();
+    let msgs = messages(n, INGEST_ENTITIES, end);
+    let rows: Vec<(i64, i64, f64)> = msgs
+        .iter()
+        .map(|(_, b)| {
+            let o: JsonObs = serde_json::from_slice(b).expect("own format");
+            let e: i64 = o.entity[6..].parse().unwrap();
+            let m = METRICS.iter().position(|x| *x == o.metric).unwrap() as i64;
+            (e * 4 + m + 1, o.time.timestamp_millis(), o.value)
+        })
+        .collect();
+    let mut scratch = match store {
+        Some(url) => Some(PgScratch::new(url).await?),
+        None => None,
+    };
+    let result = run_ingest(dir, n, msgs, rows, scratch.as_mut()).await;
+    if let Some(s) = scratch {
+        s.drop_schemas().await?;
+    }
+    result
+}
+
+/// Two scratch schemas of a PostgreSQL database: the pipeline's store and the baseline's
+/// table, so a benchmark never touches what the database already holds.
+pub struct PgScratch {
+    url: String,
+    client: tokio_postgres::Client,
+    pipeline: String,
+    copy: String,
+}
+
+impl PgScratch {
+    pub async fn new(url: &str) -> anyhow::Result<PgScratch> {
+        crate::store::Location::postgres(url)?;
+        let config = crate::store::db::pg_config(url)?;
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let tag = format!("ioc_bench_{}", std::process::id());
+        let scratch = PgScratch {
+            url: url.to_string(),
+            client,
+            pipeline: format!("{tag}_pipeline"),
+            copy: format!("{tag}_copy"),
+        };
+        scratch.drop_schemas_quietly().await;
+        scratch
+            .client
+            .batch_execute(&format!(
+                "CREATE SCHEMA {p}; CREATE SCHEMA {c};
+                 CREATE TABLE {c}.observations (part BIGINT NOT NULL, series BIGINT NOT NULL,
+                     ts BIGINT NOT NULL, value DOUBLE PRECISION NOT NULL,
+                     PRIMARY KEY (part, series, ts));",
+                p = scratch.pipeline,
+                c = scratch.copy
+            ))
+            .await?;
+        Ok(scratch)
+    }
+
+    /// The store's URL with the pipeline's schema first on its search path.
+    pub fn pipeline_url(&self) -> String {
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!(
+            "{}{sep}options=-c%20search_path%3D{}",
+            self.url, self.pipeline
+        )
+    }
+
+    /// The baseline: the rows `COPY`ed in binary into a table of the same key, a
+    /// transaction per writer batch. Rows per second.
+    pub async fn copy_rows(&mut self, rows: &[(i64, i64, f64)]) -> anyhow::Result<f64> {
+        use futures_util::pin_mut;
+        use tokio_postgres::binary_copy::BinaryCopyInWriter;
+        use tokio_postgres::types::Type;
+        let sql = format!(
+            "COPY {}.observations (part, series, ts, value) FROM STDIN BINARY",
+            self.copy
+        );
+        let t0 = Instant::now();
+        for chunk in rows.chunks(StoreConfig::default().batch_max) {
+            let tx = self.client.transaction().await?;
+            let sink = tx.copy_in(&sql).await?;
+            let writer =
+                BinaryCopyInWriter::new(sink, &[Type::INT8, Type::INT8, Type::INT8, Type::FLOAT8]);
+            pin_mut!(writer);
+            for (s, ts, v) in chunk {
+                let part = ts.div_euclid(3_600_000);
+                let row: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&part, s, ts, v];
+                writer.as_mut().write(&row).await?;
+            }
+            writer.finish().await?;
+            tx.commit().await?;
+        }
+        Ok(rows.len() as f64 / t0.elapsed().as_secs_f64())
+    }
+
+    async fn drop_schemas_quietly(&self) {
+        let _ = self.drop_schemas_ref().await;
+    }
+
+    async fn drop_schemas_ref(&self) -> anyhow::Result<()> {
+        self.client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {} CASCADE; DROP SCHEMA IF EXISTS {} CASCADE",
+                self.pipeline, self.copy
+            ))
+            .await?;
+        Ok(())
+    }
+
+    /// Removes both schemas and what is in them.
+    pub async fn drop_schemas(self) -> anyhow::Result<()> {
+        self.drop_schemas_ref().await
+    }
+}
+
+async fn run_ingest(
+    dir: &Path,
+    n: usize,
+    msgs: Vec<(usize, Vec<u8>)>,
+    rows: Vec<(i64, i64, f64)>,
+    scratch: Option<&mut PgScratch>,
+) -> anyhow::Result<IngestBench> {
+    const ENTITIES: usize = INGEST_ENTITIES;
+    const CHUNK: usize = 2048;
+    // Baseline: the same rows, plain batched inserts into the same table (SQLite), or plain
+    // COPY into a table of the same key (PostgreSQL).
+    let pipeline_url = scratch.as_ref().map(|s| s.pipeline_url());
+    let baseline_rows_per_s = if let Some(scratch) = scratch {
+        scratch.copy_rows(&rows).await?
+    } else {
         let path = dir.join("baseline.db");
         let _ = std::fs::remove_file(&path);
-        let rows: Vec<(i64, i64, f64)> = msgs
-            .iter()
-            .map(|(_, b)| {
-                let o: JsonObs = serde_json::from_slice(b).expect("own format");
-                let e: i64 = o.entity[6..].parse().unwrap();
-                let m = METRICS.iter().position(|x| *x == o.metric).unwrap() as i64;
-                (e * 4 + m + 1, o.time.timestamp_millis(), o.value)
-            })
-            .collect();
         tokio::task::spawn_blocking(move || -> anyhow::Result<f64> {
             std::fs::create_dir_all(path.parent().expect("a file in a folder"))?;
             let mut conn = crate::store::connect(&path)?;
@@ -136,8 +258,8 @@ pub async fn ingest(dir: &Path, n: usize) -> anyhow::Result<IngestBench> {
                 let tx = conn.transaction()?;
                 {
                     let mut st = tx.prepare_cached(
-                        "INSERT OR IGNORE INTO observations (part, series, ts, value)
-                         VALUES (?4, ?1, ?2, ?3)",
+                        "INSERT INTO observations (part, series, ts, value)
+                         VALUES (?4, ?1, ?2, ?3) ON CONFLICT DO NOTHING",
                     )?;
                     for (s, ts, v) in chunk {
                         st.execute(crate::store::db::params![
@@ -160,6 +282,7 @@ pub async fn ingest(dir: &Path, n: usize) -> anyhow::Result<IngestBench> {
     let _ = std::fs::remove_dir_all(&data);
     let mut config = Config::default().without_demo();
     config.paths.data = Some(data);
+    config.store.url = pipeline_url;
     let engine = Engine::start(config).await?;
     let sender = engine.sender();
     let report = sender

@@ -23,6 +23,7 @@ pub mod engine;
 pub mod hub;
 pub mod ingest;
 pub mod kpi;
+pub mod local;
 pub mod operate;
 pub mod pdf;
 pub mod pipeline;

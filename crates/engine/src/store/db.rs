@@ -537,6 +537,17 @@ impl Row<'_, '_> {
     }
 }
 
+/// The client's settings for `url`, the password from `PGPASSWORD` when the URL has none.
+pub fn pg_config(url: &str) -> Result<tokio_postgres::Config> {
+    let mut config: tokio_postgres::Config = url.parse()?;
+    if config.get_password().is_none() {
+        if let Some(p) = std::env::var_os("PGPASSWORD") {
+            config.password(p.as_encoded_bytes());
+        }
+    }
+    Ok(config)
+}
+
 /// A PostgreSQL connection with its prepared statements.
 ///
 /// The client is `tokio-postgres` on a runtime of its own (one thread for the process):
@@ -636,12 +647,7 @@ impl Db {
     /// The password, when the server asks for one, comes from `PGPASSWORD` (a URL is logged;
     /// the environment is not).
     pub fn postgres(url: &str) -> Result<Db> {
-        let mut config: tokio_postgres::Config = url.parse()?;
-        if config.get_password().is_none() {
-            if let Some(p) = std::env::var_os("PGPASSWORD") {
-                config.password(p.as_encoded_bytes());
-            }
-        }
+        let config = pg_config(url)?;
         let client = on_pg(async move {
             let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
             tokio::spawn(async move {

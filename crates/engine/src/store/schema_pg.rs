@@ -458,8 +458,7 @@ pub fn partitions_before(db: &Db, t: &Table, before: i64) -> Result<Vec<(String,
         .prepare(
             "SELECT c.relname FROM pg_inherits i
              JOIN pg_class c ON c.oid = i.inhrelid
-             JOIN pg_class p ON p.oid = i.inhparent
-             WHERE p.relname = ?1",
+             WHERE i.inhparent = to_regclass(?1)",
         )?
         .query_map(params![t.name], |r| r.get::<_, String>(0))?
         .filter_map(|name| {

@@ -42,7 +42,10 @@ pub fn bin_dir() -> Option<PathBuf> {
 /// The cluster of this process, started on first use.
 pub fn cluster() -> Result<&'static TempCluster, String> {
     static CLUSTER: OnceLock<Result<TempCluster, String>> = OnceLock::new();
-    CLUSTER.get_or_init(start).as_ref().map_err(Clone::clone)
+    CLUSTER
+        .get_or_init(|| start(false))
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 /// A fresh, empty database on the test cluster, named after `name` and a counter: its URL.
@@ -115,7 +118,10 @@ fn remove_stale(tmp: &Path) {
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
-        let Some(pid) = name.strip_prefix(FOLDER_PREFIX) else {
+        let Some(pid) = name
+            .strip_prefix(FOLDER_PREFIX)
+            .map(|rest| rest.split('.').next().unwrap_or(rest))
+        else {
             continue;
         };
         if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
@@ -124,14 +130,25 @@ fn remove_stale(tmp: &Path) {
     }
 }
 
-fn start() -> Result<TempCluster, String> {
+/// A cluster of its own (the benchmarks': `fsync` on, as a real server runs), stopped with
+/// the process.
+pub fn start_cluster(fsync: bool) -> Result<TempCluster, String> {
+    start(fsync)
+}
+
+fn start(fsync: bool) -> Result<TempCluster, String> {
     let bin = bin_dir().ok_or(
         "PostgreSQL 15 is not installed (/usr/lib/postgresql/15/bin/initdb); \
          `cargo xtask setup --test` installs it",
     )?;
     let tmp = std::env::temp_dir();
     remove_stale(&tmp);
-    let dir = tmp.join(format!("{FOLDER_PREFIX}{}", std::process::id()));
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = tmp.join(format!(
+        "{FOLDER_PREFIX}{}.{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let root = is_root();
@@ -187,7 +204,7 @@ fn start() -> Result<TempCluster, String> {
             dir.to_string_lossy().into(),
             // Tests need no durability across a power cut; they need speed.
             "-c".into(),
-            "fsync=off".into(),
+            format!("fsync={}", if fsync { "on" } else { "off" }),
             "-c".into(),
             "max_connections=200".into(),
         ])
