@@ -160,7 +160,8 @@ impl PgScratch {
             pipeline: format!("{tag}_pipeline"),
             copy: format!("{tag}_copy"),
         };
-        scratch.drop_schemas_quietly().await;
+        // Left by a run that was killed.
+        let _ = scratch.drop_schemas().await;
         scratch
             .client
             .batch_execute(&format!(
@@ -212,11 +213,8 @@ impl PgScratch {
         Ok(rows.len() as f64 / t0.elapsed().as_secs_f64())
     }
 
-    async fn drop_schemas_quietly(&self) {
-        let _ = self.drop_schemas_ref().await;
-    }
-
-    async fn drop_schemas_ref(&self) -> anyhow::Result<()> {
+    /// Removes both schemas and what is in them.
+    pub async fn drop_schemas(&self) -> anyhow::Result<()> {
         self.client
             .batch_execute(&format!(
                 "DROP SCHEMA IF EXISTS {} CASCADE; DROP SCHEMA IF EXISTS {} CASCADE",
@@ -224,11 +222,6 @@ impl PgScratch {
             ))
             .await?;
         Ok(())
-    }
-
-    /// Removes both schemas and what is in them.
-    pub async fn drop_schemas(self) -> anyhow::Result<()> {
-        self.drop_schemas_ref().await
     }
 }
 

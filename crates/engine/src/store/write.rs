@@ -1128,46 +1128,48 @@ fn write_jobs(
             outcomes.push(outcome);
         }
 
-        if tx.dialect() == super::db::Dialect::Postgres {
-            upsert_at_once(&tx, Some(&MINUTES), &rollups)?;
-            let (hours, days) = coarser(&rollups, tz);
-            upsert_at_once(&tx, Some(&HOURS), &hours)?;
-            upsert_at_once(&tx, None, &days)?;
-            restate_rollups(&tx, &restated, tz)?;
-            rollups.clear();
-            restated.clear();
-        }
-        let mut up_rollup = tx.prepare_cached(
-            "INSERT INTO rollup_1m (part, series, bucket, count, min, max, sum, last, last_ts)
-             VALUES (?9, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (part, series, bucket) DO UPDATE SET
-               count = rollup_1m.count + excluded.count,
-               min = CASE WHEN excluded.min < rollup_1m.min
-                          THEN excluded.min ELSE rollup_1m.min END,
-               max = CASE WHEN excluded.max > rollup_1m.max
-                          THEN excluded.max ELSE rollup_1m.max END,
-               sum = rollup_1m.sum + excluded.sum,
-               last = CASE WHEN excluded.last_ts >= rollup_1m.last_ts
-                           THEN excluded.last ELSE rollup_1m.last END,
-               last_ts = CASE WHEN excluded.last_ts > rollup_1m.last_ts
-                              THEN excluded.last_ts ELSE rollup_1m.last_ts END",
-        )?;
-        for ((series, bucket), a) in &rollups {
-            up_rollup.execute(params![
-                series,
-                bucket,
-                a.count,
-                a.min,
-                a.max,
-                a.sum,
-                a.last,
-                a.last_ts,
-                MINUTES.part(*bucket)
-            ])?;
-        }
         let (hours, days) = coarser(&rollups, tz);
-        upsert_rollups(&tx, Some(&HOURS), &hours)?;
-        upsert_rollups(&tx, None, &days)?;
+        match tx.dialect() {
+            // A statement per table for the whole batch (a statement per row is a round
+            // trip per row there).
+            super::db::Dialect::Postgres => {
+                upsert_at_once(&tx, Some(&MINUTES), &rollups)?;
+                upsert_at_once(&tx, Some(&HOURS), &hours)?;
+                upsert_at_once(&tx, None, &days)?;
+            }
+            super::db::Dialect::Sqlite => {
+                let mut up_rollup = tx.prepare_cached(
+                "INSERT INTO rollup_1m (part, series, bucket, count, min, max, sum, last, last_ts)
+                 VALUES (?9, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (part, series, bucket) DO UPDATE SET
+                   count = rollup_1m.count + excluded.count,
+                   min = CASE WHEN excluded.min < rollup_1m.min
+                              THEN excluded.min ELSE rollup_1m.min END,
+                   max = CASE WHEN excluded.max > rollup_1m.max
+                              THEN excluded.max ELSE rollup_1m.max END,
+                   sum = rollup_1m.sum + excluded.sum,
+                   last = CASE WHEN excluded.last_ts >= rollup_1m.last_ts
+                               THEN excluded.last ELSE rollup_1m.last END,
+                   last_ts = CASE WHEN excluded.last_ts > rollup_1m.last_ts
+                                  THEN excluded.last_ts ELSE rollup_1m.last_ts END",
+            )?;
+                for ((series, bucket), a) in &rollups {
+                    up_rollup.execute(params![
+                        series,
+                        bucket,
+                        a.count,
+                        a.min,
+                        a.max,
+                        a.sum,
+                        a.last,
+                        a.last_ts,
+                        MINUTES.part(*bucket)
+                    ])?;
+                }
+                upsert_rollups(&tx, Some(&HOURS), &hours)?;
+                upsert_rollups(&tx, None, &days)?;
+            }
+        }
         restate_rollups(&tx, &restated, tz)?;
     }
     let audit: Vec<crate::audit::AuditEntry> = jobs
