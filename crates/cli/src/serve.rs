@@ -69,13 +69,76 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }),
         _ => Arc::new(ioc_engine::clock::SystemClock),
     };
-    let engine = Arc::new(Engine::start_with_clock(config, clock).await?);
     let addr = listener.local_addr()?;
+    // On PostgreSQL several nodes share the store: one runs the pipeline (it holds the
+    // lease), the others stand by on their socket, forwarding to it, until it goes.
+    let (lease, listener) = match &config.store.url {
+        Some(_) => {
+            let (store, data_dir) = (config.store.clone(), config.data_dir());
+            let at = tokio::task::spawn_blocking(move || {
+                ioc_engine::store::open_configured(&store, &data_dir)
+            })
+            .await??;
+            let advertise = match &config.server.advertise {
+                Some(url) => url.clone(),
+                None if addr.ip().is_unspecified() => {
+                    tracing::warn!(
+                        "listening on {addr} without [server] advertise: the other nodes on \
+                         this store cannot forward to this one when it is active"
+                    );
+                    format!("http://127.0.0.1:{}", addr.port())
+                }
+                None => format!("http://{addr}"),
+            };
+            // Tests and scripts read this line to find the port, standby or not.
+            println!("IOC Console listening on http://{addr}");
+            let (lease, listener) = ioc_server::standby::stand_by(
+                listener,
+                at,
+                advertise,
+                &config.server.hosts,
+                shutdown_signal(),
+            )
+            .await?;
+            let Some(lease) = lease else {
+                tracing::info!("stopped while standing by");
+                return Ok(());
+            };
+            tracing::info!("this node holds the lease: starting the pipeline");
+            (Some(lease), listener)
+        }
+        None => (None, listener),
+    };
+    let on_postgres = lease.is_some();
+    let engine = Arc::new(Engine::start_leased(config, clock, lease).await?);
     engine.announce(&format!("http://{addr}"));
-    // Tests and scripts read this line to find the port (server.json is written by then).
-    println!("IOC Console listening on http://{addr}");
+    if !on_postgres {
+        // Tests and scripts read this line to find the port (server.json is written by then).
+        println!("IOC Console listening on http://{addr}");
+    }
     tracing::info!("data in {}", engine.data_dir().display());
-    ioc_server::serve(engine.clone(), listener, shutdown_signal()).await?;
+    let lost = {
+        let engine = engine.clone();
+        async move {
+            while !engine.lease_lost() {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        }
+    };
+    tokio::select! {
+        served = ioc_server::serve(engine.clone(), listener, shutdown_signal()) => served?,
+        _ = lost => {
+            // Another node may run the pipeline already: nothing more may be written from
+            // here, not even what is queued (it was not acknowledged, so its sources send
+            // it again). The service manager starts this node again, as a standby.
+            tracing::error!(
+                "lost the store's lease (the connection to PostgreSQL that held it is gone): \
+                 stopping at once so that one node runs the pipeline"
+            );
+            eprintln!("ioc serve: lost the store's lease; stopping");
+            std::process::exit(75);
+        }
+    }
     tracing::info!("stopping: committing what was accepted");
     engine.shutdown().await;
     Ok(())

@@ -153,6 +153,10 @@ pub struct ServerConfig {
     /// Mark the session cookie `Secure` (sent over HTTPS only). Leave off for plain HTTP on
     /// loopback or a closed network; turn on behind an HTTPS reverse proxy.
     pub secure_cookies: bool,
+    /// Where the other IOC nodes on the same PostgreSQL store reach this one
+    /// (`http://10.20.0.5:8080`), written with the pipeline's lease so that standbys forward
+    /// to it. Default: the listen address, when it is a single address.
+    pub advertise: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -162,6 +166,7 @@ impl Default for ServerConfig {
             ui_dir: None,
             hosts: Vec::new(),
             secure_cookies: false,
+            advertise: None,
         }
     }
 }

@@ -2,7 +2,8 @@
 //! route's policy in [`crate::routes`].
 //!
 //! Credentials, in this order:
-//! - `Authorization: Bearer …`: the engine's admin key (from this machine's loopback only:
+//! - `Authorization: Bearer …`: the engine's admin key (from this machine's loopback only,
+//!   not through a proxy that says so with `X-Forwarded-For` as a standby node does:
 //!   `ioc import` into a running engine), or a session token (API clients that signed in
 //!   with `"token": true`).
 //! - The session cookie (the UI in a browser or the desktop window). It is `HttpOnly` (a
@@ -169,7 +170,10 @@ async fn authenticate(
     let now = st.engine.clock().now().timestamp_millis();
     if let Some(token) = bearer(headers) {
         if let Some(p) = auth.admin(&token) {
-            return if from.is_some_and(|a| a.ip().is_loopback()) {
+            // A request a proxy forwarded (a standby node) is not from here, even when the
+            // proxy is.
+            let forwarded = headers.contains_key("x-forwarded-for");
+            return if from.is_some_and(|a| a.ip().is_loopback()) && !forwarded {
                 Ok((p, Proof::Other))
             } else {
                 Err(unauthorized(

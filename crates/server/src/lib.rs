@@ -16,6 +16,7 @@ pub mod routes;
 mod rules;
 mod security;
 mod sops;
+pub mod standby;
 mod sync;
 mod ui;
 pub mod workstation;

@@ -145,6 +145,30 @@ async fn readiness_answers_without_a_token_and_says_nothing_else() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_admin_key_is_taken_from_this_machine_but_not_through_a_proxy() {
+    let (_dir, engine, addr) = start().await;
+    let now = chrono::Utc::now().timestamp_millis();
+    engine
+        .auth()
+        .add_user(&user("admin", Role::Admin, &[]), "test", now)
+        .unwrap();
+    let key = engine.auth().admin_key().to_string();
+    let call = |forwarded: Option<&'static str>| {
+        let mut r = reqwest::Client::new()
+            .get(format!("http://{addr}/api/health"))
+            .bearer_auth(&key);
+        if let Some(f) = forwarded {
+            r = r.header("x-forwarded-for", f);
+        }
+        async move { r.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(call(None).await, 200, "from loopback");
+    // A standby node on this machine forwarding a request from elsewhere says so.
+    assert_eq!(call(Some("10.20.0.7")).await, 401, "through a proxy");
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn roles_and_unit_scopes_are_enforced_by_the_server() {
     let (_dir, engine, addr) = start().await;
     let mut items = flooded_gauge("wl-vinh", "16681");

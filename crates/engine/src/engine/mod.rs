@@ -100,6 +100,8 @@ pub struct Engine {
     data_dir: PathBuf,
     /// The store's database: SQLite in the data folder, or PostgreSQL.
     db: store::Location,
+    /// On PostgreSQL: whether the pipeline's lease is lost (see [`store::lease`]).
+    lease_lost: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
     started_at: DateTime<Utc>,
     /// The rules: config, files, edits; the one lock that serializes rule changes.
     rules: Arc<tokio::sync::Mutex<RuleManager>>,
@@ -186,6 +188,17 @@ impl Engine {
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> Result<Engine, EngineError> {
+        Engine::start_leased(config, clock, None).await
+    }
+
+    /// Starts the engine; on a PostgreSQL store, with the pipeline's `lease` when the caller
+    /// waited for it (`ioc serve` standing by), or taking it now (refused when another node
+    /// holds it: one pipeline per store). Ignored on SQLite.
+    pub async fn start_leased(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        lease: Option<store::lease::Lease>,
+    ) -> Result<Engine, EngineError> {
         let data_dir = config.data_dir();
         let lock = lock(&data_dir)?;
         let tz = config.tz();
@@ -201,11 +214,26 @@ impl Engine {
             sop_heads,
             (node, incarnation),
             sync_state,
+            lease,
         ) = {
             let data_dir = data_dir.clone();
             let now_ms = clock.now().timestamp_millis();
             tokio::task::spawn_blocking(move || -> Result<_, EngineError> {
                 let db = store::open_configured(&store_config, &data_dir)?;
+                // The lease before anything is written: one node's engine per store.
+                let lease = match (&db, lease) {
+                    (store::Location::Sqlite(_), _) => None,
+                    (_, Some(lease)) => Some(lease),
+                    (_, None) => Some(
+                        store::lease::Lease::take_within(&db, std::time::Duration::from_secs(5))?
+                            .ok_or_else(|| {
+                            EngineError::BadInput(format!(
+                                "another node runs the pipeline on {db} (it holds the store's \
+                             lease); `ioc serve` stands by until it is free"
+                            ))
+                        })?,
+                    ),
+                };
                 let node = store::node_name(&store::connect_path(&db)?, configured_node.as_deref())
                     .map_err(EngineError::BadInput)?;
                 let incarnation = store::incarnation(&store::connect_path(&db)?)
@@ -238,6 +266,7 @@ impl Engine {
                     heads,
                     (node, incarnation),
                     sync_state,
+                    lease,
                 ))
             })
             .await
@@ -269,13 +298,19 @@ impl Engine {
             )),
             None => None,
         };
-        let writer = Arc::new(Writer::spawn(
-            &db_path,
-            &config.store,
-            clock.clone(),
-            tz,
-            audit_key.clone(),
-        )?);
+        let lease_lost = lease.as_ref().map(|l| l.lost_probe());
+        let writer = Arc::new(match lease {
+            Some(lease) => {
+                Writer::spawn_leased(lease, &config.store, clock.clone(), tz, audit_key.clone())?
+            }
+            None => Writer::spawn(
+                &db_path,
+                &config.store,
+                clock.clone(),
+                tz,
+                audit_key.clone(),
+            )?,
+        });
 
         let sops =
             operations::seed_and_compile(&writer, &loaded_ops.sops, &sop_heads, &clock).await?;
@@ -417,6 +452,7 @@ impl Engine {
             sources: source_registry,
             data_dir,
             db: db_path,
+            lease_lost,
             started_at: Utc::now(),
             rules: Arc::new(tokio::sync::Mutex::new(manager)),
             sops: Arc::new(tokio::sync::Mutex::new(sops)),
@@ -914,8 +950,15 @@ impl Engine {
 
     /// Up, ready, store reachable: the store answers a query within two seconds and its
     /// writer reports no error; not ready while stopping, so a balancer drains the node.
+    /// On PostgreSQL: the connection that held the pipeline's lease is gone, so another node
+    /// may run the pipeline now; this one must stop (`ioc serve` exits for its service
+    /// manager to start it again, as a standby). Always false on SQLite.
+    pub fn lease_lost(&self) -> bool {
+        self.lease_lost.as_ref().is_some_and(|lost| lost())
+    }
+
     pub async fn readiness(&self) -> Readiness {
-        let writer_ok = self.writer.status().error.lock().unwrap().is_none();
+        let writer_ok = self.writer.status().error.lock().unwrap().is_none() && !self.lease_lost();
         let read = self.blocking(|r| {
             r.with(|c| Ok(c.query_row("SELECT 1", crate::store::db::params![], |_| Ok(()))?))
         });

@@ -666,6 +666,28 @@ impl Db {
         })
     }
 
+    /// Whether the connection is gone for good (PostgreSQL: the server closed it or the link
+    /// broke; it is not reopened). Asks nothing of the server. Always false on SQLite.
+    pub fn is_closed(&self) -> bool {
+        match &self.inner {
+            Inner::Sqlite(_) => false,
+            Inner::Postgres(pg) => pg.client.is_closed(),
+        }
+    }
+
+    /// [`Db::is_closed`] to ask from another thread, while the connection is in use on its
+    /// own (the writer's, for the lease it holds); true too once the connection is dropped.
+    /// It does not keep the connection open (the lease ends when its holder drops it).
+    pub fn closed_probe(&self) -> std::sync::Arc<dyn Fn() -> bool + Send + Sync> {
+        match &self.inner {
+            Inner::Sqlite(_) => std::sync::Arc::new(|| false),
+            Inner::Postgres(pg) => {
+                let client = std::sync::Arc::downgrade(&pg.client);
+                std::sync::Arc::new(move || client.upgrade().is_none_or(|c| c.is_closed()))
+            }
+        }
+    }
+
     pub fn dialect(&self) -> Dialect {
         match self.inner {
             Inner::Sqlite(_) => Dialect::Sqlite,

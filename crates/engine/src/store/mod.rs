@@ -10,6 +10,7 @@
 mod config;
 pub mod db;
 mod kpi;
+pub mod lease;
 mod operate;
 mod parts;
 mod read;

@@ -385,6 +385,10 @@ pub fn migrate(db: &Db) -> Result<usize, DbError> {
         )?;
     }
     // Later versions: their steps here, from `found` up.
+    // Not part of the versioned schema: who holds the pipeline's lease (see `store::lease`).
+    if found <= VERSION {
+        tx.execute_batch(super::lease::TABLE)?;
+    }
     tx.commit()?;
     Ok(found)
 }

@@ -251,6 +251,12 @@ pub struct WriterStatus {
     pub commits: AtomicU64,
 }
 
+/// What the writer writes on: a connection it makes, or one it is handed.
+enum Conn {
+    At(super::Location),
+    Open(super::db::Db),
+}
+
 enum Job {
     Write(WriteBatch, oneshot::Sender<WriteOutcome>),
 }
@@ -274,7 +280,28 @@ impl Writer {
         tz: chrono_tz::Tz,
         audit_key: Option<Arc<crate::audit::AuditKey>>,
     ) -> Result<Writer, StoreError> {
-        let at: super::Location = at.into();
+        Writer::start(Conn::At(at.into()), store, clock, tz, audit_key)
+    }
+
+    /// Starts the writer thread on the connection that holds the pipeline's lease (see
+    /// [`super::lease`]), so that the lease ends with the connection the writes go through.
+    pub fn spawn_leased(
+        lease: super::lease::Lease,
+        store: &super::StoreConfig,
+        clock: Arc<dyn Clock>,
+        tz: chrono_tz::Tz,
+        audit_key: Option<Arc<crate::audit::AuditKey>>,
+    ) -> Result<Writer, StoreError> {
+        Writer::start(Conn::Open(lease.into_db()), store, clock, tz, audit_key)
+    }
+
+    fn start(
+        conn: Conn,
+        store: &super::StoreConfig,
+        clock: Arc<dyn Clock>,
+        tz: chrono_tz::Tz,
+        audit_key: Option<Arc<crate::audit::AuditKey>>,
+    ) -> Result<Writer, StoreError> {
         let (tx, rx) = mpsc::channel(8);
         // The connection is made on the writer's own thread: PostgreSQL's client runs a
         // runtime of its own, which cannot start on a thread of the engine's.
@@ -286,7 +313,11 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("ioc-store-writer".into())
             .spawn(move || {
-                let conn = match connect(&at) {
+                let conn = match conn {
+                    Conn::Open(db) => Ok(db),
+                    Conn::At(at) => connect(&at),
+                };
+                let conn = match conn {
                     Ok(c) => {
                         let _ = opened.send(Ok(()));
                         c

@@ -1,0 +1,267 @@
+//! Two `ioc serve` nodes on one PostgreSQL store, as real processes: the first holds the
+//! pipeline's lease and runs the engine; the second stands by (`/api/ready` 503) and forwards
+//! the API and the live feed to it. The active node is killed (SIGKILL) in the middle of a
+//! burst its NATS consumer reads: the standby takes over within 10 s, every observation the
+//! bus accepted is stored once, the operator actions the killed node acknowledged are there,
+//! and a feed client that was on the standby reconnects to it and carries on.
+
+#[path = "../../engine/tests/common/missing.rs"]
+mod missing;
+#[path = "../../engine/tests/common/nats.rs"]
+mod nats;
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use futures_util::StreamExt;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const N: usize = 6_000;
+
+fn serve(data: &Path, config: &Path, store: &str) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ioc"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .arg("--config")
+        .arg(config)
+        .args(["--store", store])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(url.starts_with("http://"), "{line}");
+    (child, url)
+}
+
+async fn get(url: &str) -> (u16, serde_json::Value) {
+    match reqwest::get(url).await {
+        Ok(r) => (
+            r.status().as_u16(),
+            r.json().await.unwrap_or(serde_json::Value::Null),
+        ),
+        Err(_) => (0, serde_json::Value::Null),
+    }
+}
+
+async fn post(url: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (
+        r.status().as_u16(),
+        r.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
+
+async fn wait(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The burst's `seq` values in the store: how many rows, how many distinct.
+fn stored(store: &str) -> (i64, i64) {
+    let at = ioc_engine::store::Location::postgres(store).unwrap();
+    let db = at.connect().unwrap();
+    db.query_row(
+        "SELECT count(*), count(DISTINCT o.value) FROM observations o
+         JOIN series s ON s.id = o.series JOIN entities e ON e.id = s.entity
+         WHERE e.ext_id = 'seq-1' AND s.metric = 'seq'",
+        ioc_engine::store::db::params![],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
+type Feed =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next feed message (a snapshot, a delta or a heartbeat), or `None` when the feed ended.
+async fn next(feed: &mut Feed) -> Option<serde_json::Value> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), feed.next()).await {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => {
+                return Some(serde_json::from_str(&t).unwrap())
+            }
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(_)) | None) => return None,
+            Err(_) => panic!("the feed said nothing for 30 s"),
+        }
+    }
+}
+
+async fn feed(base: &str, query: &str) -> Feed {
+    let url = format!("ws{}/ws{query}", base.trim_start_matches("http"));
+    tokio_tungstenite::connect_async(url).await.unwrap().0
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killing_the_active_node_mid_burst_loses_nothing() {
+    if nats::binary().is_none() {
+        return missing::missing(
+            "nats-server is not installed (Debian nats-server; `cargo xtask setup --test`)",
+        );
+    }
+    let Some(store) = ioc_engine::store::testing::database("failover") else {
+        return;
+    };
+    let broker = nats::Cluster::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ioc.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[source]]
+name = "province-bus"
+kind = "nats"
+servers = ["{}"]
+stream = "IOC"
+subjects = ["ioc.>"]
+consumer = "ioc-failover"
+decoder = "ngsi-ld"
+ack_wait = "5s"
+
+# The province's units (for directives), and little else.
+[[source]]
+name = "demo"
+kind = "simulator"
+interval = "1h"
+"#,
+            broker.urls()[0]
+        ),
+    )
+    .unwrap();
+
+    let (mut active, a) = serve(&dir.path().join("a"), &config, &store);
+    wait("the first node ready", 60, async || {
+        get(&format!("{a}/api/ready")).await.0 == 200
+    })
+    .await;
+    let (standby, b) = serve(&dir.path().join("b"), &config, &store);
+    let (status, ready) = get(&format!("{b}/api/ready")).await;
+    assert_eq!(status, 503, "a second node stands by: {ready}");
+    assert_eq!(ready["up"], true);
+    assert_eq!(ready["ready"], false);
+
+    // What the standby is asked, the active node answers.
+    let (status, health) = get(&format!("{b}/api/health")).await;
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["status"], "ok", "{health}");
+    let mut unit = String::new();
+    wait("the province's units", 60, async || {
+        let (_, units) = get(&format!("{b}/api/units")).await;
+        unit = units[1]["code"].as_str().unwrap_or_default().to_string();
+        !unit.is_empty()
+    })
+    .await;
+    let (status, first) = post(
+        &format!("{b}/api/directives"),
+        serde_json::json!({"unit": unit, "title": "Qua nút dự phòng", "within": "2h"}),
+    )
+    .await;
+    assert!(status < 300, "{status} {first}");
+    let mut on_standby = feed(&b, "").await;
+    let snapshot = next(&mut on_standby).await.expect("a snapshot");
+    assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+    let old_epoch = snapshot["epoch"].as_str().unwrap().to_string();
+
+    // The burst, through the bus.
+    let js = jetstream::new(async_nats::connect(broker.urls()).await.unwrap());
+    let t0 = chrono::Utc::now() - chrono::Duration::seconds(N as i64 + 3600);
+    let mut acks = Vec::new();
+    for i in 0..N {
+        let t = (t0 + chrono::Duration::seconds(i as i64)).to_rfc3339();
+        let body = format!(
+            r#"{{"id": "seq-1", "type": "Device", "location": {{"type": "Point", "coordinates": [105.68, 18.67]}}, "dateObserved": "{t}", "seq": {i}}}"#
+        );
+        let m = PublishMessage::build().payload(body.into());
+        acks.push(js.send_publish("ioc.seq", m).await.unwrap());
+        if acks.len() == 500 {
+            for a in acks.drain(..) {
+                a.await.unwrap();
+            }
+        }
+    }
+    for a in acks {
+        a.await.unwrap();
+    }
+    wait("part of the burst committed", 120, async || {
+        stored(&store).0 > (N / 10) as i64
+    })
+    .await;
+    let (status, second) = post(
+        &format!("{a}/api/directives"),
+        serde_json::json!({"unit": unit, "title": "Ngay trước sự cố", "within": "2h"}),
+    )
+    .await;
+    assert!(status < 300, "{status} {second}");
+
+    active.kill().unwrap(); // SIGKILL
+    let killed = Instant::now();
+    active.wait().unwrap();
+    let (at_kill, _) = stored(&store);
+    assert!(
+        (at_kill as usize) < N,
+        "the kill must land mid-burst: {at_kill} of {N} committed"
+    );
+
+    // The forwarded feed ends with the node it came from.
+    while let Some(m) = next(&mut on_standby).await {
+        assert_ne!(m["type"], "snapshot", "{m}");
+    }
+    wait("the standby to take over", 10, async || {
+        get(&format!("{b}/api/ready")).await.0 == 200
+    })
+    .await;
+    let takeover = killed.elapsed();
+    println!(
+        "takeover in {} ms; {at_kill} of {N} committed at the kill",
+        takeover.as_millis()
+    );
+
+    // The client comes back with what it had: another run, so the whole state, at once.
+    let mut again = feed(&b, &format!("?epoch={old_epoch}&since=1")).await;
+    let m = next(&mut again).await.expect("the feed again");
+    assert_eq!(m["type"], "snapshot", "{m}");
+    assert_ne!(m["epoch"], old_epoch.as_str());
+    let titles: Vec<&str> = m["directives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["title"].as_str())
+        .collect();
+    for want in ["Qua nút dự phòng", "Ngay trước sự cố"] {
+        assert!(
+            titles.contains(&want),
+            "{want} acknowledged, then lost: {titles:?}"
+        );
+    }
+
+    wait("every observation in the store", 120, async || {
+        stored(&store).0 >= N as i64
+    })
+    .await;
+    assert_eq!(stored(&store), (N as i64, N as i64), "every one, once");
+    let (_, latest) = get(&format!("{b}/api/entities/seq-1")).await;
+    assert_eq!(
+        latest["latest"]["seq"]["value"].as_f64(),
+        Some((N - 1) as f64)
+    );
+
+    // SAFETY: signalling the child we started.
+    unsafe { libc::kill(standby.id() as i32, libc::SIGTERM) };
+    let mut standby = standby;
+    standby.wait().unwrap();
+}
