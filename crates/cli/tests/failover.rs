@@ -3,7 +3,8 @@
 //! the API and the live feed to it. The active node is killed (SIGKILL) in the middle of a
 //! burst its NATS consumer reads: the standby takes over within 10 s, every observation the
 //! bus accepted is stored once, the operator actions the killed node acknowledged are there,
-//! and a feed client that was on the standby reconnects to it and carries on.
+//! and a feed client that was on the standby reconnects to it and carries on. A node whose
+//! lease ends under it (its database connection cut) stops at once.
 
 #[path = "../../engine/tests/common/missing.rs"]
 mod missing;
@@ -260,8 +261,32 @@ interval = "1h"
         Some((N - 1) as f64)
     );
 
-    // SAFETY: signalling the child we started.
-    unsafe { libc::kill(standby.id() as i32, libc::SIGTERM) };
-    let mut standby = standby;
-    standby.wait().unwrap();
+    // The new active node loses its lease (its connection to the database ends, as in a
+    // network cut): it stops at once rather than run a pipeline another node may run too.
+    let mut now_active = standby;
+    let db = ioc_engine::store::Location::postgres(&store)
+        .unwrap()
+        .connect()
+        .unwrap();
+    let ended: i64 = db
+        .query_row(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+             WHERE locktype = 'advisory' AND granted AND objid::bigint = ?1",
+            ioc_engine::store::db::params![0x10C_1EA5E_i64],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(ended, 1, "one connection holds the lease");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = now_active.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            now_active.kill().unwrap();
+            panic!("still running 10 s after losing its lease");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(75), "{status}");
 }

@@ -108,11 +108,19 @@ impl Hour {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct HourlyWindow {
     hours: BTreeMap<i64, Hour>,
+    /// Hours (first, last) forgotten while known to hold no reading: still known. A station
+    /// whose readings all lie in the last day (a new one, or back after two days) looks back
+    /// [`LOOKBACK`] hours for the reading before each new one, further than the window keeps;
+    /// without this it read those empty hours from the store again at every message.
+    empty: Option<(i64, i64)>,
 }
 
 impl HourlyWindow {
     fn known(&self, h: i64) -> bool {
-        self.hours.get(&h).is_some_and(|x| !x.partial)
+        match self.hours.get(&h) {
+            Some(x) => !x.partial,
+            None => self.empty.is_some_and(|(a, b)| a <= h && h <= b),
+        }
     }
 
     /// The first and last hour of `from..=to` not known, if any.
@@ -184,7 +192,23 @@ impl HourlyWindow {
     /// Forgets the hours `keep` does not want, except those changed by a batch after
     /// `committed` (the store does not have them yet).
     fn forget(&mut self, keep: impl Fn(i64) -> bool, committed: u64) {
-        self.hours.retain(|&h, x| keep(h) || x.batch > committed);
+        let stays = |h: i64, x: &Hour| keep(h) || x.batch > committed;
+        // The highest of the hours that go, down to the first that held something (or was
+        // known only in part, or is not next to the one above): known to be empty.
+        let mut stretch: Option<(i64, i64)> = None;
+        for (&h, x) in self.hours.iter().rev().filter(|(h, x)| !stays(**h, x)) {
+            if x.partial || x.has_data() || stretch.is_some_and(|(lo, _)| lo != h + 1) {
+                break;
+            }
+            stretch = Some((h, stretch.map_or(h, |(_, hi)| hi)));
+        }
+        if let Some((lo, hi)) = stretch {
+            self.empty = match self.empty {
+                Some((a, b)) if a <= hi + 1 && lo <= b + 1 => Some((a.min(lo), b.max(hi))),
+                _ => Some((lo, hi)),
+            };
+        }
+        self.hours.retain(|&h, x| stays(h, x));
     }
 }
 
@@ -619,6 +643,32 @@ mod tests {
             at(&pm.derive(1, &mut load), "pm25_nowcast"),
             vec![(12, expected)]
         );
+    }
+
+    #[test]
+    fn a_new_station_asks_the_store_for_its_past_once_not_at_every_reading() {
+        let asked = std::cell::Cell::new(0);
+        let mut load = |_: Pollutant, _: i64, _: i64| {
+            asked.set(asked.get() + 1);
+            Some(BTreeMap::new())
+        };
+        let mut pm = Particulates::default();
+        let t0 = 1_000 * H;
+        for (b, m) in (1..).zip(0..600) {
+            let t = t0 + m * 60_000;
+            pm.push(Pollutant::Pm25, t, 20.0, b, &mut load);
+            pm.push(Pollutant::Pm10, t, 30.0, b, &mut load);
+            pm.derive(b - 1, &mut load);
+        }
+        // Ten hours of readings: the first message, and the hours each new hour brings
+        // into view; not 600 times the day before it (which holds nothing).
+        let n = asked.get();
+        assert!(n > 0 && n < 60, "{n} reads of the store");
+        // What it knows of that empty day is still right: a late reading there counts.
+        pm.push(Pollutant::Pm25, t0 - 5 * H, 80.0, 700, &mut load);
+        pm.derive(699, &mut load);
+        assert_eq!(pm.windows[0].average(t0 / H - 5), Some(80.0));
+        assert!(pm.windows[0].known(t0 / H - 6));
     }
 
     #[test]
