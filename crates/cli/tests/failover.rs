@@ -10,34 +10,29 @@
 mod missing;
 #[path = "../../engine/tests/common/nats.rs"]
 mod nats;
+#[path = "common/serve.rs"]
+mod serving;
 
 use async_nats::jetstream::{self, message::PublishMessage};
 use futures_util::StreamExt;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 const N: usize = 6_000;
 
 fn serve(data: &Path, config: &Path, store: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ioc"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .arg("--config")
-        .arg(config)
-        .args(["--store", store])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
-    assert!(url.starts_with("http://"), "{line}");
-    (child, url)
+    let (data, config) = (data.as_os_str(), config.as_os_str());
+    serving::serve([
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--data".as_ref(),
+        data,
+        "--config".as_ref(),
+        config,
+        "--store".as_ref(),
+        store.as_ref(),
+    ])
 }
 
 async fn get(url: &str) -> (u16, serde_json::Value) {

@@ -13,10 +13,12 @@
 
 #[path = "../../engine/tests/common/mosquitto.rs"]
 mod mosquitto;
+#[path = "common/serve.rs"]
+mod serving;
 
 use mosquitto::Mosquitto;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,22 +29,15 @@ use std::time::{Duration, Instant};
 const N: usize = 10_000;
 
 fn serve(data: &Path, config: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ioc"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .arg("--config")
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
-    assert!(url.starts_with("http://"), "{line}");
-    (child, url)
+    let (data, config) = (data.as_os_str(), config.as_os_str());
+    serving::serve([
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--data".as_ref(),
+        data,
+        "--config".as_ref(),
+        config,
+    ])
 }
 
 fn get(url: &str) -> serde_json::Value {

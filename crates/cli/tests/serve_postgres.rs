@@ -3,35 +3,19 @@
 //! database, not in the data folder (a node started on another folder finds it); a URL with
 //! a password in it is refused before anything starts.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+#[path = "common/serve.rs"]
+mod serving;
 
 fn serve(data: &Path, store: Option<&str>) -> (Child, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ioc"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data);
+    let mut args = vec!["--listen".into(), "127.0.0.1:0".into(), "--data".into()];
+    args.push(data.as_os_str().to_owned());
     if let Some(url) = store {
-        cmd.args(["--store", url]);
+        args.extend(["--store".into(), url.into()]);
     }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    assert!(url.starts_with("http://"), "{line:?}");
-    (child, url)
+    serving::serve::<std::ffi::OsString>(args)
 }
 
 async fn json(url: &str) -> (u16, serde_json::Value) {

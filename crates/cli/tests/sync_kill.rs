@@ -3,10 +3,11 @@
 //! written twice, so the test also compares the rollups' counts (a reading counted twice
 //! would show there) with the OC's own.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+#[path = "common/serve.rs"]
+mod serving;
 
 /// Readings of the imported station: enough for tens of requests of 5,000.
 const ROWS: usize = 120_000;
@@ -27,21 +28,16 @@ impl Drop for Serving {
 }
 
 fn serve(data: &Path, config: &Path, port: u16) -> (Serving, String) {
-    let mut child = ioc()
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
-        .arg(data)
-        .arg("--config")
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
-    assert!(url.starts_with("http://"), "{line}");
+    let listen = format!("127.0.0.1:{port}");
+    let (data, config) = (data.as_os_str(), config.as_os_str());
+    let (child, url) = serving::serve([
+        "--listen".as_ref(),
+        listen.as_ref(),
+        "--data".as_ref(),
+        data,
+        "--config".as_ref(),
+        config,
+    ]);
     (Serving(child), url)
 }
 

@@ -1,0 +1,32 @@
+//! `ioc serve` as a real process for the CLI's tests: started with the arguments a test
+//! gives, and found by the line it prints once it listens (`IOC Console listening on URL`).
+//! One file, included by path by each test that needs it.
+
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// Runs `ioc serve ARGS` and returns the process with the URL it listens on.
+pub fn serve<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ioc"))
+        .arg("serve")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(url.starts_with("http://"), "{line:?}");
+    (child, url)
+}
