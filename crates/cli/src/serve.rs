@@ -70,6 +70,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         _ => Arc::new(ioc_engine::clock::SystemClock),
     };
     let addr = listener.local_addr()?;
+    // Signals are listened to once, for the whole run: one that comes while a standby turns
+    // active (between the two servers) still stops it.
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown_signal().await;
+            stop.cancel();
+        }
+    });
     // On PostgreSQL several nodes share the store: one runs the pipeline (it holds the
     // lease), the others stand by on their socket, forwarding to it, until it goes.
     let (lease, listener) = match &config.store.url {
@@ -80,14 +90,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             })
             .await??;
             let advertise = match &config.server.advertise {
-                Some(url) => url.clone(),
-                None if addr.ip().is_unspecified() => {
-                    tracing::warn!(
-                        "listening on {addr} without [server] advertise: the other nodes on \
-                         this store cannot forward to this one when it is active"
-                    );
-                    format!("http://127.0.0.1:{}", addr.port())
-                }
+                Some(url) => url.trim_end_matches('/').to_string(),
+                None if addr.ip().is_unspecified() => anyhow::bail!(
+                    "listening on {addr} on a shared PostgreSQL store: say where the other \
+                     nodes reach this one with [server] advertise = \"http://ADDRESS:{}\"",
+                    addr.port()
+                ),
                 None => format!("http://{addr}"),
             };
             // Tests and scripts read this line to find the port, standby or not.
@@ -97,7 +105,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 at,
                 advertise,
                 &config.server.hosts,
-                shutdown_signal(),
+                stop.clone().cancelled_owned(),
             )
             .await?;
             let Some(lease) = lease else {
@@ -126,7 +134,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     tokio::select! {
-        served = ioc_server::serve(engine.clone(), listener, shutdown_signal()) => served?,
+        served = ioc_server::serve(engine.clone(), listener, stop.cancelled_owned()) => served?,
         _ = lost => {
             // Another node may run the pipeline already: nothing more may be written from
             // here, not even what is queued (it was not acknowledged, so its sources send

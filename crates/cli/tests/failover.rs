@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-const N: usize = 6_000;
+const N: usize = 10_000;
 
 fn serve(data: &Path, config: &Path, store: &str) -> (Child, String) {
     let (data, config) = (data.as_os_str(), config.as_os_str());
@@ -45,17 +45,93 @@ async fn get(url: &str) -> (u16, serde_json::Value) {
     }
 }
 
-async fn post(url: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-    let r = reqwest::Client::new()
-        .post(url)
-        .json(&body)
-        .send()
-        .await
+/// An operator signed in at one node's address, as a browser is: a session cookie, and
+/// that address as the origin of what it sends.
+struct Browser {
+    base: String,
+    cookie: String,
+}
+
+const PASSWORD: &str = "mật khẩu đủ dài";
+
+impl Browser {
+    async fn sign_in(base: &str) -> Browser {
+        let r = reqwest::Client::new()
+            .post(format!("{base}/api/login"))
+            .header("origin", base)
+            .json(&serde_json::json!({"username": "lan", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "signing in at {base}");
+        let cookie = r.headers()["set-cookie"].to_str().unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_string();
+        Browser {
+            base: base.to_string(),
+            cookie,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let c = reqwest::Client::new();
+        let url = format!("{}{path}", self.base);
+        let mut r = if method == "POST" {
+            c.post(url)
+        } else {
+            c.get(url)
+        }
+        .header("cookie", &self.cookie)
+        .header("origin", &self.base);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        match r.send().await {
+            Ok(r) => (
+                r.status().as_u16(),
+                r.json().await.unwrap_or(serde_json::Value::Null),
+            ),
+            Err(_) => (0, serde_json::Value::Null),
+        }
+    }
+
+    async fn feed(&self, query: &str) -> Feed {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("ws{}/ws{query}", self.base.trim_start_matches("http"));
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut()
+            .insert("cookie", self.cookie.parse().unwrap());
+        req.headers_mut()
+            .insert("origin", self.base.parse().unwrap());
+        tokio_tungstenite::connect_async(req).await.unwrap().0
+    }
+}
+
+/// `ioc user add lan` on the store: from then on every request needs a session.
+fn add_account(data: &Path, store: &str) {
+    use std::io::Write;
+    let mut add = std::process::Command::new(env!("CARGO_BIN_EXE_ioc"))
+        .args([
+            "user",
+            "add",
+            "lan",
+            "--role",
+            "admin",
+            "--password-stdin",
+            "--data",
+        ])
+        .arg(data)
+        .args(["--store", store])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
         .unwrap();
-    (
-        r.status().as_u16(),
-        r.json().await.unwrap_or(serde_json::Value::Null),
-    )
+    writeln!(add.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    assert!(add.wait().unwrap().success());
 }
 
 async fn wait(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
@@ -97,11 +173,6 @@ async fn next(feed: &mut Feed) -> Option<serde_json::Value> {
     }
 }
 
-async fn feed(base: &str, query: &str) -> Feed {
-    let url = format!("ws{}/ws{query}", base.trim_start_matches("http"));
-    tokio_tungstenite::connect_async(url).await.unwrap().0
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn killing_the_active_node_mid_burst_loses_nothing() {
     if nats::binary().is_none() {
@@ -140,6 +211,7 @@ interval = "1h"
     )
     .unwrap();
 
+    add_account(&dir.path().join("a"), &store);
     let (mut active, a) = serve(&dir.path().join("a"), &config, &store);
     wait("the first node ready", 60, async || {
         get(&format!("{a}/api/ready")).await.0 == 200
@@ -151,24 +223,35 @@ interval = "1h"
     assert_eq!(ready["up"], true);
     assert_eq!(ready["ready"], false);
 
-    // What the standby is asked, the active node answers.
-    let (status, health) = get(&format!("{b}/api/health")).await;
+    // What the standby is asked, the active node answers; signed in through the standby,
+    // the session cookie is the standby's address's (the active node sees the Host asked).
+    let at_b = Browser::sign_in(&b).await;
+    let at_a = Browser::sign_in(&a).await;
+    let port_b = b.rsplit(':').next().unwrap();
+    assert!(
+        at_b.cookie.starts_with(&format!("ioc_session_{port_b}=")),
+        "{}",
+        at_b.cookie
+    );
+    let (status, health) = at_b.call("GET", "/api/health", None).await;
     assert_eq!(status, 200, "{health}");
     assert_eq!(health["status"], "ok", "{health}");
     let mut unit = String::new();
     wait("the province's units", 60, async || {
-        let (_, units) = get(&format!("{b}/api/units")).await;
+        let (_, units) = at_b.call("GET", "/api/units", None).await;
         unit = units[1]["code"].as_str().unwrap_or_default().to_string();
         !unit.is_empty()
     })
     .await;
-    let (status, first) = post(
-        &format!("{b}/api/directives"),
-        serde_json::json!({"unit": unit, "title": "Qua nút dự phòng", "within": "2h"}),
-    )
-    .await;
+    let (status, first) = at_b
+        .call(
+            "POST",
+            "/api/directives",
+            Some(serde_json::json!({"unit": unit, "title": "Qua nút dự phòng", "within": "2h"})),
+        )
+        .await;
     assert!(status < 300, "{status} {first}");
-    let mut on_standby = feed(&b, "").await;
+    let mut on_standby = at_b.feed("").await;
     let snapshot = next(&mut on_standby).await.expect("a snapshot");
     assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
     let old_epoch = snapshot["epoch"].as_str().unwrap().to_string();
@@ -197,11 +280,13 @@ interval = "1h"
         stored(&store).0 > (N / 10) as i64
     })
     .await;
-    let (status, second) = post(
-        &format!("{a}/api/directives"),
-        serde_json::json!({"unit": unit, "title": "Ngay trước sự cố", "within": "2h"}),
-    )
-    .await;
+    let (status, second) = at_a
+        .call(
+            "POST",
+            "/api/directives",
+            Some(serde_json::json!({"unit": unit, "title": "Ngay trước sự cố", "within": "2h"})),
+        )
+        .await;
     assert!(status < 300, "{status} {second}");
 
     active.kill().unwrap(); // SIGKILL
@@ -228,7 +313,8 @@ interval = "1h"
     );
 
     // The client comes back with what it had: another run, so the whole state, at once.
-    let mut again = feed(&b, &format!("?epoch={old_epoch}&since=1")).await;
+    // Still signed in: the same cookie, no new sign-in.
+    let mut again = at_b.feed(&format!("?epoch={old_epoch}&since=1")).await;
     let m = next(&mut again).await.expect("the feed again");
     assert_eq!(m["type"], "snapshot", "{m}");
     assert_ne!(m["epoch"], old_epoch.as_str());
@@ -250,7 +336,7 @@ interval = "1h"
     })
     .await;
     assert_eq!(stored(&store), (N as i64, N as i64), "every one, once");
-    let (_, latest) = get(&format!("{b}/api/entities/seq-1")).await;
+    let (_, latest) = at_b.call("GET", "/api/entities/seq-1", None).await;
     assert_eq!(
         latest["latest"]["seq"]["value"].as_f64(),
         Some((N - 1) as f64)
@@ -266,8 +352,9 @@ interval = "1h"
     let ended: i64 = db
         .query_row(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_locks
-             WHERE locktype = 'advisory' AND granted AND objid::bigint = ?1",
-            ioc_engine::store::db::params![0x10C_1EA5E_i64],
+             WHERE locktype = 'advisory' AND granted AND objid::bigint = ?1
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            ioc_engine::store::db::params![ioc_engine::store::lease::KEY],
             |r| r.get(0),
         )
         .unwrap();

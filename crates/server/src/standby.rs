@@ -29,6 +29,11 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 /// The client's address, and those of the proxies before it.
 const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
+/// Set on what a standby forwards: a standby refuses a request that carries it, so that a
+/// node that names itself as the active one (a wrong `[server] advertise`) cannot forward in
+/// a loop.
+const FORWARDED_BY: HeaderName = HeaderName::from_static("x-ioc-standby");
+
 /// How often a standby tries to take the lease (takeover within about this plus an engine
 /// start after the holder goes).
 const POLL: Duration = Duration::from_secs(1);
@@ -40,6 +45,8 @@ struct Standby {
     /// Whether the store answered the last try.
     store: Mutex<bool>,
     client: reqwest::Client,
+    /// Cancelled when this node takes the lease: the forwarded feeds end with it.
+    done: tokio_util::sync::CancellationToken,
 }
 
 /// Stands by on `listener` until this node takes the pipeline's lease on `at` and returns it
@@ -60,6 +67,7 @@ pub async fn stand_by(
             .connect_timeout(Duration::from_secs(2))
             .build()
             .map_err(std::io::Error::other)?,
+        done: tokio_util::sync::CancellationToken::new(),
     });
     let app = Router::new()
         .route("/api/ready", get(ready))
@@ -99,8 +107,8 @@ pub async fn stand_by(
                 }
             }
             Err(e) => {
+                // The active node may well be fine: go on forwarding to it.
                 *state.store.lock().unwrap() = false;
-                *state.active.lock().unwrap() = None;
                 format!("standing by: the store does not answer: {e}")
             }
         };
@@ -108,7 +116,8 @@ pub async fn stand_by(
             let serving = axum::serve(
                 served,
                 app.into_make_service_with_connect_info::<SocketAddr>(),
-            );
+            )
+            .with_graceful_shutdown(state.done.clone().cancelled_owned());
             server = Some(tokio::spawn(async move { serving.await }));
         }
         if said.as_deref() != Some(news.as_str()) {
@@ -120,10 +129,17 @@ pub async fn stand_by(
             _ = &mut shutdown => break None,
         }
     };
-    // Forwarded requests and feeds end here; their clients come back to this node.
-    if let Some(server) = server {
-        server.abort();
-        let _ = server.await;
+    // Forwarded feeds end here and idle connections are closed, so their clients come back
+    // to this node; requests under way get a moment to finish.
+    state.done.cancel();
+    if let Some(mut server) = server {
+        if tokio::time::timeout(Duration::from_secs(2), &mut server)
+            .await
+            .is_err()
+        {
+            server.abort();
+            let _ = server.await;
+        }
     }
     Ok((lease, tokio::net::TcpListener::from_std(listener)?))
 }
@@ -168,6 +184,14 @@ async fn forward(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut req: Request,
 ) -> Response {
+    if req.headers().contains_key(FORWARDED_BY) {
+        return crate::ApiError::new(
+            StatusCode::LOOP_DETECTED,
+            "a standby forwarded this request to another standby: check each node's \
+             [server] advertise",
+        )
+        .into_response();
+    }
     let Some(active) = s.active.lock().unwrap().clone() else {
         return unavailable(
             "this node stands by and no active node is known yet (one takes over within \
@@ -195,12 +219,17 @@ async fn forward(
         Err(_) => return crate::ApiError::bad_request("bad X-Forwarded-For").into_response(),
     };
     if req.headers().contains_key(header::SEC_WEBSOCKET_KEY) {
-        return bridge(&active, &path, req).await;
+        return bridge(&active, &path, req, s.done.clone()).await;
     }
     let (parts, body) = req.into_parts();
-    let mut to = s.client.request(parts.method, format!("{active}{path}"));
+    let mut to = s
+        .client
+        .request(parts.method, format!("{active}{path}"))
+        .header(FORWARDED_BY, "1");
     for (k, v) in &parts.headers {
-        if !hop_by_hop(k) {
+        // The Host the client named goes on: the active node checks it, names the session
+        // cookie after it and builds its answers' policies from it.
+        if !hop_by_hop(k) || k == header::HOST {
             to = to.header(k, v);
         }
     }
@@ -230,13 +259,22 @@ fn copy(from: &HeaderMap, to: &mut HeaderMap) {
 /// A WebSocket (the live feed, a camera's video): connected to the active node first, so
 /// that its refusal (401, 404) is the client's answer; then messages both ways until
 /// either side ends.
-async fn bridge(active: &str, path: &str, req: Request) -> Response {
+async fn bridge(
+    active: &str,
+    path: &str,
+    req: Request,
+    done: tokio_util::sync::CancellationToken,
+) -> Response {
     let ws_url = format!("ws{}{path}", active.trim_start_matches("http"));
     let mut upstream_req = match ws_url.as_str().into_client_request() {
         Ok(r) => r,
         Err(e) => return unavailable(format!("cannot forward to {ws_url}: {e}")),
     };
+    upstream_req
+        .headers_mut()
+        .insert(FORWARDED_BY, HeaderValue::from_static("1"));
     for name in [
+        header::HOST,
         FORWARDED_FOR,
         header::COOKIE,
         header::AUTHORIZATION,
@@ -289,10 +327,12 @@ async fn bridge(active: &str, path: &str, req: Request) -> Response {
             }
             let _ = to_active.close().await;
         };
-        // Either side ending ends both: the client reconnects and resumes.
+        // Either side ending ends both, as does this node taking the lease: the client
+        // reconnects and resumes.
         tokio::select! {
             _ = down => {}
             _ = up => {}
+            _ = done.cancelled() => {}
         }
     });
     resp

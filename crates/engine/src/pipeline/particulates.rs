@@ -111,7 +111,9 @@ pub(crate) struct HourlyWindow {
     /// Hours (first, last) forgotten while known to hold no reading: still known. A station
     /// whose readings all lie in the last day (a new one, or back after two days) looks back
     /// [`LOOKBACK`] hours for the reading before each new one, further than the window keeps;
-    /// without this it read those empty hours from the store again at every message.
+    /// without this it read those empty hours from the store again at every message. No hour
+    /// in `hours` is in it: an hour that gets an entry (a late reading) is cut out of it, so
+    /// once forgotten it is read from the store again.
     empty: Option<(i64, i64)>,
 }
 
@@ -119,7 +121,22 @@ impl HourlyWindow {
     fn known(&self, h: i64) -> bool {
         match self.hours.get(&h) {
             Some(x) => !x.partial,
-            None => self.empty.is_some_and(|(a, b)| a <= h && h <= b),
+            None => self.in_empty(h),
+        }
+    }
+
+    /// Whether `h` is one of the forgotten hours known to be empty.
+    fn in_empty(&self, h: i64) -> bool {
+        self.empty.is_some_and(|(a, b)| a <= h && h <= b)
+    }
+
+    /// Takes `h` out of the forgotten empty hours (it is getting an entry): what is left is
+    /// the longer side of it.
+    fn cut(&mut self, h: i64) {
+        if let Some((a, b)) = self.empty.filter(|_| self.in_empty(h)) {
+            let (below, above) = ((a, h - 1), (h + 1, b));
+            let longer = if h - a >= b - h { below } else { above };
+            self.empty = (longer.0 <= longer.1).then_some(longer);
         }
     }
 
@@ -141,6 +158,7 @@ impl HourlyWindow {
             match self.hours.get_mut(&h) {
                 None => {
                     self.hours.insert(h, Hour::from_store(s));
+                    self.cut(h);
                 }
                 Some(x) if x.partial => {
                     // At a time both hold, the store's value stands: it kept the first.
@@ -280,9 +298,12 @@ impl Particulates {
         self.know(p, h - SPAN, h + SPAN, load);
         let w = &mut self.windows[i];
         let newest_ms = w.newest_reading().and_then(|n| w.reading_time(n));
-        // Not known: the store could not be read, so this is only part of the hour.
+        // Not known: the store could not be read, so this is only part of the hour (unless
+        // it is one of the forgotten hours known to be empty).
+        let known_empty = w.in_empty(h);
+        w.cut(h);
         let hour = w.hours.entry(h).or_insert_with(|| Hour {
-            partial: true,
+            partial: !known_empty,
             ..Default::default()
         });
         if hour.add(t_ms, value, batch) {
@@ -669,6 +690,32 @@ mod tests {
         pm.derive(699, &mut load);
         assert_eq!(pm.windows[0].average(t0 / H - 5), Some(80.0));
         assert!(pm.windows[0].known(t0 / H - 6));
+        // Once committed and forgotten, that hour is not taken for empty: it is read again.
+        for (b, m) in (701..).zip(600..1200) {
+            pm.push(Pollutant::Pm25, t0 + m * 60_000, 20.0, b, &mut load);
+            pm.derive(b, &mut load);
+        }
+        let w = &pm.windows[0];
+        assert!(!w.hours.contains_key(&(t0 / H - 5)), "forgotten");
+        assert!(!w.known(t0 / H - 5), "{:?}", w.empty);
+    }
+
+    #[test]
+    fn a_late_reading_in_an_hour_known_empty_is_not_forgotten_as_empty() {
+        let mut pm = Particulates::default();
+        pm.windows[0].empty = Some((0, 100));
+        let mut load = |_: Pollutant, from: i64, to: i64| -> Option<BTreeMap<i64, StoredHour>> {
+            panic!("hours {from}..={to} are known")
+        };
+        pm.push(Pollutant::Pm25, 50 * H + 60_000, 42.0, 1, &mut load);
+        let w = &mut pm.windows[0];
+        assert_eq!(w.average(50), Some(42.0));
+        assert!(w.known(50), "known: empty but for this reading");
+        assert_eq!(w.empty, Some((0, 49)), "the longer side stays");
+        // Forgotten once committed: then it is read from the store, not taken for empty.
+        w.hours.remove(&50);
+        assert!(!w.known(50));
+        assert!(w.known(49) && !w.known(51));
     }
 
     #[test]

@@ -545,6 +545,17 @@ pub fn pg_config(url: &str) -> Result<tokio_postgres::Config> {
             config.password(p.as_encoded_bytes());
         }
     }
+    // A database that does not answer is an error within seconds, not minutes; a link that
+    // died without a word is found by TCP keepalives (about 25 s), so that a node that lost
+    // its lease that way learns it (see `lease`), as the server does on its side.
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(std::time::Duration::from_secs(10));
+    }
+    config
+        .keepalives(true)
+        .keepalives_idle(std::time::Duration::from_secs(10))
+        .keepalives_interval(std::time::Duration::from_secs(5))
+        .keepalives_retries(3);
     Ok(config)
 }
 

@@ -23,8 +23,21 @@ pub(crate) const TABLE: &str = "CREATE TABLE IF NOT EXISTS ioc_lease (
 )";
 
 /// An arbitrary constant of ours for `pg_try_advisory_lock`: the pipeline's lease (the
-/// schema's migrations use another).
-const KEY: i64 = 0x10C_1EA5E;
+/// schema's migrations use another). Its upper half is the schema's (see [`key`]).
+pub const KEY: i64 = 0x10C_1EA5E;
+
+/// The lease's key in the database `db` is connected to: [`KEY`] in the lower 32 bits, a
+/// hash of the current schema in the upper ones, since advisory locks are per database
+/// while an IOC's tables are per schema (`ioc bench ingest --store` runs an engine in
+/// scratch schemas of a database that may hold a province's store).
+fn key(db: &Db) -> Result<i64, StoreError> {
+    let schema: String = db.query_row("SELECT current_schema()", params![], |r| r.get(0))?;
+    // FNV-1a: stable across versions and machines (every node must compute the same key).
+    let hash = schema.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    Ok((i64::from(hash & 0x7fff_ffff) << 32) | KEY)
+}
 
 /// The lease, held for as long as this value (or the writer it was handed to) keeps its
 /// connection.
@@ -51,7 +64,8 @@ impl Lease {
             )));
         }
         let db = at.connect()?;
-        let got: bool = db.query_row("SELECT pg_try_advisory_lock(?1)", params![KEY], |r| {
+        let key = key(&db)?;
+        let got: bool = db.query_row("SELECT pg_try_advisory_lock(?1)", params![key], |r| {
             r.get(0)
         })?;
         if !got {
@@ -93,7 +107,7 @@ impl Lease {
             "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
                  AND ((classid::bigint << 32) | objid::bigint) = ?1)",
-            params![KEY],
+            params![key(db)?],
             |r| r.get(0),
         )?;
         if !held {
