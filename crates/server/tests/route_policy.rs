@@ -674,9 +674,16 @@ async fn every_route_declares_and_enforces_its_policy() {
     drop(dir);
 }
 
-/// Routes are only ever added through the table: no `.route(` elsewhere in the server.
+/// Routes are only ever added through the table: no `.route(` elsewhere in the server, but
+/// a standby node's one route of its own, its readiness check, which the table declares
+/// public (everything else a standby is asked goes to the active node and its table).
 #[test]
 fn routes_are_added_through_the_table_only() {
+    let ready = ioc_server::routes::table()
+        .into_iter()
+        .find(|r| r.path == "/api/ready")
+        .expect("readiness in the table");
+    assert!(matches!(ready.access, Access::Public));
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut offenders = Vec::new();
     let mut files = 0;
@@ -685,7 +692,10 @@ fn routes_are_added_through_the_table_only() {
         if p.extension().is_some_and(|x| x == "rs") {
             files += 1;
             let name = p.file_name().unwrap().to_string_lossy().to_string();
-            let text = std::fs::read_to_string(&p).unwrap();
+            let mut text = std::fs::read_to_string(&p).unwrap();
+            if name == "standby.rs" {
+                text = text.replacen(".route(\"/api/ready\", get(ready))", "", 1);
+            }
             for needle in [
                 ".route(",
                 ".nest(",
