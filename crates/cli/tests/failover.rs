@@ -10,30 +10,18 @@
 mod missing;
 #[path = "../../engine/tests/common/nats.rs"]
 mod nats;
+#[path = "common/seq_burst.rs"]
+mod seq_burst;
 #[path = "common/serve.rs"]
 mod serving;
 
-use async_nats::jetstream::{self, message::PublishMessage};
+use async_nats::jetstream;
 use futures_util::StreamExt;
+use serving::wait;
 use std::path::Path;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 const N: usize = 10_000;
-
-fn serve(data: &Path, config: &Path, store: &str) -> (Child, String) {
-    let (data, config) = (data.as_os_str(), config.as_os_str());
-    serving::serve([
-        "--listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
-        "--data".as_ref(),
-        data,
-        "--config".as_ref(),
-        config,
-        "--store".as_ref(),
-        store.as_ref(),
-    ])
-}
 
 async fn get(url: &str) -> (u16, serde_json::Value) {
     match reqwest::get(url).await {
@@ -134,14 +122,6 @@ fn add_account(data: &Path, store: &str) {
     assert!(add.wait().unwrap().success());
 }
 
-async fn wait(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The burst's `seq` values in the store: how many rows, how many distinct.
 fn stored(store: &str) -> (i64, i64) {
     let at = ioc_engine::store::Location::postgres(store).unwrap();
@@ -212,12 +192,14 @@ interval = "1h"
     .unwrap();
 
     add_account(&dir.path().join("a"), &store);
-    let (mut active, a) = serve(&dir.path().join("a"), &config, &store);
+    let (mut active, a) =
+        serving::serve_configured(&dir.path().join("a"), &config, &["--store", &store]);
     wait("the first node ready", 60, async || {
         get(&format!("{a}/api/ready")).await.0 == 200
     })
     .await;
-    let (standby, b) = serve(&dir.path().join("b"), &config, &store);
+    let (standby, b) =
+        serving::serve_configured(&dir.path().join("b"), &config, &["--store", &store]);
     let (status, ready) = get(&format!("{b}/api/ready")).await;
     assert_eq!(status, 503, "a second node stands by: {ready}");
     assert_eq!(ready["up"], true);
@@ -258,24 +240,7 @@ interval = "1h"
 
     // The burst, through the bus.
     let js = jetstream::new(async_nats::connect(broker.urls()).await.unwrap());
-    let t0 = chrono::Utc::now() - chrono::Duration::seconds(N as i64 + 3600);
-    let mut acks = Vec::new();
-    for i in 0..N {
-        let t = (t0 + chrono::Duration::seconds(i as i64)).to_rfc3339();
-        let body = format!(
-            r#"{{"id": "seq-1", "type": "Device", "location": {{"type": "Point", "coordinates": [105.68, 18.67]}}, "dateObserved": "{t}", "seq": {i}}}"#
-        );
-        let m = PublishMessage::build().payload(body.into());
-        acks.push(js.send_publish("ioc.seq", m).await.unwrap());
-        if acks.len() == 500 {
-            for a in acks.drain(..) {
-                a.await.unwrap();
-            }
-        }
-    }
-    for a in acks {
-        a.await.unwrap();
-    }
+    seq_burst::publish(&js, N).await;
     wait("part of the burst committed", 120, async || {
         stored(&store).0 > (N / 10) as i64
     })

@@ -20,25 +20,13 @@ use mosquitto::Mosquitto;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Messages in the burst: the kill comes once a fifth are committed, and while the engine and
 /// the test's polling catch up the broker hands over a few thousand more; a burst this long
 /// still has most of it to go when the kill lands.
 const N: usize = 10_000;
-
-fn serve(data: &Path, config: &Path) -> (Child, String) {
-    let (data, config) = (data.as_os_str(), config.as_os_str());
-    serving::serve([
-        "--listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
-        "--data".as_ref(),
-        data,
-        "--config".as_ref(),
-        config,
-    ])
-}
 
 fn get(url: &str) -> serde_json::Value {
     let url = url.to_string();
@@ -153,7 +141,7 @@ client_id = "ioc-kill-test"
     )
     .unwrap();
 
-    let (mut server, url) = serve(&data, &config);
+    let (mut server, url) = serving::serve_configured(&data, &config, &[]);
     wait("the MQTT source to connect", || {
         get(&format!("{url}/api/sources"))[0]["state"] == "connected"
     });
@@ -221,7 +209,7 @@ client_id = "ioc-kill-test"
     );
 
     // Restart: the broker redelivers what was not acknowledged.
-    let (mut server, url) = serve(&data, &config);
+    let (mut server, url) = serving::serve_configured(&data, &config, &[]);
     wait("every message in the store", || {
         let latest = get(&format!("{url}/api/entities/seq-1"));
         latest["latest"]["seq"]["value"].as_f64() == Some((N - 1) as f64)

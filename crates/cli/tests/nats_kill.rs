@@ -8,41 +8,23 @@
 mod missing;
 #[path = "../../engine/tests/common/nats.rs"]
 mod nats;
+#[path = "common/seq_burst.rs"]
+mod seq_burst;
 #[path = "common/serve.rs"]
 mod serving;
 
-use async_nats::jetstream::{self, message::PublishMessage};
+use async_nats::jetstream;
+use serving::wait;
 use std::path::Path;
-use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const N: usize = 10_000;
 const CONSUMER: &str = "ioc-kill-test";
-
-fn serve(data: &Path, config: &Path) -> (Child, String) {
-    let (data, config) = (data.as_os_str(), config.as_os_str());
-    serving::serve([
-        "--listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
-        "--data".as_ref(),
-        data,
-        "--config".as_ref(),
-        config,
-    ])
-}
 
 async fn get(url: &str) -> serde_json::Value {
     match reqwest::get(url).await {
         Ok(r) => r.json().await.unwrap_or(serde_json::Value::Null),
         Err(_) => serde_json::Value::Null,
-    }
-}
-
-async fn wait(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -110,26 +92,9 @@ ack_wait = "5s"
     })
     .await
     .unwrap();
-    let t0 = chrono::Utc::now() - chrono::Duration::seconds(N as i64 + 3600);
-    let mut acks = Vec::new();
-    for i in 0..N {
-        let t = (t0 + chrono::Duration::seconds(i as i64)).to_rfc3339();
-        let body = format!(
-            r#"{{"id": "seq-1", "type": "Device", "location": {{"type": "Point", "coordinates": [105.68, 18.67]}}, "dateObserved": "{t}", "seq": {i}}}"#
-        );
-        let m = PublishMessage::build().payload(body.into());
-        acks.push(js.send_publish("ioc.seq", m).await.unwrap());
-        if acks.len() == 500 {
-            for a in acks.drain(..) {
-                a.await.unwrap();
-            }
-        }
-    }
-    for a in acks {
-        a.await.unwrap();
-    }
+    seq_burst::publish(&js, N).await;
 
-    let (mut server, url) = serve(&data, &config);
+    let (mut server, url) = serving::serve_configured(&data, &config, &[]);
     wait("part of the burst to be committed", 60, async || {
         get(&format!("{url}/api/health")).await["observations"]
             .as_u64()
@@ -163,7 +128,7 @@ ack_wait = "5s"
     );
 
     // Restart: the consumer hands over what was not acknowledged.
-    let (mut server, url) = serve(&data, &config);
+    let (mut server, url) = serving::serve_configured(&data, &config, &[]);
     wait("every message in the store", 120, async || {
         get(&format!("{url}/api/entities/seq-1")).await["latest"]["seq"]["value"].as_f64()
             == Some((N - 1) as f64)
