@@ -100,10 +100,27 @@ async fn tile_response(st: AppState, z: u8, x: u32, y: String) -> Result<Respons
         .get_tile(coord)
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let Some(bytes) = tile else {
+    let Some(mut bytes) = tile else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
-    let encoding = match reader.get_header().tile_compression {
+    let header = reader.get_header();
+    // Lines and polygons at one pixel's detail (`basemap::simplify`), except at the
+    // archive's deepest zoom, which the map enlarges past it. A tile that cannot be read
+    // so is served as stored, and the log says why.
+    let stored = match header.tile_compression {
+        pmtiles::Compression::Gzip => Some(basemap::simplify::Stored::Gzip),
+        pmtiles::Compression::None => Some(basemap::simplify::Stored::Plain),
+        _ => None,
+    };
+    if let (Some(how), true) = (stored, z < header.max_zoom) {
+        let raw = bytes.clone();
+        match tokio::task::spawn_blocking(move || basemap::simplify::for_screen(&raw, how)).await {
+            Ok(Ok(simple)) => bytes = simple.into(),
+            Ok(Err(why)) => tracing::warn!("basemap tile {z}/{x}/{y} served as stored: {why}"),
+            Err(e) => tracing::warn!("basemap tile {z}/{x}/{y} served as stored: {e}"),
+        }
+    }
+    let encoding = match header.tile_compression {
         pmtiles::Compression::Gzip => Some("gzip"),
         pmtiles::Compression::Brotli => Some("br"),
         pmtiles::Compression::Zstd => Some("zstd"),

@@ -2,6 +2,8 @@
 //! last sequence number gets only what it missed.
 
 mod common;
+#[path = "../../engine/tests/common/missing.rs"]
+mod missing;
 
 use futures_util::StreamExt;
 use ioc_engine::{Config, Engine, Item, Obs};
@@ -299,5 +301,61 @@ async fn sources_are_added_checked_kept_and_removed_from_the_admin_screen() {
     engine.delete_source("field-broker", "test").await.unwrap();
     assert!(engine.sources().is_empty());
     assert!(engine.delete_source("field-broker", "test").await.is_err());
+    engine.shutdown().await;
+}
+
+/// The province's boundary tiles reach the map at a screen's detail (far fewer vertices, the
+/// same communes), gzip-compressed as stored; the deepest zoom's tiles, which the map
+/// enlarges, exactly as stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn basemap_tiles_are_served_at_a_screens_detail() {
+    let Some(geo) = missing::shared_data("geo") else {
+        return missing::missing("../shared/data/geo not found: the real Nghệ An basemap");
+    };
+    let (_dir, engine, addr) = start().await;
+    let archive = geo.join("nghe-an-boundaries.pmtiles");
+    ioc_engine::basemap::import(engine.data_dir(), &archive)
+        .await
+        .unwrap();
+    let reader = pmtiles::AsyncPmTilesReader::new_with_path(&archive)
+        .await
+        .unwrap();
+    let max = reader.get_header().max_zoom;
+    assert_eq!(max, 13);
+    let gunzip = |b: &[u8]| {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(b)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    };
+    let client = reqwest::Client::builder().no_gzip().build().unwrap();
+    let mut seen = 0;
+    for (z, x, y) in [(5u8, 25u32, 14u32), (7, 101, 57), (13, 6500, 3663)] {
+        let stored = reader
+            .get_tile(pmtiles::TileCoord::new(z, x, y).unwrap())
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{z}/{x}/{y} is in the archive"));
+        let r = client
+            .get(format!("http://{addr}/api/basemap/tiles/{z}/{x}/{y}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-encoding"], "gzip");
+        let served = r.bytes().await.unwrap();
+        let (before, after) = (gunzip(&stored), gunzip(&served));
+        use ioc_engine::basemap::simplify::vertices;
+        if z == max {
+            assert_eq!(&served[..], &stored[..], "{z}/{x}/{y} as stored");
+        } else {
+            let (b, a) = (vertices(&before).unwrap(), vertices(&after).unwrap());
+            assert!(a > 0 && a * 3 < b, "{z}/{x}/{y}: {b} -> {a} vertices");
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, 3);
     engine.shutdown().await;
 }

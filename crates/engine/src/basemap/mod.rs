@@ -5,6 +5,8 @@
 //! Importing GeoJSON also yields the administrative units (code, name, a point inside each
 //! polygon), which the engine stores so that entities and alerts can name their commune.
 
+pub mod simplify;
+
 use geo::{BoundingRect, InteriorPoint};
 use ioc_model::{BasemapInfo, BasemapKind, Unit};
 use std::path::{Path, PathBuf};
@@ -267,7 +269,7 @@ fn round6(v: f64) -> f64 {
 
 /// How a test says that the shared data it needs is missing (a failure under CI).
 #[cfg(test)]
-#[path = "../tests/common/missing.rs"]
+#[path = "../../tests/common/missing.rs"]
 pub(crate) mod missing;
 
 #[cfg(test)]
