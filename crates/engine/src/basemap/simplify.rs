@@ -334,8 +334,14 @@ mod tests {
     fn commands_read_back_as_written() {
         let ring = vec![[0, 0], [10, 0], [10, -10], [0, 0]];
         let line = vec![[5, 5], [-7, 2000]];
-        assert_eq!(decode(&encode(&[ring.clone()], true)).unwrap(), vec![ring]);
-        assert_eq!(decode(&encode(&[line.clone()], false)).unwrap(), vec![line]);
+        assert_eq!(
+            decode(&encode(std::slice::from_ref(&ring), true)).unwrap(),
+            vec![ring]
+        );
+        assert_eq!(
+            decode(&encode(std::slice::from_ref(&line), false)).unwrap(),
+            vec![line]
+        );
         assert!(decode(&[9, 2]).is_err(), "a MoveTo cut short");
         assert!(decode(&[10, 2, 2]).is_err(), "a LineTo first");
         assert!(decode(&[3]).is_err(), "an unknown command");
@@ -351,7 +357,7 @@ mod tests {
             .collect();
         let before = tile(vec![
             feature(1, GeomType::Polygon, &[outer.clone(), hole.clone()]),
-            feature(2, GeomType::Linestring, &[line.clone()]),
+            feature(2, GeomType::Linestring, std::slice::from_ref(&line)),
             feature(3, GeomType::Point, &[vec![[7, 9]]]),
         ]);
         let after = simplify_tile(&before).unwrap();
