@@ -87,6 +87,13 @@ impl Browser {
         }
     }
 
+    /// Sends a directive to `unit`; it must be accepted.
+    async fn directive(&self, unit: &str, title: &str) {
+        let body = serde_json::json!({"unit": unit, "title": title, "within": "2h"});
+        let (status, reply) = self.call("POST", "/api/directives", Some(body)).await;
+        assert!(status < 300, "{title}: {status} {reply}");
+    }
+
     async fn feed(&self, query: &str) -> Feed {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let url = format!("ws{}/ws{query}", self.base.trim_start_matches("http"));
@@ -225,14 +232,7 @@ interval = "1h"
         !unit.is_empty()
     })
     .await;
-    let (status, first) = at_b
-        .call(
-            "POST",
-            "/api/directives",
-            Some(serde_json::json!({"unit": unit, "title": "Qua nút dự phòng", "within": "2h"})),
-        )
-        .await;
-    assert!(status < 300, "{status} {first}");
+    at_b.directive(&unit, "Qua nút dự phòng").await;
     let mut on_standby = at_b.feed("").await;
     let snapshot = next(&mut on_standby).await.expect("a snapshot");
     assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
@@ -245,14 +245,7 @@ interval = "1h"
         stored(&store).0 > (N / 10) as i64
     })
     .await;
-    let (status, second) = at_a
-        .call(
-            "POST",
-            "/api/directives",
-            Some(serde_json::json!({"unit": unit, "title": "Ngay trước sự cố", "within": "2h"})),
-        )
-        .await;
-    assert!(status < 300, "{status} {second}");
+    at_a.directive(&unit, "Ngay trước sự cố").await;
 
     active.kill().unwrap(); // SIGKILL
     let killed = Instant::now();

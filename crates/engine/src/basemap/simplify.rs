@@ -32,14 +32,14 @@ pub enum Stored {
 /// The stored tile with its lines and polygons simplified to one pixel, compressed the same
 /// way. An error names what could not be read; the caller then serves the tile as stored.
 pub fn for_screen(stored: &[u8], how: Stored) -> Result<Vec<u8>, String> {
-    let raw = match how {
-        Stored::Plain => stored.to_vec(),
+    let raw: std::borrow::Cow<[u8]> = match how {
+        Stored::Plain => stored.into(),
         Stored::Gzip => {
             let mut out = Vec::with_capacity(stored.len() * 4);
             flate2::read::GzDecoder::new(stored)
                 .read_to_end(&mut out)
                 .map_err(|e| format!("gzip: {e}"))?;
-            out
+            out.into()
         }
     };
     let simple = simplify_tile(&raw)?;
@@ -78,7 +78,10 @@ pub fn simplify_tile(mvt: &[u8]) -> Result<Vec<u8>, String> {
                     encode(&rings(&decode(&feature.geometry)?, epsilon), true)
                 }
                 // Points (and geometries of no known type) are served as they are.
-                _ => feature.geometry.clone(),
+                _ => {
+                    layer.features.push(feature);
+                    continue;
+                }
             };
             if !simple.is_empty() {
                 feature.geometry = simple;
