@@ -51,7 +51,7 @@ pub async fn one(
     let unit = c.view(&st).entity(&id)?.unit;
     st.engine
         .video()
-        .stream(&id)
+        .stream_now(st.engine.hub(), &id)
         .map(|s| Json(CameraStream { unit, ..s }))
         .ok_or_else(|| ApiError::not_found(format!("{id:?} has no video stream (no rtsp_url)")))
 }
@@ -159,10 +159,11 @@ pub async fn live(
     req: Request,
 ) -> Result<crate::ws::Switching, ApiError> {
     c.view(&st).entity(&id)?;
-    let feed =
-        st.engine.video().feed(&id).ok_or_else(|| {
-            ApiError::not_found(format!("{id:?} has no video stream (no rtsp_url)"))
-        })?;
+    let feed = st
+        .engine
+        .video()
+        .feed_now(st.engine.hub(), &id)
+        .ok_or_else(|| ApiError::not_found(format!("{id:?} has no video stream (no rtsp_url)")))?;
     let (resp, on_upgrade) = handshake(req)?;
     tokio::spawn(async move {
         let Ok(up) = on_upgrade.await else { return };

@@ -833,3 +833,51 @@ async fn evidence_clips_are_cut_from_the_kept_video_saved_downloaded_and_expire(
     .await;
     drop(srv);
 }
+
+/// A camera is there to open the moment it arrives: the engine follows new cameras half a
+/// second after a change, and an operator who opens one (or saves a clip of it) in between is
+/// not told it has no stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_opens_the_moment_it_arrives() {
+    let (_dir, engine, addr) = common::start_with(|_| {}).await;
+    add(&engine, "op-a", Role::Operator, &[A]);
+    let op = token(addr, "op-a").await;
+    // Nothing answers at these addresses: what matters is that the stream is there to open.
+    let ingest = |id: &'static str| {
+        let engine = engine.clone();
+        async move {
+            engine
+                .sender()
+                .ingest(
+                    "t",
+                    vec![
+                        common::unit(A, "Phường A"),
+                        camera(id, A, "rtsp://127.0.0.1:9/none"),
+                    ],
+                )
+                .await
+                .unwrap();
+            common::within(10, "the camera is known", || {
+                engine.hub().entity(id).is_some()
+            })
+            .await;
+        }
+    };
+    // The first camera is followed; the engine then waits half a second before it looks again.
+    ingest("cam-1").await;
+    common::within(10, "the first camera's stream", || {
+        engine.video().feed("cam-1").is_some()
+    })
+    .await;
+    ingest("cam-2").await;
+    assert_eq!(stream(addr, &op, "cam-2").await.camera, "cam-2");
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}/api/cameras/cam-2/clips"))
+        .bearer_auth(&op)
+        .json(&json!({"before_s": 0, "after_s": 0}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    assert_eq!(status, 201, "{}", r.text().await.unwrap());
+}

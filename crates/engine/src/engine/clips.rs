@@ -38,7 +38,7 @@ impl Engine {
         let Some(entity) = self.hub.entity(camera) else {
             return Err(EngineError::NotFound(format!("no camera {camera:?}")));
         };
-        let Some(feed) = self.video.feed(camera) else {
+        let Some(feed) = self.video.feed_now(&self.hub, camera) else {
             return Err(EngineError::BadInput(format!(
                 "{camera:?} has no video stream (rtsp_url): nothing to save"
             )));

@@ -497,6 +497,28 @@ impl Video {
     pub fn refresh(self: &Arc<Self>, hub: &crate::hub::Hub) {
         self.apply(&hub.entities_with(camera::RTSP_URL));
     }
+
+    /// The camera's feed, started now if its address has come but [`Video::follow`] has not
+    /// yet passed (it waits half a second after each change): an operator who opens a camera
+    /// or saves a clip the moment it appears is not told it has no stream.
+    pub fn feed_now(self: &Arc<Self>, hub: &crate::hub::Hub, camera: &str) -> Option<Arc<Feed>> {
+        if let Some(feed) = self.feed(camera) {
+            return Some(feed);
+        }
+        hub.entity(camera)?.attributes.get(camera::RTSP_URL)?;
+        self.refresh(hub);
+        self.feed(camera)
+    }
+
+    /// [`Video::stream`], started now as [`Video::feed_now`] does.
+    pub fn stream_now(
+        self: &Arc<Self>,
+        hub: &crate::hub::Hub,
+        camera: &str,
+    ) -> Option<CameraStream> {
+        self.feed_now(hub, camera)?;
+        self.stream(camera)
+    }
 }
 
 #[cfg(test)]
