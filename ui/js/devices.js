@@ -14,6 +14,15 @@
 // feature-state at once; the map holds only the markers around the view (about a view to
 // spare on each side), replaced when the view leaves them.
 
+import * as maplibregl from '/vendor/maplibre-gl.mjs';
+
+// One map worker, whatever the browser reports: the devices are clustered here, on the page,
+// so the worker only cuts the basemap's tiles and the markers around the view, and each worker
+// is a whole JavaScript engine of its own (WebKit reports four or eight cores against
+// fingerprinting, which gave the desktop window two workers on a two-core workstation: about
+// 15 MB of its memory for nothing).
+maplibregl.setWorkerCount(1);
+
 export const RANK = {
   unknown: 0, normal: 1, info: 2, offline: 3, fault: 4, warning: 5, major: 6, critical: 7,
 };
