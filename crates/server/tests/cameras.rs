@@ -33,6 +33,11 @@ fn camera(id: &str, unit: &str, url: &str) -> Item {
     ))
 }
 
+/// Hands `items` to the engine's pipeline, as a source would.
+async fn ingest(engine: &ioc_engine::Engine, items: Vec<Item>) {
+    engine.sender().ingest("t", items).await.unwrap();
+}
+
 async fn stream(addr: SocketAddr, t: &str, id: &str) -> CameraStream {
     let r = reqwest::Client::new()
         .get(format!("http://{addr}/api/cameras/{id}"))
@@ -74,19 +79,16 @@ async fn cameras_stream_to_viewers_within_their_units_and_keep_credentials_secre
     .await;
     add(&engine, "admin", Role::Admin, &[]);
     add(&engine, "op-a", Role::Operator, &[A]);
-    engine
-        .sender()
-        .ingest(
-            "t",
-            vec![
-                common::unit(A, "Phường A"),
-                common::unit(B, "Xã B"),
-                camera("cam-a", A, &srv.auth_url()),
-                camera("cam-b", B, &srv.url("cam0")),
-            ],
-        )
-        .await
-        .unwrap();
+    ingest(
+        &engine,
+        vec![
+            common::unit(A, "Phường A"),
+            common::unit(B, "Xã B"),
+            camera("cam-a", A, &srv.auth_url()),
+            camera("cam-b", B, &srv.url("cam0")),
+        ],
+    )
+    .await;
     let admin = token(addr, "admin").await;
     let op = token(addr, "op-a").await;
     let http = reqwest::Client::new();
@@ -233,11 +235,7 @@ async fn cameras_stream_to_viewers_within_their_units_and_keep_credentials_secre
         "rtsp://",
         &format!("rtsp://{}:{}@", test_server::USER, test_server::PASSWORD),
     );
-    engine
-        .sender()
-        .ingest("t", vec![camera("cam-c", A, &inline)])
-        .await
-        .unwrap();
+    ingest(&engine, vec![camera("cam-c", A, &inline)]).await;
     until(
         addr,
         &op,
@@ -389,30 +387,27 @@ async fn stills_are_asked_of_the_camera_once_per_interval_whoever_asks() {
     add(&engine, "op-a", Role::Operator, &[A]);
     add(&engine, "op-b", Role::Operator, &[B]);
     let base = format!("http://{}", cam.addr);
-    engine
-        .sender()
-        .ingest(
-            "t",
-            vec![
-                common::unit(A, "Phường A"),
-                common::unit(B, "Xã B"),
-                still_camera(
-                    "open",
-                    A,
-                    json!({"snapshot_url": format!("{base}/open.jpg")}),
-                ),
-                still_camera(
-                    "locked",
-                    A,
-                    json!({"snapshot_url": format!("{base}/snap.jpg")}),
-                ),
-                still_camera("html", A, json!({"snapshot_url": format!("{base}/page")})),
-                still_camera("demo", A, json!({"simulated": true})),
-                still_camera("blind", A, json!({})),
-            ],
-        )
-        .await
-        .unwrap();
+    ingest(
+        &engine,
+        vec![
+            common::unit(A, "Phường A"),
+            common::unit(B, "Xã B"),
+            still_camera(
+                "open",
+                A,
+                json!({"snapshot_url": format!("{base}/open.jpg")}),
+            ),
+            still_camera(
+                "locked",
+                A,
+                json!({"snapshot_url": format!("{base}/snap.jpg")}),
+            ),
+            still_camera("html", A, json!({"snapshot_url": format!("{base}/page")})),
+            still_camera("demo", A, json!({"simulated": true})),
+            still_camera("blind", A, json!({})),
+        ],
+    )
+    .await;
     common::within(10, "cameras registered", || {
         engine.hub().entity("blind").is_some()
     })
@@ -605,18 +600,15 @@ async fn evidence_clips_are_cut_from_the_kept_video_saved_downloaded_and_expire(
     add(&engine, "op-a", Role::Operator, &[A]);
     add(&engine, "op-b", Role::Operator, &[B]);
     add(&engine, "viewer-a", Role::Leader, &[A]);
-    engine
-        .sender()
-        .ingest(
-            "t",
-            vec![
-                common::unit(A, "Phường A"),
-                common::unit(B, "Xã B"),
-                camera("cam-a", A, &srv.url("cam0")),
-            ],
-        )
-        .await
-        .unwrap();
+    ingest(
+        &engine,
+        vec![
+            common::unit(A, "Phường A"),
+            common::unit(B, "Xã B"),
+            camera("cam-a", A, &srv.url("cam0")),
+        ],
+    )
+    .await;
     let op = token(addr, "op-a").await;
     let other = token(addr, "op-b").await;
     let viewer = token(addr, "viewer-a").await;
@@ -768,19 +760,16 @@ async fn evidence_clips_are_cut_from_the_kept_video_saved_downloaded_and_expire(
 
     // A rule with `clip = true`: its alert gets a clip of its camera by itself, on its
     // timeline.
-    engine
-        .sender()
-        .ingest(
-            "t",
-            vec![Item::Obs(ioc_engine::Obs {
-                entity: "cam-a".into(),
-                metric: "tamper".into(),
-                time: chrono::Utc::now(),
-                value: 1.0,
-            })],
-        )
-        .await
-        .unwrap();
+    ingest(
+        &engine,
+        vec![Item::Obs(ioc_engine::Obs {
+            entity: "cam-a".into(),
+            metric: "tamper".into(),
+            time: chrono::Utc::now(),
+            value: 1.0,
+        })],
+    )
+    .await;
     let alert = {
         let mut found = None;
         for _ in 0..100 {
@@ -843,20 +832,17 @@ async fn a_camera_opens_the_moment_it_arrives() {
     add(&engine, "op-a", Role::Operator, &[A]);
     let op = token(addr, "op-a").await;
     // Nothing answers at these addresses: what matters is that the stream is there to open.
-    let ingest = |id: &'static str| {
+    let arrive = |id: &'static str| {
         let engine = engine.clone();
         async move {
-            engine
-                .sender()
-                .ingest(
-                    "t",
-                    vec![
-                        common::unit(A, "Phường A"),
-                        camera(id, A, "rtsp://127.0.0.1:9/none"),
-                    ],
-                )
-                .await
-                .unwrap();
+            ingest(
+                &engine,
+                vec![
+                    common::unit(A, "Phường A"),
+                    camera(id, A, "rtsp://127.0.0.1:9/none"),
+                ],
+            )
+            .await;
             common::within(10, "the camera is known", || {
                 engine.hub().entity(id).is_some()
             })
@@ -864,12 +850,12 @@ async fn a_camera_opens_the_moment_it_arrives() {
         }
     };
     // The first camera is followed; the engine then waits half a second before it looks again.
-    ingest("cam-1").await;
+    arrive("cam-1").await;
     common::within(10, "the first camera's stream", || {
         engine.video().feed("cam-1").is_some()
     })
     .await;
-    ingest("cam-2").await;
+    arrive("cam-2").await;
     assert_eq!(stream(addr, &op, "cam-2").await.camera, "cam-2");
     let r = reqwest::Client::new()
         .post(format!("http://{addr}/api/cameras/cam-2/clips"))
