@@ -505,7 +505,9 @@ impl Video {
         if let Some(feed) = self.feed(camera) {
             return Some(feed);
         }
-        hub.entity(camera)?.attributes.get(camera::RTSP_URL)?;
+        // Only a device `apply` would give a feed: one whose `rtsp_url` is blank or not text
+        // would otherwise send every request for it through a pass over all the cameras.
+        let _would_get_one = target_of(&hub.entity(camera)?, None)?;
         self.refresh(hub);
         self.feed(camera)
     }
