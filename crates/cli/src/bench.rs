@@ -43,7 +43,8 @@ pub enum BenchCommand {
         sizes: Vec<usize>,
     },
     /// The desktop app's memory on the demo, all its processes (the app and its engine,
-    /// WebKit's), once settled; baseline: the same engine alone (`ioc serve`, no window).
+    /// WebKit's), once settled; baselines: the same engine alone (`ioc serve`, no window)
+    /// and the same app showing an empty page (the floor under any screen).
     /// Needs a display (Xvfb) and `ioc-desktop` beside this program.
     Desktop {
         /// Seconds each program runs before it is sampled.

@@ -1,8 +1,10 @@
 //! `ioc bench desktop`: the desktop app's memory on the demo (the Nghệ An simulator and the
 //! province's basemap), every process of it counted: the app with its engine, and WebKit's
 //! web and network processes. Sampled once it has settled, as a control room leaves it.
-//! Baseline, in the same run: the same engine alone (`ioc serve` on the demo, no window),
-//! so what the window costs shows apart.
+//! Baselines, in the same run: the same engine alone (`ioc serve` on the demo, no window),
+//! so what the window costs shows apart; and the same app showing an empty page instead of
+//! the console (its own UI folder holding one blank `index.html`): WebKit's three processes
+//! and the engine with nothing on the page, the floor under any page the window could show.
 //!
 //! Memory is PSS (`/proc/PID/smaps_rollup`): a page shared by several of the processes
 //! (WebKit's libraries) counts once in their sum, as it is once in the machine's memory.
@@ -98,6 +100,24 @@ fn import_basemap(data: &Path, basemap: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A UI folder holding one blank page, and a configuration that serves it in place of the
+/// console (everything else default: the demo runs as in the app's own measurement).
+fn empty_page(dir: &Path) -> anyhow::Result<PathBuf> {
+    let ui = dir.join("empty-ui");
+    std::fs::create_dir_all(&ui)?;
+    std::fs::write(
+        ui.join("index.html"),
+        "<!doctype html><html lang=\"vi\"><meta charset=\"utf-8\"><title>IOC</title><body></body></html>\n",
+    )?;
+    let config = dir.join("empty-page.toml");
+    let mut table = toml::Table::new();
+    let mut server = toml::Table::new();
+    server.insert("ui_dir".into(), ui.to_string_lossy().into_owned().into());
+    table.insert("server".into(), server.into());
+    std::fs::write(&config, toml::to_string(&table)?)?;
+    Ok(config)
+}
+
 /// Runs `cmd` for `settle`, then samples its tree three times a second apart and keeps the
 /// median sum (and that sample's processes).
 async fn measure(
@@ -152,8 +172,11 @@ pub async fn run(b: DesktopBench) -> anyhow::Result<()> {
     );
     let dir = tempfile::tempdir()?;
     let (serve_data, desktop_data) = (dir.path().join("serve"), dir.path().join("desktop"));
+    let empty_data = dir.path().join("empty");
     import_basemap(&serve_data, &b.basemap)?;
     import_basemap(&desktop_data, &b.basemap)?;
+    import_basemap(&empty_data, &b.basemap)?;
+    let empty_config = empty_page(dir.path())?;
 
     let (engine, engine_mb) = measure(
         Command::new(std::env::current_exe()?)
@@ -169,6 +192,16 @@ pub async fn run(b: DesktopBench) -> anyhow::Result<()> {
         "ioc-desktop",
     )
     .await?;
+    let (empty, empty_mb) = measure(
+        Command::new(&desktop)
+            .arg("--data")
+            .arg(&empty_data)
+            .arg("--config")
+            .arg(&empty_config),
+        b.settle,
+        "ioc-desktop on an empty page",
+    )
+    .await?;
     let list = |v: &[(String, f64)]| {
         v.iter()
             .map(|(n, m)| format!("{n} {m:.0} MB"))
@@ -176,10 +209,11 @@ pub async fn run(b: DesktopBench) -> anyhow::Result<()> {
             .join(", ")
     };
     println!("desktop: engine alone: {}", list(&engine));
+    println!("desktop: empty page: {}", list(&empty));
     println!("desktop: app: {}", list(&app));
     println!(
         "desktop: idle after {} s, all processes {app_mb:.0} MB (target ≤ 250), engine alone \
-         {engine_mb:.0} MB, ratio {:.2}",
+         {engine_mb:.0} MB, ratio {:.2}, empty page {empty_mb:.0} MB",
         b.settle.as_secs(),
         app_mb / engine_mb
     );
@@ -189,6 +223,22 @@ pub async fn run(b: DesktopBench) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The empty page's configuration is one the app takes, and it serves the blank page
+    /// instead of the console.
+    #[test]
+    fn the_empty_page_is_served_in_place_of_the_console() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ioc_engine::Config::load(Some(&empty_page(dir.path()).unwrap())).unwrap();
+        let ui = config.server.ui_dir.expect("ui_dir set");
+        let page = std::fs::read_to_string(ui.join("index.html")).unwrap();
+        assert!(page.contains("<body></body>"), "{page}");
+        assert_eq!(
+            std::fs::read_dir(&ui).unwrap().count(),
+            1,
+            "only the blank page"
+        );
+    }
 
     /// This process's tree holds a child it starts, and its memory is counted.
     #[test]
